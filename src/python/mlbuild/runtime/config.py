@@ -1,0 +1,274 @@
+"""The pipeline config file (`pipeline.yaml`): "config, not code".
+
+One YAML file per pipeline holds its hyperparameters (typed defaults), its data channels
+(a local sample path and an S3 URI each) and its SageMaker job settings. Everything is
+validated on load; an error names the file, the key, what was expected and how to fix it.
+
+    hyperparameters:
+      learning_rate: 0.1            # type inferred from the default: float
+      max_depth: {type: int, default: 3, min: 1, max: 16}
+      loss: {type: str, default: log_loss, choices: [log_loss]}
+    channels:
+      train:
+        local: data/train           # relative to the pipeline folder
+        s3: s3://my-bucket/churn/train/
+        content_type: text/csv
+    sagemaker:
+      role: arn:aws:iam::123456789012:role/SageMakerTraining
+      instance_type: ml.m5.large
+      instance_count: 1
+      volume_size_gb: 30
+      max_runtime_seconds: 3600
+      output_path: s3://my-bucket/churn/models/
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import yaml
+
+from mlbuild.runtime.errors import ConfigError
+
+HYPERPARAMETER_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+INPUT_MODES = ("File", "Pipe", "FastFile")
+DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9\.\-_]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/.+$")
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class HyperparameterSpec:
+    name: str
+    type: str
+    default: Any
+    choices: Optional[Tuple[Any, ...]] = None
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    name: str
+    local: str
+    s3: Optional[str] = None
+    content_type: Optional[str] = None
+    input_mode: str = "File"
+    distribution: str = "FullyReplicated"
+
+
+@dataclass(frozen=True)
+class SageMakerConfig:
+    role: Optional[str] = None
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    volume_size_gb: int = 30
+    max_runtime_seconds: int = 3600
+    output_path: Optional[str] = None
+    region: Optional[str] = None
+    spot: bool = False
+    max_wait_seconds: Optional[int] = None
+    checkpoint_s3_uri: Optional[str] = None
+    subnets: Tuple[str, ...] = ()
+    security_group_ids: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    source: str
+    hyperparameters: Tuple[HyperparameterSpec, ...]
+    channels: Tuple[ChannelConfig, ...]
+    sagemaker: SageMakerConfig = field(default_factory=SageMakerConfig)
+
+    def hyperparameter(self, name: str) -> HyperparameterSpec:
+        return {h.name: h for h in self.hyperparameters}[name]
+
+    @property
+    def defaults(self) -> Dict[str, Any]:
+        return {h.name: h.default for h in self.hyperparameters}
+
+
+class _Reader:
+    """Walks the parsed YAML, keeping the file name and key path for error messages."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str, fix: str) -> ConfigError:
+        where = f"{self.source}: `{key}`" if key else self.source
+        return ConfigError(f"{where}: {problem}. Fix: {fix}")
+
+    def mapping(self, value: Any, key: str) -> Dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping, got {_describe(value)}", "write `key: value` entries under it")
+        return value
+
+    def only_keys(self, value: Mapping[str, Any], key: str, allowed: Tuple[str, ...]) -> None:
+        for k in value:
+            if k not in allowed:
+                guess = difflib.get_close_matches(str(k), allowed, n=1)
+                hint = f"did you mean `{guess[0]}`?" if guess else f"allowed keys are {', '.join(allowed)}"
+                raise self.fail(f"{key}.{k}" if key else str(k), "unknown key", hint)
+
+    def typed(self, value: Any, key: str, expected: type, fix: str) -> Any:
+        ok = isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not ok:
+            raise self.fail(key, f"expected {expected.__name__}, got {_describe(value)}", fix)
+        return value
+
+    def optional(self, value: Mapping[str, Any], key: str, name: str, expected: type, default: Any, fix: str) -> Any:
+        if value.get(name) is None:
+            return default
+        return self.typed(value[name], f"{key}.{name}", expected, fix)
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}" if value is not None else "nothing (null)"
+
+
+def parse_config(text: str, source: str) -> PipelineConfig:
+    """Parse and validate a pipeline config; `source` names the file in errors."""
+    r = _Reader(source)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{source}: malformed YAML{where}: {problem}. Fix: correct the YAML syntax there.")
+    doc = r.mapping(doc, "")
+    r.only_keys(doc, "", ("hyperparameters", "channels", "sagemaker"))
+    return PipelineConfig(
+        source=source,
+        hyperparameters=_parse_hyperparameters(r, doc.get("hyperparameters")),
+        channels=_parse_channels(r, doc.get("channels")),
+        sagemaker=_parse_sagemaker(r, doc.get("sagemaker")),
+    )
+
+
+def load_config(path: Path) -> PipelineConfig:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found. Fix: create it, or point the target's `config` field at it.")
+    return parse_config(text, str(path))
+
+
+def _parse_hyperparameters(r: _Reader, raw: Any) -> Tuple[HyperparameterSpec, ...]:
+    specs = []
+    for name, value in r.mapping(raw, "hyperparameters").items():
+        key = f"hyperparameters.{name}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise r.fail(key, "not a valid hyperparameter name", "use letters, digits and underscores")
+        if isinstance(value, dict):
+            r.only_keys(value, key, ("type", "default", "choices", "min", "max"))
+            type_name = value.get("type")
+            if type_name not in HYPERPARAMETER_TYPES:
+                raise r.fail(f"{key}.type", f"expected one of {', '.join(HYPERPARAMETER_TYPES)}, got {type_name!r}", "set `type`")
+            if "default" not in value:
+                raise r.fail(f"{key}.default", "missing", "give the hyperparameter a default value")
+            expected = HYPERPARAMETER_TYPES[type_name]
+            default = r.typed(value["default"], f"{key}.default", expected, f"write a {type_name} default")
+            choices = value.get("choices")
+            if choices is not None:
+                if not isinstance(choices, list) or not choices:
+                    raise r.fail(f"{key}.choices", "expected a non-empty list", "list the allowed values")
+                choices = tuple(r.typed(c, f"{key}.choices", expected, f"list {type_name} values") for c in choices)
+            bounds = {}
+            for bound in ("min", "max"):
+                if value.get(bound) is not None:
+                    if type_name not in ("int", "float"):
+                        raise r.fail(f"{key}.{bound}", f"bounds only apply to int and float, not {type_name}", f"remove `{bound}`")
+                    bounds[bound] = r.typed(value[bound], f"{key}.{bound}", float, "write a number")
+            spec = HyperparameterSpec(name, type_name, default, choices, bounds.get("min"), bounds.get("max"))
+        elif isinstance(value, (bool, int, float, str)):
+            type_name = {bool: "bool", int: "int", float: "float", str: "str"}[type(value)]
+            spec = HyperparameterSpec(name, type_name, value)
+        else:
+            raise r.fail(key, f"expected a default value or {{type, default}}, got {_describe(value)}", "write `name: default`")
+        from mlbuild.runtime.hyperparameters import check_value  # NB: avoids an import cycle
+
+        check_value(spec, spec.default, f"{r.source}: `{key}` default")
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _parse_channels(r: _Reader, raw: Any) -> Tuple[ChannelConfig, ...]:
+    channels = []
+    for name, value in r.mapping(raw, "channels").items():
+        key = f"channels.{name}"
+        if not isinstance(name, str) or not _CHANNEL_NAME.match(name):
+            raise r.fail(key, "not a valid SageMaker channel name", "use letters, digits, '.', '-' and '_'")
+        value = r.mapping(value, key)
+        r.only_keys(value, key, ("local", "s3", "content_type", "input_mode", "distribution"))
+        local = r.optional(value, key, "local", str, f"data/{name}", "give a path relative to the pipeline folder")
+        if Path(local).is_absolute() or ".." in Path(local).parts:
+            raise r.fail(f"{key}.local", f"{local!r} leaves the pipeline folder", "use a relative path inside the pipeline folder")
+        s3 = r.optional(value, key, "s3", str, None, "write an s3:// URI")
+        if s3 is not None and not s3.startswith("s3://"):
+            raise r.fail(f"{key}.s3", f"expected an s3:// URI, got {s3!r}", "write s3://bucket/prefix/")
+        input_mode = r.optional(value, key, "input_mode", str, "File", "write File, Pipe or FastFile")
+        if input_mode not in INPUT_MODES:
+            raise r.fail(f"{key}.input_mode", f"expected one of {', '.join(INPUT_MODES)}, got {input_mode!r}", "pick one of those")
+        distribution = r.optional(value, key, "distribution", str, "FullyReplicated", "write FullyReplicated or ShardedByS3Key")
+        if distribution not in DISTRIBUTIONS:
+            raise r.fail(f"{key}.distribution", f"expected one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}", "pick one of those")
+        content_type = r.optional(value, key, "content_type", str, None, "write a MIME type such as text/csv")
+        channels.append(ChannelConfig(name, local, s3, content_type, input_mode, distribution))
+    return tuple(channels)
+
+
+def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
+    key = "sagemaker"
+    value = r.mapping(raw, key)
+    allowed = tuple(SageMakerConfig.__dataclass_fields__)
+    r.only_keys(value, key, allowed)
+    role = r.optional(value, key, "role", str, None, "write an IAM role ARN")
+    if role is not None and not _ROLE_ARN.match(role):
+        raise r.fail(f"{key}.role", f"expected an IAM role ARN, got {role!r}", "write arn:aws:iam::<account>:role/<name>")
+    instance_type = r.optional(value, key, "instance_type", str, "ml.m5.large", "write an instance type such as ml.m5.large")
+    if not _INSTANCE_TYPE.match(instance_type):
+        raise r.fail(f"{key}.instance_type", f"expected an ml.* instance type, got {instance_type!r}", "write e.g. ml.m5.large")
+    ints = {}
+    for name, default, low in (("instance_count", 1, 1), ("volume_size_gb", 30, 1), ("max_runtime_seconds", 3600, 1)):
+        ints[name] = r.optional(value, key, name, int, default, "write a whole number")
+        if ints[name] < low:
+            raise r.fail(f"{key}.{name}", f"must be at least {low}, got {ints[name]}", f"write a number >= {low}")
+    output_path = r.optional(value, key, "output_path", str, None, "write an s3:// URI")
+    checkpoint = r.optional(value, key, "checkpoint_s3_uri", str, None, "write an s3:// URI")
+    for name, uri in (("output_path", output_path), ("checkpoint_s3_uri", checkpoint)):
+        if uri is not None and not uri.startswith("s3://"):
+            raise r.fail(f"{key}.{name}", f"expected an s3:// URI, got {uri!r}", "write s3://bucket/prefix/")
+    spot = r.optional(value, key, "spot", bool, False, "write true or false")
+    max_wait = r.optional(value, key, "max_wait_seconds", int, None, "write a whole number")
+    if spot and max_wait is not None and max_wait < ints["max_runtime_seconds"]:
+        raise r.fail(f"{key}.max_wait_seconds", "must be at least max_runtime_seconds", "raise it or lower max_runtime_seconds")
+    lists = {}
+    for name in ("subnets", "security_group_ids"):
+        items = value.get(name) or []
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise r.fail(f"{key}.{name}", f"expected a list of strings, got {_describe(items)}", "write a YAML list of IDs")
+        lists[name] = tuple(items)
+    if bool(lists["subnets"]) != bool(lists["security_group_ids"]):
+        raise r.fail(key, "VPC config needs both `subnets` and `security_group_ids`", "set both or neither")
+    return SageMakerConfig(
+        role=role,
+        instance_type=instance_type,
+        output_path=output_path,
+        region=r.optional(value, key, "region", str, None, "write an AWS region such as us-east-1"),
+        spot=spot,
+        max_wait_seconds=max_wait,
+        checkpoint_s3_uri=checkpoint,
+        **ints,
+        **lists,
+    )
