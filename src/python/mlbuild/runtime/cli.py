@@ -1,7 +1,7 @@
 """The runtime's command line: the PEX entry point and the container's `train`.
 
     train                     (no arguments) SageMaker's entry: train from /opt/ml
-    local --pipeline-dir D --runs-dir R [name=value ...]
+    local --data-dir D --runs-dir R [name=value ...]
                               what `pants run` calls: lay out a run directory like SageMaker
                               would, then train through exactly the same function
 
@@ -33,9 +33,9 @@ def train_command(base_dir: Path) -> int:
     return 0
 
 
-def local_command(pipeline_dir: Path, runs_dir: Path, assignments: Sequence[str]) -> int:
+def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str]) -> int:
     pipeline = pipeline_from_environ(os.environ)
-    staging = local_run.prepare_run(pipeline, pipeline_dir, runs_dir, parse_assignments(assignments))
+    staging = local_run.prepare_run(pipeline, data_dir, runs_dir, parse_assignments(assignments))
     try:
         train_command(staging)
     except BaseException:
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("train", help="train from the SageMaker layout under $MLBUILD_ML_BASE_DIR or /opt/ml")
     local = sub.add_parser("local", help="lay out a local run directory, then train")
-    local.add_argument("--pipeline-dir", type=Path, required=True, help="the pipeline folder in the repo")
+    local.add_argument("--data-dir", type=Path, required=True, help="the pipeline's sample data folder (one subfolder per channel)")
     local.add_argument("--runs-dir", type=Path, required=True, help="where run directories go")
     local.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
     return parser
@@ -68,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv or ["train"])
     try:
         if args.command == "local":
-            return local_command(args.pipeline_dir, args.runs_dir, args.assignments)
+            return local_command(args.data_dir, args.runs_dir, args.assignments)
         return train_command(contract.environ_base_dir())
     except MLBuildError as e:
         print(f"mlbuild: error: {e}", file=sys.stderr)

@@ -10,7 +10,7 @@ validated on load; an error names the file, the key, what was expected and how t
       loss: {type: str, default: log_loss, choices: [log_loss]}
     channels:
       train:
-        local: data/train           # relative to the pipeline folder
+        local: train                # default: the channel's name, under the target's sample_data folder
         s3: s3://my-bucket/churn/train/
         content_type: text/csv
     sagemaker:
@@ -211,9 +211,9 @@ def _parse_channels(r: _Reader, raw: Any) -> Tuple[ChannelConfig, ...]:
             raise r.fail(key, "not a valid SageMaker channel name", "use letters, digits, '.', '-' and '_'")
         value = r.mapping(value, key)
         r.only_keys(value, key, ("local", "s3", "content_type", "input_mode", "distribution"))
-        local = r.optional(value, key, "local", str, f"data/{name}", "give a path relative to the pipeline folder")
+        local = r.optional(value, key, "local", str, name, "give a path relative to the sample data folder")
         if Path(local).is_absolute() or ".." in Path(local).parts:
-            raise r.fail(f"{key}.local", f"{local!r} leaves the pipeline folder", "use a relative path inside the pipeline folder")
+            raise r.fail(f"{key}.local", f"{local!r} leaves the sample data folder", "use a relative path inside it")
         s3 = r.optional(value, key, "s3", str, None, "write an s3:// URI")
         if s3 is not None and not s3.startswith("s3://"):
             raise r.fail(f"{key}.s3", f"expected an s3:// URI, got {s3!r}", "write s3://bucket/prefix/")

@@ -21,6 +21,7 @@ from mlbuild.runtime.errors import HyperparameterError
 _PLATFORM_PREFIXES = ("sagemaker_", "_")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+_ARTICLE = {"int": "an", "float": "a", "bool": "a", "str": "a"}
 
 
 def encode(values: Mapping[str, Any]) -> Dict[str, str]:
@@ -88,7 +89,7 @@ def check_value(spec: HyperparameterSpec, value: Any, source: str) -> None:
 def _type_error(spec: HyperparameterSpec, raw: str, source: str) -> HyperparameterError:
     return HyperparameterError(
         f"{source}: hyperparameter {spec.name!r} must be {spec.type}, got {raw!r}. "
-        f"Fix: give a {spec.type} value (its default is {spec.default!r})."
+        f"Fix: give {_ARTICLE[spec.type]} {spec.type} value (its default is {spec.default!r})."
     )
 
 

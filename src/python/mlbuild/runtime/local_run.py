@@ -7,7 +7,7 @@ finished; a failed one is renamed `<id>.failed` and keeps `output/failure`.
 
     dist/mlbuild/runs/<pipeline folder, dotted>/<target>/
         <run id>/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json
-        <run id>/input/data/<channel> -> <repo>/<pipeline folder>/<channel's local path>
+        <run id>/input/data/<channel> -> <sample_data folder>/<channel's local path>
         <run id>/model/{model.pkl,metrics.json}
         latest -> <run id>
 """
@@ -44,15 +44,15 @@ def input_data_config(pipeline: Pipeline) -> Dict[str, Dict[str, str]]:
     return result
 
 
-def local_channel_dirs(pipeline: Pipeline, pipeline_dir: Path) -> Dict[str, Path]:
+def local_channel_dirs(pipeline: Pipeline, data_dir: Path) -> Dict[str, Path]:
     dirs = {}
     for channel in pipeline.config.channels:
-        path = pipeline_dir / channel.local
+        path = data_dir / channel.local
         if not path.is_dir():
             raise DataError(
-                f"{pipeline_dir / Path(pipeline.config.source).name}: `channels.{channel.name}.local`: "
-                f"data directory {path} does not exist. Fix: put the channel's sample files there, "
-                f"or point `channels.{channel.name}.local` at the folder that has them."
+                f"{pipeline.config.source}: `channels.{channel.name}`: local data directory {path} does not exist. "
+                f"Fix: put the channel's sample files there, or change the ml_pipeline target's `sample_data` "
+                f"field or `channels.{channel.name}.local`."
             )
         dirs[channel.name] = path.resolve()
     return dirs
@@ -63,10 +63,10 @@ def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def prepare_run(pipeline: Pipeline, pipeline_dir: Path, runs_dir: Path, overrides: Mapping[str, str]) -> Path:
+def prepare_run(pipeline: Pipeline, data_dir: Path, runs_dir: Path, overrides: Mapping[str, str]) -> Path:
     """Validate everything, then lay out a staged run directory and return it."""
     values = hyperparameters.resolve(pipeline.config, overrides, "command line")
-    channels = local_channel_dirs(pipeline, pipeline_dir)
+    channels = local_channel_dirs(pipeline, data_dir)
     encoded = hyperparameters.encode(values)
     digest = hashlib.sha256(json.dumps(encoded, sort_keys=True).encode()).hexdigest()[:8]
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{digest}"

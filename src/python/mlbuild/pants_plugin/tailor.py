@@ -1,0 +1,47 @@
+"""`pants tailor`: add an ml_pipeline target to a folder with a pipeline config but none."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pants.core.goals.tailor import (
+    AllOwnedSources,
+    PutativeTarget,
+    PutativeTargets,
+    PutativeTargetsRequest,
+)
+from pants.engine.fs import PathGlobs, Paths
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from mlbuild.pants_plugin.target_types import MLPipelineConfigField, MLPipelineTarget
+
+CONFIG_NAMES = ("pipeline.yaml", "pipeline.yml")
+
+
+@dataclass(frozen=True)
+class PutativeMLPipelineTargetsRequest(PutativeTargetsRequest):
+    pass
+
+
+@rule(level=LogLevel.DEBUG, desc="Determine candidate ml_pipeline targets to create")
+async def find_putative_ml_pipelines(
+    request: PutativeMLPipelineTargetsRequest, all_owned_sources: AllOwnedSources
+) -> PutativeTargets:
+    configs = await Get(Paths, PathGlobs, request.path_globs(*CONFIG_NAMES))
+    putative = []
+    for config in sorted(set(configs.files) - set(all_owned_sources)):
+        dirname, filename = os.path.split(config)
+        kwargs = {} if filename == MLPipelineConfigField.default else {"config": filename}
+        putative.append(
+            PutativeTarget.for_target_type(
+                MLPipelineTarget, path=dirname, name="train", triggering_sources=[filename], kwargs=kwargs
+            )
+        )
+    return PutativeTargets(putative)
+
+
+def rules():
+    return [*collect_rules(), UnionRule(PutativeTargetsRequest, PutativeMLPipelineTargetsRequest)]

@@ -1,0 +1,147 @@
+"""The `ml_pipeline` target: an ML training pipeline as an ordinary build target."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from pants.backend.python.target_types import (
+    EntryPointField,
+    InterpreterConstraintsField,
+    PythonResolveField,
+)
+from pants.core.goals.package import OutputPathField
+from pants.engine.addresses import Address
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    Dependencies,
+    InvalidFieldException,
+    SingleSourceField,
+    StringField,
+    Target,
+)
+from pants.util.strutil import help_text
+
+
+class MLPipelineDependenciesField(Dependencies):
+    help = help_text(
+        """
+        Addresses of code this pipeline needs beyond what Pants infers.
+
+        The pipeline module (`pipeline`) and the mlbuild runtime are inferred, and so is
+        everything they import; list only what inference cannot see, e.g.
+        `dependencies=["3rdparty/python#lightgbm"]` for a plugin loaded by name.
+        """
+    )
+
+
+class MLPipelineModuleField(EntryPointField):
+    alias = "pipeline"
+    default = "pipeline.py"
+    help = help_text(
+        """
+        The module holding the pipeline's stages: `load(ctx)`, optional `featurize(ctx, raw)`,
+        `train(ctx, features)`, `evaluate(ctx, model, features)` and optional `save(ctx, model)`.
+
+        A file name in this folder (`pipeline="pipeline.py"`, the default) or a full module
+        name (`pipeline="pipelines.churn.pipeline"`). It must live in the same package as
+        the config file, which is packaged beside it.
+
+        Example: `ml_pipeline(name="train", pipeline="churn_model.py")`
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address):
+        value = super().compute_value(raw_value, address)
+        if value is not None and value.function is not None:
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} names a function ({value.spec!r}); "
+                f"it must name a module. Fix: write `{cls.alias}=\"{value.module}\"` and define "
+                "load/train/evaluate in that module."
+            )
+        return value
+
+
+class MLPipelineConfigField(SingleSourceField):
+    alias = "config"
+    required = False
+    default = "pipeline.yaml"
+    expected_file_extensions = (".yaml", ".yml")
+    help = help_text(
+        """
+        The pipeline's YAML config, beside the BUILD file: hyperparameters with typed defaults,
+        data channels (local sample path and S3 URI), and the SageMaker job settings.
+        See the README's "Pipeline config" section for every key.
+
+        Example: `ml_pipeline(name="train", config="churn.yaml")`
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        if value is not None and os.path.dirname(value):
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} is {value!r}, which is not in the target's folder. "
+                "Fix: move the config next to the BUILD file (it is packaged beside the pipeline module)."
+            )
+        return value
+
+
+class MLPipelineSampleDataField(StringField):
+    alias = "sample_data"
+    default = "data"
+    help = help_text(
+        """
+        The folder of local sample data, relative to the BUILD file, with one subfolder per
+        channel (`data/train/`, `data/validation/`). `pants run` trains on it; a channel's
+        `local` key in the config can point elsewhere inside it.
+
+        Example: `ml_pipeline(name="train", sample_data="sample")`
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        if os.path.isabs(value) or ".." in value.split("/") or not value.strip():
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} is {value!r}. "
+                "Fix: give a folder inside the target's directory, such as \"data\"."
+            )
+        return os.path.normpath(value)
+
+
+class MLPipelineTarget(Target):
+    alias = "ml_pipeline"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        MLPipelineDependenciesField,
+        MLPipelineModuleField,
+        MLPipelineConfigField,
+        MLPipelineSampleDataField,
+        PythonResolveField,
+        InterpreterConstraintsField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        An ML training pipeline: Python stages plus a YAML config, trained the same way on a
+        laptop and on SageMaker.
+
+        `pants run` trains locally on the sample data, writing the model and metrics.json under
+        `dist/mlbuild/runs/`; `pants package` builds the pipeline's PEX.
+
+        Example BUILD file (in `src/python/pipelines/churn/`):
+
+            python_sources()
+
+            ml_pipeline(
+                name="train",
+                pipeline="pipeline.py",
+                config="pipeline.yaml",
+                sample_data="data",
+            )
+        """
+    )
