@@ -32,7 +32,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import yaml
 
-from mlbuild.runtime.errors import ConfigError
+from mlbuild.runtime.errors import ConfigError, HyperparameterError
 
 HYPERPARAMETER_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 INPUT_MODES = ("File", "Pipe", "FastFile")
@@ -198,7 +198,10 @@ def _parse_hyperparameters(r: _Reader, raw: Any) -> Tuple[HyperparameterSpec, ..
             raise r.fail(key, f"expected a default value or {{type, default}}, got {_describe(value)}", "write `name: default`")
         from mlbuild.runtime.hyperparameters import check_value  # NB: avoids an import cycle
 
-        check_value(spec, spec.default, f"{r.source}: `{key}` default")
+        try:
+            check_value(spec, spec.default, f"{r.source}: `{key}` default")
+        except HyperparameterError as e:
+            raise ConfigError(str(e)) from None
         specs.append(spec)
     return tuple(specs)
 

@@ -1,0 +1,155 @@
+"""The runtime end to end, in-process: local runs, the container entry and bad inputs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlbuild.runtime import cli, contract, train
+from mlbuild.runtime.pipeline import ADDRESS_ENV_VAR, CONFIG_ENV_VAR, MODULE_ENV_VAR
+
+PIPELINE = '''
+import json, random
+
+def load(ctx):
+    return [float(line) for line in (ctx.channels["train"] / "numbers.txt").read_text().split()]
+
+def featurize(ctx, raw):
+    if ctx.hp["explode"]:
+        raise ValueError("bad row 3")
+    return [x * ctx.hp["scale"] for x in raw]
+
+def train(ctx, features):
+    return {"mean": sum(features) / len(features), "noise": random.random()}
+
+def evaluate(ctx, model, features):
+    return {"train:mean": model["mean"], "train:rows": len(features)}
+
+def save(ctx, model):
+    (ctx.model_dir / "model.json").write_text(json.dumps(model, sort_keys=True))
+'''
+
+CONFIG = """
+hyperparameters:
+  scale: 2.0
+  explode: false
+  seed: 7
+channels:
+  train: {content_type: text/plain}
+"""
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny pipeline package on sys.path; returns its sample data folder."""
+    package = f"toy_pipeline_{next(_names)}"
+    root = tmp_path / "src" / package
+    root.mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "pipeline.py").write_text(PIPELINE)
+    (root / "pipeline.yaml").write_text(CONFIG)
+    (root / "data" / "train").mkdir(parents=True)
+    (root / "data" / "train" / "numbers.txt").write_text("1 2 3 4\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.setenv(MODULE_ENV_VAR, f"{package}.pipeline")
+    monkeypatch.setenv(CONFIG_ENV_VAR, "pipeline.yaml")
+    monkeypatch.setenv(ADDRESS_ENV_VAR, f"src/{package}:train")
+    monkeypatch.delenv(contract.BASE_DIR_ENV_VAR, raising=False)
+    return root / "data"
+
+
+def test_local_run_writes_model_and_metrics_and_moves_latest(pipeline: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs), "scale=3"]) == 0
+    (run,) = [p for p in runs.glob("*/train/*") if p.name != "latest"]
+    assert (run.parent / "latest").resolve() == run.resolve()
+    assert json.loads((run / "model" / "metrics.json").read_text()) == {"train:mean": 7.5, "train:rows": 4.0}
+    assert json.loads((run / contract.HYPERPARAMETERS_FILE).read_text()) == {"explode": "false", "scale": "3.0", "seed": "7"}
+    assert json.loads((run / contract.INPUT_DATA_CONFIG_FILE).read_text())["train"]["ContentType"] == "text/plain"
+    out = capsys.readouterr().out
+    assert "mlbuild-metric train:mean=7.5;" in out and f"run complete: {run}" in out
+
+
+def test_container_train_and_local_run_share_one_code_path(pipeline: Path, tmp_path: Path, monkeypatch) -> None:
+    calls = []
+    real = train.run_training
+    monkeypatch.setattr(cli, "run_training", lambda base, p: calls.append(Path(base)) or real(base, p))
+    runs = tmp_path / "runs"
+    assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs)]) == 0
+    local_run = next(runs.glob("*/train/latest")).resolve()
+
+    # A container: a copy of the same tree at another base, entered with no arguments.
+    opt_ml = tmp_path / "opt" / "ml"
+    shutil.copytree(local_run / "input", opt_ml / "input", symlinks=True)
+    monkeypatch.setenv(contract.BASE_DIR_ENV_VAR, str(opt_ml))
+    assert cli.main([]) == 0
+    assert calls[1] == opt_ml and calls[0].name.endswith(".incomplete")
+    # Same seed, same inputs: the same model bytes (including the seeded "noise").
+    assert (opt_ml / "model" / "model.json").read_bytes() == (local_run / "model" / "model.json").read_bytes()
+    assert (opt_ml / contract.METRICS_FILE).read_bytes() == (local_run / contract.METRICS_FILE).read_bytes()
+
+
+def test_pipeline_that_raises_fails_clearly_and_leaves_no_complete_run(pipeline: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs), "explode=true"]) == 2
+    (failed,) = list(runs.glob("*/train/*"))
+    assert failed.name.endswith(".failed")
+    reason = (failed / contract.FAILURE_FILE).read_text()
+    assert "stage featurize() raised ValueError: bad row 3" in reason and "pipeline.py:9" in reason
+    assert not (failed / contract.METRICS_FILE).exists()
+    assert "mlbuild: error: pipeline src/toy_pipeline" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, edit, message",
+    [
+        (["dpeth=3"], None, "unknown hyperparameter 'dpeth'"),
+        (["scale=big"], None, "hyperparameter 'scale' must be float, got 'big'"),
+        ([], lambda root: shutil.rmtree(root / "data" / "train"), "`channels.train`: local data directory"),
+        ([], lambda root: (root / "pipeline.yaml").write_text("hyperparameters: {scale: 1\n"), "malformed YAML at line 2"),
+    ],
+)
+def test_bad_input_exits_2_and_creates_no_run(pipeline: Path, tmp_path: Path, capsys, args, edit, message) -> None:
+    if edit:
+        edit(pipeline.parent)
+    runs = tmp_path / "runs"
+    assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not runs.exists()
+
+
+def test_container_without_channel_data_writes_failure(pipeline: Path, tmp_path: Path, monkeypatch) -> None:
+    opt_ml = tmp_path / "ml"
+    (opt_ml / "input" / "config").mkdir(parents=True)
+    (opt_ml / contract.INPUT_DATA_CONFIG_FILE).write_text(json.dumps({"train": {}}))
+    monkeypatch.setenv(contract.BASE_DIR_ENV_VAR, str(opt_ml))
+    assert cli.main(["train"]) == 2
+    assert "channel 'train':" in (opt_ml / contract.FAILURE_FILE).read_text()
+
+
+def test_missing_pipeline_variable_is_a_platform_error(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(MODULE_ENV_VAR, raising=False)
+    assert cli.main(["train"]) == 3
+    assert "not built by an ml_pipeline target" in capsys.readouterr().err
+
+
+def test_failure_reason_is_truncated_like_sagemaker(tmp_path: Path) -> None:
+    contract.write_failure(tmp_path, "x" * 5000)
+    assert len((tmp_path / contract.FAILURE_FILE).read_text()) == contract.FAILURE_REASON_LIMIT
+
+
+def test_metric_lines_match_the_definitions_regex() -> None:
+    import re
+
+    from mlbuild.runtime import metrics
+
+    line = metrics.format_line("validation:auc", 0.8123)
+    (definition,) = metrics.metric_definitions(["validation:auc"])
+    assert float(re.search(definition["Regex"], f"2026 INFO {line}").group(1)) == 0.8123
+    assert re.search(definition["Regex"], metrics.format_line("validation:auc_x", 1.0)) is None
