@@ -1,0 +1,45 @@
+"""Helpers for end-to-end tests: a temporary copy of the repo and a ./pants runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+# NB: Pants materialises the `//:repo` files target at the sandbox root, which is the cwd.
+SANDBOX = Path.cwd()
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def copy_repo(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("pants", "pants.toml", "BUILD", "3rdparty", "docker", "src"):
+        source = SANDBOX / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, symlinks=True)
+        elif source.exists():
+            shutil.copy2(source, dest / name)
+    (dest / "pants").chmod(0o755)
+    return dest
+
+
+def pants(repo: Path, *args: str, timeout: int = 1200) -> Result:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
+    # NB: no pantsd, so nothing outlives the test; the launcher re-derives its PANTS_* settings.
+    proc = subprocess.run(
+        ["./pants", "--no-pantsd", "--no-dynamic-ui", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
