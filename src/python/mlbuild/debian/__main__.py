@@ -1,0 +1,5 @@
+import sys
+
+from mlbuild.debian.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from mlbuild.oci.cli import main
+
+sys.exit(main())

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlbuild.oci import layer_writer
+from mlbuild.oci.blob_store import BlobStore
+from mlbuild.oci.build import build_image
+from mlbuild.oci.determinism import choose_compressor
+from mlbuild.oci.layout import read_layout
+from mlbuild.oci.spec import parse_spec
+
+SRC_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _make_sources(root: Path, *, seed: int, top_text: str = "v1") -> None:
+    """The same content every time, created in a shuffled order with random mtimes and modes noise."""
+    rng = random.Random(seed)
+    files = {f"pkg/mod{i}.py": f"print({i})\n" * (i + 1) for i in range(20)}
+    files.update({"pkg/sub/data.bin": "d" * 5000, "bin/train": "#!/usr/bin/python3\n", "top.txt": top_text})
+    items = list(files.items())
+    rng.shuffle(items)
+    for rel, text in items:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        # Noise: group/other read bits and mtimes vary; only the execute bit may matter.
+        os.chmod(path, (0o755 if rel == "bin/train" else 0o644) & ~rng.choice([0, 0o044, 0o004]))
+        t = rng.randint(0, 2_000_000_000)
+        os.utime(path, (t, t))
+    os.symlink("mod1.py", root / "pkg" / "alias.py")
+
+
+def _spec(root: Path, *, seed: int) -> dict:
+    files = [
+        {"src": "src/bin/train", "dest": "/opt/program/train", "mode": "0755"},
+        {"src": "src/top.txt", "dest": "/opt/program/top.txt"},
+    ]
+    random.Random(seed).shuffle(files)
+    return {
+        "ref": "trainer:1",
+        "layers": [
+            {"name": "deps", "dirs": [{"src": "src/pkg", "dest": "/opt/program/pkg"}]},
+            {"name": "app", "files": files, "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/program/train"}]},
+        ],
+        "config": {"env": {"B": "2", "A": "1"}, "workdir": "/opt/program", "labels": {"z": "1", "a": "2"}},
+        "annotations": {"org.opencontainers.image.title": "trainer"},
+    }
+
+
+def _cli_build(work: Path, *, seed: int, umask: int, top_text: str = "v1", compressor: str = "auto") -> Path:
+    _make_sources(work / "src", seed=seed, top_text=top_text)
+    (work / "spec.json").write_text(json.dumps(_spec(work, seed=seed), indent=seed % 3))
+    tmp = work / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(SRC_ROOT), "TMPDIR": str(tmp), "PYTHONHASHSEED": str(seed)}
+    cmd = [sys.executable, "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--out", "out", "--compressor", compressor]
+    subprocess.run(cmd, cwd=work, env=env, check=True, preexec_fn=lambda: os.umask(umask))
+    return work / "out"
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("compressor", ["zlib", "auto"])
+def test_builds_are_byte_for_byte_reproducible_despite_noise(tmp_path: Path, compressor: str) -> None:
+    a = _cli_build(tmp_path / "a", seed=1, umask=0o022, compressor=compressor)
+    time.sleep(1.1)  # NB: a clock-dependent timestamp would now differ
+    b = _cli_build(tmp_path / "elsewhere" / "b", seed=2, umask=0o077, compressor=compressor)
+    assert _files(a) == _files(b)
+    assert set(_files(a)) >= {"image.json", "image.tar", "layout/index.json", "layout/oci-layout"}
+
+
+def test_changing_a_top_layer_file_changes_only_the_top_layer(tmp_path: Path) -> None:
+    a = json.loads((_cli_build(tmp_path / "a", seed=1, umask=0o022) / "image.json").read_text())
+    b = json.loads((_cli_build(tmp_path / "b", seed=1, umask=0o022, top_text="v2") / "image.json").read_text())
+    assert a["layers"][0] == b["layers"][0]
+    assert a["layers"][1]["digest"] != b["layers"][1]["digest"]
+    assert a["manifest_digest"] != b["manifest_digest"]
+
+
+def test_unchanged_layers_are_never_recompressed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _make_sources(tmp_path / "src", seed=1)
+    spec = parse_spec(_spec(tmp_path, seed=1), base_dir=tmp_path)
+    store = BlobStore(tmp_path / "cache")
+    compressor = choose_compressor("zlib")
+    first = build_image(spec, store, compressor)
+    calls: list[int] = []
+    real = layer_writer.gzip_stream
+
+    def counting(*args: Any) -> None:
+        calls.append(1)
+        real(*args)
+
+    monkeypatch.setattr(layer_writer, "gzip_stream", counting)
+    second = build_image(spec, store, compressor)
+    assert calls == []
+    assert second == first
+    # A different compressor is a different cache key.
+    build_image(spec, store, choose_compressor("auto"))
+    assert len(calls) == (0 if choose_compressor("auto").id == compressor.id else 2)
+
+
+def test_building_on_a_base_layout(tmp_path: Path) -> None:
+    base_out = _cli_build(tmp_path / "base", seed=1, umask=0o022)
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "extra.txt").write_text("extra")
+    spec = {
+        "ref": "derived",
+        "base": {"layout": str(base_out / "layout"), "ref": "trainer:1"},
+        "layers": [{"name": "extra", "files": [{"src": "top/extra.txt", "dest": "/opt/extra.txt"}]}],
+        "config": {"env": {"A": "override"}, "cmd": ["--help"]},
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONPATH": str(SRC_ROOT)}
+    cmd = [sys.executable, "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--out", "out", "--check-sagemaker"]
+    subprocess.run(cmd, cwd=tmp_path, env=env, check=True)
+    base = read_layout(base_out / "layout", "trainer:1")
+    derived = read_layout(tmp_path / "out" / "layout", "derived")
+    assert [l.digest for l in derived.layers[:2]] == [l.digest for l in base.layers]
+    assert len(derived.layers) == 3
+    assert derived.config["rootfs"]["diff_ids"] == [l.diff_id for l in derived.layers]
+    assert len(derived.config["history"]) == 3
+    assert derived.env()["A"] == "override" and derived.env()["B"] == "2"
+    assert derived.runtime_config["Cmd"] == ["--help"]
+    assert derived.runtime_config["WorkingDir"] == "/opt/program"

@@ -1,0 +1,93 @@
+"""`python -m mlbuild.oci`: a thin command line over the library, run by Pants as a Process.
+
+    build  --spec spec.json --out DIR [--cache DIR] [--compressor auto|isal|zlib] [--check-sagemaker]
+    unpack --layout DIR [--ref REF] --rootfs DIR
+    check  --layout DIR [--ref REF]           (SageMaker training-container contract)
+
+Exit codes, decided only in `main`: 0 ok, 2 user error, 3 platform error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from mlbuild.oci import sagemaker_contract
+from mlbuild.oci.blob_store import BlobStore
+from mlbuild.oci.build import build_image, write_outputs
+from mlbuild.oci.determinism import COMPRESSOR_CHOICES, choose_compressor
+from mlbuild.oci.errors import OCIError, PlatformError
+from mlbuild.oci.layout import read_layout
+from mlbuild.oci.spec import load_spec
+from mlbuild.oci.unpack import unpack_image
+
+
+def _build(args: argparse.Namespace) -> None:
+    spec = load_spec(args.spec)
+    compressor = choose_compressor(args.compressor)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mlbuild-blobs-", dir=out) as scratch:
+        # NB: without --cache, blobs go to a scratch dir on the same filesystem as --out,
+        # so the layout can hard-link them instead of copying.
+        store = BlobStore(Path(args.cache) if args.cache else Path(scratch))
+        image = build_image(spec, store, compressor)
+        if args.check_sagemaker:
+            sagemaker_contract.require(image)
+        outputs = write_outputs(image, out, spec.ref)
+    print(f"{spec.ref} {outputs.summary_data['manifest_digest']} ({compressor.id})")
+
+
+def _unpack(args: argparse.Namespace) -> None:
+    result = unpack_image(read_layout(Path(args.layout), args.ref), Path(args.rootfs))
+    for skipped in result.skipped:
+        print(f"skipped {skipped}", file=sys.stderr)
+
+
+def _check(args: argparse.Namespace) -> None:
+    sagemaker_contract.require(read_layout(Path(args.layout), args.ref))
+    print("ok: the image meets SageMaker's training-container contract")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mlbuild.oci", description="Build, check and unpack OCI images.")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build an image from a spec.json")
+    b.add_argument("--spec", required=True, type=Path)
+    b.add_argument("--out", required=True, type=Path, help="writes layout/, image.tar and image.json here")
+    b.add_argument("--cache", type=Path, help="a blob directory kept between builds (layer cache)")
+    b.add_argument("--compressor", choices=COMPRESSOR_CHOICES, default="auto")
+    b.add_argument("--check-sagemaker", action="store_true", help="fail unless the SageMaker contract holds")
+    b.set_defaults(run=_build)
+    u = sub.add_parser("unpack", help="safely unpack an image from an OCI layout into a rootfs")
+    u.add_argument("--layout", required=True, type=Path)
+    u.add_argument("--ref")
+    u.add_argument("--rootfs", required=True, type=Path)
+    u.set_defaults(run=_unpack)
+    c = sub.add_parser("check", help="check an image in an OCI layout against the SageMaker contract")
+    c.add_argument("--layout", required=True, type=Path)
+    c.add_argument("--ref")
+    c.set_defaults(run=_check)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except OCIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        # NB: I/O failures of the machine (disk full, permissions) are not the user's input.
+        print(f"error: {PlatformError(str(e))}", file=sys.stderr)
+        return PlatformError.exit_code
+    except Exception:  # noqa: BLE001 - the one place that turns bugs into an exit code
+        traceback.print_exc()
+        print("error: mlbuild.oci failed unexpectedly (a bug); please report the traceback above.", file=sys.stderr)
+        return PlatformError.exit_code
+    return 0

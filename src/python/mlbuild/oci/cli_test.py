@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlbuild.oci.cli import main
+
+
+def _write_spec(tmp_path: Path, spec: dict) -> Path:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_build_check_and_unpack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "train").write_text("#!/usr/bin/python3\n")
+    (tmp_path / "train").chmod(0o755)
+    spec = _write_spec(tmp_path, {"ref": "t", "layers": [{"name": "app", "files": [{"src": "train", "dest": "/usr/local/bin/train"}]}]})
+    out = tmp_path / "out"
+    assert main(["build", "--spec", str(spec), "--out", str(out), "--cache", str(tmp_path / "cache"), "--check-sagemaker"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["image.json", "image.tar", "layout"]
+    assert main(["check", "--layout", str(out / "layout"), "--ref", "t"]) == 0
+    assert main(["unpack", "--layout", str(out / "layout"), "--ref", "t", "--rootfs", str(tmp_path / "rootfs")]) == 0
+    assert (tmp_path / "rootfs" / "usr" / "local" / "bin" / "train").read_text() == "#!/usr/bin/python3\n"
+
+
+@pytest.mark.parametrize(
+    "spec, code, message",
+    [
+        ({"ref": "t", "bogus": 1}, 2, "unknown keys ['bogus']"),
+        ({"ref": "t", "layers": []}, 2, "[train-on-path]"),
+        ({"ref": "t", "base": {"layout": "missing"}}, 2, "no oci-layout file"),
+    ],
+)
+def test_user_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: dict, code: int, message: str) -> None:
+    path = _write_spec(tmp_path, spec)
+    assert main(["build", "--spec", str(path), "--out", str(tmp_path / "out"), "--check-sagemaker"]) == code
+    assert message in capsys.readouterr().err
+
+
+def test_platform_errors_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write_spec(tmp_path, {"ref": "t"})
+
+    def broken(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("mlbuild.oci.cli.write_outputs", broken)
+    assert main(["build", "--spec", str(path), "--out", str(tmp_path / "out")]) == 3
+    assert "No space left" in capsys.readouterr().err

@@ -1,0 +1,100 @@
+"""A layer, and the entries that a new layer is built from.
+
+A Layer keeps its compressed digest (what registries and manifests address) and its
+uncompressed DiffID (what the image config's `rootfs.diff_ids` lists) apart, as
+go-containerregistry's `v1.Layer` does: https://github.com/opencontainers/image-spec/blob/v1.1.0/config.md#layer-diffid
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlbuild.oci.descriptor import Descriptor
+from mlbuild.oci.determinism import DIR_MODE, file_kind, normalised_file_mode
+from mlbuild.oci.errors import UserError
+
+
+@dataclass(frozen=True)
+class Layer:
+    descriptor: Descriptor  # the compressed blob: digest, size, mediaType, annotations
+    diff_id: str  # sha256 of the uncompressed tar
+    blob_path: Path  # where the compressed bytes are on disk
+
+    @property
+    def digest(self) -> str:
+        return self.descriptor.digest
+
+
+def image_path(path: str, *, what: str) -> str:
+    """'/opt/program/train' -> 'opt/program/train'; refuses '..' and empty paths."""
+    cleaned = posixpath.normpath("/" + path.strip()).lstrip("/")
+    if not path.strip() or cleaned in ("", ".") or ".." in path.split("/"):
+        raise UserError(f"{what}: {path!r} is not a usable path in the image; give an absolute path without '..'.")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class LayerEntry:
+    """One tar entry of a layer to build. Exactly one of `data`/`source`/`target` fits `kind`."""
+
+    path: str  # relative to the image root, no leading '/'
+    kind: str  # 'file' | 'dir' | 'symlink'
+    mode: int = 0o644
+    data: bytes | None = None  # in-memory file content
+    source: Path | None = None  # on-disk file content, streamed
+    target: str = ""  # symlink target, stored verbatim
+
+    @classmethod
+    def file(cls, path: str, data: bytes, mode: int = 0o644) -> LayerEntry:
+        return cls(image_path(path, what="file"), "file", normalised_file_mode(mode), data=data)
+
+    @classmethod
+    def file_from(cls, path: str, source: Path, mode: int | None = None) -> LayerEntry:
+        if mode is None:
+            mode = normalised_file_mode(os.stat(source).st_mode)
+        return cls(image_path(path, what="file"), "file", normalised_file_mode(mode), source=Path(source))
+
+    @classmethod
+    def directory(cls, path: str) -> LayerEntry:
+        return cls(image_path(path, what="directory"), "dir", DIR_MODE)
+
+    @classmethod
+    def symlink(cls, path: str, target: str) -> LayerEntry:
+        if not target:
+            raise UserError(f"symlink {path!r}: empty target.")
+        return cls(image_path(path, what="symlink"), "symlink", 0o777, target=target)
+
+
+def entries_from_directory(source_dir: Path, dest_prefix: str) -> list[LayerEntry]:
+    """Entries for everything below `source_dir`, placed under `dest_prefix`.
+
+    Symlinks stay symlinks (never followed). NB: `dest_prefix` and its parents get no
+    entries of their own: a directory entry for e.g. `bin` would replace the base image's
+    merged-/usr symlink `bin -> usr/bin`, and unpackers create missing parents anyway.
+    """
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        raise UserError(f"{source_dir}: not a directory.")
+    prefix = image_path(dest_prefix, what="destination prefix")
+    entries: list[LayerEntry] = []
+
+    def walk(directory: Path, dest: str) -> None:
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            st = entry.stat(follow_symlinks=False)
+            kind = file_kind(st.st_mode)
+            path = f"{dest}/{entry.name}"
+            if kind == "dir":
+                entries.append(LayerEntry.directory(path))
+                walk(Path(entry.path), path)
+            elif kind == "file":
+                entries.append(LayerEntry.file_from(path, Path(entry.path), st.st_mode))
+            elif kind == "symlink":
+                entries.append(LayerEntry.symlink(path, os.readlink(entry.path)))
+            else:
+                raise UserError(f"{entry.path}: a {kind} cannot go into an image layer; remove it from {source_dir}.")
+
+    walk(source_dir, prefix)
+    return entries
