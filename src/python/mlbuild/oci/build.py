@@ -47,12 +47,20 @@ def build_image(spec: BuildSpec, store: BlobStore, compressor: Compressor) -> Im
     return set_annotations(image, spec.annotations)
 
 
-def write_outputs(image: Image, out_dir: Path, ref: str) -> BuildOutputs:
+def output_names(name: str | None) -> tuple[str, str, str]:
+    """(layout dir, oci-archive, summary) file names: fixed, or `<name>.oci/`, `<name>.oci.tar`, `<name>.image.json`."""
+    if not name:
+        return LAYOUT_DIR, ARCHIVE_FILE, SUMMARY_FILE
+    return f"{name}.oci", f"{name}.oci.tar", f"{name}.image.json"
+
+
+def write_outputs(image: Image, out_dir: Path, ref: str, name: str | None = None) -> BuildOutputs:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    layout_dir = out_dir / LAYOUT_DIR
+    layout_name, archive_name, summary_name = output_names(name)
+    layout_dir = out_dir / layout_name
     manifest = write_layout(image, layout_dir, ref)
-    archive = out_dir / ARCHIVE_FILE
+    archive = out_dir / archive_name
     write_oci_archive(layout_dir, archive)
     summary_data = {
         "ref": ref,
@@ -69,9 +77,9 @@ def write_outputs(image: Image, out_dir: Path, ref: str) -> BuildOutputs:
             }
             for layer in image.layers
         ],
-        "layout": LAYOUT_DIR,
-        "archive": ARCHIVE_FILE,
+        "layout": layout_name,
+        "archive": archive_name,
     }
-    summary = out_dir / SUMMARY_FILE
+    summary = out_dir / summary_name
     summary.write_text(json.dumps(summary_data, indent=2, sort_keys=True) + "\n")
     return BuildOutputs(layout_dir, archive, summary, summary_data)

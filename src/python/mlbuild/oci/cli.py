@@ -1,6 +1,6 @@
 """`python -m mlbuild.oci`: a thin command line over the library, run by Pants as a Process.
 
-    build  --spec spec.json --out DIR [--cache DIR] [--compressor auto|isal|zlib] [--check-sagemaker]
+    build  --spec spec.json --out DIR [--name NAME] [--cache DIR] [--compressor auto|isal|zlib] [--check-sagemaker]
     unpack --layout DIR [--ref REF] --rootfs DIR
     check  --layout DIR [--ref REF]           (SageMaker training-container contract)
 
@@ -38,7 +38,7 @@ def _build(args: argparse.Namespace) -> None:
         image = build_image(spec, store, compressor)
         if args.check_sagemaker:
             sagemaker_contract.require(image)
-        outputs = write_outputs(image, out, spec.ref)
+        outputs = write_outputs(image, out, spec.ref, args.name)
     print(f"{spec.ref} {outputs.summary_data['manifest_digest']} ({compressor.id})")
 
 
@@ -59,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build an image from a spec.json")
     b.add_argument("--spec", required=True, type=Path)
     b.add_argument("--out", required=True, type=Path, help="writes layout/, image.tar and image.json here")
+    b.add_argument("--name", help="write <name>.oci/, <name>.oci.tar and <name>.image.json instead")
     b.add_argument("--cache", type=Path, help="a blob directory kept between builds (layer cache)")
     b.add_argument("--compressor", choices=COMPRESSOR_CHOICES, default="auto")
     b.add_argument("--check-sagemaker", action="store_true", help="fail unless the SageMaker contract holds")

@@ -78,7 +78,8 @@ def entries_from_directory(source_dir: Path, dest_prefix: str) -> list[LayerEntr
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
         raise UserError(f"{source_dir}: not a directory.")
-    prefix = image_path(dest_prefix, what="destination prefix")
+    # NB: "/" places the tree at the image root (a base image's rootfs).
+    prefix = "" if dest_prefix.strip() == "/" else image_path(dest_prefix, what="destination prefix")
     entries: list[LayerEntry] = []
 
     def walk(directory: Path, dest: str) -> None:

@@ -1,12 +1,15 @@
-"""`pants package` for ml_pipeline: the pipeline's PEX, with the runtime as its entry point."""
+"""`pants package` for ml_pipeline: the pipeline's PEX and its SageMaker-ready OCI image."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
+from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import (
     EntryPoint,
     InterpreterConstraintsField,
+    PexLayout,
     PythonResolveField,
     ResolvedPexEntryPoint,
     ResolvePexEntryPointRequest,
@@ -22,13 +25,20 @@ from pants.core.goals.package import (
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior
 from pants.core.util_rules.source_files import SourceFiles
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
+from pants.engine.addresses import Address, AddressInput
+from pants.engine.fs import Digest, DigestContents, DigestEntries, MergeDigests, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
+from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
+from mlbuild.pants_plugin.base_image import BaseImage, BaseImageRequest
+from mlbuild.pants_plugin.image import PACKED_DIR, PipelineImage, PipelineImageRequest, sha256_of
 from mlbuild.pants_plugin.target_types import (
+    MLPipelineBaseImageField,
     MLPipelineConfigField,
+    MLPipelineLargeWheelField,
     MLPipelineModuleField,
     MLPipelineSampleDataField,
 )
@@ -41,6 +51,8 @@ MODULE_ENV_VAR = "MLBUILD_PIPELINE_MODULE"
 CONFIG_ENV_VAR = "MLBUILD_PIPELINE_CONFIG"
 ADDRESS_ENV_VAR = "MLBUILD_PIPELINE_ADDRESS"
 
+LABEL_PREFIX = "org.mlbuild"
+
 
 @dataclass(frozen=True)
 class MLPipelineFieldSet(PackageFieldSet, RunFieldSet):
@@ -52,14 +64,21 @@ class MLPipelineFieldSet(PackageFieldSet, RunFieldSet):
     pipeline: MLPipelineModuleField
     config: MLPipelineConfigField
     sample_data: MLPipelineSampleDataField
+    base_image: MLPipelineBaseImageField
+    layer_split_mb: MLPipelineLargeWheelField
     resolve: PythonResolveField
     interpreter_constraints: InterpreterConstraintsField
     output_path: OutputPathField
+
+    @property
+    def pex_path(self) -> str:
+        return self.output_path.value_or_default(file_ending="pex")
 
 
 @dataclass(frozen=True)
 class MLPipelinePexRequest:
     field_set: MLPipelineFieldSet
+    layout: PexLayout = PexLayout.ZIPAPP
 
 
 @dataclass(frozen=True)
@@ -79,10 +98,12 @@ async def ml_pipeline_pex_request(request: MLPipelinePexRequest) -> MLPipelinePe
     # NB: the config travels inside the PEX as a resource of the pipeline's package.
     stripped_config = await Get(StrippedSourceFiles, SourceFiles(config_sources.snapshot, ()))
     assert entry_point.val is not None
+    packed = request.layout == PexLayout.PACKED
     return MLPipelinePex(
         PexFromTargetsRequest(
             addresses=[field_set.address],
             internal_only=False,
+            layout=request.layout,
             main=RUNTIME_ENTRY_POINT,
             inject_env=FrozenDict(
                 {
@@ -91,19 +112,107 @@ async def ml_pipeline_pex_request(request: MLPipelinePexRequest) -> MLPipelinePe
                     ADDRESS_ENV_VAR: field_set.address.spec,
                 }
             ),
-            output_filename=field_set.output_path.value_or_default(file_ending="pex"),
+            output_filename=PACKED_DIR if packed else field_set.pex_path,
             additional_sources=stripped_config.snapshot.digest,
             include_local_dists=True,
-            description=f"Building the PEX of ml_pipeline {field_set.address}",
+            description=f"Building the {'packed ' if packed else ''}PEX of ml_pipeline {field_set.address}",
         )
     )
 
 
+@dataclass(frozen=True)
+class BuiltMLPipeline:
+    pex: Pex
+    pex_path: str
+    pex_sha256: str
+    image: PipelineImage
+    base: BaseImage
+
+
+@dataclass(frozen=True)
+class SourceRevisionRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class SourceRevision:
+    """The git commit the build came from, `-dirty` if the work tree differs; else "unknown"."""
+
+    value: str
+
+
+@rule(desc="Reading the source revision")
+async def source_revision(_: SourceRevisionRequest) -> SourceRevision:
+    maybe = await Get(MaybeGitWorktree, GitWorktreeRequest())
+    if maybe.git_worktree is None:
+        return SourceRevision("unknown")
+    worktree = maybe.git_worktree
+    return SourceRevision(worktree.commit_id + ("-dirty" if worktree.changed_files() else ""))
+
+
+@rule(desc="Building an ml_pipeline's PEX and image")
+async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonSetup) -> BuiltMLPipeline:
+    zipapp, packed = await MultiGet(
+        Get(MLPipelinePex, MLPipelinePexRequest(field_set)),
+        Get(MLPipelinePex, MLPipelinePexRequest(field_set, PexLayout.PACKED)),
+    )
+    origin = f"the `base_image` field of {field_set.address}"
+    base_address = await Get(
+        Address,
+        AddressInput,
+        AddressInput.parse(field_set.base_image.value, relative_to=field_set.address.spec_path, description_of_origin=origin),
+    )
+    resolve = field_set.resolve.normalized_value(python_setup)
+    lockfile = python_setup.resolves[resolve]
+    pex, base, lock_contents, revision = await MultiGet(
+        Get(Pex, PexFromTargetsRequest, zipapp.request),
+        Get(BaseImage, BaseImageRequest(base_address, origin)),
+        Get(DigestContents, PathGlobs([lockfile])),
+        Get(SourceRevision, SourceRevisionRequest()),
+    )
+    pex_sha256 = sha256_of(await Get(DigestEntries, Digest, pex.digest), field_set.pex_path)
+    labels = {
+        "org.opencontainers.image.title": field_set.address.spec,
+        "org.opencontainers.image.revision": revision.value,
+        "org.opencontainers.image.base.name": str(base.address),
+        "org.opencontainers.image.base.digest": base.manifest_digest,
+        f"{LABEL_PREFIX}.pipeline.address": field_set.address.spec,
+        f"{LABEL_PREFIX}.pex.sha256": pex_sha256,
+        f"{LABEL_PREFIX}.lockfile.path": lockfile,
+        f"{LABEL_PREFIX}.lockfile.sha256": "".join(hashlib.sha256(c.content).hexdigest() for c in lock_contents),
+    }
+    stem_dir, _, stem = field_set.pex_path.rpartition("/")
+    image = await Get(
+        PipelineImage,
+        PipelineImageRequest(
+            packed_pex=packed.request,
+            base=base,
+            out_dir=stem_dir or ".",
+            name=stem[: -len(".pex")],
+            layer_split_bytes=field_set.layer_split_mb.value * 1024 * 1024,
+            labels=FrozenDict(labels),
+        ),
+    )
+    return BuiltMLPipeline(pex, field_set.pex_path, pex_sha256, image, base)
+
+
 @rule(desc="Packaging an ml_pipeline")
 async def package_ml_pipeline(field_set: MLPipelineFieldSet) -> BuiltPackage:
-    prepared = await Get(MLPipelinePex, MLPipelinePexRequest(field_set))
-    pex = await Get(Pex, PexFromTargetsRequest, prepared.request)
-    return BuiltPackage(pex.digest, (BuiltPackageArtifact(prepared.request.output_filename),))
+    built = await Get(BuiltMLPipeline, MLPipelineFieldSet, field_set)
+    digest = await Get(Digest, MergeDigests([built.pex.digest, built.image.digest]))
+    image = built.image
+    return BuiltPackage(
+        digest,
+        (
+            BuiltPackageArtifact(built.pex_path, extra_log_lines=(f"sha256: {built.pex_sha256}",)),
+            BuiltPackageArtifact(
+                image.layout_path,
+                extra_log_lines=(f"manifest digest: {image.manifest_digest}", f"base image: {built.base.manifest_digest}"),
+            ),
+            BuiltPackageArtifact(image.archive_path),
+            BuiltPackageArtifact(image.summary_path),
+        ),
+    )
 
 
 def rules():

@@ -1,12 +1,20 @@
-"""mlbuild's Pants backend: the `ml_pipeline` target and its run/package/tailor rules."""
+"""mlbuild's Pants backend: the `ml_pipeline` and `ml_base_image` targets and their rules."""
 
-from mlbuild.pants_plugin import dependency_inference, package, run, tailor
-from mlbuild.pants_plugin.target_types import MLPipelineTarget
+from mlbuild.pants_plugin import base_image, dependency_inference, image, package, run, tailor, tool
+from mlbuild.pants_plugin.target_types import MLBaseImageTarget, MLPipelineTarget
 
 
 def target_types():
-    return [MLPipelineTarget]
+    return [MLPipelineTarget, MLBaseImageTarget]
 
 
 def rules():
-    return [*dependency_inference.rules(), *package.rules(), *run.rules(), *tailor.rules()]
+    return [
+        *base_image.rules(),
+        *dependency_inference.rules(),
+        *image.rules(),
+        *package.rules(),
+        *run.rules(),
+        *tailor.rules(),
+        *tool.rules(),
+    ]

@@ -15,7 +15,9 @@ from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     Dependencies,
+    IntField,
     InvalidFieldException,
+    InvalidTargetException,
     SingleSourceField,
     StringField,
     Target,
@@ -113,6 +115,43 @@ class MLPipelineSampleDataField(StringField):
         return os.path.normpath(value)
 
 
+class MLPipelineBaseImageField(StringField):
+    alias = "base_image"
+    default = "//docker/debian-python3.11:base"
+    help = help_text(
+        """
+        The address of the `ml_base_image` target the pipeline's OCI image is built on.
+
+        The default is mlbuild's offline Debian base with Python 3.11. Its Python version
+        must match the pipeline's interpreter constraints.
+
+        Example: `ml_pipeline(name="train", base_image="//docker/python-slim:base")`
+        """
+    )
+
+
+class MLPipelineLargeWheelField(IntField):
+    alias = "layer_split_mb"
+    default = 64
+    help = help_text(
+        """
+        Third-party wheels larger than this many MB (unpacked) get an image layer of their own,
+        so a torch-sized wheel is pushed once and other dependency changes don't re-push it.
+
+        Example: `ml_pipeline(name="train", layer_split_mb=128)`
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
+        value = super().compute_value(raw_value, address)
+        if value < 1:
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} is {value}. Fix: give a size in MB of at least 1."
+            )
+        return value
+
+
 class MLPipelineTarget(Target):
     alias = "ml_pipeline"
     core_fields = (
@@ -121,6 +160,8 @@ class MLPipelineTarget(Target):
         MLPipelineModuleField,
         MLPipelineConfigField,
         MLPipelineSampleDataField,
+        MLPipelineBaseImageField,
+        MLPipelineLargeWheelField,
         PythonResolveField,
         InterpreterConstraintsField,
         OutputPathField,
@@ -131,7 +172,8 @@ class MLPipelineTarget(Target):
         laptop and on SageMaker.
 
         `pants run` trains locally on the sample data, writing the model and metrics.json under
-        `dist/mlbuild/runs/`; `pants package` builds the pipeline's PEX.
+        `dist/mlbuild/runs/`; `pants package` builds the pipeline's PEX and a SageMaker-ready
+        OCI image (`train` on PATH), both reproducible to the byte.
 
         Example BUILD file (in `src/python/pipelines/churn/`):
 
@@ -145,3 +187,68 @@ class MLPipelineTarget(Target):
             )
         """
     )
+
+
+class MLBaseImageDebianLockField(SingleSourceField):
+    alias = "debian_lock"
+    required = False
+    default = None
+    expected_file_extensions = (".json",)
+    help = help_text(
+        """
+        A Debian package lock (written by `python -m mlbuild.debian lock`) to assemble an offline,
+        distroless-style base from: every .deb is downloaded from the Debian mirror, checked
+        against the lock's sha256 and unpacked without running maintainer scripts.
+
+        Example: `ml_base_image(name="base", debian_lock="packages.lock.json")`
+        """
+    )
+
+
+class MLBaseImagePythonField(StringField):
+    alias = "python"
+    default = "/usr/bin/python3.11"
+    help = help_text(
+        """
+        The absolute path of the image's Python interpreter; the image's `train` launcher runs
+        the pipeline's PEX with it.
+
+        Example: `ml_base_image(name="base", debian_lock="packages.lock.json", python="/usr/bin/python3.11")`
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+        value = super().compute_value(raw_value, address)
+        if not value.startswith("/"):
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} is {value!r}. Fix: give an absolute path such as /usr/bin/python3.11."
+            )
+        return value
+
+
+class MLBaseImageTarget(Target):
+    alias = "ml_base_image"
+    core_fields = (*COMMON_TARGET_FIELDS, MLBaseImageDebianLockField, MLBaseImagePythonField)
+    help = help_text(
+        """
+        A base image for ml_pipeline images, always pinned by content: assembled offline from a
+        committed Debian package lock, so the whole flow works with no container registry.
+
+        `pants package` on it writes the base as an OCI layout and prints its digest.
+
+            ml_base_image(
+                name="base",
+                debian_lock="packages.lock.json",
+                python="/usr/bin/python3.11",
+            )
+        """
+    )
+
+    def validate(self) -> None:
+        if self[MLBaseImageDebianLockField].value is None:
+            raise InvalidTargetException(
+                f"The ml_base_image {self.address} has no `debian_lock`. "
+                "Fix: write one with `python -m mlbuild.debian lock --out packages.lock.json` and set "
+                "`debian_lock=\"packages.lock.json\"`."
+            )

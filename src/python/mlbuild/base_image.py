@@ -1,0 +1,67 @@
+"""The offline base image: a committed Debian package lock -> rootfs -> a one-layer OCI image.
+
+    python -m mlbuild.base_image --lock packages.lock.json --out DIR --name base [--cache DIR]
+
+Run by Pants as one Process (the rootfs never leaves it: Pants digests would not keep its
+symlinks and modes). The image is identical for an identical lock, and every package is
+verified against the lock's sha256 before it is unpacked (see mlbuild.debian).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+from mlbuild.debian import DebianError, build_rootfs, load_lock
+from mlbuild.oci.blob_store import BlobStore
+from mlbuild.oci.build import LAYER_NAME_ANNOTATION, write_outputs
+from mlbuild.oci.determinism import choose_compressor
+from mlbuild.oci.errors import OCIError
+from mlbuild.oci.image import Image, add_layer, set_annotations, set_config
+from mlbuild.oci.layer import entries_from_directory
+from mlbuild.oci.layer_writer import write_layer
+
+LOCK_ANNOTATION = "org.mlbuild.debian.lock.sha256"
+ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
+}
+
+
+def build_debian_base(lock_path: Path, out_dir: Path, name: str, cache_dir: Optional[Path]) -> dict:
+    lock = load_lock(lock_path)
+    lock_sha256 = hashlib.sha256(Path(lock_path).read_bytes()).hexdigest()
+    with tempfile.TemporaryDirectory(prefix="mlbuild-base-") as scratch:
+        rootfs = Path(scratch) / "rootfs"
+        build_rootfs(lock, rootfs, cache_dir=cache_dir / "debs" if cache_dir else None)
+        store = BlobStore(cache_dir / "oci" if cache_dir else Path(scratch) / "blobs")
+        layer = write_layer(entries_from_directory(rootfs, "/"), store, choose_compressor(), {LAYER_NAME_ANNOTATION: "debian"})
+        image = add_layer(Image(), layer, created_by=f"mlbuild debian base from {Path(lock_path).name}")
+        image = set_config(image, env=ENV, labels={LOCK_ANNOTATION: lock_sha256})
+        image = set_annotations(image, {LOCK_ANNOTATION: lock_sha256, "org.opencontainers.image.title": name})
+        return write_outputs(image, out_dir, name, name).summary_data
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlbuild.base_image", description=__doc__.splitlines()[0])
+    parser.add_argument("--lock", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--cache", type=Path, help="keeps downloaded .debs and compressed layers between builds")
+    args = parser.parse_args(argv)
+    try:
+        summary = build_debian_base(args.lock, args.out, args.name, args.cache)
+    except (DebianError, OCIError) as e:
+        print(f"mlbuild: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+    print(f"{args.name} {summary['manifest_digest']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Base images for ml_pipeline images: built (or later pulled) and pinned by digest."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from pants.backend.python.util_rules.pex import VenvPexProcess
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.engine.addresses import Address
+from pants.engine.fs import Digest, DigestContents, DigestSubset, PathGlobs
+from pants.engine.process import ProcessResult
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import (
+    HydratedSources,
+    HydrateSourcesRequest,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+from pants.engine.unions import UnionRule
+from pants.util.frozendict import FrozenDict
+
+from mlbuild.pants_plugin.target_types import (
+    MLBaseImageDebianLockField,
+    MLBaseImagePythonField,
+)
+from mlbuild.pants_plugin.tool import MLBuildTool
+
+# NB: downloaded .debs and compressed layers survive between builds in this named cache.
+CACHE_NAME = "mlbuild"
+CACHE_DIR = ".cache/mlbuild"
+
+
+@dataclass(frozen=True)
+class MLBaseImageFieldSet(PackageFieldSet):
+    required_fields = (MLBaseImageDebianLockField,)
+
+    debian_lock: MLBaseImageDebianLockField
+    python: MLBaseImagePythonField
+
+
+@dataclass(frozen=True)
+class BaseImageRequest:
+    address: Address
+    description_of_origin: str
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """A built base: an OCI layout at `layout_path` inside `digest`, pinned by `manifest_digest`."""
+
+    address: Address
+    digest: Digest
+    layout_path: str
+    ref: str
+    manifest_digest: str
+    python: str
+
+
+def read_summary(contents: DigestContents) -> dict:
+    (summary,) = contents
+    return json.loads(summary.content)
+
+
+@rule(desc="Building an ml_base_image")
+async def build_base_image(request: BaseImageRequest, tool: MLBuildTool) -> BaseImage:
+    wrapped = await Get(
+        WrappedTarget, WrappedTargetRequest(request.address, description_of_origin=request.description_of_origin)
+    )
+    target = wrapped.target
+    if not MLBaseImageFieldSet.is_applicable(target):
+        raise ValueError(
+            f"{request.description_of_origin} names {request.address}, which is a `{target.alias}`, not an "
+            "`ml_base_image`. Fix: point it at an ml_base_image target (the default is //docker/debian-python3.11:base)."
+        )
+    field_set = MLBaseImageFieldSet.create(target)
+    lock = await Get(HydratedSources, HydrateSourcesRequest(field_set.debian_lock))
+    (lock_path,) = lock.snapshot.files
+    name = request.address.target_name
+    out_dir = request.address.spec_path.replace("/", ".") or "root"
+    result = await Get(
+        ProcessResult,
+        VenvPexProcess(
+            tool.pex,
+            argv=("-m", "mlbuild.base_image", "--lock", lock_path, "--out", out_dir, "--name", name, "--cache", CACHE_DIR),
+            input_digest=lock.snapshot.digest,
+            output_directories=(out_dir,),
+            append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
+            description=f"Assembling base image {request.address} from {os.path.basename(lock_path)}",
+        ),
+    )
+    summary = read_summary(
+        await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{out_dir}/{name}.image.json"])))
+    )
+    return BaseImage(
+        address=request.address,
+        digest=result.output_digest,
+        layout_path=f"{out_dir}/{summary['layout']}",
+        ref=summary["ref"],
+        manifest_digest=summary["manifest_digest"],
+        python=field_set.python.value,
+    )
+
+
+@rule(desc="Packaging an ml_base_image")
+async def package_base_image(field_set: MLBaseImageFieldSet) -> BuiltPackage:
+    base = await Get(BaseImage, BaseImageRequest(field_set.address, "`pants package`"))
+    return BuiltPackage(
+        base.digest,
+        (BuiltPackageArtifact(base.layout_path, extra_log_lines=(f"manifest digest: {base.manifest_digest}",)),),
+    )
+
+
+def rules():
+    return [*collect_rules(), UnionRule(PackageFieldSet, MLBaseImageFieldSet)]
