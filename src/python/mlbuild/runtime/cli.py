@@ -35,7 +35,9 @@ def train_command(base_dir: Path) -> int:
 
 def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str]) -> int:
     pipeline = pipeline_from_environ(os.environ)
-    staging = local_run.prepare_run(pipeline, data_dir, runs_dir, parse_assignments(assignments))
+    staging = local_run.prepare_run(
+        pipeline.config, pipeline.address, data_dir, runs_dir, parse_assignments(assignments)
+    )
     try:
         train_command(staging)
     except BaseException:

@@ -23,7 +23,7 @@ from typing import Any, Dict, Mapping
 
 from mlbuild.runtime import contract, hyperparameters
 from mlbuild.runtime.errors import DataError
-from mlbuild.runtime.pipeline import Pipeline
+from mlbuild.runtime.config import PipelineConfig
 
 RESOURCE_CONFIG = {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}
 
@@ -34,9 +34,9 @@ def run_dir_parent(runs_dir: Path, address: str) -> Path:
     return runs_dir / (spec_path.replace("/", ".") or "root") / (name or Path(spec_path).name)
 
 
-def input_data_config(pipeline: Pipeline) -> Dict[str, Dict[str, str]]:
+def input_data_config(config: PipelineConfig) -> Dict[str, Dict[str, str]]:
     result = {}
-    for channel in pipeline.config.channels:
+    for channel in config.channels:
         entry = {"TrainingInputMode": channel.input_mode, "S3DistributionType": channel.distribution, "RecordWrapperType": "None"}
         if channel.content_type:
             entry["ContentType"] = channel.content_type
@@ -44,13 +44,13 @@ def input_data_config(pipeline: Pipeline) -> Dict[str, Dict[str, str]]:
     return result
 
 
-def local_channel_dirs(pipeline: Pipeline, data_dir: Path) -> Dict[str, Path]:
+def local_channel_dirs(config: PipelineConfig, data_dir: Path) -> Dict[str, Path]:
     dirs = {}
-    for channel in pipeline.config.channels:
+    for channel in config.channels:
         path = data_dir / channel.local
         if not path.is_dir():
             raise DataError(
-                f"{pipeline.config.source}: `channels.{channel.name}`: local data directory {path} does not exist. "
+                f"{config.source}: `channels.{channel.name}`: local data directory {path} does not exist. "
                 f"Fix: put the channel's sample files there, or change the ml_pipeline target's `sample_data` "
                 f"field or `channels.{channel.name}.local`."
             )
@@ -63,26 +63,40 @@ def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def prepare_run(pipeline: Pipeline, data_dir: Path, runs_dir: Path, overrides: Mapping[str, str]) -> Path:
-    """Validate everything, then lay out a staged run directory and return it."""
-    values = hyperparameters.resolve(pipeline.config, overrides, "command line")
-    channels = local_channel_dirs(pipeline, data_dir)
+def prepare_run(
+    config: PipelineConfig,
+    address: str,
+    data_dir: Path,
+    runs_dir: Path,
+    overrides: Mapping[str, str],
+    link_channels: bool = True,
+) -> Path:
+    """Validate everything, then lay out a staged run directory and return it.
+
+    With `link_channels`, `input/data/<channel>` are symlinks to the sample data; a
+    container runner passes False and bind-mounts `local_channel_dirs` there instead.
+    """
+    values = hyperparameters.resolve(config, overrides, "command line")
+    channels = local_channel_dirs(config, data_dir)
     encoded = hyperparameters.encode(values)
     digest = hashlib.sha256(json.dumps(encoded, sort_keys=True).encode()).hexdigest()[:8]
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{digest}"
-    parent = run_dir_parent(runs_dir, pipeline.address)
+    parent = run_dir_parent(runs_dir, address)
     staging = parent / f".{run_id}.incomplete"
     suffix = 1
     while staging.exists() or (parent / run_id).exists():
         suffix += 1
         staging = parent / f".{run_id}-{suffix}.incomplete"
     _write_json(staging / contract.HYPERPARAMETERS_FILE, encoded)
-    _write_json(staging / contract.INPUT_DATA_CONFIG_FILE, input_data_config(pipeline))
+    _write_json(staging / contract.INPUT_DATA_CONFIG_FILE, input_data_config(config))
     _write_json(staging / contract.RESOURCE_CONFIG_FILE, RESOURCE_CONFIG)
     for name, path in channels.items():
         link = staging / contract.DATA_DIR / name
         link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(path, target_is_directory=True)
+        if link_channels:
+            link.symlink_to(path, target_is_directory=True)
+        else:
+            link.mkdir()
     return staging
 
 
