@@ -1,0 +1,26 @@
+"""Run an OCI image locally exactly like SageMaker's `docker run IMAGE train`, with no Docker.
+
+Plain Python (never imports Pants). The image is unpacked once into a cache, then run
+under bubblewrap with a read-only root and an /opt/ml laid out from the pipeline's local
+data and config (mlbuild.runtime.local_run).
+
+    from mlbuild.container_run import run_image
+    outcome = run_image(layout_dir, ref, config_path, address, data_dir, runs_dir, overrides)
+
+    errors.py        ImageCommandError, RootfsError (user), SandboxUnavailableError (platform)
+    rootfs_view.py   host-side path lookups inside a rootfs that never leave it
+    command.py       Docker's Entrypoint/Cmd rule, PATH lookup, `#!` interpreter check
+    sandbox.py       SandboxSpec -> bwrap argv (pure), the container's environment
+    bwrap_probe.py   is bwrap installed and able to create namespaces?
+    rootfs_cache.py  <cache>/rootfs/<manifest digest hex>, atomic, LRU-evicted, flock-guarded
+    outcome.py       RunOutcome: run dir, exit code, failure reason, metrics
+    runner.py        run_image: the steps, in order
+    cli.py           `python -m mlbuild.container_run`
+"""
+
+from mlbuild.container_run.outcome import RunOutcome
+from mlbuild.container_run.rootfs_cache import RootfsCache, default_cache_dir
+from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.sandbox import SandboxSpec, bwrap_argv, container_env
+
+__all__ = ["RootfsCache", "RunOutcome", "SandboxSpec", "bwrap_argv", "container_env", "default_cache_dir", "run_image"]

@@ -1,0 +1,5 @@
+import sys
+
+from mlbuild.container_run.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""`python -m mlbuild.container_run`: run an image's `train` locally, like SageMaker, without Docker.
+
+    python -m mlbuild.container_run --layout DIR [--ref REF] --config PIPELINE_YAML \
+        --address ADDR --data-dir DIR --runs-dir DIR [--cache-dir DIR] [--network] [name=value ...]
+
+Exit codes, decided only in `main`: 0 the run succeeded; otherwise train's own exit code
+(as `docker run` does; 128+N if killed by signal N), 2 for a user error (config,
+hyperparameters, data, image), 3 for a platform error (bwrap unusable, I/O failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from mlbuild.oci.errors import OCIError
+from mlbuild.runtime.errors import MLBuildError, PlatformError
+from mlbuild.runtime.hyperparameters import parse_assignments
+from mlbuild.container_run.outcome import RunOutcome
+from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP
+from mlbuild.container_run.runner import run_image
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m mlbuild.container_run",
+        description="Run an OCI image like SageMaker's `docker run IMAGE train`, under bubblewrap.",
+    )
+    p.add_argument("--layout", required=True, type=Path, help="OCI image layout directory")
+    p.add_argument("--ref", help="image ref in the layout (default: its only image)")
+    p.add_argument("--config", required=True, type=Path, help="the pipeline's pipeline.yaml")
+    p.add_argument("--address", required=True, help="the pipeline target's address, e.g. src/python/pipelines/churn:train")
+    p.add_argument("--data-dir", required=True, type=Path, help="sample data folder (one subfolder per channel)")
+    p.add_argument("--runs-dir", required=True, type=Path, help="where run directories go")
+    p.add_argument("--cache-dir", type=Path, help="default: ${XDG_CACHE_HOME:-~/.cache}/mlbuild")
+    p.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="unpacked images to keep in the cache")
+    p.add_argument("--network", action="store_true", help="share the host network (default: none, like network isolation)")
+    p.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
+    return p
+
+
+def report(outcome: RunOutcome, out: TextIO) -> None:
+    verdict = "run complete" if outcome.succeeded else f"run FAILED (exit code {outcome.exit_code})"
+    out.write(f"\nmlbuild: {verdict}: {outcome.run_dir}\n")
+    out.write(f"  model:   {outcome.model_dir}/\n")
+    if outcome.metrics is not None:
+        out.write("  metrics: " + json.dumps(outcome.metrics, sort_keys=True) + "\n")
+    if outcome.failure_reason:
+        out.write("  failure: " + outcome.failure_reason.strip().replace("\n", "\n           ") + "\n")
+
+
+def exit_code_of(outcome: RunOutcome) -> int:
+    if outcome.exit_code < 0:
+        return 128 + -outcome.exit_code  # NB: the shell's convention for "killed by signal N".
+    return min(outcome.exit_code, 255)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    args = parser().parse_args(argv)
+    try:
+        overrides = parse_assignments(args.assignments)
+        outcome = run_image(
+            args.layout, args.ref, args.config, args.address, args.data_dir, args.runs_dir, overrides,
+            cache_dir=args.cache_dir, stream=out, network=args.network, keep=args.keep,
+        )
+    except (MLBuildError, OCIError) as e:
+        print(f"mlbuild: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        # NB: I/O failures of the machine (disk full, permissions) are not the user's input.
+        print(f"mlbuild: error: {PlatformError(str(e))}", file=sys.stderr)
+        return PlatformError.exit_code
+    except KeyboardInterrupt:
+        print("mlbuild: interrupted; the run was marked failed.", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - the one place that turns bugs into an exit code
+        traceback.print_exc()
+        print("mlbuild: error: container_run failed unexpectedly (a bug); please report the traceback above.", file=sys.stderr)
+        return PlatformError.exit_code
+    report(outcome, out)
+    return exit_code_of(outcome)

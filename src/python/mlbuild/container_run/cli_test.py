@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from mlbuild.oci.errors import UnsafeLayerError
+from mlbuild.runtime.errors import HyperparameterError
+from mlbuild.container_run import cli
+from mlbuild.container_run.errors import SandboxUnavailableError
+from mlbuild.container_run.outcome import RunOutcome
+
+ARGS = ["--layout", "L", "--config", "c.yaml", "--address", "a:b", "--data-dir", "d", "--runs-dir", "r"]
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, result: object, extra: list[str] = []) -> tuple[int, str, dict]:
+    seen: dict = {}
+
+    def fake_run_image(*args: object, **kwargs: object) -> RunOutcome:
+        seen.update(args=args, kwargs=kwargs)
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[return-value]
+
+    monkeypatch.setattr(cli, "run_image", fake_run_image)
+    out = io.StringIO()
+    return cli.main([*ARGS, *extra], out=out), out.getvalue(), seen
+
+
+def test_success_prints_run_model_and_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = RunOutcome(Path("/runs/x/1"), 0, None, {"auc": 0.9})
+    code, out, seen = _main(monkeypatch, outcome, ["--ref", "t:1", "--network", "max_depth=3", "seed=1"])
+    assert code == 0
+    assert "run complete: /runs/x/1" in out and "model:   /runs/x/1/model/" in out and '{"auc": 0.9}' in out
+    assert seen["args"][1] == "t:1" and seen["args"][6] == {"max_depth": "3", "seed": "1"}
+    assert seen["kwargs"]["network"] is True
+
+
+@pytest.mark.parametrize("exit_code, expect", [(1, 1), (2, 2), (300, 255), (-9, 137)])
+def test_failure_exits_with_trains_code(monkeypatch: pytest.MonkeyPatch, exit_code: int, expect: int) -> None:
+    code, out, _ = _main(monkeypatch, RunOutcome(Path("/runs/x/1.failed"), exit_code, "DataError: no rows", None))
+    assert code == expect
+    assert "FAILED" in out and "failure: DataError: no rows" in out
+
+
+@pytest.mark.parametrize(
+    "error, expect",
+    [
+        (HyperparameterError("bad"), 2),
+        (UnsafeLayerError("sha256:x", "a", "b"), 2),
+        (SandboxUnavailableError("apt-get install bubblewrap"), 3),
+        (OSError(28, "No space left on device"), 3),
+        (KeyboardInterrupt(), 130),
+        (RuntimeError("bug"), 3),
+    ],
+)
+def test_errors_become_exit_codes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, error: BaseException, expect: int) -> None:
+    assert _main(monkeypatch, error)[0] == expect
+    assert capsys.readouterr().err
+
+
+def test_bad_assignment_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _main(monkeypatch, RunOutcome(Path("/r"), 0, None, None), ["oops"])[0] == 2

@@ -1,0 +1,131 @@
+"""Integration: a REAL image (Debian python3.11 base + a `train` script) run under bwrap.
+
+Needs bubblewrap that can create namespaces (`apt-get install bubblewrap`) and the Debian
+mirror or a warm .deb cache (${XDG_CACHE_HOME:-~/.cache}/mlbuild/debs); skips otherwise.
+Run with `-s` to see the timings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mlbuild.debian import FetchError, build_rootfs, load_lock
+from mlbuild.oci.layer import LayerEntry
+from mlbuild.oci.layout import read_layout
+from mlbuild.container_run.bwrap_probe import check_bwrap
+from mlbuild.container_run.errors import SandboxUnavailableError
+from mlbuild.container_run.outcome import RunOutcome
+from mlbuild.container_run.rootfs_cache import RootfsCache
+from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.testing import TRAIN_SCRIPT, rootfs_entries, write_image, write_pipeline
+
+REPO = Path(__file__).resolve().parents[4]
+COMMITTED_LOCK = REPO / "docker/debian-python3.11/packages.lock.json"
+ADDRESS = "src/python/pipelines/tiny:train"
+
+
+def _bwrap_or_skip() -> str:
+    try:
+        return check_bwrap()
+    except SandboxUnavailableError as e:
+        pytest.skip(f"bwrap unusable: {e}")
+
+
+@pytest.fixture(scope="module")
+def image_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _bwrap_or_skip()
+    if not COMMITTED_LOCK.exists():
+        pytest.skip(f"{COMMITTED_LOCK} not in this sandbox (add it as a dependency)")
+    work = tmp_path_factory.mktemp("image")
+    try:
+        rootfs = build_rootfs(load_lock(COMMITTED_LOCK), work / "base-rootfs").path
+    except FetchError as e:
+        pytest.skip(f"cannot fetch the base's .debs (mirror unreachable or lock stale): {e}")
+    train = [LayerEntry.file("/usr/local/bin/train", TRAIN_SCRIPT.encode(), 0o755)]
+    layout = work / "layout"
+    write_image(layout, work / "blobs", [rootfs_entries(rootfs), train], workdir="/opt/program")
+    return layout
+
+
+@pytest.fixture(scope="module")
+def env(image_layout: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("pipeline")
+    config, data_dir = write_pipeline(root)
+    return {"layout_dir": image_layout, "ref": None, "config_path": config, "address": ADDRESS,
+            "data_dir": data_dir, "runs_dir": root / "runs", "cache_dir": root / "cache"}
+
+
+def _run(env: dict, **overrides: str) -> tuple[RunOutcome, str, float]:
+    out = io.StringIO()
+    start = time.monotonic()
+    outcome = run_image(**env, overrides=overrides, stream=out)
+    return outcome, out.getvalue(), time.monotonic() - start
+
+
+def test_train_runs_like_sagemaker(env: dict) -> None:
+    outcome, out, cold = _run(env, scale="3")
+    assert outcome.exit_code == 0, out
+    assert outcome.failure_reason is None
+    assert (outcome.model_dir / "model.txt").read_text() == "scale=3.0 rows={'train': 3, 'validation': 1}\n"
+    assert outcome.metrics == {"rows_train": 3, "score": 9.0}
+    assert "trained on" in out and "as 0 in /opt/program" in out and "unpacked" in out
+    assert not outcome.run_dir.name.startswith(".") and not outcome.run_dir.name.endswith(".failed")
+    assert os.readlink(outcome.run_dir.parent / "latest") == outcome.run_dir.name
+    # The sandbox: read-only root and channels, writable /tmp and /opt/ml, only the image's env.
+    sandbox = json.loads((outcome.model_dir / "sandbox.json").read_text())
+    assert sandbox.pop("env") == {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+        "HOSTNAME": "algo-1", "PEX_ROOT": "/tmp/.pex", "PWD": "/opt/program",
+    }
+    assert sandbox == {"/usr/x": False, "/opt/ml/input/data/train/x": False, "/tmp/x": True, "/opt/ml/output/data/x": True}
+    # Inputs are as SageMaker writes them; channel folders are bind mounts, empty on the host.
+    run = outcome.run_dir
+    assert json.loads((run / "input/config/hyperparameters.json").read_text()) == {"label": '"run"', "scale": "3.0"}
+    assert os.listdir(run / "input/data/train") == []
+
+    warm_outcome, warm_out, warm = _run(env)
+    assert warm_outcome.exit_code == 0 and "reused" in warm_out
+    print(f"\ncold run (unpack + run): {cold:.2f}s, warm run: {warm:.2f}s")
+
+
+def test_failure_is_reported_and_run_marked_failed(env: dict) -> None:
+    latest = env["runs_dir"] / "src.python.pipelines.tiny/train/latest"
+    before = os.readlink(latest) if latest.is_symlink() else None
+    outcome, out, _ = _run(env, label="fail")
+    assert outcome.exit_code == 1
+    assert outcome.failure_reason == "DataError: label=fail was requested\n"
+    assert outcome.run_dir.name.endswith(".failed") and outcome.run_dir.is_dir()
+    assert (outcome.run_dir / "output/failure").is_file()
+    assert (os.readlink(latest) if latest.is_symlink() else None) == before
+    assert not list(outcome.run_dir.parent.glob(".*.incomplete"))
+
+
+def test_timings(env: dict, tmp_path: Path) -> None:
+    """Not a check: measures cold unpack, warm reuse and bwrap's start overhead (see -s)."""
+    bwrap = _bwrap_or_skip()
+    image = read_layout(env["layout_dir"])
+    cache = RootfsCache(tmp_path / "cache")
+    with cache.use(image) as cold:
+        pass
+    with cache.use(image) as warm:
+        pass
+    python = ["/usr/bin/python3.11", "-S", "-c", ""]
+    sandboxed = [bwrap, "--ro-bind", str(cold.path), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                 "--unshare-all", "--die-with-parent", "--clearenv", "--", *python]
+    times = {}
+    for name, argv in {"bwrap": sandboxed, "host": [str(cold.path) + python[0], *python[1:]]}.items():
+        start = time.monotonic()
+        for _ in range(10):
+            subprocess.run(argv, check=True)
+        times[name] = (time.monotonic() - start) / 10
+    print(f"\ncold unpack: {cold.seconds:.2f}s, warm reuse: {warm.seconds * 1000:.1f}ms, "
+          f"python -S start: {times['host'] * 1000:.1f}ms on the host, {times['bwrap'] * 1000:.1f}ms under bwrap "
+          f"(overhead {(times['bwrap'] - times['host']) * 1000:.1f}ms)")
+    assert not cold.reused and warm.reused

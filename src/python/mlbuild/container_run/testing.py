@@ -1,0 +1,99 @@
+"""Helpers for this package's tests: tiny pipelines and tiny (or real) images in OCI layouts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Sequence
+
+from mlbuild.oci.blob_store import BlobStore
+from mlbuild.oci.determinism import choose_compressor
+from mlbuild.oci.image import Image, add_layer, set_config
+from mlbuild.oci.layer import LayerEntry, entries_from_directory
+from mlbuild.oci.layer_writer import write_layer
+from mlbuild.oci.layout import write_layout
+
+PIPELINE_YAML = """\
+hyperparameters:
+  scale: {type: float, default: 2.0}
+  label: run
+channels:
+  train: {}
+  validation: {}
+"""
+
+TRAIN_SCRIPT = """\
+#!/usr/bin/python3.11
+# A SageMaker training program: read /opt/ml/input, write /opt/ml/model (no shell needed).
+import json, os, sys
+base = "/opt/ml"
+hp = json.load(open(f"{base}/input/config/hyperparameters.json"))
+channels = json.load(open(f"{base}/input/config/inputdataconfig.json"))
+rows = {}
+for name in sorted(channels):
+    folder = f"{base}/input/data/{name}"
+    rows[name] = sum(len(open(os.path.join(folder, f)).read().splitlines()) for f in sorted(os.listdir(folder)))
+if json.loads(hp["label"]) == "fail":
+    open(f"{base}/output/failure", "w").write("DataError: label=fail was requested\\n")
+    sys.exit(1)
+os.makedirs(f"{base}/model", exist_ok=True)
+scale = json.loads(hp["scale"])
+open(f"{base}/model/model.txt", "w").write(f"scale={scale} rows={rows}\\n")
+json.dump({"rows_train": rows["train"], "score": scale * rows["train"]}, open(f"{base}/model/metrics.json", "w"))
+def writable(path):
+    try:
+        open(path, "w").close()
+        return True
+    except OSError:
+        return False
+sandbox = {p: writable(p) for p in ["/usr/x", "/opt/ml/input/data/train/x", "/tmp/x", "/opt/ml/output/data/x"]}
+sandbox["env"] = dict(os.environ)
+json.dump(sandbox, open(f"{base}/model/sandbox.json", "w"))
+print("trained on", rows, "as", os.getuid(), "in", os.getcwd(), flush=True)
+"""
+
+
+def rootfs_entries(rootfs: Path) -> list[LayerEntry]:
+    """Layer entries for a whole root filesystem (entries_from_directory wants a non-root prefix)."""
+    entries: list[LayerEntry] = []
+    for child in sorted(Path(rootfs).iterdir()):
+        if child.is_symlink():
+            entries.append(LayerEntry.symlink(child.name, os.readlink(child)))
+        elif child.is_dir():
+            entries += [LayerEntry.directory(child.name), *entries_from_directory(child, child.name)]
+        else:
+            entries.append(LayerEntry.file_from(child.name, child))
+    return entries
+
+
+def write_pipeline(root: Path, data: Mapping[str, Mapping[str, str]] | None = None) -> tuple[Path, Path]:
+    """A pipeline.yaml and its sample data folder (channel -> file name -> text) under `root`."""
+    config = root / "pipeline.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(PIPELINE_YAML)
+    data_dir = root / "sample_data"
+    for channel, files in (data or {"train": {"a.csv": "1\n2\n3\n"}, "validation": {"v.csv": "4\n"}}).items():
+        (data_dir / channel).mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (data_dir / channel / name).write_text(text)
+    return config, data_dir
+
+
+def write_image(
+    layout_dir: Path,
+    store_dir: Path,
+    layers: Sequence[Iterable[LayerEntry]],
+    *,
+    base: Optional[Image] = None,
+    entrypoint: Optional[Sequence[str]] = None,
+    env: Optional[Mapping[str, str]] = None,
+    workdir: Optional[str] = None,
+    ref: str = "test:1",
+) -> Image:
+    store = BlobStore(store_dir)
+    image = base or Image()
+    for i, entries in enumerate(layers):
+        image = add_layer(image, write_layer(entries, store, choose_compressor("auto")), created_by=f"test layer {i}")
+    image = set_config(image, entrypoint=entrypoint, env=env, workdir=workdir)
+    write_layout(image, layout_dir, ref)
+    return image
