@@ -1,0 +1,3 @@
+from mlbuild.registry.cli import main
+
+raise SystemExit(main())

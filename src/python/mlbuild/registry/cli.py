@@ -1,0 +1,94 @@
+"""`python -m mlbuild.registry push|pull|resolve`: parse, call, and map errors to exit codes here only.
+
+Exit codes: 0 ok; 2 user error (bad reference, credentials, permissions: fix the input);
+3 platform error (registry/network failure, digest mismatch: retry or report); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from mlbuild.oci.errors import OCIError
+from mlbuild.registry import quirks
+from mlbuild.registry.ecr import EcrRepositorySettings
+from mlbuild.registry.pull import pull_to_layout, resolve_digest
+from mlbuild.registry.push import push_layout
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mlbuild.registry", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    push = sub.add_parser("push", help="push an image from an OCI layout; prints the image URI with its digest")
+    push.add_argument("--layout", type=Path, required=True, help="OCI image layout directory")
+    push.add_argument("--ref", help="image ref name in the layout (default: the only image)")
+    push.add_argument("--to", required=True, metavar="REGISTRY/REPO", help="e.g. 127.0.0.1:5000/team/trainer")
+    push.add_argument("--tag", action="append", default=[], help="a human tag to add (repeatable; off by default)")
+    push.add_argument("--mount-from", action="append", default=[], metavar="REPO", help="same-registry repo that may hold the blobs")
+    push.add_argument("--chunked", action="store_true", help="upload in PATCH chunks (default: one PUT; ECR needs that)")
+    push.add_argument("--chunk-size", type=int, default=16 * 1024 * 1024)
+    push.add_argument("--create-repository", action="store_true", help="ECR: create the repository if missing")
+    push.add_argument("--mutable-tags", action="store_true", help="ECR: a created repository allows moving tags")
+    push.add_argument("--scan-on-push", action="store_true", help="ECR: a created repository scans on push")
+    push.add_argument("--parallelism", type=int, default=3)
+    push.add_argument("--no-verify", action="store_true", help="skip re-reading blobs and manifest after the push")
+
+    pull = sub.add_parser("pull", help="pull an image pinned by digest into an OCI layout")
+    pull.add_argument("reference", help="REGISTRY/REPO[:TAG]@sha256:...")
+    pull.add_argument("--layout", type=Path, required=True)
+    pull.add_argument("--cache", type=Path, required=True, help="blob cache directory, shared between pulls")
+    pull.add_argument("--ref-name", help="ref name in the layout (default: the tag, else 'base')")
+
+    resolve = sub.add_parser("resolve", help="print the digest a tag points at, to pin it")
+    resolve.add_argument("reference")
+
+    for p in (push, pull, resolve):
+        p.add_argument("--allow-insecure-http", action="store_true", help="plain HTTP to a non-loopback registry")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> object:
+    insecure = args.allow_insecure_http
+    if args.command == "push":
+        return push_layout(
+            args.layout, args.ref, args.to, tags=args.tag, mount_from=args.mount_from,
+            upload_mode="chunked" if args.chunked else quirks.DEFAULT_UPLOAD_MODE, chunk_size=args.chunk_size,
+            create_repository=args.create_repository,
+            ecr_settings=EcrRepositorySettings(immutable_tags=not args.mutable_tags, scan_on_push=args.scan_on_push),
+            allow_insecure_http=insecure, parallelism=args.parallelism, verify=not args.no_verify,
+        )
+    if args.command == "pull":
+        return pull_to_layout(args.reference, args.layout, args.cache, ref_name=args.ref_name, allow_insecure_http=insecure)
+    return resolve_digest(args.reference, allow_insecure_http=insecure)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = _run(args)
+    except OCIError as e:
+        kind = "platform error" if e.exit_code == 3 else "error"
+        print(f"{kind}: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(asdict(result) if hasattr(result, "__dataclass_fields__") else {"digest": result}, sort_keys=True))  # type: ignore[arg-type]
+    elif args.command == "push":
+        print(result.image_uri)  # type: ignore[attr-defined]
+        r = result
+        print(
+            f"pushed {r.digest} tags {','.join(r.tags)}: {r.uploaded} uploaded ({r.uploaded_bytes} B), "  # type: ignore[attr-defined]
+            f"{r.mounted} mounted, {r.skipped} skipped in {r.seconds:.2f}s", file=sys.stderr,  # type: ignore[attr-defined]
+        )
+    elif args.command == "pull":
+        print(result.digest)  # type: ignore[attr-defined]
+    else:
+        print(result)
+    return 0

@@ -1,0 +1,96 @@
+"""The distribution API of one repository, one method per endpoint.
+
+https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#endpoints
+Methods return data; the blob upload protocol lives in upload.py, push and pull in push.py/pull.py.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+from typing import Callable
+
+import urllib3
+
+from mlbuild.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES
+from mlbuild.registry import quirks
+from mlbuild.registry.errors import RegistryPlatformError
+from mlbuild.registry.reference import Reference
+from mlbuild.registry.responses import Response
+from mlbuild.registry.transport import Transport
+
+MANIFEST_ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    digest: str | None  # Docker-Content-Digest, when the registry sends it
+    size: int
+    media_type: str
+
+
+class RegistryClient:
+    def __init__(self, ref: Reference, transport: Transport) -> None:
+        self.ref = ref
+        self.transport = transport
+
+    def _url(self, suffix: str, repository: str | None = None) -> str:
+        return self.transport.url(f"/v2/{repository or self.ref.repository}/{suffix}")
+
+    def where(self, what: str, repository: str | None = None) -> str:
+        return f"{what} in {self.ref.registry}/{repository or self.ref.repository}"
+
+    # -- blobs ---------------------------------------------------------------
+
+    def blob_size(self, digest: str, repository: str | None = None) -> int | None:
+        """HEAD a blob: its size if the repository has it, None on 404."""
+        url = self._url(f"blobs/{digest}", repository)
+        resp = self.transport.request("HEAD", url, where=self.where(f"HEAD blob {digest}", repository), ok=(200, 404))
+        if resp.status == 404:
+            return None
+        return int(resp.header("Content-Length") or -1)
+
+    def get_blob(self, digest: str, sink: Callable[[urllib3.BaseHTTPResponse], object]) -> None:
+        self.transport.request("GET", self._url(f"blobs/{digest}"), where=self.where(f"GET blob {digest}"), sink=sink)
+
+    def start_upload(self, *, mount: str | None = None, from_repo: str | None = None, retry: bool = True) -> Response:
+        """POST /blobs/uploads/: 202 + Location opens a session; with mount, 201 means mounted."""
+        query = "?" + urllib.parse.urlencode({"mount": mount, "from": from_repo}) if mount and from_repo else ""
+        what = f"mount {mount} from {from_repo}" if query else "start blob upload"
+        return self.transport.request(
+            "POST", self._url("blobs/uploads/") + query, where=self.where(what), ok=(201, 202),
+            headers=quirks.content_length_zero_for_empty_post(), retry=retry,
+        )
+
+    def session_url(self, resp: Response, what: str) -> str:
+        location = resp.header("Location")
+        if not location:
+            raise RegistryPlatformError(f"{self.where(what)}: HTTP {resp.status} without a Location header.")
+        return quirks.resolve_location(resp.url, location)
+
+    # -- manifests -----------------------------------------------------------
+
+    def head_manifest(self, reference: str) -> ManifestInfo | None:
+        resp = self.transport.request(
+            "HEAD", self._url(f"manifests/{reference}"), where=self.where(f"HEAD manifest {reference}"),
+            ok=(200, 404), headers={"Accept": MANIFEST_ACCEPT},
+        )
+        if resp.status == 404:
+            return None
+        return ManifestInfo(resp.header("Docker-Content-Digest"), int(resp.header("Content-Length") or -1), resp.header("Content-Type") or "")
+
+    def get_manifest(self, reference: str, repository: str | None = None) -> tuple[bytes, str, str | None]:
+        """(bytes, media type, Docker-Content-Digest header)."""
+        resp = self.transport.request(
+            "GET", self._url(f"manifests/{reference}", repository), where=self.where(f"GET manifest {reference}", repository),
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        return resp.body, (resp.header("Content-Type") or "").split(";")[0].strip(), resp.header("Docker-Content-Digest")
+
+    def put_manifest(self, reference: str, data: bytes, media_type: str) -> str | None:
+        """PUT a manifest by digest or tag; returns the Docker-Content-Digest the registry reports."""
+        resp = self.transport.request(
+            "PUT", self._url(f"manifests/{reference}"), where=self.where(f"PUT manifest {reference}"),
+            ok=(201, 200), headers={"Content-Type": media_type}, body=data,
+        )
+        return resp.header("Docker-Content-Digest")

@@ -1,0 +1,74 @@
+"""Registry credentials from Docker's config.json (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+
+Only `auths.<host>.auth` (base64 'user:password') and `username`/`password` entries are read.
+NB: credential helpers (`credsStore`, `credHelpers`) are not run: they are external
+binaries, and ECR's is replaced by ecr.py. When one is configured for a host we say so in
+the auth error instead of silently failing. `identitytoken` (OAuth2 refresh tokens) is not
+supported either. https://github.com/docker/cli/blob/v24.0.0/cli/config/configfile/file.go
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from mlbuild.registry.errors import RegistryUserError
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = ""
+
+    def basic_header(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+    def __repr__(self) -> str:  # NB: never print a secret
+        return f"Credentials(username={self.username!r}, password=***)"
+
+
+@dataclass(frozen=True)
+class ConfigLookup:
+    credentials: Credentials | None
+    path: Path
+    helper: str | None = None  # a credential helper configured for this host, which we do not run
+
+
+def config_path(env: Mapping[str, str] = os.environ) -> Path:
+    base = env.get("DOCKER_CONFIG")
+    return Path(base) / "config.json" if base else Path(env.get("HOME", str(Path.home()))) / ".docker" / "config.json"
+
+
+def _host_of(key: str) -> str:
+    # NB: keys may be 'host:port', 'https://host' or 'https://index.docker.io/v1/'.
+    key = key.split("://", 1)[-1].split("/", 1)[0]
+    return "docker.io" if key in ("index.docker.io", "registry-1.docker.io") else key
+
+
+def lookup(registry: str, env: Mapping[str, str] = os.environ) -> ConfigLookup:
+    path = config_path(env)
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return ConfigLookup(None, path)
+    except (OSError, ValueError) as e:
+        raise RegistryUserError(f"{path}: cannot read Docker config ({e}); fix or remove the file.") from e
+    want = _host_of(registry)
+    helper = (data.get("credHelpers") or {}).get(want) or data.get("credsStore")
+    for key, entry in (data.get("auths") or {}).items():
+        if _host_of(key) != want or not isinstance(entry, dict):
+            continue
+        if entry.get("auth"):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError) as e:
+                raise RegistryUserError(f"{path}: auths.{key}.auth is not base64 'user:password' ({e}).") from e
+            return ConfigLookup(Credentials(user, password), path, helper)
+        if entry.get("username"):
+            return ConfigLookup(Credentials(entry["username"], entry.get("password", "")), path, helper)
+    return ConfigLookup(None, path, helper)

@@ -1,0 +1,125 @@
+"""Against a real CNCF distribution 2.8 (Debian's `docker-registry`) on loopback; skopeo cross-checks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from mlbuild.oci.layout import read_layout
+from mlbuild.registry import pull_to_layout, push_layout
+from mlbuild.registry.errors import AuthError
+from mlbuild.registry.testing import make_layout
+
+REGISTRY_BIN = shutil.which("docker-registry")
+pytestmark = pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)")
+USER, PASSWORD = "ci", "hunter2"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(root: Path, htpasswd: Path | None = None) -> Iterator[str]:
+    port = _free_port()
+    config = {
+        "version": 0.1,
+        "log": {"level": "error"},
+        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+        **({"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}} if htpasswd else {}),
+    }
+    (root / "config.yml").write_text(json.dumps(config))  # NB: JSON is YAML
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # 401: up, and wants auth
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"docker-registry did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _serve(tmp_path_factory.mktemp("registry"))
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("auth-registry")
+    if shutil.which("htpasswd") is None:
+        pytest.skip("needs `htpasswd` for bcrypt entries (apt-get install apache2-utils)")
+    line = subprocess.run(["htpasswd", "-nbB", USER, PASSWORD], check=True, capture_output=True, text=True).stdout
+    (root / "htpasswd").write_text(line.strip() + "\n")
+    yield from _serve(root, root / "htpasswd")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"DOCKER_CONFIG": str(tmp_path / "docker")}
+
+
+def test_push_repush_mount_pull(registry: str, tmp_path: Path, env: dict[str, str]) -> None:
+    layout = make_layout(tmp_path / "img")
+    first = push_layout(layout, None, f"{registry}/team/app", tags=["v1"], progress=None, env=env)
+    assert (first.uploaded, first.skipped) == (3, 0)
+    again = push_layout(layout, None, f"{registry}/team/app", tags=["v1"], progress=None, env=env)
+    assert (again.uploaded, again.mounted, again.skipped, again.digest) == (0, 0, 3, first.digest)
+    mounted = push_layout(layout, None, f"{registry}/team/other", mount_from=["team/app"], progress=None, env=env)
+    assert (mounted.mounted, mounted.uploaded, mounted.digest) == (3, 0, first.digest)
+    chunked = push_layout(layout, None, f"{registry}/team/chunked", upload_mode="chunked", chunk_size=5 << 20, progress=None, env=env)
+    assert chunked.uploaded == 3
+    pulled = pull_to_layout(f"{registry}/team/other@{first.digest}", tmp_path / "pulled", tmp_path / "cache", progress=None, env=env)
+    assert pulled.digest == first.digest
+    assert read_layout(tmp_path / "pulled").manifest_descriptor().digest == first.digest
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="needs skopeo for the cross-check")
+def test_skopeo_accepts_the_push(registry: str, tmp_path: Path, env: dict[str, str]) -> None:
+    result = push_layout(make_layout(tmp_path, text="skopeo"), None, f"{registry}/check", tags=["t"], progress=None, env=env)
+    out = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{result.image_uri}"], check=True, capture_output=True, text=True
+    ).stdout
+    info = json.loads(out)
+    assert info["Digest"] == result.digest and sorted(info["RepoTags"]) == sorted(result.tags)
+
+
+def test_htpasswd_auth(auth_registry: str, tmp_path: Path, env: dict[str, str]) -> None:
+    layout = make_layout(tmp_path)
+    with pytest.raises(AuthError, match="wants credentials and none were found"):
+        push_layout(layout, None, f"{auth_registry}/app", progress=None, env=env)
+    config = {"auths": {auth_registry: {"auth": base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}}}
+    Path(env["DOCKER_CONFIG"]).mkdir()
+    (Path(env["DOCKER_CONFIG"]) / "config.json").write_text(json.dumps(config))
+    assert push_layout(layout, None, f"{auth_registry}/app", progress=None, env=env).uploaded == 3
+
+
+def test_timing_50mb(registry: str, tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    layout = make_layout(tmp_path, big_bytes=50 * 1024 * 1024)
+    first = push_layout(layout, None, f"{registry}/big", progress=None, env=env)
+    second = push_layout(layout, None, f"{registry}/big", progress=None, env=env)
+    assert first.uploaded == 4 and second.uploaded == 0 and second.skipped == 4
+    with capsys.disabled():
+        mb = first.uploaded_bytes / 2**20
+        print(f"\n50 MB push: {mb:.1f} MB in {first.seconds:.2f}s ({mb / first.seconds:.0f} MB/s); no-op re-push {second.seconds:.3f}s")

@@ -1,0 +1,5 @@
+import sys
+
+from mlbuild.sagemaker.cli import main
+
+sys.exit(main())

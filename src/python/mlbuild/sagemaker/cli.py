@@ -1,0 +1,210 @@
+"""`python -m mlbuild.sagemaker submit|wait|pull-data`: a thin CLI over the modules.
+
+    submit --config pipeline.yaml --image-uri REPO@sha256:... --pipeline-address ADDR
+           --git-sha SHA --pex-sha256 HEX [--metric NAME ...] [--force] [--wait]
+           [--report-json F] [--report-md F] [--previous-metrics F] [name=value ...]
+    wait JOB_NAME [--region R] [--no-logs] [--report-json F] [--report-md F]
+    pull-data --config pipeline.yaml [--dest data] [--channel NAME ...]
+
+Progress goes to stderr; the Markdown report goes to stdout. AWS credentials come from
+boto3's default chain: under Pants, forward `env.FORWARDED_ENV_VARS`. Errors become exit
+codes here and only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+from mlbuild.runtime.config import load_config
+from mlbuild.runtime.errors import MLBuildError, UserError
+from mlbuild.runtime.hyperparameters import parse_assignments, resolve
+from mlbuild.sagemaker.report import Report
+
+# One table, one place: what each failure means to a caller (CI, the Pants publish goal).
+EXIT_CODES = {
+    0: "success (submitted, accepted an identical job, or the job Completed)",
+    1: "unexpected mlbuild error",
+    2: "user error: bad config, image URI, arguments or missing credentials/region",
+    3: "platform error: an AWS call failed",
+    4: "conflict: a different job already has the derived name; nothing submitted",
+    5: "the training job ended Failed or Stopped",
+    6: "gave up waiting; the job is still running",
+}
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+Followed = Tuple[Report, Any]  # (report, wait.Outcome or None when not followed)
+
+
+def submit_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> Followed:
+    from mlbuild.sagemaker.aws import Clients
+    from mlbuild.sagemaker.job_name import pipeline_name_from_address
+    from mlbuild.sagemaker.job_request import build_request
+    from mlbuild.sagemaker.submit import submit
+
+    config = load_config(args.config)
+    values = resolve(config, parse_assignments(args.assignments), "command line")
+    request = build_request(
+        config,
+        image_uri=args.image_uri,
+        hyperparameter_values=values,
+        pipeline_address=args.pipeline_address,
+        git_sha=args.git_sha,
+        pex_sha256=args.pex_sha256,
+        metric_names=args.metric,
+        image_digest=args.image_digest,
+    )
+    # NB: everything above is validation; nothing has touched AWS yet.
+    clients = Clients.create(args.region or config.sagemaker.region)
+    name = args.pipeline_name or pipeline_name_from_address(args.pipeline_address)
+    submission = submit(request, pipeline_name=name, sagemaker=clients.sagemaker, force=args.force, log=log)
+    log(submission.message)
+    report = Report.for_request(
+        request,
+        submission.job_name,
+        submission.job_arn,
+        clients.region,
+        status=submission.status,
+        created=submission.created,
+        message=submission.message,
+        previous_metrics=_previous(args.previous_metrics),
+    )
+    if args.wait:
+        return _follow(report, clients, args, log)
+    return report, None
+
+
+def wait_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> Followed:
+    from mlbuild.sagemaker import tags
+    from mlbuild.sagemaker.aws import Clients, describe_training_job, translate
+
+    clients = Clients.create(args.region)
+    job = describe_training_job(clients.sagemaker, args.job_name)
+    if job is None:
+        raise UserError(f"no training job named {args.job_name!r} in {clients.region}. Fix: check the name and --region.")
+    with translate("ListTags"):
+        found = tags.tags_to_dict(clients.sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", []))
+    report = Report.for_job(
+        job,
+        clients.region,
+        pipeline_address=found.get(tags.PIPELINE_ADDRESS, ""),
+        git_sha=found.get(tags.GIT_SHA, ""),
+        pex_sha256=found.get(tags.PEX_SHA256, ""),
+        previous_metrics=_previous(args.previous_metrics),
+    )
+    return _follow(report, clients, args, log)
+
+
+def _follow(report: Report, clients: Any, args: argparse.Namespace, log: Callable[[str], None]) -> Followed:
+    from mlbuild.sagemaker.wait import follow
+
+    outcome = follow(
+        report.job_name,
+        sagemaker=clients.sagemaker,
+        logs=None if args.no_logs else clients.logs,
+        s3=clients.s3,
+        out=log,
+        poll_seconds=args.poll_seconds,
+        timeout_seconds=args.timeout_seconds,
+    )
+    return report.with_outcome(outcome), outcome
+
+
+def pull_data_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> None:
+    from mlbuild.sagemaker.aws import Clients
+    from mlbuild.sagemaker.s3_data import pull_config
+
+    config = load_config(args.config)
+    clients = Clients.create(args.region or config.sagemaker.region)
+    pull_config(clients.s3, config, args.dest, args.channel, log=log)
+    log(f"Local run on this data: pass --data-dir {args.dest} to the runtime's `local` command.")
+
+
+def _previous(path: Optional[Path]) -> Optional[Dict[str, float]]:
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read previous metrics ({e}). Fix: pass a JSON object of metric name to number.")
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object of metric name to number.")
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _write_reports(report: Report, args: argparse.Namespace) -> None:
+    if getattr(args, "report_json", None):
+        Path(args.report_json).write_text(report.to_json())
+    if getattr(args, "report_md", None):
+        Path(args.report_md).write_text(report.to_markdown())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlbuild.sagemaker",
+        description="Submit, follow and pull data for SageMaker training jobs.",
+        epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def follow_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--region", help="AWS region (default: config's sagemaker.region, AWS_REGION)")
+        p.add_argument("--poll-seconds", type=float, default=15.0)
+        p.add_argument("--timeout-seconds", type=float, default=None)
+        p.add_argument("--no-logs", action="store_true", help="do not stream CloudWatch log lines")
+        p.add_argument("--report-json", type=Path, help="write the report as JSON here")
+        p.add_argument("--report-md", type=Path, help="write the report as Markdown here")
+        p.add_argument("--previous-metrics", type=Path, help="JSON {metric: value} to compare with")
+
+    s = sub.add_parser("submit", help="build, validate and submit the training job (idempotent)")
+    s.add_argument("--config", type=Path, required=True, help="the pipeline's pipeline.yaml")
+    s.add_argument("--image-uri", required=True, help="<registry>/<repository>@sha256:<digest>")
+    s.add_argument("--image-digest", help="sha256:<hex>; must match the URI's digest")
+    s.add_argument("--pipeline-address", required=True, help="the ml_pipeline target's address")
+    s.add_argument("--pipeline-name", help="job name prefix (default: from the address)")
+    s.add_argument("--git-sha", required=True)
+    s.add_argument("--pex-sha256", required=True)
+    s.add_argument("--metric", action="append", default=[], help="a metric name the pipeline reports (repeat)")
+    s.add_argument("--force", action="store_true", help="deliberate re-run: a new job under a run-suffixed name")
+    s.add_argument("--wait", action="store_true", help="follow the job to its end")
+    follow_options(s)
+    s.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
+
+    w = sub.add_parser("wait", help="follow a job: statuses, log lines, final metrics and artifact")
+    w.add_argument("job_name")
+    follow_options(w)
+
+    p = sub.add_parser("pull-data", help="pull the config's S3 channels into local folders")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--dest", type=Path, default=Path("data"), help="folder for <channel>/ and manifests (default: data)")
+    p.add_argument("--channel", action="append", default=[], help="only this channel (repeat)")
+    p.add_argument("--region")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        if args.command == "pull-data":
+            pull_data_command(args)
+            return 0
+        report, outcome = submit_command(args) if args.command == "submit" else wait_command(args)
+        # NB: the report is written and printed before a failed job turns into an exit code.
+        _write_reports(report, args)
+        print(report.to_markdown(), end="", flush=True)
+        if outcome is not None:
+            outcome.raise_for_status()
+        return 0
+    except MLBuildError as e:
+        _err(f"mlbuild: error: {e}")
+        return e.exit_code
+    except KeyboardInterrupt:
+        _err("mlbuild: interrupted; a submitted job keeps running in SageMaker.")
+        return 130

@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Dict, List
+
+import pytest
+from botocore.exceptions import ClientError
+
+from mlbuild.runtime.errors import UserError
+from mlbuild.sagemaker.errors import JobFailedError, WaitTimeoutError
+from mlbuild.sagemaker.wait import elapsed_label, follow
+
+JOB = "demo-0123456789ab"
+ARTIFACT = f"s3://b/models/{JOB}/output/model.tar.gz"
+
+
+def _missing(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "nope"}}, operation)
+
+
+def job(status: str, secondary: str, transitions: List[tuple], **extra: Any) -> Dict[str, Any]:
+    return {
+        "TrainingJobName": JOB,
+        "TrainingJobStatus": status,
+        "SecondaryStatus": secondary,
+        "SecondaryStatusTransitions": [{"Status": s, "StatusMessage": m} for s, m in transitions],
+        "OutputDataConfig": {"S3OutputPath": "s3://b/models/"},
+        **extra,
+    }
+
+
+class ScriptedSageMaker:
+    def __init__(self, states: List[Dict[str, Any]]) -> None:
+        self.states = states
+        self.calls = 0
+
+    def describe_training_job(self, TrainingJobName: str) -> Dict[str, Any]:
+        state = self.states[min(self.calls, len(self.states) - 1)]
+        self.calls += 1
+        return state
+
+
+class FakeLogs:
+    """CloudWatch Logs semantics: tokens, same token back at the end, no group early on."""
+
+    def __init__(self) -> None:
+        self.streams: Dict[str, List[str]] = {}
+        self.get_calls = 0
+
+    def describe_log_streams(self, logGroupName: str, logStreamNamePrefix: str, **_: Any) -> Dict[str, Any]:
+        if not self.streams:
+            raise _missing("DescribeLogStreams")
+        return {"logStreams": [{"logStreamName": n} for n in sorted(self.streams) if n.startswith(logStreamNamePrefix)]}
+
+    def get_log_events(self, logGroupName: str, logStreamName: str, startFromHead: bool, nextToken: str = "f/0") -> Dict[str, Any]:
+        self.get_calls += 1
+        start = int(nextToken[2:])
+        lines = self.streams[logStreamName][start : start + 2]  # small pages
+        return {"events": [{"message": m + "\n"} for m in lines], "nextForwardToken": f"f/{start + len(lines)}"}
+
+
+class Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def iter_chunks(self, size: int):
+        for i in range(0, len(self.data), 3):
+            yield self.data[i : i + 3]
+
+
+class FakeS3:
+    def __init__(self, objects: Dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def get_object(self, Bucket: str, Key: str) -> Dict[str, Any]:
+        if f"s3://{Bucket}/{Key}" not in self.objects:
+            raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "no"}}, "GetObject")
+        return {"Body": Body(self.objects[f"s3://{Bucket}/{Key}"])}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.hooks: List[Any] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        for hook in self.hooks:
+            hook(self.now)
+
+
+def test_transitions_logs_and_completion() -> None:
+    started = [("Starting", "Preparing the instances for training")]
+    training = started + [("Downloading", "Downloading input data"), ("Training", "Training image download completed.")]
+    done = training + [("Uploading", "Uploading generated training model"), ("Completed", "Training job completed")]
+    sm = ScriptedSageMaker(
+        [
+            job("InProgress", "Starting", started),
+            job("InProgress", "Training", training),
+            job("InProgress", "Training", training),
+            job(
+                "Completed",
+                "Completed",
+                done,
+                FinalMetricDataList=[{"MetricName": "validation:auc", "Value": 0.8125}],
+                ModelArtifacts={"S3ModelArtifacts": ARTIFACT},
+            ),
+        ]
+    )
+    logs, clock = FakeLogs(), Clock()
+    lines: List[str] = []
+    stream = f"{JOB}/algo-1-1700000000"
+
+    def grow(now: float) -> None:  # lines arrive while the job trains
+        if now >= 1030 and stream not in logs.streams:
+            logs.streams[stream] = ["loading data", "mlbuild-metric validation:auc=0.8125;"]
+        elif stream in logs.streams and len(logs.streams[stream]) == 2:
+            logs.streams[stream].append("saved")
+
+    clock.hooks.append(grow)
+    s3 = FakeS3({ARTIFACT: b"model bytes"})
+    outcome = follow(JOB, sagemaker=sm, logs=logs, s3=s3, out=lines.append, clock=clock, sleep=clock.sleep, poll_seconds=15)
+
+    assert outcome.succeeded and outcome.exit_code == 0
+    assert outcome.final_metrics == {"validation:auc": 0.8125}
+    assert outcome.model_artifact == ARTIFACT
+    assert outcome.artifact_sha256 == hashlib.sha256(b"model bytes").hexdigest()
+    assert outcome.log_stream == stream
+    outcome.raise_for_status()
+    assert lines[:3] == [
+        "[  0m00s] Status: InProgress",
+        "[  0m00s] Starting: Preparing the instances for training",
+        "[  0m15s] Downloading: Downloading input data",
+    ]
+    assert "[  0m45s] Status: Completed" in lines
+    assert "[  0m45s] Completed: Training job completed" in lines
+    log_lines = [l for l in lines if l.startswith("[algo-1")]
+    assert log_lines == [
+        "[algo-1-1700000000] loading data",
+        "[algo-1-1700000000] mlbuild-metric validation:auc=0.8125;",
+        "[algo-1-1700000000] saved",
+    ]  # each line once, though the stream is read on several polls
+    assert lines[-3:] == [
+        "[  0m45s] Final status: Completed (Completed)",
+        "[  0m45s] Metric validation:auc = 0.8125",
+        f"[  0m45s] Model artifact: {ARTIFACT} sha256:{outcome.artifact_sha256}",
+    ]
+
+
+def test_failure_is_non_zero() -> None:
+    sm = ScriptedSageMaker([job("Failed", "Failed", [("Failed", "Training job failed")], FailureReason="AlgorithmError: bad data")])
+    lines: List[str] = []
+    outcome = follow(JOB, sagemaker=sm, logs=FakeLogs(), s3=FakeS3({}), out=lines.append, clock=Clock(), sleep=Clock().sleep)
+    assert not outcome.succeeded and outcome.exit_code == JobFailedError.exit_code != 0
+    assert outcome.failure_reason == "AlgorithmError: bad data"
+    assert outcome.model_artifact is None and outcome.artifact_sha256 is None
+    assert "[  0m00s] Failure reason: AlgorithmError: bad data" in lines
+    with pytest.raises(JobFailedError, match="ended Failed: AlgorithmError: bad data"):
+        outcome.raise_for_status()
+
+
+def test_unreachable_artifact_has_no_sha() -> None:
+    sm = ScriptedSageMaker([job("Completed", "Completed", [], ModelArtifacts={"S3ModelArtifacts": ARTIFACT})])
+    lines: List[str] = []
+    outcome = follow(JOB, sagemaker=sm, s3=FakeS3({}), out=lines.append, clock=Clock(), sleep=Clock().sleep)
+    assert outcome.succeeded and outcome.artifact_sha256 is None
+    assert any("not readable (NoSuchKey)" in l for l in lines)
+
+
+def test_timeout_and_unknown_job() -> None:
+    sm = ScriptedSageMaker([job("InProgress", "Training", [])])
+    clock = Clock()
+    with pytest.raises(WaitTimeoutError, match="keeps running"):
+        follow(JOB, sagemaker=sm, out=lambda _: None, clock=clock, sleep=clock.sleep, poll_seconds=10, timeout_seconds=30)
+    assert sm.calls == 4
+
+    class Empty:
+        def describe_training_job(self, TrainingJobName: str) -> Dict[str, Any]:
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "Requested resource not found."}}, "DescribeTrainingJob")
+
+    with pytest.raises(UserError, match="no training job named"):
+        follow(JOB, sagemaker=Empty(), out=lambda _: None)
+
+
+def test_elapsed_label() -> None:
+    assert elapsed_label(0) == "[  0m00s]"
+    assert elapsed_label(3725.9) == "[ 62m05s]"
+
+
+def test_logs_access_denied_does_not_stop_following() -> None:
+    class DeniedLogs:
+        def describe_log_streams(self, **_: Any) -> Dict[str, Any]:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no logs:Describe"}}, "DescribeLogStreams")
+
+    sm = ScriptedSageMaker([job("InProgress", "Training", []), job("Completed", "Completed", [])])
+    lines: List[str] = []
+    clock = Clock()
+    outcome = follow(JOB, sagemaker=sm, logs=DeniedLogs(), out=lines.append, clock=clock, sleep=clock.sleep)
+    assert outcome.succeeded
+    assert sum("not streaming logs" in l for l in lines) == 1
