@@ -11,6 +11,8 @@ import pytest
 from pants.backend.python import target_types_rules
 from pants.backend.python.target_types import PythonSourcesGeneratorTarget
 from pants.backend.python.util_rules import pex_from_targets
+from pants.backend.python.util_rules.pex import Pex
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.core.goals.package import BuiltPackage
 from pants.core.goals.run import RunRequest
 from pants.core.goals.tailor import AllOwnedSources, PutativeTarget, PutativeTargets
@@ -26,7 +28,8 @@ from mlbuild.pants_plugin.dependency_inference import (
     InferMLPipelineDependencies,
     MLPipelineInferenceFieldSet,
 )
-from mlbuild.pants_plugin.package import MLPipelineFieldSet
+from mlbuild.pants_plugin.image import layer_groups
+from mlbuild.pants_plugin.package import MLPipelineFieldSet, MLPipelinePex, MLPipelinePexRequest
 from mlbuild.pants_plugin.tailor import PutativeMLPipelineTargetsRequest
 from mlbuild.pants_plugin.target_types import MLPipelineTarget
 
@@ -64,6 +67,8 @@ def rule_runner() -> RuleRunner:
             *target_types_rules.rules(),
             *distdir.rules(),
             QueryRule(BuiltPackage, [MLPipelineFieldSet]),
+            QueryRule(MLPipelinePex, [MLPipelinePexRequest]),
+            QueryRule(Pex, [PexFromTargetsRequest]),
             QueryRule(RunRequest, [MLPipelineFieldSet]),
             QueryRule(InferredDependencies, [InferMLPipelineDependencies]),
             QueryRule(PutativeTargets, [PutativeMLPipelineTargetsRequest, AllOwnedSources]),
@@ -107,10 +112,11 @@ def field_set(rule_runner: RuleRunner, address: Address = Address("src/pipes/toy
     return MLPipelineFieldSet.create(rule_runner.get_target(address))
 
 
-def test_package_builds_a_pex_that_carries_the_pipeline_and_its_config(rule_runner: RuleRunner) -> None:
-    package = rule_runner.request(BuiltPackage, [field_set(rule_runner)])
-    assert [a.relpath for a in package.artifacts] == ["src.pipes.toy/train.pex"]
-    rule_runner.write_digest(package.digest, path_prefix="dist")
+def test_the_pipeline_pex_carries_the_pipeline_and_its_config(rule_runner: RuleRunner) -> None:
+    prepared = rule_runner.request(MLPipelinePex, [MLPipelinePexRequest(field_set(rule_runner))])
+    assert prepared.request.output_filename == "src.pipes.toy/train.pex"
+    built = rule_runner.request(Pex, [prepared.request])
+    rule_runner.write_digest(built.digest, path_prefix="dist")
     pex = os.path.join(rule_runner.build_root, "dist/src.pipes.toy/train.pex")
     names = zipfile.ZipFile(pex).namelist()
     assert {"pipes/toy/model.py", "pipes/toy/helpers.py", "pipes/toy/toy.yaml", "mlbuild/runtime/cli.py"} <= set(names)
@@ -181,3 +187,22 @@ def test_a_config_that_is_not_yaml_is_rejected_when_packaging(rule_runner: RuleR
     with pytest.raises(ExecutionError) as e:
         rule_runner.request(BuiltPackage, [field_set(rule_runner, Address("src/pipes/json", target_name="train"))])
     assert "toy.json" in str(e.value) and ".yaml" in str(e.value)
+
+
+def test_layers_put_large_wheels_alone_and_code_on_top() -> None:
+    entries = [
+        (".bootstrap/pex/pex.py", 10),
+        (".deps/torch-2.1-cp311.whl/torch/a.so", 90),
+        (".deps/torch-2.1-cp311.whl/torch/b.so", 20),
+        (".deps/numpy-2.1.3-cp311.whl/numpy/x.so", 50),
+        (".deps/PyYAML-6.0.2-cp311.whl/yaml/y.py", 1),
+        ("PEX-INFO", 1),
+        ("__main__.py", 1),
+        ("pipes/toy/model.py", 1),
+        ("mlbuild/runtime/cli.py", 1),
+    ]
+    assert layer_groups(entries, split_bytes=100) == [
+        ("dep-torch", [".deps/torch-2.1-cp311.whl"]),
+        ("deps", [".bootstrap", ".deps/PyYAML-6.0.2-cp311.whl", ".deps/numpy-2.1.3-cp311.whl"]),
+        ("app", ["PEX-INFO", "__main__.py", "mlbuild", "pipes"]),
+    ]

@@ -1,4 +1,9 @@
-"""`pants run` for ml_pipeline: train locally through the same runtime the container runs."""
+"""`pants run` for ml_pipeline: train locally through the same runtime the container runs.
+
+By default the pipeline's PEX runs on the host (`local`); with `--mlbuild-container` the
+pipeline's image runs under bubblewrap as SageMaker would run it. Both lay out the same
+SageMaker tree in a run directory under `dist/mlbuild/runs/` and reach the same `train`.
+"""
 
 from __future__ import annotations
 
@@ -12,31 +17,59 @@ from pants.backend.python.util_rules.pex_from_targets import (
 )
 from pants.core.goals.run import RunRequest
 from pants.core.util_rules.distdir import DistDir
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.fs import Digest, MergeDigests
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
-from mlbuild.pants_plugin.package import MLPipelineFieldSet, MLPipelinePex, MLPipelinePexRequest
+from mlbuild.pants_plugin.package import (
+    BuiltMLPipeline,
+    MLPipelineFieldSet,
+    MLPipelinePex,
+    MLPipelinePexRequest,
+)
+from mlbuild.pants_plugin.subsystem import MLBuildSubsystem
+from mlbuild.pants_plugin.tool import MLBuildToolPex, MLBuildToolPexRequest
 
 RUNS_SUBDIR = "mlbuild/runs"
 
 
 @rule(desc="Preparing a local ml_pipeline run")
-async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir) -> RunRequest:
+async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbuild: MLBuildSubsystem) -> RunRequest:
     prepared = await Get(MLPipelinePex, MLPipelinePexRequest(field_set))
-    pex = await Get(Pex, PexFromTargetsRequest, prepared.request)
     python = await Get(
         PythonExecutable, InterpreterConstraintsRequest, prepared.request.to_interpreter_constraints_request()
     )
-    data_dir = os.path.join(field_set.address.spec_path, field_set.sample_data.value)
+    spec_path = field_set.address.spec_path
+    common = [
+        "--data-dir",
+        os.path.join(spec_path, field_set.sample_data.value),
+        "--runs-dir",
+        os.path.join(str(dist_dir.relpath), RUNS_SUBDIR),
+    ]
+    if not mlbuild.container:
+        pex = await Get(Pex, PexFromTargetsRequest, prepared.request)
+        return RunRequest(
+            digest=pex.digest,
+            args=[python.path, os.path.join("{chroot}", prepared.request.output_filename), "local", *common],
+        )
+    built, tool = await MultiGet(
+        Get(BuiltMLPipeline, MLPipelineFieldSet, field_set),
+        Get(MLBuildToolPex, MLBuildToolPexRequest()),
+    )
+    digest = await Get(Digest, MergeDigests([built.image.digest, tool.pex.digest]))
     return RunRequest(
-        digest=pex.digest,
+        digest=digest,
         args=[
             python.path,
-            os.path.join("{chroot}", prepared.request.output_filename),
-            "local",
-            "--data-dir",
-            data_dir,
-            "--runs-dir",
-            os.path.join(str(dist_dir.relpath), RUNS_SUBDIR),
+            os.path.join("{chroot}", tool.pex.name),
+            "-m",
+            "mlbuild.container_run",
+            "--layout",
+            os.path.join("{chroot}", built.image.layout_path),
+            "--config",
+            os.path.join(spec_path, field_set.config.value),
+            "--address",
+            field_set.address.spec,
+            *common,
         ],
     )
 

@@ -14,7 +14,7 @@ from typing import List
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
-from pants.backend.python.util_rules.pex import PexRequest, VenvPex
+from pants.backend.python.util_rules.pex import Pex, PexRequest, VenvPex
 from pants.backend.python.util_rules.pex_requirements import PexRequirements, Resolve
 from pants.engine.fs import CreateDigest, Digest, FileContent
 from pants.engine.rules import Get, collect_rules, rule
@@ -37,7 +37,26 @@ TOOL_REQUIREMENTS = ("isal", "PyYAML", "boto3")
 
 @dataclass(frozen=True)
 class MLBuildTool:
+    """For Processes: a venv, fast to start."""
+
     pex: VenvPex
+
+
+@dataclass(frozen=True)
+class MLBuildToolPex:
+    """For `pants run`/`publish`: a zipapp PEX, run as `python mlbuild_tool.pex -m <module>`."""
+
+    pex: Pex
+
+
+@dataclass(frozen=True)
+class MLBuildToolPexRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class _ToolRequest:
+    request: PexRequest
 
 
 def tool_files(source_root: Path) -> List[FileContent]:
@@ -52,12 +71,11 @@ def tool_files(source_root: Path) -> List[FileContent]:
     return files
 
 
-@rule(desc="Building the mlbuild tool PEX")
-async def build_mlbuild_tool(python_setup: PythonSetup) -> MLBuildTool:
+@rule
+async def mlbuild_tool_request(python_setup: PythonSetup) -> _ToolRequest:
     source_root = Path(os.path.dirname(mlbuild.__file__)).parent
     sources = await Get(Digest, CreateDigest(tool_files(source_root)))
-    pex = await Get(
-        VenvPex,
+    return _ToolRequest(
         PexRequest(
             output_filename="mlbuild_tool.pex",
             internal_only=True,
@@ -69,9 +87,18 @@ async def build_mlbuild_tool(python_setup: PythonSetup) -> MLBuildTool:
             interpreter_constraints=InterpreterConstraints(python_setup.interpreter_constraints),
             sources=sources,
             description="Building the mlbuild tool PEX",
-        ),
+        )
     )
-    return MLBuildTool(pex)
+
+
+@rule(desc="Building the mlbuild tool")
+async def build_mlbuild_tool(request: _ToolRequest) -> MLBuildTool:
+    return MLBuildTool(await Get(VenvPex, PexRequest, request.request))
+
+
+@rule(desc="Building the mlbuild tool PEX")
+async def build_mlbuild_tool_pex(_: MLBuildToolPexRequest, request: _ToolRequest) -> MLBuildToolPex:
+    return MLBuildToolPex(await Get(Pex, PexRequest, request.request))
 
 
 def rules():

@@ -8,6 +8,7 @@ writes the model and metrics. On any error it writes `output/failure` and re-rai
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 import time
@@ -54,8 +55,17 @@ def _user_frame(e: BaseException) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
+def _quiet_missing_tools() -> None:
+    # NB: joblib (scikit-learn's parallelism) shells out to `cat`/`lscpu` to count physical
+    # cores and warns when the image has no such tools (mlbuild's base has no shell). The
+    # logical count is what it falls back to anyway; saying so up front keeps the log clean
+    # and still scales with the instance type.
+    os.environ.setdefault("LOKY_MAX_CPU_COUNT", str(os.cpu_count() or 1))
+
+
 def run_training(base_dir: Path, pipeline: Pipeline) -> Dict[str, float]:
     """Train once; return the metrics. Writes `output/failure` and raises on error."""
+    _quiet_missing_tools()
     try:
         env = TrainingEnvironment.load(base_dir)
         hp = hyperparameters.decode(pipeline.config, env.hyperparameters, str(base_dir / HYPERPARAMETERS_FILE))
