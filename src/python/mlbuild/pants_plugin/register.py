@@ -1,6 +1,15 @@
 """mlbuild's Pants backend: the `ml_pipeline` and `ml_base_image` targets and their rules."""
 
-from mlbuild.pants_plugin import base_image, dependency_inference, image, package, run, tailor, tool
+from mlbuild.pants_plugin import (
+    base_image,
+    dependency_inference,
+    image,
+    package,
+    publish,
+    run,
+    tailor,
+    tool,
+)
 from mlbuild.pants_plugin.target_types import MLBaseImageTarget, MLPipelineTarget
 
 
@@ -14,6 +23,7 @@ def rules():
         *dependency_inference.rules(),
         *image.rules(),
         *package.rules(),
+        *publish.rules(),
         *run.rules(),
         *tailor.rules(),
         *tool.rules(),

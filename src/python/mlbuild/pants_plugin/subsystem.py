@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pants.option.option_types import BoolOption
+from pants.option.option_types import BoolOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
@@ -19,6 +19,35 @@ class MLBuildSubsystem(Subsystem):
             SageMaker does (`docker run IMAGE train`), without Docker: the image is unpacked and
             `train` runs under bubblewrap, with `/opt/ml` laid out from the sample data and config.
             Example: `pants run --mlbuild-container src/python/pipelines/churn:train`.
+            """
+        ),
+    )
+
+    publish_backend = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            Where `pants publish` sends an ml_pipeline: `local` (the image goes to a local OCI store
+            or registry and the job runs in mlbuild's container runner), `aws` (ECR + SageMaker), or
+            `auto` (aws when AWS credentials, a region, a role and an output path are configured).
+            Unset: the pipeline config's `sagemaker.backend`.
+            """
+        ),
+    )
+    wait = BoolOption(
+        default=False,
+        help="With `pants publish` to AWS: follow the training job to its end, streaming its log.",
+    )
+    force = BoolOption(
+        default=False,
+        help="With `pants publish`: train again even when an identical job (same image, hyperparameters, data) exists.",
+    )
+    local_registry = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            With the local publish backend: push the image to this registry (`host:port/repository`,
+            e.g. a `docker-registry` on 127.0.0.1) instead of the local OCI store under `.mlbuild/local/`.
             """
         ),
     )

@@ -31,6 +31,8 @@ TOOL_SOURCES = (
     "mlbuild/container_run",
     "mlbuild/registry",
     "mlbuild/sagemaker",
+    "mlbuild/publish",
+    "mlbuild/lineage",
 )
 TOOL_REQUIREMENTS = ("isal", "PyYAML", "boto3")
 

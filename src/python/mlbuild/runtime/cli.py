@@ -21,7 +21,7 @@ from mlbuild.runtime import contract, local_run
 from mlbuild.runtime.errors import MLBuildError
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.runtime.pipeline import pipeline_from_environ
-from mlbuild.runtime.train import configure_logging, run_training
+from mlbuild.runtime.train import configure_logging, quiet_missing_tools, run_training
 
 log = logging.getLogger("mlbuild")
 
@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     configure_logging()
+    quiet_missing_tools()
     args = _parser().parse_args(argv or ["train"])
     try:
         if args.command == "local":

@@ -8,6 +8,7 @@ validated on load; an error names the file, the key, what was expected and how t
       learning_rate: 0.1            # type inferred from the default: float
       max_depth: {type: int, default: 3, min: 1, max: 16}
       loss: {type: str, default: log_loss, choices: [log_loss]}
+    metrics: [validation:auc]       # scraped from the job's log by SageMaker
     channels:
       train:
         local: train                # default: the channel's name, under the target's sample_data folder
@@ -20,6 +21,7 @@ validated on load; an error names the file, the key, what was expected and how t
       volume_size_gb: 30
       max_runtime_seconds: 3600
       output_path: s3://my-bucket/churn/models/
+      image_repository: mlbuild/churn  # ECR repository (default: the pipeline's name)
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9\.\-_]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/.+$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._\-/][a-z0-9]+)*$")
+# Where `pants publish` sends the job: `local` runs it in mlbuild's local container runner,
+# `aws` pushes to ECR and submits to SageMaker, `auto` picks aws when AWS is configured.
+BACKENDS = ("auto", "local", "aws")
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class SageMakerConfig:
     checkpoint_s3_uri: Optional[str] = None
     subnets: Tuple[str, ...] = ()
     security_group_ids: Tuple[str, ...] = ()
+    image_repository: Optional[str] = None
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class PipelineConfig:
     hyperparameters: Tuple[HyperparameterSpec, ...]
     channels: Tuple[ChannelConfig, ...]
     sagemaker: SageMakerConfig = field(default_factory=SageMakerConfig)
+    metrics: Tuple[str, ...] = ()
 
     def hyperparameter(self, name: str) -> HyperparameterSpec:
         return {h.name: h for h in self.hyperparameters}[name]
@@ -147,13 +156,23 @@ def parse_config(text: str, source: str) -> PipelineConfig:
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"{source}: malformed YAML{where}: {problem}. Fix: correct the YAML syntax there.")
     doc = r.mapping(doc, "")
-    r.only_keys(doc, "", ("hyperparameters", "channels", "sagemaker"))
+    r.only_keys(doc, "", ("hyperparameters", "channels", "metrics", "sagemaker"))
     return PipelineConfig(
         source=source,
         hyperparameters=_parse_hyperparameters(r, doc.get("hyperparameters")),
         channels=_parse_channels(r, doc.get("channels")),
         sagemaker=_parse_sagemaker(r, doc.get("sagemaker")),
+        metrics=_parse_metrics(r, doc.get("metrics")),
     )
+
+
+def _parse_metrics(r: _Reader, raw: Any) -> Tuple[str, ...]:
+    """The metric names SageMaker should scrape from the log (what `evaluate` returns)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(m, str) and m for m in raw):
+        raise r.fail("metrics", f"expected a list of metric names, got {_describe(raw)}", "write e.g. [validation:auc]")
+    return tuple(raw)
 
 
 def load_config(path: Path) -> PipelineConfig:
@@ -264,8 +283,16 @@ def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
         lists[name] = tuple(items)
     if bool(lists["subnets"]) != bool(lists["security_group_ids"]):
         raise r.fail(key, "VPC config needs both `subnets` and `security_group_ids`", "set both or neither")
+    repository = r.optional(value, key, "image_repository", str, None, "write an ECR repository name")
+    if repository is not None and not _REPOSITORY.match(repository):
+        raise r.fail(f"{key}.image_repository", f"{repository!r} is not a valid repository name", "use lowercase letters, digits, '.', '_', '-' and '/'")
+    backend = r.optional(value, key, "backend", str, "auto", "write auto, local or aws")
+    if backend not in BACKENDS:
+        raise r.fail(f"{key}.backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}", "pick one of those")
     return SageMakerConfig(
         role=role,
+        image_repository=repository,
+        backend=backend,
         instance_type=instance_type,
         output_path=output_path,
         region=r.optional(value, key, "region", str, None, "write an AWS region such as us-east-1"),

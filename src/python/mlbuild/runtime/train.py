@@ -55,7 +55,7 @@ def _user_frame(e: BaseException) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
-def _quiet_missing_tools() -> None:
+def quiet_missing_tools() -> None:
     # NB: joblib (scikit-learn's parallelism) shells out to `cat`/`lscpu` to count physical
     # cores and warns when the image has no such tools (mlbuild's base has no shell). The
     # logical count is what it falls back to anyway; saying so up front keeps the log clean
@@ -65,7 +65,6 @@ def _quiet_missing_tools() -> None:
 
 def run_training(base_dir: Path, pipeline: Pipeline) -> Dict[str, float]:
     """Train once; return the metrics. Writes `output/failure` and raises on error."""
-    _quiet_missing_tools()
     try:
         env = TrainingEnvironment.load(base_dir)
         hp = hyperparameters.decode(pipeline.config, env.hyperparameters, str(base_dir / HYPERPARAMETERS_FILE))

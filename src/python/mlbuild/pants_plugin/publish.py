@@ -1,0 +1,130 @@
+"""`pants publish` for ml_pipeline: push the image, train it as a job, report with links.
+
+The publish step is `python -m mlbuild.publish` from the mlbuild tool PEX, run as an
+InteractiveProcess so its progress streams to the terminal. InteractiveProcess starts from
+an empty environment, so the AWS variables boto3 reads are forwarded by name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pants.backend.python.util_rules.pex import PexProcess
+from pants.base.build_root import BuildRoot
+from pants.core.goals.publish import (
+    PublishFieldSet,
+    PublishOutputData,
+    PublishPackages,
+    PublishProcesses,
+    PublishRequest,
+)
+from pants.core.util_rules.distdir import DistDir
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.addresses import Address
+from pants.engine.process import InteractiveProcess, Process
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+
+from mlbuild.pants_plugin.package import (
+    BuiltMLPipeline,
+    MLPipelineFieldSet,
+    SourceRevision,
+    SourceRevisionRequest,
+)
+from mlbuild.pants_plugin.subsystem import MLBuildSubsystem
+from mlbuild.pants_plugin.target_types import MLPipelineConfigField, MLPipelineModuleField
+from mlbuild.pants_plugin.tool import MLBuildToolPex, MLBuildToolPexRequest
+from mlbuild.sagemaker.env import FORWARDED_ENV_VARS
+
+PUBLISH_SUBDIR = "mlbuild/publish"
+# NB: beyond AWS: PATH finds bubblewrap for the local backend; the caches hold its rootfs.
+EXTRA_ENV_VARS = ("PATH", "XDG_CACHE_HOME")
+
+
+class PublishMLPipelineRequest(PublishRequest):
+    pass
+
+
+@dataclass(frozen=True)
+class MLPipelinePublishFieldSet(PublishFieldSet):
+    publish_request_type = PublishMLPipelineRequest
+    required_fields = (MLPipelineModuleField, MLPipelineConfigField)
+
+    pipeline: MLPipelineModuleField
+    config: MLPipelineConfigField
+
+    def get_output_data(self) -> PublishOutputData:
+        return PublishOutputData({"publisher": "mlbuild", **super().get_output_data()})
+
+
+def report_dir(dist_dir: DistDir, address: Address) -> str:
+    return os.path.join(str(dist_dir.relpath), PUBLISH_SUBDIR, address.spec_path.replace("/", "."), address.target_name)
+
+
+@rule(desc="Preparing to publish an ml_pipeline")
+async def publish_ml_pipeline(
+    request: PublishMLPipelineRequest, mlbuild: MLBuildSubsystem, build_root: BuildRoot, dist_dir: DistDir
+) -> PublishProcesses:
+    address = request.field_set.address
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin="`pants publish`"))
+    field_set = MLPipelineFieldSet.create(wrapped.target)
+    built, tool, revision, env = await MultiGet(
+        Get(BuiltMLPipeline, MLPipelineFieldSet, field_set),
+        Get(MLBuildToolPex, MLBuildToolPexRequest()),
+        Get(SourceRevision, SourceRevisionRequest()),
+        Get(EnvironmentVars, EnvironmentVarsRequest((*FORWARDED_ENV_VARS, *EXTRA_ENV_VARS))),
+    )
+    root = build_root.path
+    reports = report_dir(dist_dir, address)
+    argv = [
+        "-m", "mlbuild.publish",
+        "--layout", built.image.layout_path,
+        "--ref", os.path.basename(built.image.layout_path)[: -len(".oci")],
+        "--config", os.path.join(root, address.spec_path, field_set.config.value),
+        "--address", address.spec,
+        "--data-dir", os.path.join(root, address.spec_path, field_set.sample_data.value),
+        "--pex-sha256", built.pex_sha256,
+        "--git-sha", revision.value,
+        "--report-dir", os.path.join(root, reports),
+        "--local-root", os.path.join(root, ".mlbuild", "local"),
+    ]
+    if mlbuild.publish_backend:
+        argv += ["--backend", mlbuild.publish_backend]
+    if mlbuild.local_registry:
+        argv += ["--registry", mlbuild.local_registry]
+    if mlbuild.wait:
+        argv.append("--wait")
+    if mlbuild.force:
+        argv.append("--force")
+    process = await Get(
+        Process,
+        PexProcess(
+            tool.pex,
+            argv=argv,
+            input_digest=built.image.digest,
+            extra_env=dict(env),
+            description=f"Publishing {address}",
+        ),
+    )
+    return PublishProcesses(
+        [
+            PublishPackages(
+                names=(f"{built.image.layout_path}@{built.image.manifest_digest}",),
+                process=InteractiveProcess.from_process(process),
+                description=f"{address} (report: {reports}/report.md)",
+                data=PublishOutputData(
+                    {
+                        "image_digest": built.image.manifest_digest,
+                        "pex_sha256": built.pex_sha256,
+                        "report_json": f"{reports}/report.json",
+                        "report_markdown": f"{reports}/report.md",
+                    }
+                ),
+            )
+        ]
+    )
+
+
+def rules():
+    return [*collect_rules(), *MLPipelinePublishFieldSet.rules()]

@@ -1,0 +1,12 @@
+"""`pants publish` for ml_pipeline images: push the image, run the training job, report.
+
+Two backends share one command (`python -m mlbuild.publish`, run by the Pants publish rule):
+
+    aws.py     push to ECR, then submit a SageMaker training job (mlbuild.sagemaker)
+    local.py   the offline default: store the image in a local OCI store (or a local
+               registry), run the job in mlbuild's SageMaker-style container runner, and
+               keep model.tar.gz where SageMaker would put it
+    backend.py which backend a publish uses
+    model_archive.py  a deterministic model.tar.gz
+    cli.py     the command line; errors become exit codes there only
+"""

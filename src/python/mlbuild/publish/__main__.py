@@ -1,0 +1,5 @@
+import sys
+
+from mlbuild.publish.cli import main
+
+sys.exit(main())

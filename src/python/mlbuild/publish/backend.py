@@ -1,0 +1,38 @@
+"""Which backend a publish uses: `local` (offline) or `aws` (ECR + SageMaker)."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Optional
+
+from mlbuild.runtime.config import PipelineConfig
+from mlbuild.runtime.errors import UserError
+
+
+def aws_credentials_available() -> bool:
+    try:
+        import boto3
+    except ImportError:
+        return False
+    return boto3.session.Session().get_credentials() is not None
+
+
+def choose_backend(
+    config: PipelineConfig,
+    requested: Optional[str],
+    environ: Mapping[str, str],
+    has_credentials: Callable[[], bool] = aws_credentials_available,
+) -> str:
+    """The command line wins, then the config's `sagemaker.backend`; `auto` means aws only
+    when AWS is configured (credentials and a region) and the config names a role and an
+    output path, so a fresh clone publishes locally with nothing set up."""
+    choice = requested or config.sagemaker.backend
+    if choice != "auto":
+        return choice
+    region = config.sagemaker.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    ready = bool(region and config.sagemaker.role and config.sagemaker.output_path)
+    return "aws" if ready and has_credentials() else "local"
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)

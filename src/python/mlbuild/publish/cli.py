@@ -1,0 +1,86 @@
+"""`python -m mlbuild.publish`: what `pants publish` runs for an ml_pipeline.
+
+    python -m mlbuild.publish --layout DIR --ref NAME --config pipeline.yaml --address ADDR
+        --data-dir DIR --pex-sha256 HEX --git-sha SHA --report-dir DIR
+        [--backend auto|local|aws] [--registry HOST:PORT/REPO] [--wait] [--force] [name=value ...]
+
+Writes `report.json` and `report.md` (postable verbatim as a PR comment) to --report-dir and
+prints the Markdown. Exit codes are decided here only: 0 ok, 2 user error, 3 platform error,
+and mlbuild.sagemaker's codes (4 name conflict, 5 job failed, 6 still running) for AWS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from mlbuild.oci.errors import OCIError
+from mlbuild.publish.backend import choose_backend
+from mlbuild.runtime.config import load_config
+from mlbuild.runtime.errors import MLBuildError
+from mlbuild.runtime.hyperparameters import parse_assignments
+
+FAILED_JOB_EXIT_CODE = 5  # NB: the same code mlbuild.sagemaker uses for a Failed job.
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mlbuild.publish", description=__doc__.splitlines()[0])
+    p.add_argument("--layout", type=Path, required=True, help="the pipeline image's OCI layout")
+    p.add_argument("--ref", help="the image's name in the layout")
+    p.add_argument("--config", type=Path, required=True, help="the pipeline's YAML config")
+    p.add_argument("--address", required=True, help="the ml_pipeline target's address")
+    p.add_argument("--data-dir", type=Path, required=True, help="the sample data folder (local backend)")
+    p.add_argument("--pex-sha256", required=True)
+    p.add_argument("--git-sha", default="unknown")
+    p.add_argument("--report-dir", type=Path, required=True)
+    p.add_argument("--backend", choices=("auto", "local", "aws"), help="default: the config's sagemaker.backend")
+    p.add_argument("--registry", help="local backend: push to this registry (host:port/repo) instead of the local OCI store")
+    p.add_argument("--local-root", type=Path, default=Path(".mlbuild/local"), help="local backend: registry store and jobs")
+    p.add_argument("--wait", action="store_true", help="aws backend: follow the job to its end, streaming its log")
+    p.add_argument("--force", action="store_true", help="train again even if an identical job exists")
+    p.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlbuild.publish import aws, local
+
+    config = load_config(args.config)
+    backend = choose_backend(config, args.backend, os.environ)
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    report_json, report_md = args.report_dir / "report.json", args.report_dir / "report.md"
+    print(f"mlbuild: publishing {args.address} with the {backend} backend", file=sys.stderr)
+    if backend == "aws":
+        return aws.publish_aws(
+            layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
+            git_sha=args.git_sha, pex_sha256=args.pex_sha256, assignments=args.assignments,
+            report_json=report_json, report_md=report_md, environ=os.environ, wait=args.wait, force=args.force,
+        )
+    job = local.publish_local(
+        layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
+        data_dir=args.data_dir, overrides=parse_assignments(args.assignments), root=args.local_root,
+        registry=args.registry, force=args.force, log=lambda line: print(f"mlbuild: {line}", file=sys.stderr),
+    )
+    report = local.local_report(job, local.previous_metrics(args.local_root, args.address, exclude=job.name))
+    markdown = local.local_markdown(report)
+    report_json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    report_md.write_text(markdown)
+    print(markdown, end="")
+    print(f"mlbuild: report written to {report_json} and {report_md}", file=sys.stderr)
+    return 0 if job.status == "Completed" else FAILED_JOB_EXIT_CODE
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except MLBuildError as e:
+        print(f"mlbuild: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except OCIError as e:
+        print(f"mlbuild: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 3)

@@ -1,0 +1,197 @@
+"""The offline publish backend: a laptop runs the whole flow with nothing but the repo.
+
+1. "push": the image goes into a local OCI store (an image layout under
+   `.mlbuild/local/registry/`, every version kept by content tag), or to a local registry
+   (`--registry 127.0.0.1:5000/churn`) through mlbuild's registry client;
+2. the training job runs in mlbuild's SageMaker-style container runner, on the sample data;
+3. the model is archived as `model.tar.gz` under `.mlbuild/local/jobs/<job>/output/`, the
+   way SageMaker stores it under `<output_path>/<job>/output/`;
+4. the same report as the AWS backend is printed and written.
+
+The job name is derived from the image digest, the hyperparameters and the data checksums,
+so publishing the same thing twice finds the finished job instead of training again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from mlbuild.container_run.runner import run_image
+from mlbuild.oci.layout import read_layout, write_layout
+from mlbuild.publish.model_archive import write_model_archive
+from mlbuild.registry.push import content_tag, push_layout
+from mlbuild.runtime import hyperparameters
+from mlbuild.runtime.config import PipelineConfig
+from mlbuild.runtime.local_run import local_channel_dirs
+from mlbuild.sagemaker.job_name import pipeline_name_from_address
+
+JOB_FILE = "job.json"
+LOCAL_ROOT = Path(".mlbuild/local")
+
+
+@dataclass(frozen=True)
+class LocalJob:
+    name: str
+    status: str
+    image_uri: str
+    reused: bool
+    record: Dict[str, Any]
+    job_dir: Path
+
+
+def layout_digest(layout_dir: Path, ref: Optional[str]) -> str:
+    index = json.loads((Path(layout_dir) / "index.json").read_text())
+    for manifest in index["manifests"]:
+        if ref is None or manifest.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref:
+            return manifest["digest"]
+    raise ValueError(f"{layout_dir}: no image named {ref!r} in index.json")
+
+
+def tree_checksum(directory: Path) -> str:
+    """sha256 over the sorted (relative path, file sha256) pairs of a data folder."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(directory)}\0{_sha256(path)}\n".encode())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def store_image(layout_dir: Path, ref: Optional[str], repository: str, root: Path, registry: Optional[str]) -> str:
+    digest = layout_digest(layout_dir, ref)
+    if registry:
+        return push_layout(layout_dir, ref, registry, allow_insecure_http=True).image_uri
+    store = root / "registry"
+    write_layout(read_layout(layout_dir, ref), store, f"{repository}:{content_tag(digest)}")
+    return f"oci:{store}/{repository}@{digest}"
+
+
+def job_name(address: str, image_digest: str, encoded_hp: Mapping[str, str], data: Mapping[str, str]) -> str:
+    body = json.dumps({"image": image_digest, "hyperparameters": encoded_hp, "data": data}, sort_keys=True)
+    return f"{pipeline_name_from_address(address)}-{hashlib.sha256(body.encode()).hexdigest()[:12]}"
+
+
+def publish_local(
+    *,
+    layout_dir: Path,
+    ref: Optional[str],
+    config: PipelineConfig,
+    config_path: Path,
+    address: str,
+    data_dir: Path,
+    overrides: Mapping[str, str],
+    root: Path = LOCAL_ROOT,
+    registry: Optional[str] = None,
+    force: bool = False,
+    log=print,
+) -> LocalJob:
+    values = hyperparameters.resolve(config, overrides, "command line")
+    encoded = hyperparameters.encode(values)
+    data = {name: tree_checksum(path) for name, path in local_channel_dirs(config, data_dir).items()}
+    digest = layout_digest(layout_dir, ref)
+    repository = config.sagemaker.image_repository or pipeline_name_from_address(address)
+    image_uri = store_image(layout_dir, ref, repository, root, registry)
+    log(f"image: {image_uri}")
+    name = job_name(address, digest, encoded, data)
+    if force:
+        name += "-r" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S")
+    job_dir = root / "jobs" / name
+    if (job_dir / JOB_FILE).exists():
+        record = json.loads((job_dir / JOB_FILE).read_text())
+        if record.get("status") == "Completed":
+            log(f"job {name} already completed with this image, hyperparameters and data: reusing it (--force to train again)")
+            return LocalJob(name, "Completed", image_uri, True, record, job_dir)
+    started = _now()
+    outcome = run_image(layout_dir, ref, config_path, address, data_dir, root / "runs", overrides)
+    record: Dict[str, Any] = {
+        "job_name": name,
+        "status": "Completed" if outcome.succeeded else "Failed",
+        "image_uri": image_uri,
+        "image_digest": digest,
+        "pipeline_address": address,
+        "hyperparameters": encoded,
+        "data": data,
+        "run_dir": str(outcome.run_dir),
+        "start": started,
+        "end": _now(),
+        "metrics": outcome.metrics or {},
+        "failure_reason": outcome.failure_reason,
+    }
+    if outcome.succeeded:
+        archive = job_dir / "output" / "model.tar.gz"
+        record["model"] = {"uri": str(archive), "sha256": write_model_archive(outcome.model_dir, archive)}
+    job_dir.mkdir(parents=True, exist_ok=True)
+    tmp = job_dir / f".{JOB_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, job_dir / JOB_FILE)
+    return LocalJob(name, record["status"], image_uri, False, record, job_dir)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_report(job: LocalJob, previous: Optional[Mapping[str, float]] = None) -> Dict[str, Any]:
+    record = job.record
+    return {
+        "backend": "local",
+        "job_name": job.name,
+        "status": job.status,
+        "reused": job.reused,
+        "image_uri": job.image_uri,
+        "pipeline_address": record.get("pipeline_address"),
+        "run_dir": record.get("run_dir"),
+        "logs": record.get("run_dir"),
+        "model": record.get("model"),
+        "metrics": record.get("metrics", {}),
+        "failure_reason": record.get("failure_reason"),
+        "previous_metrics": dict(previous) if previous else None,
+    }
+
+
+def previous_metrics(root: Path, address: str, exclude: str) -> Optional[Dict[str, float]]:
+    """The metrics of the latest other completed local job of this pipeline, for the diff."""
+    jobs = []
+    for path in (root / "jobs").glob(f"*/{JOB_FILE}"):
+        record = json.loads(path.read_text())
+        if record.get("pipeline_address") == address and record.get("status") == "Completed" and record["job_name"] != exclude:
+            jobs.append((record.get("end", ""), record))
+    return max(jobs, key=lambda j: j[0])[1].get("metrics") if jobs else None
+
+
+def local_markdown(report: Mapping[str, Any]) -> str:
+    model = report.get("model") or {}
+    lines = [
+        f"### mlbuild: `{report['pipeline_address']}` trained locally: **{report['status']}**",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Image | `{report['image_uri']}` |",
+        f"| Job | `{report['job_name']}`{' (reused: identical image, hyperparameters and data)' if report['reused'] else ''} |",
+        f"| Run directory (logs, inputs) | `{report['run_dir']}` |",
+        f"| Model | `{model.get('uri', '-')}` |",
+        f"| Model sha256 | `{model.get('sha256', '-')}` |",
+    ]
+    if report.get("failure_reason"):
+        lines += ["", "**Failure reason**", "", "```", str(report["failure_reason"]).strip(), "```"]
+    metrics = report.get("metrics") or {}
+    previous = report.get("previous_metrics") or {}
+    if metrics:
+        lines += ["", "| Metric | Value | Previous | Change |", "|---|---|---|---|"]
+        for name in sorted(metrics):
+            value, before = metrics[name], previous.get(name)
+            change = f"{value - before:+.4g}" if isinstance(before, (int, float)) and isinstance(value, (int, float)) else "-"
+            lines.append(f"| `{name}` | {value:.4g} | {before if before is not None else '-'} | {change} |")
+    return "\n".join(lines) + "\n"
