@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, Optional
 
 # NB: Pants materialises the `//:repo` files target at the sandbox root, which is the cwd.
 SANDBOX = Path.cwd()
@@ -31,15 +33,25 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-def pants(repo: Path, *args: str, timeout: int = 1200) -> Result:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
+def pants(repo: Path, *args: str, timeout: int = 1200, env: Optional[Dict[str, str]] = None, umask: Optional[int] = None) -> Result:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
+    environ.update(env or {})
     # NB: no pantsd, so nothing outlives the test; the launcher re-derives its PANTS_* settings.
     proc = subprocess.run(
         ["./pants", "--no-pantsd", "--no-dynamic-ui", *args],
         cwd=repo,
-        env=env,
+        env=environ,
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

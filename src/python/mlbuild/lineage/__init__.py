@@ -1,0 +1,1 @@
+"""Lineage: content-addressed records of what built, ran and published which artifact."""

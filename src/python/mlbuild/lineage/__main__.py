@@ -1,0 +1,5 @@
+import sys
+
+from mlbuild.lineage.cli import main
+
+sys.exit(main())

@@ -1,0 +1,264 @@
+"""`python -m mlbuild.lineage`: a thin CLI over the lineage modules.
+
+    [--root DIR] record --kind package|run|publish --json FILE|-
+    [--root DIR] record --kind package --image-json X.image.json [--labels F|JSON] [--pipeline A] [--config F]
+    [--root DIR] record --kind run --run-dir DIR --pipeline A [--parent ID] [--pex-sha256 H] [--image-digest D]
+    [--root DIR] record --kind publish --report-json F [--parent ID]
+    [--root DIR] inspect QUERY [--json]          QUERY: hash, sha256:hash, >=6-hex prefix, job name, repo@sha256:...
+    [--root DIR] runs PIPELINE [--json]
+    [--root DIR] diff A B [--json]
+    [--root DIR] previous PIPELINE [--before ID]   prints the previous successful run's metrics as JSON
+    [--root DIR] plot PIPELINE --metric NAME --out FILE.png
+    provenance --image-json X.image.json --out stmt.json [--labels F|JSON] [--label K=V ...] [--config F]
+               [--subject-name REF] [--source-uri URI] [--pants-version V] [--mlbuild-version V]
+               [--builder-id URI] [--record]
+    verify-provenance STMT (--digest sha256:... | --manifest FILE | --image-json X.image.json)
+
+The store root is --root, else $MLBUILD_LINEAGE_DIR, else ./.mlbuild/lineage. Errors
+become exit codes here and only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance
+from mlbuild.lineage.digests import file_sha256
+from mlbuild.lineage.errors import MLBuildError, UserError
+from mlbuild.lineage.record import Record, now
+from mlbuild.lineage.store import Store
+
+EXIT_CODES = {
+    0: "success",
+    1: "unexpected mlbuild error",
+    2: "user error: bad arguments or record, unknown or ambiguous hash",
+    3: "platform error: the store or the machine failed",
+    4: "verification failed: the provenance does not describe that digest",
+}
+
+
+def _load_json(source: str, what: str) -> Any:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as e:
+        raise UserError(f"{source}: cannot read {what} ({e}).")
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise UserError(f"{source}: {what} is not valid JSON ({e}).")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _labels(args: argparse.Namespace) -> Optional[Dict[str, str]]:
+    labels: Optional[Dict[str, str]] = None
+    if args.labels:
+        # NB: inline JSON or a file: the Pants glue has the labels as a dict already.
+        value = json.loads(args.labels) if args.labels.lstrip().startswith("{") else _load_json(args.labels, "labels")
+        if not isinstance(value, dict):
+            raise UserError("--labels: expected a JSON object of label to value.")
+        labels = {str(k): str(v) for k, v in value.items()}
+    for item in getattr(args, "label", None) or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise UserError(f"--label {item!r}: expected KEY=VALUE.")
+        labels = {**(labels or {}), key: value}
+    return labels
+
+
+def _config_sha(args: argparse.Namespace) -> Optional[str]:
+    if getattr(args, "config_sha256", None):
+        return args.config_sha256
+    if args.config and Path(args.config).is_file():
+        return file_sha256(args.config)
+    if args.config:
+        raise UserError(f"--config {args.config}: no such file; pass --config-sha256 if it isn't here.")
+    return None
+
+
+def record_command(args: argparse.Namespace, store: Store) -> int:
+    if args.json:
+        body = _load_json(args.json, "record body")
+        if not isinstance(body, dict):
+            raise UserError(f"{args.json}: a record body must be a JSON object.")
+        if body.setdefault("kind", args.kind) != args.kind:
+            raise UserError(f"{args.json}: `kind` is {body['kind']!r} but --kind is {args.kind!r}.")
+        body.setdefault("created", now())
+        record = Record(body)
+    elif args.kind == "package" and args.image_json:
+        build = collect.read_image_build(args.image_json, _labels(args))
+        record = collect.package_record(build, args.pipeline, args.config, _config_sha(args))
+    elif args.kind == "run" and args.run_dir:
+        if not args.pipeline:
+            raise UserError("record --kind run --run-dir: --pipeline is required.")
+        record = collect.run_record(args.run_dir, args.pipeline, args.parent, args.pex_sha256, args.image_digest)
+    elif args.kind == "publish" and args.report_json:
+        record = collect.publish_record(_load_json(args.report_json, "report"), args.parent)
+    else:
+        raise UserError(
+            f"record --kind {args.kind}: give --json, or --image-json (package), --run-dir (run), --report-json (publish)."
+        )
+    print(store.put(record))
+    return 0
+
+
+def provenance_command(args: argparse.Namespace, store: Store) -> int:
+    build = collect.read_image_build(args.image_json, _labels(args))
+    context = provenance.BuildContext(
+        subject_name=args.subject_name,
+        config_path=args.config,
+        config_sha256=_config_sha(args),
+        source_uri=args.source_uri,
+        pants_version=args.pants_version,
+        mlbuild_version=args.mlbuild_version,
+        builder_id=args.builder_id,
+    )
+    stmt = provenance.statement(build, context)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(stmt, indent=2, sort_keys=True) + "\n")
+    if args.record:
+        print(store.put(collect.package_record(build, None, args.config, context.config_sha256)))
+    return 0
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    if args.manifest:
+        digest = provenance.manifest_digest_of(Path(args.manifest).read_bytes())
+    elif args.image_json:
+        digest = collect.read_image_build(args.image_json, {}).manifest_digest
+    elif args.digest:
+        digest = args.digest
+    else:
+        raise UserError("verify-provenance: give --digest, --manifest or --image-json.")
+    subject = provenance.verify_statement(_load_json(args.statement, "statement"), digest)
+    print(f"ok: {subject.get('name')} sha256:{subject['digest']['sha256']}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    store = Store(args.root)
+    if args.command == "record":
+        return record_command(args, store)
+    if args.command == "inspect":
+        found = graph.lineage(store, args.query)
+        if args.json:
+            _print_json(inspect.lineage_json(found))
+        else:
+            print(inspect.format_lineage(found), end="")
+    elif args.command == "runs":
+        records = compare.runs(store, args.pipeline)
+        if not records:
+            raise UserError(f"no runs of {args.pipeline!r} in {store.root}.")
+        if args.json:
+            _print_json(compare.runs_json(records))
+        else:
+            print(compare.runs_table(records), end="")
+    elif args.command == "diff":
+        d = compare.diff(store.get(args.a), store.get(args.b))
+        if args.json:
+            _print_json(d)
+        else:
+            print(compare.format_diff(d), end="")
+    elif args.command == "previous":
+        before = store.get(args.before) if args.before else None
+        _print_json(compare.previous_metrics(store, args.pipeline, before))
+    elif args.command == "plot":
+        data = plot.plot_metric(compare.runs(store, args.pipeline), args.metric, args.width, args.height)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(data)
+        print(args.out)
+    elif args.command == "provenance":
+        return provenance_command(args, store)
+    elif args.command == "verify-provenance":
+        return verify_command(args)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlbuild.lineage",
+        description="Record and query what built, ran and published which artifact.",
+        epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+    )
+    parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def label_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--labels", help="image labels: a JSON file or inline JSON object (default: from the OCI layout)")
+        p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="one label (repeat)")
+        p.add_argument("--config", help="the pipeline config file (its sha256 is recorded)")
+        p.add_argument("--config-sha256", help="the config's sha256, if the file isn't at hand")
+
+    r = sub.add_parser("record", help="add a record; prints its id")
+    r.add_argument("--kind", required=True, choices=("package", "run", "publish"))
+    r.add_argument("--json", help="a record body (JSON file, or - for stdin)")
+    r.add_argument("--image-json", type=Path, help="package: the `<name>.image.json` summary")
+    r.add_argument("--run-dir", type=Path, help="run: a local run directory")
+    r.add_argument("--report-json", help="publish: a SageMaker report JSON")
+    r.add_argument("--pipeline", help="the pipeline address (default: from the image labels)")
+    r.add_argument("--parent", action="append", default=[], help="a record id this one derives from (repeat)")
+    r.add_argument("--pex-sha256", help="run: the PEX it ran")
+    r.add_argument("--image-digest", help="run: the image it ran")
+    label_options(r)
+
+    i = sub.add_parser("inspect", help="the lineage of a hash, prefix, job name or image reference")
+    i.add_argument("query")
+    i.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("runs", help="a pipeline's runs and their metrics, oldest first")
+    s.add_argument("pipeline")
+    s.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("diff", help="what changed between two records")
+    d.add_argument("a")
+    d.add_argument("b")
+    d.add_argument("--json", action="store_true")
+
+    v = sub.add_parser("previous", help="the metrics of the latest earlier successful run (JSON, or null)")
+    v.add_argument("pipeline")
+    v.add_argument("--before", help="a record (hash or job name); default: the latest of all")
+
+    p = sub.add_parser("plot", help="a PNG line plot of one metric across the pipeline's runs")
+    p.add_argument("pipeline")
+    p.add_argument("--metric", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=360)
+
+    g = sub.add_parser("provenance", help="write an in-toto/SLSA v1 provenance statement for an image")
+    g.add_argument("--image-json", type=Path, required=True)
+    g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--subject-name", help="the image reference to name (default: the summary's ref)")
+    g.add_argument("--source-uri", default="git+file:.", help="e.g. git+https://github.com/org/repo")
+    g.add_argument("--pants-version", default="unknown")
+    g.add_argument("--mlbuild-version", default="unknown")
+    g.add_argument("--builder-id", default=provenance.DEFAULT_BUILDER_ID)
+    g.add_argument("--record", action="store_true", help="also add the package record; prints its id")
+    label_options(g)
+
+    f = sub.add_parser("verify-provenance", help="check a statement's subject is this image")
+    f.add_argument("statement")
+    f.add_argument("--digest", help="sha256:<manifest hex>")
+    f.add_argument("--manifest", type=Path, help="the manifest file itself")
+    f.add_argument("--image-json", type=Path, help="the image summary")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return run(args)
+    except MLBuildError as e:
+        print(f"mlbuild: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        print(f"mlbuild: error: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130

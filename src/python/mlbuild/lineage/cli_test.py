@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from mlbuild.lineage.cli import main
+from mlbuild.lineage.store import Store
+from mlbuild.lineage.testing import LABELS, MANIFEST, PIPELINE, chain, h, write_image
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_record_from_a_json_body(tmp_path, capsys) -> None:
+    body = tmp_path / "run.json"
+    body.write_text(json.dumps({"pipeline": PIPELINE, "created": "2024-05-01T00:00:00Z", "metrics": {"acc": 1}}))
+    code, out, _ = _run(capsys, "--root", tmp_path / "s", "record", "--kind", "run", "--json", body)
+    assert code == 0
+    assert _run(capsys, "--root", tmp_path / "s", "record", "--kind", "run", "--json", body)[1] == out
+    assert [r.id for r in Store(tmp_path / "s").records()] == [out.strip()]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [({"kind": "publish", "pipeline": PIPELINE}, "--kind is 'run'"), ({"pipeline": PIPELINE, "pex": {"sha256": "x"}}, "record.pex.sha256"), ([], "JSON object")],
+)
+def test_bad_bodies_exit_2(tmp_path, capsys, body, message) -> None:
+    (tmp_path / "b.json").write_text(json.dumps(body))
+    code, _, err = _run(capsys, "--root", tmp_path, "record", "--kind", "run", "--json", tmp_path / "b.json")
+    assert code == 2 and message in err
+
+
+def test_inspect_runs_diff_previous_plot(tmp_path, capsys) -> None:
+    c = chain(tmp_path)
+    code, out, _ = _run(capsys, "--root", tmp_path, "inspect", c.publish.get("job.name"), "--json")
+    assert code == 0 and set(json.loads(out)["records"]) == c.ids
+    code, out, _ = _run(capsys, "--root", tmp_path, "inspect", c.package.get("pex.sha256")[:8])
+    assert code == 0 and out.startswith("lineage of ")
+    code, out, _ = _run(capsys, "--root", tmp_path, "runs", PIPELINE)
+    assert code == 0 and len(out.splitlines()) == 3 and "accuracy" in out
+    assert [r["id"] for r in json.loads(_run(capsys, "--root", tmp_path, "runs", PIPELINE, "--json")[1])] == [c.run.id, c.publish.id]
+    code, out, _ = _run(capsys, "--root", tmp_path, "diff", c.run.id[:8], c.publish.get("job.name"))
+    assert code == 0 and "accuracy" in out and "(+0.02)" in out
+    code, out, _ = _run(capsys, "--root", tmp_path, "previous", PIPELINE, "--before", c.publish.id)
+    assert json.loads(out) == {"accuracy": 0.9, "loss": 0.3}
+    code, out, _ = _run(capsys, "--root", tmp_path, "plot", PIPELINE, "--metric", "accuracy", "--out", tmp_path / "p" / "acc.png")
+    assert code == 0 and (tmp_path / "p" / "acc.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_record_from_artifacts(tmp_path, capsys) -> None:
+    run_dir = tmp_path / "runs" / "20240501T100000Z-abcd1234"
+    (run_dir / "input" / "config").mkdir(parents=True)
+    (run_dir / "input" / "config" / "hyperparameters.json").write_text('{"lr": "0.1"}')
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    (tmp_path / "data" / "train" / "x.csv").write_text("1\n")
+    (run_dir / "input" / "data").mkdir()
+    (run_dir / "input" / "data" / "train").symlink_to(tmp_path / "data" / "train")
+    (run_dir / "model").mkdir()
+    (run_dir / "model" / "model.pkl").write_bytes(b"model")
+    (run_dir / "model" / "metrics.json").write_text('{"acc": 0.5}')
+    root = tmp_path / "s"
+    code, out, err = _run(capsys, "--root", root, "record", "--kind", "run", "--run-dir", run_dir, "--pipeline", PIPELINE, "--pex-sha256", h("pex"))
+    assert code == 0, err
+    record = Store(root).get(out.strip())
+    assert record.succeeded and record.metrics == {"acc": 0.5} and record.hyperparameters == {"lr": "0.1"}
+    assert record.get("job.name") == "20240501T100000Z-abcd1234"
+    assert record.get("model.sha256") == hashlib.sha256(b"model").hexdigest()
+    assert Store(root).find("20240501T100000Z-abcd1234") == [record]
+
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({
+        "job_name": "churn-1", "job_arn": "arn:aws:sagemaker:eu-west-1:1:training-job/churn-1", "region": "eu-west-1",
+        "image_uri": "r/churn@sha256:" + h("m"), "status": "Completed", "pipeline_address": PIPELINE, "git_sha": "b" * 40,
+        "pex_sha256": h("pex"), "final_metrics": {"acc": 0.6}, "model_artifact": "s3://b/churn-1/output/model.tar.gz",
+    }))
+    code, out, err = _run(capsys, "--root", root, "record", "--kind", "publish", "--report-json", report, "--parent", record.id)
+    assert code == 0, err
+    assert Store(root).get("churn-1").parents == [record.id]
+
+
+def test_provenance_and_verify(tmp_path, capsys) -> None:
+    image_json = write_image(tmp_path / "dist", LABELS, MANIFEST)
+    (tmp_path / "pipeline.yaml").write_text("name: churn\n")
+    stmt = tmp_path / "out" / "train.provenance.json"
+    code, out, err = _run(
+        capsys, "--root", tmp_path / "s", "provenance", "--image-json", image_json, "--out", stmt,
+        "--config", tmp_path / "pipeline.yaml", "--pants-version", "2.17.1", "--record",
+    )
+    assert code == 0, err
+    assert json.loads(stmt.read_text())["predicate"]["buildDefinition"]["externalParameters"]["config"]["sha256"]
+    assert Store(tmp_path / "s").get(out.strip()).kind == "package"
+    digest = json.loads(image_json.read_text())["manifest_digest"]
+    assert _run(capsys, "verify-provenance", stmt, "--digest", digest)[0] == 0
+    assert _run(capsys, "verify-provenance", stmt, "--image-json", image_json)[0] == 0
+    changed = tmp_path / "manifest.json"
+    changed.write_bytes(MANIFEST.replace(b"2", b"3"))
+    code, _, err = _run(capsys, "verify-provenance", stmt, "--manifest", changed)
+    assert code == 4 and "no subject has digest" in err
+
+
+def test_error_exit_codes(tmp_path, capsys) -> None:
+    c = chain(tmp_path)
+    code, _, err = _run(capsys, "--root", tmp_path, "inspect", "f" * 64)
+    assert code == 2 and "no lineage record mentions" in err
+    code, _, err = _run(capsys, "--root", tmp_path, "runs", "nope:nope")
+    assert code == 2
+    c.store.put(c.package.__class__({**c.package.body, "created": "2024-06-01T00:00:00Z", "pex": {"sha256": c.package.get("pex.sha256")[:6] + "0" * 58}}))
+    code, _, err = _run(capsys, "--root", tmp_path, "inspect", c.package.get("pex.sha256")[:6])
+    assert code == 2 and "ambiguous" in err and c.package.get("pex.sha256") in err
+    c.store.path_of(c.run.id).write_text("{}")
+    code, _, err = _run(capsys, "--root", tmp_path, "inspect", c.package.id)
+    assert code == 3 and "delete" in err

@@ -1,0 +1,172 @@
+"""Records from the artifacts mlbuild already writes: an image summary, a run dir, a report.
+
+    package  <- `<name>.image.json` + the image's labels (`org.mlbuild.*`, OCI base/revision)
+    run      <- a local run directory (input/config, input/data/<channel>, model/)
+    publish  <- `python -m mlbuild.sagemaker ... --report-json` output
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from mlbuild.lineage.digests import file_sha256, tree_checksum
+from mlbuild.lineage.errors import UserError
+from mlbuild.lineage.record import Record, make_record, source_from_revision
+
+# The labels `pants_plugin/package.py` puts on every image.
+PIPELINE_LABEL = "org.mlbuild.pipeline.address"
+PEX_LABEL = "org.mlbuild.pex.sha256"
+LOCKFILE_PATH_LABEL = "org.mlbuild.lockfile.path"
+LOCKFILE_LABEL = "org.mlbuild.lockfile.sha256"
+REVISION_LABEL = "org.opencontainers.image.revision"
+BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: {what} not found.")
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: {what} is not readable JSON ({e}).")
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """What one `pants package` of an ml_pipeline made, from its summary and labels."""
+
+    summary_path: Path
+    ref: str
+    manifest_digest: str
+    config_digest: str
+    layers: List[str]
+    diff_ids: List[str]
+    labels: Dict[str, str] = field(default_factory=dict)
+
+    def label(self, name: str) -> Optional[str]:
+        return self.labels.get(name) or None
+
+
+def labels_from_layout(summary_path: Path, summary: Mapping[str, Any]) -> Dict[str, str]:
+    """The image config's Labels, read from the OCI layout next to the summary."""
+    config_hex = str(summary.get("config_digest", "")).split(":", 1)[-1]
+    blob = Path(summary_path).parent / str(summary.get("layout", "")) / "blobs" / "sha256" / config_hex
+    if not summary.get("layout") or not blob.is_file():
+        return {}
+    return dict((_read_json(blob, "image config").get("config") or {}).get("Labels") or {})
+
+
+def read_image_build(summary_path: Path, labels: Optional[Mapping[str, str]] = None) -> ImageBuild:
+    """`labels` default to the ones in the image config (from the layout beside the summary)."""
+    summary = _read_json(summary_path, "image summary")
+    for key in ("manifest_digest", "config_digest", "layers"):
+        if key not in summary:
+            raise UserError(f"{summary_path}: `{key}` missing; is this a `<name>.image.json` from `pants package`?")
+    return ImageBuild(
+        summary_path=Path(summary_path),
+        ref=str(summary.get("ref") or Path(summary_path).name[: -len(".image.json")]),
+        manifest_digest=summary["manifest_digest"],
+        config_digest=summary["config_digest"],
+        layers=[layer["digest"] for layer in summary["layers"]],
+        diff_ids=[layer["diff_id"] for layer in summary["layers"] if "diff_id" in layer],
+        labels=dict(labels) if labels is not None else labels_from_layout(Path(summary_path), summary),
+    )
+
+
+def package_record(
+    build: ImageBuild,
+    pipeline: Optional[str] = None,
+    config_path: Optional[str] = None,
+    config_sha256: Optional[str] = None,
+    pex_path: Optional[str] = None,
+    created: Optional[str] = None,
+) -> Record:
+    pipeline = pipeline or build.label(PIPELINE_LABEL)
+    if not pipeline:
+        raise UserError(f"{build.summary_path}: no `{PIPELINE_LABEL}` label; pass the pipeline address explicitly.")
+    revision, lock_sha = build.label(REVISION_LABEL), build.label(LOCKFILE_LABEL)
+    return make_record(
+        "package",
+        pipeline,
+        created,
+        source=source_from_revision(revision) if revision else None,
+        lockfile={"path": build.label(LOCKFILE_PATH_LABEL), "sha256": lock_sha} if lock_sha else None,
+        config={"path": config_path, "sha256": config_sha256} if config_sha256 else None,
+        pex={"path": pex_path, "sha256": build.label(PEX_LABEL)} if build.label(PEX_LABEL) else None,
+        image={
+            "ref": build.ref,
+            "manifest_digest": build.manifest_digest,
+            "config_digest": build.config_digest,
+            "layers": build.layers,
+            "diff_ids": build.diff_ids or None,
+            "base_digest": build.label(BASE_DIGEST_LABEL),
+            "base_name": build.label(BASE_NAME_LABEL),
+        },
+    )
+
+
+def run_record(
+    run_dir: Path,
+    pipeline: str,
+    parents: Sequence[str] = (),
+    pex_sha256: Optional[str] = None,
+    image_digest: Optional[str] = None,
+    created: Optional[str] = None,
+) -> Record:
+    """A record of a local run directory (`dist/mlbuild/runs/.../<run id>[.failed]`)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "input" / "config").is_dir():
+        raise UserError(f"{run_dir}: not a run directory (no input/config/). Fix: pass `dist/mlbuild/runs/.../<run id>`.")
+    hp_file = run_dir / "input" / "config" / "hyperparameters.json"
+    data_dir = run_dir / "input" / "data"
+    channels = sorted(p for p in data_dir.iterdir()) if data_dir.is_dir() else []
+    model_file, metrics_file = run_dir / "model" / "model.pkl", run_dir / "model" / "metrics.json"
+    failed = run_dir.name.endswith(".failed") or (run_dir / "output" / "failure").exists()
+    return make_record(
+        "run",
+        pipeline,
+        created,
+        hyperparameters=_read_json(hp_file, "hyperparameters") if hp_file.exists() else None,
+        data=[{"name": p.name, "uri": p.resolve().as_uri(), "checksum": tree_checksum(p)} for p in channels] or None,
+        model={"uri": model_file.resolve().as_uri(), "sha256": file_sha256(model_file)} if model_file.is_file() else None,
+        metrics=_read_json(metrics_file, "metrics") if metrics_file.is_file() else None,
+        pex={"sha256": pex_sha256} if pex_sha256 else None,
+        image={"manifest_digest": image_digest} if image_digest else None,
+        job={"name": run_dir.name[: -len(".failed")] if run_dir.name.endswith(".failed") else run_dir.name,
+             "status": "Failed" if failed else "Completed"},
+        parents=list(parents) or None,
+    )
+
+
+def publish_record(report: Mapping[str, Any], parents: Sequence[str] = (), created: Optional[str] = None, **fields: Any) -> Record:
+    """A record from a SageMaker `Report.to_dict()`; `fields` add what the report lacks (data, hyperparameters)."""
+    if not report.get("pipeline_address"):
+        raise UserError("report: `pipeline_address` is empty; submit with --pipeline-address.")
+    image_uri = str(report.get("image_uri") or "")
+    digest = image_uri.rsplit("@", 1)[1] if "@" in image_uri else None
+    status = report.get("status")
+    git_sha = str(report.get("git_sha") or "")
+    return make_record(
+        "publish",
+        report["pipeline_address"],
+        created,
+        source=source_from_revision(git_sha) if git_sha else None,
+        pex={"sha256": report["pex_sha256"]} if report.get("pex_sha256") else None,
+        image={"ref": image_uri, "manifest_digest": digest} if digest else None,
+        job={
+            "name": report.get("job_name"),
+            "arn": report.get("job_arn") or None,
+            "region": report.get("region") or None,
+            "status": status if status and status != "Unknown" else None,
+        },
+        model={"uri": report.get("model_artifact"), "sha256": report.get("artifact_sha256")}
+        if report.get("model_artifact")
+        else None,
+        metrics=report.get("final_metrics") or None,
+        parents=list(parents) or None,
+        **fields,
+    )

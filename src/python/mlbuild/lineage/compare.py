@@ -1,0 +1,134 @@
+"""Runs side by side, the difference between two records, and "the previous model"."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+from mlbuild.lineage.inspect import short
+from mlbuild.lineage.record import Record
+from mlbuild.lineage.store import Store
+
+RUN_KINDS = ("run", "publish")
+# The scalar facts a diff compares, in the order it prints them.
+DIFF_FIELDS = (
+    "source.revision",
+    "source.dirty",
+    "lockfile.sha256",
+    "config.sha256",
+    "image.base_digest",
+    "pex.sha256",
+    "image.manifest_digest",
+    "job.status",
+    "model.sha256",
+)
+
+
+def _number(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def runs(store: Store, pipeline: str, kinds: Sequence[str] = RUN_KINDS) -> List[Record]:
+    """The pipeline's runs (local and SageMaker), oldest first."""
+    return [r for r in store.records() if r.pipeline == pipeline and r.kind in kinds]
+
+
+def runs_json(records: Sequence[Record]) -> List[Dict[str, Any]]:
+    return [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "created": r.created,
+            "status": r.status,
+            "job": r.get("job.name"),
+            "revision": r.get("source.revision"),
+            "hyperparameters": r.hyperparameters,
+            "metrics": r.metrics,
+        }
+        for r in records
+    ]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    number = _number(value)
+    return f"{number:.6g}" if number is not None else str(value)
+
+
+def runs_table(records: Sequence[Record]) -> str:
+    """A fixed-width table: one row per run, one column per metric any run reported."""
+    metrics = sorted({name for r in records for name in r.metrics})
+    header = ["created", "record", "kind", "status", "revision", *metrics]
+    rows = [header]
+    for r in records:
+        revision = r.get("source.revision")
+        rev = (revision[:12] + ("*" if r.get("source.dirty") else "")) if revision else "-"
+        rows.append([r.created, r.id[:12], r.kind, r.status or "-", rev, *(_cell(r.metrics.get(m)) for m in metrics)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    # NB: text left-aligned, metrics right-aligned so decimal columns line up.
+    lines = [
+        "  ".join(c.rjust(w) if i >= 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        for row in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def diff(a: Record, b: Record) -> Dict[str, Any]:
+    """What changed from `a` to `b`: provenance fields, data, hyperparameters, metric deltas."""
+    fields = [
+        {"field": f, "a": a.get(f), "b": b.get(f), "changed": a.get(f) != b.get(f)}
+        for f in DIFF_FIELDS
+        if a.get(f) is not None or b.get(f) is not None
+    ]
+    da, db = a.data_checksums, b.data_checksums
+    data = [{"channel": n, "a": da.get(n), "b": db.get(n), "changed": da.get(n) != db.get(n)} for n in sorted(set(da) | set(db))]
+    ha, hb = a.hyperparameters, b.hyperparameters
+    hps = [{"name": n, "a": ha.get(n), "b": hb.get(n), "changed": ha.get(n) != hb.get(n)} for n in sorted(set(ha) | set(hb))]
+    metrics = []
+    for name in sorted(set(a.metrics) | set(b.metrics)):
+        va, vb = _number(a.metrics.get(name)), _number(b.metrics.get(name))
+        delta = vb - va if va is not None and vb is not None else None
+        metrics.append({"name": name, "a": a.metrics.get(name), "b": b.metrics.get(name), "delta": delta})
+    return {"a": a.id, "b": b.id, "fields": fields, "data": data, "hyperparameters": hps, "metrics": metrics}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    return short(value) if isinstance(value, str) and len(value) >= 40 else str(value)
+
+
+def format_diff(d: Dict[str, Any]) -> str:
+    out = [f"a: {d['a']}", f"b: {d['b']}"]
+    sections = (("provenance", "fields", "field"), ("data", "data", "channel"), ("hyperparameters", "hyperparameters", "name"))
+    for title, section, key in sections:
+        rows = d[section]
+        if rows:
+            out.append(f"{title}:")
+        for row in rows:
+            change = f"{_show(row['a'])} -> {_show(row['b'])}" if row["changed"] else f"= {_show(row['a'])}"
+            out.append(f"  {'*' if row['changed'] else ' '} {row[key]:<22} {change}")
+    if d["metrics"]:
+        out.append("metrics:")
+    for row in d["metrics"]:
+        delta = "" if row["delta"] is None else f"  ({row['delta']:+.6g})"
+        out.append(f"    {row['name']:<22} {_cell(row['a'])} -> {_cell(row['b'])}{delta}")
+    return "\n".join(out) + "\n"
+
+
+def previous_run(
+    store: Store, pipeline: str, before: Optional[Record] = None, kinds: Sequence[str] = RUN_KINDS
+) -> Optional[Record]:
+    """The latest successful run of `pipeline` created before `before` (or at all), with metrics."""
+    candidates = [
+        r
+        for r in runs(store, pipeline, kinds)
+        if r.succeeded and r.metrics and (before is None or r.created < before.created)
+    ]
+    return candidates[-1] if candidates else None
+
+
+def previous_metrics(store: Store, pipeline: str, before: Optional[Record] = None) -> Optional[Dict[str, Any]]:
+    """`Report(previous_metrics=...)`'s input: the previous successful run's metrics, or None."""
+    record = previous_run(store, pipeline, before)
+    return record.metrics if record else None

@@ -1,0 +1,143 @@
+"""SLSA v1.0 provenance for a pipeline image, as an in-toto Statement v1.
+
+    {"_type": "https://in-toto.io/Statement/v1",
+     "subject": [{"name": IMAGE REF, "digest": {"sha256": MANIFEST HEX}}],
+     "predicateType": "https://slsa.dev/provenance/v1",
+     "predicate": {"buildDefinition": {...}, "runDetails": {...}}}
+
+Specs: https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md and
+https://slsa.dev/spec/v1.0/provenance. The statement is unsigned; signing (DSSE, cosign)
+and attaching it to the registry are left to the publish step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional
+
+from mlbuild.lineage import collect
+from mlbuild.lineage.collect import ImageBuild
+from mlbuild.lineage.digests import sha256_hex
+from mlbuild.lineage.errors import MLBuildError, RecordError, UserError
+from mlbuild.lineage.record import source_from_revision
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+# NB: a TypeURI only has to be unique and stable; it names the build's parameter schema
+# (the externalParameters below), not a web page that must exist.
+BUILD_TYPE = "https://mlbuild.dev/buildtypes/ml_pipeline/v1"
+DEFAULT_BUILDER_ID = "https://mlbuild.dev/builders/pants-local/v1"
+
+
+class VerificationError(MLBuildError):
+    """A statement does not describe the artifact it was checked against."""
+
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What the image summary and labels don't know; the Pants glue passes it in."""
+
+    subject_name: Optional[str] = None  # e.g. `<registry>/<repo>:<tag>`; default: the summary's ref
+    config_path: Optional[str] = None
+    config_sha256: Optional[str] = None
+    source_uri: str = "git+file:."  # e.g. git+https://github.com/org/repo
+    pants_version: str = "unknown"
+    mlbuild_version: str = "unknown"
+    builder_id: str = DEFAULT_BUILDER_ID
+    invocation_id: Optional[str] = None
+    started_on: Optional[str] = None
+    finished_on: Optional[str] = None
+
+
+def _descriptor(name: str, uri: Optional[str] = None, sha256: Optional[str] = None, **digest: str) -> Dict[str, Any]:
+    d: Dict[str, Any] = {"name": name}
+    if uri:
+        d["uri"] = uri
+    digests = dict(digest)
+    if sha256:
+        digests["sha256"] = sha256_hex(sha256, name)
+    if digests:
+        d["digest"] = digests
+    return d
+
+
+def statement(build: ImageBuild, context: BuildContext = BuildContext()) -> Dict[str, Any]:
+    pipeline = build.label(collect.PIPELINE_LABEL)
+    if not pipeline:
+        raise UserError(f"{build.summary_path}: no `{collect.PIPELINE_LABEL}` label; was the image built by `pants package`?")
+    external: Dict[str, Any] = {"pipeline": pipeline}
+    if context.config_path or context.config_sha256:
+        config: Dict[str, Any] = {"path": context.config_path} if context.config_path else {}
+        if context.config_sha256:
+            config["sha256"] = sha256_hex(context.config_sha256, "config sha256")
+        external["config"] = config
+    dependencies: List[Dict[str, Any]] = []
+    revision = build.label(collect.REVISION_LABEL)
+    source = source_from_revision(revision) if revision and revision != "unknown" else None
+    if source:
+        dep = _descriptor("source", f"{context.source_uri}@{source['revision']}", gitCommit=source["revision"])
+        # NB: a dirty tree's commit is not what was built; say so rather than omit it.
+        dep["annotations"] = {"dirty": source["dirty"]}
+        dependencies.append(dep)
+    else:
+        dependencies.append(_descriptor("source", context.source_uri))
+    if build.label(collect.LOCKFILE_LABEL):
+        dependencies.append(_descriptor("lockfile", build.label(collect.LOCKFILE_PATH_LABEL), build.label(collect.LOCKFILE_LABEL)))
+    if build.label(collect.BASE_DIGEST_LABEL):
+        dependencies.append(_descriptor("base-image", build.label(collect.BASE_NAME_LABEL), build.label(collect.BASE_DIGEST_LABEL)))
+    dependencies.append(_descriptor("pants", f"pkg:pypi/pantsbuild.pants@{context.pants_version}"))
+    dependencies.append(_descriptor("mlbuild", f"pkg:generic/mlbuild@{context.mlbuild_version}"))
+    byproducts = [_descriptor("image-config", sha256=build.config_digest)]
+    if build.label(collect.PEX_LABEL):
+        byproducts.insert(0, _descriptor("pex", sha256=build.label(collect.PEX_LABEL)))
+    metadata = {
+        k: v
+        for k, v in (("invocationId", context.invocation_id), ("startedOn", context.started_on), ("finishedOn", context.finished_on))
+        if v
+    }
+    run_details: Dict[str, Any] = {
+        "builder": {"id": context.builder_id, "version": {"pants": context.pants_version, "mlbuild": context.mlbuild_version}},
+        "byproducts": byproducts,
+    }
+    if metadata:
+        run_details["metadata"] = metadata
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": context.subject_name or build.ref, "digest": {"sha256": sha256_hex(build.manifest_digest, "manifest")}}],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {"buildType": BUILD_TYPE, "externalParameters": external, "resolvedDependencies": dependencies},
+            "runDetails": run_details,
+        },
+    }
+
+
+def manifest_digest_of(manifest_bytes: bytes) -> str:
+    return "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+
+
+def verify_statement(statement: Mapping[str, Any], manifest_digest: str) -> Dict[str, Any]:
+    """Check `statement` is SLSA provenance whose subject is the manifest `manifest_digest`.
+
+    Returns the matching subject; raises VerificationError otherwise.
+    """
+    try:
+        want = sha256_hex(manifest_digest, "digest")
+    except RecordError as e:
+        raise UserError(str(e))
+    if not isinstance(statement, Mapping) or statement.get("_type") != STATEMENT_TYPE:
+        raise VerificationError(f"not an in-toto Statement v1 (`_type` must be {STATEMENT_TYPE}).")
+    if statement.get("predicateType") != PREDICATE_TYPE:
+        raise VerificationError(f"predicateType is {statement.get('predicateType')!r}, expected {PREDICATE_TYPE}.")
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        raise VerificationError("the statement has no subject.")
+    for subject in subjects:
+        digest = (subject or {}).get("digest") or {}
+        if str(digest.get("sha256", "")).lower() == want:
+            return dict(subject)
+    have = ", ".join(f"{s.get('name')}@sha256:{(s.get('digest') or {}).get('sha256')}" for s in subjects if isinstance(s, Mapping))
+    raise VerificationError(f"no subject has digest sha256:{want}; the statement is about {have}.")

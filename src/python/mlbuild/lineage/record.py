@@ -1,0 +1,264 @@
+"""A lineage record: one canonical JSON document, named by the sha256 of its own bytes.
+
+    {"schema": 1, "kind": "package" | "run" | "publish", "pipeline": ADDRESS,
+     "created": "2024-05-01T10:00:00Z",
+     "source": {"revision": GIT_SHA, "dirty": BOOL},
+     "lockfile": {"path": P, "sha256": HEX}, "config": {"path": P, "sha256": HEX},
+     "hyperparameters": {NAME: JSON-ENCODED STRING},
+     "pex": {"path": P, "sha256": HEX},
+     "image": {"ref": R, "manifest_digest": D, "config_digest": D, "layers": [D],
+               "diff_ids": [D], "base_digest": D, "base_name": N},
+     "job": {"name": N, "arn": A, "region": R, "start": T, "end": T, "status": S},
+     "data": [{"name": CHANNEL, "uri": U, "checksum": "sha256:HEX"}],
+     "model": {"uri": U, "sha256": HEX}, "metrics": {NAME: NUMBER},
+     "parents": [RECORD ID], "extra": {...}}
+
+Only kind, pipeline and created are required. Bodies are normalised on the way in (digest
+spellings, UTC times, sorted lists), so the same facts always give the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from mlbuild.lineage.digests import oci_digest, sha256_hex
+from mlbuild.lineage.errors import RecordError
+
+SCHEMA = 1
+KINDS = ("package", "run", "publish")
+# NB: one status vocabulary, SageMaker's, so a local run and a cloud job compare directly;
+# a local run that finished is "Completed".
+STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
+SUCCESS = "Completed"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the bytes that are hashed and stored."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def utc_timestamp(value: Any, what: str) -> str:
+    """ISO 8601 in, `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` out; naive times are taken as UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            # NB: Python 3.9's fromisoformat rejects a trailing "Z".
+            moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+        except ValueError:
+            raise RecordError(f"{what}: {value!r} is not an ISO 8601 time, e.g. 2024-05-01T10:00:00Z.")
+    else:
+        raise RecordError(f"{what}: expected an ISO 8601 time string, got {type(value).__name__}.")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat() + "Z"
+
+
+def now() -> str:
+    return utc_timestamp(datetime.now(timezone.utc), "now")
+
+
+def _object(value: Any, what: str, keys: Mapping[str, Callable[[Any, str], Any]]) -> Dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RecordError(f"{what}: expected an object, got {type(value).__name__}.")
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise RecordError(f"{what}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(keys))}.")
+    return {k: keys[k](v, f"{what}.{k}") for k, v in value.items() if v is not None}
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise RecordError(f"{what}: expected a non-empty string, got {value!r}.")
+    return value
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise RecordError(f"{what}: expected true or false, got {value!r}.")
+    return value
+
+
+def _status(value: Any, what: str) -> str:
+    if value not in STATUSES:
+        raise RecordError(f"{what}: {value!r} is not one of {', '.join(STATUSES)}.")
+    return value
+
+
+def _digests(value: Any, what: str) -> List[str]:
+    if not isinstance(value, list):
+        raise RecordError(f"{what}: expected a list of sha256 digests.")
+    return [oci_digest(v, f"{what}[{i}]") for i, v in enumerate(value)]  # NB: order is meaningful (layers)
+
+
+def _ids(value: Any, what: str) -> List[str]:
+    if not isinstance(value, list):
+        raise RecordError(f"{what}: expected a list of record ids.")
+    return sorted({sha256_hex(v, what) for v in value})
+
+
+def _hyperparameters(value: Any, what: str) -> Dict[str, str]:
+    # NB: stored in the one string form SageMaker and hyperparameters.json use (each value
+    # JSON-encoded), so typed values and their encoded strings give the same record.
+    if not isinstance(value, Mapping):
+        raise RecordError(f"{what}: expected an object of name to value.")
+    return {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in value.items()}
+
+
+def _number(value: Any, what: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordError(f"{what}: expected a number, got {value!r}.")
+    # NB: canonical JSON has no NaN/Infinity; a diverged metric is kept as its name.
+    return value if math.isfinite(value) else repr(float(value))
+
+
+def _metrics(value: Any, what: str) -> Dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RecordError(f"{what}: expected an object of metric name to number.")
+    return {str(k): _number(v, f"{what}.{k}") for k, v in value.items()}
+
+
+def _data(value: Any, what: str) -> List[Dict[str, Any]]:
+    if not isinstance(value, list):
+        raise RecordError(f"{what}: expected a list of channels.")
+    channels = [_object(c, f"{what}[{i}]", CHANNEL) for i, c in enumerate(value)]
+    names = [c.get("name") for c in channels]
+    if None in names or len(set(names)) != len(names):
+        raise RecordError(f"{what}: every channel needs a unique `name`.")
+    return sorted(channels, key=lambda c: c["name"])
+
+
+def _free(value: Any, what: str) -> Any:
+    canonical_json(value)  # NB: fails early on values JSON can't carry.
+    return value
+
+
+CHANNEL = {"name": _text, "uri": _text, "checksum": lambda v, w: oci_digest(v, w)}
+FIELDS: Dict[str, Callable[[Any, str], Any]] = {
+    "schema": lambda v, w: v,
+    "kind": _text,
+    "pipeline": _text,
+    "created": utc_timestamp,
+    "source": lambda v, w: _object(v, w, {"revision": _text, "dirty": _bool}),
+    "lockfile": lambda v, w: _object(v, w, {"path": _text, "sha256": sha256_hex}),
+    "config": lambda v, w: _object(v, w, {"path": _text, "sha256": sha256_hex}),
+    "hyperparameters": _hyperparameters,
+    "pex": lambda v, w: _object(v, w, {"path": _text, "sha256": sha256_hex}),
+    "image": lambda v, w: _object(
+        v,
+        w,
+        {
+            "ref": _text,
+            "manifest_digest": oci_digest,
+            "config_digest": oci_digest,
+            "layers": _digests,
+            "diff_ids": _digests,
+            "base_digest": oci_digest,
+            "base_name": _text,
+        },
+    ),
+    "job": lambda v, w: _object(
+        v, w, {"name": _text, "arn": _text, "region": _text, "start": utc_timestamp, "end": utc_timestamp, "status": _status}
+    ),
+    "data": _data,
+    "model": lambda v, w: _object(v, w, {"uri": _text, "sha256": sha256_hex}),
+    "metrics": _metrics,
+    "parents": _ids,
+    "extra": _free,
+}
+
+
+def normalize(body: Mapping[str, Any]) -> Dict[str, Any]:
+    """Validate a record body and put it in canonical form (raises RecordError)."""
+    # NB: an empty object or list says nothing; dropping it keeps `{}` and absent the same id.
+    result = {k: v for k, v in _object(body, "record", FIELDS).items() if v not in ({}, [])}
+    for required in ("kind", "pipeline", "created"):
+        if required not in result:
+            raise RecordError(f"record: `{required}` is required.")
+    if result["kind"] not in KINDS:
+        raise RecordError(f"record.kind: {result['kind']!r} is not one of {', '.join(KINDS)}.")
+    if result.setdefault("schema", SCHEMA) != SCHEMA:
+        raise RecordError(f"record.schema: {result['schema']!r} is not supported (this mlbuild reads {SCHEMA}).")
+    return result
+
+
+class Record:
+    """An immutable, normalised record; `id` is the sha256 of `canonical`."""
+
+    __slots__ = ("_body", "canonical", "id")
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        normal = normalize(body)
+        self.canonical = canonical_json(normal)
+        self.id = hashlib.sha256(self.canonical).hexdigest()
+        self._body = json.loads(self.canonical)  # NB: a private deep copy; callers can't mutate it.
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Record":
+        return cls(json.loads(data))
+
+    @classmethod
+    def from_stored(cls, data: bytes) -> "Record":
+        """Bytes the store wrote (so already canonical); skips re-validation.
+
+        NB: re-normalising thousands of records on every load is most of the load time;
+        the store checks each file's name against the sha256 of its bytes instead.
+        """
+        record = cls.__new__(cls)
+        record.canonical = data
+        record.id = hashlib.sha256(data).hexdigest()
+        record._body = json.loads(data)
+        return record
+
+    @property
+    def body(self) -> Dict[str, Any]:
+        return json.loads(self.canonical)
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """`record.get("image.manifest_digest")`."""
+        value: Any = self._body
+        for part in dotted.split("."):
+            if type(value) is not dict or part not in value:  # NB: json bodies; the ABC check is slow
+                return default
+            value = value[part]
+        return value
+
+    kind = property(lambda self: self._body["kind"])
+    pipeline = property(lambda self: self._body["pipeline"])
+    created = property(lambda self: self._body["created"])
+    parents = property(lambda self: list(self._body.get("parents", [])))
+    metrics = property(lambda self: dict(self._body.get("metrics", {})))
+    hyperparameters = property(lambda self: dict(self._body.get("hyperparameters", {})))
+    status = property(lambda self: self.get("job.status"))
+
+    @property
+    def data_checksums(self) -> Dict[str, str]:
+        return {c["name"]: c["checksum"] for c in self._body.get("data", []) if "checksum" in c}
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCESS
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Record) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"Record({self.kind} {self.id[:12]} {self.pipeline} {self.created})"
+
+
+def make_record(kind: str, pipeline: str, created: Optional[str] = None, **fields: Any) -> Record:
+    """`make_record("run", "src/p:train", pex={"sha256": ...}, metrics={...})`; created defaults to now."""
+    return Record({"kind": kind, "pipeline": pipeline, "created": created or now(), **fields})
+
+
+def source_from_revision(revision: str) -> Dict[str, Any]:
+    """The package label's revision (`<sha>`, `<sha>-dirty` or `unknown`) as a source object."""
+    dirty = revision.endswith("-dirty")
+    return {"revision": revision[: -len("-dirty")] if dirty else revision, "dirty": dirty}

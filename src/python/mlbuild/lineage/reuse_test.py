@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from mlbuild.lineage.reuse import find_reusable_run
+from mlbuild.lineage.store import Store
+from mlbuild.lineage.testing import chain, d, package, run
+
+HP = {"lr": 0.1, "epochs": 3}
+DATA = {"train": d("train-data")}
+
+
+def test_hit_by_pex_or_image(tmp_path) -> None:
+    c = chain(tmp_path)
+    assert find_reusable_run(c.store, c.package.get("pex.sha256"), HP, DATA) == c.run
+    assert find_reusable_run(c.store, c.package.get("image.manifest_digest"), HP, DATA) == c.publish
+    # encoded hyperparameters and a bare-hex checksum are the same thing
+    assert find_reusable_run(c.store, "sha256:" + c.package.get("pex.sha256"), {"lr": "0.1", "epochs": "3"}, {"train": d("train-data")[7:]}) == c.run
+
+
+@pytest.mark.parametrize(
+    "artifact, hp, data",
+    [
+        ("other pex", HP, DATA),
+        ("pex", {"lr": 0.2, "epochs": 3}, DATA),
+        ("pex", {"lr": 0.1}, DATA),
+        ("pex", HP, {"train": d("changed")}),
+        ("pex", HP, {}),
+        ("pex", HP, {**DATA, "test": d("test")}),
+        ("base", HP, DATA),  # a base image is not a run's artifact
+    ],
+)
+def test_miss(tmp_path, artifact, hp, data) -> None:
+    c = chain(tmp_path)
+    key = {"pex": c.package.get("pex.sha256"), "other pex": package(seed="x").get("pex.sha256"), "base": c.package.get("image.base_digest")}[artifact]
+    assert find_reusable_run(c.store, key, hp, data) is None
+
+
+def test_failed_runs_are_not_reused_and_the_latest_hit_wins(tmp_path) -> None:
+    store = Store(tmp_path)
+    pkg = package()
+    failed = run(pkg, "2024-05-05T00:00:00Z", status="Failed")
+    old, new = run(pkg, "2024-05-01T00:00:00Z"), run(pkg, "2024-05-03T00:00:00Z")
+    for r in (pkg, failed, old, new):
+        store.put(r)
+    assert find_reusable_run(store, pkg.get("pex.sha256"), HP, DATA) == new

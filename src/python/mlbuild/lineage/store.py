@@ -1,0 +1,121 @@
+"""The local lineage store: `<root>/records/<record id>.json`, content-addressed.
+
+    <root>/records/<sha256 of the file's bytes>.json
+
+The root is `$MLBUILD_LINEAGE_DIR`, else `<cwd>/.mlbuild/lineage`: under Pants the cwd is
+the build root, and `.mlbuild/` survives `pants clean` (and is in `pants_ignore`).
+Writes are atomic (temp file + rename) and idempotent: the same record is the same file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from mlbuild.lineage.digests import is_hex
+from mlbuild.lineage.errors import AmbiguousError, StoreError
+from mlbuild.lineage.index import Index, Match
+from mlbuild.lineage.record import Record
+
+ROOT_ENV_VAR = "MLBUILD_LINEAGE_DIR"
+DEFAULT_ROOT = Path(".mlbuild") / "lineage"
+RECORDS_DIR = "records"
+
+
+def default_root(environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None) -> Path:
+    environ = os.environ if environ is None else environ
+    if environ.get(ROOT_ENV_VAR):
+        return Path(environ[ROOT_ENV_VAR])
+    return (cwd or Path.cwd()) / DEFAULT_ROOT
+
+
+class Store:
+    def __init__(self, root: Optional[Path] = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self._records: Optional[Dict[str, Record]] = None
+        self._index: Optional[Index] = None
+
+    @property
+    def records_dir(self) -> Path:
+        return self.root / RECORDS_DIR
+
+    def path_of(self, record_id: str) -> Path:
+        return self.records_dir / f"{record_id}.json"
+
+    def _load(self) -> Tuple[Dict[str, Record], Index]:
+        if self._records is None or self._index is None:
+            records: Dict[str, Record] = {}
+            names = sorted(os.listdir(self.records_dir)) if self.records_dir.is_dir() else []
+            for name in names:
+                stem, dot, ext = name.partition(".")
+                if ext != "json" or not stem:  # NB: `.<id>.tmp` files of an interrupted write.
+                    continue
+                path = self.records_dir / name
+                try:
+                    record = Record.from_stored(path.read_bytes())
+                except (OSError, ValueError) as e:
+                    raise StoreError(f"{path}: unreadable lineage record ({e}). Fix: delete the file.")
+                if record.id != stem:
+                    raise StoreError(
+                        f"{path}: contents hash to {record.id}, not its name; the file was edited or "
+                        "corrupted. Fix: delete it (records are immutable; re-record instead)."
+                    )
+                records[record.id] = record
+            self._records, self._index = records, Index(records.values())
+        return self._records, self._index
+
+    def put(self, record: Record) -> str:
+        """Write `record` if it's new; return its id either way."""
+        path = self.path_of(record.id)
+        if not path.exists():
+            try:
+                self.records_dir.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{record.id}.", suffix=".tmp", dir=self.records_dir)
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(record.canonical)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    # NB: two writers of the same record race harmlessly: same name, same bytes.
+                    os.replace(tmp, path)
+                except BaseException:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+                    raise
+            except OSError as e:
+                raise StoreError(f"{self.records_dir}: cannot write lineage record {record.id} ({e}).")
+        if self._records is not None and self._index is not None and record.id not in self._records:
+            self._records[record.id] = record
+            self._index.add(record)
+        return record.id
+
+    def records(self) -> List[Record]:
+        """Every record, oldest first (ties broken by id, so the order is stable)."""
+        return sorted(self._load()[0].values(), key=lambda r: (r.created, r.id))
+
+    def get(self, record_id: str) -> Record:
+        """A record by full id, or by anything `resolve` accepts that names exactly one record."""
+        records = self._load()[0]
+        if len(record_id) == 64 and is_hex(record_id) and record_id in records:
+            return records[record_id]
+        match = self.resolve(record_id)
+        if match.key in records:
+            return records[match.key]
+        ids = match.record_ids
+        if len(ids) == 1:
+            return records[ids[0]]
+        raise AmbiguousError(record_id, [f"{rid} ({records[rid].kind} {records[rid].pipeline})" for rid in ids])
+
+    def resolve(self, query: str) -> Match:
+        return self._load()[1].resolve(query)
+
+    def mentioning(self, key: str) -> List[Tuple[Record, str]]:
+        records, index = self._load()
+        return [(records[rid], field) for rid, field in index.mentioning(key)]
+
+    def find(self, query: str) -> List[Record]:
+        """Every record that mentions what `query` names."""
+        records = self._load()[0]
+        return [records[rid] for rid in self.resolve(query).record_ids]
