@@ -23,6 +23,7 @@ from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP
 from mlbuild.container_run.runner import run_image
+from mlbuild.lineage.producers import record_run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -82,4 +83,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         print("mlbuild: error: container_run failed unexpectedly (a bug); please report the traceback above.", file=sys.stderr)
         return PlatformError.exit_code
     report(outcome, out)
+    record_id = record_run(outcome.run_dir, args.address)
+    if record_id:
+        print(f"  lineage: {record_id}", file=out)
     return exit_code_of(outcome)

@@ -186,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Record and query what built, ran and published which artifact.",
         epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
     )
-    parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage)")
+    parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./dist/mlbuild/lineage)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def label_options(p: argparse.ArgumentParser) -> None:

@@ -20,7 +20,9 @@ from mlbuild.lineage.index import Index, Match
 from mlbuild.lineage.record import Record
 
 ROOT_ENV_VAR = "MLBUILD_LINEAGE_DIR"
-DEFAULT_ROOT = Path(".mlbuild") / "lineage"
+# NB: under dist/ because `pants package` can only write there; every producer (package, run,
+# publish) and `inspect` then share one store. MLBUILD_LINEAGE_DIR moves it.
+DEFAULT_ROOT = Path("dist") / "mlbuild" / "lineage"
 RECORDS_DIR = "records"
 
 

@@ -26,7 +26,10 @@ from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior
 from pants.core.util_rules.source_files import SourceFiles
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address, AddressInput
+from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.fs import Digest, DigestContents, DigestEntries, MergeDigests, PathGlobs
+from pants.engine.process import ProcessResult
+from pants.version import VERSION as PANTS_VERSION
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
@@ -35,6 +38,7 @@ from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 from mlbuild.pants_plugin.base_image import BaseImage, BaseImageRequest
 from mlbuild.pants_plugin.image import PACKED_DIR, PipelineImage, PipelineImageRequest, sha256_of
+from mlbuild.pants_plugin.tool import MLBuildTool
 from mlbuild.pants_plugin.target_types import (
     MLPipelineBaseImageField,
     MLPipelineConfigField,
@@ -52,6 +56,8 @@ CONFIG_ENV_VAR = "MLBUILD_PIPELINE_CONFIG"
 ADDRESS_ENV_VAR = "MLBUILD_PIPELINE_ADDRESS"
 
 LABEL_PREFIX = "org.mlbuild"
+# NB: lineage records land in dist/mlbuild/lineage/, the store `inspect` reads by default.
+LINEAGE_OUT = "mlbuild/lineage"
 
 
 @dataclass(frozen=True)
@@ -196,10 +202,53 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
     return BuiltMLPipeline(pex, field_set.pex_path, pex_sha256, image, base)
 
 
+@dataclass(frozen=True)
+class PackageLineage:
+    """The image's in-toto/SLSA provenance statement and the package's lineage record."""
+
+    digest: Digest
+    provenance_path: str
+    record_path: str
+
+
+@dataclass(frozen=True)
+class PackageLineageRequest:
+    field_set: MLPipelineFieldSet
+    built: BuiltMLPipeline
+
+
+@rule(desc="Recording an ml_pipeline's provenance")
+async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTool) -> PackageLineage:
+    field_set, image = request.field_set, request.built.image
+    config = await Get(HydratedSources, HydrateSourcesRequest(field_set.config))
+    (config_path,) = config.snapshot.files
+    provenance_path = image.summary_path[: -len(".image.json")] + ".provenance.json"
+    inputs = await Get(Digest, MergeDigests([image.digest, config.snapshot.digest]))
+    result = await Get(
+        ProcessResult,
+        VenvPexProcess(
+            tool.pex,
+            argv=(
+                "-m", "mlbuild.lineage", "--root", LINEAGE_OUT, "provenance",
+                "--image-json", image.summary_path, "--out", provenance_path, "--config", config_path,
+                "--subject-name", f"{field_set.address.spec}@{image.manifest_digest}",
+                "--pants-version", PANTS_VERSION, "--record",
+            ),
+            input_digest=inputs,
+            output_files=(provenance_path,),
+            output_directories=(LINEAGE_OUT,),
+            description=f"Recording the provenance of {image.layout_path}",
+        ),
+    )
+    record_id = result.stdout.decode().strip().splitlines()[-1]
+    return PackageLineage(result.output_digest, provenance_path, f"{LINEAGE_OUT}/records/{record_id}.json")
+
+
 @rule(desc="Packaging an ml_pipeline")
 async def package_ml_pipeline(field_set: MLPipelineFieldSet) -> BuiltPackage:
     built = await Get(BuiltMLPipeline, MLPipelineFieldSet, field_set)
-    digest = await Get(Digest, MergeDigests([built.pex.digest, built.image.digest]))
+    lineage = await Get(PackageLineage, PackageLineageRequest(field_set, built))
+    digest = await Get(Digest, MergeDigests([built.pex.digest, built.image.digest, lineage.digest]))
     image = built.image
     return BuiltPackage(
         digest,
@@ -211,6 +260,8 @@ async def package_ml_pipeline(field_set: MLPipelineFieldSet) -> BuiltPackage:
             ),
             BuiltPackageArtifact(image.archive_path),
             BuiltPackageArtifact(image.summary_path),
+            BuiltPackageArtifact(lineage.provenance_path),
+            BuiltPackageArtifact(lineage.record_path, extra_log_lines=("lineage record of this build",)),
         ),
     )
 

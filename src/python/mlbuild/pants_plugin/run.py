@@ -17,9 +17,10 @@ from pants.backend.python.util_rules.pex_from_targets import (
 )
 from pants.core.goals.run import RunRequest
 from pants.core.util_rules.distdir import DistDir
-from pants.engine.fs import Digest, MergeDigests
+from pants.engine.fs import Digest, DigestEntries, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
+from mlbuild.pants_plugin.image import sha256_of
 from mlbuild.pants_plugin.package import (
     BuiltMLPipeline,
     MLPipelineFieldSet,
@@ -30,6 +31,11 @@ from mlbuild.pants_plugin.subsystem import MLBuildSubsystem
 from mlbuild.pants_plugin.tool import MLBuildToolPex, MLBuildToolPexRequest
 
 RUNS_SUBDIR = "mlbuild/runs"
+LINEAGE_SUBDIR = "mlbuild/lineage"
+# NB: names shared with mlbuild.lineage (its store root and what a run record links to).
+LINEAGE_DIR_ENV_VAR = "MLBUILD_LINEAGE_DIR"
+PEX_SHA256_ENV_VAR = "MLBUILD_PEX_SHA256"
+IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
 
 
 @rule(desc="Preparing a local ml_pipeline run")
@@ -45,11 +51,15 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
         "--runs-dir",
         os.path.join(str(dist_dir.relpath), RUNS_SUBDIR),
     ]
+    lineage_env = {LINEAGE_DIR_ENV_VAR: os.path.join(str(dist_dir.relpath), LINEAGE_SUBDIR)}
     if not mlbuild.container:
         pex = await Get(Pex, PexFromTargetsRequest, prepared.request)
+        pex_path = prepared.request.output_filename
+        pex_sha256 = sha256_of(await Get(DigestEntries, Digest, pex.digest), pex_path)
         return RunRequest(
             digest=pex.digest,
-            args=[python.path, os.path.join("{chroot}", prepared.request.output_filename), "local", *common],
+            args=[python.path, os.path.join("{chroot}", pex_path), "local", *common],
+            extra_env={**lineage_env, PEX_SHA256_ENV_VAR: pex_sha256},
         )
     built, tool = await MultiGet(
         Get(BuiltMLPipeline, MLPipelineFieldSet, field_set),
@@ -71,6 +81,7 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
             field_set.address.spec,
             *common,
         ],
+        extra_env={**lineage_env, PEX_SHA256_ENV_VAR: built.pex_sha256, IMAGE_DIGEST_ENV_VAR: built.image.manifest_digest},
     )
 
 

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from mlbuild.lineage.collect import publish_record
+from mlbuild.lineage.producers import save
 from mlbuild.oci.errors import OCIError
 from mlbuild.publish.backend import choose_backend
 from mlbuild.runtime.config import load_config
@@ -55,11 +57,14 @@ def run(args: argparse.Namespace) -> int:
     report_json, report_md = args.report_dir / "report.json", args.report_dir / "report.md"
     print(f"mlbuild: publishing {args.address} with the {backend} backend", file=sys.stderr)
     if backend == "aws":
-        return aws.publish_aws(
+        exit_code = aws.publish_aws(
             layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
             git_sha=args.git_sha, pex_sha256=args.pex_sha256, assignments=args.assignments,
             report_json=report_json, report_md=report_md, environ=os.environ, wait=args.wait, force=args.force,
         )
+        if report_json.exists():
+            record_publish(publish_record(json.loads(report_json.read_text())))
+        return exit_code
     job = local.publish_local(
         layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
         data_dir=args.data_dir, overrides=parse_assignments(args.assignments), root=args.local_root,
@@ -67,11 +72,18 @@ def run(args: argparse.Namespace) -> int:
     )
     report = local.local_report(job, local.previous_metrics(args.local_root, args.address, exclude=job.name))
     markdown = local.local_markdown(report)
+    record_publish(local.local_record(job))
     report_json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     report_md.write_text(markdown)
     print(markdown, end="")
     print(f"mlbuild: report written to {report_json} and {report_md}", file=sys.stderr)
     return 0 if job.status == "Completed" else FAILED_JOB_EXIT_CODE
+
+
+def record_publish(record) -> None:
+    record_id = save(record)
+    if record_id:
+        print(f"mlbuild: lineage record {record_id}", file=sys.stderr)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

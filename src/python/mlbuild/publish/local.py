@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from mlbuild.container_run.runner import run_image
+from mlbuild.lineage.record import Record, make_record
 from mlbuild.oci.layout import read_layout, write_layout
 from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.registry.push import content_tag, push_layout
@@ -141,6 +142,21 @@ def publish_local(
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_record(job: LocalJob) -> Record:
+    """The lineage record of a local job: image, hyperparameters, data, model, metrics."""
+    r = job.record
+    return make_record(
+        "publish",
+        r["pipeline_address"],
+        image={"manifest_digest": r["image_digest"], "ref": job.image_uri},
+        hyperparameters=r["hyperparameters"],
+        data=[{"name": name, "uri": name, "checksum": checksum} for name, checksum in sorted(r["data"].items())],
+        job={"name": job.name, "status": r["status"], "start": r["start"], "end": r["end"]},
+        model={"uri": Path(r["model"]["uri"]).resolve().as_uri(), "sha256": r["model"]["sha256"]} if r.get("model") else None,
+        metrics=r.get("metrics") or None,
+    )
 
 
 def local_report(job: LocalJob, previous: Optional[Mapping[str, float]] = None) -> Dict[str, Any]:

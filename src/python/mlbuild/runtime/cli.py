@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from mlbuild.lineage.producers import record_run
 from mlbuild.runtime import contract, local_run
 from mlbuild.runtime.errors import MLBuildError
 from mlbuild.runtime.hyperparameters import parse_assignments
@@ -42,14 +43,18 @@ def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str]) ->
         train_command(staging)
     except BaseException:
         final = local_run.finish_run(staging, succeeded=False)
+        record_run(final, pipeline.address)
         print(f"mlbuild: training failed; see {final / contract.FAILURE_FILE}", file=sys.stderr)
         raise
     final = local_run.finish_run(staging, succeeded=True)
+    record_id = record_run(final, pipeline.address)
     metrics = (final / contract.METRICS_FILE).read_text()
     print(f"\nmlbuild: run complete: {final}")
     print(f"  model:   {final / contract.MODEL_DIR}/")
     print(f"  metrics: {final / contract.METRICS_FILE}")
     print("  " + metrics.strip().replace("\n", "\n  "))
+    if record_id:
+        print(f"  lineage: {record_id} (inspect it: ./pants run src/python/mlbuild/lineage:mlbuild-lineage -- inspect {record_id[:12]})")
     return 0
 
 

@@ -1,0 +1,48 @@
+"""What run/publish producers call to leave a lineage record (never fails the run).
+
+The store is `$MLBUILD_LINEAGE_DIR` (set by the Pants rules to `dist/mlbuild/lineage`);
+without it nothing is recorded, so library callers and tests stay side-effect free.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+from mlbuild.lineage.collect import run_record
+from mlbuild.lineage.record import Record
+from mlbuild.lineage.store import ROOT_ENV_VAR, Store
+
+PEX_SHA256_ENV_VAR = "MLBUILD_PEX_SHA256"
+IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
+
+
+def configured_store() -> Optional[Store]:
+    root = os.environ.get(ROOT_ENV_VAR)
+    return Store(Path(root)) if root else None
+
+
+def save(record: Record) -> Optional[str]:
+    store = configured_store()
+    if store is None:
+        return None
+    try:
+        return store.put(record)
+    except Exception as e:  # noqa: BLE001 - lineage must never turn a finished run into a failure
+        print(f"mlbuild: warning: could not write the lineage record: {e}", file=sys.stderr)
+        return None
+
+
+def record_run(run_dir: Path, address: str) -> Optional[str]:
+    """Record a finished (or failed) run directory; returns the record id."""
+    if configured_store() is None:
+        return None
+    record = run_record(
+        run_dir,
+        address,
+        pex_sha256=os.environ.get(PEX_SHA256_ENV_VAR) or None,
+        image_digest=os.environ.get(IMAGE_DIGEST_ENV_VAR) or None,
+    )
+    return save(record)
