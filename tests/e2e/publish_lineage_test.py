@@ -1,0 +1,100 @@
+"""Package, run and publish (local backend) the churn pipeline, then follow any hash back
+through the lineage store, as a user would after a clean clone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from e2e.repo import copy_repo, pants, sha256_file
+
+CHURN = "src/python/pipelines/churn:train"
+DIST = Path("dist/src.python.pipelines.churn")
+LINEAGE_CLI = "src/python/mlbuild/lineage:mlbuild-lineage"
+NO_AWS = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")
+
+
+def lineage(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    """The lineage CLI straight from the copied sources (stdlib only), reading the repo's store."""
+    env = {**os.environ, "PYTHONPATH": str(repo / "src/python"), "MLBUILD_LINEAGE_DIR": str(repo / "dist/mlbuild/lineage")}
+    return subprocess.run([sys.executable, "-m", "mlbuild.lineage", *args], cwd=repo, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("repo"))
+    for args in (["package", CHURN], ["run", CHURN]):
+        result = pants(repo, *args, env=NO_AWS)
+        assert result.exit_code == 0, result.stderr[-4000:]
+    return repo
+
+
+def image_digest(repo: Path) -> str:
+    return json.loads((repo / DIST / "train.image.json").read_text())["manifest_digest"]
+
+
+def test_inspect_the_image_digest_names_the_pex_and_the_pex_prefix_names_the_image(repo: Path) -> None:
+    digest, pex_sha = image_digest(repo), sha256_file(repo / DIST / "train.pex")
+    by_image = pants(repo, "run", LINEAGE_CLI, "--", "inspect", digest, "--json")
+    assert by_image.exit_code == 0, by_image.stderr[-3000:]
+    assert pex_sha in by_image.stdout
+    by_pex = lineage(repo, "inspect", pex_sha[:10], "--json")
+    assert by_pex.returncode == 0, by_pex.stderr
+    assert digest in by_pex.stdout
+    assert json.loads(by_pex.stdout)["focus"] == json.loads(by_image.stdout)["focus"]
+
+
+def test_publish_locally_then_every_hash_leads_to_the_same_lineage(repo: Path) -> None:
+    result = pants(repo, "publish", CHURN, env=NO_AWS)
+    assert result.exit_code == 0, result.stderr[-4000:]
+    report = json.loads((repo / "dist/mlbuild/publish/src.python.pipelines.churn/train/report.json").read_text())
+    assert report["backend"] == "local" and report["status"] == "Completed"
+    assert report["image_uri"].endswith(image_digest(repo))
+    archive = Path(report["model"]["uri"])
+    assert archive.name == "model.tar.gz" and sha256_file(archive) == report["model"]["sha256"]
+    markdown = (repo / "dist/mlbuild/publish/src.python.pipelines.churn/train/report.md").read_text()
+    assert "**Completed**" in markdown and report["job_name"] in markdown
+
+    layer = json.loads((repo / DIST / "train.image.json").read_text())["layers"][-1]["digest"]
+    queries: List[str] = [image_digest(repo), sha256_file(repo / DIST / "train.pex")[:8], report["job_name"], report["model"]["sha256"], layer]
+    focus_lineages = []
+    for query in queries:
+        out = lineage(repo, "inspect", query, "--json")
+        assert out.returncode == 0, (query, out.stderr)
+        tree = json.loads(out.stdout)
+        focus_lineages.append(set(tree["records"]))
+    package_ids = focus_lineages[0]
+    for ids in focus_lineages:
+        assert ids & package_ids, "every query reaches the package record"
+
+    again = pants(repo, "publish", CHURN, env=NO_AWS)
+    assert again.exit_code == 0, again.stderr[-4000:]
+    assert "reusing it" in again.stderr and "stage train: started" not in again.stdout + again.stderr
+
+
+def test_runs_table_plot_and_provenance(repo: Path, tmp_path: Path) -> None:
+    second = pants(repo, "run", CHURN, "--", "max_depth=2")
+    assert second.exit_code == 0, second.stderr[-4000:]
+    table = lineage(repo, "runs", CHURN)
+    assert table.returncode == 0 and table.stdout.count("validation:auc") >= 1
+    runs = json.loads(lineage(repo, "runs", CHURN, "--json").stdout)
+    assert len({json.dumps(r.get("hyperparameters"), sort_keys=True) for r in runs}) >= 2
+    plot = tmp_path / "auc.png"
+    assert lineage(repo, "plot", CHURN, "--metric", "validation:auc", "--out", str(plot)).returncode == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    statement = repo / DIST / "train.provenance.json"
+    ok = lineage(repo, "verify-provenance", str(statement), "--digest", image_digest(repo))
+    assert ok.returncode == 0, ok.stderr
+    tampered = image_digest(repo)[:-1] + ("0" if image_digest(repo)[-1] != "0" else "1")
+    bad = lineage(repo, "verify-provenance", str(statement), "--digest", tampered)
+    assert bad.returncode != 0
