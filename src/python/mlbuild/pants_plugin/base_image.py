@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.engine.addresses import Address
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest, DigestContents, DigestSubset, PathGlobs
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
@@ -24,19 +25,25 @@ from pants.util.frozendict import FrozenDict
 from mlbuild.pants_plugin.target_types import (
     MLBaseImageDebianLockField,
     MLBaseImagePythonField,
+    MLBaseImageReferenceField,
 )
 from mlbuild.pants_plugin.tool import MLBuildTool
+from mlbuild.sagemaker.env import FORWARDED_ENV_VARS
 
 # NB: downloaded .debs and compressed layers survive between builds in this named cache.
 CACHE_NAME = "mlbuild"
 CACHE_DIR = ".cache/mlbuild"
+REF_NAME = "org.opencontainers.image.ref.name"
+# NB: a pull reads docker config.json credentials, or an ECR token through boto3.
+REGISTRY_ENV_VARS = ("DOCKER_CONFIG", "HOME", *FORWARDED_ENV_VARS)
 
 
 @dataclass(frozen=True)
 class MLBaseImageFieldSet(PackageFieldSet):
-    required_fields = (MLBaseImageDebianLockField,)
+    required_fields = (MLBaseImagePythonField,)
 
     debian_lock: MLBaseImageDebianLockField
+    image: MLBaseImageReferenceField
     python: MLBaseImagePythonField
 
 
@@ -75,10 +82,12 @@ async def build_base_image(request: BaseImageRequest, tool: MLBuildTool) -> Base
             "`ml_base_image`. Fix: point it at an ml_base_image target (the default is //docker/debian-python3.11:base)."
         )
     field_set = MLBaseImageFieldSet.create(target)
-    lock = await Get(HydratedSources, HydrateSourcesRequest(field_set.debian_lock))
-    (lock_path,) = lock.snapshot.files
     name = request.address.target_name
     out_dir = request.address.spec_path.replace("/", ".") or "root"
+    if field_set.image.value is not None:
+        return await _pull_base_image(field_set, tool, name, out_dir)
+    lock = await Get(HydratedSources, HydrateSourcesRequest(field_set.debian_lock))
+    (lock_path,) = lock.snapshot.files
     result = await Get(
         ProcessResult,
         VenvPexProcess(
@@ -99,6 +108,35 @@ async def build_base_image(request: BaseImageRequest, tool: MLBuildTool) -> Base
         layout_path=f"{out_dir}/{summary['layout']}",
         ref=summary["ref"],
         manifest_digest=summary["manifest_digest"],
+        python=field_set.python.value,
+    )
+
+
+async def _pull_base_image(field_set: MLBaseImageFieldSet, tool: MLBuildTool, name: str, out_dir: str) -> BaseImage:
+    reference = field_set.image.value
+    assert reference is not None
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(REGISTRY_ENV_VARS))
+    layout = f"{out_dir}/{name}.oci"
+    # NB: the image is pinned by digest, so the pull is as cacheable as any build step.
+    result = await Get(
+        ProcessResult,
+        VenvPexProcess(
+            tool.pex,
+            argv=("-m", "mlbuild.registry", "pull", reference, "--layout", layout, "--cache", f"{CACHE_DIR}/pull", "--ref-name", name),
+            extra_env=dict(env),
+            output_directories=(layout,),
+            append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
+            description=f"Pulling base image {reference}",
+        ),
+    )
+    index = read_summary(await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{layout}/index.json"]))))
+    (manifest,) = [m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) == name]
+    return BaseImage(
+        address=field_set.address,
+        digest=result.output_digest,
+        layout_path=layout,
+        ref=name,
+        manifest_digest=manifest["digest"],
         python=field_set.python.value,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Optional
 
 from pants.backend.python.target_types import (
@@ -205,6 +206,31 @@ class MLBaseImageDebianLockField(SingleSourceField):
     )
 
 
+class MLBaseImageReferenceField(StringField):
+    alias = "image"
+    help = help_text(
+        """
+        A base image pulled from a registry, always pinned by digest: `REGISTRY/REPO@sha256:<hex>`
+        (a tag may stand before the digest for readability). Pulled once into a local cache keyed
+        by digest, with docker `config.json` credentials or, for ECR, a boto3 token.
+        Covers python-slim images and AWS Deep Learning Containers. Find a tag's digest with
+        `python -m mlbuild.registry resolve REGISTRY/REPO:TAG`.
+
+        Example: `ml_base_image(name="slim", image="registry.example.com/python@sha256:…", python="/usr/local/bin/python3.11")`
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not re.search(r"@sha256:[0-9a-f]{64}$", value):
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} is {value!r}, which is not pinned by digest. "
+                "Fix: append `@sha256:<digest>`; `python -m mlbuild.registry resolve <image>` prints it."
+            )
+        return value
+
+
 class MLBaseImagePythonField(StringField):
     alias = "python"
     default = "/usr/bin/python3.11"
@@ -229,11 +255,17 @@ class MLBaseImagePythonField(StringField):
 
 class MLBaseImageTarget(Target):
     alias = "ml_base_image"
-    core_fields = (*COMMON_TARGET_FIELDS, MLBaseImageDebianLockField, MLBaseImagePythonField)
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        MLBaseImageDebianLockField,
+        MLBaseImageReferenceField,
+        MLBaseImagePythonField,
+    )
     help = help_text(
         """
-        A base image for ml_pipeline images, always pinned by content: assembled offline from a
-        committed Debian package lock, so the whole flow works with no container registry.
+        A base image for ml_pipeline images, always pinned by content: either assembled offline
+        from a committed Debian package lock (`debian_lock`), so the whole flow works with no
+        container registry, or pulled from a registry by digest (`image`).
 
         `pants package` on it writes the base as an OCI layout and prints its digest.
 
@@ -246,9 +278,11 @@ class MLBaseImageTarget(Target):
     )
 
     def validate(self) -> None:
-        if self[MLBaseImageDebianLockField].value is None:
+        has_lock = self[MLBaseImageDebianLockField].value is not None
+        has_image = self[MLBaseImageReferenceField].value is not None
+        if has_lock == has_image:
             raise InvalidTargetException(
-                f"The ml_base_image {self.address} has no `debian_lock`. "
-                "Fix: write one with `python -m mlbuild.debian lock --out packages.lock.json` and set "
-                "`debian_lock=\"packages.lock.json\"`."
+                f"The ml_base_image {self.address} sets {'both' if has_lock else 'neither'} of `debian_lock` and `image`. "
+                "Fix: set exactly one: `debian_lock=\"packages.lock.json\"` (write it with "
+                "`python -m mlbuild.debian lock --out packages.lock.json`) or `image=\"REGISTRY/REPO@sha256:...\"`."
             )
