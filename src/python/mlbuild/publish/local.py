@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from mlbuild.container_run.runner import run_image
+from mlbuild.lineage.digests import tree_checksum
 from mlbuild.lineage.record import Record, make_record
 from mlbuild.oci.layout import read_layout, write_layout
 from mlbuild.publish.model_archive import write_model_archive
@@ -52,22 +53,6 @@ def layout_digest(layout_dir: Path, ref: Optional[str]) -> str:
         if ref is None or manifest.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref:
             return manifest["digest"]
     raise ValueError(f"{layout_dir}: no image named {ref!r} in index.json")
-
-
-def tree_checksum(directory: Path) -> str:
-    """sha256 over the sorted (relative path, file sha256) pairs of a data folder."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(directory)}\0{_sha256(path)}\n".encode())
-    return f"sha256:{digest.hexdigest()}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def store_image(layout_dir: Path, ref: Optional[str], repository: str, root: Path, registry: Optional[str]) -> str:

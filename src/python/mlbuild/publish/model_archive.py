@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import tarfile
 from pathlib import Path
 
+from mlbuild.lineage.digests import file_sha256
 from mlbuild.oci.determinism import EPOCH
 
 
@@ -29,12 +29,4 @@ def write_model_archive(model_dir: Path, archive: Path) -> str:
                 else:
                     tar.addfile(info)
     os.replace(tmp, archive)
-    return sha256_file(archive)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(archive)

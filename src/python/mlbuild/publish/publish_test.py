@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from mlbuild.publish.backend import choose_backend
-from mlbuild.publish.local import job_name, local_markdown, tree_checksum
+from mlbuild.lineage.digests import tree_checksum
+from mlbuild.publish.local import job_name, local_markdown
 from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.runtime.config import parse_config
 
