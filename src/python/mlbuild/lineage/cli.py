@@ -13,6 +13,7 @@
                [--subject-name REF] [--source-uri URI] [--pants-version V] [--mlbuild-version V]
                [--builder-id URI] [--record]
     verify-provenance STMT (--digest sha256:... | --manifest FILE | --image-json X.image.json)
+    [--root DIR] verify QUERY [--repo DIR] [--keep] [--reuse-cache]   rebuild from a clean checkout and compare
 
 The store root is --root, else $MLBUILD_LINEAGE_DIR, else ./.mlbuild/lineage. Errors
 become exit codes here and only here.
@@ -26,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance
+from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance, verify
 from mlbuild.lineage.digests import file_sha256
 from mlbuild.lineage.errors import MLBuildError, UserError
 from mlbuild.lineage.record import Record, now
@@ -37,7 +38,7 @@ EXIT_CODES = {
     1: "unexpected mlbuild error",
     2: "user error: bad arguments or record, unknown or ambiguous hash",
     3: "platform error: the store or the machine failed",
-    4: "verification failed: the provenance does not describe that digest",
+    4: "verification failed: the provenance does not describe that digest, or a rebuild differs",
 }
 
 
@@ -177,6 +178,9 @@ def run(args: argparse.Namespace) -> int:
         return provenance_command(args, store)
     elif args.command == "verify-provenance":
         return verify_command(args)
+    elif args.command == "verify":
+        options = verify.Options(repo=args.repo, keep=args.keep, reuse_cache=args.reuse_cache)
+        print(verify.verify(store, args.query, options))
     return 0
 
 
@@ -247,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--digest", help="sha256:<manifest hex>")
     f.add_argument("--manifest", type=Path, help="the manifest file itself")
     f.add_argument("--image-json", type=Path, help="the image summary")
+
+    b = sub.add_parser("verify", help="rebuild an artifact from a clean checkout of its recorded revision and compare")
+    b.add_argument("query", help="an image digest, PEX sha256, record id, model sha256 or job name (a prefix is enough)")
+    b.add_argument("--repo", type=Path, help="the git repository to clone (default: the current directory's top level)")
+    b.add_argument("--keep", action="store_true", help="keep the temporary checkout")
+    b.add_argument("--reuse-cache", action="store_true", help="let Pants reuse its process cache (faster; proves the inputs match, not that the build reproduces)")
     return parser
 
 

@@ -54,7 +54,7 @@ def test_an_edited_record_is_a_platform_error(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     "environ, expected",
-    [({"MLBUILD_LINEAGE_DIR": "/x/lineage"}, Path("/x/lineage")), ({}, Path("/repo/.mlbuild/lineage"))],
+    [({"MLBUILD_LINEAGE_DIR": "/x/lineage"}, Path("/x/lineage")), ({}, Path("/repo/dist/mlbuild/lineage"))],
 )
 def test_default_root(environ, expected) -> None:
     assert default_root(environ, cwd=Path("/repo")) == expected
