@@ -28,6 +28,7 @@ Needs: python3.11 with `isal==1.9.1` (installed with pip if missing), and builda
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -163,9 +164,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def ensure_isal() -> None:
-    try:
-        import isal  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("isal") is None:
         print(f"installing {ISAL_PIN} for {sys.executable} ...", flush=True)
         run([sys.executable, "-m", "pip", "install", "--quiet", ISAL_PIN])
 

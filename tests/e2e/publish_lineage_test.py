@@ -18,7 +18,15 @@ from e2e.repo import copy_repo, pants, sha256_file
 CHURN = "src/python/pipelines/churn:train"
 DIST = Path("dist/src.python.pipelines.churn")
 LINEAGE_CLI = "src/python/mlbuild/lineage:mlbuild-lineage"
-NO_AWS = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+# NB: a laptop with no AWS set up: publish must pick the local backend by itself.
+NO_AWS = {
+    "AWS_ACCESS_KEY_ID": None,
+    "AWS_SECRET_ACCESS_KEY": None,
+    "AWS_SESSION_TOKEN": None,
+    "AWS_PROFILE": None,
+    "AWS_CONFIG_FILE": "/nonexistent",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+}
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")
 

@@ -33,9 +33,16 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-def pants(repo: Path, *args: str, timeout: int = 1200, env: Optional[Dict[str, str]] = None, umask: Optional[int] = None) -> Result:
+def pants(
+    repo: Path, *args: str, timeout: int = 1200, env: Optional[Dict[str, Optional[str]]] = None, umask: Optional[int] = None
+) -> Result:
+    """Run ./pants in `repo`; `env` entries are set, or removed when None."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
-    environ.update(env or {})
+    for name, value in (env or {}).items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
     # NB: no pantsd, so nothing outlives the test; the launcher re-derives its PANTS_* settings.
     proc = subprocess.run(
         ["./pants", "--no-pantsd", "--no-dynamic-ui", *args],

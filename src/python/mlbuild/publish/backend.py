@@ -11,9 +11,14 @@ from mlbuild.runtime.errors import UserError
 def aws_credentials_available() -> bool:
     try:
         import boto3
+        from botocore.exceptions import BotoCoreError
     except ImportError:
         return False
-    return boto3.session.Session().get_credentials() is not None
+    try:
+        return boto3.session.Session().get_credentials() is not None
+    except BotoCoreError as e:
+        # NB: e.g. AWS_PROFILE names a profile ~/.aws/config lacks: say so, don't guess "local".
+        raise UserError(f"AWS is configured but unusable: {e}. Fix: correct or unset AWS_PROFILE/AWS_* variables, or pass --mlbuild-publish-backend=local.")
 
 
 def choose_backend(

@@ -71,3 +71,12 @@ def test_local_markdown_shows_the_metric_change_versus_the_previous_model() -> N
     markdown = local_markdown(report)
     assert "| `validation:auc` | 0.85 | 0.8 | +0.05 |" in markdown
     assert "`/m/model.tar.gz`" in markdown and "**Completed**" in markdown
+
+
+def test_a_broken_aws_profile_is_a_clear_error_not_a_silent_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlbuild.runtime.errors import UserError
+
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises(UserError, match="AWS is configured but unusable.*no-such-profile"):
+        choose_backend(FULL, None, {})
