@@ -139,6 +139,7 @@ def run_record(
         job={"name": run_dir.name[: -len(".failed")] if run_dir.name.endswith(".failed") else run_dir.name,
              "status": "Failed" if failed else "Completed"},
         parents=list(parents) or None,
+        extra={"run_dir": str(run_dir.resolve())},
     )
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 from mlbuild.lineage.collect import run_record
+from mlbuild.lineage.digests import tree_checksum
+from mlbuild.lineage.reuse import find_reusable_run
 from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import ROOT_ENV_VAR, Store
 
@@ -33,6 +35,21 @@ def save(record: Record) -> Optional[str]:
     except Exception as e:  # noqa: BLE001 - lineage must never turn a finished run into a failure
         print(f"mlbuild: warning: could not write the lineage record: {e}", file=sys.stderr)
         return None
+
+
+def reusable_run_dir(hyperparameters: Mapping[str, str], channel_dirs: Mapping[str, Path]) -> Optional[Path]:
+    """The directory of a finished run of this PEX with these hyperparameters and data, if any.
+
+    Safe because every input is pinned: the PEX (code + locked dependencies + config) by its
+    sha256, the data by its tree checksum. A run whose directory is gone does not count.
+    """
+    store, pex = configured_store(), os.environ.get(PEX_SHA256_ENV_VAR)
+    if store is None or not pex:
+        return None
+    data = {name: tree_checksum(path) for name, path in channel_dirs.items()}
+    record = find_reusable_run(store, pex, hyperparameters, data)
+    run_dir = record.get("extra.run_dir") if record is not None else None
+    return Path(run_dir) if run_dir and (Path(run_dir) / "model").is_dir() else None
 
 
 def record_run(run_dir: Path, address: str) -> Optional[str]:

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from mlbuild.lineage.producers import record_run
-from mlbuild.runtime import contract, local_run
+from mlbuild.lineage.producers import record_run, reusable_run_dir
+from mlbuild.runtime import contract, hyperparameters, local_run
 from mlbuild.runtime.errors import MLBuildError
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.runtime.pipeline import pipeline_from_environ
@@ -34,8 +34,18 @@ def train_command(base_dir: Path) -> int:
     return 0
 
 
-def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str]) -> int:
+def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str], force: bool = False) -> int:
     pipeline = pipeline_from_environ(os.environ)
+    if not force:
+        overrides = parse_assignments(assignments)
+        encoded = hyperparameters.encode(hyperparameters.resolve(pipeline.config, overrides, "command line"))
+        previous = reusable_run_dir(encoded, local_run.local_channel_dirs(pipeline.config, data_dir))
+        if previous is not None:
+            print(f"mlbuild: an identical run already finished (same PEX, hyperparameters and data): {previous}")
+            print(f"  model:   {previous / contract.MODEL_DIR}/")
+            print("  " + (previous / contract.METRICS_FILE).read_text().strip().replace("\n", "\n  "))
+            print("  (pass -- --force to train again)")
+            return 0
     staging = local_run.prepare_run(
         pipeline.config, pipeline.address, data_dir, runs_dir, parse_assignments(assignments)
     )
@@ -65,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="lay out a local run directory, then train")
     local.add_argument("--data-dir", type=Path, required=True, help="the pipeline's sample data folder (one subfolder per channel)")
     local.add_argument("--runs-dir", type=Path, required=True, help="where run directories go")
+    local.add_argument("--force", action="store_true", help="train even if an identical run already finished")
     local.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
     return parser
 
@@ -76,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv or ["train"])
     try:
         if args.command == "local":
-            return local_command(args.data_dir, args.runs_dir, args.assignments)
+            return local_command(args.data_dir, args.runs_dir, args.assignments, args.force)
         return train_command(contract.environ_base_dir())
     except MLBuildError as e:
         print(f"mlbuild: error: {e}", file=sys.stderr)

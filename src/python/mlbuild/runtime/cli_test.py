@@ -153,3 +153,20 @@ def test_metric_lines_match_the_definitions_regex() -> None:
     (definition,) = metrics.metric_definitions(["validation:auc"])
     assert float(re.search(definition["Regex"], f"2026 INFO {line}").group(1)) == 0.8123
     assert re.search(definition["Regex"], metrics.format_line("validation:auc_x", 1.0)) is None
+
+
+def test_an_identical_finished_run_is_reused_unless_forced(pipeline: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MLBUILD_LINEAGE_DIR", str(tmp_path / "lineage"))
+    monkeypatch.setenv("MLBUILD_PEX_SHA256", "ab" * 32)
+    runs = tmp_path / "runs"
+    args = ["local", "--data-dir", str(pipeline), "--runs-dir", str(runs)]
+    assert cli.main(args) == 0
+    assert "lineage: " in capsys.readouterr().out
+    assert cli.main(args) == 0
+    assert "an identical run already finished" in capsys.readouterr().out
+    assert len([p for p in runs.glob("*/train/*") if p.name != "latest"]) == 1
+    assert cli.main([*args, "scale=5"]) == 0  # other hyperparameters: trains
+    (pipeline / "train" / "numbers.txt").write_text("1 2 3 5\n")
+    assert cli.main(args) == 0  # other data: trains
+    assert cli.main([*args, "--force"]) == 0  # forced: trains
+    assert len([p for p in runs.glob("*/train/*") if p.name != "latest"]) == 4

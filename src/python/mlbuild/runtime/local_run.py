@@ -80,13 +80,14 @@ def prepare_run(
     channels = local_channel_dirs(config, data_dir)
     encoded = hyperparameters.encode(values)
     digest = hashlib.sha256(json.dumps(encoded, sort_keys=True).encode()).hexdigest()[:8]
-    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{digest}"
+    first_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{digest}"
     parent = run_dir_parent(runs_dir, address)
-    staging = parent / f".{run_id}.incomplete"
-    suffix = 1
-    while staging.exists() or (parent / run_id).exists():
+    run_id, suffix = first_id, 1
+    # NB: the same hyperparameters twice within a second: number the later runs.
+    while any(p.exists() for p in (parent / f".{run_id}.incomplete", parent / run_id, parent / f"{run_id}.failed")):
         suffix += 1
-        staging = parent / f".{run_id}-{suffix}.incomplete"
+        run_id = f"{first_id}-{suffix}"
+    staging = parent / f".{run_id}.incomplete"
     _write_json(staging / contract.HYPERPARAMETERS_FILE, encoded)
     _write_json(staging / contract.INPUT_DATA_CONFIG_FILE, input_data_config(config))
     _write_json(staging / contract.RESOURCE_CONFIG_FILE, RESOURCE_CONFIG)
