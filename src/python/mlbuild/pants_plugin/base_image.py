@@ -70,6 +70,35 @@ def read_summary(contents: DigestContents) -> dict:
     return json.loads(summary.content)
 
 
+async def _pull_base_image(field_set: MLBaseImageFieldSet, tool: MLBuildTool, name: str, out_dir: str) -> BaseImage:
+    reference = field_set.image.value
+    assert reference is not None
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(REGISTRY_ENV_VARS))
+    layout = f"{out_dir}/{name}.oci"
+    # NB: the image is pinned by digest, so the pull is as cacheable as any build step.
+    result = await Get(
+        ProcessResult,
+        VenvPexProcess(
+            tool.pex,
+            argv=("-m", "mlbuild.registry", "pull", reference, "--layout", layout, "--cache", f"{CACHE_DIR}/pull", "--ref-name", name),
+            extra_env=dict(env),
+            output_directories=(layout,),
+            append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
+            description=f"Pulling base image {reference}",
+        ),
+    )
+    index = read_summary(await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{layout}/index.json"]))))
+    (manifest,) = [m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) == name]
+    return BaseImage(
+        address=field_set.address,
+        digest=result.output_digest,
+        layout_path=layout,
+        ref=name,
+        manifest_digest=manifest["digest"],
+        python=field_set.python.value,
+    )
+
+
 @rule(desc="Building an ml_base_image")
 async def build_base_image(request: BaseImageRequest, tool: MLBuildTool) -> BaseImage:
     wrapped = await Get(
@@ -108,35 +137,6 @@ async def build_base_image(request: BaseImageRequest, tool: MLBuildTool) -> Base
         layout_path=f"{out_dir}/{summary['layout']}",
         ref=summary["ref"],
         manifest_digest=summary["manifest_digest"],
-        python=field_set.python.value,
-    )
-
-
-async def _pull_base_image(field_set: MLBaseImageFieldSet, tool: MLBuildTool, name: str, out_dir: str) -> BaseImage:
-    reference = field_set.image.value
-    assert reference is not None
-    env = await Get(EnvironmentVars, EnvironmentVarsRequest(REGISTRY_ENV_VARS))
-    layout = f"{out_dir}/{name}.oci"
-    # NB: the image is pinned by digest, so the pull is as cacheable as any build step.
-    result = await Get(
-        ProcessResult,
-        VenvPexProcess(
-            tool.pex,
-            argv=("-m", "mlbuild.registry", "pull", reference, "--layout", layout, "--cache", f"{CACHE_DIR}/pull", "--ref-name", name),
-            extra_env=dict(env),
-            output_directories=(layout,),
-            append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
-            description=f"Pulling base image {reference}",
-        ),
-    )
-    index = read_summary(await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{layout}/index.json"]))))
-    (manifest,) = [m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) == name]
-    return BaseImage(
-        address=field_set.address,
-        digest=result.output_digest,
-        layout_path=layout,
-        ref=name,
-        manifest_digest=manifest["digest"],
         python=field_set.python.value,
     )
 
