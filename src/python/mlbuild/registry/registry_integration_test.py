@@ -41,7 +41,9 @@ def _serve(root: Path, htpasswd: Path | None = None) -> Iterator[str]:
         **({"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}} if htpasswd else {}),
     }
     (root / "config.yml").write_text(json.dumps(config))  # NB: JSON is YAML
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # NB: stderr to a file, not a pipe nobody reads: the registry blocks once ~64 KiB of logs pile up.
+    log = root / "registry.log"
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -52,7 +54,7 @@ def _serve(root: Path, htpasswd: Path | None = None) -> Iterator[str]:
                 break  # 401: up, and wants auth
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"docker-registry did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+                    pytest.fail(f"docker-registry did not start: {log.read_text(errors='replace')}")
                 time.sleep(0.1)
         yield f"127.0.0.1:{port}"
     finally:
