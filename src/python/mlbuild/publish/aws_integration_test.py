@@ -1,0 +1,338 @@
+"""`python -m mlbuild.publish --backend aws` end to end, in process, against stand-ins for AWS.
+
+moto (a real HTTP server) answers ECR's API (CreateRepository, GetAuthorizationToken) and
+SageMaker; a real CNCF registry (`docker-registry`) stands in for the ECR registry host via
+MLBUILD_ECR_REGISTRY, with an htpasswd user/password equal to what moto's
+GetAuthorizationToken hands out, so the ECR credential path is exercised for real. What was
+uploaded is read twice: from mlbuild's own push line and from the registry's access log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, Optional
+
+import pytest
+
+from mlbuild.oci.layout import read_layout
+from mlbuild.publish.cli import main
+from mlbuild.publish.testing import (
+    HTPASSWD_BIN,
+    REGISTRY_BIN,
+    Registry,
+    ecr_basic_credentials,
+    manifest_exists,
+    moto_server,
+    registry_tags,
+    reset_moto,
+    serve_registry,
+)
+from mlbuild.registry import Credentials, content_tag, pull_to_layout
+from mlbuild.registry.testing import make_layout
+
+try:  # NB: a plain (weak) import, so Pants infers the dependency; skipped below if absent
+    import moto.server  # noqa: F401
+
+    HAVE_MOTO = True
+except ImportError:
+    HAVE_MOTO = False
+
+pytestmark = [
+    pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)"),
+    pytest.mark.skipif(HTPASSWD_BIN is None, reason="needs `htpasswd` for bcrypt entries (apt-get install apache2-utils)"),
+    pytest.mark.skipif(not HAVE_MOTO, reason="needs moto[server]"),
+]
+
+ACCOUNT = "123456789012"
+ADDRESS = "src/python/pipelines/demo:train"
+PEX_SHA256 = "ef" * 32
+GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
+CONFIG = """\
+hyperparameters:
+  max_depth: {{type: int, default: 4, min: 1, max: 32}}
+metrics: [validation:auc]
+channels:
+  train:
+    s3: s3://bucket/data/train/
+  validation:
+    s3: s3://bucket/data/validation/
+sagemaker:
+  role: arn:aws:iam::{account}:role/T
+  instance_type: ml.m5.large
+  output_path: s3://bucket/models/
+  region: us-east-1
+  image_repository: {repository}
+"""
+_PUSH_LINE = re.compile(
+    r"mlbuild: pushed (?P<uri>\S+): (?P<uploaded>\d+) blobs uploaded \((?P<uploaded_bytes>\d+) bytes\), "
+    r"(?P<mounted>\d+) mounted \(\d+ bytes\), (?P<skipped>\d+) already present"
+)
+
+
+# --- fixtures: moto, then two registries whose htpasswd holds (or does not hold) moto's ECR token
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("aws-home")
+    with moto_server() as endpoint, pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith("AWS_"):
+                mp.delenv(name)
+        for key, value in {
+            "AWS_ENDPOINT_URL": endpoint,  # NB: boto3 honours it for every service (botocore >= 1.31)
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(home / "no-config"),  # NB: keep the developer's ~/.aws out
+            "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }.items():
+            mp.setenv(key, value)
+        mp.delenv("MLBUILD_LINEAGE_DIR", raising=False)  # NB: no lineage records from tests
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def ecr_token(moto_endpoint: str) -> tuple[str, str]:
+    # NB: moto's token is `base64("AWS:<account>-auth-token")`: a pure function of the
+    # account, the same on every call, so an htpasswd written once keeps matching what
+    # mlbuild fetches later. Checked here, so a moto that starts minting random passwords
+    # fails loudly in the fixture instead of as a confusing 401 in the tests.
+    first, second = ecr_basic_credentials(account=ACCOUNT), ecr_basic_credentials(account=ACCOUNT)
+    assert first == second, f"moto's ECR password changed between calls: {first} vs {second}"
+    assert first[0] == "AWS"
+    return first
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, ecr_token: tuple[str, str]) -> Iterator[Registry]:
+    with serve_registry(tmp_path_factory.mktemp("ecr-stand-in"), *ecr_token) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def foreign_registry(tmp_path_factory: pytest.TempPathFactory, ecr_token: tuple[str, str]) -> Iterator[Registry]:
+    """A registry that does not accept the ECR token: the user is the same, the password is not."""
+    with serve_registry(tmp_path_factory.mktemp("foreign"), ecr_token[0], "not-the-ecr-token") as served:
+        yield served
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """A fresh moto (no jobs, no repositories), with MLBUILD_ECR_REGISTRY at the stand-in."""
+    reset_moto(moto_endpoint)
+    monkeypatch.setenv("MLBUILD_ECR_REGISTRY", registry.host)
+    return registry
+
+
+# --- helpers
+
+
+def sagemaker():
+    import boto3
+
+    return boto3.client("sagemaker", region_name="us-east-1")
+
+
+def ecr_repositories() -> list:
+    import boto3
+
+    return sorted(r["repositoryName"] for r in boto3.client("ecr", region_name="us-east-1").describe_repositories()["repositories"])
+
+
+def training_jobs() -> list:
+    return sagemaker().list_training_jobs()["TrainingJobSummaries"]
+
+
+def write_config(path: Path, repository: str, edit: Callable[[str], str] = lambda text: text) -> Path:
+    path.write_text(edit(CONFIG.format(account=ACCOUNT, repository=repository)))
+    return path
+
+
+def layout_blobs(layout: Path) -> Dict[str, int]:
+    """digest -> size of every blob the image's manifest names (config and layers)."""
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"]
+    manifest = json.loads((layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_text())
+    return {d["digest"]: d["size"] for d in [manifest["config"], *manifest["layers"]]}
+
+
+@dataclass
+class Published:
+    code: int
+    out: str
+    err: str
+    report: Optional[dict]
+    markdown: Optional[str]
+    push: Optional[Dict[str, object]]  # mlbuild's `pushed ...` line, parsed
+    registry_uploads: list  # blob digests the registry's access log shows uploaded (201) during the run
+
+
+def publish(tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFixture[str], registry: Registry, name: str) -> Published:
+    report_dir = tmp_path / f"report-{name}"
+    since = registry.log_size()
+    code = main([
+        "--backend", "aws", "--layout", str(layout), "--ref", "img:1", "--config", str(config),
+        "--address", ADDRESS, "--data-dir", str(tmp_path / "unused-sample-data"),
+        "--pex-sha256", PEX_SHA256, "--git-sha", GIT_SHA, "--report-dir", str(report_dir),
+    ])  # fmt: skip
+    out, err = capsys.readouterr()
+    m = _PUSH_LINE.search(err)
+    push = {k: (v if k == "uri" else int(v)) for k, v in m.groupdict().items()} if m else None
+    report_json, report_md = report_dir / "report.json", report_dir / "report.md"
+    return Published(
+        code, out, err,
+        json.loads(report_json.read_text()) if report_json.exists() else None,
+        report_md.read_text() if report_md.exists() else None,
+        push, registry.uploaded_digests(since),
+    )  # fmt: skip
+
+
+# --- the tests
+
+
+def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_path: Path, capsys) -> None:
+    layout = make_layout(tmp_path / "v1")
+    blobs = layout_blobs(layout)
+    digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    repo = "mlbuild/first"
+
+    run = publish(tmp_path, layout, write_config(tmp_path / "pipeline.yaml", repo), capsys, aws, "first")
+    assert run.code == 0, run.err
+
+    image_uri = f"{aws.host}/{repo}@{digest}"
+    assert run.push == {"uri": image_uri, "uploaded": len(blobs), "uploaded_bytes": sum(blobs.values()), "mounted": 0, "skipped": 0}
+    assert sorted(run.registry_uploads) == sorted(blobs)  # the registry's own account of it
+    assert registry_tags(aws, repo) == [content_tag(digest)]
+
+    # ECR's side went through the ECR API: the repository exists, with immutable tags.
+    import boto3
+
+    (ecr_repo,) = boto3.client("ecr", region_name="us-east-1").describe_repositories(repositoryNames=[repo])["repositories"]
+    assert ecr_repo["imageTagMutability"] == "IMMUTABLE"
+
+    # Exactly one job, running the pushed image by digest.
+    (job,) = training_jobs()
+    report = run.report
+    assert report is not None and report["created"] is True and job["TrainingJobName"] == report["job_name"]
+    described = sagemaker().describe_training_job(TrainingJobName=report["job_name"])
+    assert described["AlgorithmSpecification"]["TrainingImage"] == image_uri == report["image_uri"]
+    assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in described["InputDataConfig"]] == [
+        "s3://bucket/data/train/", "s3://bucket/data/validation/",
+    ]  # fmt: skip
+    assert described["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/T"
+
+    # The report: console and CloudWatch links, the model artifact, in the JSON and the Markdown.
+    name = report["job_name"]
+    assert report["console_url"] == f"https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/{name}"
+    assert report["log_url"].startswith("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:")
+    assert name in report["log_url"]
+    assert report["model_artifact"] == f"s3://bucket/models/{name}/output/model.tar.gz"
+    assert run.markdown is not None
+    for link in (report["console_url"], report["log_url"], report["model_artifact"], image_uri):
+        assert link in run.markdown
+    assert run.out == run.markdown  # printed as written
+
+    # The image reads back: with mlbuild's own pull, and with skopeo when it is installed.
+    pulled = pull_to_layout(
+        image_uri, tmp_path / "pulled", tmp_path / "cache", credentials=Credentials(aws.username, aws.password), progress=None, env={}
+    )
+    assert pulled.digest == digest
+    assert read_layout(tmp_path / "pulled").manifest_descriptor().digest == digest
+    if shutil.which("skopeo"):
+        inspected = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", "--creds", aws.creds, f"docker://{image_uri}"],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        assert json.loads(inspected.stdout)["Digest"] == digest
+
+
+def test_republishing_the_same_artifact_uploads_nothing_and_submits_nothing(aws: Registry, tmp_path: Path, capsys) -> None:
+    layout = make_layout(tmp_path / "v1")
+    config = write_config(tmp_path / "pipeline.yaml", "mlbuild/again")
+    first = publish(tmp_path, layout, config, capsys, aws, "first")
+    assert first.code == 0, first.err
+
+    second = publish(tmp_path, layout, config, capsys, aws, "second")
+    assert second.code == 0, second.err
+    assert second.push is not None
+    assert (second.push["uploaded"], second.push["uploaded_bytes"], second.push["skipped"]) == (0, 0, len(layout_blobs(layout)))
+    assert second.registry_uploads == []
+    assert first.report is not None and second.report is not None
+    assert second.report["job_name"] == first.report["job_name"] and second.report["created"] is False
+    assert "already exists with the same image and hyperparameters" in second.err
+    assert len(training_jobs()) == 1  # NB: moto would accept a duplicate; this is mlbuild's describe-first check
+
+
+def test_a_code_only_change_uploads_only_the_new_layer(aws: Registry, tmp_path: Path, capsys) -> None:
+    config = write_config(tmp_path / "pipeline.yaml", "mlbuild/change")
+    v1, v2 = make_layout(tmp_path / "v1", text="def train(): return 1\n"), make_layout(tmp_path / "v2", text="def train(): return 2\n")
+    old, new = layout_blobs(v1), layout_blobs(v2)
+    fresh = {d: size for d, size in new.items() if d not in old}
+    # What changes: the top (code) layer, and the image config, which lists every layer's diff_id.
+    new_manifest = json.loads((v2 / "blobs/sha256" / json.loads((v2 / "index.json").read_text())["manifests"][0]["digest"][7:]).read_text())
+    assert sorted(fresh) == sorted([new_manifest["layers"][-1]["digest"], new_manifest["config"]["digest"]])
+    assert new_manifest["layers"][0]["digest"] in old  # the base layer is shared
+
+    assert publish(tmp_path, v1, config, capsys, aws, "v1").code == 0
+    run = publish(tmp_path, v2, config, capsys, aws, "v2")
+    assert run.code == 0, run.err
+    assert run.push is not None
+    assert (run.push["uploaded"], run.push["uploaded_bytes"]) == (len(fresh), sum(fresh.values()))
+    assert run.push["skipped"] == len(new) - len(fresh)
+    assert sorted(run.registry_uploads) == sorted(fresh)
+    assert run.report is not None and run.report["created"] is True and len(training_jobs()) == 2  # a new image is a new job
+
+
+def _drop(line: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        assert line in text
+        return text.replace(line, "")
+
+    return edit
+
+
+BAD_INPUTS = [
+    # (id, config edit, layout (None: a folder that was never built), use the foreign registry, what the error names)
+    ("wrong-registry-credentials", None, True, True, ["rejected the credentials for user 'AWS'", "MLBUILD_ECR_REGISTRY", "Fix:"]),
+    ("missing-role", _drop("  role: arn:aws:iam::123456789012:role/T\n"), True, False, ["`sagemaker.role`", "Fix:"]),
+    ("instance-type-not-ml", lambda t: t.replace("ml.m5.large", "m5.large"), True, False, ["`sagemaker.instance_type`", "'m5.large'", "Fix:"]),
+    ("channel-without-s3", _drop("    s3: s3://bucket/data/train/\n"), True, False, ["`channels.train.s3`", "Fix:"]),
+    ("layout-not-built", None, False, False, ["not an OCI image layout", "was not built", "./pants package", "Fix:"]),
+]
+
+
+@pytest.mark.parametrize("edit, built, foreign, fragments", [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_inputs_are_clear_errors_and_publish_nothing(
+    aws: Registry, foreign_registry: Registry, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+    edit: Optional[Callable[[str], str]], built: bool, foreign: bool, fragments: list,
+) -> None:  # fmt: skip
+    target = foreign_registry if foreign else aws
+    monkeypatch.setenv("MLBUILD_ECR_REGISTRY", target.host)
+    repo = "mlbuild/bad"
+    layout = make_layout(tmp_path / "img") if built else tmp_path / "dist" / "never-built.oci"
+    config = write_config(tmp_path / "pipeline.yaml", repo, edit or (lambda text: text))
+
+    run = publish(tmp_path, layout, config, capsys, target, "bad")
+    assert run.code == 2, run.err  # a user error
+    for fragment in fragments:
+        assert fragment in run.err, f"{fragment!r} not in:\n{run.err}"
+    # Nothing half-published: no blob, manifest or tag in either registry, no job, no report.
+    assert run.push is None and run.registry_uploads == []
+    for registry in (aws, foreign_registry):
+        assert registry_tags(registry, repo) == []
+        if built:
+            digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+            assert not manifest_exists(registry, repo, digest)
+    assert training_jobs() == []
+    assert run.report is None and run.markdown is None
+    # Only a push that got as far as the registry has created the (empty) ECR repository.
+    assert ecr_repositories() == ([repo] if foreign else [])
