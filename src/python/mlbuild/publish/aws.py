@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 from mlbuild.publish.local import layout_digest
 from mlbuild.registry import ecr
@@ -24,6 +24,7 @@ from mlbuild.runtime.hyperparameters import parse_assignments, resolve
 from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.errors import UserError
 from mlbuild.sagemaker import cli as sagemaker_cli
+from mlbuild.sagemaker.aws import Clients
 from mlbuild.sagemaker.job_name import pipeline_name_from_address
 from mlbuild.sagemaker.job_request import build_request
 
@@ -53,6 +54,29 @@ def ecr_home_repository(config: PipelineConfig, address: str, environ: Mapping[s
     account = sm.role.split(":")[4]
     repository = sm.image_repository or pipeline_name_from_address(address)
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{repository}"
+
+
+def check_channel_data(config: PipelineConfig, s3: Any) -> None:
+    """Every channel's S3 prefix holds data; else the job would fail minutes into provisioning."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    for channel in config.channels:
+        if not channel.s3:
+            continue  # NB: build_request already reported the missing URI.
+        bucket, _, prefix = channel.s3[len("s3://") :].partition("/")
+        key = f"{config.source}: `channels.{channel.name}.s3`"
+        try:
+            found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "error")
+            raise UserError(f"{key}: cannot list {channel.s3} ({code}). Fix: create the bucket and upload the data, or grant the caller s3:ListBucket.")
+        except BotoCoreError as e:
+            raise UserError(f"{key}: cannot reach S3 to check {channel.s3} ({e}). Fix: check AWS credentials, region and endpoint.")
+        if not found:
+            raise UserError(
+                f"{key}: no objects under {channel.s3}. Fix: upload the channel's data there "
+                f"(e.g. `aws s3 sync <sample data>/{channel.local} {channel.s3}`) or correct the URI."
+            )
 
 
 def publish_aws(
@@ -96,6 +120,7 @@ def publish_aws(
         pex_sha256=pex_sha256,
         metric_names=config.metrics,
     )
+    check_channel_data(config, Clients.create(config.sagemaker.region, environ).s3)
     home = ecr_home_repository(config, address, environ)
     if destination == home:
         result = push_layout(layout_dir, ref, destination, create_repository=True)

@@ -130,7 +130,17 @@ def aws(moto_endpoint: str, registry: Registry, monkeypatch: pytest.MonkeyPatch)
     """A fresh moto (no jobs, no repositories), with MLBUILD_ECR_REGISTRY at the stand-in."""
     reset_moto(moto_endpoint)
     monkeypatch.setenv("MLBUILD_ECR_REGISTRY", registry.host)
+    upload_channel_data()
     return registry
+
+
+def upload_channel_data(channels=("train", "validation")) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="bucket")
+    for channel in channels:
+        s3.put_object(Bucket="bucket", Key=f"data/{channel}/rows.csv", Body=b"a,b\n1,2\n")
 
 
 # --- helpers
@@ -307,6 +317,7 @@ BAD_INPUTS = [
     ("instance-type-not-ml", lambda t: t.replace("ml.m5.large", "m5.large"), True, False, ["`sagemaker.instance_type`", "'m5.large'", "Fix:"]),
     ("channel-without-s3", _drop("    s3: s3://bucket/data/train/\n"), True, False, ["`channels.train.s3`", "Fix:"]),
     ("layout-not-built", None, False, False, ["not an OCI image layout", "was not built", "./pants package", "Fix:"]),
+    ("s3-data-missing", lambda t: t.replace("s3://bucket/data/validation/", "s3://bucket/data/nothing-here/"), True, False, ["`channels.validation.s3`", "no objects under s3://bucket/data/nothing-here/", "Fix:"]),
 ]
 
 
