@@ -85,10 +85,11 @@ def test_train_runs_like_sagemaker(env: dict) -> None:
         "HOSTNAME": "algo-1", "PEX_ROOT": "/tmp/.pex", "PWD": "/opt/program",
     }
     assert sandbox == {"/usr/x": False, "/opt/ml/input/data/train/x": False, "/tmp/x": True, "/opt/ml/output/data/x": True}
-    # Inputs are as SageMaker writes them; channel folders are bind mounts, empty on the host.
+    # Inputs are as SageMaker writes them; after the run, the channel folders (bind-mount
+    # points during it) link to the data, as in a local run.
     run = outcome.run_dir
     assert json.loads((run / "input/config/hyperparameters.json").read_text()) == {"label": '"run"', "scale": "3.0"}
-    assert os.listdir(run / "input/data/train") == []
+    assert (run / "input/data/train").is_symlink() and os.listdir(run / "input/data/train") == ["a.csv"]
 
     warm_outcome, warm_out, warm = _run(env)
     assert warm_outcome.exit_code == 0 and "reused" in warm_out

@@ -67,11 +67,25 @@ def run_image(
             spec = SandboxSpec(rootfs.path.resolve(), staging.resolve(), tuple(command), env, workdir, channels, network)
             _say(stream, f"running {command} in {staging}")
             exit_code, tail = stream_process(bwrap_argv(spec, bwrap), stream)
+            link_channels(staging, channels)
         except BaseException:
             finish_run(staging, succeeded=False)
             raise
     run_dir = finish_run(staging, succeeded=exit_code == 0)
     return read_outcome(run_dir, exit_code, tail)
+
+
+def link_channels(staging: Path, channels: Mapping[str, Path]) -> None:
+    """After the run, swap the empty mount points for links to the data, as a local run has.
+
+    NB: so a container run's directory describes its inputs like any other run (and its
+    lineage record checksums the data, not an empty mount point).
+    """
+    for name, path in channels.items():
+        mount_point = staging / contract.DATA_DIR / name
+        if mount_point.is_dir() and not mount_point.is_symlink() and not any(mount_point.iterdir()):
+            mount_point.rmdir()
+            mount_point.symlink_to(Path(path).resolve(), target_is_directory=True)
 
 
 def make_sagemaker_dirs(staging: Path, config: PipelineConfig) -> None:

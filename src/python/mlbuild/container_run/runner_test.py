@@ -86,3 +86,13 @@ def test_sagemaker_output_dirs(tmp_path: Path, checkpoints: str | None) -> None:
     assert sorted(str(p.relative_to(tmp_path / "run")) for p in (tmp_path / "run").rglob("*")) == sorted(
         ["model", "output", "output/data", *(["checkpoints"] if checkpoints else [])]
     )
+
+
+def test_after_a_run_channel_mount_points_become_links_to_the_data(tmp_path: Path) -> None:
+    staging, data = tmp_path / "run", tmp_path / "data" / "train"
+    (staging / "input" / "data" / "train").mkdir(parents=True)
+    data.mkdir(parents=True)
+    (data / "rows.csv").write_text("1\n")
+    runner.link_channels(staging, {"train": data})
+    link = staging / "input" / "data" / "train"
+    assert link.is_symlink() and (link / "rows.csv").read_text() == "1\n"
