@@ -246,6 +246,13 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     assert report["log_url"].startswith("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:")
     assert name in report["log_url"]
     assert report["model_artifact"] == f"s3://bucket/models/{name}/output/model.tar.gz"
+    # The lineage record sits next to the model, so a fresh clone can find it.
+    import boto3
+
+    listed = boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket="bucket", Prefix=f"models/{name}/mlbuild-lineage/")
+    (record_object,) = listed["Contents"]
+    record_body = json.loads(boto3.client("s3", region_name="us-east-1").get_object(Bucket="bucket", Key=record_object["Key"])["Body"].read())
+    assert record_body["kind"] == "publish" and record_body["job"]["name"] == name
     assert run.markdown is not None
     for link in (report["console_url"], report["log_url"], report["model_artifact"], image_uri):
         assert link in run.markdown

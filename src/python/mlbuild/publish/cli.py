@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
             report_json=report_json, report_md=report_md, environ=os.environ, wait=args.wait, force=args.force,
         )
         if report_json.exists():
-            record_publish(publish_record(json.loads(report_json.read_text())))
+            report = json.loads(report_json.read_text())
+            record = publish_record(report)
+            record_publish(record)
+            aws.upload_record(record, report, config.sagemaker.region, os.environ)
         return exit_code
     job = local.publish_local(
         layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
