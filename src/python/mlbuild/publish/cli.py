@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from mlbuild.lineage.collect import publish_record
-from mlbuild.lineage.producers import save
+from mlbuild.lineage.compare import previous_metrics
+from mlbuild.lineage.producers import configured_store, save
 from mlbuild.oci.errors import OCIError
 from mlbuild.publish.backend import choose_backend
 from mlbuild.runtime.config import load_config
@@ -57,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
     report_json, report_md = args.report_dir / "report.json", args.report_dir / "report.md"
     print(f"mlbuild: publishing {args.address} with the {backend} backend", file=sys.stderr)
     if backend == "aws":
+        previous = _previous_metrics_file(args.address, args.report_dir)
         exit_code = aws.publish_aws(
             layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
             git_sha=args.git_sha, pex_sha256=args.pex_sha256, assignments=args.assignments,
             report_json=report_json, report_md=report_md, environ=os.environ, wait=args.wait, force=args.force,
+            previous_metrics=previous,
         )
         if report_json.exists():
             report = json.loads(report_json.read_text())
@@ -81,6 +84,17 @@ def run(args: argparse.Namespace) -> int:
     print(markdown, end="")
     print(f"mlbuild: report written to {report_json} and {report_md}", file=sys.stderr)
     return 0 if job.status == "Completed" else FAILED_JOB_EXIT_CODE
+
+
+def _previous_metrics_file(address: str, report_dir: Path) -> Optional[Path]:
+    """The last successful run's metrics from the lineage store, for the report's comparison."""
+    store = configured_store()
+    metrics = previous_metrics(store, address) if store is not None else None
+    if not metrics:
+        return None
+    path = report_dir / "previous-metrics.json"
+    path.write_text(json.dumps(metrics, sort_keys=True) + "\n")
+    return path
 
 
 def record_publish(record) -> None:
