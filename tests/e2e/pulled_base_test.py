@@ -4,46 +4,22 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from e2e.repo import copy_repo, pants
+from mlbuild.registry.local_server import REGISTRY_BIN, serve_registry
 from mlbuild.registry.push import push_layout
 
-REGISTRY_BIN = shutil.which("docker-registry")
 pytestmark = pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)")
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("registry")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = {"version": 0.1, "log": {"level": "error"}, "http": {"addr": f"127.0.0.1:{port}"}, "storage": {"filesystem": {"rootdirectory": str(root / "data")}}}
-    (root / "config.yml").write_text(json.dumps(config))  # NB: JSON is YAML
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-                break
-            except (OSError, urllib.error.URLError):
-                assert proc.poll() is None and time.monotonic() < deadline, "docker-registry did not start"
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with serve_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running.host
 
 
 def test_pipeline_image_on_a_base_pulled_by_digest(registry: str, tmp_path: Path) -> None:

@@ -23,17 +23,15 @@ import pytest
 from mlbuild.oci.layout import read_layout
 from mlbuild.publish.cli import main
 from mlbuild.publish.testing import (
-    HTPASSWD_BIN,
-    REGISTRY_BIN,
     Registry,
     ecr_basic_credentials,
     manifest_exists,
-    moto_server,
     registry_tags,
-    reset_moto,
     serve_registry,
 )
 from mlbuild.registry import Credentials, content_tag, pull_to_layout
+from mlbuild.registry.local_server import HTPASSWD_BIN, REGISTRY_BIN
+from mlbuild.sagemaker.moto_server import moto_server, reset_moto
 from mlbuild.registry.testing import make_layout
 
 try:  # NB: a plain (weak) import, so Pants infers the dependency; skipped below if absent

@@ -1,6 +1,6 @@
-"""Test helpers for the AWS publish backend: moto and a real registry on loopback.
+"""Test helpers for the AWS publish backend: a real registry on loopback and what it saw.
 
-`moto_server()` answers ECR and SageMaker; `serve_registry()` runs CNCF distribution
+(moto, for ECR and SageMaker, is `mlbuild.sagemaker.moto_server`.) `serve_registry()` runs CNCF distribution
 (Debian's `docker-registry`) with htpasswd auth and keeps its access log, so a test can
 see which blobs were really uploaded (`uploaded_digests`) rather than trusting mlbuild's
 own count. `registry_tags` / `manifest_exists` check what a failed publish left behind.
@@ -11,9 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,28 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-REGISTRY_BIN = shutil.which("docker-registry")
-HTPASSWD_BIN = shutil.which("htpasswd")
+from mlbuild.registry import local_server
 # `"PUT /v2/<repo>/blobs/uploads/<uuid>?...digest=sha256%3A... HTTP/1.1" 201` in gorilla's combined log format
 _UPLOAD_LINE = re.compile(r'"PUT (?P<path>/v2/\S+/blobs/uploads/\S+) HTTP/[\d.]+" (?P<status>\d{3}) ')
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """Yields `http://127.0.0.1:PORT` of a ThreadedMotoServer on a free port; stops it after."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def reset_moto(endpoint: str) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).read()
 
 
 @dataclass(frozen=True)
@@ -101,50 +79,9 @@ def manifest_exists(registry: Registry, repository: str, reference: str) -> bool
 @contextmanager
 def serve_registry(root: Path, username: str, password: str) -> Iterator[Registry]:
     """`docker-registry serve` on a free loopback port with one bcrypt htpasswd user."""
-    assert REGISTRY_BIN and HTPASSWD_BIN, "check for docker-registry and htpasswd before calling"
-    import socket
-
     root.mkdir(parents=True, exist_ok=True)
-    line = subprocess.run([HTPASSWD_BIN, "-nbB", username, password], check=True, capture_output=True, text=True).stdout
-    (root / "htpasswd").write_text(line.strip() + "\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = {
-        "version": 0.1,
-        "log": {"level": "error"},  # NB: the access log is separate from `level`, and goes to stdout
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}"},
-        "auth": {"htpasswd": {"realm": "mlbuild-test", "path": str(root / "htpasswd")}},
-    }
-    (root / "config.yml").write_text(json.dumps(config))  # NB: JSON is YAML
-    access_log = root / "access.log"
-    with open(access_log, "wb") as out, open(root / "registry.err", "wb") as err:
-        proc = subprocess.Popen([REGISTRY_BIN, "serve", str(root / "config.yml")], stdout=out, stderr=err)
-    try:
-        _wait_until_up(f"http://127.0.0.1:{port}/v2/", proc, root / "registry.err")
-        yield Registry(f"127.0.0.1:{port}", username, password, access_log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_until_up(url: str, proc: "subprocess.Popen[bytes]", err: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # 401: up, and wants auth
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"docker-registry did not start: {err.read_text(errors='replace')}")
-            time.sleep(0.1)
+    with local_server.serve_registry(root, local_server.write_htpasswd(root / "htpasswd", username, password)) as running:
+        yield Registry(running.host, username, password, running.access_log)
 
 
 def ecr_basic_credentials(region: str = "us-east-1", account: Optional[str] = None) -> Tuple[str, str]:

@@ -18,11 +18,8 @@ import hashlib
 import http.client
 import json
 import re
-import shutil
 import socket
 import struct
-import subprocess
-import time
 import threading
 import urllib.error
 import urllib.request
@@ -36,9 +33,9 @@ import pytest
 
 from mlbuild.oci.layout import read_layout
 from mlbuild.registry import AuthError, Credentials, RetryPolicy, TransientError, content_tag, pull_to_layout, push_layout
+from mlbuild.registry.local_server import REGISTRY_BIN, serve_registry
 from mlbuild.registry.testing import make_layout
 
-REGISTRY_BIN = shutil.which("docker-registry")
 pytestmark = pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)")
 BIG = 12 * 1024 * 1024  # NB: > 2 chunks of 5 MiB, and far above socket buffers, so mid-body resets bite
 BLOCK = 64 * 1024
@@ -223,48 +220,10 @@ def fault_proxy(upstream: str, plan: Plan) -> Iterator[str]:
 # -- fixtures ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve_registry(root: Path) -> Iterator[str]:
-    """Like registry_integration_test._serve, but stderr goes to a file.
-
-    NB: the resets make distribution log an error per aborted request; into an undrained
-    stderr PIPE that fills the 64 KiB pipe buffer and the registry blocks on its next log write.
-    """
-    port = _free_port()
-    config = {
-        "version": 0.1,
-        "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}"},
-    }
-    (root / "config.yml").write_text(json.dumps(config))  # NB: JSON is YAML
-    log = root / "registry.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([REGISTRY_BIN, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"docker-registry did not start: {log.read_text(errors='replace')}")
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve_registry(tmp_path_factory.mktemp("fault-registry"))
+    with serve_registry(tmp_path_factory.mktemp("fault-registry")) as running:
+        yield running.host
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -18,63 +14,26 @@ import pytest
 from mlbuild.oci.layout import read_layout
 from mlbuild.registry import pull_to_layout, push_layout
 from mlbuild.registry.errors import AuthError
+from mlbuild.registry.local_server import HTPASSWD_BIN, REGISTRY_BIN, serve_registry, write_htpasswd
 from mlbuild.registry.testing import make_layout
 
-REGISTRY_BIN = shutil.which("docker-registry")
 pytestmark = pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)")
 USER, PASSWORD = "ci", "hunter2"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(root: Path, htpasswd: Path | None = None) -> Iterator[str]:
-    port = _free_port()
-    config = {
-        "version": 0.1,
-        "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}"},
-        **({"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}} if htpasswd else {}),
-    }
-    (root / "config.yml").write_text(json.dumps(config))  # NB: JSON is YAML
-    # NB: stderr to a file, not a pipe nobody reads: the registry blocks once ~64 KiB of logs pile up.
-    log = root / "registry.log"
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-                break
-            except urllib.error.HTTPError:
-                break  # 401: up, and wants auth
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"docker-registry did not start: {log.read_text(errors='replace')}")
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from _serve(tmp_path_factory.mktemp("registry"))
+    with serve_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running.host
 
 
 @pytest.fixture(scope="module")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("auth-registry")
-    if shutil.which("htpasswd") is None:
+    if HTPASSWD_BIN is None:
         pytest.skip("needs `htpasswd` for bcrypt entries (apt-get install apache2-utils)")
-    line = subprocess.run(["htpasswd", "-nbB", USER, PASSWORD], check=True, capture_output=True, text=True).stdout
-    (root / "htpasswd").write_text(line.strip() + "\n")
-    yield from _serve(root, root / "htpasswd")
+    with serve_registry(root, write_htpasswd(root / "htpasswd", USER, PASSWORD)) as running:
+        yield running.host
 
 
 @pytest.fixture

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import urllib.request
+
 from typing import Any, Dict, Iterator
 
 import pytest
 
 from mlbuild.runtime.config import PipelineConfig, parse_config
+from mlbuild.sagemaker.moto_server import moto_server, reset_moto
 
 CONFIG_SOURCE = "src/python/pipelines/demo/pipeline.yaml"
 CONFIG_TEXT = """
@@ -42,10 +43,8 @@ GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 PEX_SHA256 = "ef" * 32
 METRICS = ["validation:auc", "validation:log_loss"]
 
-
 def make_config(text: str = CONFIG_TEXT) -> PipelineConfig:
     return parse_config(text, CONFIG_SOURCE)
-
 
 def request_inputs(**overrides: Any) -> Dict[str, Any]:
     config = overrides.pop("config", None) or make_config()
@@ -60,24 +59,15 @@ def request_inputs(**overrides: Any) -> Dict[str, Any]:
     inputs.update(overrides)
     return inputs
 
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
+    with moto_server() as endpoint:
+        yield endpoint
 
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
     """A clean moto, and an environment in which boto3 finds only it."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
+    reset_moto(moto_endpoint)
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
