@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from mlbuild.debian import DebianError, build_rootfs, load_lock
+from mlbuild.debian import build_rootfs, load_lock
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.build import LAYER_NAME_ANNOTATION, write_outputs
 from mlbuild.oci.determinism import choose_compressor
-from mlbuild.oci.errors import OCIError
+from mlbuild.runtime.errors import MLBuildError
 from mlbuild.oci.image import Image, add_layer, set_annotations, set_config
 from mlbuild.oci.layer import entries_from_directory
 from mlbuild.oci.layer_writer import write_layer
@@ -56,7 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         summary = build_debian_base(args.lock, args.out, args.name, args.cache)
-    except (DebianError, OCIError) as e:
+    except MLBuildError as e:
         print(f"mlbuild: error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 1)
     print(f"{args.name} {summary['manifest_digest']}")

@@ -17,7 +17,6 @@ import traceback
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from mlbuild.oci.errors import OCIError
 from mlbuild.runtime.errors import MLBuildError, PlatformError
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.container_run.outcome import RunOutcome
@@ -68,7 +67,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
             args.layout, args.ref, args.config, args.address, args.data_dir, args.runs_dir, overrides,
             cache_dir=args.cache_dir, stream=out, network=args.network, keep=args.keep,
         )
-    except (MLBuildError, OCIError) as e:
+    except MLBuildError as e:  # NB: OCI errors are MLBuildErrors too.
         print(f"mlbuild: error: {e}", file=sys.stderr)
         return e.exit_code
     except OSError as e:

@@ -6,9 +6,11 @@ into a message on stderr and a nonzero exit code in one place (`cli.py`).
 
 from __future__ import annotations
 
+from mlbuild.runtime.errors import MLBuildError
 
-class DebianError(Exception):
-    """Base class of every error this package reports."""
+
+class DebianError(MLBuildError):
+    """Base class of every error this package reports (an mlbuild error like any other)."""
 
     exit_code = 1
 

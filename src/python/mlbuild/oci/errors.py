@@ -7,14 +7,16 @@ exactly one place.
 
 from __future__ import annotations
 
+from mlbuild.runtime import errors as mlbuild_errors
 
-class OCIError(Exception):
-    """Base class of every error mlbuild.oci reports."""
+
+class OCIError(mlbuild_errors.MLBuildError):
+    """Base class of every error mlbuild.oci reports (an mlbuild error like any other)."""
 
     exit_code = 1
 
 
-class UserError(OCIError):
+class UserError(OCIError, mlbuild_errors.UserError):
     """The input is wrong; the message names the file, the field and the fix."""
 
     exit_code = 2
@@ -38,7 +40,7 @@ class ContractError(UserError):
     """The image breaks SageMaker's bring-your-own-container contract."""
 
 
-class PlatformError(OCIError):
+class PlatformError(OCIError, mlbuild_errors.PlatformError):
     """mlbuild.oci itself (or the machine) failed; not the user's fault."""
 
     exit_code = 3

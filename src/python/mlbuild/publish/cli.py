@@ -21,7 +21,6 @@ from typing import List, Optional
 from mlbuild.lineage.collect import publish_record
 from mlbuild.lineage.compare import previous_metrics
 from mlbuild.lineage.producers import configured_store, save
-from mlbuild.oci.errors import OCIError
 from mlbuild.publish.backend import choose_backend
 from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import MLBuildError
@@ -107,9 +106,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return run(args)
-    except MLBuildError as e:
+    except MLBuildError as e:  # NB: OCI, registry and Debian errors are MLBuildErrors too.
         print(f"mlbuild: error: {e}", file=sys.stderr)
         return e.exit_code
-    except OCIError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 3)
