@@ -133,7 +133,7 @@ def publish_aws(
     destination = ecr_repository(config, address, environ)
     build_request(
         config,
-        image_uri=f"{destination}@{_image_digest(layout_dir, ref)}",
+        image_uri=f"{destination}@{layout_digest(layout_dir, ref)}",
         hyperparameter_values=resolve(config, parse_assignments(assignments), "command line"),
         pipeline_address=address,
         git_sha=git_sha,
@@ -163,18 +163,6 @@ def publish_aws(
             ) from e
     _log_push(result)
     return sagemaker_cli.main([*argv, "--image-uri", result.image_uri, *assignments])
-
-
-def _image_digest(layout_dir: Path, ref: Optional[str]) -> str:
-    if not (Path(layout_dir) / "index.json").is_file():
-        raise UserError(
-            f"{layout_dir}: not an OCI image layout (no index.json); the image was not built. "
-            "Fix: build it first (`./pants package <pipeline target>`) and pass its `.oci` folder as --layout."
-        )
-    try:
-        return layout_digest(layout_dir, ref)
-    except (ValueError, KeyError) as e:
-        raise UserError(f"{e}. Fix: pass the --ref the image was built with, or rebuild the image layout.") from e
 
 
 def _log_push(result: PushResult) -> None:

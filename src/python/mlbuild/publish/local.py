@@ -30,6 +30,7 @@ from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.registry.push import content_tag, push_layout
 from mlbuild.runtime import hyperparameters
 from mlbuild.runtime.config import PipelineConfig
+from mlbuild.runtime.errors import UserError
 from mlbuild.runtime.local_run import local_channel_dirs
 from mlbuild.sagemaker.job_name import pipeline_name_from_address
 
@@ -48,15 +49,23 @@ class LocalJob:
 
 
 def layout_digest(layout_dir: Path, ref: Optional[str]) -> str:
-    index = json.loads((Path(layout_dir) / "index.json").read_text())
-    for manifest in index["manifests"]:
+    """The manifest digest of image `ref` in an OCI layout; a user error if it isn't there."""
+    index_file = Path(layout_dir) / "index.json"
+    if not index_file.is_file():
+        raise UserError(
+            f"{layout_dir}: not an OCI image layout (no index.json); the image was not built. "
+            "Fix: build it first (`./pants package <pipeline target>`) and pass its `.oci` folder as --layout."
+        )
+    for manifest in json.loads(index_file.read_text()).get("manifests", []):
         if ref is None or manifest.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref:
             return manifest["digest"]
-    raise ValueError(f"{layout_dir}: no image named {ref!r} in index.json")
+    raise UserError(
+        f"{layout_dir}: no image named {ref!r} in index.json. "
+        "Fix: pass the --ref the image was built with, or rebuild the image layout."
+    )
 
 
-def store_image(layout_dir: Path, ref: Optional[str], repository: str, root: Path, registry: Optional[str]) -> str:
-    digest = layout_digest(layout_dir, ref)
+def store_image(layout_dir: Path, ref: Optional[str], digest: str, repository: str, root: Path, registry: Optional[str]) -> str:
     if registry:
         return push_layout(layout_dir, ref, registry, allow_insecure_http=True).image_uri
     store = root / "registry"
@@ -88,7 +97,7 @@ def publish_local(
     data = {name: tree_checksum(path) for name, path in local_channel_dirs(config, data_dir).items()}
     digest = layout_digest(layout_dir, ref)
     repository = config.sagemaker.image_repository or pipeline_name_from_address(address)
-    image_uri = store_image(layout_dir, ref, repository, root, registry)
+    image_uri = store_image(layout_dir, ref, digest, repository, root, registry)
     log(f"image: {image_uri}")
     name = job_name(address, digest, encoded, data)
     if force:

@@ -80,3 +80,15 @@ def test_a_broken_aws_profile_is_a_clear_error_not_a_silent_fallback(monkeypatch
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with pytest.raises(UserError, match="AWS is configured but unusable.*no-such-profile"):
         choose_backend(FULL, None, {})
+
+
+def test_an_unbuilt_or_misnamed_layout_is_a_user_error(tmp_path: Path) -> None:
+    from mlbuild.publish.local import layout_digest
+    from mlbuild.runtime.errors import UserError
+
+    with pytest.raises(UserError, match="the image was not built. Fix: build it first"):
+        layout_digest(tmp_path / "never-built.oci", "train")
+    (tmp_path / "index.json").write_text('{"manifests": [{"digest": "sha256:aa", "annotations": {"org.opencontainers.image.ref.name": "train"}}]}')
+    assert layout_digest(tmp_path, "train") == "sha256:aa"
+    with pytest.raises(UserError, match="no image named 'other'.*Fix: pass the --ref"):
+        layout_digest(tmp_path, "other")
