@@ -37,7 +37,3 @@ def choose_backend(
     ready = bool(region and config.sagemaker.role and config.sagemaker.output_path)
     return "aws" if ready and has_credentials() else "local"
 
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise UserError(message)

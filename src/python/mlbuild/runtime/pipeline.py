@@ -22,7 +22,7 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from mlbuild.runtime.config import PipelineConfig, parse_config
 from mlbuild.runtime.errors import ConfigError, PlatformError
@@ -99,6 +99,3 @@ def pipeline_from_environ(environ: Mapping[str, str]) -> Pipeline:
         )
     return load_pipeline(module, environ.get(CONFIG_ENV_VAR, "pipeline.yaml"), environ.get(ADDRESS_ENV_VAR, ""))
 
-
-def stage_names(pipeline: Pipeline) -> Dict[str, bool]:
-    return {name: pipeline.stage(name) is not None for name in (*REQUIRED_STAGES, *OPTIONAL_STAGES)}
