@@ -4,16 +4,18 @@
     [--root DIR] record --kind package --image-json X.image.json [--labels F|JSON] [--pipeline A] [--config F]
     [--root DIR] record --kind run --run-dir DIR --pipeline A [--parent ID] [--pex-sha256 H] [--image-digest D]
     [--root DIR] record --kind publish --report-json F [--parent ID]
-    [--root DIR] inspect QUERY [--json]          QUERY: hash, sha256:hash, >=6-hex prefix, job name, repo@sha256:...
+    [--root DIR] inspect QUERY [--json] [--local-only]   QUERY: hash, sha256:hash, >=6-hex prefix, job name, repo@sha256:...
+                                             (not in the store: fetched from the job's S3 folder or the image's registry)
+    [--root DIR] fetch s3://B/PREFIX | REGISTRY/REPO@sha256:... | JOB   copy records into the store
     [--root DIR] runs PIPELINE [--json]
     [--root DIR] diff A B [--json]
     [--root DIR] previous PIPELINE [--before ID]   prints the previous successful run's metrics as JSON
     [--root DIR] plot PIPELINE --metric NAME --out FILE.png
     provenance --image-json X.image.json --out stmt.json [--labels F|JSON] [--label K=V ...] [--config F]
                [--subject-name REF] [--source-uri URI] [--pants-version V] [--mlbuild-version V]
-               [--builder-id URI] [--record]
-    verify-provenance STMT (--digest sha256:... | --manifest FILE | --image-json X.image.json)
-    [--root DIR] verify QUERY [--repo DIR] [--keep] [--reuse-cache]   rebuild from a clean checkout and compare
+               [--builder-id URI] [--record] [--attach]
+    verify-provenance [STMT] (--digest sha256:... | --manifest FILE | --image-json X.image.json | --image REF)
+    [--root DIR] verify QUERY [--repo DIR] [--keep] [--reuse-cache] [--json]   rebuild from a clean checkout and compare
 
 The store root is --root, else $MLBUILD_LINEAGE_DIR, else ./.mlbuild/lineage. Errors
 become exit codes here and only here.
@@ -23,15 +25,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance, verify
-from mlbuild.lineage.digests import file_sha256
-from mlbuild.lineage.errors import MLBuildError, UserError
+from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance, remote, verify
+from mlbuild.lineage.digests import bare_hex, file_sha256, is_hex
+from mlbuild.lineage.errors import MLBuildError, NotFoundError, UserError
+from mlbuild.lineage.provenance import VerificationError
 from mlbuild.lineage.record import Record, now
 from mlbuild.lineage.store import Store
+from mlbuild.oci.archive import write_oci_archive
+from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
+from mlbuild.registry.referrers import fetch_referrer
+from mlbuild.sagemaker.aws import Clients
+
+JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}|arn:aws[a-z-]*:sagemaker:.+:training-job/.+")
 
 EXIT_CODES = {
     0: "success",
@@ -120,25 +131,82 @@ def provenance_command(args: argparse.Namespace, store: Store) -> int:
         mlbuild_version=args.mlbuild_version,
         builder_id=args.builder_id,
     )
-    stmt = provenance.statement(build, context)
+    payload = provenance.statement_bytes(provenance.statement(build, context))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(stmt, indent=2, sort_keys=True) + "\n")
+    args.out.write_bytes(payload)
+    attached = None
+    if args.attach:
+        if build.layout is None:
+            raise UserError(f"{args.image_json}: names no `layout`; --attach needs the OCI layout beside the summary.")
+        desc = provenance.attach(build, payload, build.layout)
+        if build.archive is not None:  # NB: the archive is the layout in one file; keep them equal
+            write_oci_archive(build.layout, build.archive)
+        attached = {"digest": desc.digest, "statement_sha256": file_sha256(args.out), "subject": build.manifest_digest}
     if args.record:
-        print(store.put(collect.package_record(build, None, args.config, context.config_sha256)))
+        print(store.put(collect.package_record(build, None, args.config, context.config_sha256, provenance=attached)))
     return 0
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    if args.manifest:
+    """Check a statement's subject: from a file, the OCI layout, or the registry beside the image."""
+    statement = _load_json(args.statement, "statement") if args.statement else None
+    if args.image:
+        digest, found = fetch_referrer(args.image, IN_TOTO_MEDIA_TYPE, allow_insecure_http=args.insecure)
+        if statement is None:
+            if found is None:
+                raise VerificationError(f"{args.image}: the registry holds no provenance for {digest}.")
+            statement = json.loads(found.payload)
+    elif args.manifest:
         digest = provenance.manifest_digest_of(Path(args.manifest).read_bytes())
     elif args.image_json:
-        digest = collect.read_image_build(args.image_json, {}).manifest_digest
+        build = collect.read_image_build(args.image_json, {})
+        digest = build.manifest_digest
+        if statement is None and build.layout is not None:
+            statement = provenance.from_layout(build.layout, digest)
+            if statement is None:
+                raise VerificationError(f"{build.layout}: the OCI layout holds no provenance for {digest}.")
     elif args.digest:
         digest = args.digest
     else:
-        raise UserError("verify-provenance: give --digest, --manifest or --image-json.")
-    subject = provenance.verify_statement(_load_json(args.statement, "statement"), digest)
+        raise UserError("verify-provenance: give --digest, --manifest, --image-json or --image.")
+    if statement is None:
+        raise UserError("verify-provenance: give the statement file (or --image-json / --image to read it from the layout / registry).")
+    subject = provenance.verify_statement(statement, digest)
     print(f"ok: {subject.get('name')} sha256:{subject['digest']['sha256']}")
+    return 0
+
+
+def fetch_records(source: str, args: argparse.Namespace) -> List[Record]:
+    """Records from beside the artifacts: an s3:// prefix, an image reference, or a SageMaker job."""
+    if source.startswith("s3://"):
+        return remote.s3_records(source, Clients.create(args.region, os.environ).s3)
+    if "/" in source and ("@sha256:" in source or ":" in source.rsplit("/", 1)[-1]):
+        return remote.image_records(source, allow_insecure_http=args.insecure)
+    if not JOB_NAME.fullmatch(source):
+        raise UserError(f"{source!r}: not an s3:// URI, an image reference (registry/repo@sha256:...) or a job name.")
+    clients = Clients.create(args.region, os.environ)
+    return remote.job_records(source, clients.sagemaker, clients.s3)
+
+
+def inspect_command(args: argparse.Namespace, store: Store) -> int:
+    try:
+        found = graph.lineage(store, args.query)
+    except NotFoundError as not_found:
+        if args.local_only or (is_hex(bare_hex(args.query)) and not args.query.startswith("s3://")):
+            raise
+        # NB: a fresh clone has no records; the job's S3 folder or the image's registry does.
+        try:
+            fetched = fetch_records(args.query, args)
+        except UserError as e:
+            raise NotFoundError(f"{not_found} Looking beside the artifact failed too: {e}") from e
+        for record in fetched:
+            store.put(record)
+        print(f"mlbuild: fetched {len(fetched)} record(s) for {args.query} into {store.root}", file=sys.stderr)
+        found = graph.lineage(Store(store.root), args.query)
+    if args.json:
+        _print_json(inspect.lineage_json(found))
+    else:
+        print(inspect.format_lineage(found), end="")
     return 0
 
 
@@ -147,11 +215,12 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "record":
         return record_command(args, store)
     if args.command == "inspect":
-        found = graph.lineage(store, args.query)
-        if args.json:
-            _print_json(inspect.lineage_json(found))
-        else:
-            print(inspect.format_lineage(found), end="")
+        return inspect_command(args, store)
+    if args.command == "fetch":
+        fetched = fetch_records(args.source, args)
+        for record in fetched:
+            print(f"{store.put(record)}  {record.kind} {record.pipeline}")
+        print(f"mlbuild: {len(fetched)} record(s) from {args.source} in {store.root}", file=sys.stderr)
     elif args.command == "runs":
         records = compare.runs(store, args.pipeline)
         if not records:
@@ -180,7 +249,15 @@ def run(args: argparse.Namespace) -> int:
         return verify_command(args)
     elif args.command == "verify":
         options = verify.Options(repo=args.repo, keep=args.keep, reuse_cache=args.reuse_cache)
-        print(verify.verify(store, args.query, options))
+        if not args.json:
+            print(verify.verify(store, args.query, options))
+            return 0
+        try:
+            _print_json({"query": args.query, "verified": True, "message": verify.verify(store, args.query, options)})
+        except verify.NotReproducible as e:
+            differences = [{"what": d.what, "recorded": d.recorded, "rebuilt": d.rebuilt, "why": d.why} for d in e.differences]
+            _print_json({"query": args.query, "verified": False, "message": str(e), "differences": differences})
+            return e.exit_code
     return 0
 
 
@@ -211,9 +288,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--image-digest", help="run: the image it ran")
     label_options(r)
 
+    def remote_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--region", help="AWS region for job names and s3:// (default: AWS_REGION)")
+        p.add_argument("--insecure", action="store_true", help="allow plain-HTTP registries (a local test registry)")
+
     i = sub.add_parser("inspect", help="the lineage of a hash, prefix, job name or image reference")
     i.add_argument("query")
     i.add_argument("--json", action="store_true")
+    i.add_argument("--local-only", action="store_true", help="don't look beside the artifact (S3, registry) when the store lacks it")
+    remote_options(i)
+
+    h = sub.add_parser("fetch", help="copy records into the store from an s3:// prefix, an image reference or a SageMaker job")
+    h.add_argument("source")
+    remote_options(h)
 
     s = sub.add_parser("runs", help="a pipeline's runs and their metrics, oldest first")
     s.add_argument("pipeline")
@@ -244,19 +331,23 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--mlbuild-version", default="unknown")
     g.add_argument("--builder-id", default=provenance.DEFAULT_BUILDER_ID)
     g.add_argument("--record", action="store_true", help="also add the package record; prints its id")
+    g.add_argument("--attach", action="store_true", help="also store the statement in the OCI layout (an OCI 1.1 referrer) and rewrite the archive")
     label_options(g)
 
     f = sub.add_parser("verify-provenance", help="check a statement's subject is this image")
-    f.add_argument("statement")
+    f.add_argument("statement", nargs="?", help="a statement file (default: the one in the layout / registry)")
     f.add_argument("--digest", help="sha256:<manifest hex>")
     f.add_argument("--manifest", type=Path, help="the manifest file itself")
-    f.add_argument("--image-json", type=Path, help="the image summary")
+    f.add_argument("--image-json", type=Path, help="the image summary (the statement defaults to the one in its layout)")
+    f.add_argument("--image", help="registry/repo@sha256:... (the statement defaults to the one pushed with it)")
+    f.add_argument("--insecure", action="store_true", help="allow a plain-HTTP registry")
 
     b = sub.add_parser("verify", help="rebuild an artifact from a clean checkout of its recorded revision and compare")
     b.add_argument("query", help="an image digest, PEX sha256, record id, model sha256 or job name (a prefix is enough)")
     b.add_argument("--repo", type=Path, help="the git repository to clone (default: the current directory's top level)")
     b.add_argument("--keep", action="store_true", help="keep the temporary checkout")
     b.add_argument("--reuse-cache", action="store_true", help="let Pants reuse its process cache (faster; proves the inputs match, not that the build reproduces)")
+    b.add_argument("--json", action="store_true", help="print the outcome (and any differences) as JSON")
     return parser
 
 

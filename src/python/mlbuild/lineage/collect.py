@@ -46,6 +46,8 @@ class ImageBuild:
     layers: List[str]
     diff_ids: List[str]
     labels: Dict[str, str] = field(default_factory=dict)
+    layout: Optional[Path] = None  # the OCI layout directory beside the summary
+    archive: Optional[Path] = None  # the oci-archive tar beside the summary
 
     def label(self, name: str) -> Optional[str]:
         return self.labels.get(name) or None
@@ -74,6 +76,8 @@ def read_image_build(summary_path: Path, labels: Optional[Mapping[str, str]] = N
         layers=[layer["digest"] for layer in summary["layers"]],
         diff_ids=[layer["diff_id"] for layer in summary["layers"] if "diff_id" in layer],
         labels=dict(labels) if labels is not None else labels_from_layout(Path(summary_path), summary),
+        layout=Path(summary_path).parent / summary["layout"] if summary.get("layout") else None,
+        archive=Path(summary_path).parent / summary["archive"] if summary.get("archive") else None,
     )
 
 
@@ -84,7 +88,9 @@ def package_record(
     config_sha256: Optional[str] = None,
     pex_path: Optional[str] = None,
     created: Optional[str] = None,
+    provenance: Optional[Mapping[str, str]] = None,
 ) -> Record:
+    """`provenance`: {"digest": referrer manifest, "statement_sha256": ..., "subject": image}."""
     pipeline = pipeline or build.label(PIPELINE_LABEL)
     if not pipeline:
         raise UserError(f"{build.summary_path}: no `{PIPELINE_LABEL}` label; pass the pipeline address explicitly.")
@@ -106,6 +112,7 @@ def package_record(
             "base_digest": build.label(BASE_DIGEST_LABEL),
             "base_name": build.label(BASE_NAME_LABEL),
         },
+        provenance=dict(provenance) if provenance else None,
     )
 
 

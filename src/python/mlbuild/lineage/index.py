@@ -31,6 +31,8 @@ HASH_FIELDS: Tuple[Tuple[str, bool], ...] = (
     ("image.diff_ids", True),
     ("image.base_digest", False),
     ("model.sha256", False),
+    ("provenance.digest", False),
+    ("provenance.statement_sha256", False),
     ("parents", True),
 )
 

@@ -46,6 +46,9 @@ def facts(record: Record) -> List[str]:
     if g("image.manifest_digest"):
         extra = f" ({len(g('image.layers'))} layers)" if g("image.layers") else ""
         lines.append(f"image       {short(g('image.manifest_digest'))}  {g('image.ref') or ''}{extra}".rstrip())
+    if g("provenance.digest"):
+        lines.append(f"provenance  {short(g('provenance.digest'))}  SLSA v1 statement {short(g('provenance.statement_sha256'))}"
+                     f" about {short(g('provenance.subject') or '?')}")
     if g("job.start") or g("job.end"):
         lines.append(f"job         {g('job.start') or '?'} .. {g('job.end') or '?'}  {g('job.arn') or ''}".rstrip())
     if g("model.sha256") or g("model.uri"):

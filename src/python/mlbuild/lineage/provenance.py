@@ -6,17 +6,25 @@
      "predicate": {"buildDefinition": {...}, "runDetails": {...}}}
 
 Specs: https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md and
-https://slsa.dev/spec/v1.0/provenance. The statement is unsigned; signing (DSSE, cosign)
-and attaching it to the registry are left to the publish step.
+https://slsa.dev/spec/v1.0/provenance. The statement is unsigned (no DSSE envelope).
+
+`attach` stores it in the image's OCI layout as an OCI 1.1 referrer (oci/referrer.py),
+and the registry push carries it along (registry/referrers.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from mlbuild.lineage import collect
+from mlbuild.oci import referrer
+from mlbuild.oci.descriptor import Descriptor
+from mlbuild.oci.layout import read_index
+from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION
 from mlbuild.lineage.collect import ImageBuild
 from mlbuild.lineage.digests import sha256_hex
 from mlbuild.lineage.errors import MLBuildError, RecordError, UserError
@@ -113,6 +121,30 @@ def statement(build: ImageBuild, context: BuildContext = BuildContext()) -> Dict
             "runDetails": run_details,
         },
     }
+
+
+def statement_bytes(stmt: Mapping[str, Any]) -> bytes:
+    """The one serialisation: written beside the layout and stored in it, byte for byte."""
+    return (json.dumps(stmt, indent=2, sort_keys=True) + "\n").encode()
+
+
+def attach(build: ImageBuild, payload: bytes, layout_dir: Path) -> Descriptor:
+    """Store `payload` (a statement's bytes) in `layout_dir` as a referrer of the build's image."""
+    index = read_index(layout_dir)
+    entry = next((m for m in index.get("manifests", []) if m.get("digest") == build.manifest_digest), None)
+    if entry is None:
+        raise UserError(f"{layout_dir}: no image {build.manifest_digest} in index.json; rebuild with `pants package`.")
+    subject = Descriptor(str(entry["mediaType"]), build.manifest_digest, int(entry["size"]))
+    annotations = {PREDICATE_TYPE_ANNOTATION: PREDICATE_TYPE}
+    return referrer.attach(layout_dir, referrer.make_referrer(subject, IN_TOTO_MEDIA_TYPE, payload, annotations))
+
+
+def from_layout(layout_dir: Path, manifest_digest: str) -> Optional[Dict[str, Any]]:
+    """The provenance statement stored in a layout for that image, or None."""
+    if not (Path(layout_dir) / "index.json").is_file():
+        return None
+    found = referrer.referrers(layout_dir, manifest_digest, IN_TOTO_MEDIA_TYPE)
+    return json.loads(found[0].payload) if found else None
 
 
 def manifest_digest_of(manifest_bytes: bytes) -> str:

@@ -11,6 +11,7 @@
      "job": {"name": N, "arn": A, "region": R, "start": T, "end": T, "status": S},
      "data": [{"name": CHANNEL, "uri": U, "checksum": "sha256:HEX"}],
      "model": {"uri": U, "sha256": HEX}, "metrics": {NAME: NUMBER},
+     "provenance": {"digest": REFERRER MANIFEST D, "statement_sha256": HEX, "subject": IMAGE D},
      "parents": [RECORD ID], "extra": {...}}
 
 Only kind, pipeline and created are required. Bodies are normalised on the way in (digest
@@ -166,6 +167,7 @@ FIELDS: Dict[str, Callable[[Any, str], Any]] = {
     ),
     "data": _data,
     "model": lambda v, w: _object(v, w, {"uri": _text, "sha256": sha256_hex}),
+    "provenance": lambda v, w: _object(v, w, {"digest": oci_digest, "statement_sha256": sha256_hex, "subject": oci_digest}),
     "metrics": _metrics,
     "parents": _ids,
     "extra": _free,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from mlbuild.lineage import collect, graph
+from mlbuild.lineage import collect, graph, provenance
 from mlbuild.lineage.digests import bare_hex, file_sha256
 from mlbuild.lineage.errors import PlatformError, UserError
 from mlbuild.lineage.provenance import VerificationError
@@ -416,6 +416,19 @@ def check(record: Record, recorded: Facts, rebuilt: Facts, revision: str) -> str
     )
 
 
+def check_rebuilt_provenance(checkout: Path, record: Record) -> str:
+    """The rebuilt layout's provenance must be about the rebuilt image; a line saying so, or raises."""
+    summary_path = _summary_path(checkout / "dist", record.pipeline, search=True)
+    build = collect.read_image_build(summary_path) if summary_path else None
+    if build is None or build.layout is None:
+        return "no OCI layout to read provenance from"
+    statement = provenance.from_layout(build.layout, build.manifest_digest)
+    if statement is None:
+        return "the rebuilt layout holds no provenance (built before mlbuild stored it there)"
+    subject = provenance.verify_statement(statement, build.manifest_digest)
+    return f"its provenance's subject is {subject.get('name')} (sha256:{subject['digest']['sha256'][:12]})"
+
+
 # --- the whole thing ----------------------------------------------------------------------
 
 
@@ -467,7 +480,8 @@ def verify(
         if store.root.parts[-3:] == ("dist", "mlbuild", "lineage"):
             dists.append(store.root.parent.parent)
         dists = list(dict.fromkeys(dists))
-        return check(record, recorded_facts(record, dists), rebuilt, revision)
+        verified = check(record, recorded_facts(record, dists), rebuilt, revision)
+        return f"{verified}; {check_rebuilt_provenance(checkout, record)}"
     finally:
         if options.keep:
             log(f"kept the checkout: {checkout}")

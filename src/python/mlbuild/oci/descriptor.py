@@ -48,9 +48,12 @@ class Descriptor:
     size: int
     annotations: Mapping[str, str] = field(default_factory=dict)
     platform: Platform | None = None
+    artifact_type: str | None = None  # OCI 1.1: set on descriptors of artifact manifests (referrers)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
         if self.annotations:
             out["annotations"] = dict(sorted(self.annotations.items()))
         if self.platform is not None:
@@ -67,6 +70,7 @@ class Descriptor:
                 size=int(data["size"]),
                 annotations=dict(data.get("annotations") or {}),
                 platform=Platform(platform["os"], platform["architecture"]) if platform else None,
+                artifact_type=str(data["artifactType"]) if data.get("artifactType") else None,
             )
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: not a valid OCI descriptor ({e!r}).") from e

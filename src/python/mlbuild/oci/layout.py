@@ -47,11 +47,8 @@ def write_layout(image: Image, layout_dir: Path, ref: str) -> Descriptor:
     manifest = image.manifest_descriptor()
     entry = Descriptor(manifest.media_type, manifest.digest, manifest.size, {REF_NAME_ANNOTATION: ref}, manifest.platform)
 
-    others = [m for m in _read_index(layout_dir).get("manifests", []) if _ref_of(m) != ref] if _has_index(layout_dir) else []
-    manifests = sorted([*others, entry.to_json()], key=lambda m: (_ref_of(m) or "", m["digest"]))
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
-    _write_atomically(layout_dir / LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
-    _write_atomically(layout_dir / INDEX_FILE, canonical_json(index))
+    others = [m for m in read_index(layout_dir).get("manifests", []) if _ref_of(m) != ref] if _has_index(layout_dir) else []
+    write_index(layout_dir, [*others, entry.to_json()])
     return entry
 
 
@@ -61,7 +58,7 @@ def read_layout(layout_dir: Path, ref: str | None = None) -> Image:
     where = f"OCI layout {layout_dir}"
     if not (layout_dir / LAYOUT_FILE).is_file():
         raise UserError(f"{where}: no {LAYOUT_FILE} file; is this an OCI image layout directory?")
-    manifests = _read_index(layout_dir).get("manifests", [])
+    manifests = [m for m in read_index(layout_dir).get("manifests", []) if not m.get("artifactType")]
     matches = [m for m in manifests if ref is None or _ref_of(m) == ref]
     if len(matches) != 1:
         refs = sorted(str(_ref_of(m)) for m in manifests)
@@ -117,7 +114,28 @@ def _has_index(layout_dir: Path) -> bool:
     return (layout_dir / INDEX_FILE).is_file()
 
 
-def _read_index(layout_dir: Path) -> dict[str, Any]:
+def write_index(layout_dir: Path, manifests: list[dict[str, Any]]) -> None:
+    """Write index.json (and oci-layout) with `manifests`, sorted, minus artifacts about absent images."""
+    store = BlobStore(layout_dir / "blobs")
+    images = {m["digest"] for m in manifests if not m.get("artifactType")}
+    kept = [m for m in manifests if not m.get("artifactType") or subject_of(store, m) in images]
+    kept.sort(key=lambda m: (_ref_of(m) or "", m.get("artifactType") or "", m["digest"]))
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": kept}
+    _write_atomically(layout_dir / LAYOUT_FILE, canonical_json(LAYOUT_VERSION))
+    _write_atomically(layout_dir / INDEX_FILE, canonical_json(index))
+
+
+def subject_of(store: BlobStore, entry: dict[str, Any]) -> str | None:
+    """The image digest an artifact entry of index.json is about (None for images)."""
+    if not entry.get("artifactType"):
+        return None
+    try:
+        return json.loads(store.path(str(entry["digest"])).read_bytes()).get("subject", {}).get("digest")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def read_index(layout_dir: Path) -> dict[str, Any]:
     try:
         return json.loads((layout_dir / INDEX_FILE).read_text())
     except (OSError, json.JSONDecodeError) as e:

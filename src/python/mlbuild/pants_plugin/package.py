@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -131,8 +132,10 @@ class BuiltMLPipeline:
     pex: Pex
     pex_path: str
     pex_sha256: str
-    image: PipelineImage
+    image: PipelineImage  # its digest also holds the provenance and the package's lineage record
     base: BaseImage
+    provenance_path: str
+    record_path: str
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,21 @@ async def source_revision(_: SourceRevisionRequest) -> SourceRevision:
         return SourceRevision("unknown")
     worktree = maybe.git_worktree
     return SourceRevision(worktree.commit_id + ("-dirty" if worktree.changed_files() else ""))
+
+
+@dataclass(frozen=True)
+class PackageLineage:
+    """The image with its provenance inside, the statement beside it, and the package's lineage record."""
+
+    digest: Digest  # layout, archive, summary, statement, record
+    provenance_path: str
+    record_path: str
+
+
+@dataclass(frozen=True)
+class PackageLineageRequest:
+    field_set: MLPipelineFieldSet
+    image: PipelineImage
 
 
 @rule(desc="Building an ml_pipeline's PEX and image")
@@ -199,27 +217,14 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
             labels=FrozenDict(labels),
         ),
     )
-    return BuiltMLPipeline(pex, field_set.pex_path, pex_sha256, image, base)
-
-
-@dataclass(frozen=True)
-class PackageLineage:
-    """The image's in-toto/SLSA provenance statement and the package's lineage record."""
-
-    digest: Digest
-    provenance_path: str
-    record_path: str
-
-
-@dataclass(frozen=True)
-class PackageLineageRequest:
-    field_set: MLPipelineFieldSet
-    built: BuiltMLPipeline
+    lineage = await Get(PackageLineage, PackageLineageRequest(field_set, image))
+    attested = dataclasses.replace(image, digest=lineage.digest)
+    return BuiltMLPipeline(pex, field_set.pex_path, pex_sha256, attested, base, lineage.provenance_path, lineage.record_path)
 
 
 @rule(desc="Recording an ml_pipeline's provenance")
 async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTool) -> PackageLineage:
-    field_set, image = request.field_set, request.built.image
+    field_set, image = request.field_set, request.image
     config = await Get(HydratedSources, HydrateSourcesRequest(field_set.config))
     (config_path,) = config.snapshot.files
     provenance_path = image.summary_path[: -len(".image.json")] + ".provenance.json"
@@ -232,11 +237,11 @@ async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTo
                 "-m", "mlbuild.lineage", "--root", LINEAGE_OUT, "provenance",
                 "--image-json", image.summary_path, "--out", provenance_path, "--config", config_path,
                 "--subject-name", f"{field_set.address.spec}@{image.manifest_digest}",
-                "--pants-version", PANTS_VERSION, "--record",
+                "--pants-version", PANTS_VERSION, "--record", "--attach",
             ),
             input_digest=inputs,
-            output_files=(provenance_path,),
-            output_directories=(LINEAGE_OUT,),
+            output_files=(provenance_path, image.archive_path, image.summary_path),
+            output_directories=(LINEAGE_OUT, image.layout_path),
             description=f"Recording the provenance of {image.layout_path}",
         ),
     )
@@ -247,8 +252,7 @@ async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTo
 @rule(desc="Packaging an ml_pipeline")
 async def package_ml_pipeline(field_set: MLPipelineFieldSet) -> BuiltPackage:
     built = await Get(BuiltMLPipeline, MLPipelineFieldSet, field_set)
-    lineage = await Get(PackageLineage, PackageLineageRequest(field_set, built))
-    digest = await Get(Digest, MergeDigests([built.pex.digest, built.image.digest, lineage.digest]))
+    digest = await Get(Digest, MergeDigests([built.pex.digest, built.image.digest]))
     image = built.image
     return BuiltPackage(
         digest,
@@ -260,8 +264,8 @@ async def package_ml_pipeline(field_set: MLPipelineFieldSet) -> BuiltPackage:
             ),
             BuiltPackageArtifact(image.archive_path),
             BuiltPackageArtifact(image.summary_path),
-            BuiltPackageArtifact(lineage.provenance_path),
-            BuiltPackageArtifact(lineage.record_path, extra_log_lines=("lineage record of this build",)),
+            BuiltPackageArtifact(built.provenance_path, extra_log_lines=("also in the OCI layout, as a referrer of the image",)),
+            BuiltPackageArtifact(built.record_path, extra_log_lines=("lineage record of this build",)),
         ),
     )
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence
 
+from mlbuild.lineage import remote
 from mlbuild.publish.local import layout_digest
 from mlbuild.registry import ecr
 from mlbuild.registry.errors import AuthError
@@ -79,24 +80,28 @@ def check_channel_data(config: PipelineConfig, s3: Any) -> None:
             )
 
 
-def upload_record(record: Any, report: Mapping[str, Any], region: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
-    """Put the publish's lineage record next to the model in S3, so a fresh clone can find it.
+def upload_records(records: Sequence[Any], report: Mapping[str, Any], region: Optional[str], environ: Mapping[str, str]) -> List[str]:
+    """Put the publish's lineage records next to the model in S3, so a fresh clone can find them.
 
-    `<output_path>/<job>/mlbuild-lineage/<record id>.json`; returns the URI (None if it failed:
-    the job is already submitted, so a lineage hiccup only warns).
+    `<output_path>/<job>/mlbuild-lineage/<record id>.json`, for the publish record and the
+    package record(s) of its image; returns the URIs (fewer if an upload failed: the job is
+    already submitted, so a lineage hiccup only warns).
     """
     output_path, job = str(report.get("output_path") or ""), str(report.get("job_name") or "")
     if not output_path.startswith("s3://") or not job:
-        return None
-    bucket, _, prefix = output_path[len("s3://") :].partition("/")
-    key = "/".join(p for p in (prefix.rstrip("/"), job, "mlbuild-lineage", f"{record.id}.json") if p)
-    try:
-        Clients.create(region, environ).s3.put_object(Bucket=bucket, Key=key, Body=record.canonical, ContentType="application/json")
-    except Exception as e:  # noqa: BLE001 - never fail a submitted publish over its record
-        print(f"mlbuild: warning: could not upload the lineage record to s3://{bucket}/{key}: {e}", file=sys.stderr)
-        return None
-    print(f"mlbuild: lineage record at s3://{bucket}/{key}", file=sys.stderr)
-    return f"s3://{bucket}/{key}"
+        return []
+    uris = []
+    s3 = Clients.create(region, environ).s3
+    for record in records:
+        bucket, key = remote.s3_key(output_path, job, record.id)
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=record.canonical, ContentType="application/json")
+        except Exception as e:  # noqa: BLE001 - never fail a submitted publish over its record
+            print(f"mlbuild: warning: could not upload the lineage record to s3://{bucket}/{key}: {e}", file=sys.stderr)
+            continue
+        print(f"mlbuild: lineage record at s3://{bucket}/{key}", file=sys.stderr)
+        uris.append(f"s3://{bucket}/{key}")
+    return uris
 
 
 def publish_aws(

@@ -21,6 +21,7 @@ from typing import Callable, Dict, Iterator, Optional
 import pytest
 
 from mlbuild.oci.layout import read_layout
+from mlbuild.lineage.cli import main as lineage_main
 from mlbuild.publish.cli import main
 from mlbuild.publish.testing import (
     Registry,
@@ -251,6 +252,10 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     (record_object,) = listed["Contents"]
     record_body = json.loads(boto3.client("s3", region_name="us-east-1").get_object(Bucket="bucket", Key=record_object["Key"])["Body"].read())
     assert record_body["kind"] == "publish" and record_body["job"]["name"] == name
+    # ...and a fresh clone (an empty store) finds it by the job name alone.
+    code = lineage_main(["--root", str(tmp_path / "fresh"), "inspect", name, "--json", "--region", "us-east-1"])
+    found = json.loads(capsys.readouterr().out)
+    assert code == 0 and list(found["records"]) == [record_object["Key"].rsplit("/", 1)[1][: -len(".json")]]
     assert run.markdown is not None
     for link in (report["console_url"], report["log_url"], report["model_artifact"], image_uri):
         assert link in run.markdown

@@ -20,6 +20,7 @@ from typing import List, Optional
 
 from mlbuild.lineage.collect import publish_record
 from mlbuild.lineage.compare import previous_metrics
+from mlbuild.lineage.digests import bare_hex
 from mlbuild.lineage.producers import configured_store, save
 from mlbuild.publish.backend import choose_backend
 from mlbuild.runtime.config import load_config
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             report = json.loads(report_json.read_text())
             record = publish_record(report)
             record_publish(record)
-            aws.upload_record(record, report, config.sagemaker.region, os.environ)
+            aws.upload_records([*package_records(record), record], report, config.sagemaker.region, os.environ)
         return exit_code
     job = local.publish_local(
         layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
@@ -94,6 +95,17 @@ def _previous_metrics_file(address: str, report_dir: Path) -> Optional[Path]:
     path = report_dir / "previous-metrics.json"
     path.write_text(json.dumps(metrics, sort_keys=True) + "\n")
     return path
+
+
+def package_records(published) -> list:
+    """The local package records of the published image: uploaded with the publish record."""
+    store, digest = configured_store(), published.get("image.manifest_digest")
+    if store is None or not digest:
+        return []
+    try:
+        return [r for r, _ in store.mentioning(bare_hex(digest)) if r.kind == "package"]
+    except MLBuildError:
+        return []
 
 
 def record_publish(record) -> None:

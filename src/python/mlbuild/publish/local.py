@@ -27,6 +27,7 @@ from mlbuild.lineage.digests import tree_checksum
 from mlbuild.lineage.record import Record, make_record
 from mlbuild.oci.layout import read_layout, write_layout
 from mlbuild.publish.model_archive import write_model_archive
+from mlbuild.oci import referrer
 from mlbuild.registry.push import content_tag, push_layout
 from mlbuild.runtime import hyperparameters
 from mlbuild.runtime.config import PipelineConfig
@@ -57,6 +58,8 @@ def layout_digest(layout_dir: Path, ref: Optional[str]) -> str:
             "Fix: build it first (`./pants package <pipeline target>`) and pass its `.oci` folder as --layout."
         )
     for manifest in json.loads(index_file.read_text()).get("manifests", []):
+        if manifest.get("artifactType"):  # NB: a referrer (the provenance), not an image
+            continue
         if ref is None or manifest.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref:
             return manifest["digest"]
     raise UserError(
@@ -70,6 +73,8 @@ def store_image(layout_dir: Path, ref: Optional[str], digest: str, repository: s
         return push_layout(layout_dir, ref, registry, allow_insecure_http=True).image_uri
     store = root / "registry"
     write_layout(read_layout(layout_dir, ref), store, f"{repository}:{content_tag(digest)}")
+    for artifact in referrer.referrers(layout_dir, digest):  # NB: the provenance travels with the image
+        referrer.attach(store, artifact)
     return f"oci:{store}/{repository}@{digest}"
 
 

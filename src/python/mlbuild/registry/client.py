@@ -6,6 +6,7 @@ Methods return data; the blob upload protocol lives in upload.py, push and pull 
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from dataclasses import dataclass
 from typing import Callable
@@ -89,8 +90,27 @@ class RegistryClient:
 
     def put_manifest(self, reference: str, data: bytes, media_type: str) -> str | None:
         """PUT a manifest by digest or tag; returns the Docker-Content-Digest the registry reports."""
-        resp = self.transport.request(
+        return self.put_manifest_response(reference, data, media_type).header("Docker-Content-Digest")
+
+    def put_manifest_response(self, reference: str, data: bytes, media_type: str) -> Response:
+        """PUT a manifest; the whole response (a referrer's PUT may answer with `OCI-Subject`)."""
+        return self.transport.request(
             "PUT", self._url(f"manifests/{reference}"), where=self.where(f"PUT manifest {reference}"),
             ok=(201, 200), headers={"Content-Type": media_type}, body=data,
         )
-        return resp.header("Docker-Content-Digest")
+
+    # -- referrers -----------------------------------------------------------
+
+    def get_referrers(self, digest: str, artifact_type: str | None = None) -> list[dict] | None:
+        """GET /referrers/<digest>: the index's descriptors, or None if the registry lacks the API."""
+        query = "?" + urllib.parse.urlencode({"artifactType": artifact_type}) if artifact_type else ""
+        resp = self.transport.request(
+            "GET", self._url(f"referrers/{digest}") + query, where=self.where(f"GET referrers of {digest}"),
+            ok=(200, 404), headers={"Accept": INDEX_TYPES[0]},
+        )
+        content_type = (resp.header("Content-Type") or "").split(";")[0].strip()
+        # NB: registries without the API answer 404 (distribution 2.x) or some other document.
+        if resp.status == 404 or content_type != INDEX_TYPES[0]:
+            return None
+        manifests = json.loads(resp.body).get("manifests") or []
+        return [m for m in manifests if not artifact_type or m.get("artifactType") == artifact_type]

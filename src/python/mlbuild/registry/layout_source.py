@@ -15,7 +15,9 @@ from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.descriptor import INDEX_TYPES, LINUX_AMD64, MANIFEST_TYPES, REF_NAME_ANNOTATION, Descriptor
 from mlbuild.oci.digest import digest_of
 from mlbuild.oci.layout import INDEX_FILE, read_layout
+from mlbuild.oci.referrer import blobs_of, referrers
 from mlbuild.registry.errors import RegistryUserError
+from mlbuild.registry.referrers import ReferrerSource
 from mlbuild.registry.upload import Blob
 
 
@@ -25,6 +27,7 @@ class PushSource:
     media_type: str
     digest: str
     blobs: tuple[Blob, ...]  # config first, then layers, without duplicates
+    referrers: tuple[ReferrerSource, ...] = ()  # artifacts about this image (its provenance)
 
 
 def read_push_source(layout_dir: Path, ref: str | None = None) -> PushSource:
@@ -33,7 +36,8 @@ def read_push_source(layout_dir: Path, ref: str | None = None) -> PushSource:
     where = f"OCI layout {layout_dir}"
     store = BlobStore(layout_dir / "blobs")
     entries = json.loads((layout_dir / INDEX_FILE).read_text()).get("manifests", [])
-    entry = next(m for m in entries if ref is None or (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) == ref)
+    images = [m for m in entries if not m.get("artifactType")]  # NB: referrers have no ref name
+    entry = next(m for m in images if ref is None or (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) == ref)
     desc = Descriptor.from_json(entry, where=where)
     data = _blob(store, desc, where)
     if desc.media_type in INDEX_TYPES:
@@ -50,7 +54,17 @@ def read_push_source(layout_dir: Path, ref: str | None = None) -> PushSource:
         if not path.is_file() or path.stat().st_size != d.size:
             raise RegistryUserError(f"{where}: blob {d.digest} is missing or not {d.size} bytes. Fix: rebuild the layout.")
         blobs.setdefault(d.digest, Blob(d.digest, d.size, path))
-    return PushSource(data, manifest.get("mediaType") or desc.media_type, desc.digest, tuple(blobs.values()))
+    media_type = manifest.get("mediaType") or desc.media_type
+    return PushSource(data, media_type, desc.digest, tuple(blobs.values()), _referrers(layout_dir, store, desc.digest))
+
+
+def _referrers(layout_dir: Path, store: BlobStore, subject_digest: str) -> tuple[ReferrerSource, ...]:
+    found = []
+    for ref in referrers(layout_dir, subject_digest):
+        needed = [(d, store.path(d.digest)) for d, _ in blobs_of(ref)]
+        blobs = tuple(Blob(d.digest, d.size, path) for d, path in needed)
+        found.append(ReferrerSource(ref.manifest, ref.descriptor.media_type, ref.descriptor.digest, subject_digest, blobs))
+    return tuple(found)
 
 
 def _blob(store: BlobStore, desc: Descriptor, where: str) -> bytes:

@@ -18,8 +18,7 @@ from typing import Mapping, TextIO
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.descriptor import INDEX_TYPES, LINUX_AMD64, MANIFEST_TYPES, REF_NAME_ANNOTATION, Descriptor, Platform
 from mlbuild.oci.digest import CHUNK_SIZE, HashingWriter, digest_of
-from mlbuild.oci.image import canonical_json
-from mlbuild.oci.layout import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION
+from mlbuild.oci.layout import INDEX_FILE, read_index, write_index
 from mlbuild.registry.client import RegistryClient
 from mlbuild.registry.docker_config import Credentials
 from mlbuild.registry.errors import DigestMismatchError, ReferenceError
@@ -131,14 +130,8 @@ def _write_layout(layout_dir: Path, cache: BlobStore, manifest: dict, data: byte
     config = json.loads(cache.path(manifest["config"]["digest"]).read_bytes())
     platform = Platform(str(config.get("os", "")), str(config.get("architecture", "")))
     entry = Descriptor(media_type, digest, len(data), {REF_NAME_ANNOTATION: name}, platform).to_json()
-    index_path = layout_dir / INDEX_FILE
-    old = json.loads(index_path.read_text()).get("manifests", []) if index_path.is_file() else []
-    manifests = [m for m in old if (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) != name] + [entry]
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
-    for path, content in ((layout_dir / LAYOUT_FILE, canonical_json(LAYOUT_VERSION)), (index_path, canonical_json(index))):
-        temp = path.with_name(f".{path.name}.tmp")
-        temp.write_bytes(content)
-        os.replace(temp, path)
+    old = read_index(layout_dir).get("manifests", []) if (layout_dir / INDEX_FILE).is_file() else []
+    write_index(layout_dir, [m for m in old if (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) != name] + [entry])
 
 
 def resolve_digest(reference: str, **connect_kwargs) -> str:

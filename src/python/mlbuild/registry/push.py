@@ -2,8 +2,9 @@
 
 Steps: (ECR: create the repository if asked) -> every blob skipped/mounted/uploaded, in
 parallel -> manifest PUT by digest, reported digest checked -> the content tag and any
-human tags (HEAD first; skipped when already ours) -> verification: HEAD every blob and
-GET the manifest back, comparing bytes and digest.
+human tags (HEAD first; skipped when already ours) -> the layout's referrers of the image
+(its provenance; referrers.py) -> verification: HEAD every blob and GET the manifest back,
+comparing bytes and digest.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence, TextIO
 
@@ -23,6 +24,7 @@ from mlbuild.registry.docker_config import Credentials
 from mlbuild.registry.errors import DigestMismatchError, RegistryUserError
 from mlbuild.registry.layout_source import PushSource, read_push_source
 from mlbuild.registry.reference import Reference, parse_reference
+from mlbuild.registry.referrers import push_referrer
 from mlbuild.registry.retry import RetryPolicy
 from mlbuild.registry.session import connect
 from mlbuild.registry.upload import BlobOutcome, UploadOptions, push_blob
@@ -47,6 +49,8 @@ class PushResult:
     mounted_bytes: int
     skipped_bytes: int
     seconds: float
+    referrers: tuple[str, ...] = ()  # digests of the artifacts pushed with the image (provenance)
+    referrers_api: bool = False  # the registry indexed them itself (else they are tagged `.att`)
 
 
 def push_layout(
@@ -103,9 +107,13 @@ def push_layout(
         existing = client.head_manifest(tag)
         if quirks.tag_needs_put(existing.digest if existing else None, source.digest):
             _put_manifest(client, source, tag)
+    # NB: after the image: a registry may refuse a referrer whose subject it doesn't hold yet.
+    pushed = [push_referrer(client, referrer, options) for referrer in source.referrers]
+    outcomes += [o for p in pushed for o in p.outcomes]
     if verify:
         verify_push(client, source)
-    return _result(dest, source.digest, tuple(pushed_tags), outcomes, time.monotonic() - start)
+    result = _result(dest, source.digest, tuple(pushed_tags), outcomes, time.monotonic() - start)
+    return replace(result, referrers=tuple(p.digest for p in pushed), referrers_api=any(p.indexed_by_registry for p in pushed))
 
 
 def _put_manifest(client: RegistryClient, source: PushSource, reference: str) -> None:
