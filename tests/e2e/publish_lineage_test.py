@@ -14,6 +14,7 @@ from typing import List
 import pytest
 
 from e2e.repo import copy_repo, pants, sha256_file
+from mlbuild.registry.local_server import REGISTRY_BIN, serve_registry
 
 CHURN = "src/python/pipelines/churn:train"
 DIST = Path("dist/src.python.pipelines.churn")
@@ -32,8 +33,9 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewra
 
 
 def lineage(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    """The lineage CLI straight from the copied sources (stdlib only), reading the repo's store."""
-    env = {**os.environ, "PYTHONPATH": str(repo / "src/python"), "MLBUILD_LINEAGE_DIR": str(repo / "dist/mlbuild/lineage")}
+    """The lineage CLI straight from the copied sources (stdlib only), reading the repo's default store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLBUILD_LINEAGE")}
+    env["PYTHONPATH"] = str(repo / "src/python")
     return subprocess.run([sys.executable, "-m", "mlbuild.lineage", *args], cwd=repo, env=env, capture_output=True, text=True)
 
 
@@ -106,3 +108,42 @@ def test_runs_table_plot_and_provenance(repo: Path, tmp_path: Path) -> None:
     tampered = image_digest(repo)[:-1] + ("0" if image_digest(repo)[-1] != "0" else "1")
     bad = lineage(repo, "verify-provenance", str(statement), "--digest", tampered)
     assert bad.returncode != 0
+    # The same statement is stored in the OCI layout, about the image beside it.
+    in_layout = lineage(repo, "verify-provenance", "--image-json", str(repo / DIST / "train.image.json"))
+    assert in_layout.returncode == 0 and image_digest(repo) in in_layout.stdout, in_layout.stderr
+
+
+@pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)")
+def test_provenance_is_pushed_with_the_image_and_a_fresh_clone_finds_the_lineage(repo: Path, tmp_path: Path) -> None:
+    with serve_registry(tmp_path / "registry") as registry:
+        result = pants(repo, f"--mlbuild-local-registry={registry.host}/churn", "publish", CHURN, env=NO_AWS)
+        assert result.exit_code == 0, result.stderr[-4000:]
+        report = json.loads((repo / "dist/mlbuild/publish/src.python.pipelines.churn/train/report.json").read_text())
+        pushed = report["image_uri"]
+        assert pushed == f"{registry.host}/churn@{image_digest(repo)}"
+        # The statement pushed with the image names exactly the pushed digest.
+        ok = lineage(repo, "verify-provenance", "--image", pushed)
+        assert ok.returncode == 0 and image_digest(repo) in ok.stdout, ok.stderr
+        # Another machine, no records at all: the image reference alone gives its lineage.
+        fresh = lineage(repo, "--root", str(tmp_path / "fresh"), "inspect", pushed, "--json")
+        assert fresh.returncode == 0, fresh.stderr
+        (record,) = json.loads(fresh.stdout)["records"].values()
+        assert record["pex"]["sha256"] == sha256_file(repo / DIST / "train.pex")
+        assert record["provenance"]["subject"] == image_digest(repo)
+
+
+def test_the_store_outlives_dist(repo: Path) -> None:
+    pex_sha = sha256_file(repo / DIST / "train.pex")
+    assert lineage(repo, "inspect", pex_sha[:10]).returncode == 0  # takes in dist/mlbuild/lineage
+    kept = repo.parent / "dist-kept"
+    shutil.move(str(repo / "dist"), str(kept))
+    try:
+        again = lineage(repo, "inspect", pex_sha[:10], "--json")
+        assert again.returncode == 0, again.stderr
+        assert image_digest_from(kept) in again.stdout
+    finally:
+        shutil.move(str(kept), str(repo / "dist"))
+
+
+def image_digest_from(dist: Path) -> str:
+    return json.loads((dist / DIST.relative_to("dist") / "train.image.json").read_text())["manifest_digest"]

@@ -17,7 +17,8 @@
     verify-provenance [STMT] (--digest sha256:... | --manifest FILE | --image-json X.image.json | --image REF)
     [--root DIR] verify QUERY [--repo DIR] [--keep] [--reuse-cache] [--json]   rebuild from a clean checkout and compare
 
-The store root is --root, else $MLBUILD_LINEAGE_DIR, else ./.mlbuild/lineage. Errors
+The store root is --root, else $MLBUILD_LINEAGE_DIR, else ./.mlbuild/lineage (which takes in
+what `pants package` wrote to ./dist/mlbuild/lineage). Errors
 become exit codes here and only here.
 """
 
@@ -31,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance, remote, verify
+from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance, verify
 from mlbuild.lineage.digests import bare_hex, file_sha256, is_hex
 from mlbuild.lineage.errors import MLBuildError, NotFoundError, UserError
 from mlbuild.lineage.provenance import VerificationError
@@ -39,8 +40,6 @@ from mlbuild.lineage.record import Record, now
 from mlbuild.lineage.store import Store
 from mlbuild.oci.archive import write_oci_archive
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
-from mlbuild.registry.referrers import fetch_referrer
-from mlbuild.sagemaker.aws import Clients
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}|arn:aws[a-z-]*:sagemaker:.+:training-job/.+")
 
@@ -151,6 +150,8 @@ def verify_command(args: argparse.Namespace) -> int:
     """Check a statement's subject: from a file, the OCI layout, or the registry beside the image."""
     statement = _load_json(args.statement, "statement") if args.statement else None
     if args.image:
+        from mlbuild.registry.referrers import fetch_referrer  # NB: urllib3; local commands need only the stdlib
+
         digest, found = fetch_referrer(args.image, IN_TOTO_MEDIA_TYPE, allow_insecure_http=args.insecure)
         if statement is None:
             if found is None:
@@ -178,6 +179,10 @@ def verify_command(args: argparse.Namespace) -> int:
 
 def fetch_records(source: str, args: argparse.Namespace) -> List[Record]:
     """Records from beside the artifacts: an s3:// prefix, an image reference, or a SageMaker job."""
+    # NB: imported here: these need urllib3/boto3, and the local commands need only the stdlib.
+    from mlbuild.lineage import remote
+    from mlbuild.sagemaker.aws import Clients
+
     if source.startswith("s3://"):
         return remote.s3_records(source, Clients.create(args.region, os.environ).s3)
     if "/" in source and ("@sha256:" in source or ":" in source.rsplit("/", 1)[-1]):
@@ -202,7 +207,7 @@ def inspect_command(args: argparse.Namespace, store: Store) -> int:
         for record in fetched:
             store.put(record)
         print(f"mlbuild: fetched {len(fetched)} record(s) for {args.query} into {store.root}", file=sys.stderr)
-        found = graph.lineage(Store(store.root), args.query)
+        found = graph.lineage(Store(store.root, store.inboxes), args.query)
     if args.json:
         _print_json(inspect.lineage_json(found))
     else:
@@ -211,7 +216,7 @@ def inspect_command(args: argparse.Namespace, store: Store) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root)
+    store = Store(args.root) if args.root else Store.configured()
     if args.command == "record":
         return record_command(args, store)
     if args.command == "inspect":
@@ -267,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Record and query what built, ran and published which artifact.",
         epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
     )
-    parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./dist/mlbuild/lineage)")
+    parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage, taking in ./dist/mlbuild/lineage)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def label_options(p: argparse.ArgumentParser) -> None:

@@ -1,7 +1,8 @@
 """What run/publish producers call to leave a lineage record (never fails the run).
 
-The store is `$MLBUILD_LINEAGE_DIR` (set by the Pants rules to `dist/mlbuild/lineage`);
-without it nothing is recorded, so library callers and tests stay side-effect free.
+The store is `$MLBUILD_LINEAGE_DIR` (set by the Pants rules to `.mlbuild/lineage`, taking
+in `dist/mlbuild/lineage`, where `pants package` writes); without it nothing is recorded,
+so library callers and tests stay side-effect free.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from mlbuild.lineage.collect import run_record
 from mlbuild.lineage.digests import tree_checksum
 from mlbuild.lineage.reuse import find_reusable_run
 from mlbuild.lineage.record import Record
-from mlbuild.lineage.store import ROOT_ENV_VAR, Store
+from mlbuild.lineage.store import ROOT_ENV_VAR, Store, default_inbox
 
 PEX_SHA256_ENV_VAR = "MLBUILD_PEX_SHA256"
 IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
@@ -23,7 +24,7 @@ IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
 
 def configured_store() -> Optional[Store]:
     root = os.environ.get(ROOT_ENV_VAR)
-    return Store(Path(root)) if root else None
+    return Store(Path(root), [default_inbox()]) if root else None
 
 
 def save(record: Record) -> Optional[str]:

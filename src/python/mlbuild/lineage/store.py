@@ -3,16 +3,20 @@
     <root>/records/<sha256 of the file's bytes>.json
 
 The root is `$MLBUILD_LINEAGE_DIR`, else `<cwd>/.mlbuild/lineage`: under Pants the cwd is
-the build root, and `.mlbuild/` survives `pants clean` (and is in `pants_ignore`).
-Writes are atomic (temp file + rename) and idempotent: the same record is the same file.
+the build root, and `.mlbuild/` is neither `dist/` (which people delete) nor seen by Pants
+(`pants_ignore`). `pants package` can only write under `dist/`, so its records land in the
+inbox `dist/mlbuild/lineage` ($MLBUILD_LINEAGE_INBOX) and are copied into the store the next
+time anything loads it. Writes are atomic (temp file + rename) and idempotent: the same
+record is the same file, so copying between stores is always safe.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mlbuild.lineage.digests import is_hex
 from mlbuild.lineage.errors import AmbiguousError, StoreError
@@ -20,9 +24,9 @@ from mlbuild.lineage.index import Index, Match
 from mlbuild.lineage.record import Record
 
 ROOT_ENV_VAR = "MLBUILD_LINEAGE_DIR"
-# NB: under dist/ because `pants package` can only write there; every producer (package, run,
-# publish) and `inspect` then share one store. MLBUILD_LINEAGE_DIR moves it.
-DEFAULT_ROOT = Path("dist") / "mlbuild" / "lineage"
+INBOX_ENV_VAR = "MLBUILD_LINEAGE_INBOX"
+DEFAULT_ROOT = Path(".mlbuild") / "lineage"
+PACKAGE_INBOX = Path("dist") / "mlbuild" / "lineage"
 RECORDS_DIR = "records"
 
 
@@ -33,11 +37,36 @@ def default_root(environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path
     return (cwd or Path.cwd()) / DEFAULT_ROOT
 
 
+def default_inbox(environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None) -> Path:
+    environ = os.environ if environ is None else environ
+    return Path(environ[INBOX_ENV_VAR]) if environ.get(INBOX_ENV_VAR) else (cwd or Path.cwd()) / PACKAGE_INBOX
+
+
 class Store:
-    def __init__(self, root: Optional[Path] = None) -> None:
+    def __init__(self, root: Optional[Path] = None, inboxes: Sequence[Path] = ()) -> None:
         self.root = Path(root) if root is not None else default_root()
+        self.inboxes = tuple(Path(p) for p in inboxes)  # stores whose records are copied in on load
         self._records: Optional[Dict[str, Record]] = None
         self._index: Optional[Index] = None
+
+    @classmethod
+    def configured(cls, environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None) -> "Store":
+        """The default store, taking in what `pants package` left in the inbox."""
+        return cls(default_root(environ, cwd), [default_inbox(environ, cwd)])
+
+    def _take_in(self) -> None:
+        for inbox in self.inboxes:
+            source = inbox / RECORDS_DIR
+            if not source.is_dir() or source.resolve() == self.records_dir.resolve():
+                continue
+            for name in sorted(os.listdir(source)):
+                stem, _, ext = name.partition(".")
+                if ext != "json" or self.path_of(stem).exists():
+                    continue
+                data = (source / name).read_bytes()
+                if hashlib.sha256(data).hexdigest() != stem:
+                    raise StoreError(f"{source / name}: contents hash to another id; the file was edited. Fix: delete it.")
+                self.put(Record.from_stored(data))
 
     @property
     def records_dir(self) -> Path:
@@ -48,6 +77,7 @@ class Store:
 
     def _load(self) -> Tuple[Dict[str, Record], Index]:
         if self._records is None or self._index is None:
+            self._take_in()
             records: Dict[str, Record] = {}
             names = sorted(os.listdir(self.records_dir)) if self.records_dir.is_dir() else []
             for name in names:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_an_edited_record_is_a_platform_error(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     "environ, expected",
-    [({"MLBUILD_LINEAGE_DIR": "/x/lineage"}, Path("/x/lineage")), ({}, Path("/repo/dist/mlbuild/lineage"))],
+    [({"MLBUILD_LINEAGE_DIR": "/x/lineage"}, Path("/x/lineage")), ({}, Path("/repo/.mlbuild/lineage"))],
 )
 def test_default_root(environ, expected) -> None:
     assert default_root(environ, cwd=Path("/repo")) == expected
@@ -96,3 +97,24 @@ def test_get_by_job_name(tmp_path) -> None:
     c = chain(tmp_path)
     assert c.store.get(c.publish.get("job.name")) == c.publish
     assert c.store.get(c.run.id[:10]) == c.run
+
+
+def test_the_default_store_takes_in_what_package_left_in_dist(tmp_path: Path) -> None:
+    inbox = Store(tmp_path / "dist" / "mlbuild" / "lineage")
+    pkg = package("inbox")
+    inbox.put(pkg)
+    store = Store.configured(environ={}, cwd=tmp_path)
+    assert store.root == tmp_path / ".mlbuild" / "lineage"
+    assert store.get(pkg.id) == pkg
+    assert store.path_of(pkg.id).read_bytes() == pkg.canonical  # copied, so deleting dist/ loses nothing
+    shutil.rmtree(tmp_path / "dist")
+    assert Store.configured(environ={}, cwd=tmp_path).get(pkg.id) == pkg
+
+
+def test_an_edited_inbox_record_is_refused(tmp_path: Path) -> None:
+    inbox = Store(tmp_path / "inbox")
+    pkg = package("edited")
+    inbox.put(pkg)
+    inbox.path_of(pkg.id).write_bytes(pkg.canonical.replace(b'"package"', b'"run"'))
+    with pytest.raises(StoreError, match="edited"):
+        Store(tmp_path / "store", [tmp_path / "inbox"]).records()

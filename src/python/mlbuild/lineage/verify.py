@@ -477,8 +477,9 @@ def verify(
         runner(argv, checkout, True)
         rebuilt = rebuilt_facts(checkout, record)
         dists = [repo / "dist"]
-        if store.root.parts[-3:] == ("dist", "mlbuild", "lineage"):
-            dists.append(store.root.parent.parent)
+        for root in (store.root, *store.inboxes):
+            if root.parts[-3:] == ("dist", "mlbuild", "lineage"):
+                dists.append(root.parent.parent)
         dists = list(dict.fromkeys(dists))
         verified = check(record, recorded_facts(record, dists), rebuilt, revision)
         return f"{verified}; {check_rebuilt_provenance(checkout, record)}"

@@ -32,7 +32,7 @@ from mlbuild.pants_plugin.package import (
     SourceRevision,
     SourceRevisionRequest,
 )
-from mlbuild.pants_plugin.run import LINEAGE_DIR_ENV_VAR, LINEAGE_SUBDIR
+from mlbuild.pants_plugin.run import lineage_environment
 from mlbuild.pants_plugin.subsystem import MLBuildSubsystem
 from mlbuild.pants_plugin.target_types import MLPipelineConfigField, MLPipelineModuleField
 from mlbuild.pants_plugin.tool import MLBuildToolPex, MLBuildToolPexRequest
@@ -104,7 +104,7 @@ async def publish_ml_pipeline(
             tool.pex,
             argv=argv,
             input_digest=built.image.digest,
-            extra_env={**env, LINEAGE_DIR_ENV_VAR: os.path.join(root, str(dist_dir.relpath), LINEAGE_SUBDIR)},
+            extra_env={**env, **lineage_environment(root, str(dist_dir.relpath))},
             description=f"Publishing {address}",
         ),
     )

@@ -31,11 +31,21 @@ from mlbuild.pants_plugin.subsystem import MLBuildSubsystem
 from mlbuild.pants_plugin.tool import MLBuildToolPex, MLBuildToolPexRequest
 
 RUNS_SUBDIR = "mlbuild/runs"
-LINEAGE_SUBDIR = "mlbuild/lineage"
-# NB: names shared with mlbuild.lineage (its store root and what a run record links to).
+LINEAGE_SUBDIR = "mlbuild/lineage"  # under dist/: where `package` leaves its records
+LINEAGE_STORE = ".mlbuild/lineage"  # under the build root: the store, which takes them in
+# NB: names shared with mlbuild.lineage (its store root, inbox and what a run record links to).
 LINEAGE_DIR_ENV_VAR = "MLBUILD_LINEAGE_DIR"
+LINEAGE_INBOX_ENV_VAR = "MLBUILD_LINEAGE_INBOX"
 PEX_SHA256_ENV_VAR = "MLBUILD_PEX_SHA256"
 IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
+
+
+def lineage_environment(build_root: str, dist: str) -> dict:
+    """The store and its inbox for a process started in (or pointed at) the build root."""
+    return {
+        LINEAGE_DIR_ENV_VAR: os.path.join(build_root, LINEAGE_STORE),
+        LINEAGE_INBOX_ENV_VAR: os.path.join(build_root, dist, LINEAGE_SUBDIR),
+    }
 
 
 @rule(desc="Preparing a local ml_pipeline run")
@@ -51,7 +61,7 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
         "--runs-dir",
         os.path.join(str(dist_dir.relpath), RUNS_SUBDIR),
     ]
-    lineage_env = {LINEAGE_DIR_ENV_VAR: os.path.join(str(dist_dir.relpath), LINEAGE_SUBDIR)}
+    lineage_env = lineage_environment("", str(dist_dir.relpath))
     if not mlbuild.container:
         pex = await Get(Pex, PexFromTargetsRequest, prepared.request)
         pex_path = prepared.request.output_filename
