@@ -177,6 +177,12 @@ def verify_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def looks_like_image_reference(text: str) -> bool:
+    """`host[:port]/repo[:tag|@digest]`: docker's rule, the first part names a host."""
+    host, slash, _ = text.partition("/")
+    return bool(slash) and ("." in host or ":" in host or host == "localhost")
+
+
 def fetch_records(source: str, args: argparse.Namespace) -> List[Record]:
     """Records from beside the artifacts: an s3:// prefix, an image reference, or a SageMaker job."""
     # NB: imported here: these need urllib3/boto3, and the local commands need only the stdlib.
@@ -185,7 +191,7 @@ def fetch_records(source: str, args: argparse.Namespace) -> List[Record]:
 
     if source.startswith("s3://"):
         return remote.s3_records(source, Clients.create(args.region, os.environ).s3)
-    if "/" in source and ("@sha256:" in source or ":" in source.rsplit("/", 1)[-1]):
+    if looks_like_image_reference(source):
         return remote.image_records(source, allow_insecure_http=args.insecure)
     if not JOB_NAME.fullmatch(source):
         raise UserError(f"{source!r}: not an s3:// URI, an image reference (registry/repo@sha256:...) or a job name.")
@@ -202,7 +208,7 @@ def inspect_command(args: argparse.Namespace, store: Store) -> int:
         # NB: a fresh clone has no records; the job's S3 folder or the image's registry does.
         try:
             fetched = fetch_records(args.query, args)
-        except UserError as e:
+        except MLBuildError as e:
             raise NotFoundError(f"{not_found} Looking beside the artifact failed too: {e}") from e
         for record in fetched:
             store.put(record)

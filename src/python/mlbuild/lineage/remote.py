@@ -39,30 +39,39 @@ def s3_key(output_path: str, job_name: str, record_id: str) -> tuple[str, str]:
 
 def s3_records(uri: str, s3: Any) -> List[Record]:
     """Every record under `s3://bucket/prefix`, oldest first."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if not uri.startswith("s3://"):
         raise UserError(f"{uri}: expected an s3://bucket/prefix URI.")
     bucket, _, prefix = uri[len("s3://") :].partition("/")
     records = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            match = _RECORD_KEY.search(item["Key"])
-            if not match:
-                continue
-            data = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            if hashlib.sha256(data).hexdigest() != match.group(1):
-                raise UserError(f"s3://{bucket}/{item['Key']}: contents do not hash to the name; not a record mlbuild wrote.")
-            records.append(Record.from_bytes(data))
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                match = _RECORD_KEY.search(item["Key"])
+                if not match:
+                    continue
+                data = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                if hashlib.sha256(data).hexdigest() != match.group(1):
+                    raise UserError(f"s3://{bucket}/{item['Key']}: contents do not hash to the name; not a record mlbuild wrote.")
+                records.append(Record.from_bytes(data))
+    except (BotoCoreError, ClientError) as e:
+        raise UserError(f"reading {uri}: {e}. Fix: check the URI, the AWS credentials and region.") from e
     return sorted(records, key=lambda r: (r.created, r.id))
 
 
 def job_records(name: str, sagemaker: Any, s3: Any) -> List[Record]:
     """The records an AWS publish left beside the job's model."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         job = sagemaker.describe_training_job(TrainingJobName=name)
-    except sagemaker.exceptions.ClientError as e:
-        if "ValidationException" in str(e) or "ResourceNotFound" in str(e):
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
             raise NotFoundError(f"no SageMaker training job named {name!r} in {sagemaker.meta.region_name}.") from e
-        raise
+        raise UserError(f"DescribeTrainingJob {name}: {e}") from e
+    except BotoCoreError as e:
+        raise UserError(f"DescribeTrainingJob {name}: {e}. Fix: check the AWS credentials and region.") from e
     output = str(job.get("OutputDataConfig", {}).get("S3OutputPath") or "")
     if not output.startswith("s3://"):
         return []

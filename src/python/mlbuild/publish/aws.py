@@ -20,6 +20,7 @@ from mlbuild.publish.local import layout_digest
 from mlbuild.registry import ecr
 from mlbuild.registry.errors import AuthError
 from mlbuild.registry.push import PushResult, push_layout
+from mlbuild.registry.referrers import attachment_tag
 from mlbuild.registry.reference import parse_reference
 from mlbuild.runtime.hyperparameters import parse_assignments, resolve
 from mlbuild.runtime.config import PipelineConfig
@@ -179,3 +180,6 @@ def _log_push(result: PushResult) -> None:
         file=sys.stderr,
         flush=True,
     )
+    for digest in result.referrers:
+        where = "listed by the registry's referrers API" if result.referrers_api else f"tagged {attachment_tag(result.digest)}"
+        print(f"mlbuild: provenance {digest} pushed with the image ({where})", file=sys.stderr, flush=True)
