@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from mlbuild.lineage.cli import main
+from mlbuild.lineage.cli import looks_like_image_reference, main
 from mlbuild.lineage.store import Store
 from mlbuild.lineage.testing import LABELS, MANIFEST, PIPELINE, chain, h, write_image
 
@@ -115,3 +115,26 @@ def test_error_exit_codes(tmp_path, capsys) -> None:
     c.store.path_of(c.run.id).write_text("{}")
     code, _, err = _run(capsys, "--root", tmp_path, "inspect", c.package.id)
     assert code == 3 and "delete" in err
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("127.0.0.1:5000/churn@sha256:" + "a" * 64, True),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn:sha256-0123456789abcdef", True),
+        ("localhost/churn:1", True),
+        ("src/python/pipelines/churn:train", False),  # a Pants address, not an image
+        ("churn-train-3f9a1c2b7d4e", False),
+    ],
+)
+def test_what_counts_as_an_image_reference(text, expected) -> None:
+    assert looks_like_image_reference(text) is expected
+
+
+def test_an_unknown_job_on_a_machine_without_aws_is_a_clear_error(tmp_path, capsys, monkeypatch) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = _run(capsys, "--root", tmp_path, "inspect", "churn-train-3f9a1c2b7d4e")
+    assert code == 2 and "no lineage record mentions" in err and "no AWS region" in err
+    code, _, err = _run(capsys, "--root", tmp_path, "inspect", "churn-train-3f9a1c2b7d4e", "--local-only")
+    assert code == 2 and "AWS" not in err
