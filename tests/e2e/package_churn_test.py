@@ -69,7 +69,9 @@ def test_package_prints_digests_and_labels_lead_back_to_the_inputs(builds) -> No
     pex_sha = sha256_file(first / DIST / "train.pex")
     assert f"sha256: {pex_sha}" in result.stderr
     index = json.loads((first / DIST / "train.oci" / "index.json").read_text())
-    (manifest,) = index["manifests"]
+    (manifest,) = [m for m in index["manifests"] if "artifactType" not in m]
+    (provenance,) = [m for m in index["manifests"] if "artifactType" in m]
+    assert provenance["artifactType"] == "application/vnd.in-toto+json"
     assert manifest["digest"] == manifest_digest
     assert manifest["annotations"]["org.opencontainers.image.ref.name"] == "train"
     blob = first / DIST / "train.oci" / "blobs" / "sha256" / manifest_digest.split(":")[1]

@@ -38,7 +38,6 @@ from mlbuild.lineage.errors import MLBuildError, NotFoundError, UserError
 from mlbuild.lineage.provenance import VerificationError
 from mlbuild.lineage.record import Record, now
 from mlbuild.lineage.store import Store
-from mlbuild.oci.archive import write_oci_archive
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}|arn:aws[a-z-]*:sagemaker:.+:training-job/.+")
@@ -137,9 +136,9 @@ def provenance_command(args: argparse.Namespace, store: Store) -> int:
     if args.attach:
         if build.layout is None:
             raise UserError(f"{args.image_json}: names no `layout`; --attach needs the OCI layout beside the summary.")
+        # NB: the oci-archive stays image-only: skopeo and podman read an archive without a
+        # ref name only when it holds one manifest, and that is how people load it.
         desc = provenance.attach(build, payload, build.layout)
-        if build.archive is not None:  # NB: the archive is the layout in one file; keep them equal
-            write_oci_archive(build.layout, build.archive)
         attached = {"digest": desc.digest, "statement_sha256": file_sha256(args.out), "subject": build.manifest_digest}
     if args.record:
         print(store.put(collect.package_record(build, None, args.config, context.config_sha256, provenance=attached)))
@@ -342,7 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--mlbuild-version", default="unknown")
     g.add_argument("--builder-id", default=provenance.DEFAULT_BUILDER_ID)
     g.add_argument("--record", action="store_true", help="also add the package record; prints its id")
-    g.add_argument("--attach", action="store_true", help="also store the statement in the OCI layout (an OCI 1.1 referrer) and rewrite the archive")
+    g.add_argument("--attach", action="store_true", help="also store the statement in the OCI layout, as an OCI 1.1 referrer of the image")
     label_options(g)
 
     f = sub.add_parser("verify-provenance", help="check a statement's subject is this image")

@@ -240,7 +240,7 @@ async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTo
                 "--pants-version", PANTS_VERSION, "--record", "--attach",
             ),
             input_digest=inputs,
-            output_files=(provenance_path, image.archive_path, image.summary_path),
+            output_files=(provenance_path, image.archive_path, image.summary_path),  # NB: archive, summary: unchanged
             output_directories=(LINEAGE_OUT, image.layout_path),
             description=f"Recording the provenance of {image.layout_path}",
         ),
