@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from mlbuild.oci.layout import read_layout
+from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE, attach, make_referrer
 from mlbuild.registry import push_layout
 from mlbuild.registry.docker_config import Credentials
 from mlbuild.registry.errors import AuthError, DigestMismatchError, NotFoundError, RegistryUserError
+from mlbuild.registry.referrers import attachment_tag, fetch_referrer
 from mlbuild.registry.retry import RetryPolicy
 from mlbuild.registry.testing import Fault, FakeState, fake_registry, make_layout
 
@@ -116,3 +119,19 @@ def test_progress_lines(tmp_path: Path) -> None:
     with fake_registry() as (host, _):
         push_layout(layout, None, f"{host}/app", progress=out, env={})
     assert "MB/s done" in out.getvalue()
+
+
+@pytest.mark.parametrize("api", [True, False])
+def test_referrers_go_with_the_image_with_or_without_the_referrers_api(tmp_path: Path, api: bool) -> None:
+    layout = make_layout(tmp_path)
+    image = read_layout(layout).manifest_descriptor()
+    attached = attach(layout, make_referrer(image, IN_TOTO_MEDIA_TYPE, b'{"statement": 1}'))
+    with fake_registry(FakeState(referrers_api=api)) as (host, state):
+        result = push_layout(layout, None, f"{host}/app", progress=None, env={})
+        assert result.referrers == (attached.digest,) and result.referrers_api is api
+        # With the API the registry indexes it; without, the `.att` tag is how it is found.
+        assert (("app", attachment_tag(image.digest)) in state.manifests) is not api
+        digest, found = fetch_referrer(f"{host}/app@{image.digest}", IN_TOTO_MEDIA_TYPE, env={})
+        assert digest == image.digest and found is not None and found.payload == b'{"statement": 1}'
+        referrer_gets = [path for method, path, _ in state.log if "/referrers/" in path]
+        assert referrer_gets == [f"/v2/app/referrers/{image.digest}?artifactType=application%2Fvnd.in-toto%2Bjson"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 import threading
@@ -64,6 +65,7 @@ class FakeState:
     absolute_location: bool = False
     mount_works: bool = True
     lie_manifest_digest: bool = False
+    referrers_api: bool = False  # OCI 1.1: answer `OCI-Subject` and serve /referrers/<digest>
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -98,6 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": 'Basic realm="fake"'})
         path, _, query = self.path.partition("?")
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        r = re.match(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})$", path)
+        if r and self.state.referrers_api:
+            return self._referrers(*r.groups())
         m = re.match(r"^/v2/(.+)/(blobs|manifests)/(uploads/)?(.*)$", path)
         if not m:
             return self._reply(200 if path == "/v2/" else 404)
@@ -132,12 +137,23 @@ class _Handler(BaseHTTPRequestHandler):
             digest = "sha256:" + hashlib.sha256(body).hexdigest()
             self.state.manifests[(repo, ref)] = self.state.manifests[(repo, digest)] = (body, self.headers["Content-Type"])
             reported = "sha256:" + "0" * 64 if self.state.lie_manifest_digest else digest
-            return self._reply(201, headers={"Docker-Content-Digest": reported})
+            subject = (json.loads(body).get("subject") or {}).get("digest")
+            extra = {"OCI-Subject": subject} if subject and self.state.referrers_api else {}
+            return self._reply(201, headers={"Docker-Content-Digest": reported, **extra})
         found = self.state.manifests.get((repo, ref))
         if found is None:
             return self._reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
         digest = "sha256:" + hashlib.sha256(found[0]).hexdigest()
         return self._reply(200, found[0], {"Content-Type": found[1], "Docker-Content-Digest": digest})
+
+    def _referrers(self, repo: str, subject: str) -> None:
+        found = {}
+        for (r, ref), (data, media_type) in self.state.manifests.items():
+            doc = json.loads(data)
+            if r == repo and ref.startswith("sha256:") and (doc.get("subject") or {}).get("digest") == subject:
+                found[ref] = {"mediaType": media_type, "digest": ref, "size": len(data), "artifactType": doc.get("artifactType")}
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": list(found.values())}
+        return self._reply(200, json.dumps(index).encode(), {"Content-Type": "application/vnd.oci.image.index.v1+json"})
 
     def _location(self, path: str) -> str:
         return f"http://{self.headers['Host']}{path}" if self.state.absolute_location else path
