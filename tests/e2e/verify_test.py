@@ -61,4 +61,4 @@ def test_after_a_source_edit_verify_refuses_the_dirty_build(repo: Path) -> None:
     dirty = json.loads((repo / SUMMARY).read_text())["manifest_digest"]
     out = lineage(repo, "verify", dirty)
     assert out.returncode == 2, out.stderr[-4000:]
-    assert "dirty" in out.stderr and "commit" in out.stderr
+    assert "uncommitted changes" in out.stderr and "commit and package again" in out.stderr
