@@ -40,6 +40,7 @@ from mlbuild.lineage.record import Record, now
 from mlbuild.lineage.store import Store
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
 
+HEX64 = re.compile(r"[0-9a-f]{64}")
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}|arn:aws[a-z-]*:sagemaker:.+:training-job/.+")
 
 EXIT_CODES = {
@@ -176,6 +177,10 @@ def verify_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def aws_region_configured() -> bool:
+    return bool(os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+
+
 def looks_like_image_reference(text: str) -> bool:
     """`host[:port]/repo[:tag|@digest]`: docker's rule, the first part names a host."""
     host, slash, _ = text.partition("/")
@@ -192,8 +197,14 @@ def fetch_records(source: str, args: argparse.Namespace) -> List[Record]:
         return remote.s3_records(source, Clients.create(args.region, os.environ).s3)
     if looks_like_image_reference(source):
         return remote.image_records(source, allow_insecure_http=args.insecure)
+    if HEX64.fullmatch(bare_hex(source)):
+        clients = Clients.create(args.region, os.environ)
+        return remote.hash_records(bare_hex(source), clients.sagemaker, clients.s3)
     if not JOB_NAME.fullmatch(source):
-        raise UserError(f"{source!r}: not an s3:// URI, an image reference (registry/repo@sha256:...) or a job name.")
+        raise UserError(
+            f"{source!r}: not an s3:// URI, an image reference (registry/repo@sha256:...), a full PEX sha256 or image "
+            "digest, or a job name."
+        )
     clients = Clients.create(args.region, os.environ)
     return remote.job_records(source, clients.sagemaker, clients.s3)
 
@@ -202,7 +213,9 @@ def inspect_command(args: argparse.Namespace, store: Store) -> int:
     try:
         found = graph.lineage(store, args.query)
     except NotFoundError as not_found:
-        if args.local_only or (is_hex(bare_hex(args.query)) and not args.query.startswith("s3://")):
+        # NB: a full PEX sha256 or image digest can be searched for (job tags); a prefix can't.
+        searchable = HEX64.fullmatch(bare_hex(args.query)) and (args.region or aws_region_configured())
+        if args.local_only or (is_hex(bare_hex(args.query)) and not searchable):
             raise
         # NB: a fresh clone has no records; the job's S3 folder or the image's registry does.
         try:

@@ -2,6 +2,7 @@
 
     s3_records(uri)     every `<id>.json` record under an S3 prefix, each checked against its name
     job_records(name)   DescribeTrainingJob -> `<S3OutputPath>/<job>/mlbuild-lineage/` -> s3_records
+    hash_records(hex)   SageMaker Search on the PEX / image tags -> each job's job_records
     image_records(ref)  an image's labels and its provenance referrer -> its package record
 
 An AWS publish puts its records next to the model (publish/aws.py), and every image carries
@@ -77,6 +78,26 @@ def job_records(name: str, sagemaker: Any, s3: Any) -> List[Record]:
         return []
     bucket, key = s3_key(output, name, "x")
     return s3_records(f"s3://{bucket}/{key.rsplit('/', 1)[0]}/", s3)
+
+
+# NB: the tags `publish` puts on every job (mlbuild.sagemaker.tags); values are exact strings.
+SEARCHABLE_TAGS = (("mlbuild:pex-sha256", ""), ("mlbuild:image-digest", "sha256:"))
+
+
+def hash_records(hex_digest: str, sagemaker: Any, s3: Any) -> List[Record]:
+    """The records of every training job tagged with this PEX sha256 or image digest (a full hash)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    names: List[str] = []
+    try:
+        for tag, prefix in SEARCHABLE_TAGS:
+            expression = {"Filters": [{"Name": f"Tags.{tag}", "Operator": "Equals", "Value": prefix + hex_digest}]}
+            for page in sagemaker.get_paginator("search").paginate(Resource="TrainingJob", SearchExpression=expression):
+                names += [r["TrainingJob"]["TrainingJobName"] for r in page.get("Results", []) if "TrainingJob" in r]
+    except (BotoCoreError, ClientError) as e:
+        raise UserError(f"SageMaker Search for {hex_digest[:12]}: {e}. Fix: check the AWS credentials and region.") from e
+    records = {r.id: r for name in dict.fromkeys(names) for r in job_records(name, sagemaker, s3)}
+    return sorted(records.values(), key=lambda r: (r.created, r.id))
 
 
 def image_records(reference: str, environ: Optional[Mapping[str, str]] = None, **connect_kwargs: Any) -> List[Record]:

@@ -256,6 +256,11 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     code = lineage_main(["--root", str(tmp_path / "fresh"), "inspect", name, "--json", "--region", "us-east-1"])
     found = json.loads(capsys.readouterr().out)
     assert code == 0 and list(found["records"]) == [record_object["Key"].rsplit("/", 1)[1][: -len(".json")]]
+    # ...or by the full PEX sha256 or image digest: SageMaker Search on the job's mlbuild tags.
+    for query in (PEX_SHA256, digest):
+        code = lineage_main(["--root", str(tmp_path / f"fresh-{query[-4:]}"), "inspect", query, "--json", "--region", "us-east-1"])
+        by_hash = json.loads(capsys.readouterr().out)
+        assert code == 0 and list(by_hash["records"]) == list(found["records"]), query
     assert run.markdown is not None
     for link in (report["console_url"], report["log_url"], report["model_artifact"], image_uri):
         assert link in run.markdown
