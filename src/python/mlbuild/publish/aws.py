@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mlbuild.lineage import remote
 from mlbuild.publish.local import layout_digest
@@ -22,11 +22,12 @@ from mlbuild.registry.errors import AuthError
 from mlbuild.registry.push import PushResult, push_layout
 from mlbuild.registry.referrers import attachment_tag
 from mlbuild.registry.reference import parse_reference
-from mlbuild.runtime.hyperparameters import parse_assignments, resolve
+from mlbuild.runtime.hyperparameters import encode, parse_assignments, resolve
 from mlbuild.runtime.config import PipelineConfig
-from mlbuild.runtime.errors import UserError
+from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.sagemaker import cli as sagemaker_cli
 from mlbuild.sagemaker.aws import Clients
+from mlbuild.sagemaker.s3_data import listing_checksum
 from mlbuild.sagemaker.job_name import pipeline_name_from_address
 from mlbuild.sagemaker.job_request import build_request
 
@@ -79,6 +80,20 @@ def check_channel_data(config: PipelineConfig, s3: Any) -> None:
                 f"{key}: no objects under {channel.s3}. Fix: upload the channel's data there "
                 f"(e.g. `aws s3 sync <sample data>/{channel.local} {channel.s3}`) or correct the URI."
             )
+
+
+def record_inputs(config: PipelineConfig, assignments: Sequence[str], region: Optional[str], environ: Mapping[str, str]) -> Dict[str, Any]:
+    """What the publish record needs beyond the report: hyperparameters and pinned S3 data."""
+    values = resolve(config, parse_assignments(assignments), "command line")
+    s3 = Clients.create(region, environ).s3
+    data = []
+    for channel in config.channels:
+        if channel.s3:
+            try:
+                data.append({"name": channel.name, "uri": channel.s3, "checksum": listing_checksum(s3, channel.s3)})
+            except MLBuildError as e:  # NB: the job is submitted; a record without a pin beats none
+                print(f"mlbuild: warning: could not pin {channel.s3} for the lineage record: {e}", file=sys.stderr)
+    return {"hyperparameters": encode(values), "data": data or None}
 
 
 def upload_records(records: Sequence[Any], report: Mapping[str, Any], region: Optional[str], environ: Mapping[str, str]) -> List[str]:

@@ -252,6 +252,10 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     (record_object,) = listed["Contents"]
     record_body = json.loads(boto3.client("s3", region_name="us-east-1").get_object(Bucket="bucket", Key=record_object["Key"])["Body"].read())
     assert record_body["kind"] == "publish" and record_body["job"]["name"] == name
+    # It pins the S3 data (by listing: key, ETag, size) and the resolved hyperparameters.
+    assert [(c["name"], c["uri"]) for c in record_body["data"]] == [("train", "s3://bucket/data/train/"), ("validation", "s3://bucket/data/validation/")]
+    assert all(c["checksum"].startswith("sha256:") for c in record_body["data"])
+    assert record_body["hyperparameters"]
     # ...and a fresh clone (an empty store) finds it by the job name alone.
     code = lineage_main(["--root", str(tmp_path / "fresh"), "inspect", name, "--json", "--region", "us-east-1"])
     found = json.loads(capsys.readouterr().out)

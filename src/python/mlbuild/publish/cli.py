@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if report_json.exists():
             report = json.loads(report_json.read_text())
-            record = publish_record(report)
+            record = publish_record(report, **aws.record_inputs(config, args.assignments, config.sagemaker.region, os.environ))
             record_publish(record)
             aws.upload_records([*package_records(record), record], report, config.sagemaker.region, os.environ)
         return exit_code

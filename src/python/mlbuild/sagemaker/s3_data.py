@@ -78,6 +78,21 @@ def relative_path(prefix: str, key: str) -> str:
     return rel
 
 
+def listing_checksum(s3: Any, source: str) -> str:
+    """`sha256:` of a channel's listing (relative path, ETag, size per object, sorted).
+
+    NB: what pins S3 data without reading it: an object whose bytes change gets a new ETag.
+    It is not the tree checksum of the same files on disk (that hashes the bytes).
+    """
+    bucket, prefix = split_s3_uri(source)
+    lines = sorted(
+        f"{relative_path(prefix, obj['Key'])}\t{etag(obj.get('ETag'))}\t{int(obj['Size'])}\n"
+        for obj in _list(s3, bucket, prefix)
+        if not obj["Key"].endswith("/")
+    )
+    return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
 def pull_channel(s3: Any, source: str, directory: Path, *, log: Callable[[str], None] = lambda _: None) -> PullResult:
     bucket, prefix = split_s3_uri(source)
     directory = Path(directory)

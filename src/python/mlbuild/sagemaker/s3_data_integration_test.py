@@ -11,7 +11,7 @@ import pytest
 from mlbuild.runtime.errors import ConfigError
 from mlbuild.sagemaker.aws import Clients
 from mlbuild.sagemaker.conftest import make_config
-from mlbuild.sagemaker.s3_data import pull_channel, pull_config
+from mlbuild.sagemaker.s3_data import listing_checksum, pull_channel, pull_config
 
 
 @pytest.fixture
@@ -66,3 +66,15 @@ def test_pull_config_lays_out_every_channel(s3, tmp_path: Path) -> None:
     assert [r.channel for r in only] == ["validation"] and only[0].downloaded == []
     with pytest.raises(ConfigError, match="no channel 'test'"):
         pull_config(s3, make_config(), tmp_path / "data", ["test"])
+
+
+def test_listing_checksum_pins_the_channel_without_reading_it(s3) -> None:
+    source = "s3://demo-bucket/demo/data/train/"
+    first = listing_checksum(s3, source)
+    assert first.startswith("sha256:") and listing_checksum(s3, source) == first
+    assert listing_checksum(s3, "s3://demo-bucket/demo/data/validation/") != first
+    s3.put_object(Bucket="demo-bucket", Key="demo/data/train/part-0.csv", Body=b"a,b\n9,9\n")  # same size
+    changed = listing_checksum(s3, source)
+    assert changed != first
+    s3.put_object(Bucket="demo-bucket", Key="demo/data/train/extra.csv", Body=b"")
+    assert listing_checksum(s3, source) != changed
