@@ -21,12 +21,13 @@ from typing import Any, List, Mapping, Optional
 
 from mlbuild.lineage import collect, provenance
 from mlbuild.lineage.errors import NotFoundError, UserError
-from mlbuild.lineage.record import Record
+from mlbuild.lineage.record import Record, make_record
 from mlbuild.oci.digest import digest_of
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
 from mlbuild.registry.reference import parse_reference
 from mlbuild.registry.referrers import fetch_referrer
 from mlbuild.registry.session import connect
+from mlbuild.sagemaker.tags import IMAGE_DIGEST, PEX_SHA256, PIPELINE_ADDRESS, decode_value
 
 RECORDS_FOLDER = "mlbuild-lineage"
 _RECORD_KEY = re.compile(r"(?:^|/)([0-9a-f]{64})\.json$")
@@ -77,11 +78,50 @@ def job_records(name: str, sagemaker: Any, s3: Any) -> List[Record]:
     if not output.startswith("s3://"):
         return []
     bucket, key = s3_key(output, name, "x")
-    return s3_records(f"s3://{bucket}/{key.rsplit('/', 1)[0]}/", s3)
+    records = s3_records(f"s3://{bucket}/{key.rsplit('/', 1)[0]}/", s3)
+    ended = ended_record(job, records, sagemaker)
+    return records + [ended] if ended else records
+
+
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+def ended_record(job: Mapping[str, Any], records: List[Record], sagemaker: Any) -> Optional[Record]:
+    """A publish record of how the job ended, when the published one(s) only saw it start.
+
+    `pants publish` without --wait records the job InProgress; SageMaker knows the rest. The
+    record's time is the job's end, so every clone derives the same one.
+    """
+    status = job.get("TrainingJobStatus")
+    published = [r for r in records if r.kind == "publish" and r.get("job.name") == job["TrainingJobName"]]
+    if status not in TERMINAL or not job.get("TrainingEndTime") or any(r.status == status for r in published):
+        return None
+    known = {t["Key"]: t.get("Value", "") for t in sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])}
+    pipeline = known.get(PIPELINE_ADDRESS) or (published[0].pipeline if published else None)
+    if not pipeline:
+        return None
+    image = str(job.get("AlgorithmSpecification", {}).get("TrainingImage") or "")
+    model = str(job.get("ModelArtifacts", {}).get("S3ModelArtifacts") or "")
+    metrics = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", []) if "MetricName" in m}
+    return make_record(
+        "publish",
+        decode_value(pipeline),
+        job["TrainingEndTime"],
+        pex={"sha256": decode_value(known[PEX_SHA256])} if known.get(PEX_SHA256) else None,
+        image={"ref": image, "manifest_digest": image.rsplit("@", 1)[1]} if "@" in image else None,
+        job={
+            "name": job["TrainingJobName"], "arn": job["TrainingJobArn"], "status": status,
+            "region": sagemaker.meta.region_name,
+            "start": job.get("TrainingStartTime"), "end": job["TrainingEndTime"],
+        },  # fmt: skip
+        model={"uri": model} if model else None,
+        metrics=metrics or None,
+        parents=[r.id for r in published] or None,
+    )
 
 
 # NB: the tags `publish` puts on every job (mlbuild.sagemaker.tags); values are exact strings.
-SEARCHABLE_TAGS = (("mlbuild:pex-sha256", ""), ("mlbuild:image-digest", "sha256:"))
+SEARCHABLE_TAGS = ((PEX_SHA256, ""), (IMAGE_DIGEST, "sha256:"))
 
 
 def hash_records(hex_digest: str, sagemaker: Any, s3: Any) -> List[Record]:
