@@ -41,7 +41,7 @@ from mlbuild.lineage.store import Store
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
-JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}|arn:aws[a-z-]*:sagemaker:.+:training-job/.+")
+JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 EXIT_CODES = {
     0: "success",
@@ -147,34 +147,43 @@ def provenance_command(args: argparse.Namespace, store: Store) -> int:
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    """Check a statement's subject: from a file, the OCI layout, or the registry beside the image."""
-    statement = _load_json(args.statement, "statement") if args.statement else None
+    """Check statements' subjects: a file's, the OCI layout's, or those pushed with the image."""
+    statements = [_load_json(args.statement, "statement")] if args.statement else []
     if args.image:
-        from mlbuild.registry.referrers import fetch_referrer  # NB: urllib3; local commands need only the stdlib
+        from mlbuild.registry.referrers import fetch_referrers  # NB: urllib3; local commands need only the stdlib
 
-        digest, found = fetch_referrer(args.image, IN_TOTO_MEDIA_TYPE, allow_insecure_http=args.insecure)
-        if statement is None:
-            if found is None:
+        digest, found = fetch_referrers(args.image, IN_TOTO_MEDIA_TYPE, allow_insecure_http=args.insecure)
+        if not statements:
+            if not found:
                 raise VerificationError(f"{args.image}: the registry holds no provenance for {digest}.")
-            statement = json.loads(found.payload)
+            statements = [_payload_json(r.payload, f"{args.image}: provenance {r.descriptor.digest}") for r in found]
     elif args.manifest:
         digest = provenance.manifest_digest_of(Path(args.manifest).read_bytes())
     elif args.image_json:
         build = collect.read_image_build(args.image_json, {})
         digest = build.manifest_digest
-        if statement is None and build.layout is not None:
+        if not statements and build.layout is not None:
             statement = provenance.from_layout(build.layout, digest)
             if statement is None:
                 raise VerificationError(f"{build.layout}: the OCI layout holds no provenance for {digest}.")
+            statements = [statement]
     elif args.digest:
         digest = args.digest
     else:
         raise UserError("verify-provenance: give --digest, --manifest, --image-json or --image.")
-    if statement is None:
+    if not statements:
         raise UserError("verify-provenance: give the statement file (or --image-json / --image to read it from the layout / registry).")
-    subject = provenance.verify_statement(statement, digest)
-    print(f"ok: {subject.get('name')} sha256:{subject['digest']['sha256']}")
+    for statement in statements:  # NB: every one must be about this image, not just some
+        subject = provenance.verify_statement(statement, digest)
+        print(f"ok: {subject.get('name')} sha256:{subject['digest']['sha256']} (unsigned statement)")
     return 0
+
+
+def _payload_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise VerificationError(f"{what}: not JSON ({e}).") from e
 
 
 def aws_region_configured() -> bool:
@@ -195,6 +204,11 @@ def fetch_records(source: str, args: argparse.Namespace) -> List[Record]:
 
     if source.startswith("s3://"):
         return remote.s3_records(source, Clients.create(args.region, os.environ).s3)
+    if source.startswith("arn:"):
+        if ":training-job/" not in source:
+            raise UserError(f"{source!r}: only SageMaker training job ARNs (arn:aws:sagemaker:...:training-job/NAME) lead to records.")
+        clients = Clients.create(args.region or source.split(":")[3] or None, os.environ)
+        return remote.job_records(source, clients.sagemaker, clients.s3)
     if looks_like_image_reference(source):
         return remote.image_records(source, allow_insecure_http=args.insecure)
     if HEX64.fullmatch(bare_hex(source)):
@@ -277,9 +291,12 @@ def run(args: argparse.Namespace) -> int:
             return 0
         try:
             _print_json({"query": args.query, "verified": True, "message": verify.verify(store, args.query, options)})
-        except verify.NotReproducible as e:
-            differences = [{"what": d.what, "recorded": d.recorded, "rebuilt": d.rebuilt, "why": d.why} for d in e.differences]
-            _print_json({"query": args.query, "verified": False, "message": str(e), "differences": differences})
+        except MLBuildError as e:  # NB: machines read stdout; every outcome is JSON there
+            differences = [
+                {"what": d.what, "recorded": d.recorded, "rebuilt": d.rebuilt, "why": d.why} for d in getattr(e, "differences", [])
+            ]
+            _print_json({"query": args.query, "verified": False, "message": str(e), "differences": differences, "exit_code": e.exit_code})
+            print(f"mlbuild: error: {e}", file=sys.stderr)
             return e.exit_code
     return 0
 

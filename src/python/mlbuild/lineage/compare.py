@@ -81,7 +81,12 @@ def diff(a: Record, b: Record) -> Dict[str, Any]:
         if a.get(f) is not None or b.get(f) is not None
     ]
     da, db = a.data_checksums, b.data_checksums
-    data = [{"channel": n, "a": da.get(n), "b": db.get(n), "changed": da.get(n) != db.get(n)} for n in sorted(set(da) | set(db))]
+    pa, pb = _pins(a), _pins(b)
+    data = [
+        {"channel": n, "a": da.get(n), "b": db.get(n), "changed": da.get(n) != db.get(n),
+         **({"comparable": False} if n in pa and n in pb and pa[n] != pb[n] else {})}
+        for n in sorted(set(da) | set(db))
+    ]  # fmt: skip
     ha, hb = a.hyperparameters, b.hyperparameters
     hps = [{"name": n, "a": ha.get(n), "b": hb.get(n), "changed": ha.get(n) != hb.get(n)} for n in sorted(set(ha) | set(hb))]
     metrics = []
@@ -90,6 +95,10 @@ def diff(a: Record, b: Record) -> Dict[str, Any]:
         delta = vb - va if va is not None and vb is not None else None
         metrics.append({"name": name, "a": a.metrics.get(name), "b": b.metrics.get(name), "delta": delta})
     return {"a": a.id, "b": b.id, "fields": fields, "data": data, "hyperparameters": hps, "metrics": metrics}
+
+
+def _pins(record: Record) -> Dict[str, str]:
+    return {c["name"]: c.get("pin", "bytes") for c in record.get("data") or []}
 
 
 def _show(value: Any) -> str:
@@ -107,6 +116,8 @@ def format_diff(d: Dict[str, Any]) -> str:
             out.append(f"{title}:")
         for row in rows:
             change = f"{_show(row['a'])} -> {_show(row['b'])}" if row["changed"] else f"= {_show(row['a'])}"
+            if row.get("comparable") is False:
+                change += "  (pinned differently: S3 listing vs file bytes; not comparable)"
             out.append(f"  {'*' if row['changed'] else ' '} {row[key]:<22} {change}")
     if d["metrics"]:
         out.append("metrics:")

@@ -73,3 +73,15 @@ def test_previous_run_counts_sagemaker_jobs(tmp_path) -> None:
     later = run(c.package, "2024-05-02T00:00:00Z")
     c.store.put(later)
     assert compare.previous_run(c.store, later.pipeline, before=later) == c.publish
+
+
+def test_data_pinned_by_s3_listing_and_by_bytes_is_not_compared(tmp_path) -> None:
+    pkg = package()
+    local = run(pkg, "2024-05-01T00:00:00Z")
+    cloud = run(pkg, "2024-05-02T00:00:00Z", data=[{"name": "train", "uri": "s3://b/train/", "checksum": d("listing"), "pin": "s3-listing"}])
+    (row,) = compare.diff(local, cloud)["data"]
+    assert row["changed"] and row["comparable"] is False
+    assert "not comparable" in compare.format_diff(compare.diff(local, cloud))
+    again = run(pkg, "2024-05-03T00:00:00Z", data=[{"name": "train", "uri": "s3://b/train/", "checksum": d("listing"), "pin": "s3-listing"}])
+    (same,) = compare.diff(cloud, again)["data"]
+    assert same["changed"] is False and "comparable" not in same

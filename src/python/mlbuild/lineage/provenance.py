@@ -139,12 +139,21 @@ def attach(build: ImageBuild, payload: bytes, layout_dir: Path) -> Descriptor:
     return referrer.attach(layout_dir, referrer.make_referrer(subject, IN_TOTO_MEDIA_TYPE, payload, annotations))
 
 
-def from_layout(layout_dir: Path, manifest_digest: str) -> Optional[Dict[str, Any]]:
-    """The provenance statement stored in a layout for that image, or None."""
+def stored_in_layout(layout_dir: Path, manifest_digest: str) -> Optional[referrer.Referrer]:
+    """The provenance referrer a layout holds for that image, or None."""
     if not (Path(layout_dir) / "index.json").is_file():
         return None
     found = referrer.referrers(layout_dir, manifest_digest, IN_TOTO_MEDIA_TYPE)
-    return json.loads(found[0].payload) if found else None
+    return found[0] if found else None  # NB: `attach` keeps one per image
+
+
+def from_layout(layout_dir: Path, manifest_digest: str) -> Optional[Dict[str, Any]]:
+    """The provenance statement stored in a layout for that image, or None."""
+    stored = stored_in_layout(layout_dir, manifest_digest)
+    try:
+        return json.loads(stored.payload) if stored else None
+    except ValueError as e:
+        raise VerificationError(f"{layout_dir}: the stored provenance is not JSON ({e}).") from e
 
 
 def manifest_digest_of(manifest_bytes: bytes) -> str:
@@ -168,8 +177,12 @@ def verify_statement(statement: Mapping[str, Any], manifest_digest: str) -> Dict
     if not isinstance(subjects, list) or not subjects:
         raise VerificationError("the statement has no subject.")
     for subject in subjects:
-        digest = (subject or {}).get("digest") or {}
+        if not isinstance(subject, Mapping) or not isinstance(subject.get("digest"), Mapping):
+            continue
+        digest = subject["digest"]
         if str(digest.get("sha256", "")).lower() == want:
             return dict(subject)
-    have = ", ".join(f"{s.get('name')}@sha256:{(s.get('digest') or {}).get('sha256')}" for s in subjects if isinstance(s, Mapping))
+    have = ", ".join(
+        f"{s.get('name')}@sha256:{s['digest'].get('sha256')}" for s in subjects if isinstance(s, Mapping) and isinstance(s.get("digest"), Mapping)
+    ) or "nothing mlbuild can read"
     raise VerificationError(f"no subject has digest sha256:{want}; the statement is about {have}.")

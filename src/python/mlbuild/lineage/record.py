@@ -9,7 +9,7 @@
      "image": {"ref": R, "manifest_digest": D, "config_digest": D, "layers": [D],
                "diff_ids": [D], "base_digest": D, "base_name": N},
      "job": {"name": N, "arn": A, "region": R, "start": T, "end": T, "status": S},
-     "data": [{"name": CHANNEL, "uri": U, "checksum": "sha256:HEX"}],
+     "data": [{"name": CHANNEL, "uri": U, "checksum": "sha256:HEX", "pin": "s3-listing" (else bytes)}],
      "model": {"uri": U, "sha256": HEX}, "metrics": {NAME: NUMBER},
      "provenance": {"digest": REFERRER MANIFEST D, "statement_sha256": HEX, "subject": IMAGE D},
      "parents": [RECORD ID], "extra": {...}}
@@ -138,7 +138,9 @@ def _free(value: Any, what: str) -> Any:
     return value
 
 
-CHANNEL = {"name": _text, "uri": _text, "checksum": lambda v, w: oci_digest(v, w)}
+# NB: `pin` says what `checksum` hashes: absent = the files' bytes (a local tree checksum),
+# "s3-listing" = an S3 prefix's listing (key, ETag, size); the two never compare equal.
+CHANNEL = {"name": _text, "uri": _text, "checksum": lambda v, w: oci_digest(v, w), "pin": _text}
 FIELDS: Dict[str, Callable[[Any, str], Any]] = {
     "schema": lambda v, w: v,
     "kind": _text,

@@ -16,20 +16,24 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from pathlib import Path
-from typing import Any, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from mlbuild.lineage import collect, provenance
 from mlbuild.lineage.errors import NotFoundError, UserError
 from mlbuild.lineage.record import Record, make_record
+from mlbuild.oci.descriptor import INDEX_TYPES
 from mlbuild.oci.digest import digest_of
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
 from mlbuild.registry.reference import parse_reference
-from mlbuild.registry.referrers import fetch_referrer
+from mlbuild.registry.pull import resolve_digest
+from mlbuild.registry.referrers import find_referrers
 from mlbuild.registry.session import connect
 from mlbuild.sagemaker.tags import IMAGE_DIGEST, PEX_SHA256, PIPELINE_ADDRESS, decode_value
 
 RECORDS_FOLDER = "mlbuild-lineage"
+MAX_RECORD = 1024 * 1024
 _RECORD_KEY = re.compile(r"(?:^|/)([0-9a-f]{64})\.json$")
 
 
@@ -53,6 +57,8 @@ def s3_records(uri: str, s3: Any) -> List[Record]:
                 match = _RECORD_KEY.search(item["Key"])
                 if not match:
                     continue
+                if int(item.get("Size", 0)) > MAX_RECORD:
+                    raise UserError(f"s3://{bucket}/{item['Key']}: {item['Size']} bytes; lineage records are kilobytes, so this is not one.")
                 data = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
                 if hashlib.sha256(data).hexdigest() != match.group(1):
                     raise UserError(f"s3://{bucket}/{item['Key']}: contents do not hash to the name; not a record mlbuild wrote.")
@@ -62,10 +68,16 @@ def s3_records(uri: str, s3: Any) -> List[Record]:
     return sorted(records, key=lambda r: (r.created, r.id))
 
 
+def job_name_of(text: str) -> str:
+    """A job name, or the name inside `arn:aws:sagemaker:<region>:<account>:training-job/<name>`."""
+    return text.split(":training-job/", 1)[1] if text.startswith("arn:") and ":training-job/" in text else text
+
+
 def job_records(name: str, sagemaker: Any, s3: Any) -> List[Record]:
-    """The records an AWS publish left beside the job's model."""
+    """The records an AWS publish left beside the job's model (`name` may be the job's ARN)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    name = job_name_of(name)
     try:
         job = sagemaker.describe_training_job(TrainingJobName=name)
     except ClientError as e:
@@ -96,7 +108,13 @@ def ended_record(job: Mapping[str, Any], records: List[Record], sagemaker: Any) 
     published = [r for r in records if r.kind == "publish" and r.get("job.name") == job["TrainingJobName"]]
     if status not in TERMINAL or not job.get("TrainingEndTime") or any(r.status == status for r in published):
         return None
-    known = {t["Key"]: t.get("Value", "") for t in sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])}
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        tags = sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])
+    except (BotoCoreError, ClientError) as e:
+        raise UserError(f"ListTags {job['TrainingJobName']}: {e}. Fix: allow sagemaker:ListTags, or pass --local-only.") from e
+    known = {t["Key"]: t.get("Value", "") for t in tags}
     pipeline = known.get(PIPELINE_ADDRESS) or (published[0].pipeline if published else None)
     if not pipeline:
         return None
@@ -144,22 +162,23 @@ def image_records(reference: str, environ: Optional[Mapping[str, str]] = None, *
     """The package record of an image in a registry, from its labels and its provenance.
 
     `created` is the image config's (pinned at build), so every clone derives the same record.
-    The provenance statement is checked to be about this image before it is used.
+    Each provenance statement is checked to be about this image before it is used; the
+    statements are unsigned, so they are evidence of what the builder said, not proof.
     """
     if environ is not None:
         connect_kwargs["env"] = environ
     # NB: registry errors are MLBuildErrors that already name the registry, repository and fix.
-    digest, referrer = fetch_referrer(reference, IN_TOTO_MEDIA_TYPE, **connect_kwargs)
     ref = parse_reference(reference)
     client = connect(ref, push=False, **connect_kwargs)
-    manifest_bytes, _, _ = client.get_manifest(digest)
-    if digest_of(manifest_bytes) != digest:
-        raise UserError(f"{reference}: the registry's manifest does not hash to {digest}.")
-    manifest = json.loads(manifest_bytes)
-    config_digest = manifest["config"]["digest"]
-    config_bytes = _small_blob(client, config_digest)
-    config = json.loads(config_bytes)
-    labels = dict((config.get("config") or {}).get("Labels") or {})
+    digest = ref.digest or resolve_digest(str(ref), **connect_kwargs)
+    manifest, digest = _image_manifest(client, reference, digest)
+    try:
+        config_digest = str(manifest["config"]["digest"])
+        config = _json(_small_blob(client, config_digest), f"{reference}: image config {config_digest}")
+        labels = dict((config.get("config") or {}).get("Labels") or {})
+        layers = [str(layer["digest"]) for layer in manifest.get("layers", [])]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"{reference}: not an image manifest and config mlbuild can read ({e!r}).") from e
     if not labels.get(collect.PIPELINE_LABEL):
         raise NotFoundError(f"{reference}: the image has no `{collect.PIPELINE_LABEL}` label; it was not built by mlbuild.")
     build = collect.ImageBuild(
@@ -167,24 +186,74 @@ def image_records(reference: str, environ: Optional[Mapping[str, str]] = None, *
         ref=f"{ref.repo_uri}@{digest}",
         manifest_digest=digest,
         config_digest=config_digest,
-        layers=[layer["digest"] for layer in manifest.get("layers", [])],
+        layers=layers,
         diff_ids=list((config.get("rootfs") or {}).get("diff_ids") or []),
         labels=labels,
     )
-    attached, config_path, config_sha = None, None, None
-    if referrer is not None:
-        statement = json.loads(referrer.payload)
+    statements = []
+    for referrer in find_referrers(client, digest, IN_TOTO_MEDIA_TYPE):
+        statement = _json(referrer.payload, f"{reference}: provenance {referrer.descriptor.digest}")
         provenance.verify_statement(statement, digest)
+        statements.append((referrer, statement))
+    attached, config_path, config_sha = None, None, None
+    if len(statements) == 1:
+        referrer, _ = statements[0]
         attached = {"digest": referrer.descriptor.digest, "statement_sha256": hashlib.sha256(referrer.payload).hexdigest(), "subject": digest}
-        external = statement.get("predicate", {}).get("buildDefinition", {}).get("externalParameters", {})
-        config_path, config_sha = (external.get("config") or {}).get("path"), (external.get("config") or {}).get("sha256")
+    elif statements:
+        # NB: e.g. rebuilt by another mlbuild version; which one is "the" provenance is not ours to pick.
+        listed = ", ".join(r.descriptor.digest for r, _ in statements)
+        print(f"mlbuild: {reference} has {len(statements)} provenance statements ({listed}); recording none of them.", file=sys.stderr)
+    configs = {json.dumps(_external_config(s), sort_keys=True) for _, s in statements}
+    if len(configs) == 1:
+        config_path, config_sha = _external_config(statements[0][1]).get("path"), _external_config(statements[0][1]).get("sha256")
     created = config.get("created") or "1970-01-01T00:00:00Z"
     return [collect.package_record(build, None, config_path, config_sha, created=created, provenance=attached)]
 
 
+def _image_manifest(client: Any, reference: str, digest: str) -> tuple:
+    """(manifest, its digest); an index is resolved to its linux/amd64 image, as SageMaker runs it."""
+    data, _, _ = client.get_manifest(digest)
+    if digest_of(data) != digest:
+        raise UserError(f"{reference}: the registry's manifest does not hash to {digest}.")
+    manifest = _json(data, f"{reference}: manifest {digest}")
+    if manifest.get("mediaType") not in INDEX_TYPES and "manifests" not in manifest:
+        return manifest, digest
+    for entry in manifest.get("manifests") or []:
+        platform = entry.get("platform") or {}
+        if (platform.get("os"), platform.get("architecture")) == ("linux", "amd64"):
+            return _image_manifest(client, reference, str(entry["digest"]))
+    raise UserError(f"{reference}: an image index without a linux/amd64 image. Fix: give the digest of the image itself.")
+
+
+def _external_config(statement: Mapping[str, Any]) -> Dict[str, Any]:
+    external = ((statement.get("predicate") or {}).get("buildDefinition") or {}).get("externalParameters") or {}
+    config = external.get("config") if isinstance(external, Mapping) else None
+    return dict(config) if isinstance(config, Mapping) else {}
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        value = json.loads(data)
+    except ValueError as e:
+        raise UserError(f"{what}: not JSON ({e}).") from e
+    if not isinstance(value, dict):
+        raise UserError(f"{what}: expected a JSON object.")
+    return value
+
+
+MAX_CONFIG = 4 * 1024 * 1024  # NB: image configs are kilobytes
+
+
 def _small_blob(client: Any, digest: str) -> bytes:
     chunks: List[bytes] = []
-    client.get_blob(digest, lambda resp: chunks.extend(resp.stream(64 * 1024)))
+
+    def sink(resp: Any) -> None:
+        for chunk in resp.stream(64 * 1024):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > MAX_CONFIG:
+                raise UserError(f"blob {digest}: larger than {MAX_CONFIG} bytes; not an image config.")
+
+    client.get_blob(digest, sink)
     data = b"".join(chunks)
     if digest_of(data) != digest:
         raise UserError(f"blob {digest}: the registry sent bytes that hash to {digest_of(data)}.")

@@ -85,9 +85,19 @@ def test_a_fresh_clone_inspects_a_pushed_image_by_reference(registry: str, tmp_p
     assert _run(capsys, "--root", tmp_path / "other", "fetch", pushed.image_uri)[1].split()[0] == lineage["focus"][0]
     # The provenance in the registry names the pushed digest; another digest fails.
     code, out, _ = _run(capsys, "verify-provenance", "--image", pushed.image_uri)
-    assert code == 0 and digest in out.replace("sha256:", "sha256:")
-    code, _, err = _run(capsys, "verify-provenance", summary.parent / "train.provenance.json", "--digest", "sha256:" + "0" * 64)
+    assert code == 0 and out.count(f"{digest} (unsigned statement)") == 1
+    # The statement pushed with this image is not about another image in the same repository.
+    other = push_layout(_other_image(tmp_path), "train", f"{registry}/ml/churn", progress=None, env={})
+    code, _, err = _run(capsys, "verify-provenance", "--image", other.image_uri)
+    assert code == 4 and "holds no provenance" in err
+    stmt = summary.parent / "train.provenance.json"
+    code, _, err = _run(capsys, "verify-provenance", stmt, "--image", other.image_uri)
     assert code == 4 and "no subject has digest" in err
+
+
+def _other_image(tmp_path: Path) -> Path:
+    write_layout(set_config(Image(), entrypoint=["other"], labels=LABELS), tmp_path / "other.oci", "train")
+    return tmp_path / "other.oci"
 
 
 def test_an_unknown_image_is_a_clear_error(registry: str, tmp_path: Path, capsys) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -63,9 +64,14 @@ class Store:
                 stem, _, ext = name.partition(".")
                 if ext != "json" or self.path_of(stem).exists():
                     continue
-                data = (source / name).read_bytes()
+                try:
+                    data = (source / name).read_bytes()
+                except FileNotFoundError:
+                    continue  # NB: removed since the listing (a rebuild, `rm -rf dist`)
                 if hashlib.sha256(data).hexdigest() != stem:
-                    raise StoreError(f"{source / name}: contents hash to another id; the file was edited. Fix: delete it.")
+                    # NB: maybe still being written; the store itself is not at risk, so skip it.
+                    print(f"mlbuild: warning: {source / name}: contents don't hash to its name; not taken in.", file=sys.stderr)
+                    continue
                 self.put(Record.from_stored(data))
 
     @property

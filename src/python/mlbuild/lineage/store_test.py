@@ -111,10 +111,12 @@ def test_the_default_store_takes_in_what_package_left_in_dist(tmp_path: Path) ->
     assert Store.configured(environ={}, cwd=tmp_path).get(pkg.id) == pkg
 
 
-def test_an_edited_inbox_record_is_refused(tmp_path: Path) -> None:
+def test_an_edited_inbox_record_is_not_taken_in(tmp_path: Path, capsys) -> None:
     inbox = Store(tmp_path / "inbox")
-    pkg = package("edited")
+    pkg, good = package("edited"), package("good")
     inbox.put(pkg)
+    inbox.put(good)
     inbox.path_of(pkg.id).write_bytes(pkg.canonical.replace(b'"package"', b'"run"'))
-    with pytest.raises(StoreError, match="edited"):
-        Store(tmp_path / "store", [tmp_path / "inbox"]).records()
+    store = Store(tmp_path / "store", [tmp_path / "inbox"])
+    assert store.records() == [good]
+    assert not store.path_of(pkg.id).exists() and "not taken in" in capsys.readouterr().err

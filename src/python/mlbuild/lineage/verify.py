@@ -417,16 +417,38 @@ def check(record: Record, recorded: Facts, rebuilt: Facts, revision: str) -> str
 
 
 def check_rebuilt_provenance(checkout: Path, record: Record) -> str:
-    """The rebuilt layout's provenance must be about the rebuilt image; a line saying so, or raises."""
+    """The rebuilt layout's provenance: about the rebuilt image, and the recorded statement's bytes.
+
+    Same revision, same Pants (pinned in pants.toml) and same mlbuild (in the tree), so the
+    statement, which carries no timestamps, rebuilds byte for byte like the image does.
+    """
+    recorded = record.get("provenance.digest")
+    if recorded and record.get("provenance.subject") not in (None, record.get("image.manifest_digest")):
+        raise VerificationError(
+            f"package record {record.id[:12]}: its provenance is about {record.get('provenance.subject')}, "
+            f"not its image {record.get('image.manifest_digest')}; the record is inconsistent."
+        )
     summary_path = _summary_path(checkout / "dist", record.pipeline, search=True)
     build = collect.read_image_build(summary_path) if summary_path else None
-    if build is None or build.layout is None:
-        return "no OCI layout to read provenance from"
-    statement = provenance.from_layout(build.layout, build.manifest_digest)
-    if statement is None:
+    stored = provenance.stored_in_layout(build.layout, build.manifest_digest) if build and build.layout else None
+    if stored is None:
+        if recorded:
+            raise NotReproducible(
+                f"not reproducible: the rebuild stored no provenance, the record names {recorded}.",
+                [Difference("provenance digest", recorded, None, "the rebuilt layout holds no statement")],
+            )
         return "the rebuilt layout holds no provenance (built before mlbuild stored it there)"
-    subject = provenance.verify_statement(statement, build.manifest_digest)
-    return f"its provenance's subject is {subject.get('name')} (sha256:{subject['digest']['sha256'][:12]})"
+    assert build is not None
+    subject = provenance.verify_statement(provenance.from_layout(build.layout, build.manifest_digest) or {}, build.manifest_digest)
+    rebuilt = stored.descriptor.digest
+    if recorded and recorded != rebuilt:
+        raise NotReproducible(
+            f"not reproducible: the image rebuilt identically but its provenance did not (recorded {recorded}, "
+            f"rebuilt {rebuilt}); the statement names the Pants and mlbuild versions and the config, so one of those differs.",
+            [Difference("provenance digest", recorded, rebuilt, "tool versions or config in the statement")],
+        )
+    same = f", identical to the recorded {recorded[:19]}" if recorded else ""
+    return f"its provenance's subject is {subject.get('name')} (sha256:{subject['digest']['sha256'][:12]}){same}"
 
 
 # --- the whole thing ----------------------------------------------------------------------

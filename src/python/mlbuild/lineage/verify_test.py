@@ -10,10 +10,14 @@ import pytest
 
 from mlbuild.lineage import cli, collect, verify
 from mlbuild.lineage.errors import NotFoundError, UserError
-from mlbuild.lineage.record import Record
+from mlbuild.lineage.provenance import PREDICATE_TYPE, STATEMENT_TYPE, VerificationError
+from mlbuild.lineage.record import Record, make_record
 from mlbuild.lineage.store import Store
 from mlbuild.lineage.testing import PIPELINE, d, h, publish, run
 from mlbuild.lineage.verify import CannotRebuild, NotReproducible, Options, RebuildFailed
+from mlbuild.oci.image import Image, set_config
+from mlbuild.oci.layout import write_layout
+from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE, attach, make_referrer
 
 REV = "1" * 40
 CONFIG_PATH = "src/python/pipelines/churn/pipeline.yaml"
@@ -350,3 +354,47 @@ def test_cli_exit_codes(setup, monkeypatch, capsys) -> None:
     Store(store.root).put(dirty)
     code = cli.main(["--root", str(store.root), "verify", dirty.id])
     assert code == 2 and verify.DIRTY_REFUSAL in capsys.readouterr().err
+
+
+# --- the provenance stored in the rebuilt layout ---------------------------------------------
+
+
+def _attested_checkout(root: Path, builder: str = "v1", attach_it: bool = True) -> Tuple[str, Optional[str]]:
+    """A checkout whose dist holds a real layout with (or without) a provenance referrer."""
+    image = set_config(Image(), entrypoint=["train"], labels={collect.PIPELINE_LABEL: PIPELINE})
+    out = root / "dist" / "src.python.pipelines.churn"
+    entry = write_layout(image, out / "train.oci", "train")
+    summary = {"ref": "train", "layout": "train.oci", "manifest_digest": entry.digest, "config_digest": image.config_descriptor().digest, "layers": []}
+    (out / "train.image.json").write_text(json.dumps(summary))
+    if not attach_it:
+        return entry.digest, None
+    stmt = {"_type": STATEMENT_TYPE, "predicateType": PREDICATE_TYPE, "subject": [{"name": "x", "digest": {"sha256": entry.digest[7:]}}], "builder": builder}
+    return entry.digest, attach(out / "train.oci", make_referrer(entry, IN_TOTO_MEDIA_TYPE, json.dumps(stmt).encode())).digest
+
+
+def _record(image: str, provenance: Optional[str], subject: Optional[str] = None) -> Record:
+    fields = {"provenance": {"digest": provenance, "subject": subject or image}} if provenance else {}
+    return make_record("package", PIPELINE, "2024-05-01T10:00:00Z", image={"manifest_digest": image}, **fields)
+
+
+def test_rebuilt_provenance_identical_to_the_recorded_one(tmp_path) -> None:
+    image, stored = _attested_checkout(tmp_path)
+    line = verify.check_rebuilt_provenance(tmp_path, _record(image, stored))
+    assert "identical to the recorded" in line and image[7:19] in line
+
+
+def test_rebuilt_provenance_differs_or_is_missing(tmp_path) -> None:
+    image, stored = _attested_checkout(tmp_path / "a", builder="v2")
+    with pytest.raises(NotReproducible, match="provenance did not") as e:
+        verify.check_rebuilt_provenance(tmp_path / "a", _record(image, d("other statement")))
+    assert [x.what for x in e.value.differences] == ["provenance digest"] and e.value.differences[0].rebuilt == stored
+    bare, _ = _attested_checkout(tmp_path / "b", attach_it=False)
+    with pytest.raises(NotReproducible, match="stored no provenance"):
+        verify.check_rebuilt_provenance(tmp_path / "b", _record(bare, d("recorded")))
+    assert "holds no provenance" in verify.check_rebuilt_provenance(tmp_path / "b", _record(bare, None))
+
+
+def test_a_record_whose_provenance_is_about_another_image_is_refused(tmp_path) -> None:
+    image, stored = _attested_checkout(tmp_path)
+    with pytest.raises(VerificationError, match="inconsistent"):
+        verify.check_rebuilt_provenance(tmp_path, _record(image, stored, subject=d("elsewhere")))

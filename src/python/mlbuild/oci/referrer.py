@@ -86,8 +86,12 @@ def attach(layout_dir: Path, referrer: Referrer) -> Descriptor:
     """Store `referrer` in `layout_dir`, replacing any earlier one of its type for the same image."""
     layout_dir = Path(layout_dir)
     index = read_index(layout_dir)
-    if not any(m.get("digest") == referrer.subject_digest for m in index.get("manifests", [])):
-        raise UserError(f"OCI layout {layout_dir}: {INDEX_FILE} has no image {referrer.subject_digest} to attach an artifact to.")
+    images = [m for m in index.get("manifests", []) if m.get("digest") == referrer.subject_digest and not m.get("artifactType")]
+    if not images:
+        raise UserError(
+            f"OCI layout {layout_dir}: {INDEX_FILE} has no image {referrer.subject_digest} to attach an artifact to. "
+            "Fix: attach to an image the layout holds (rebuild it with `pants package` if it was replaced)."
+        )
     store = BlobStore(layout_dir / "blobs")
     for data in (EMPTY_BYTES, referrer.payload, referrer.manifest):
         store.put_bytes(data)
@@ -125,7 +129,10 @@ def _checked_blob(store: BlobStore, digest: str, layout_dir: Path) -> bytes:
     try:
         data = store.path(digest).read_bytes()
     except OSError:
-        raise UserError(f"OCI layout {layout_dir}: blob {digest} is missing.") from None
+        raise UserError(f"OCI layout {layout_dir}: blob {digest} is missing. Fix: rebuild it with `pants package`.") from None
     if digest_of(data) != digest:
-        raise UserError(f"OCI layout {layout_dir}: blob {digest} does not match its digest; the layout was modified.")
+        raise UserError(
+            f"OCI layout {layout_dir}: blob {digest} does not match its digest; the layout was modified. "
+            "Fix: rebuild it with `pants package`."
+        )
     return data

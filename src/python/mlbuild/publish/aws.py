@@ -20,7 +20,7 @@ from mlbuild.publish.local import layout_digest
 from mlbuild.registry import ecr
 from mlbuild.registry.errors import AuthError
 from mlbuild.registry.push import PushResult, push_layout
-from mlbuild.registry.referrers import attachment_tag
+from mlbuild.registry.referrers import referrers_tag
 from mlbuild.registry.reference import parse_reference
 from mlbuild.runtime.hyperparameters import encode, parse_assignments, resolve
 from mlbuild.runtime.config import PipelineConfig
@@ -90,7 +90,7 @@ def record_inputs(config: PipelineConfig, assignments: Sequence[str], region: Op
     for channel in config.channels:
         if channel.s3:
             try:
-                data.append({"name": channel.name, "uri": channel.s3, "checksum": listing_checksum(s3, channel.s3)})
+                data.append({"name": channel.name, "uri": channel.s3, "checksum": listing_checksum(s3, channel.s3), "pin": "s3-listing"})
             except MLBuildError as e:  # NB: the job is submitted; a record without a pin beats none
                 print(f"mlbuild: warning: could not pin {channel.s3} for the lineage record: {e}", file=sys.stderr)
     return {"hyperparameters": encode(values), "data": data or None}
@@ -196,5 +196,5 @@ def _log_push(result: PushResult) -> None:
         flush=True,
     )
     for digest in result.referrers:
-        where = "listed by the registry's referrers API" if result.referrers_api else f"tagged {attachment_tag(result.digest)}"
+        where = "listed by the registry's referrers API" if result.referrers_api else f"listed in the referrers index {referrers_tag(result.digest)}"
         print(f"mlbuild: provenance {digest} pushed with the image ({where})", file=sys.stderr, flush=True)

@@ -254,7 +254,7 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     assert record_body["kind"] == "publish" and record_body["job"]["name"] == name
     # It pins the S3 data (by listing: key, ETag, size) and the resolved hyperparameters.
     assert [(c["name"], c["uri"]) for c in record_body["data"]] == [("train", "s3://bucket/data/train/"), ("validation", "s3://bucket/data/validation/")]
-    assert all(c["checksum"].startswith("sha256:") for c in record_body["data"])
+    assert all(c["checksum"].startswith("sha256:") and c["pin"] == "s3-listing" for c in record_body["data"])
     assert record_body["hyperparameters"]
     # ...and a fresh clone (an empty store) finds it by the job name alone.
     code = lineage_main(["--root", str(tmp_path / "fresh"), "inspect", name, "--json", "--region", "us-east-1"])
@@ -268,6 +268,9 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     assert ended["job"]["status"] == "Completed" and ended["job"]["start"] and ended["job"]["end"]
     assert ended["parents"] == [published_id] and ended["pex"]["sha256"] == PEX_SHA256 and ended["metrics"]
     assert ended["pipeline"] == ADDRESS and ended["image"]["manifest_digest"] == digest
+    # ...or by the job's ARN (the region comes from the ARN).
+    code = lineage_main(["--root", str(tmp_path / "fresh-arn"), "fetch", report["job_arn"]])
+    assert code == 0 and sorted(capsys.readouterr().out.split()[::3]) == sorted(found["records"])
     # ...or by the full PEX sha256 or image digest: SageMaker Search on the job's mlbuild tags.
     for query in (PEX_SHA256, digest):
         code = lineage_main(["--root", str(tmp_path / f"fresh-{query[-4:]}"), "inspect", query, "--json", "--region", "us-east-1"])

@@ -50,7 +50,7 @@ class PushResult:
     skipped_bytes: int
     seconds: float
     referrers: tuple[str, ...] = ()  # digests of the artifacts pushed with the image (provenance)
-    referrers_api: bool = False  # the registry indexed them itself (else they are tagged `.att`)
+    referrers_api: bool = False  # the registry indexed them itself (else: the `sha256-<hex>` referrers index tag)
 
 
 def push_layout(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE, attach, make_referrer
 from mlbuild.registry import push_layout
 from mlbuild.registry.docker_config import Credentials
 from mlbuild.registry.errors import AuthError, DigestMismatchError, NotFoundError, RegistryUserError
-from mlbuild.registry.referrers import attachment_tag, fetch_referrer
+from mlbuild.registry.referrers import fetch_referrers, referrers_tag
 from mlbuild.registry.retry import RetryPolicy
 from mlbuild.registry.testing import Fault, FakeState, fake_registry, make_layout
 
@@ -129,9 +130,37 @@ def test_referrers_go_with_the_image_with_or_without_the_referrers_api(tmp_path:
     with fake_registry(FakeState(referrers_api=api)) as (host, state):
         result = push_layout(layout, None, f"{host}/app", progress=None, env={})
         assert result.referrers == (attached.digest,) and result.referrers_api is api
-        # With the API the registry indexes it; without, the `.att` tag is how it is found.
-        assert (("app", attachment_tag(image.digest)) in state.manifests) is not api
-        digest, found = fetch_referrer(f"{host}/app@{image.digest}", IN_TOTO_MEDIA_TYPE, env={})
-        assert digest == image.digest and found is not None and found.payload == b'{"statement": 1}'
+        # With the API the registry indexes it; without, the `sha256-<hex>` referrers index does.
+        assert (("app", referrers_tag(image.digest)) in state.manifests) is not api
+        digest, (found,) = fetch_referrers(f"{host}/app@{image.digest}", IN_TOTO_MEDIA_TYPE, env={})
+        assert digest == image.digest and found.payload == b'{"statement": 1}'
         referrer_gets = [path for method, path, _ in state.log if "/referrers/" in path]
         assert referrer_gets == [f"/v2/app/referrers/{image.digest}?artifactType=application%2Fvnd.in-toto%2Bjson"]
+
+
+def test_without_the_api_the_referrers_index_grows_and_stays_put_on_repush(tmp_path: Path) -> None:
+    layout = make_layout(tmp_path)
+    image = read_layout(layout).manifest_descriptor()
+    first = attach(layout, make_referrer(image, IN_TOTO_MEDIA_TYPE, b'{"built by": "v1"}'))
+    with fake_registry() as (host, state):
+        push_layout(layout, None, f"{host}/app", progress=None, env={})
+        push_layout(layout, None, f"{host}/app", progress=None, env={})  # no duplicate entry
+        second = attach(layout, make_referrer(image, IN_TOTO_MEDIA_TYPE, b'{"built by": "v2"}'))
+        push_layout(layout, None, f"{host}/app", progress=None, env={})
+        index = json.loads(state.manifests[("app", referrers_tag(image.digest))][0])
+        assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+        assert sorted(m["digest"] for m in index["manifests"]) == sorted([first.digest, second.digest])
+        assert all(m["artifactType"] == IN_TOTO_MEDIA_TYPE for m in index["manifests"])
+        _, found = fetch_referrers(f"{host}/app@{image.digest}", IN_TOTO_MEDIA_TYPE, env={})
+        assert sorted(r.payload for r in found) == [b'{"built by": "v1"}', b'{"built by": "v2"}']
+
+
+def test_a_foreign_tag_where_the_referrers_index_goes_only_warns(tmp_path: Path, capsys) -> None:
+    layout = make_layout(tmp_path)
+    image = read_layout(layout).manifest_descriptor()
+    attach(layout, make_referrer(image, IN_TOTO_MEDIA_TYPE, b"{}"))
+    with fake_registry() as (host, state):
+        state.manifests[("app", referrers_tag(image.digest))] = (b'{"mediaType": "application/vnd.oci.image.manifest.v1+json"}', "application/vnd.oci.image.manifest.v1+json")
+        result = push_layout(layout, None, f"{host}/app", progress=None, env={})
+        assert result.digest == image.digest and len(result.referrers) == 1
+    assert "not a referrers index" in capsys.readouterr().err

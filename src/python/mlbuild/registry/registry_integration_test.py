@@ -15,7 +15,7 @@ from mlbuild.oci.layout import read_layout
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE, attach, make_referrer
 from mlbuild.registry import pull_to_layout, push_layout
 from mlbuild.registry.errors import AuthError
-from mlbuild.registry.referrers import fetch_referrer
+from mlbuild.registry.referrers import fetch_referrers, referrers_tag
 from mlbuild.registry.local_server import HTPASSWD_BIN, REGISTRY_BIN, serve_registry, write_htpasswd
 from mlbuild.registry.testing import make_layout
 
@@ -95,18 +95,24 @@ def test_referrer_travels_with_the_image_and_is_found_by_the_image_digest(regist
     attached = attach(layout, make_referrer(image, IN_TOTO_MEDIA_TYPE, statement))
     first = push_layout(layout, None, f"{registry}/att/app", progress=None, env=env)
     assert first.digest == image.digest and first.referrers == (attached.digest,)
-    # distribution 2.8 has no referrers API: the referrer is tagged `sha256-<image hex>.att`.
+    # distribution 2.8 has no referrers API: the spec's fallback, a `sha256-<hex>` index tag.
     assert first.referrers_api is False
     assert (first.uploaded, first.skipped) == (5, 0)  # config + 2 layers + empty config + statement
-    digest, found = fetch_referrer(f"{registry}/att/app@{image.digest}", IN_TOTO_MEDIA_TYPE, allow_insecure_http=True, env=env)
-    assert digest == image.digest and found is not None and found.payload == statement
+    digest, (found,) = fetch_referrers(f"{registry}/att/app@{image.digest}", IN_TOTO_MEDIA_TYPE, env=env)
+    assert digest == image.digest and found.payload == statement
     assert found.descriptor.digest == attached.digest and found.subject_digest == image.digest
-    by_tag, _ = fetch_referrer(f"{registry}/att/app:{first.tags[0]}", IN_TOTO_MEDIA_TYPE, allow_insecure_http=True, env=env)
+    by_tag, _ = fetch_referrers(f"{registry}/att/app:{first.tags[0]}", IN_TOTO_MEDIA_TYPE, env=env)
     assert by_tag == image.digest
+    index = json.loads(subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{registry}/att/app:{referrers_tag(image.digest)}"],
+        check=True, capture_output=True, text=True,
+    ).stdout) if shutil.which("skopeo") else None  # fmt: skip
+    if index is not None:  # another client reads the same referrers index
+        assert [m["digest"] for m in index["manifests"]] == [attached.digest]
     again = push_layout(layout, None, f"{registry}/att/app", progress=None, env=env)
     assert (again.uploaded, again.skipped) == (0, 5)
     # An image without provenance has none to find.
     plain = make_layout(tmp_path / "plain", text="plain")
     pushed = push_layout(plain, None, f"{registry}/att/app", progress=None, env=env)
     assert pushed.referrers == ()
-    assert fetch_referrer(pushed.image_uri, IN_TOTO_MEDIA_TYPE, allow_insecure_http=True, env=env)[1] is None
+    assert fetch_referrers(pushed.image_uri, IN_TOTO_MEDIA_TYPE, env=env)[1] == []

@@ -17,7 +17,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from mlbuild.registry import quirks
 from mlbuild.registry.auth import Authenticator
-from mlbuild.registry.errors import RegistryUserError, TransientError
+from mlbuild.registry.errors import RegistryPlatformError, RegistryUserError, TransientError
 from mlbuild.registry.reference import Reference
 from mlbuild.registry.responses import Response, error_for
 from mlbuild.registry.retry import RetryPolicy, is_retryable_status, parse_retry_after
@@ -26,6 +26,9 @@ T = TypeVar("T")
 BLOCK_SIZE = 1 << 20  # NB: urllib3's 16 KiB default send block costs ~2x CPU on big layers
 _REDIRECTS = (301, 302, 303, 307, 308)
 USER_AGENT = "mlbuild-registry/1"
+# NB: bodies that are buffered (manifests, API answers, errors) are capped; distribution
+# refuses manifests over 4 MiB. Blobs never buffer: they stream through a sink.
+MAX_BUFFERED_BODY = 8 * 1024 * 1024
 
 
 class Transport:
@@ -103,7 +106,14 @@ class Transport:
                     raw.close()  # NB: a half-read stream must not go back to the pool
                     raise
                 return Response(raw.status, raw.headers, b"", url)
-            return Response(raw.status, raw.headers, raw.read(), url)
+            data = raw.read(MAX_BUFFERED_BODY + 1)
+            if len(data) > MAX_BUFFERED_BODY:
+                raw.close()  # NB: the rest is unread; the connection can't be reused
+                raise RegistryPlatformError(
+                    f"{where}: the response is larger than {MAX_BUFFERED_BODY} bytes; manifests and API answers are "
+                    "small (blobs are streamed). Fix: check the registry address."
+                )
+            return Response(raw.status, raw.headers, data, url)
         except (ProtocolError, Urllib3Timeout) as e:
             raw.close()
             raise TransientError(f"{where}: connection to {self.ref.registry} failed while reading ({e})") from e
