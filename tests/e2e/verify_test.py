@@ -51,6 +51,7 @@ def test_a_clean_build_rebuilds_to_the_same_bytes(repo: Path) -> None:
     result = json.loads(out.stdout)
     assert result["verified"] is True and digest in result["message"]
     assert "its provenance's subject is" in result["message"]
+    assert "identical to the recorded" in result["message"]  # the statement rebuilt byte for byte too
 
 
 def test_after_a_source_edit_verify_refuses_the_dirty_build(repo: Path) -> None:
