@@ -34,6 +34,7 @@ from mlbuild.sagemaker.tags import IMAGE_DIGEST, PEX_SHA256, PIPELINE_ADDRESS, d
 
 RECORDS_FOLDER = "mlbuild-lineage"
 MAX_RECORD = 1024 * 1024
+MAX_CONFIG = 4 * 1024 * 1024  # NB: image configs are kilobytes
 _RECORD_KEY = re.compile(r"(?:^|/)([0-9a-f]{64})\.json$")
 
 
@@ -174,7 +175,7 @@ def image_records(reference: str, environ: Optional[Mapping[str, str]] = None, *
     manifest, digest = _image_manifest(client, reference, digest)
     try:
         config_digest = str(manifest["config"]["digest"])
-        config = _json(_small_blob(client, config_digest), f"{reference}: image config {config_digest}")
+        config = _json(client.read_small_blob(config_digest, MAX_CONFIG), f"{reference}: image config {config_digest}")
         labels = dict((config.get("config") or {}).get("Labels") or {})
         layers = [str(layer["digest"]) for layer in manifest.get("layers", [])]
     except (KeyError, TypeError, AttributeError) as e:
@@ -240,21 +241,3 @@ def _json(data: bytes, what: str) -> Any:
         raise UserError(f"{what}: expected a JSON object.")
     return value
 
-
-MAX_CONFIG = 4 * 1024 * 1024  # NB: image configs are kilobytes
-
-
-def _small_blob(client: Any, digest: str) -> bytes:
-    chunks: List[bytes] = []
-
-    def sink(resp: Any) -> None:
-        for chunk in resp.stream(64 * 1024):
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > MAX_CONFIG:
-                raise UserError(f"blob {digest}: larger than {MAX_CONFIG} bytes; not an image config.")
-
-    client.get_blob(digest, sink)
-    data = b"".join(chunks)
-    if digest_of(data) != digest:
-        raise UserError(f"blob {digest}: the registry sent bytes that hash to {digest_of(data)}.")
-    return data

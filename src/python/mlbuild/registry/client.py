@@ -15,7 +15,8 @@ import urllib3
 
 from mlbuild.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES
 from mlbuild.registry import quirks
-from mlbuild.registry.errors import RegistryPlatformError
+from mlbuild.oci.digest import digest_of
+from mlbuild.registry.errors import DigestMismatchError, RegistryPlatformError
 from mlbuild.registry.reference import Reference
 from mlbuild.registry.responses import Response
 from mlbuild.registry.transport import Transport
@@ -53,6 +54,21 @@ class RegistryClient:
 
     def get_blob(self, digest: str, sink: Callable[[urllib3.BaseHTTPResponse], object]) -> None:
         self.transport.request("GET", self._url(f"blobs/{digest}"), where=self.where(f"GET blob {digest}"), sink=sink)
+
+    def read_small_blob(self, digest: str, limit: int) -> bytes:
+        """A blob that should be small (a config, a statement) into memory: capped, digest-checked."""
+        buffer = bytearray()
+
+        def sink(resp: urllib3.BaseHTTPResponse) -> None:
+            for chunk in resp.stream(64 * 1024):
+                buffer.extend(chunk)
+                if len(buffer) > limit:
+                    raise RegistryPlatformError(f"{self.where(f'GET blob {digest}')}: larger than {limit} bytes; refusing to read on.")
+
+        self.get_blob(digest, sink)
+        if digest_of(bytes(buffer)) != digest:
+            raise DigestMismatchError(f"{self.where(f'GET blob {digest}')}: the bytes hash to {digest_of(bytes(buffer))}.")
+        return bytes(buffer)
 
     def start_upload(self, *, mount: str | None = None, from_repo: str | None = None, retry: bool = True) -> Response:
         """POST /blobs/uploads/: 202 + Location opens a session; with mount, 201 means mounted."""

@@ -12,7 +12,6 @@ https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrer
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from dataclasses import dataclass
@@ -141,23 +140,7 @@ def _fetch_checked(client: RegistryClient, digest: str, subject_digest: str, art
         return None  # NB: a stale or foreign listing entry: not about this image
     if size > MAX_PAYLOAD:
         raise RegistryPlatformError(f"{where}: payload of {size} bytes; refusing to read more than {MAX_PAYLOAD}.")
-    payload = _read_blob(client, payload_digest, size)
-    if digest_of(payload) != payload_digest:
-        raise DigestMismatchError(f"{where}: payload bytes hash to {digest_of(payload)}, not {payload_digest}.")
-    return Referrer(manifest, payload)
-
-
-def _read_blob(client: RegistryClient, digest: str, limit: int) -> bytes:
-    buffer = io.BytesIO()
-
-    def sink(resp) -> None:
-        for chunk in resp.stream(64 * 1024):
-            buffer.write(chunk)
-            if buffer.tell() > limit:
-                raise DigestMismatchError(f"{client.where(f'GET blob {digest}')}: more than the {limit} bytes its descriptor says.")
-
-    client.get_blob(digest, sink)
-    return buffer.getvalue()
+    return Referrer(manifest, client.read_small_blob(payload_digest, size))
 
 
 def fetch_referrers(reference: str | Reference, artifact_type: str, **connect_kwargs) -> tuple[str, list[Referrer]]:
