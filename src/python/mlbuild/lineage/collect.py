@@ -47,7 +47,6 @@ class ImageBuild:
     diff_ids: List[str]
     labels: Dict[str, str] = field(default_factory=dict)
     layout: Optional[Path] = None  # the OCI layout directory beside the summary
-    archive: Optional[Path] = None  # the oci-archive tar beside the summary
 
     def label(self, name: str) -> Optional[str]:
         return self.labels.get(name) or None
@@ -77,7 +76,6 @@ def read_image_build(summary_path: Path, labels: Optional[Mapping[str, str]] = N
         diff_ids=[layer["diff_id"] for layer in summary["layers"] if "diff_id" in layer],
         labels=dict(labels) if labels is not None else labels_from_layout(Path(summary_path), summary),
         layout=Path(summary_path).parent / summary["layout"] if summary.get("layout") else None,
-        archive=Path(summary_path).parent / summary["archive"] if summary.get("archive") else None,
     )
 
 
