@@ -64,8 +64,8 @@ trap cleanup EXIT
 
 # Run a shell command in the root as USER (root, or a uid: setpriv drops to it, so it is a real
 # unprivileged user, not a user namespace's), with HOME: its own pid namespace (pantsd dies with
-# the command), the host's network, a fresh /dev, /proc and /tmp, and an empty environment but
-# for the basics.
+# the command), the host's network and /sys (read-only), a fresh /dev, /proc and /tmp, and an
+# empty environment but for the basics.
 in_root() {
   local user="$1" home="$2" cmd="$3"
   local envs=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM=dumb HOME="$home")
@@ -73,7 +73,7 @@ in_root() {
   [[ -n "${REQUESTS_CA_BUNDLE:-}" ]] && envs+=(REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt)
   local as=()
   [[ "$user" != root ]] && as=(/usr/bin/setpriv --reuid="$user" --regid="$user" --clear-groups)
-  bwrap --bind "$ROOT" / --dev /dev --proc /proc --perms 1777 --tmpfs /tmp \
+  bwrap --bind "$ROOT" / --dev /dev --proc /proc --ro-bind /sys /sys --perms 1777 --tmpfs /tmp \
     --share-net --unshare-pid --unshare-ipc --unshare-uts --die-with-parent --chdir /work/repo \
     "${as[@]}" /usr/bin/env -i "${envs[@]}" /bin/bash -c "$cmd"
 }
