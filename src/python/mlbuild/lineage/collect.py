@@ -16,7 +16,7 @@ from mlbuild.lineage.digests import file_sha256, tree_checksum
 from mlbuild.lineage.errors import UserError
 from mlbuild.lineage.record import Record, make_record, source_from_revision
 
-# The labels `pants_plugin/package.py` puts on every image.
+# The labels `pants-plugins/mlbuild_pants/package.py` puts on every image.
 PIPELINE_LABEL = "org.mlbuild.pipeline.address"
 PEX_LABEL = "org.mlbuild.pex.sha256"
 LOCKFILE_PATH_LABEL = "org.mlbuild.lockfile.path"
@@ -121,6 +121,7 @@ def run_record(
     pex_sha256: Optional[str] = None,
     image_digest: Optional[str] = None,
     created: Optional[str] = None,
+    code: Optional[Mapping[str, str]] = None,
 ) -> Record:
     """A record of a local run directory (`dist/mlbuild/runs/.../<run id>[.failed]`)."""
     run_dir = Path(run_dir)
@@ -140,6 +141,7 @@ def run_record(
         model={"uri": model_file.resolve().as_uri(), "sha256": file_sha256(model_file)} if model_file.is_file() else None,
         metrics=_read_json(metrics_file, "metrics") if metrics_file.is_file() else None,
         pex={"sha256": pex_sha256} if pex_sha256 else None,
+        code=dict(code) if code else None,
         image={"manifest_digest": image_digest} if image_digest else None,
         job={"name": run_dir.name[: -len(".failed")] if run_dir.name.endswith(".failed") else run_dir.name,
              "status": "Failed" if failed else "Completed"},

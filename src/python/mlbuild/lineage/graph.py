@@ -21,7 +21,7 @@ from mlbuild.lineage.store import Store
 PRODUCES = {"package": ("pex.sha256", "image.manifest_digest"), "run": ("model.sha256",), "publish": ("model.sha256",)}
 CONSUMES = {
     "package": ("image.base_digest",),
-    "run": ("pex.sha256", "image.manifest_digest"),
+    "run": ("pex.sha256", "code.sha256", "image.manifest_digest"),
     "publish": ("pex.sha256", "image.manifest_digest"),
 }
 # Fields that say "this record *is* the thing looked up" rather than "it used the thing".

@@ -25,6 +25,7 @@ HASH_FIELDS: Tuple[Tuple[str, bool], ...] = (
     ("lockfile.sha256", False),
     ("config.sha256", False),
     ("pex.sha256", False),
+    ("code.sha256", False),
     ("image.manifest_digest", False),
     ("image.config_digest", False),
     ("image.layers", True),

@@ -43,6 +43,9 @@ def facts(record: Record) -> List[str]:
         lines.append("hyperparams " + " ".join(f"{k}={v}" for k, v in sorted(record.hyperparameters.items())))
     if g("pex.sha256"):
         lines.append(f"pex         {short(g('pex.sha256'))}  {g('pex.path') or ''}".rstrip())
+    if g("code.sha256"):
+        lines.append(f"code        {short(g('code.sha256'))}  sources {short(g('code.sources_sha256'))}"
+                     f" + requirements {short(g('code.requirements_sha256'))} (a run from sources)")
     if g("image.manifest_digest"):
         extra = f" ({len(g('image.layers'))} layers)" if g("image.layers") else ""
         lines.append(f"image       {short(g('image.manifest_digest'))}  {g('image.ref') or ''}{extra}".rstrip())

@@ -7,6 +7,7 @@ so library callers and tests stay side-effect free.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,23 @@ from mlbuild.lineage.store import ROOT_ENV_VAR, Store, default_inbox
 
 PEX_SHA256_ENV_VAR = "MLBUILD_PEX_SHA256"
 IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
+# NB: `pants run` runs the sources on a cached requirements venv, not a PEX; these pin what ran.
+SOURCES_SHA256_ENV_VAR = "MLBUILD_SOURCES_SHA256"
+REQUIREMENTS_SHA256_ENV_VAR = "MLBUILD_REQUIREMENTS_SHA256"
+
+
+def code_pin(environ: Mapping[str, str]) -> Optional[dict]:
+    """`{"sha256", "sources_sha256", "requirements_sha256"}` of a run from sources, else None."""
+    sources, requirements = environ.get(SOURCES_SHA256_ENV_VAR), environ.get(REQUIREMENTS_SHA256_ENV_VAR)
+    if not sources or not requirements:
+        return None
+    pair = hashlib.sha256(f"sources:{sources}\nrequirements:{requirements}\n".encode()).hexdigest()
+    return {"sha256": pair, "sources_sha256": sources, "requirements_sha256": requirements}
+
+
+def _artifact(environ: Mapping[str, str]) -> Optional[str]:
+    code = code_pin(environ)
+    return environ.get(PEX_SHA256_ENV_VAR) or (code["sha256"] if code else None)
 
 
 def configured_store() -> Optional[Store]:
@@ -42,9 +60,10 @@ def reusable_run_dir(hyperparameters: Mapping[str, str], channel_dirs: Mapping[s
     """The directory of a finished run of this PEX with these hyperparameters and data, if any.
 
     Safe because every input is pinned: the PEX (code + locked dependencies + config) by its
-    sha256, the data by its tree checksum. A run whose directory is gone does not count.
+    sha256, or for a run from sources the sources and requirements digests, the data by its
+    tree checksum. A run whose directory is gone does not count.
     """
-    store, pex = configured_store(), os.environ.get(PEX_SHA256_ENV_VAR)
+    store, pex = configured_store(), _artifact(os.environ)
     if store is None or not pex:
         return None
     data = {name: tree_checksum(path) for name, path in channel_dirs.items()}
@@ -62,5 +81,6 @@ def record_run(run_dir: Path, address: str) -> Optional[str]:
         address,
         pex_sha256=os.environ.get(PEX_SHA256_ENV_VAR) or None,
         image_digest=os.environ.get(IMAGE_DIGEST_ENV_VAR) or None,
+        code=code_pin(os.environ),
     )
     return save(record)

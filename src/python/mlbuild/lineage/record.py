@@ -151,6 +151,9 @@ FIELDS: Dict[str, Callable[[Any, str], Any]] = {
     "config": lambda v, w: _object(v, w, {"path": _text, "sha256": sha256_hex}),
     "hyperparameters": _hyperparameters,
     "pex": lambda v, w: _object(v, w, {"path": _text, "sha256": sha256_hex}),
+    # A run from sources (`pants run`): no PEX is built, so what ran is pinned by the digest of
+    # its sources (code + config) and of its locked requirements; `sha256` pins the pair.
+    "code": lambda v, w: _object(v, w, {"sha256": sha256_hex, "sources_sha256": sha256_hex, "requirements_sha256": sha256_hex}),
     "image": lambda v, w: _object(
         v,
         w,

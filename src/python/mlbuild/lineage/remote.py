@@ -6,7 +6,7 @@
     image_records(ref)  an image's labels and its provenance referrer -> its package record
 
 An AWS publish puts its records next to the model (publish/aws.py), and every image carries
-its labels and provenance (pants_plugin/package.py), so each of these needs only the job name
+its labels and provenance (pants-plugins/mlbuild_pants/package.py), so each of these needs only the job name
 or the image reference. Records are content-addressed, so fetching is copying: a record
 whose bytes don't hash to its name is refused.
 """

@@ -1,6 +1,7 @@
 """Skip work already done: a finished run of the same artifact, hyperparameters and data.
 
-A run is reusable when the artifact it ran (an image manifest digest or a PEX sha256),
+A run is reusable when the artifact it ran (an image manifest digest, a PEX sha256, or the
+`code.sha256` of a run from sources),
 its resolved hyperparameters and every data channel's checksum all equal the ones asked
 for, and it Completed. Hyperparameters compare in the record's string form, so `0.1` and
 `"0.1"` are the same value (see `record._hyperparameters`).
@@ -15,7 +16,7 @@ from mlbuild.lineage.digests import oci_digest, sha256_hex
 from mlbuild.lineage.record import FIELDS, Record
 from mlbuild.lineage.store import Store
 
-ARTIFACT_FIELDS = ("image.manifest_digest", "pex.sha256")
+ARTIFACT_FIELDS = ("image.manifest_digest", "pex.sha256", "code.sha256")
 
 
 def find_reusable_run(

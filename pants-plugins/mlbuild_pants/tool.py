@@ -7,21 +7,22 @@ their results are cached on disk and their bytes never pass through the Pants pr
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import List
+from typing import Dict
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.backend.python.util_rules.pex import Pex, PexRequest, VenvPex
+from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.backend.python.util_rules.pex_requirements import PexRequirements, Resolve
-from pants.engine.fs import CreateDigest, Digest, FileContent
+from pants.engine.fs import Digest, PathGlobs, RemovePrefix
 from pants.engine.rules import Get, collect_rules, rule
 
-import mlbuild
+from mlbuild_pants.subsystem import MLBuildSubsystem
 
-# NB: paths relative to the directory holding the `mlbuild` package (the source root).
+# NB: paths relative to the source root that holds the `mlbuild` package. They are read
+# through the engine (not from this plugin's own folder), so an edit to them rebuilds the
+# tool without restarting pantsd, and the plugin imports none of them.
 TOOL_SOURCES = (
     "mlbuild/__init__.py",
     "mlbuild/base_image.py",
@@ -56,27 +57,33 @@ class MLBuildToolPexRequest:
     pass
 
 
+# NB: a zipapp PEX unpacks its wheels into PEX_ROOT and Python then writes .pyc files there.
+# Without this it would be the account's ~/.pex; the build's cache is Pants' `pex_root`
+# named cache, which must only ever be written by builds (issue 18). So PEXes run by hand
+# through `pants run`/`publish` get a cache of their own that no build reads.
+RUN_PEX_ROOT_CACHE = "mlbuild_run_pex_root"
+
+
+def tool_pex_environment(pex_env: PexEnvironment) -> Dict[str, str]:
+    """The environment a zipapp PEX needs when `pants run`/`publish` starts it on the host."""
+    return {"PEX_ROOT": str(pex_env.named_caches_dir / RUN_PEX_ROOT_CACHE)}
+
+
 @dataclass(frozen=True)
 class _ToolRequest:
     request: PexRequest
 
 
-def tool_files(source_root: Path) -> List[FileContent]:
-    files = []
-    for entry in TOOL_SOURCES:
-        path = source_root / entry
-        paths = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else []
-        for source in paths:
-            if source.name.endswith("_test.py") or source.name == "conftest.py":
-                continue
-            files.append(FileContent(str(source.relative_to(source_root)), source.read_bytes()))
-    return files
+def tool_globs(source_root: str) -> PathGlobs:
+    includes = [f"{source_root}/{entry}" + ("" if entry.endswith(".py") else "/**/*.py") for entry in TOOL_SOURCES]
+    excludes = [f"!{source_root}/**/*_test.py", f"!{source_root}/**/conftest.py"]
+    return PathGlobs([*includes, *excludes])
 
 
 @rule
-async def mlbuild_tool_request(python_setup: PythonSetup) -> _ToolRequest:
-    source_root = Path(os.path.dirname(mlbuild.__file__)).parent
-    sources = await Get(Digest, CreateDigest(tool_files(source_root)))
+async def mlbuild_tool_request(python_setup: PythonSetup, mlbuild: MLBuildSubsystem) -> _ToolRequest:
+    root = mlbuild.library_source_root
+    sources = await Get(Digest, RemovePrefix(await Get(Digest, PathGlobs, tool_globs(root)), root))
     return _ToolRequest(
         PexRequest(
             output_filename="mlbuild_tool.pex",
@@ -91,6 +98,16 @@ async def mlbuild_tool_request(python_setup: PythonSetup) -> _ToolRequest:
             description="Building the mlbuild tool PEX",
         )
     )
+
+
+@dataclass(frozen=True)
+class MLBuildToolRequest:
+    """For rules that need the tool only on some paths (a rule parameter is always computed)."""
+
+
+@rule
+async def mlbuild_tool_on_request(_: MLBuildToolRequest, tool: MLBuildTool) -> MLBuildTool:
+    return tool
 
 
 @rule(desc="Building the mlbuild tool")

@@ -6,17 +6,17 @@ import os
 from dataclasses import dataclass
 
 from pants.core.goals.tailor import (
-    AllOwnedSources,
     PutativeTarget,
     PutativeTargets,
     PutativeTargetsRequest,
 )
 from pants.engine.fs import PathGlobs, Paths
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import AllTargets
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from mlbuild.pants_plugin.target_types import MLPipelineConfigField, MLPipelineTarget
+from mlbuild_pants.target_types import MLPipelineConfigField, MLPipelineTarget
 
 CONFIG_NAMES = ("pipeline.yaml", "pipeline.yml")
 
@@ -28,11 +28,19 @@ class PutativeMLPipelineTargetsRequest(PutativeTargetsRequest):
 
 @rule(level=LogLevel.DEBUG, desc="Determine candidate ml_pipeline targets to create")
 async def find_putative_ml_pipelines(
-    request: PutativeMLPipelineTargetsRequest, all_owned_sources: AllOwnedSources
+    request: PutativeMLPipelineTargetsRequest, all_targets: AllTargets
 ) -> PutativeTargets:
+    # NB: only an ml_pipeline's `config` makes a pipeline config "owned". Other targets may
+    # own the file too (a `files` target globbing `src/**` for tests, a `resources` target),
+    # and Pants' AllOwnedSources would then hide the new pipeline from tailor (issue 10).
     configs = await Get(Paths, PathGlobs, request.path_globs(*CONFIG_NAMES))
+    pipeline_configs = {
+        os.path.join(t.address.spec_path, t[MLPipelineConfigField].value)
+        for t in all_targets
+        if t.has_field(MLPipelineConfigField) and t[MLPipelineConfigField].value
+    }
     putative = []
-    for config in sorted(set(configs.files) - set(all_owned_sources)):
+    for config in sorted(set(configs.files) - pipeline_configs):
         dirname, filename = os.path.split(config)
         kwargs = {} if filename == MLPipelineConfigField.default else {"config": filename}
         putative.append(

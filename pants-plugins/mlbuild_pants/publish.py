@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from pants.backend.python.util_rules.pex import PexProcess
+from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.base.build_root import BuildRoot
 from pants.core.goals.publish import (
     PublishFieldSet,
@@ -26,17 +27,17 @@ from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 
-from mlbuild.pants_plugin.package import (
+from mlbuild_pants.package import (
     BuiltMLPipeline,
     MLPipelineFieldSet,
     SourceRevision,
     SourceRevisionRequest,
 )
-from mlbuild.pants_plugin.run import lineage_environment
-from mlbuild.pants_plugin.subsystem import MLBuildSubsystem
-from mlbuild.pants_plugin.target_types import MLPipelineConfigField, MLPipelineModuleField
-from mlbuild.pants_plugin.tool import MLBuildToolPex, MLBuildToolPexRequest
-from mlbuild.sagemaker.env import FORWARDED_ENV_VARS
+from mlbuild_pants.run import lineage_environment
+from mlbuild_pants.subsystem import MLBuildSubsystem
+from mlbuild_pants.target_types import MLPipelineConfigField, MLPipelineModuleField
+from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_environment
+from mlbuild_pants.names import FORWARDED_ENV_VARS
 
 PUBLISH_SUBDIR = "mlbuild/publish"
 # NB: beyond AWS: PATH finds bubblewrap for the local backend; the caches hold its rootfs.
@@ -70,11 +71,12 @@ async def publish_ml_pipeline(
     address = request.field_set.address
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin="`pants publish`"))
     field_set = MLPipelineFieldSet.create(wrapped.target)
-    built, tool, revision, env = await MultiGet(
+    built, tool, revision, env, pex_env = await MultiGet(
         Get(BuiltMLPipeline, MLPipelineFieldSet, field_set),
         Get(MLBuildToolPex, MLBuildToolPexRequest()),
         Get(SourceRevision, SourceRevisionRequest()),
         Get(EnvironmentVars, EnvironmentVarsRequest((*FORWARDED_ENV_VARS, *EXTRA_ENV_VARS))),
+        Get(PexEnvironment),
     )
     root = build_root.path
     reports = report_dir(dist_dir, address)
@@ -104,7 +106,7 @@ async def publish_ml_pipeline(
             tool.pex,
             argv=argv,
             input_digest=built.image.digest,
-            extra_env={**env, **lineage_environment(root, str(dist_dir.relpath))},
+            extra_env={**env, **lineage_environment(root, str(dist_dir.relpath)), **tool_pex_environment(pex_env)},
             description=f"Publishing {address}",
         ),
     )

@@ -1,6 +1,6 @@
 """mlbuild's Pants backend: the `ml_pipeline` and `ml_base_image` targets and their rules."""
 
-from mlbuild.pants_plugin import (
+from mlbuild_pants import (
     base_image,
     dependency_inference,
     image,
@@ -10,7 +10,7 @@ from mlbuild.pants_plugin import (
     tailor,
     tool,
 )
-from mlbuild.pants_plugin.target_types import MLBaseImageTarget, MLPipelineTarget
+from mlbuild_pants.target_types import MLBaseImageTarget, MLPipelineTarget
 
 
 def target_types():

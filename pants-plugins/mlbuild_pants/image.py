@@ -37,8 +37,8 @@ from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
-from mlbuild.pants_plugin.base_image import CACHE_DIR, CACHE_NAME, BaseImage, read_summary
-from mlbuild.pants_plugin.tool import MLBuildTool
+from mlbuild_pants.base_image import CACHE_DIR, CACHE_NAME, BaseImage, read_summary
+from mlbuild_pants.tool import MLBuildTool
 
 PEX_DIR = "/opt/mlbuild/pipeline"
 TRAIN_PATH = "/usr/local/bin/train"

@@ -51,3 +51,14 @@ class MLBuildSubsystem(Subsystem):
             """
         ),
     )
+    library_source_root = StrOption(
+        default="src/python",
+        advanced=True,
+        help=softwrap(
+            """
+            The source root (relative to the build root) that holds the `mlbuild` package: the
+            runtime every pipeline ships and the tools `package`/`publish` run. The Pants plugin
+            itself lives in its own root (`pants-plugins/`), so edits there never restart pantsd.
+            """
+        ),
+    )

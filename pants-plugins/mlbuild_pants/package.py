@@ -29,7 +29,7 @@ from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address, AddressInput
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.fs import Digest, DigestContents, DigestEntries, MergeDigests, PathGlobs
-from pants.engine.process import ProcessResult
+from pants.engine.process import FallibleProcessResult, ProcessResult
 from pants.version import VERSION as PANTS_VERSION
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest
@@ -37,10 +37,10 @@ from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
-from mlbuild.pants_plugin.base_image import BaseImage, BaseImageRequest
-from mlbuild.pants_plugin.image import PACKED_DIR, PipelineImage, PipelineImageRequest, sha256_of
-from mlbuild.pants_plugin.tool import MLBuildTool
-from mlbuild.pants_plugin.target_types import (
+from mlbuild_pants.base_image import BaseImage, BaseImageRequest
+from mlbuild_pants.image import PACKED_DIR, PipelineImage, PipelineImageRequest, sha256_of
+from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest
+from mlbuild_pants.target_types import (
     MLPipelineBaseImageField,
     MLPipelineConfigField,
     MLPipelineLargeWheelField,
@@ -128,6 +128,46 @@ async def ml_pipeline_pex_request(request: MLPipelinePexRequest) -> MLPipelinePe
 
 
 @dataclass(frozen=True)
+class ValidateConfigRequest:
+    field_set: MLPipelineFieldSet
+
+
+@dataclass(frozen=True)
+class ValidatedConfig:
+    path: str
+
+
+class InvalidPipelineConfig(Exception):
+    """The pipeline's config failed the runtime's own validation (message: file, field, fix)."""
+
+
+@rule(desc="Checking an ml_pipeline's config")
+async def validate_pipeline_config(request: ValidateConfigRequest) -> ValidatedConfig:
+    """Parse the config with the runtime's parser before anything heavy is built.
+
+    NB: a small cached Process: a typo is reported in seconds, not after the PEX and the
+    image (which take tens of seconds) were built for nothing.
+    """
+    # NB: the file first: a missing or misnamed config is reported by its field, before the tool is built.
+    config = await Get(HydratedSources, HydrateSourcesRequest(request.field_set.config))
+    (path,) = config.snapshot.files
+    tool = await Get(MLBuildTool, MLBuildToolRequest())
+    result = await Get(
+        FallibleProcessResult,
+        VenvPexProcess(
+            tool.pex,
+            argv=("-m", "mlbuild.runtime.check_config", path),
+            input_digest=config.snapshot.digest,
+            description=f"Checking {path}",
+        ),
+    )
+    if result.exit_code != 0:
+        message = result.stderr.decode(errors="replace").strip() or f"exit code {result.exit_code}"
+        raise InvalidPipelineConfig(f"{message}\n(the config of {request.field_set.address})")
+    return ValidatedConfig(path)
+
+
+@dataclass(frozen=True)
 class BuiltMLPipeline:
     pex: Pex
     pex_path: str
@@ -176,6 +216,7 @@ class PackageLineageRequest:
 
 @rule(desc="Building an ml_pipeline's PEX and image")
 async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonSetup) -> BuiltMLPipeline:
+    await Get(ValidatedConfig, ValidateConfigRequest(field_set))
     zipapp, packed = await MultiGet(
         Get(MLPipelinePex, MLPipelinePexRequest(field_set)),
         Get(MLPipelinePex, MLPipelinePexRequest(field_set, PexLayout.PACKED)),

@@ -25,8 +25,8 @@ from pants.engine.target import (
 )
 from pants.engine.unions import UnionRule
 
-from mlbuild.pants_plugin.package import RUNTIME_ENTRY_POINT
-from mlbuild.pants_plugin.target_types import MLPipelineDependenciesField, MLPipelineModuleField
+from mlbuild_pants.package import RUNTIME_ENTRY_POINT
+from mlbuild_pants.target_types import MLPipelineDependenciesField, MLPipelineModuleField
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ from pants.engine.target import (
 from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 
-from mlbuild.pants_plugin.target_types import (
+from mlbuild_pants.target_types import (
     MLBaseImageDebianLockField,
     MLBaseImagePythonField,
     MLBaseImageReferenceField,
 )
-from mlbuild.pants_plugin.tool import MLBuildTool
-from mlbuild.sagemaker.env import FORWARDED_ENV_VARS
+from mlbuild_pants.tool import MLBuildTool
+from mlbuild_pants.names import FORWARDED_ENV_VARS
 
 # NB: downloaded .debs and compressed layers survive between builds in this named cache.
 CACHE_NAME = "mlbuild"

@@ -10,12 +10,13 @@ from textwrap import dedent
 import pytest
 from pants.backend.python import target_types_rules
 from pants.backend.python.target_types import PythonSourcesGeneratorTarget
+from pants.core.target_types import FilesGeneratorTarget
 from pants.backend.python.util_rules import pex_from_targets
 from pants.backend.python.util_rules.pex import Pex
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.core.goals.package import BuiltPackage
 from pants.core.goals.run import RunRequest
-from pants.core.goals.tailor import AllOwnedSources, PutativeTarget, PutativeTargets
+from pants.core.goals.tailor import PutativeTarget, PutativeTargets
 from pants.core.util_rules import distdir
 from pants.engine.addresses import Address
 from pants.engine.internals.scheduler import ExecutionError
@@ -23,15 +24,15 @@ from pants.engine.rules import QueryRule
 from pants.engine.target import InferredDependencies
 from pants.testutil.rule_runner import RuleRunner
 
-from mlbuild.pants_plugin import register
-from mlbuild.pants_plugin.dependency_inference import (
+from mlbuild_pants import register
+from mlbuild_pants.dependency_inference import (
     InferMLPipelineDependencies,
     MLPipelineInferenceFieldSet,
 )
-from mlbuild.pants_plugin.image import layer_groups
-from mlbuild.pants_plugin.package import MLPipelineFieldSet, MLPipelinePex, MLPipelinePexRequest
-from mlbuild.pants_plugin.tailor import PutativeMLPipelineTargetsRequest
-from mlbuild.pants_plugin.target_types import MLPipelineTarget
+from mlbuild_pants.image import layer_groups
+from mlbuild_pants.package import MLPipelineFieldSet, MLPipelinePex, MLPipelinePexRequest
+from mlbuild_pants.tailor import PutativeMLPipelineTargetsRequest
+from mlbuild_pants.target_types import MLPipelineTarget
 
 # NB: the launcher puts the locally built pex CLI and the machine's pip/CA workarounds in
 # PANTS_* variables; a RuleRunner reads options from its environment, so pass them on.
@@ -71,9 +72,9 @@ def rule_runner() -> RuleRunner:
             QueryRule(Pex, [PexFromTargetsRequest]),
             QueryRule(RunRequest, [MLPipelineFieldSet]),
             QueryRule(InferredDependencies, [InferMLPipelineDependencies]),
-            QueryRule(PutativeTargets, [PutativeMLPipelineTargetsRequest, AllOwnedSources]),
+            QueryRule(PutativeTargets, [PutativeMLPipelineTargetsRequest]),
         ],
-        target_types=[MLPipelineTarget, PythonSourcesGeneratorTarget],
+        target_types=[MLPipelineTarget, PythonSourcesGeneratorTarget, FilesGeneratorTarget],
     )
     rule_runner.set_options(
         [
@@ -91,13 +92,13 @@ def rule_runner() -> RuleRunner:
             "src/mlbuild/runtime/cli.py": FAKE_RUNTIME,
             "src/mlbuild/BUILD": "python_sources()",
             "src/mlbuild/runtime/BUILD": "python_sources()",
-            "src/pipes/__init__.py": "",
-            "src/pipes/BUILD": "python_sources()",
-            "src/pipes/toy/__init__.py": "",
-            "src/pipes/toy/model.py": "import pipes.toy.helpers\ndef load(ctx): ...\n",
-            "src/pipes/toy/helpers.py": "",
-            "src/pipes/toy/toy.yaml": "hyperparameters: {depth: 3}\n",
-            "src/pipes/toy/BUILD": dedent(
+            "src/pipez/__init__.py": "",
+            "src/pipez/BUILD": "python_sources()",
+            "src/pipez/toy/__init__.py": "",
+            "src/pipez/toy/model.py": "import pipez.toy.helpers\ndef load(ctx): ...\n",
+            "src/pipez/toy/helpers.py": "",
+            "src/pipez/toy/toy.yaml": "hyperparameters: {depth: 3}\n",
+            "src/pipez/toy/BUILD": dedent(
                 """\
                 python_sources()
                 ml_pipeline(name="train", pipeline="model.py", config="toy.yaml", sample_data="sample")
@@ -108,56 +109,76 @@ def rule_runner() -> RuleRunner:
     return rule_runner
 
 
-def field_set(rule_runner: RuleRunner, address: Address = Address("src/pipes/toy", target_name="train")):
+def field_set(rule_runner: RuleRunner, address: Address = Address("src/pipez/toy", target_name="train")):
     return MLPipelineFieldSet.create(rule_runner.get_target(address))
 
 
 def test_the_pipeline_pex_carries_the_pipeline_and_its_config(rule_runner: RuleRunner) -> None:
     prepared = rule_runner.request(MLPipelinePex, [MLPipelinePexRequest(field_set(rule_runner))])
-    assert prepared.request.output_filename == "src.pipes.toy/train.pex"
+    assert prepared.request.output_filename == "src.pipez.toy/train.pex"
     built = rule_runner.request(Pex, [prepared.request])
     rule_runner.write_digest(built.digest, path_prefix="dist")
-    pex = os.path.join(rule_runner.build_root, "dist/src.pipes.toy/train.pex")
+    pex = os.path.join(rule_runner.build_root, "dist/src.pipez.toy/train.pex")
     names = zipfile.ZipFile(pex).namelist()
-    assert {"pipes/toy/model.py", "pipes/toy/helpers.py", "pipes/toy/toy.yaml", "mlbuild/runtime/cli.py"} <= set(names)
-    out = subprocess.run(["python3.11", pex, "train"], capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"]})
-    assert out.stdout.split() == ["pipes.toy.model", "src/pipes/toy:train", "hyperparameters:", "{depth:", "3}", "train"]
+    assert {"pipez/toy/model.py", "pipez/toy/helpers.py", "pipez/toy/toy.yaml", "mlbuild/runtime/cli.py"} <= set(names)
+    # NB: a PEX_ROOT of its own: running a PEX writes into it, and ~/.pex is the user's.
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "PEX_ROOT": os.path.join(rule_runner.build_root, ".pex_root")}
+    out = subprocess.run(["python3.11", pex, "train"], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["pipez.toy.model", "src/pipez/toy:train", "hyperparameters:", "{depth:", "3}", "train"]
 
 
-def test_run_trains_on_the_sample_data_into_dist(rule_runner: RuleRunner) -> None:
+def test_run_trains_the_current_sources_on_a_cached_requirements_venv(rule_runner: RuleRunner) -> None:
     request = rule_runner.request(RunRequest, [field_set(rule_runner)])
-    assert request.args[1:] == (
-        "{chroot}/src.pipes.toy/train.pex",
-        "local",
-        "--data-dir",
-        "src/pipes/toy/sample",
-        "--runs-dir",
-        "dist/mlbuild/runs",
+    assert request.args[0].startswith("{chroot}/") and "mlbuild_requirements.pex" in request.args[0]
+    assert request.args[1:] == ("local", "--data-dir", "src/pipez/toy/sample", "--runs-dir", "dist/mlbuild/runs")
+    env = request.extra_env
+    # The repo's source root first (errors name the files the user edits), then the chroot's copy.
+    assert env["PEX_EXTRA_SYS_PATH"] == "src:{chroot}/src"
+    assert (env["MLBUILD_PIPELINE_MODULE"], env["MLBUILD_PIPELINE_CONFIG"], env["MLBUILD_PIPELINE_ADDRESS"]) == (
+        "pipez.toy.model", "toy.yaml", "src/pipez/toy:train"
     )
-    assert "3.11" in os.path.basename(request.args[0]) or "python" in request.args[0]
+    assert len(env["MLBUILD_SOURCES_SHA256"]) == len(env["MLBUILD_REQUIREMENTS_SHA256"]) == 64
+    # Run it as `pants run` would: the fake runtime reads the module, address and config.
+    chroot = os.path.join(rule_runner.build_root, "chroot")
+    rule_runner.write_digest(request.digest, path_prefix="chroot")
+    argv = [a.replace("{chroot}", chroot) for a in request.args]
+    run_env = {k: v.replace("{chroot}", chroot) for k, v in env.items()}
+    out = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=rule_runner.build_root)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["pipez.toy.model", "src/pipez/toy:train"]
+
+
+def test_an_edit_changes_the_sources_pin_and_not_the_requirements_venv(rule_runner: RuleRunner) -> None:
+    before = rule_runner.request(RunRequest, [field_set(rule_runner)]).extra_env
+    rule_runner.write_files({"src/pipez/toy/helpers.py": "X = 1\n"})
+    after = rule_runner.request(RunRequest, [field_set(rule_runner)]).extra_env
+    assert after["MLBUILD_SOURCES_SHA256"] != before["MLBUILD_SOURCES_SHA256"]
+    assert after["MLBUILD_REQUIREMENTS_SHA256"] == before["MLBUILD_REQUIREMENTS_SHA256"]
 
 
 def test_infers_the_pipeline_module_and_the_runtime(rule_runner: RuleRunner) -> None:
-    target = rule_runner.get_target(Address("src/pipes/toy", target_name="train"))
+    target = rule_runner.get_target(Address("src/pipez/toy", target_name="train"))
     inferred = rule_runner.request(
         InferredDependencies, [InferMLPipelineDependencies(MLPipelineInferenceFieldSet.create(target))]
     )
     assert set(inferred.include) == {
-        Address("src/pipes/toy", relative_file_path="model.py"),
+        Address("src/pipez/toy", relative_file_path="model.py"),
         Address("src/mlbuild/runtime", relative_file_path="cli.py"),
     }
 
 
 def test_tailor_adds_a_target_for_an_unowned_pipeline_config(rule_runner: RuleRunner) -> None:
-    rule_runner.write_files({"src/pipes/new/pipeline.yaml": "{}", "src/pipes/other/pipeline.yml": "{}"})
+    rule_runner.write_files({"src/pipez/new/pipeline.yaml": "{}", "src/pipez/other/pipeline.yml": "{}"})
+    # NB: a `files` target that globs the configs (as the repo's e2e input does) must not hide them.
+    rule_runner.write_files({"src/BUILD": 'files(name="everything", sources=["**/*.yaml", "**/*.yml"])'})
     putative = rule_runner.request(
         PutativeTargets,
-        [PutativeMLPipelineTargetsRequest(("src/pipes/new", "src/pipes/other", "src/pipes/toy")), AllOwnedSources(["src/pipes/toy/toy.yaml"])],
+        [PutativeMLPipelineTargetsRequest(("src/pipez/new", "src/pipez/other", "src/pipez/toy"))],
     )
     assert putative == PutativeTargets(
         [
-            PutativeTarget.for_target_type(MLPipelineTarget, "src/pipes/new", "train", ["pipeline.yaml"]),
-            PutativeTarget.for_target_type(MLPipelineTarget, "src/pipes/other", "train", ["pipeline.yml"], kwargs={"config": "pipeline.yml"}),
+            PutativeTarget.for_target_type(MLPipelineTarget, "src/pipez/new", "train", ["pipeline.yaml"]),
+            PutativeTarget.for_target_type(MLPipelineTarget, "src/pipez/other", "train", ["pipeline.yml"], kwargs={"config": "pipeline.yml"}),
         ]
     )
 
@@ -167,26 +188,26 @@ def test_tailor_adds_a_target_for_an_unowned_pipeline_config(rule_runner: RuleRu
     [
         ('config="conf/toy.yaml"', "is 'conf/toy.yaml', which is not in the target's folder"),
         ('pipeline="model.py:main"', "names a function ('model.py:main'); it must name a module"),
-        ('sample_data="../elsewhere"', "The `sample_data` field of src/pipes/bad:train is '../elsewhere'"),
+        ('sample_data="../elsewhere"', "The `sample_data` field of src/pipez/bad:train is '../elsewhere'"),
     ],
 )
 def test_bad_fields_name_the_target_and_the_fix(rule_runner: RuleRunner, fields: str, message: str) -> None:
-    rule_runner.write_files({"src/pipes/bad/BUILD": f'ml_pipeline(name="train", {fields})'})
+    rule_runner.write_files({"src/pipez/bad/BUILD": f'ml_pipeline(name="train", {fields})'})
     with pytest.raises(ExecutionError) as e:
-        rule_runner.get_target(Address("src/pipes/bad", target_name="train"))
+        rule_runner.get_target(Address("src/pipez/bad", target_name="train"))
     assert message in str(e.value)
 
 
 def test_a_config_that_is_not_yaml_is_rejected_when_packaging(rule_runner: RuleRunner) -> None:
     rule_runner.write_files(
         {
-            "src/pipes/json/toy.json": "{}",
-            "src/pipes/json/BUILD": 'ml_pipeline(name="train", pipeline="pipes.toy.model", config="toy.json")',
+            "src/pipez/json/toy.json": "{}",
+            "src/pipez/json/BUILD": 'ml_pipeline(name="train", pipeline="pipez.toy.model", config="toy.json")',
         }
     )
     with pytest.raises(ExecutionError) as e:
-        rule_runner.request(BuiltPackage, [field_set(rule_runner, Address("src/pipes/json", target_name="train"))])
-    assert "toy.json" in str(e.value) and ".yaml" in str(e.value)
+        rule_runner.request(BuiltPackage, [field_set(rule_runner, Address("src/pipez/json", target_name="train"))])
+    assert "toy.json" in str(e.value) and ".yaml" in str(e.value), str(e.value)
 
 
 def test_layers_put_large_wheels_alone_and_code_on_top() -> None:
@@ -198,11 +219,11 @@ def test_layers_put_large_wheels_alone_and_code_on_top() -> None:
         (".deps/PyYAML-6.0.2-cp311.whl/yaml/y.py", 1),
         ("PEX-INFO", 1),
         ("__main__.py", 1),
-        ("pipes/toy/model.py", 1),
+        ("pipez/toy/model.py", 1),
         ("mlbuild/runtime/cli.py", 1),
     ]
     assert layer_groups(entries, split_bytes=100) == [
         ("dep-torch", [".deps/torch-2.1-cp311.whl"]),
         ("deps", [".bootstrap", ".deps/PyYAML-6.0.2-cp311.whl", ".deps/numpy-2.1.3-cp311.whl"]),
-        ("app", ["PEX-INFO", "__main__.py", "mlbuild", "pipes"]),
+        ("app", ["PEX-INFO", "__main__.py", "mlbuild", "pipez"]),
     ]
