@@ -53,6 +53,12 @@ WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/mlbuild-fresh.XXXXXX")"
 ROOT="$WORK/root"
 cleanup() {
   local rc=$?
+  if ((${#TIMINGS[@]})); then
+    note "timings:"
+    printf '    %s\n' "${TIMINGS[@]}" >&2
+    grep -h 'pants launcher: python3.9 installed in' "$WORK/first.log" 2>/dev/null | sed 's/^/    /' >&2 || true
+    note "total $SECONDS s"
+  fi
   if [[ "${MLBUILD_FRESH_KEEP:-0}" == "1" ]]; then
     note "kept $WORK (root: $ROOT)"
   else
@@ -164,10 +170,10 @@ took "README first command, cold (as root)"
 step "as root, again (warm caches): $first"
 in_root root /root "cd /work/repo && $first" >"$WORK/second.log" 2>&1 \
   || { sed 's/^/    | /' "$WORK/second.log" >&2; fail "the second '$first' failed"; }
-grep -q '^mlbuild: run complete: ' "$WORK/second.log" || fail "the second run printed no run folder"
+# An identical run (same PEX, hyperparameters and data) is reused, not trained again.
+grep -qE '^mlbuild: (run complete|an identical run already finished)' "$WORK/second.log" \
+  || { sed 's/^/    | /' "$WORK/second.log" >&2; fail "the second '$first' printed neither a new run folder nor the identical earlier run"; }
+sed 's/^/    | /' "$WORK/second.log" >&2
 took "README first command, warm"
 
-note "PASS; timings:"
-printf '    %s\n' "${TIMINGS[@]}" >&2
-grep -h 'pants launcher: python3.9 installed in' "$WORK/first.log" | sed 's/^/    /' >&2 || true
-note "total $SECONDS s"
+note "PASS"
