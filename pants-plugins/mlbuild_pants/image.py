@@ -1,17 +1,22 @@
-"""The pipeline's OCI image: base layers, dependency layers, and the code on top.
+"""The pipeline's OCI image: base layers, installed dependencies, and the code on top.
 
-The image holds the pipeline's PEX in the packed layout, split into layers by how often
-each part changes:
+Layers, bottom to top, split by how often each part changes:
 
     1. the base image's layers, untouched (pinned by digest);
-    2. third-party dependencies: one layer per large wheel (> `layer_split_mb`), one for the
-       rest plus PEX's bootstrap code;
-    3. the pipeline's code, the mlbuild runtime, its config and PEX-INFO, and `train`.
+    2. the locked third-party dependencies, *installed* (unpacked, one folder per wheel
+       under /opt/mlbuild/deps): one layer per large wheel (> `layer_split_mb`), one for
+       the rest;
+    3. the pipeline's code and config, the mlbuild runtime, and `train`.
 
-A code-only change therefore rebuilds and re-pushes only the small top layer. `train` on
-PATH runs the PEX with no arguments, which is the runtime's `train` command: the same
-function `pants run` reaches. Nothing goes under /opt/ml (SageMaker mounts it); the
-build fails if the SageMaker contract does not hold.
+Layers 1–2 form a dependency image built by its own Process from the requirements alone,
+so Pants caches it: a code-only change builds and pushes only the small top layer. And
+since the wheels are installed at build time, a container reaches the pipeline's first
+stage in interpreter + import time; nothing is unpacked when SageMaker starts it.
+
+`train` on PATH puts the dependencies and the code on `sys.path` in the order `pants run`
+does and calls the runtime's `main`: the same function `pants run` reaches, with the same
+arguments and environment. Nothing goes under /opt/ml (SageMaker mounts it); the build
+fails if the SageMaker contract does not hold.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Dict, List, Tuple
 from pants.backend.python.util_rules.pex import Pex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.engine.fs import (
+    AddPrefix,
     CreateDigest,
     Digest,
     DigestContents,
@@ -34,42 +40,59 @@ from pants.engine.fs import (
     PathGlobs,
 )
 from pants.engine.process import ProcessResult
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
 from mlbuild_pants.base_image import CACHE_DIR, CACHE_NAME, BaseImage, read_summary
 from mlbuild_pants.tool import MLBuildTool
 
-PEX_DIR = "/opt/mlbuild/pipeline"
+DEPS_DIR = "/opt/mlbuild/deps"
+APP_DIR = "/opt/mlbuild/app"
 TRAIN_PATH = "/usr/local/bin/train"
-PACKED_DIR = "pipeline"
+REQUIREMENTS_DIR = "requirements"  # the packed requirements PEX, in the dependency image's sandbox
+DEPS_IMAGE_DIR = "deps-image"
+DEPS_IMAGE_NAME = "deps"
+APP_SOURCES = "app"
 IMAGE_ENV = {
-    # NB: the PEX unpacks its wheels under PEX_ROOT on first start; /tmp is writable on
-    # SageMaker and a tmpfs in mlbuild's local runner, where the root is read-only.
-    "PEX_ROOT": "/tmp/.pex",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONUNBUFFERED": "1",
 }
 
+# NB: `-I` (isolated): no PYTHONPATH, user site or script folder from the environment can
+# shadow what the image pins; it also ignores PYTHONDONTWRITEBYTECODE/PYTHONUNBUFFERED, so
+# the launcher applies both itself. Dependencies are site dirs (their .pth files count),
+# then the code, the order a `pants run` venv gives.
 TRAIN_LAUNCHER = '''#!{python} -I
-"""SageMaker starts the container as `train`: run the pipeline's PEX with the same arguments.
+"""SageMaker starts the container as `train`: run the mlbuild runtime on the pipeline.
 
-With none, the mlbuild runtime trains from /opt/ml: the code path `pants run` takes.
+With no arguments the runtime trains from /opt/ml: the code path `pants run` takes.
 """
 import os
+import site
 import sys
 
-os.execv("{python}", ["{python}", "{pex_dir}", *sys.argv[1:]])
+sys.dont_write_bytecode = True
+for stream in (sys.stdout, sys.stderr):
+    stream.reconfigure(line_buffering=True)
+for wheel in sorted(os.listdir("{deps_dir}")):
+    site.addsitedir(os.path.join("{deps_dir}", wheel))
+sys.path.append("{app_dir}")
+
+from mlbuild.runtime.cli import main
+
+sys.exit(main())
 '''
 
 
 @dataclass(frozen=True)
 class PipelineImageRequest:
-    packed_pex: PexFromTargetsRequest
+    requirements_pex: PexFromTargetsRequest  # packed layout, requirements only
+    app_sources: Digest  # the code and config, stripped of source roots
     base: BaseImage
     out_dir: str
     name: str
     layer_split_bytes: int
+    env: FrozenDict[str, str]
     labels: FrozenDict[str, str]
 
 
@@ -82,76 +105,117 @@ class PipelineImage:
     manifest_digest: str
 
 
-def layer_groups(entries: List[Tuple[str, int]], split_bytes: int) -> List[Tuple[str, List[str]]]:
-    """Group a packed PEX's top-level entries into named layers, bottom to top.
-
-    `entries` are (path relative to the packed PEX, size) for every file.
-    """
-    wheel_sizes: Dict[str, int] = {}
-    bootstrap, top = set(), set()
-    for path, size in entries:
-        parts = path.split("/")
-        if parts[0] == ".deps" and len(parts) > 1:
-            wheel_sizes[parts[1]] = wheel_sizes.get(parts[1], 0) + size
-        elif parts[0] == ".bootstrap":
-            bootstrap.add(".bootstrap")
-        else:
-            top.add(parts[0])
-    large = sorted(w for w, size in wheel_sizes.items() if size > split_bytes)
-    small = sorted(w for w in wheel_sizes if w not in large)
-    groups = [(f"dep-{w.split('-')[0].lower()}", [f".deps/{w}"]) for w in large]
-    groups.append(("deps", [*sorted(bootstrap), *(f".deps/{w}" for w in small)]))
-    groups.append(("app", sorted(top)))
-    return [(name, paths) for name, paths in groups if paths]
+@dataclass(frozen=True)
+class DependencyImageRequest:
+    requirements_pex: PexFromTargetsRequest
+    base: BaseImage
+    layer_split_bytes: int
 
 
-def image_spec(request: PipelineImageRequest, groups: List[Tuple[str, List[str]]], is_dir: Dict[str, bool]) -> dict:
-    layers = []
-    for name, paths in groups:
-        layer: dict = {"name": name, "files": [], "dirs": []}
-        for path in paths:
-            src, dest = f"{PACKED_DIR}/{path}", f"{PEX_DIR}/{path}"
-            if is_dir[path]:
-                layer["dirs"].append({"src": src, "dest": dest})
-            else:
-                layer["files"].append({"src": src, "dest": dest})
-        if name == "app":
-            layer["files"].append({"src": "train", "dest": TRAIN_PATH, "mode": "0755"})
-        layers.append(layer)
+@dataclass(frozen=True)
+class DependencyImage:
+    """The base plus the installed dependencies: what every code change builds on."""
+
+    digest: Digest  # DEPS_IMAGE_DIR/deps.oci (and its archive and summary)
+    layout_path: str
+    ref: str
+
+
+def layer_groups(wheels: List[Tuple[str, int]], split_bytes: int) -> List[Tuple[str, List[str]]]:
+    """Group the packed PEX's wheels (name, size) into named layers, bottom to top."""
+    large = sorted(w for w, size in wheels if size > split_bytes)
+    small = sorted(w for w, _ in wheels if w not in large)
+    groups = [(f"dep-{w.split('-')[0].lower()}", [w]) for w in large]
+    groups.append(("deps", small))
+    return [(name, members) for name, members in groups if members]
+
+
+def dependency_image_spec(request: DependencyImageRequest, groups: List[Tuple[str, List[str]]]) -> dict:
+    layers = [
+        {
+            "name": name,
+            "zips": [{"src": f"{REQUIREMENTS_DIR}/.deps/{w}", "dest": f"{DEPS_DIR}/{w}"} for w in wheels],
+        }
+        for name, wheels in groups
+    ]
     return {
-        "ref": request.name,
+        "ref": DEPS_IMAGE_NAME,
         "base": {"layout": request.base.layout_path, "ref": request.base.ref},
         "layers": layers,
-        "config": {"cmd": ["train"], "env": IMAGE_ENV, "workdir": "/", "labels": dict(request.labels)},
+    }
+
+
+def app_image_spec(request: PipelineImageRequest, deps: DependencyImage) -> dict:
+    return {
+        "ref": request.name,
+        "base": {"layout": deps.layout_path, "ref": deps.ref},
+        "layers": [
+            {
+                "name": "app",
+                "dirs": [{"src": APP_SOURCES, "dest": APP_DIR}],
+                "files": [{"src": "train", "dest": TRAIN_PATH, "mode": "0755"}],
+            }
+        ],
+        "config": {
+            "cmd": ["train"],
+            "env": {**IMAGE_ENV, **dict(request.env)},
+            "workdir": "/",
+            "labels": dict(request.labels),
+        },
         "annotations": dict(request.labels),
     }
 
 
-@rule(desc="Building an ml_pipeline image")
-async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool) -> PipelineImage:
-    packed = await Get(Pex, PexFromTargetsRequest, request.packed_pex)
+@rule(desc="Installing an ml_pipeline's dependencies into an image")
+async def build_dependency_image(request: DependencyImageRequest, tool: MLBuildTool) -> DependencyImage:
+    packed = await Get(Pex, PexFromTargetsRequest, request.requirements_pex)
     entries = await Get(DigestEntries, Digest, packed.digest)
-    prefix = f"{PACKED_DIR}/"
-    files = [
+    prefix = f"{REQUIREMENTS_DIR}/.deps/"
+    wheels = [
         (e.path[len(prefix) :], e.file_digest.serialized_bytes_length)
         for e in entries
-        if isinstance(e, FileEntry) and e.path.startswith(prefix)
+        if isinstance(e, FileEntry) and e.path.startswith(prefix) and "/" not in e.path[len(prefix) :]
     ]
-    groups = layer_groups(files, request.layer_split_bytes)
-    file_paths = {path for path, _ in files}
-    is_dir = {p: p not in file_paths for _, paths in groups for p in paths}
-    spec = image_spec(request, groups, is_dir)
-    launcher = TRAIN_LAUNCHER.format(python=request.base.python, pex_dir=PEX_DIR)
-    inputs = await Get(
-        Digest,
-        CreateDigest(
-            [
-                FileContent("spec.json", json.dumps(spec, indent=2, sort_keys=True).encode()),
-                FileContent("train", launcher.encode(), is_executable=True),
-            ]
+    spec = dependency_image_spec(request, layer_groups(wheels, request.layer_split_bytes))
+    spec_digest = await Get(Digest, CreateDigest([FileContent("spec.json", json.dumps(spec, indent=2, sort_keys=True).encode())]))
+    inputs = await Get(Digest, MergeDigests([spec_digest, packed.digest, request.base.digest]))
+    result = await Get(
+        ProcessResult,
+        VenvPexProcess(
+            tool.pex,
+            argv=(
+                "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--out", DEPS_IMAGE_DIR,
+                "--name", DEPS_IMAGE_NAME, "--cache", f"{CACHE_DIR}/oci", "--no-archive",
+            ),
+            input_digest=inputs,
+            output_directories=(DEPS_IMAGE_DIR,),
+            append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
+            description=f"Installing {len(wheels)} locked wheels into the dependency layers",
         ),
     )
-    input_digest = await Get(Digest, MergeDigests([inputs, packed.digest, request.base.digest]))
+    return DependencyImage(result.output_digest, f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.oci", DEPS_IMAGE_NAME)
+
+
+@rule(desc="Building an ml_pipeline image")
+async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool) -> PipelineImage:
+    deps = await Get(DependencyImage, DependencyImageRequest(request.requirements_pex, request.base, request.layer_split_bytes))
+    spec = app_image_spec(request, deps)
+    launcher = TRAIN_LAUNCHER.format(python=request.base.python, deps_dir=DEPS_DIR, app_dir=APP_DIR)
+    files, app = await MultiGet(
+        Get(
+            Digest,
+            CreateDigest(
+                [
+                    FileContent("spec.json", json.dumps(spec, indent=2, sort_keys=True).encode()),
+                    FileContent("train", launcher.encode(), is_executable=True),
+                ]
+            ),
+        ),
+        Get(Digest, AddPrefix(request.app_sources, APP_SOURCES)),
+    )
+    # NB: the dependency image is the only base this Process reads; the Debian base's blobs
+    # are in it already.
+    input_digest = await Get(Digest, MergeDigests([files, app, deps.digest]))
     result = await Get(
         ProcessResult,
         VenvPexProcess(

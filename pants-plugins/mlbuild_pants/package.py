@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from typing import Tuple
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import (
@@ -32,13 +33,14 @@ from pants.engine.fs import Digest, DigestContents, DigestEntries, MergeDigests,
 from pants.engine.process import FallibleProcessResult, ProcessResult
 from pants.version import VERSION as PANTS_VERSION
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import HydratedSources, HydrateSourcesRequest
+from pants.engine.target import HydratedSources, HydrateSourcesRequest, TransitiveTargets, TransitiveTargetsRequest
+from pants.backend.python.util_rules.python_sources import PythonSourceFilesRequest, StrippedPythonSourceFiles
 from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 from mlbuild_pants.base_image import BaseImage, BaseImageRequest
-from mlbuild_pants.image import PACKED_DIR, PipelineImage, PipelineImageRequest, sha256_of
+from mlbuild_pants.image import REQUIREMENTS_DIR, DependencyImage, DependencyImageRequest, PipelineImage, PipelineImageRequest, sha256_of
 from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest
 from mlbuild_pants.target_types import (
     MLPipelineBaseImageField,
@@ -57,6 +59,7 @@ CONFIG_ENV_VAR = "MLBUILD_PIPELINE_CONFIG"
 ADDRESS_ENV_VAR = "MLBUILD_PIPELINE_ADDRESS"
 
 LABEL_PREFIX = "org.mlbuild"
+IMAGE_REQUIREMENTS = REQUIREMENTS_DIR
 # NB: lineage records land in dist/mlbuild/lineage/, the store `inspect` reads by default.
 LINEAGE_OUT = "mlbuild/lineage"
 
@@ -85,7 +88,6 @@ class MLPipelineFieldSet(PackageFieldSet, RunFieldSet):
 @dataclass(frozen=True)
 class MLPipelinePexRequest:
     field_set: MLPipelineFieldSet
-    layout: PexLayout = PexLayout.ZIPAPP
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,11 @@ async def ml_pipeline_pex_request(request: MLPipelinePexRequest) -> MLPipelinePe
     # NB: the config travels inside the PEX as a resource of the pipeline's package.
     stripped_config = await Get(StrippedSourceFiles, SourceFiles(config_sources.snapshot, ()))
     assert entry_point.val is not None
-    packed = request.layout == PexLayout.PACKED
     return MLPipelinePex(
         PexFromTargetsRequest(
             addresses=[field_set.address],
             internal_only=False,
-            layout=request.layout,
+            layout=PexLayout.ZIPAPP,
             main=RUNTIME_ENTRY_POINT,
             inject_env=FrozenDict(
                 {
@@ -119,11 +120,31 @@ async def ml_pipeline_pex_request(request: MLPipelinePexRequest) -> MLPipelinePe
                     ADDRESS_ENV_VAR: field_set.address.spec,
                 }
             ),
-            output_filename=PACKED_DIR if packed else field_set.pex_path,
+            output_filename=field_set.pex_path,
             additional_sources=stripped_config.snapshot.digest,
             include_local_dists=True,
-            description=f"Building the {'packed ' if packed else ''}PEX of ml_pipeline {field_set.address}",
+            description=f"Building the PEX of ml_pipeline {field_set.address}",
         )
+    )
+
+
+def requirements_only(
+    request: PexFromTargetsRequest, output_filename: str, layout: PexLayout, additional_args: Tuple[str, ...] = ()
+) -> PexFromTargetsRequest:
+    """The pipeline PEX's third-party requirements alone: unchanged by code edits, so cached.
+
+    NB: one output name for every pipeline, so pipelines with the same requirements share it.
+    """
+    return dataclasses.replace(
+        request,
+        output_filename=output_filename,
+        layout=layout,
+        internal_only=True,
+        include_source_files=False,
+        additional_sources=None,
+        inject_env=FrozenDict(),
+        description=None,
+        additional_args=additional_args,
     )
 
 
@@ -217,9 +238,9 @@ class PackageLineageRequest:
 @rule(desc="Building an ml_pipeline's PEX and image")
 async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonSetup) -> BuiltMLPipeline:
     await Get(ValidatedConfig, ValidateConfigRequest(field_set))
-    zipapp, packed = await MultiGet(
+    zipapp, transitive = await MultiGet(
         Get(MLPipelinePex, MLPipelinePexRequest(field_set)),
-        Get(MLPipelinePex, MLPipelinePexRequest(field_set, PexLayout.PACKED)),
+        Get(TransitiveTargets, TransitiveTargetsRequest([field_set.address])),
     )
     origin = f"the `base_image` field of {field_set.address}"
     base_address = await Get(
@@ -229,11 +250,20 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
     )
     resolve = field_set.resolve.normalized_value(python_setup)
     lockfile = python_setup.resolves[resolve]
-    pex, base, lock_contents, revision = await MultiGet(
+    base = await Get(BaseImage, BaseImageRequest(base_address, origin))
+    layer_split_bytes = field_set.layer_split_mb.value * 1024 * 1024
+    requirements = requirements_only(zipapp.request, IMAGE_REQUIREMENTS, PexLayout.PACKED)
+    # NB: the dependency image is asked for here only so that it builds while the PEX does.
+    pex, _, lock_contents, revision, sources = await MultiGet(
         Get(Pex, PexFromTargetsRequest, zipapp.request),
-        Get(BaseImage, BaseImageRequest(base_address, origin)),
+        Get(DependencyImage, DependencyImageRequest(requirements, base, layer_split_bytes)),
         Get(DigestContents, PathGlobs([lockfile])),
         Get(SourceRevision, SourceRevisionRequest()),
+        Get(StrippedPythonSourceFiles, PythonSourceFilesRequest(transitive.closure)),
+    )
+    # NB: the code as the PEX holds it: stripped sources plus the config beside its module.
+    app_sources = await Get(
+        Digest, MergeDigests([sources.stripped_source_files.snapshot.digest, zipapp.request.additional_sources])
     )
     pex_sha256 = sha256_of(await Get(DigestEntries, Digest, pex.digest), field_set.pex_path)
     labels = {
@@ -250,11 +280,13 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
     image = await Get(
         PipelineImage,
         PipelineImageRequest(
-            packed_pex=packed.request,
+            requirements_pex=requirements,
+            app_sources=app_sources,
             base=base,
             out_dir=stem_dir or ".",
             name=stem[: -len(".pex")],
-            layer_split_bytes=field_set.layer_split_mb.value * 1024 * 1024,
+            layer_split_bytes=layer_split_bytes,
+            env=zipapp.request.inject_env,
             labels=FrozenDict(labels),
         ),
     )

@@ -210,20 +210,10 @@ def test_a_config_that_is_not_yaml_is_rejected_when_packaging(rule_runner: RuleR
     assert "toy.json" in str(e.value) and ".yaml" in str(e.value), str(e.value)
 
 
-def test_layers_put_large_wheels_alone_and_code_on_top() -> None:
-    entries = [
-        (".bootstrap/pex/pex.py", 10),
-        (".deps/torch-2.1-cp311.whl/torch/a.so", 90),
-        (".deps/torch-2.1-cp311.whl/torch/b.so", 20),
-        (".deps/numpy-2.1.3-cp311.whl/numpy/x.so", 50),
-        (".deps/PyYAML-6.0.2-cp311.whl/yaml/y.py", 1),
-        ("PEX-INFO", 1),
-        ("__main__.py", 1),
-        ("pipez/toy/model.py", 1),
-        ("mlbuild/runtime/cli.py", 1),
+def test_layers_put_large_wheels_alone_and_the_rest_together() -> None:
+    wheels = [("torch-2.1-cp311.whl", 110), ("numpy-2.1.3-cp311.whl", 50), ("PyYAML-6.0.2-cp311.whl", 1)]
+    assert layer_groups(wheels, split_bytes=100) == [
+        ("dep-torch", ["torch-2.1-cp311.whl"]),
+        ("deps", ["PyYAML-6.0.2-cp311.whl", "numpy-2.1.3-cp311.whl"]),
     ]
-    assert layer_groups(entries, split_bytes=100) == [
-        ("dep-torch", [".deps/torch-2.1-cp311.whl"]),
-        ("deps", [".bootstrap", ".deps/PyYAML-6.0.2-cp311.whl", ".deps/numpy-2.1.3-cp311.whl"]),
-        ("app", ["PEX-INFO", "__main__.py", "mlbuild", "pipez"]),
-    ]
+    assert layer_groups([], split_bytes=100) == []

@@ -11,7 +11,6 @@ Both lay out the same SageMaker tree in a run directory under `dist/mlbuild/runs
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Tuple
@@ -38,10 +37,11 @@ from mlbuild_pants.package import (
     MLPipelineFieldSet,
     MLPipelinePex,
     MLPipelinePexRequest,
+    requirements_only,
 )
+from pants.backend.python.target_types import PexLayout
 from mlbuild_pants.subsystem import MLBuildSubsystem
 from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_environment
-from pants.util.frozendict import FrozenDict
 
 RUNS_SUBDIR = "mlbuild/runs"
 LINEAGE_SUBDIR = "mlbuild/lineage"  # under dist/: where `package` leaves its records
@@ -84,16 +84,9 @@ async def run_from_sources(request: SourcesRunRequest, pex_env: PexEnvironment) 
         Get(TransitiveTargets, TransitiveTargetsRequest([field_set.address])),
         Get(HydratedSources, HydrateSourcesRequest(field_set.config)),
     )
-    requirements_request = dataclasses.replace(
-        prepared.request,
-        output_filename=REQUIREMENTS_PEX,
-        internal_only=True,
-        include_source_files=False,
-        additional_sources=None,
-        inject_env=FrozenDict(),
-        description=None,
-        # NB: the sources reach the venv through PEX_EXTRA_SYS_PATH, which pex must keep.
-        additional_args=("--no-strip-pex-env",),
+    # NB: the sources reach the venv through PEX_EXTRA_SYS_PATH, which pex must keep.
+    requirements_request = requirements_only(
+        prepared.request, REQUIREMENTS_PEX, PexLayout.ZIPAPP, additional_args=("--no-strip-pex-env",)
     )
     pex_request, sources = await MultiGet(
         Get(PexRequest, PexFromTargetsRequest, requirements_request),

@@ -54,14 +54,15 @@ def output_names(name: str | None) -> tuple[str, str, str]:
     return f"{name}.oci", f"{name}.oci.tar", f"{name}.image.json"
 
 
-def write_outputs(image: Image, out_dir: Path, ref: str, name: str | None = None) -> BuildOutputs:
+def write_outputs(image: Image, out_dir: Path, ref: str, name: str | None = None, archive: bool = True) -> BuildOutputs:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     layout_name, archive_name, summary_name = output_names(name)
     layout_dir = out_dir / layout_name
     manifest = write_layout(image, layout_dir, ref)
-    archive = out_dir / archive_name
-    write_oci_archive(layout_dir, archive)
+    archive_path = out_dir / archive_name
+    if archive:
+        write_oci_archive(layout_dir, archive_path)
     summary_data = {
         "ref": ref,
         "manifest_digest": manifest.digest,
@@ -78,8 +79,8 @@ def write_outputs(image: Image, out_dir: Path, ref: str, name: str | None = None
             for layer in image.layers
         ],
         "layout": layout_name,
-        "archive": archive_name,
+        **({"archive": archive_name} if archive else {}),
     }
     summary = out_dir / summary_name
     summary.write_text(json.dumps(summary_data, indent=2, sort_keys=True) + "\n")
-    return BuildOutputs(layout_dir, archive, summary, summary_data)
+    return BuildOutputs(layout_dir, archive_path, summary, summary_data)

@@ -38,7 +38,7 @@ def _build(args: argparse.Namespace) -> None:
         image = build_image(spec, store, compressor)
         if args.check_sagemaker:
             sagemaker_contract.require(image)
-        outputs = write_outputs(image, out, spec.ref, args.name)
+        outputs = write_outputs(image, out, spec.ref, args.name, archive=not args.no_archive)
     print(f"{spec.ref} {outputs.summary_data['manifest_digest']} ({compressor.id})")
 
 
@@ -63,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cache", type=Path, help="a blob directory kept between builds (layer cache)")
     b.add_argument("--compressor", choices=COMPRESSOR_CHOICES, default="auto")
     b.add_argument("--check-sagemaker", action="store_true", help="fail unless the SageMaker contract holds")
+    b.add_argument("--no-archive", action="store_true", help="write the layout and summary only (an intermediate image)")
     b.set_defaults(run=_build)
     u = sub.add_parser("unpack", help="safely unpack an image from an OCI layout into a rootfs")
     u.add_argument("--layout", required=True, type=Path)

@@ -43,7 +43,7 @@ def test_user_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.Captur
 def test_platform_errors_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write_spec(tmp_path, {"ref": "t"})
 
-    def broken(*_args: object) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("mlbuild.oci.cli.write_outputs", broken)

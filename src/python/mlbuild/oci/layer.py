@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,3 +100,43 @@ def entries_from_directory(source_dir: Path, dest_prefix: str) -> list[LayerEntr
 
     walk(source_dir, prefix)
     return entries
+
+
+def is_bytecode(path: str) -> bool:
+    """`.pyc`/`.pyo` files and `__pycache__` folders: what running Python leaves behind."""
+    return path.endswith((".pyc", ".pyo")) or "__pycache__" in path.split("/")
+
+
+def entries_from_zip(source: Path, dest_prefix: str) -> list[LayerEntry]:
+    """Entries for a zip's members (e.g. an installed wheel packed by pex), under `dest_prefix`.
+
+    Bytecode never enters a layer: it is machine state that a cache may have picked up from
+    a run, not part of the locked input (issue 18); Python rebuilds it on import. Every
+    folder gets an entry, so the layer's bytes do not depend on whether the zip lists them.
+    """
+    prefix = image_path(dest_prefix, what="destination prefix")
+    try:
+        archive = zipfile.ZipFile(source)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise UserError(f"{source}: not a readable zip file ({e}).") from e
+    files: dict[str, LayerEntry] = {}
+    dirs: set[str] = set()
+    with archive:
+        for info in archive.infolist():
+            name = info.filename.rstrip("/")
+            # NB: pex 2.1.137's packed wheels start with a `../` folder entry; a bare `.`/`..`
+            # names no file, so it is skipped (a path *through* `..` is still refused below).
+            if name in ("", ".", "..") or is_bytecode(name):
+                continue
+            if ".." in name.split("/") or name.startswith("/"):
+                raise UserError(f"{source}: member {info.filename!r} escapes its folder; refusing to unpack it.")
+            parts = name.split("/")
+            dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+            if info.is_dir():
+                dirs.add(name)
+            else:
+                mode = (info.external_attr >> 16) & 0o777 or 0o644
+                files[name] = LayerEntry.file(f"{prefix}/{name}", archive.read(info), mode)
+    entries = [LayerEntry.directory(f"{prefix}/{d}") for d in dirs if d not in files]
+    entries.extend(files.values())
+    return sorted(entries, key=lambda e: e.path)

@@ -7,6 +7,7 @@
         {"name": "deps",
          "files": [{"src": "dist/app.pex", "dest": "/opt/program/app.pex", "mode": "0755"}],
          "dirs": [{"src": "conf", "dest": "/opt/program/conf"}],
+         "zips": [{"src": "deps/yaml.whl", "dest": "/opt/program/deps/yaml"}],   # unpacked, minus bytecode
          "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/program/train"}]}
       ],
       "config": {"entrypoint": ["/opt/program/train"], "cmd": [], "env": {"PATH": "/usr/bin"},
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mlbuild.oci.errors import SpecError
-from mlbuild.oci.layer import LayerEntry, entries_from_directory
+from mlbuild.oci.layer import LayerEntry, entries_from_directory, entries_from_zip
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def parse_spec(data: Any, *, base_dir: Path, where: str = "spec") -> BuildSpec:
 
 
 def _layer(data: Any, base_dir: Path, where: str) -> LayerSpec:
-    layer = _object(data, where, required={"name"}, optional={"files", "dirs", "symlinks"})
+    layer = _object(data, where, required={"name"}, optional={"files", "dirs", "zips", "symlinks"})
     entries: list[LayerEntry] = []
     for i, f in enumerate(_list(layer.get("files", []), f"{where}.files")):
         f = _object(f, f"{where}.files[{i}]", required={"src", "dest"}, optional={"mode"})
@@ -99,6 +100,12 @@ def _layer(data: Any, base_dir: Path, where: str) -> LayerSpec:
     for i, d in enumerate(_list(layer.get("dirs", []), f"{where}.dirs")):
         d = _object(d, f"{where}.dirs[{i}]", required={"src", "dest"})
         entries.extend(entries_from_directory(base_dir / _str(d["src"], f"{where}.dirs[{i}].src"), d["dest"]))
+    for i, z in enumerate(_list(layer.get("zips", []), f"{where}.zips")):
+        z = _object(z, f"{where}.zips[{i}]", required={"src", "dest"})
+        src = base_dir / _str(z["src"], f"{where}.zips[{i}].src")
+        if not src.is_file():
+            raise SpecError(f"{where}.zips[{i}].src: {src} is not a file.")
+        entries.extend(entries_from_zip(src, z["dest"]))
     for i, s in enumerate(_list(layer.get("symlinks", []), f"{where}.symlinks")):
         s = _object(s, f"{where}.symlinks[{i}]", required={"dest", "target"})
         entries.append(LayerEntry.symlink(s["dest"], _str(s["target"], f"{where}.symlinks[{i}].target")))
