@@ -15,7 +15,10 @@ versions. Every git/Pants call goes through one `Runner`, so tests replace it.
 NB: the rebuild runs with `--no-local-cache` by default: with Pants' process cache, identical
 inputs replay the outputs of the original build instead of rebuilding them, which shows the
 inputs match but not that the build reproduces. `reuse_cache=True` (`--reuse-cache`) trades
-that for speed. Downloaded wheels (named caches) are always shared; the lockfile pins them.
+that for speed. It also gets fresh named caches (Pants' pex_root: downloaded and installed
+wheels, venvs), so nothing a developer ran on this machine can reach the rebuild; the lockfile
+pins what gets downloaded again. Shared still: the launcher's Pants venv and pex CLI, and the
+system's interpreters.
 """
 
 from __future__ import annotations
@@ -462,8 +465,9 @@ class Options:
     workdir: Optional[Path] = None  # where the temporary checkout goes (default: $TMPDIR)
 
 
-def pants_argv(pipeline: str, reuse_cache: bool = False) -> List[str]:
-    return ["./pants", "--no-pantsd", *([] if reuse_cache else ["--no-local-cache"]), "package", pipeline]
+def pants_argv(pipeline: str, reuse_cache: bool = False, named_caches: Optional[Path] = None) -> List[str]:
+    isolation = [] if reuse_cache else ["--no-local-cache", *([f"--named-caches-dir={named_caches}"] if named_caches else [])]
+    return ["./pants", "--no-pantsd", *isolation, "package", pipeline]
 
 
 def git_toplevel(runner: Runner, cwd: Optional[Path] = None) -> Path:
@@ -494,7 +498,10 @@ def verify(
     try:
         runner(["git", "clone", "--no-hardlinks", "--quiet", str(repo), str(checkout)], None, False)
         runner(["git", "-C", str(checkout), "checkout", "--quiet", revision], None, False)
-        argv = pants_argv(record.pipeline, options.reuse_cache)
+        # NB: fresh named caches too: the developer's pex_root (wheels, installed wheels,
+        # venvs) is state a build could read (issue 18); a verdict must not depend on it.
+        argv = pants_argv(record.pipeline, options.reuse_cache, checkout.parent / f"{checkout.name}-named-caches")
+        shutil.rmtree(checkout.parent / f"{checkout.name}-named-caches", ignore_errors=True)
         log(f"rebuilding in {checkout}: {' '.join(argv)}")
         runner(argv, checkout, True)
         rebuilt = rebuilt_facts(checkout, record)
@@ -510,3 +517,4 @@ def verify(
             log(f"kept the checkout: {checkout}")
         else:
             shutil.rmtree(checkout, ignore_errors=True)
+            shutil.rmtree(checkout.parent / f"{checkout.name}-named-caches", ignore_errors=True)

@@ -149,7 +149,7 @@ def test_identical_rebuild_verifies_and_removes_the_checkout(setup) -> None:
         ("git", "-C", str(repo), "cat-file", "-e", f"{REV}^{{commit}}"),
         ("git", "clone", "--no-hardlinks", "--quiet", str(repo), checkout),
         ("git", "-C", checkout, "checkout", "--quiet", REV),
-        ("./pants", "--no-pantsd", "--no-local-cache", "package", PIPELINE),
+        ("./pants", "--no-pantsd", "--no-local-cache", f"--named-caches-dir={checkout}-named-caches", "package", PIPELINE),
     ]
     assert runner.calls[-1][2] is True  # NB: Pants' output is streamed, not captured.
     assert list(work.iterdir()) == []
