@@ -1,6 +1,6 @@
 """Generate the churn pipeline's sample data, deterministically.
 
-    python src/python/pipelines/churn/generate_data.py [--seed 7] [--rows 5000]
+    ./pants run src/python/pipelines/churn/generate_data.py -- [--seed 7] [--rows 5000]
 
 Writes `data/train/churn.csv` (80%) and `data/validation/churn.csv` (20%) beside this
 file. The rows imitate a telecom subscriber table: churn is more likely on month-to-month
