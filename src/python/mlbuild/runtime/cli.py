@@ -37,7 +37,7 @@ def train_command(base_dir: Path) -> int:
 def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str], force: bool = False) -> int:
     pipeline = pipeline_from_environ(os.environ)
     if not force:
-        overrides = parse_assignments(assignments)
+        overrides = parse_assignments(assignments, pipeline.config)
         encoded = hyperparameters.encode(hyperparameters.resolve(pipeline.config, overrides, "command line"))
         previous = reusable_run_dir(encoded, local_run.local_channel_dirs(pipeline.config, data_dir))
         if previous is not None:
@@ -47,14 +47,16 @@ def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str], fo
             print("  (pass -- --force to train again)")
             return 0
     staging = local_run.prepare_run(
-        pipeline.config, pipeline.address, data_dir, runs_dir, parse_assignments(assignments)
+        pipeline.config, pipeline.address, data_dir, runs_dir, parse_assignments(assignments, pipeline.config)
     )
     try:
         train_command(staging)
     except BaseException:
         final = local_run.finish_run(staging, succeeded=False)
         record_run(final, pipeline.address)
-        print(f"mlbuild: training failed; see {final / contract.FAILURE_FILE}", file=sys.stderr)
+        log_file = final / contract.LOG_FILE
+        also = f" and the log {log_file}" if log_file.is_file() else ""
+        print(f"mlbuild: training failed; see {final / contract.FAILURE_FILE}{also}", file=sys.stderr)
         raise
     final = local_run.finish_run(staging, succeeded=True)
     record_id = record_run(final, pipeline.address)
@@ -62,6 +64,7 @@ def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str], fo
     print(f"\nmlbuild: run complete: {final}")
     print(f"  model:   {final / contract.MODEL_DIR}/")
     print(f"  metrics: {final / contract.METRICS_FILE}")
+    print(f"  log:     {final / contract.LOG_FILE}")
     print("  " + metrics.strip().replace("\n", "\n  "))
     if record_id:
         print(f"  lineage: {record_id} (inspect it: ./pants run src/python/mlbuild/lineage:mlbuild-lineage -- inspect {record_id[:12]})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,104 @@ def test_an_identical_finished_run_is_reused_unless_forced(pipeline: Path, tmp_p
     assert cli.main(args) == 0  # other data: trains
     assert cli.main([*args, "--force"]) == 0  # forced: trains
     assert len([p for p in runs.glob("*/train/*") if p.name != "latest"]) == 4
+
+
+LIBRARY_CALLER = '''
+import toylib
+
+def load(ctx):
+    return [1.0, 2.0]
+
+def train(ctx, features):
+    return toylib.fit(features)
+
+def evaluate(ctx, model, features):
+    return {"m": 1.0}
+'''
+
+
+def test_an_exception_inside_a_library_points_at_the_users_line(pipeline: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    lib = tmp_path / "site-packages"
+    lib.mkdir()
+    (lib / "toylib.py").write_text("def fit(rows):\n    raise ValueError('Input contains NaN')\n")
+    monkeypatch.syspath_prepend(str(lib))
+    (pipeline.parent / "pipeline.py").write_text(LIBRARY_CALLER)
+    package = pipeline.parent.name
+    runs = tmp_path / "runs"
+    assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs)]) == 2
+    (failed,) = list(runs.glob("*/train/*"))
+    reason = (failed / contract.FAILURE_FILE).read_text()
+    assert "stage train() raised ValueError: Input contains NaN" in reason
+    # The user's line (named by its repo path, from the target's address), then the library's.
+    assert f"(at src/{package}/pipeline.py:8 in train; raised in {lib / 'toylib.py'}:2 in fit)" in reason
+
+
+def _package(root: Path, module: str, config: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A pipeline package under `root/src`, on sys.path, named by the pipeline variables."""
+    package = f"toy_pipeline_{next(_names)}"
+    (root / "src" / package).mkdir(parents=True)
+    (root / "src" / package / "__init__.py").write_text("")
+    (root / "src" / package / "pipeline.py").write_text(module)
+    (root / "src" / package / "pipeline.yaml").write_text(config)
+    monkeypatch.syspath_prepend(str(root / "src"))
+    monkeypatch.setenv(MODULE_ENV_VAR, f"{package}.pipeline")
+    monkeypatch.setenv(CONFIG_ENV_VAR, "pipeline.yaml")
+    return package
+
+
+def test_errors_name_the_repo_path_when_run_from_the_repo_root(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)  # the repo root, as `pants run` runs there
+    monkeypatch.setenv(ADDRESS_ENV_VAR, "somewhere/else:train")  # no help from the address
+    monkeypatch.delenv(contract.BASE_DIR_ENV_VAR, raising=False)
+    package = _package(tmp_path, PIPELINE, "hyperparameters: {scale: 1\n", monkeypatch)
+    assert cli.main(["train"]) == 2
+    assert f"mlbuild: error: src/{package}/pipeline.yaml: malformed YAML" in capsys.readouterr().err
+    package = _package(tmp_path, "def load(ctx):\n    return []\n", CONFIG, monkeypatch)
+    assert cli.main(["train"]) == 2
+    err = capsys.readouterr().err
+    assert f"mlbuild: error: src/{package}/pipeline.py: pipeline module '{package}.pipeline' lacks train, evaluate()" in err
+
+
+def test_errors_inside_an_unzipped_pex_name_the_repo_path_from_the_address(tmp_path: Path, monkeypatch, capsys) -> None:
+    package = f"toy_pipeline_{next(_names)}"
+    unzipped = tmp_path / ".pex" / "unzipped_pexes" / "abc123"
+    (unzipped / package).mkdir(parents=True)
+    (unzipped / package / "__init__.py").write_text("")
+    (unzipped / package / "pipeline.py").write_text("def load(ctx):\n    return []\n")
+    (unzipped / package / "pipeline.yaml").write_text(CONFIG)
+    monkeypatch.syspath_prepend(str(unzipped))
+    monkeypatch.chdir(tmp_path)  # e.g. a home directory: the unzipped PEX is under it, hidden
+    monkeypatch.setenv(MODULE_ENV_VAR, f"{package}.pipeline")
+    monkeypatch.setenv(CONFIG_ENV_VAR, "pipeline.yaml")
+    monkeypatch.setenv(ADDRESS_ENV_VAR, f"src/python/{package}:train")
+    assert cli.main(["train"]) == 2
+    err = capsys.readouterr().err
+    assert f"mlbuild: error: src/python/{package}/pipeline.py: pipeline module" in err and ".pex" not in err
+    # Nothing known about the repo: the file as it is (what ran).
+    monkeypatch.setenv(ADDRESS_ENV_VAR, "elsewhere:train")
+    assert cli.main(["train"]) == 2
+    assert f"mlbuild: error: {unzipped / package / 'pipeline.py'}: pipeline module" in capsys.readouterr().err
+
+
+def test_a_pipeline_that_fails_to_import_is_a_user_error_at_its_line(pipeline: Path, tmp_path: Path, capsys) -> None:
+    package = pipeline.parent.name
+    (pipeline.parent / "pipeline.py").write_text("import json\nimport no_such_module_xyz\n")
+    assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert f"mlbuild: error: src/{package}/pipeline.py:2: importing pipeline module" in err and "no_such_module_xyz" in err
+
+
+def test_the_run_keeps_its_log_in_the_run_directory(pipeline: Path, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs)]) == 0
+    run = next(runs.glob("*/train/latest")).resolve()
+    log = (run / contract.LOG_FILE).read_text()
+    assert "stage train: done" in log and "mlbuild-metric train:mean=5.0;" in log  # records and printed lines
+    assert f"log:     {run / contract.LOG_FILE}" in capsys.readouterr().out
+    assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs), "explode=true"]) == 2
+    (failed,) = runs.glob("*/train/*.failed")
+    log = (failed / contract.LOG_FILE).read_text()
+    # The console gets the message; the log keeps the traceback, down to the user's line.
+    assert "stage featurize: started" in log and "Traceback (most recent call last)" in log and 'raise ValueError("bad row 3")' in log
+    assert str(failed / contract.LOG_FILE) in capsys.readouterr().err
+    assert type(sys.stdout).__name__ != "_Tee"  # the console is restored

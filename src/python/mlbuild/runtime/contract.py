@@ -8,6 +8,7 @@ SageMaker starts a training container as `docker run IMAGE train` and lays out `
     /opt/ml/input/data/<channel>/                the channel's files
     /opt/ml/model/                               tarred to model.tar.gz after the job
     /opt/ml/output/failure                       first 1024 chars become FailureReason
+    /opt/ml/output/train.log                     mlbuild's copy of the run's log (not SageMaker's)
     /opt/ml/output/data/                         tarred to output.tar.gz
     /opt/ml/checkpoints/                         synced to the checkpoint S3 URI
 
@@ -39,6 +40,9 @@ OUTPUT_DATA_DIR = "output/data"
 FAILURE_FILE = "output/failure"
 CHECKPOINTS_DIR = "checkpoints"
 METRICS_FILE = "model/metrics.json"
+# NB: not SageMaker's: mlbuild's own copy of the run's log (the console output), kept in the
+# run directory. SageMaker ignores files in /opt/ml/output other than `failure` and `data/`.
+LOG_FILE = "output/train.log"
 
 # SageMaker keeps the first 1024 characters of the failure file as the job's FailureReason.
 FAILURE_REASON_LIMIT = 1024
@@ -89,6 +93,10 @@ class TrainingEnvironment:
     @property
     def failure_file(self) -> Path:
         return self.base_dir / FAILURE_FILE
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / LOG_FILE
 
     @property
     def checkpoints_dir(self) -> Path:

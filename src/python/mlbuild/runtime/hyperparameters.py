@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from typing import Any, Dict, Iterable, Mapping
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 from mlbuild.runtime.config import HyperparameterSpec, PipelineConfig
 from mlbuild.runtime.errors import HyperparameterError
@@ -114,15 +114,26 @@ def decode(config: PipelineConfig, encoded: Mapping[str, str], source: str) -> D
     return resolve(config, encoded, source)
 
 
-def parse_assignments(args: Iterable[str]) -> Dict[str, str]:
-    """`name=value` command-line overrides, as raw strings."""
+def example_assignment(config: Optional[PipelineConfig], name: str = "") -> str:
+    """`name=default` of the pipeline's own hyperparameter `name` (else its first one), for error hints."""
+    specs = list(config.hyperparameters) if config is not None else []
+    if not specs:
+        return "name=value"
+    spec = next((s for s in specs if s.name == name), specs[0])
+    default = spec.default if isinstance(spec.default, str) else json.dumps(spec.default)
+    return f"{spec.name}={default}"
+
+
+def parse_assignments(args: Iterable[str], config: Optional[PipelineConfig] = None) -> Dict[str, str]:
+    """`name=value` command-line overrides, as raw strings; `config` makes the hint its own."""
     result = {}
     for arg in args:
         name, sep, value = arg.partition("=")
         name = name.strip().lstrip("-").replace("-", "_")
         if not sep or not name:
             raise HyperparameterError(
-                f"command line: {arg!r} is not a hyperparameter override. Fix: write name=value, e.g. max_depth=4."
+                f"command line: {arg!r} is not a hyperparameter override. "
+                f"Fix: write name=value, e.g. {example_assignment(config, name)}."
             )
         result[name] = value
     return result

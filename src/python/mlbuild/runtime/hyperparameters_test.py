@@ -90,3 +90,19 @@ def test_command_line_assignments() -> None:
     }
     with pytest.raises(HyperparameterError, match="'depth' is not a hyperparameter override. Fix: write name=value"):
         hyperparameters.parse_assignments(["depth"])
+
+
+def test_a_bare_name_is_answered_with_the_pipelines_own_example() -> None:
+    config = parse_config("hyperparameters:\n  C: 1.0\n  penalty: l2\n", "src/python/pipelines/cancer/pipeline.yaml")
+    with pytest.raises(HyperparameterError) as e:
+        hyperparameters.parse_assignments(["C"], config)
+    assert "e.g. C=1.0." in str(e.value) and "max_depth" not in str(e.value)
+    with pytest.raises(HyperparameterError, match="e.g. penalty=l2"):
+        hyperparameters.parse_assignments(["penalty"], config)
+    with pytest.raises(HyperparameterError, match="e.g. C=1.0"):  # not a name it has: its first one
+        hyperparameters.parse_assignments(["gamma"], config)
+    with pytest.raises(HyperparameterError, match="e.g. rate=0.1"):
+        hyperparameters.parse_assignments(["x"], CONFIG)
+    with pytest.raises(HyperparameterError) as e:  # no config at hand: no borrowed names
+        hyperparameters.parse_assignments(["C"])
+    assert "max_depth" not in str(e.value)

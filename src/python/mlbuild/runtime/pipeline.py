@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import importlib.util
 import logging
+import os
 import pickle
+import posixpath
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, Optional
 
 from mlbuild.runtime.config import PipelineConfig, parse_config
-from mlbuild.runtime.errors import ConfigError, PlatformError
+from mlbuild.runtime.errors import ConfigError, PipelineError, PlatformError
 
 REQUIRED_STAGES = ("load", "train", "evaluate")
 OPTIONAL_STAGES = ("featurize", "save")
@@ -61,22 +65,86 @@ class Pipeline:
     def stage(self, name: str) -> Optional[Callable[..., Any]]:
         return getattr(self.module, name, None)
 
+    @property
+    def names(self) -> "SourceNames":
+        return SourceNames.of(self.module, self.address)
+
 
 def default_save(ctx: StageContext, model: Any) -> None:
     with open(ctx.model_dir / "model.pkl", "wb") as f:
         pickle.dump(model, f, protocol=5)
 
 
+def _under_cwd(path: str) -> Optional[str]:
+    """`path` relative to the working directory, if it is a file there (not in a hidden folder)."""
+    cwd = os.getcwd()
+    if cwd == os.sep or not os.path.isfile(path):
+        return None
+    rel = os.path.relpath(path, cwd)
+    # NB: `~/.pex/unzipped_pexes/...` under a home-directory cwd is not a file the user edits.
+    if rel.startswith(os.pardir) or any(part.startswith(".") for part in rel.split(os.sep)):
+        return None
+    return rel
+
+
+def repo_path(filename: str, package: str, package_dir: Optional[str], address: str) -> Optional[str]:
+    """The repo path a user edits for `filename`, a file of (or beside) the pipeline's package.
+
+    1. the file exists under the working directory (`pants run` runs in the repo root):
+       that relative path, e.g. `src/python/pipelines/churn/pipeline.py`;
+    2. else (a PEX or the image), when the target's address ends with the package's folder
+       (`src/python/pipelines/churn:train` and `pipelines.churn`): the address's folder
+       joined with the file's path inside the package;
+    3. else None: callers keep the path they have.
+    """
+    absolute = os.path.abspath(filename)
+    found = _under_cwd(absolute)
+    if found:
+        return found
+    if not package_dir or not address:
+        return None
+    inside = os.path.relpath(absolute, os.path.abspath(package_dir))
+    if inside.startswith(os.pardir):
+        return None
+    spec_path = address.partition(":")[0].strip("/")
+    folder = package.replace(".", "/")
+    if spec_path == folder or spec_path.endswith("/" + folder):
+        return posixpath.normpath(posixpath.join(spec_path, inside.replace(os.sep, "/")))
+    return None
+
+
+@dataclass(frozen=True)
+class SourceNames:
+    """Names files of the pipeline's package by their repo path where that can be known."""
+
+    package: str  # "pipelines.churn"
+    package_dir: Optional[str]  # where the package's files are on disk (or in the PEX)
+    address: str
+
+    @classmethod
+    def of(cls, module: ModuleType, address: str) -> "SourceNames":
+        package = module.__name__.rpartition(".")[0]
+        file = getattr(module, "__file__", None)
+        return cls(package, os.path.dirname(os.path.abspath(file)) if file else None, address)
+
+    def contains(self, filename: str) -> bool:
+        if not self.package_dir:
+            return False
+        return os.path.abspath(filename).startswith(os.path.abspath(self.package_dir) + os.sep)
+
+    def name(self, filename: str) -> str:
+        return repo_path(filename, self.package, self.package_dir, self.address) or filename
+
+
 def load_pipeline(module_name: str, config_resource: str, address: str = "") -> Pipeline:
     """Import the pipeline module and read the config that sits beside it in its package."""
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise PlatformError(f"cannot import pipeline module {module_name!r}: {e}")
+    module = _import(module_name, address)
+    names = SourceNames.of(module, address)
+    module_file = names.name(module.__file__) if getattr(module, "__file__", None) else module_name
     missing = [s for s in REQUIRED_STAGES if not callable(getattr(module, s, None))]
     if missing:
         raise ConfigError(
-            f"{module.__file__}: pipeline module {module_name!r} lacks {', '.join(missing)}(). "
+            f"{module_file}: pipeline module {module_name!r} lacks {', '.join(missing)}(). "
             f"Fix: define {', '.join(f'def {m}(ctx, ...)' for m in missing)} (see mlbuild.runtime.pipeline)."
         )
     package = module_name.rpartition(".")[0]
@@ -86,8 +154,50 @@ def load_pipeline(module_name: str, config_resource: str, address: str = "") -> 
         text = importlib.resources.files(package).joinpath(config_resource).read_text()
     except (FileNotFoundError, ModuleNotFoundError) as e:
         raise PlatformError(f"config {config_resource!r} is not packaged beside {module_name!r}: {e}")
+    # NB: the source-root path (`pipelines/churn/pipeline.yaml`) only when no repo path is known.
     source = f"{package.replace('.', '/')}/{config_resource}"
+    if names.package_dir:
+        source = repo_path(os.path.join(names.package_dir, config_resource), package, names.package_dir, address) or source
     return Pipeline(address or module_name, module, parse_config(text, source))
+
+
+def _import(module_name: str, address: str) -> ModuleType:
+    """Import the pipeline module; errors of its own code (a typo, a bad import) are the user's."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise PlatformError(f"cannot import pipeline module {module_name!r}: {e}")
+        raise PipelineError(f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}") from e
+    except SyntaxError as e:
+        spot = f"{_names_for(module_name, address).name(e.filename)}:{e.lineno}: " if e.filename else ""
+        raise PipelineError(f"{spot}pipeline module {module_name!r} has a syntax error: {e.msg}. Fix: correct the code there.") from e
+    except Exception as e:  # noqa: BLE001 - the module's own top-level code raised
+        raise PipelineError(f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}") from e
+
+
+def _names_for(module_name: str, address: str) -> SourceNames:
+    """SourceNames of a module that failed to import (found again without running it)."""
+    package = module_name.rpartition(".")[0]
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        spec = None
+    origin = spec.origin if spec is not None and spec.has_location else None
+    return SourceNames(package, os.path.dirname(os.path.abspath(origin)) if origin else None, address)
+
+
+def _where(e: BaseException, module_name: str, address: str) -> str:
+    """`path:line: ` of the innermost traceback frame in the pipeline's package, if any."""
+    names = _names_for(module_name, address)
+    frame = user_frame(e, names)
+    return f"{names.name(frame.filename)}:{frame.lineno}: " if frame else ""
+
+
+def user_frame(e: BaseException, names: SourceNames) -> Optional[traceback.FrameSummary]:
+    """The innermost frame of `e`'s traceback that lies in the pipeline's package: the user's line."""
+    mine = [f for f in traceback.extract_tb(e.__traceback__) if names.contains(f.filename)]
+    return mine[-1] if mine else None
 
 
 def pipeline_from_environ(environ: Mapping[str, str]) -> Pipeline:
