@@ -17,7 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from mlbuild.runtime.errors import MLBuildError, PlatformError
+from mlbuild.runtime.config import load_config
+from mlbuild.runtime.errors import HyperparameterError, MLBuildError, PlatformError
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP
@@ -59,10 +60,22 @@ def exit_code_of(outcome: RunOutcome) -> int:
     return min(outcome.exit_code, 255)
 
 
+def _overrides(assignments: Sequence[str], config_path: Path) -> dict[str, str]:
+    """The `name=value` overrides; a malformed one is explained with the pipeline's own names."""
+    try:
+        return parse_assignments(assignments)
+    except HyperparameterError:
+        try:
+            config = load_config(config_path)
+        except MLBuildError:
+            config = None  # NB: run_image reports a bad config; here it only shapes the hint
+        return parse_assignments(assignments, config)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
     try:
-        overrides = parse_assignments(args.assignments)
+        overrides = _overrides(args.assignments, args.config)
         outcome = run_image(
             args.layout, args.ref, args.config, args.address, args.data_dir, args.runs_dir, overrides,
             cache_dir=args.cache_dir, stream=out, network=args.network, keep=args.keep,

@@ -62,3 +62,13 @@ def test_errors_become_exit_codes(monkeypatch: pytest.MonkeyPatch, capsys: pytes
 
 def test_bad_assignment_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _main(monkeypatch, RunOutcome(Path("/r"), 0, None, None), ["oops"])[0] == 2
+
+
+def test_a_bare_name_is_answered_with_the_pipelines_own_example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("hyperparameters:\n  C: 1.0\n")
+    monkeypatch.setattr(cli, "run_image", lambda *a, **k: RunOutcome(Path("/r"), 0, None, None))
+    args = [*ARGS[:2], "--config", str(config), *ARGS[4:], "C"]
+    assert cli.main(args, out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert "e.g. C=1.0" in err and "max_depth" not in err

@@ -84,7 +84,7 @@ def check_channel_data(config: PipelineConfig, s3: Any) -> None:
 
 def record_inputs(config: PipelineConfig, assignments: Sequence[str], region: Optional[str], environ: Mapping[str, str]) -> Dict[str, Any]:
     """What the publish record needs beyond the report: hyperparameters and pinned S3 data."""
-    values = resolve(config, parse_assignments(assignments), "command line")
+    values = resolve(config, parse_assignments(assignments, config), "command line")
     s3 = Clients.create(region, environ).s3
     data = []
     for channel in config.channels:
@@ -155,7 +155,7 @@ def publish_aws(
     build_request(
         config,
         image_uri=f"{destination}@{layout_digest(layout_dir, ref)}",
-        hyperparameter_values=resolve(config, parse_assignments(assignments), "command line"),
+        hyperparameter_values=resolve(config, parse_assignments(assignments, config), "command line"),
         pipeline_address=address,
         git_sha=git_sha,
         pex_sha256=pex_sha256,

@@ -50,7 +50,7 @@ def submit_command(args: argparse.Namespace, log: Callable[[str], None] = _err) 
     from mlbuild.sagemaker.submit import submit
 
     config = load_config(args.config)
-    values = resolve(config, parse_assignments(args.assignments), "command line")
+    values = resolve(config, parse_assignments(args.assignments, config), "command line")
     request = build_request(
         config,
         image_uri=args.image_uri,
