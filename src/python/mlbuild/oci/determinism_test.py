@@ -45,11 +45,6 @@ def test_compressor_ids_name_library_and_version() -> None:
         choose_compressor("zstd")
 
 
-def test_isal_is_preferred_when_installed() -> None:
-    pytest.importorskip("isal")
-    assert choose_compressor("auto").id.startswith("isal-")
-
-
 def test_tar_is_sorted_and_normalised_whatever_the_input_order() -> None:
     entries = [LayerEntry.file("/b/z", b"1"), LayerEntry.directory("/b"), LayerEntry.symlink("/a", "b/z"), LayerEntry.file("/b-c", b"2", 0o700)]
     outs = []
