@@ -17,6 +17,7 @@ from mlbuild.debian import lock as lockfile
 from mlbuild.debian.errors import ChecksumMismatch, FetchError
 from mlbuild.debian.resolve import resolve_lock
 from mlbuild.debian.rootfs import build_rootfs
+from mlbuild.tools_required import skip_or_fail, tool_path
 
 REPO = Path(__file__).resolve().parents[4]
 COMMITTED_LOCK = REPO / "docker/debian-python3.11/packages.lock.json"
@@ -54,15 +55,13 @@ def rootfs(fresh_lock, cache, tmp_path_factory):
 
 
 def _bwrap(root: Path, code: str) -> str:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap not installed (apt-get install bubblewrap)")
     cmd = [
-        "bwrap", "--ro-bind", str(root), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        tool_path("bwrap", "bubblewrap"), "--ro-bind", str(root), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
         "--unshare-all", "/usr/bin/python3", "-c", code,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0 and "Creating new namespace failed" in proc.stderr:
-        pytest.skip(f"bwrap cannot create namespaces here: {proc.stderr.strip()}")
+        skip_or_fail(f"bwrap cannot create namespaces here: {proc.stderr.strip()}")
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

@@ -15,9 +15,10 @@ from mlbuild.oci.archive import write_oci_archive
 from mlbuild.oci.image import Image, set_config
 from mlbuild.oci.layout import write_layout
 from mlbuild.registry import push_layout
-from mlbuild.registry.local_server import REGISTRY_BIN, serve_registry
+from mlbuild.registry.local_server import serve_registry
+from mlbuild.tools_required import require_tool
 
-pytestmark = pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)")
+pytestmark = require_tool("docker-registry", "docker-registry")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from mlbuild.oci.layer import LayerEntry
 from mlbuild.oci.layer_writer import write_layer
 from mlbuild.oci.layout import read_layout, write_layout
 from mlbuild.oci.unpack import unpack_image
+from mlbuild.tools_required import require_tool
 
 REF = "trainer:1"
 
@@ -89,7 +89,7 @@ def test_oci_archive_is_deterministic_and_holds_the_layout(tmp_path: Path) -> No
     assert names[:2] == ["blobs", "blobs/sha256"] and "index.json" in names and "oci-layout" in names
 
 
-@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (apt-get install skopeo)")
+@require_tool("skopeo", "skopeo")
 def test_skopeo_accepts_the_layout_and_the_archive(tmp_path: Path) -> None:
     image = _image(tmp_path)
     write_layout(image, tmp_path / "layout", REF)
@@ -104,7 +104,7 @@ def test_skopeo_accepts_the_layout_and_the_archive(tmp_path: Path) -> None:
     subprocess.run(["skopeo", "copy", f"oci:{tmp_path / 'layout'}:{REF}", f"oci:{tmp_path / 'copy'}:x"], check=True, capture_output=True)
 
 
-@pytest.mark.skipif(shutil.which("umoci") is None, reason="umoci is not installed (apt-get install umoci)")
+@require_tool("umoci", "umoci")
 def test_umoci_unpacks_the_same_tree_as_ours(tmp_path: Path) -> None:
     image = _image(tmp_path)
     write_layout(image, tmp_path / "layout", REF)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from mlbuild.oci.errors import UserError
 from mlbuild.oci.image import Image, set_config
 from mlbuild.oci.layout import read_index, read_layout, write_layout
 from mlbuild.oci.referrer import EMPTY_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE, attach, make_referrer, referrers
+from mlbuild.tools_required import require_tool
 
 REF = "trainer:1"
 
@@ -76,7 +76,7 @@ def test_same_inputs_same_layout_bytes(tmp_path: Path) -> None:
     assert archives[0] == archives[1]
 
 
-@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (apt-get install skopeo)")
+@require_tool("skopeo", "skopeo")
 def test_skopeo_still_reads_the_image_by_ref(tmp_path: Path) -> None:
     layout, image = _layout(tmp_path)
     attach(layout, make_referrer(image.manifest_descriptor(), IN_TOTO_MEDIA_TYPE, b"stmt"))

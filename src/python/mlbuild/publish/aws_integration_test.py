@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +30,9 @@ from mlbuild.publish.testing import (
     serve_registry,
 )
 from mlbuild.registry import Credentials, content_tag, pull_to_layout
-from mlbuild.registry.local_server import HTPASSWD_BIN, REGISTRY_BIN
 from mlbuild.sagemaker.moto_server import moto_server, reset_moto
 from mlbuild.registry.testing import make_layout
+from mlbuild.tools_required import cross_check_tool, require_tool
 
 try:  # NB: a plain (weak) import, so Pants infers the dependency; skipped below if absent
     import moto.server  # noqa: F401
@@ -43,8 +42,8 @@ except ImportError:
     HAVE_MOTO = False
 
 pytestmark = [
-    pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)"),
-    pytest.mark.skipif(HTPASSWD_BIN is None, reason="needs `htpasswd` for bcrypt entries (apt-get install apache2-utils)"),
+    require_tool("docker-registry", "docker-registry"),
+    require_tool("htpasswd", "apache2-utils"),  # bcrypt entries
     pytest.mark.skipif(not HAVE_MOTO, reason="needs moto[server]"),
 ]
 
@@ -287,9 +286,10 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     )
     assert pulled.digest == digest
     assert read_layout(tmp_path / "pulled").manifest_descriptor().digest == digest
-    if shutil.which("skopeo"):
+    skopeo = cross_check_tool("skopeo", "skopeo")
+    if skopeo is not None:
         inspected = subprocess.run(
-            ["skopeo", "inspect", "--tls-verify=false", "--creds", aws.creds, f"docker://{image_uri}"],
+            [skopeo, "inspect", "--tls-verify=false", "--creds", aws.creds, f"docker://{image_uri}"],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         assert json.loads(inspected.stdout)["Digest"] == digest

@@ -33,10 +33,11 @@ import pytest
 
 from mlbuild.oci.layout import read_layout
 from mlbuild.registry import AuthError, Credentials, RetryPolicy, TransientError, content_tag, pull_to_layout, push_layout
-from mlbuild.registry.local_server import REGISTRY_BIN, serve_registry
+from mlbuild.registry.local_server import serve_registry
 from mlbuild.registry.testing import make_layout
+from mlbuild.tools_required import require_tool
 
-pytestmark = pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)")
+pytestmark = require_tool("docker-registry", "docker-registry")
 BIG = 12 * 1024 * 1024  # NB: > 2 chunks of 5 MiB, and far above socket buffers, so mid-body resets bite
 BLOCK = 64 * 1024
 FOREVER = 10**9
