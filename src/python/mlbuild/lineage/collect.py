@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from mlbuild.lineage.digests import file_sha256, tree_checksum
+from mlbuild.lineage.digests import file_sha256, model_checksum, tree_checksum
 from mlbuild.lineage.errors import UserError
 from mlbuild.lineage.record import Record, make_record, source_from_revision
 
@@ -122,23 +122,29 @@ def run_record(
     image_digest: Optional[str] = None,
     created: Optional[str] = None,
     code: Optional[Mapping[str, str]] = None,
+    source: Optional[Mapping[str, Any]] = None,
 ) -> Record:
-    """A record of a local run directory (`dist/mlbuild/runs/.../<run id>[.failed]`)."""
+    """A record of a local run directory (`dist/mlbuild/runs/.../<run id>[.failed]`).
+
+    `source`: the git revision it ran from (lineage.source.current_source).
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "input" / "config").is_dir():
         raise UserError(f"{run_dir}: not a run directory (no input/config/). Fix: pass `dist/mlbuild/runs/.../<run id>`.")
     hp_file = run_dir / "input" / "config" / "hyperparameters.json"
     data_dir = run_dir / "input" / "data"
     channels = sorted(p for p in data_dir.iterdir()) if data_dir.is_dir() else []
-    model_file, metrics_file = run_dir / "model" / "model.pkl", run_dir / "model" / "metrics.json"
+    model_dir, metrics_file = run_dir / "model", run_dir / "model" / "metrics.json"
+    model_file = model_dir / "model.pkl"
     failed = run_dir.name.endswith(".failed") or (run_dir / "output" / "failure").exists()
     return make_record(
         "run",
         pipeline,
         created,
+        source=dict(source) if source else None,
         hyperparameters=_read_json(hp_file, "hyperparameters") if hp_file.exists() else None,
         data=[{"name": p.name, "uri": p.resolve().as_uri(), "checksum": tree_checksum(p)} for p in channels] or None,
-        model={"uri": model_file.resolve().as_uri(), "sha256": file_sha256(model_file)} if model_file.is_file() else None,
+        model=_model(model_dir),
         metrics=_read_json(metrics_file, "metrics") if metrics_file.is_file() else None,
         pex={"sha256": pex_sha256} if pex_sha256 else None,
         code=dict(code) if code else None,
@@ -148,6 +154,19 @@ def run_record(
         parents=list(parents) or None,
         extra={"run_dir": str(run_dir.resolve())},
     )
+
+
+def _model(model_dir: Path) -> Optional[Dict[str, str]]:
+    """model.pkl's uri and sha256 (what `save` writes by default) and the checksum of every
+    file the run saved, which a publish's model.tar.gz of the same files matches."""
+    model_file = model_dir / "model.pkl"
+    saved = model_dir.is_dir() and any(p.name != "metrics.json" for p in model_dir.iterdir())
+    if not model_file.is_file() and not saved:
+        return None
+    model = {"uri": (model_file if model_file.is_file() else model_dir).resolve().as_uri(), "checksum": model_checksum(model_dir)}
+    if model_file.is_file():
+        model["sha256"] = file_sha256(model_file)
+    return model
 
 
 def publish_record(report: Mapping[str, Any], parents: Sequence[str] = (), created: Optional[str] = None, **fields: Any) -> Record:

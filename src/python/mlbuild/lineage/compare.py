@@ -19,6 +19,7 @@ DIFF_FIELDS = (
     "pex.sha256",
     "image.manifest_digest",
     "job.status",
+    "model.checksum",
     "model.sha256",
 )
 
@@ -27,9 +28,9 @@ def _number(value: Any) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def runs(store: Store, pipeline: str, kinds: Sequence[str] = RUN_KINDS) -> List[Record]:
-    """The pipeline's runs (local and SageMaker), oldest first."""
-    return [r for r in store.records() if r.pipeline == pipeline and r.kind in kinds]
+def runs(store: Store, pipeline: Optional[str], kinds: Sequence[str] = RUN_KINDS) -> List[Record]:
+    """The pipeline's runs (local and SageMaker), oldest first; every pipeline's if None."""
+    return [r for r in store.records() if (pipeline is None or r.pipeline == pipeline) and r.kind in kinds]
 
 
 def runs_json(records: Sequence[Record]) -> List[Dict[str, Any]]:
@@ -40,7 +41,9 @@ def runs_json(records: Sequence[Record]) -> List[Dict[str, Any]]:
             "created": r.created,
             "status": r.status,
             "job": r.get("job.name"),
+            "pipeline": r.pipeline,
             "revision": r.get("source.revision"),
+            "dirty": r.get("source.dirty"),
             "hyperparameters": r.hyperparameters,
             "metrics": r.metrics,
         }
@@ -55,19 +58,36 @@ def _cell(value: Any) -> str:
     return f"{number:.6g}" if number is not None else str(value)
 
 
+def varying_hyperparameters(records: Sequence[Record]) -> List[str]:
+    """The hyperparameter names whose value is not the same in every record."""
+    names = sorted({n for r in records for n in r.hyperparameters})
+    return [n for n in names if len({r.hyperparameters.get(n) for r in records}) > 1]
+
+
 def runs_table(records: Sequence[Record]) -> str:
-    """A fixed-width table: one row per run, one column per metric any run reported."""
+    """A fixed-width table: one row per run, one column per metric any run reported.
+
+    A `pipeline` column when the runs are of several pipelines; a last `hyperparameters`
+    column with those that differ between the rows (`name=value,...`), so runs with the same
+    metrics can be told apart.
+    """
     metrics = sorted({name for r in records for name in r.metrics})
-    header = ["created", "record", "kind", "status", "revision", *metrics]
+    several = len({r.pipeline for r in records}) > 1
+    varying = varying_hyperparameters(records)
+    lead = ["pipeline"] if several else []
+    header = [*lead, "created", "record", "kind", "status", "revision", *metrics, *(["hyperparameters"] if varying else [])]
     rows = [header]
     for r in records:
         revision = r.get("source.revision")
         rev = (revision[:12] + ("*" if r.get("source.dirty") else "")) if revision else "-"
-        rows.append([r.created, r.id[:12], r.kind, r.status or "-", rev, *(_cell(r.metrics.get(m)) for m in metrics)])
+        hps = [",".join(f"{n}={r.hyperparameters[n]}" for n in varying if n in r.hyperparameters) or "-"] if varying else []
+        rows.append([*([r.pipeline] if several else []), r.created, r.id[:12], r.kind, r.status or "-", rev,
+                     *(_cell(r.metrics.get(m)) for m in metrics), *hps])  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    first_metric, after_metrics = len(lead) + 5, len(lead) + 5 + len(metrics)
     # NB: text left-aligned, metrics right-aligned so decimal columns line up.
     lines = [
-        "  ".join(c.rjust(w) if i >= 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        "  ".join(c.rjust(w) if first_metric <= i < after_metrics else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
         for row in rows
     ]
     return "\n".join(lines) + "\n"
@@ -77,7 +97,7 @@ def diff(a: Record, b: Record) -> Dict[str, Any]:
     """What changed from `a` to `b`: provenance fields, data, hyperparameters, metric deltas."""
     fields = [
         {"field": f, "a": a.get(f), "b": b.get(f), "changed": a.get(f) != b.get(f)}
-        for f in DIFF_FIELDS
+        for f in _model_fields(a, b)
         if a.get(f) is not None or b.get(f) is not None
     ]
     da, db = a.data_checksums, b.data_checksums
@@ -95,6 +115,17 @@ def diff(a: Record, b: Record) -> Dict[str, Any]:
         delta = vb - va if va is not None and vb is not None else None
         metrics.append({"name": name, "a": a.metrics.get(name), "b": b.metrics.get(name), "delta": delta})
     return {"a": a.id, "b": b.id, "fields": fields, "data": data, "hyperparameters": hps, "metrics": metrics}
+
+
+def _model_fields(a: Record, b: Record) -> List[str]:
+    """DIFF_FIELDS, comparing models by their files when both records know them.
+
+    NB: a run's `model.sha256` is model.pkl's and a publish's is model.tar.gz's, so those never
+    match even for the same model; `model.checksum` (over the files) compares like with like.
+    """
+    both = a.get("model.checksum") is not None and b.get("model.checksum") is not None
+    skip = "model.sha256" if both else "model.checksum"
+    return [f for f in DIFF_FIELDS if f != skip]
 
 
 def _pins(record: Record) -> Dict[str, str]:

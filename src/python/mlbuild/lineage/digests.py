@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tarfile
 from pathlib import Path
-from typing import List, Union
+from typing import Iterable, List, Tuple, Union
 
 from mlbuild.lineage.errors import RecordError
 
@@ -84,3 +85,48 @@ def tree_checksum(path: Union[str, Path]) -> str:
     else:
         raise RecordError(f"{path}: no such file or directory to checksum.")
     return PREFIX + hashlib.sha256(b"".join(lines)).hexdigest()
+
+
+def _files_checksum(entries: Iterable[Tuple[str, bytes]]) -> str:
+    """`sha256:<hex>` over sorted (path, `F`+sha256 | `L`+link target) lines; folders don't count."""
+    lines = [kind[:1] + b"\0" + path.encode() + b"\0" + kind[1:] + b"\n" for path, kind in sorted(entries)]
+    return PREFIX + hashlib.sha256(b"".join(lines)).hexdigest()
+
+
+def model_checksum(path: Union[str, Path]) -> str:
+    """The checksum of a model's files, the same for a model directory and its `model.tar.gz`.
+
+    NB: a local run keeps `model/` and a publish keeps SageMaker's `model.tar.gz` of it; their
+    own sha256s never match, but the files inside are the same. Paths are relative to the
+    model directory; folders are left out (a tar need not list them); links are their target.
+    """
+    root = Path(path)
+    entries: List[Tuple[str, bytes]] = []
+    if root.is_dir():
+        for dirpath, dirnames, filenames in os.walk(root):  # NB: never into linked folders
+            for name in (*filenames, *dirnames):
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, root).replace(os.sep, "/")
+                if os.path.islink(full):
+                    entries.append((rel, b"L" + os.readlink(full).encode()))
+                elif name in filenames:
+                    entries.append((rel, b"F" + file_sha256(full).encode()))
+    elif root.is_file():
+        try:
+            with tarfile.open(root, "r:*") as tar:
+                for member in tar:
+                    name = member.name[2:] if member.name.startswith("./") else member.name
+                    if member.isfile():
+                        f = tar.extractfile(member)
+                        assert f is not None
+                        h = hashlib.sha256()
+                        for chunk in iter(lambda: f.read(CHUNK), b""):
+                            h.update(chunk)
+                        entries.append((name, b"F" + h.hexdigest().encode()))
+                    elif member.issym():
+                        entries.append((name, b"L" + member.linkname.encode()))
+        except (tarfile.TarError, OSError) as e:
+            raise RecordError(f"{path}: not a readable model archive ({e}).")
+    else:
+        raise RecordError(f"{path}: no model directory or archive to checksum.")
+    return _files_checksum(entries)

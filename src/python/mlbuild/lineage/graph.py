@@ -28,8 +28,8 @@ CONSUMES = {
 IDENTIFIES = {"id", "job.name", "job.arn"}
 OUTPUTS = {
     "package": {"pex.sha256", "image.manifest_digest", "image.config_digest", "image.layers", "image.diff_ids", "image.ref"},
-    "run": {"model.sha256"},
-    "publish": {"model.sha256"},
+    "run": {"model.sha256", "model.checksum"},
+    "publish": {"model.sha256", "model.checksum"},
 }
 
 

@@ -16,6 +16,7 @@ from typing import Mapping, Optional
 from mlbuild.lineage.collect import run_record
 from mlbuild.lineage.digests import tree_checksum
 from mlbuild.lineage.reuse import find_reusable_run
+from mlbuild.lineage.source import current_source
 from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import ROOT_ENV_VAR, Store, default_inbox
 
@@ -82,5 +83,6 @@ def record_run(run_dir: Path, address: str) -> Optional[str]:
         pex_sha256=os.environ.get(PEX_SHA256_ENV_VAR) or None,
         image_digest=os.environ.get(IMAGE_DIGEST_ENV_VAR) or None,
         code=code_pin(os.environ),
+        source=current_source(os.environ),
     )
     return save(record)

@@ -45,3 +45,51 @@ def test_a_run_from_sources_is_recorded_and_reused_by_its_code_pin(tmp_path: Pat
     # An edit changes the sources digest: the earlier run is not reused.
     monkeypatch.setenv(producers.SOURCES_SHA256_ENV_VAR, "c" * 64)
     assert producers.reusable_run_dir({"lr": "0.1"}, channels) is None
+
+
+def _stored(store: Path, record_id: str) -> dict:
+    return json.loads(next(store.rglob(f"{record_id}.json")).read_text())
+
+
+def test_a_run_record_carries_the_revision_and_the_resolved_hyperparameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlbuild.lineage.source import SOURCE_REVISION_ENV_VAR
+
+    monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "store"))
+    monkeypatch.setenv(SOURCE_REVISION_ENV_VAR, "d" * 40 + "-dirty")  # what the Pants rule sets
+    record = _stored(tmp_path / "store", producers.record_run(finished_run(tmp_path / "runs", "r1"), "src/p:train"))
+    assert record["source"] == {"revision": "d" * 40, "dirty": True}
+    assert record["hyperparameters"] == {"lr": "0.1"}
+
+
+def test_without_the_variable_the_revision_comes_from_git_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+    import shutil
+    import subprocess
+
+    from mlbuild.lineage import source
+
+    monkeypatch.delenv(source.SOURCE_REVISION_ENV_VAR, raising=False)
+    outside = tmp_path / "not-a-repo"
+    outside.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # NB: don't find a repo above tmp_path
+    assert source.current_source({}, outside) is None
+    if shutil.which("git") is None:
+        pytest.skip("no git on this machine")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    assert source.current_source({}, repo) is None  # no commit yet
+    (repo / "a.txt").write_text("1\n")
+    subprocess.run([*git, "add", "a.txt"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], cwd=repo, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    assert source.current_source({}, repo) == {"revision": head, "dirty": False}
+    (repo / "a.txt").write_text("2\n")
+    assert source.current_source({}, repo) == {"revision": head, "dirty": True}
+    assert source.current_source({source.SOURCE_REVISION_ENV_VAR: "e" * 40}, repo) == {"revision": "e" * 40, "dirty": False}
+    monkeypatch.chdir(repo)  # the record of a `pants run` (cwd: the repo root)
+    monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "store"))
+    capfd.readouterr()
+    record = _stored(tmp_path / "store", producers.record_run(finished_run(tmp_path / "runs", "r2"), "src/p:train"))
+    assert record["source"] == {"revision": head, "dirty": True}
+    assert capfd.readouterr().err == ""  # quiet

@@ -10,7 +10,7 @@
                "diff_ids": [D], "base_digest": D, "base_name": N},
      "job": {"name": N, "arn": A, "region": R, "start": T, "end": T, "status": S},
      "data": [{"name": CHANNEL, "uri": U, "checksum": "sha256:HEX", "pin": "s3-listing" (else bytes)}],
-     "model": {"uri": U, "sha256": HEX}, "metrics": {NAME: NUMBER},
+     "model": {"uri": U, "sha256": HEX, "checksum": "sha256:HEX"}, "metrics": {NAME: NUMBER},
      "provenance": {"digest": REFERRER MANIFEST D, "statement_sha256": HEX, "subject": IMAGE D},
      "parents": [RECORD ID], "extra": {...}}
 
@@ -171,7 +171,9 @@ FIELDS: Dict[str, Callable[[Any, str], Any]] = {
         v, w, {"name": _text, "arn": _text, "region": _text, "start": utc_timestamp, "end": utc_timestamp, "status": _status}
     ),
     "data": _data,
-    "model": lambda v, w: _object(v, w, {"uri": _text, "sha256": sha256_hex}),
+    # NB: `sha256` is the file at `uri` (a run's model.pkl, a publish's model.tar.gz); `checksum`
+    # is over the model's files (digests.model_checksum), the same for a directory and its archive.
+    "model": lambda v, w: _object(v, w, {"uri": _text, "sha256": sha256_hex, "checksum": oci_digest}),
     "provenance": lambda v, w: _object(v, w, {"digest": oci_digest, "statement_sha256": sha256_hex, "subject": oci_digest}),
     "metrics": _metrics,
     "parents": _ids,
