@@ -7,7 +7,7 @@
     [--root DIR] inspect QUERY [--json] [--local-only]   QUERY: hash, sha256:hash, >=6-hex prefix, job name, repo@sha256:...
                                              (not in the store: fetched from the job's S3 folder or the image's registry)
     [--root DIR] fetch s3://B/PREFIX | REGISTRY/REPO@sha256:... | JOB   copy records into the store
-    [--root DIR] runs PIPELINE [--json]
+    [--root DIR] runs [PIPELINE] [--json]
     [--root DIR] diff A B [--json]
     [--root DIR] previous PIPELINE [--before ID]   prints the previous successful run's metrics as JSON
     [--root DIR] plot PIPELINE --metric NAME --out FILE.png
@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance, verify
 from mlbuild.lineage.digests import bare_hex, file_sha256, is_hex
 from mlbuild.lineage.errors import MLBuildError, NotFoundError, UserError
+from mlbuild.lineage.index import RUNS_COMMAND
 from mlbuild.lineage.provenance import VerificationError
 from mlbuild.lineage.record import Record, now
 from mlbuild.lineage.store import Store
@@ -223,14 +224,34 @@ def fetch_records(source: str, args: argparse.Namespace) -> List[Record]:
     return remote.job_records(source, clients.sagemaker, clients.s3)
 
 
+def _not_found_locally(query: str, store: Store) -> NotFoundError:
+    """A query that is no hash: say so plainly, and how to see what the store holds."""
+    records = store.records()
+    if any(r.pipeline == query for r in records):
+        return NotFoundError(f"{query!r} is a pipeline address, not a record. Fix: list its runs with `{RUNS_COMMAND} {query}`.")
+    return NotFoundError(
+        f"{query!r} is neither a record id or digest prefix (6+ hex characters) nor a job name found in the "
+        f"lineage store {store.root} ({len(records)} record(s)). Fix: list what exists with `{RUNS_COMMAND}`, "
+        "then inspect a record id from that list."
+    )
+
+
 def inspect_command(args: argparse.Namespace, store: Store) -> int:
     try:
         found = graph.lineage(store, args.query)
     except NotFoundError as not_found:
+        query = args.query.strip()
+        h = bare_hex(query)
+        region = args.region or aws_region_configured()
         # NB: a full PEX sha256 or image digest can be searched for (job tags); a prefix can't.
-        searchable = HEX64.fullmatch(bare_hex(args.query)) and (args.region or aws_region_configured())
-        if args.local_only or (is_hex(bare_hex(args.query)) and not searchable):
+        searchable = HEX64.fullmatch(h) and region
+        if args.local_only or (is_hex(h) and not searchable):
             raise
+        remote_kind = query.startswith(("s3://", "arn:")) or looks_like_image_reference(query)
+        if not is_hex(h) and not remote_kind and (not region or not JOB_NAME.fullmatch(query)):
+            # NB: a bare word could only be a SageMaker job name, and without a region there is
+            # nowhere to look it up: no detour into AWS configuration.
+            raise _not_found_locally(query, store) from None
         # NB: a fresh clone has no records; the job's S3 folder or the image's registry does.
         try:
             fetched = fetch_records(args.query, args)
@@ -261,7 +282,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "runs":
         records = compare.runs(store, args.pipeline)
         if not records:
-            raise UserError(f"no runs of {args.pipeline!r} in {store.root}.")
+            of = f" of {args.pipeline!r}" if args.pipeline else ""
+            raise UserError(f"no runs{of} in {store.root}. Fix: `./pants run <pipeline target>` records one.")
         if args.json:
             _print_json(compare.runs_json(records))
         else:
@@ -342,8 +364,8 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("source")
     remote_options(h)
 
-    s = sub.add_parser("runs", help="a pipeline's runs and their metrics, oldest first")
-    s.add_argument("pipeline")
+    s = sub.add_parser("runs", help="a pipeline's runs and their metrics, oldest first (every pipeline's without one)")
+    s.add_argument("pipeline", nargs="?", help="a pipeline address, e.g. src/python/pipelines/churn:train (default: all)")
     s.add_argument("--json", action="store_true")
 
     d = sub.add_parser("diff", help="what changed between two records")

@@ -17,6 +17,8 @@ from mlbuild.lineage.errors import AmbiguousError, NotFoundError
 from mlbuild.lineage.record import Record
 
 MIN_PREFIX = 6
+# What error messages suggest to see which records exist (the README's spelling).
+RUNS_COMMAND = "./pants run src/python/mlbuild/lineage:mlbuild-lineage -- runs"
 JOB = "job:"
 REF = "ref:"
 # Hash-valued fields (dotted path into the record) and whether the value is a list.
@@ -32,6 +34,7 @@ HASH_FIELDS: Tuple[Tuple[str, bool], ...] = (
     ("image.diff_ids", True),
     ("image.base_digest", False),
     ("model.sha256", False),
+    ("model.checksum", False),
     ("provenance.digest", False),
     ("provenance.statement_sha256", False),
     ("parents", True),
@@ -136,5 +139,5 @@ class Index:
         hint = f" (a prefix needs at least {MIN_PREFIX} hex characters)" if is_hex(h) and len(h) < MIN_PREFIX else ""
         raise NotFoundError(
             f"no lineage record mentions {query!r}{hint}; the store holds {len(self._kinds)} record(s). "
-            "Fix: check the hash, or record the artifact first (`python -m mlbuild.lineage record ...`)."
+            f"Fix: check the hash; list what exists with `{RUNS_COMMAND}`."
         )
