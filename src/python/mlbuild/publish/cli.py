@@ -5,8 +5,9 @@
         [--backend auto|local|aws] [--registry HOST:PORT/REPO] [--wait] [--force] [name=value ...]
 
 Writes `report.json` and `report.md` (postable verbatim as a PR comment) to --report-dir and
-prints the Markdown. Exit codes are decided here only: 0 ok, 2 user error, 3 platform error,
-and mlbuild.sagemaker's codes (4 name conflict, 5 job failed, 6 still running) for AWS.
+prints the Markdown. Exit codes are decided here only: 0 ok, 2 user error (including a local
+job whose pipeline raised), 3 platform error, and mlbuild.sagemaker's codes (4 name conflict,
+5 job failed, 6 still running) for AWS; 5 also for a local job that failed otherwise (killed).
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from mlbuild.lineage.collect import publish_record
 from mlbuild.lineage.compare import previous_metrics
 from mlbuild.lineage.digests import bare_hex
 from mlbuild.lineage.producers import configured_store, save
+from mlbuild.lineage.record import source_from_revision
+from mlbuild.lineage.source import current_source
 from mlbuild.publish.backend import choose_backend
 from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import MLBuildError
 from mlbuild.runtime.hyperparameters import parse_assignments
 
-FAILED_JOB_EXIT_CODE = 5  # NB: the same code mlbuild.sagemaker uses for a Failed job.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,17 +75,25 @@ def run(args: argparse.Namespace) -> int:
         return exit_code
     job = local.publish_local(
         layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
-        data_dir=args.data_dir, overrides=parse_assignments(args.assignments), root=args.local_root,
+        data_dir=args.data_dir, overrides=parse_assignments(args.assignments, config), root=args.local_root,
         registry=args.registry, force=args.force, log=lambda line: print(f"mlbuild: {line}", file=sys.stderr),
     )
     report = local.local_report(job, local.previous_metrics(args.local_root, args.address, exclude=job.name))
     markdown = local.local_markdown(report)
-    record_publish(local.local_record(job))
+    record_publish(local.local_record(job, publish_source(args.git_sha)))
     report_json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     report_md.write_text(markdown)
     print(markdown, end="")
     print(f"mlbuild: report written to {report_json} and {report_md}", file=sys.stderr)
-    return 0 if job.status == "Completed" else FAILED_JOB_EXIT_CODE
+    return local.job_exit_code(job)
+
+
+def publish_source(git_sha: str) -> Optional[dict]:
+    """The revision published: --git-sha (`<sha>[-dirty]`, from the Pants rule), else the
+    environment or git in the working directory (lineage.source), else None."""
+    if git_sha and git_sha != "unknown":
+        return source_from_revision(git_sha)
+    return current_source(os.environ)
 
 
 def _previous_metrics_file(address: str, report_dir: Path) -> Optional[Path]:

@@ -23,19 +23,20 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from mlbuild.container_run.runner import run_image
-from mlbuild.lineage.digests import tree_checksum
+from mlbuild.lineage.digests import model_checksum, tree_checksum
 from mlbuild.lineage.record import Record, make_record
 from mlbuild.oci.layout import read_layout, write_layout
 from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.oci import referrer
 from mlbuild.registry.push import content_tag, push_layout
-from mlbuild.runtime import hyperparameters
+from mlbuild.runtime import contract, hyperparameters
 from mlbuild.runtime.config import PipelineConfig
-from mlbuild.runtime.errors import UserError
+from mlbuild.runtime.errors import PlatformError, UserError
 from mlbuild.runtime.local_run import local_channel_dirs
 from mlbuild.sagemaker.job_name import pipeline_name_from_address
 
 JOB_FILE = "job.json"
+FAILED_JOB_EXIT_CODE = 5  # NB: the code mlbuild.sagemaker uses for a Failed job.
 LOCAL_ROOT = Path(".mlbuild/local")
 
 
@@ -128,10 +129,15 @@ def publish_local(
         "end": _now(),
         "metrics": outcome.metrics or {},
         "failure_reason": outcome.failure_reason,
+        "exit_code": outcome.exit_code,
     }
+    log_file = Path(outcome.run_dir) / contract.LOG_FILE
+    if log_file.is_file():
+        record["log"] = str(log_file)
     if outcome.succeeded:
         archive = job_dir / "output" / "model.tar.gz"
-        record["model"] = {"uri": str(archive), "sha256": write_model_archive(outcome.model_dir, archive)}
+        sha256 = write_model_archive(outcome.model_dir, archive)
+        record["model"] = {"uri": str(archive), "sha256": sha256, "checksum": model_checksum(archive)}
     job_dir.mkdir(parents=True, exist_ok=True)
     tmp = job_dir / f".{JOB_FILE}.{os.getpid()}"
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -143,17 +149,27 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def local_record(job: LocalJob) -> Record:
-    """The lineage record of a local job: image, hyperparameters, data, model, metrics."""
+def local_record(job: LocalJob, source: Optional[Mapping[str, Any]] = None) -> Record:
+    """The lineage record of a local job: revision, image, hyperparameters, data, model, metrics.
+
+    The model is pinned twice: model.tar.gz's sha256, and the checksum of the files inside
+    it, which a host run of the same model (model/ unarchived) records too.
+    """
     r = job.record
+    model = None
+    if r.get("model"):
+        archive = Path(r["model"]["uri"])
+        checksum = r["model"].get("checksum") or (model_checksum(archive) if archive.is_file() else None)
+        model = {"uri": archive.resolve().as_uri(), "sha256": r["model"]["sha256"], "checksum": checksum}
     return make_record(
         "publish",
         r["pipeline_address"],
+        source=dict(source) if source else None,
         image={"manifest_digest": r["image_digest"], "ref": job.image_uri},
         hyperparameters=r["hyperparameters"],
         data=[{"name": name, "uri": name, "checksum": checksum} for name, checksum in sorted(r["data"].items())],
         job={"name": job.name, "status": r["status"], "start": r["start"], "end": r["end"]},
-        model={"uri": Path(r["model"]["uri"]).resolve().as_uri(), "sha256": r["model"]["sha256"]} if r.get("model") else None,
+        model=model,
         metrics=r.get("metrics") or None,
     )
 
@@ -168,7 +184,7 @@ def local_report(job: LocalJob, previous: Optional[Mapping[str, float]] = None) 
         "image_uri": job.image_uri,
         "pipeline_address": record.get("pipeline_address"),
         "run_dir": record.get("run_dir"),
-        "logs": record.get("run_dir"),
+        "logs": record.get("log") or record.get("run_dir"),
         "model": record.get("model"),
         "metrics": record.get("metrics", {}),
         "failure_reason": record.get("failure_reason"),
@@ -186,6 +202,22 @@ def previous_metrics(root: Path, address: str, exclude: str) -> Optional[Dict[st
     return max(jobs, key=lambda j: j[0])[1].get("metrics") if jobs else None
 
 
+def _link(path: Optional[str]) -> str:
+    """A Markdown link to a local file (opens in editors and viewers that render the report)."""
+    if not path:
+        return "-"
+    return f"[`{path}`]({Path(path).resolve().as_uri()})"
+
+
+def job_exit_code(job: LocalJob) -> int:
+    """0 for a completed job; else what `train` said (2 the user's error, 3 mlbuild's), as
+    `pants run` exits; FAILED_JOB_EXIT_CODE when it said neither (killed, another code)."""
+    if job.status == "Completed":
+        return 0
+    code = job.record.get("exit_code")
+    return code if code in (UserError.exit_code, PlatformError.exit_code) else FAILED_JOB_EXIT_CODE
+
+
 def local_markdown(report: Mapping[str, Any]) -> str:
     model = report.get("model") or {}
     lines = [
@@ -195,7 +227,8 @@ def local_markdown(report: Mapping[str, Any]) -> str:
         "|---|---|",
         f"| Image | `{report['image_uri']}` |",
         f"| Job | `{report['job_name']}`{' (reused: identical image, hyperparameters and data)' if report['reused'] else ''} |",
-        f"| Run directory (logs, inputs) | `{report['run_dir']}` |",
+        f"| Run directory (inputs, outputs) | `{report['run_dir']}` |",
+        f"| Log | {_link(report.get('logs')) if report.get('logs') != report.get('run_dir') else '-'} |",
         f"| Model | `{model.get('uri', '-')}` |",
         f"| Model sha256 | `{model.get('sha256', '-')}` |",
     ]

@@ -92,3 +92,82 @@ def test_an_unbuilt_or_misnamed_layout_is_a_user_error(tmp_path: Path) -> None:
     assert layout_digest(tmp_path, "train") == "sha256:aa"
     with pytest.raises(UserError, match="no image named 'other'.*Fix: pass the --ref"):
         layout_digest(tmp_path, "other")
+
+
+def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: dict = {}) -> tuple:
+    """`python -m mlbuild.publish` (local backend) with the job itself stubbed out."""
+    import json
+
+    from mlbuild.publish import cli, local
+
+    config = tmp_path / "src" / "python" / "pipelines" / "cancer" / "pipeline.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("hyperparameters:\n  C: 1.0\n")
+    run_dir = tmp_path / ".mlbuild" / "local" / "runs" / "r1"
+    (run_dir / "output").mkdir(parents=True, exist_ok=True)
+    (run_dir / "output" / "train.log").write_text("2026 mlbuild INFO stage load: started\n")
+    record = {
+        "job_name": "cancer-train-1", "status": status, "image_uri": "oci:/s/cancer@sha256:" + "a" * 64,
+        "image_digest": "sha256:" + "a" * 64, "pipeline_address": "src/python/pipelines/cancer:train",
+        "hyperparameters": {"C": "1.0"}, "data": {}, "run_dir": str(run_dir), "start": "2026-01-01T00:00:00Z",
+        "end": "2026-01-01T00:01:00Z", "metrics": {}, "failure_reason": None if status == "Completed" else "pipeline raised",
+        "exit_code": outcome_exit, "log": str(run_dir / "output" / "train.log"), **extra,
+    }
+    job = local.LocalJob("cancer-train-1", status, record["image_uri"], False, record, tmp_path / "job")
+    monkeypatch.setattr(local, "publish_local", lambda **kwargs: job)
+    reports = tmp_path / "reports"
+    code = cli.main([
+        "--layout", str(tmp_path / "x.oci"), "--config", str(config), "--address", record["pipeline_address"],
+        "--data-dir", str(tmp_path), "--pex-sha256", "b" * 64, "--git-sha", "c" * 40 + "-dirty",
+        "--report-dir", str(reports), "--backend", "local", "--local-root", str(tmp_path / ".mlbuild" / "local"),
+    ])
+    return code, json.loads((reports / "report.json").read_text()), (reports / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "train_exit, expected",
+    [(2, 2), (3, 3), (-9, 5), (1, 5)],  # the pipeline raised: 2, as README says and `pants run` exits
+)
+def test_a_failed_local_job_exits_like_pants_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, train_exit: int, expected: int) -> None:
+    code, report, _ = _publish_with(monkeypatch, tmp_path, train_exit, "Failed")
+    assert code == expected and report["status"] == "Failed"
+
+
+def test_the_report_links_the_runs_log(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    code, report, markdown = _publish_with(monkeypatch, tmp_path, 0, "Completed")
+    log = tmp_path / ".mlbuild" / "local" / "runs" / "r1" / "output" / "train.log"
+    assert code == 0 and report["logs"] == str(log)
+    assert f"| Log | [`{log}`]({log.resolve().as_uri()}) |" in markdown
+    assert "Run directory (logs" not in markdown
+
+
+def test_the_publish_record_carries_the_revision_and_the_model_files_checksum(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mlbuild.lineage.collect import run_record
+    from mlbuild.lineage.compare import diff
+    from mlbuild.lineage.store import ROOT_ENV_VAR, Store
+
+    run_dir = tmp_path / "runs" / "20260101T000000Z-abcd1234"
+    (run_dir / "input" / "config").mkdir(parents=True)
+    (run_dir / "model").mkdir()
+    (run_dir / "model" / "model.pkl").write_bytes(b"weights")
+    (run_dir / "model" / "metrics.json").write_text('{"auc": 0.9}')
+    archive = tmp_path / "jobs" / "cancer-train-1" / "output" / "model.tar.gz"
+    sha = write_model_archive(run_dir / "model", archive)
+    monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "store"))
+    # NB: an older job.json without the checksum: computed from the archive.
+    _publish_with(monkeypatch, tmp_path, 0, "Completed", {"model": {"uri": str(archive), "sha256": sha}})
+    (published,) = Store(tmp_path / "store").records()
+    assert published.get("source.revision") == "c" * 40 and published.get("source.dirty") is True
+    assert published.hyperparameters == {"C": "1.0"}
+    fields = {f["field"]: f for f in diff(run_record(run_dir, "src/python/pipelines/cancer:train"), published)["fields"]}
+    assert fields["model.checksum"]["changed"] is False and "model.sha256" not in fields
+
+
+def test_model_checksum_is_the_same_for_the_folder_and_its_archive(tmp_path: Path) -> None:
+    from mlbuild.lineage.digests import model_checksum
+
+    (tmp_path / "model" / "sub").mkdir(parents=True)
+    (tmp_path / "model" / "model.pkl").write_bytes(b"weights")
+    (tmp_path / "model" / "sub" / "vocab.txt").write_text("a\n")
+    write_model_archive(tmp_path / "model", tmp_path / "model.tar.gz")
+    assert model_checksum(tmp_path / "model") == model_checksum(tmp_path / "model.tar.gz")
