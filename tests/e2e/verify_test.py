@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from e2e.repo import copy_repo, pants
 
 CHURN = "src/python/pipelines/churn:train"
 SUMMARY = Path("dist/src.python.pipelines.churn/train.image.json")
+# README "Exit codes": 2 for a user error (here: a build of a dirty tree cannot be verified).
+USER_ERROR = 2
 
 
 def git(repo: Path, *args: str) -> str:
@@ -32,8 +35,14 @@ def lineage(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mlbuild.lineage", *args], cwd=repo, env=env, capture_output=True, text=True)
 
 
+@dataclass(frozen=True)
+class Committed:
+    repo: Path
+    digest: str  # the image packaged from the commit, before any test edits the tree
+
+
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def committed(tmp_path_factory: pytest.TempPathFactory) -> Committed:
     repo = copy_repo(tmp_path_factory.mktemp("repo"))
     (repo / ".gitignore").write_text("/dist/\n/.mlbuild/\n/.pants.d/\n/.pids/\n__pycache__/\n")
     git(repo, "init", "--quiet")
@@ -41,11 +50,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git(repo, "commit", "--quiet", "-m", "churn")
     result = pants(repo, "package", CHURN)
     assert result.exit_code == 0, result.stderr[-4000:]
-    return repo
+    return Committed(repo, json.loads((repo / SUMMARY).read_text())["manifest_digest"])
 
 
-def test_a_clean_build_rebuilds_to_the_same_bytes(repo: Path) -> None:
-    digest = json.loads((repo / SUMMARY).read_text())["manifest_digest"]
+def test_a_clean_build_rebuilds_to_the_same_bytes(committed: Committed) -> None:
+    repo, digest = committed.repo, committed.digest
     out = lineage(repo, "verify", digest[len("sha256:") :][:12], "--json")
     assert out.returncode == 0, out.stderr[-4000:]
     result = json.loads(out.stdout)
@@ -54,12 +63,20 @@ def test_a_clean_build_rebuilds_to_the_same_bytes(repo: Path) -> None:
     assert "identical to the recorded" in result["message"]  # the statement rebuilt byte for byte too
 
 
-def test_after_a_source_edit_verify_refuses_the_dirty_build(repo: Path) -> None:
+def test_after_a_source_edit_verify_refuses_the_dirty_build(committed: Committed) -> None:
+    repo = committed.repo
     train = repo / "src/python/pipelines/churn/pipeline.py"
-    train.write_text(train.read_text() + "\n# an uncommitted edit\n")
-    result = pants(repo, "package", CHURN)
-    assert result.exit_code == 0, result.stderr[-4000:]
-    dirty = json.loads((repo / SUMMARY).read_text())["manifest_digest"]
-    out = lineage(repo, "verify", dirty)
-    assert out.returncode == 2, out.stderr[-4000:]
-    assert "uncommitted changes" in out.stderr and "commit and package again" in out.stderr
+    clean = train.read_text()
+    train.write_text(clean + "\n# an uncommitted edit\n")
+    try:
+        result = pants(repo, "package", CHURN)
+        assert result.exit_code == 0, result.stderr[-4000:]
+        dirty = json.loads((repo / SUMMARY).read_text())["manifest_digest"]
+        assert dirty != committed.digest
+        out = lineage(repo, "verify", dirty)
+        assert out.returncode == USER_ERROR, (out.returncode, out.stderr[-4000:])
+        assert "uncommitted changes" in out.stderr and "commit and package again" in out.stderr
+    finally:
+        # NB: the module's other test verifies the committed tree; leave it as found, in any order.
+        train.write_text(clean)
+        assert not git(repo, "status", "--porcelain", "--untracked-files=no")
