@@ -4,11 +4,13 @@ image run like SageMaker runs it."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
+import zipfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Iterator, List
 
 import pytest
 
@@ -43,16 +45,77 @@ def layer_digests(repo: Path) -> Dict[str, str]:
     return {layer["annotations"]["org.mlbuild.layer.name"]: layer["digest"] for layer in summary(repo)["layers"]}
 
 
+TAMPERED = "mlbuild_tampered_by_e2e.py"
+TRAP: Dict[str, set] = {}  # what the hand run between the two builds left in ~/.pex
+
+
+def default_pex_root() -> Path:
+    # NB: what pex falls back to with no PEX_ROOT; Pants' processes get no HOME, so their
+    # fallback is the account's home from the password database: the same folder here.
+    return Path(os.path.expanduser("~")) / ".pex"
+
+
+def run_the_pex_as_a_user_would(repo: Path, scratch: Path) -> None:
+    """The trap of issue 18: the default PEX_ROOT, and Python free to write bytecode there."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEX_") and k != "PYTHONDONTWRITEBYTECODE"}
+    argv = ["python3.11", str(repo / DIST / "train.pex"), "local", "--data-dir", "src/python/pipelines/churn/data",
+            "--runs-dir", str(scratch / "runs"), "--force"]
+    done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def plant_tampered_files(pex_root: Path) -> List[Path]:
+    """A file no lockfile names, in every installed wheel of that PEX_ROOT."""
+    planted = []
+    for chroot in sorted(pex_root.glob("installed_wheels/*/*")):
+        if chroot.is_dir():
+            (chroot / TAMPERED).write_text("raise SystemExit('a build read a wheel from ~/.pex')\n")
+            planted.append(chroot / TAMPERED)
+    return planted
+
+
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory):
+def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     first = copy_repo(tmp_path_factory.mktemp("first") / "checkout")
     second = copy_repo(tmp_path_factory.mktemp("second-at-another-path") / "elsewhere" / "checkout")
     a = package_from_scratch(first, tmp_path_factory.mktemp("scratch-a"), seed="1", umask=0o022)
     assert a.exit_code == 0, a.stderr[-4000:]
-    time.sleep(3)  # NB: a later clock must not show up in any byte.
-    b = package_from_scratch(second, tmp_path_factory.mktemp("scratch-b"), seed="2", umask=0o077)
-    assert b.exit_code == 0, b.stderr[-4000:]
-    return first, second, a
+    # Between the two builds, leave the machine the way a developer's is: the PEX run by hand
+    # (bytecode written into ~/.pex) and a cached wheel tampered with. Neither may matter.
+    run_the_pex_as_a_user_would(first, tmp_path_factory.mktemp("hand-run"))
+    planted = plant_tampered_files(default_pex_root())
+    assert planted, f"running the PEX left no installed wheels in {default_pex_root()}"
+    # As the PEX would name them: `.deps/<wheel>/<path>`.
+    installed = default_pex_root() / "installed_wheels"
+    TRAP["bytecode"] = {
+        ".deps/" + "/".join(p.relative_to(installed).parts[1:]) for p in installed.glob("*/*/**/__pycache__/*.pyc")
+    }
+    try:
+        time.sleep(3)  # NB: a later clock must not show up in any byte.
+        b = package_from_scratch(second, tmp_path_factory.mktemp("scratch-b"), seed="2", umask=0o077)
+        assert b.exit_code == 0, b.stderr[-4000:]
+    finally:
+        for path in planted:
+            path.unlink(missing_ok=True)
+    yield first, second, a
+
+
+RECORDS = "mlbuild/lineage/records"
+
+
+def dist_files(repo: Path) -> Dict[str, str]:
+    """sha256 of every file under dist/ but the lineage records (named by an id that hashes their time)."""
+    return {
+        str(p.relative_to(repo / "dist")): sha256_file(p)
+        for p in sorted((repo / "dist").rglob("*"))
+        if p.is_file() and not str(p.relative_to(repo / "dist")).startswith(RECORDS)
+    }
+
+
+def package_records(repo: Path) -> List[dict]:
+    """The package's lineage records without `created`, the one field that holds a time."""
+    bodies = [json.loads(p.read_text()) for p in sorted((repo / "dist" / RECORDS).glob("*.json"))]
+    return [{k: v for k, v in body.items() if k != "created"} for body in bodies]
 
 
 def test_two_builds_from_scratch_are_byte_identical(builds) -> None:
@@ -60,6 +123,21 @@ def test_two_builds_from_scratch_are_byte_identical(builds) -> None:
     assert sha256_file(first / DIST / "train.pex") == sha256_file(second / DIST / "train.pex")
     assert summary(first) == summary(second)
     assert sha256_file(first / DIST / "train.oci.tar") == sha256_file(second / DIST / "train.oci.tar")
+    # Every file under dist/: the layout with its referrer, the provenance, the lineage record.
+    assert dist_files(first) == dist_files(second)
+    assert package_records(first) == package_records(second) and len(package_records(first)) == 1
+
+
+def test_what_a_hand_run_left_in_the_users_pex_root_never_enters_the_build(builds) -> None:
+    first, second, _ = builds
+    before = set(zipfile.ZipFile(first / DIST / "train.pex").namelist())
+    after = set(zipfile.ZipFile(second / DIST / "train.pex").namelist())
+    # NB: a wheel may ship bytecode itself (numpy 2.1.3 ships one .pyc): that is locked input,
+    # in both PEXes alike. What the hand run compiled must be in neither.
+    written_by_the_run = TRAP["bytecode"] - before
+    assert written_by_the_run, "the hand run wrote no bytecode into ~/.pex: the trap was not set"
+    assert not written_by_the_run & after
+    assert not [n for n in after if n.endswith(TAMPERED)]
 
 
 def test_package_prints_digests_and_labels_lead_back_to_the_inputs(builds) -> None:
