@@ -37,6 +37,8 @@ from mlbuild_pants.package import (
     MLPipelineFieldSet,
     MLPipelinePex,
     MLPipelinePexRequest,
+    SourceRevision,
+    SourceRevisionRequest,
     requirements_only,
 )
 from pants.backend.python.target_types import PexLayout
@@ -53,6 +55,7 @@ PEX_SHA256_ENV_VAR = "MLBUILD_PEX_SHA256"
 IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
 SOURCES_SHA256_ENV_VAR = "MLBUILD_SOURCES_SHA256"
 REQUIREMENTS_SHA256_ENV_VAR = "MLBUILD_REQUIREMENTS_SHA256"
+SOURCE_REVISION_ENV_VAR = "MLBUILD_SOURCE_REVISION"  # `<sha>`, `<sha>-dirty` or `unknown`
 # NB: one name for every pipeline's requirements venv, so pipelines with the same locked
 # requirements share one.
 REQUIREMENTS_PEX = "mlbuild_requirements.pex"
@@ -79,10 +82,11 @@ async def run_from_sources(request: SourcesRunRequest, pex_env: PexEnvironment) 
     field_set = request.field_set
     # NB: no separate config check: nothing heavy is built before the runtime reads the
     # config, which is the first thing it does.
-    prepared, transitive, config = await MultiGet(
+    prepared, transitive, config, revision = await MultiGet(
         Get(MLPipelinePex, MLPipelinePexRequest(field_set)),
         Get(TransitiveTargets, TransitiveTargetsRequest([field_set.address])),
         Get(HydratedSources, HydrateSourcesRequest(field_set.config)),
+        Get(SourceRevision, SourceRevisionRequest()),
     )
     # NB: the sources reach the venv through PEX_EXTRA_SYS_PATH, which pex must keep.
     requirements_request = requirements_only(
@@ -114,6 +118,7 @@ async def run_from_sources(request: SourcesRunRequest, pex_env: PexEnvironment) 
             ADDRESS_ENV_VAR: entry[ADDRESS_ENV_VAR],
             SOURCES_SHA256_ENV_VAR: code.fingerprint,
             REQUIREMENTS_SHA256_ENV_VAR: venv.digest.fingerprint,
+            SOURCE_REVISION_ENV_VAR: revision.value,
             **lineage_environment("", request.dist_dir),
         },
         append_only_caches={**workspace_env.append_only_caches, **(venv.append_only_caches or {})},
