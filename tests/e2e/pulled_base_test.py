@@ -10,10 +10,11 @@ from typing import Iterator
 import pytest
 
 from e2e.repo import copy_repo, pants
-from mlbuild.registry.local_server import REGISTRY_BIN, serve_registry
+from mlbuild.registry.local_server import serve_registry
 from mlbuild.registry.push import push_layout
+from mlbuild.tools_required import require_tool
 
-pytestmark = pytest.mark.skipif(REGISTRY_BIN is None, reason="needs `docker-registry` (apt-get install docker-registry)")
+pytestmark = require_tool("docker-registry", "docker-registry")
 
 
 @pytest.fixture(scope="module")
