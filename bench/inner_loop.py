@@ -106,7 +106,8 @@ class Edits:
 
 def lock_pins() -> List[str]:
     lock = (REPO / "3rdparty/python/default.lock").read_text()
-    body = json.loads(lock[lock.index("{"):])
+    # NB: Pants' lockfile header is `//` comment lines (with its own JSON metadata) before the lock.
+    body = json.loads("\n".join(line for line in lock.splitlines() if not line.startswith("//")))
     wanted = {"numpy", "scikit-learn", "pyyaml", "isal"}
     pins = []
     for resolve in body["locked_resolves"]:
@@ -118,10 +119,12 @@ def lock_pins() -> List[str]:
 
 def floor_venv() -> Path:
     venv = WORK / "venv"
-    python = venv / "bin/python"
-    if not python.exists():
+    python, done = venv / "bin/python", venv / ".installed"
+    if not done.exists():
+        shutil.rmtree(venv, ignore_errors=True)
         sh(["python3.11", "-m", "venv", str(venv)])
         sh([str(python), "-m", "pip", "install", "-q", *lock_pins()], env={**os.environ, "PIP_CONFIG_FILE": "/dev/null"})
+        done.write_text(" ".join(lock_pins()))
     return python
 
 
@@ -150,6 +153,7 @@ def image_rows(runs: int, floor_python: Path) -> Dict[str, float]:
     shutil.rmtree(rootfs, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src/python")}
     sh([str(floor_python), "-m", "mlbuild.oci", "unpack", "--layout", str(DIST / "train.oci"), "--ref", "train", "--rootfs", str(rootfs)], env=env)
+    (rootfs / "opt/ml").mkdir(parents=True, exist_ok=True)  # the mount point SageMaker binds
     latest = (REPO / "dist/mlbuild/runs/src.python.pipelines.churn/train/latest").resolve()
 
     def run_in_container() -> None:
