@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import zipfile
@@ -15,6 +14,7 @@ from typing import Dict, Iterator, List
 import pytest
 
 from e2e.repo import Result, copy_repo, pants, sha256_file
+from mlbuild.tools_required import require_tool
 
 CHURN = "src/python/pipelines/churn:train"
 DIST = Path("dist/src.python.pipelines.churn")
@@ -160,7 +160,7 @@ def test_package_prints_digests_and_labels_lead_back_to_the_inputs(builds) -> No
     assert len(annotations["org.mlbuild.lockfile.sha256"]) == 64
 
 
-@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed (apt-get install skopeo)")
+@require_tool("skopeo", "skopeo")
 def test_skopeo_accepts_the_layout_and_the_archive(builds) -> None:
     first, _, _ = builds
     for transport in (f"oci:{first / DIST / 'train.oci'}:train", f"oci-archive:{first / DIST / 'train.oci.tar'}"):
@@ -170,7 +170,7 @@ def test_skopeo_accepts_the_layout_and_the_archive(builds) -> None:
         assert (info["Architecture"], info["Os"]) == ("amd64", "linux")
 
 
-@pytest.mark.skipif(shutil.which("umoci") is None, reason="umoci is not installed (apt-get install umoci)")
+@require_tool("umoci", "umoci")
 def test_umoci_unpacks_the_image_with_train_on_path_and_nothing_under_opt_ml(builds, tmp_path: Path) -> None:
     first, _, _ = builds
     bundle = tmp_path / "bundle"
@@ -193,7 +193,7 @@ def test_a_code_only_change_changes_only_the_top_layer(builds) -> None:
     assert [name for name in after if after[name] != before[name]] == ["app"]
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")
+@require_tool("bwrap", "bubblewrap")
 def test_the_image_trains_the_same_model_as_pants_run(builds) -> None:
     first, _, _ = builds
     local = pants(first, "run", CHURN)
@@ -208,7 +208,7 @@ def test_the_image_trains_the_same_model_as_pants_run(builds) -> None:
         assert sha256_file(container_run / name) == sha256_file(local_run / name), name
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")
+@require_tool("bwrap", "bubblewrap")
 def test_a_failing_pipeline_in_the_image_reports_the_failure_reason(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path / "repo")
     pipeline = repo / "src/python/pipelines/churn/pipeline.py"
