@@ -177,10 +177,14 @@ def test_tailor_adds_a_target_for_an_unowned_pipeline_config(rule_runner: RuleRu
     )
     assert putative == PutativeTargets(
         [
-            PutativeTarget.for_target_type(MLPipelineTarget, "src/pipez/new", "train", ["pipeline.yaml"]),
-            PutativeTarget.for_target_type(MLPipelineTarget, "src/pipez/other", "train", ["pipeline.yml"], kwargs={"config": "pipeline.yml"}),
+            PutativeTarget("src/pipez/new", "train", "ml_pipeline", ["pipeline.yaml"], ()),
+            PutativeTarget("src/pipez/other", "train", "ml_pipeline", ["pipeline.yml"], (), kwargs={"config": "pipeline.yml"}),
         ]
     )
+    # What tailor writes: no `sources=` kwarg (ml_pipeline has none), whatever else globs the config.
+    first = list(putative)[0]
+    stanza = first.generate_build_file_stanza("    ")
+    assert stanza.startswith("ml_pipeline(") and "sources" not in stanza and not first.owned_sources
 
 
 @pytest.mark.parametrize(

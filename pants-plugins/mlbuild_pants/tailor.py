@@ -43,9 +43,12 @@ async def find_putative_ml_pipelines(
     for config in sorted(set(configs.files) - pipeline_configs):
         dirname, filename = os.path.split(config)
         kwargs = {} if filename == MLPipelineConfigField.default else {"config": filename}
+        # NB: no owned sources: the config is a field, not a `sources` glob. Otherwise Pants'
+        # tailor sees the `files` target that also globs the config as a conflict and writes a
+        # `sources=[...]` kwarg that ml_pipeline does not have (found by the first-hour e2e test).
         putative.append(
-            PutativeTarget.for_target_type(
-                MLPipelineTarget, path=dirname, name="train", triggering_sources=[filename], kwargs=kwargs
+            PutativeTarget(
+                dirname, "train", MLPipelineTarget.alias, triggering_sources=[filename], owned_sources=(), kwargs=kwargs
             )
         )
     return PutativeTargets(putative)
