@@ -47,7 +47,7 @@ CONFIG = REPO / "src/python/pipelines/churn/pipeline.yaml"
 DIST = REPO / "dist/src.python.pipelines.churn"
 DATA = REPO / "src/python/pipelines/churn/data"
 WORK = REPO / ".mlbuild/bench/inner_loop"
-PANTSD_LOG = REPO / ".pants.d/pantsd/pantsd.log"
+PANTSD_LOG = REPO / ".pants.d/pants.log"  # pantsd logs each start as "pantsd <version> running with PID"
 
 FLOOR_SCRIPT = r'''
 import logging, sys, tempfile
@@ -134,7 +134,7 @@ def pants(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def pantsd_starts() -> int:
-    return PANTSD_LOG.read_text(errors="replace").count("pantsd starting") if PANTSD_LOG.exists() else 0
+    return len(re.findall(r"pantsd \S+ running with PID", PANTSD_LOG.read_text(errors="replace"))) if PANTSD_LOG.exists() else 0
 
 
 def opt_ml_template(run_dir: Path, dest: Path) -> Path:
