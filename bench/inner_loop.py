@@ -184,7 +184,9 @@ def image_rows(runs: int, floor_python: Path) -> Dict[str, float]:
 def buildah_row(runs: int, edits: Edits) -> Dict[str, float]:
     if shutil.which("buildah") is None:
         return {}
-    root = WORK / "buildah"
+    # NB: not under .mlbuild/: buildah names a pulled `oci:` layout after its path, and a
+    # path component starting with a dot is not a valid image reference.
+    root = Path(tempfile.gettempdir()) / "mlbuild_bench_buildah"
     shutil.rmtree(root, ignore_errors=True)
     ctx = root / "context"
     (ctx / "app").mkdir(parents=True)
