@@ -121,6 +121,28 @@ class DependencyImage:
     ref: str
 
 
+SPEC_FILE = "spec.json"
+
+
+def spec_file(spec: dict) -> FileContent:
+    return FileContent(SPEC_FILE, json.dumps(spec, indent=2, sort_keys=True).encode())
+
+
+def oci_build(tool: MLBuildTool, inputs: Digest, out_dir: str, name: str, flag: str, description: str) -> VenvPexProcess:
+    """`python -m mlbuild.oci build` of the spec in `inputs`, into `out_dir/<name>.oci`, layer cache kept."""
+    return VenvPexProcess(
+        tool.pex,
+        argv=(
+            "-m", "mlbuild.oci", "build", "--spec", SPEC_FILE, "--out", out_dir,
+            "--name", name, "--cache", f"{CACHE_DIR}/oci", flag,
+        ),
+        input_digest=inputs,
+        output_directories=(out_dir,),
+        append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
+        description=description,
+    )
+
+
 def layer_groups(wheels: List[Tuple[str, int]], split_bytes: int) -> List[Tuple[str, List[str]]]:
     """Group the packed PEX's wheels (name, size) into named layers, bottom to top."""
     large = sorted(w for w, size in wheels if size > split_bytes)
@@ -177,20 +199,14 @@ async def build_dependency_image(request: DependencyImageRequest, tool: MLBuildT
         if isinstance(e, FileEntry) and e.path.startswith(prefix) and "/" not in e.path[len(prefix) :]
     ]
     spec = dependency_image_spec(request, layer_groups(wheels, request.layer_split_bytes))
-    spec_digest = await Get(Digest, CreateDigest([FileContent("spec.json", json.dumps(spec, indent=2, sort_keys=True).encode())]))
+    spec_digest = await Get(Digest, CreateDigest([spec_file(spec)]))
     inputs = await Get(Digest, MergeDigests([spec_digest, packed.digest, request.base.digest]))
     result = await Get(
         ProcessResult,
-        VenvPexProcess(
-            tool.pex,
-            argv=(
-                "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--out", DEPS_IMAGE_DIR,
-                "--name", DEPS_IMAGE_NAME, "--cache", f"{CACHE_DIR}/oci", "--no-archive",
-            ),
-            input_digest=inputs,
-            output_directories=(DEPS_IMAGE_DIR,),
-            append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
-            description=f"Installing {len(wheels)} locked wheels into the dependency layers",
+        VenvPexProcess,
+        oci_build(
+            tool, inputs, DEPS_IMAGE_DIR, DEPS_IMAGE_NAME, "--no-archive",
+            f"Installing {len(wheels)} locked wheels into the dependency layers",
         ),
     )
     return DependencyImage(result.output_digest, f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.oci", DEPS_IMAGE_NAME)
@@ -206,7 +222,7 @@ async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool)
             Digest,
             CreateDigest(
                 [
-                    FileContent("spec.json", json.dumps(spec, indent=2, sort_keys=True).encode()),
+                    spec_file(spec),
                     FileContent("train", launcher.encode(), is_executable=True),
                 ]
             ),
@@ -218,16 +234,10 @@ async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool)
     input_digest = await Get(Digest, MergeDigests([files, app, deps.digest]))
     result = await Get(
         ProcessResult,
-        VenvPexProcess(
-            tool.pex,
-            argv=(
-                "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--out", request.out_dir,
-                "--name", request.name, "--cache", f"{CACHE_DIR}/oci", "--check-sagemaker",
-            ),
-            input_digest=input_digest,
-            output_directories=(request.out_dir,),
-            append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
-            description=f"Assembling OCI image {request.out_dir}/{request.name}.oci",
+        VenvPexProcess,
+        oci_build(
+            tool, input_digest, request.out_dir, request.name, "--check-sagemaker",
+            f"Assembling OCI image {request.out_dir}/{request.name}.oci",
         ),
     )
     summary_path = f"{request.out_dir}/{request.name}.image.json"

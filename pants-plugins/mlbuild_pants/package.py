@@ -59,7 +59,6 @@ CONFIG_ENV_VAR = "MLBUILD_PIPELINE_CONFIG"
 ADDRESS_ENV_VAR = "MLBUILD_PIPELINE_ADDRESS"
 
 LABEL_PREFIX = "org.mlbuild"
-IMAGE_REQUIREMENTS = REQUIREMENTS_DIR
 # NB: lineage records land in dist/mlbuild/lineage/, the store `inspect` reads by default.
 LINEAGE_OUT = "mlbuild/lineage"
 
@@ -252,7 +251,7 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
     lockfile = python_setup.resolves[resolve]
     base = await Get(BaseImage, BaseImageRequest(base_address, origin))
     layer_split_bytes = field_set.layer_split_mb.value * 1024 * 1024
-    requirements = requirements_only(zipapp.request, IMAGE_REQUIREMENTS, PexLayout.PACKED)
+    requirements = requirements_only(zipapp.request, REQUIREMENTS_DIR, PexLayout.PACKED)
     # NB: the dependency image is asked for here only so that it builds while the PEX does.
     pex, _, lock_contents, revision, sources = await MultiGet(
         Get(Pex, PexFromTargetsRequest, zipapp.request),

@@ -29,10 +29,6 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, TransitiveTargets, TransitiveTargetsRequest
 
 from mlbuild_pants.package import (
-    ADDRESS_ENV_VAR,
-    CONFIG_ENV_VAR,
-    MODULE_ENV_VAR,
-    RUNTIME_ENTRY_POINT,
     BuiltMLPipeline,
     MLPipelineFieldSet,
     MLPipelinePex,
@@ -106,16 +102,14 @@ async def run_from_sources(request: SourcesRunRequest, pex_env: PexEnvironment) 
     # NB: the repo's source roots first, so tracebacks and errors name the files the user
     # edits; the chroot copies follow for generated sources (as Pants' own python run does).
     sys_path = [*sources.source_roots, *(os.path.join("{chroot}", root) for root in sources.source_roots)]
-    entry = prepared.request.inject_env
     return RunRequest(
         digest=digest,
         args=[os.path.join("{chroot}", venv.pex.argv0), "local", *request.common_args],
         extra_env={
             **workspace_env.environment_dict(python=python),
             "PEX_EXTRA_SYS_PATH": os.pathsep.join(sys_path),
-            MODULE_ENV_VAR: entry[MODULE_ENV_VAR],
-            CONFIG_ENV_VAR: entry[CONFIG_ENV_VAR],
-            ADDRESS_ENV_VAR: entry[ADDRESS_ENV_VAR],
+            # NB: the pipeline's module, config and address: what the PEX bakes into PEX-INFO.
+            **prepared.request.inject_env,
             SOURCES_SHA256_ENV_VAR: code.fingerprint,
             REQUIREMENTS_SHA256_ENV_VAR: venv.digest.fingerprint,
             SOURCE_REVISION_ENV_VAR: revision.value,
