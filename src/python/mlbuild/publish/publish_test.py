@@ -13,10 +13,10 @@ from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.runtime.config import parse_config
 
 FULL = parse_config(
-    "sagemaker: {role: 'arn:aws:iam::123456789012:role/T', output_path: 's3://b/m/', region: us-east-1}", "p.yaml"
+    "sagemaker: {role: 'arn:aws:iam::123456789012:role/T', output_path: 's3://bkt/m/', region: us-east-1}", "p.yaml"
 )
-NO_ROLE = parse_config("sagemaker: {output_path: 's3://b/m/', region: us-east-1}", "p.yaml")
-LOCAL = parse_config("sagemaker: {role: 'arn:aws:iam::123456789012:role/T', output_path: 's3://b/m/', backend: local}", "p.yaml")
+NO_ROLE = parse_config("sagemaker: {output_path: 's3://bkt/m/', region: us-east-1}", "p.yaml")
+LOCAL = parse_config("sagemaker: {role: 'arn:aws:iam::123456789012:role/T', output_path: 's3://bkt/m/', backend: local}", "p.yaml")
 
 
 @pytest.mark.parametrize(

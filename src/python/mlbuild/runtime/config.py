@@ -27,6 +27,8 @@ validated on load; an error names the file, the key, what was expected and how t
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,16 @@ _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9\.\-_]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/.+$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._\-/][a-z0-9]+)*$")
+# NB: AWS region codes (us-east-1, us-gov-west-1, cn-north-1, eu-central-2); botocore raises
+# InvalidRegionError from deep inside client creation for anything else.
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$")
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# NB: SageMaker's CreateTrainingJob limits (ResourceConfig.VolumeSizeInGB <= 16384,
+# StoppingCondition.Max{Runtime,WaitTime}InSeconds <= 28 days); a larger number is a typo.
+MAX_VOLUME_SIZE_GB = 16384
+MAX_RUNTIME_SECONDS = 28 * 24 * 3600
+MAX_INSTANCE_COUNT = 1000
 # Where `pants publish` sends the job: `local` runs it in mlbuild's local container runner,
 # `aws` pushes to ECR and submits to SageMaker, `auto` picks aws when AWS is configured.
 BACKENDS = ("auto", "local", "aws")
@@ -133,6 +145,9 @@ class _Reader:
             return float(value)
         if not ok:
             raise self.fail(key, f"expected {expected.__name__}, got {_describe(value)}", fix)
+        if expected is float and not math.isfinite(value):
+            # NB: NaN compares false with everything, so a `.nan` default would slip past min/max.
+            raise self.fail(key, f"expected a finite number, got {value!r}", fix)
         return value
 
     def optional(self, value: Mapping[str, Any], key: str, name: str, expected: type, default: Any, fix: str) -> Any:
@@ -145,11 +160,34 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}" if value is not None else "nothing (null)"
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, but a key given twice in one mapping is an error instead of "last one wins"."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Dict[Any, Any]:
+        seen: Dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(f"key {key!r} appears twice in one mapping (lines {seen[key]} and {line})")
+                seen[key] = line
+            except TypeError:  # NB: an unhashable key; SafeLoader reports it below
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_config(text: str, source: str) -> PipelineConfig:
     """Parse and validate a pipeline config; `source` names the file in errors."""
     r = _Reader(source)
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as e:
+        raise ConfigError(f"{source}: {e}. Fix: keep one of them (YAML would silently use the last).") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -177,9 +215,17 @@ def _parse_metrics(r: _Reader, raw: Any) -> Tuple[str, ...]:
 
 def load_config(path: Path) -> PipelineConfig:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found. Fix: create it, or point the target's `config` field at it.")
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file. Fix: point at the pipeline's YAML file inside it.")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x}). Fix: save the config file as UTF-8."
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror}). Fix: check the path and its permissions.")
     return parse_config(text, str(path))
 
 
@@ -209,10 +255,12 @@ def _parse_hyperparameters(r: _Reader, raw: Any) -> Tuple[HyperparameterSpec, ..
                     if type_name not in ("int", "float"):
                         raise r.fail(f"{key}.{bound}", f"bounds only apply to int and float, not {type_name}", f"remove `{bound}`")
                     bounds[bound] = r.typed(value[bound], f"{key}.{bound}", float, "write a number")
+            if bounds.get("min", -math.inf) > bounds.get("max", math.inf):
+                raise r.fail(f"{key}.min", f"{bounds['min']} is above max {bounds['max']}", "swap or correct the bounds")
             spec = HyperparameterSpec(name, type_name, default, choices, bounds.get("min"), bounds.get("max"))
         elif isinstance(value, (bool, int, float, str)):
             type_name = {bool: "bool", int: "int", float: "float", str: "str"}[type(value)]
-            spec = HyperparameterSpec(name, type_name, value)
+            spec = HyperparameterSpec(name, type_name, r.typed(value, key, type(value), "write a finite default"))
         else:
             raise r.fail(key, f"expected a default value or {{type, default}}, got {_describe(value)}", "write `name: default`")
         from mlbuild.runtime.hyperparameters import check_value  # NB: avoids an import cycle
@@ -237,8 +285,7 @@ def _parse_channels(r: _Reader, raw: Any) -> Tuple[ChannelConfig, ...]:
         if Path(local).is_absolute() or ".." in Path(local).parts:
             raise r.fail(f"{key}.local", f"{local!r} leaves the sample data folder", "use a relative path inside it")
         s3 = r.optional(value, key, "s3", str, None, "write an s3:// URI")
-        if s3 is not None and not s3.startswith("s3://"):
-            raise r.fail(f"{key}.s3", f"expected an s3:// URI, got {s3!r}", "write s3://bucket/prefix/")
+        check_s3_uri(r, f"{key}.s3", s3)
         input_mode = r.optional(value, key, "input_mode", str, "File", "write File, Pipe or FastFile")
         if input_mode not in INPUT_MODES:
             raise r.fail(f"{key}.input_mode", f"expected one of {', '.join(INPUT_MODES)}, got {input_mode!r}", "pick one of those")
@@ -262,17 +309,18 @@ def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
     if not _INSTANCE_TYPE.match(instance_type):
         raise r.fail(f"{key}.instance_type", f"expected an ml.* instance type, got {instance_type!r}", "write e.g. ml.m5.large")
     ints = {}
-    for name, default, low in (("instance_count", 1, 1), ("volume_size_gb", 30, 1), ("max_runtime_seconds", 3600, 1)):
-        ints[name] = r.optional(value, key, name, int, default, "write a whole number")
-        if ints[name] < low:
-            raise r.fail(f"{key}.{name}", f"must be at least {low}, got {ints[name]}", f"write a number >= {low}")
+    for name, default, high in (
+        ("instance_count", 1, MAX_INSTANCE_COUNT),
+        ("volume_size_gb", 30, MAX_VOLUME_SIZE_GB),
+        ("max_runtime_seconds", 3600, MAX_RUNTIME_SECONDS),
+    ):
+        ints[name] = _bounded_int(r, value, key, name, default, high)
     output_path = r.optional(value, key, "output_path", str, None, "write an s3:// URI")
     checkpoint = r.optional(value, key, "checkpoint_s3_uri", str, None, "write an s3:// URI")
     for name, uri in (("output_path", output_path), ("checkpoint_s3_uri", checkpoint)):
-        if uri is not None and not uri.startswith("s3://"):
-            raise r.fail(f"{key}.{name}", f"expected an s3:// URI, got {uri!r}", "write s3://bucket/prefix/")
+        check_s3_uri(r, f"{key}.{name}", uri)
     spot = r.optional(value, key, "spot", bool, False, "write true or false")
-    max_wait = r.optional(value, key, "max_wait_seconds", int, None, "write a whole number")
+    max_wait = _bounded_int(r, value, key, "max_wait_seconds", None, MAX_RUNTIME_SECONDS)
     if spot and max_wait is not None and max_wait < ints["max_runtime_seconds"]:
         raise r.fail(f"{key}.max_wait_seconds", "must be at least max_runtime_seconds", "raise it or lower max_runtime_seconds")
     lists = {}
@@ -295,10 +343,57 @@ def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
         backend=backend,
         instance_type=instance_type,
         output_path=output_path,
-        region=r.optional(value, key, "region", str, None, "write an AWS region such as us-east-1"),
+        region=_region(r, value, key),
         spot=spot,
         max_wait_seconds=max_wait,
         checkpoint_s3_uri=checkpoint,
         **ints,
         **lists,
     )
+
+
+def _bounded_int(r: _Reader, value: Mapping[str, Any], key: str, name: str, default: Optional[int], high: int) -> Optional[int]:
+    number = r.optional(value, key, name, int, default, "write a whole number")
+    if number is not None and not 1 <= number <= high:
+        raise r.fail(f"{key}.{name}", f"must be between 1 and {high}, got {number}", f"write a whole number from 1 to {high}")
+    return number
+
+
+def region_problem(region: str) -> Optional[str]:
+    """Why `region` is no AWS region code, or None when it looks like one."""
+    if _REGION.match(region):
+        return None
+    return f"{region!r} is not an AWS region code"
+
+
+def _region(r: _Reader, value: Mapping[str, Any], key: str) -> Optional[str]:
+    region = r.optional(value, key, "region", str, None, "write an AWS region such as us-east-1")
+    if region is not None and region_problem(region):
+        raise r.fail(f"{key}.region", str(region_problem(region)), "write a region code such as us-east-1 or eu-west-2")
+    return region
+
+
+def s3_uri_problem(uri: str) -> Optional[str]:
+    """Why `uri` is no usable `s3://bucket[/prefix]` URI, or None when it is one."""
+    if not uri.startswith("s3://"):
+        return f"expected an s3:// URI, got {uri!r}"
+    bucket = uri[len("s3://") :].partition("/")[0]
+    if not bucket:
+        return f"{uri!r} names no bucket"
+    if not _BUCKET.match(bucket) or ".." in bucket or _is_ip_address(bucket):
+        return f"{bucket!r} in {uri!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, '.' and '-')"
+    return None
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_s3_uri(r: _Reader, key: str, uri: Optional[str]) -> None:
+    problem = s3_uri_problem(uri) if uri is not None else None
+    if problem:
+        raise r.fail(key, problem, "write s3://<bucket>/<prefix>/ with a valid bucket name")

@@ -135,5 +135,10 @@ def parse_assignments(args: Iterable[str], config: Optional[PipelineConfig] = No
                 f"command line: {arg!r} is not a hyperparameter override. "
                 f"Fix: write name=value, e.g. {example_assignment(config, name)}."
             )
+        if name in result and result[name] != value:
+            raise HyperparameterError(
+                f"command line: hyperparameter {name!r} is given twice ({name}={result[name]} and {arg}). "
+                f"Fix: give it once."
+            )
         result[name] = value
     return result

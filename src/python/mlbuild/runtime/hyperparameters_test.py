@@ -92,6 +92,13 @@ def test_command_line_assignments() -> None:
         hyperparameters.parse_assignments(["depth"])
 
 
+def test_a_hyperparameter_given_twice_is_refused_not_last_wins() -> None:
+    """Issue 11 item 8: `max_depth=3 max_depth=5` trained with 5, silently."""
+    with pytest.raises(HyperparameterError, match=r"'max_depth' is given twice \(max_depth=3 and max-depth=5\). Fix: give it once."):
+        hyperparameters.parse_assignments(["max_depth=3", "max-depth=5"])
+    assert hyperparameters.parse_assignments(["depth=3", "depth=3"]) == {"depth": "3"}  # NB: a harmless repeat
+
+
 def test_a_bare_name_is_answered_with_the_pipelines_own_example() -> None:
     config = parse_config("hyperparameters:\n  C: 1.0\n  penalty: l2\n", "src/python/pipelines/cancer/pipeline.yaml")
     with pytest.raises(HyperparameterError) as e:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional
 
+from mlbuild.runtime.config import region_problem
 from mlbuild.runtime.errors import UserError
 from mlbuild.sagemaker.env import FORWARDED_ENV_VARS
 from mlbuild.sagemaker.errors import AwsError
@@ -33,6 +34,11 @@ def resolve_region(configured: Optional[str], environ: Mapping[str, str]) -> str
             "Fix: under Pants, make sure the rule forwards AWS_REGION/AWS_DEFAULT_REGION "
             "(see mlbuild.sagemaker.env.FORWARDED_ENV_VARS)."
         )
+    problem = region_problem(region)
+    if problem:
+        # NB: botocore raises InvalidRegionError from inside client creation; say where it came from.
+        where = "the region (`sagemaker.region` or --region)" if configured else "AWS_REGION" if environ.get("AWS_REGION") else "AWS_DEFAULT_REGION"
+        raise UserError(f"{where}: {problem}. Fix: use a region code such as us-east-1 or eu-west-2.")
     return region
 
 

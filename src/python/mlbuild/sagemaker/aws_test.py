@@ -40,6 +40,12 @@ def test_quirk_classifiers() -> None:
 def test_region_resolution() -> None:
     assert aws.resolve_region("eu-west-1", {"AWS_REGION": "us-east-1"}) == "eu-west-1"
     assert aws.resolve_region(None, {"AWS_DEFAULT_REGION": "us-west-2"}) == "us-west-2"
-    assert aws.resolve_region(None, {"AWS_REGION": "a", "AWS_DEFAULT_REGION": "b"}) == "a"
+    assert aws.resolve_region(None, {"AWS_REGION": "ap-south-1", "AWS_DEFAULT_REGION": "us-west-1"}) == "ap-south-1"
+    assert aws.resolve_region("us-gov-west-1", {}) == "us-gov-west-1"
+    # NB: botocore would raise InvalidRegionError (a traceback) from client creation.
+    with pytest.raises(UserError, match=r"AWS_DEFAULT_REGION: 'not a region!' is not an AWS region code"):
+        aws.resolve_region(None, {"AWS_DEFAULT_REGION": "not a region!"})
+    with pytest.raises(UserError, match=r"--region\): 'us east 1' is not"):
+        aws.Clients.create("us east 1", {})
     with pytest.raises(UserError, match="no AWS region"):
         aws.resolve_region(None, {})
