@@ -10,6 +10,7 @@ docker/skopeo/crane. See README.md for behaviour, quirks and the oras-py evaluat
     docker_config.py  credentials from Docker's config.json
     auth.py           WWW-Authenticate: Basic and Bearer token flow
     ecr.py            ECR credentials and repository creation via boto3
+    plain_http.py     when plain HTTP is allowed; never credentials over it off loopback
     transport.py      urllib3: scheme, auth retries, redirects, retries
     responses.py      buffered responses; status -> error, in one place
     client.py         one method per distribution API endpoint

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 from mlbuild.oci.errors import OCIError
-from mlbuild.registry import quirks
+from mlbuild.registry import plain_http, quirks
 from mlbuild.registry.ecr import EcrRepositorySettings
 from mlbuild.registry.pull import pull_to_layout, resolve_digest
 from mlbuild.registry.push import push_layout
+from mlbuild.registry.reference import parse_reference
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,24 +50,29 @@ def _parser() -> argparse.ArgumentParser:
     resolve.add_argument("reference")
 
     for p in (push, pull, resolve):
-        p.add_argument("--allow-insecure-http", action="store_true", help="plain HTTP to a non-loopback registry")
+        p.add_argument(
+            "--allow-insecure-http", action="store_true",
+            help="plain HTTP to this non-loopback registry (never with credentials); same as listing it in $MLBUILD_INSECURE_REGISTRIES",
+        )
         p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
 def _run(args: argparse.Namespace) -> object:
     insecure = args.allow_insecure_http
+    target = args.to if args.command == "push" else args.reference
+    env = plain_http.with_insecure(os.environ, parse_reference(target).registry) if insecure else os.environ
     if args.command == "push":
         return push_layout(
             args.layout, args.ref, args.to, tags=args.tag, mount_from=args.mount_from,
             upload_mode="chunked" if args.chunked else quirks.DEFAULT_UPLOAD_MODE, chunk_size=args.chunk_size,
             create_repository=args.create_repository,
             ecr_settings=EcrRepositorySettings(immutable_tags=not args.mutable_tags, scan_on_push=args.scan_on_push),
-            allow_insecure_http=insecure, parallelism=args.parallelism, verify=not args.no_verify,
+            allow_insecure_http=insecure, parallelism=args.parallelism, verify=not args.no_verify, env=env,
         )
     if args.command == "pull":
-        return pull_to_layout(args.reference, args.layout, args.cache, ref_name=args.ref_name, allow_insecure_http=insecure)
-    return resolve_digest(args.reference, allow_insecure_http=insecure)
+        return pull_to_layout(args.reference, args.layout, args.cache, ref_name=args.ref_name, allow_insecure_http=insecure, env=env)
+    return resolve_digest(args.reference, allow_insecure_http=insecure, env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

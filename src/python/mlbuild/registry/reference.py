@@ -20,6 +20,17 @@ _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _ECR_RE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
 
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (brackets allowed); any other spelling counts as remote."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Reference:
     registry: str  # host[:port], as written
@@ -34,13 +45,7 @@ class Reference:
 
     @property
     def is_loopback(self) -> bool:
-        host = self.host.strip("[]")
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
     @property
     def ecr(self) -> tuple[str, str] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from mlbuild.registry import docker_config, ecr
+from mlbuild.registry import docker_config, ecr, plain_http
 from mlbuild.registry.auth import Authenticator
 from mlbuild.registry.client import RegistryClient
 from mlbuild.registry.docker_config import Credentials
@@ -46,5 +46,6 @@ def connect(
             hint = f"Fix: add credentials for {ref.registry} to {found.path} (docker login {ref.registry}), or pass them."
     scopes = (f"repository:{ref.repository}:{'pull,push' if push else 'pull'}", *(f"repository:{r}:pull" for r in mount_from))
     auth = Authenticator(ref.registry, credentials, scopes=scopes, preemptive_basic=preemptive, no_credentials_hint=hint)
-    transport = Transport(ref, auth, retry=retry, allow_insecure_http=allow_insecure_http, pool_size=pool_size)
+    insecure = plain_http.insecure_registries(env)
+    transport = Transport(ref, auth, retry=retry, allow_insecure_http=allow_insecure_http, insecure_registries=insecure, pool_size=pool_size)
     return RegistryClient(ref, transport)

@@ -174,3 +174,49 @@ def fake_registry(state: FakeState | None = None) -> Iterator[tuple[str, FakeSta
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass
+class Seen:
+    """What a recording server received: (method, path, headers) per request."""
+
+    requests: list = field(default_factory=list)
+
+    def authorizations(self) -> list[str]:
+        return [h["Authorization"] for _, _, h in self.requests if "Authorization" in h]
+
+
+@contextmanager
+def recording_server(answer) -> Iterator[tuple[int, Seen]]:
+    """A loopback HTTP server that records every request and replies `answer(method, path, headers)`:
+    (status, headers, body). Yields (port, seen). The server binds port 0 itself: no race for the port."""
+    seen = Seen()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _any(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = dict(self.headers.items())
+            seen.requests.append((self.command, self.path, headers))
+            status, extra, body = answer(self.command, self.path, headers)
+            self.send_response(status)
+            for k, v in {"Content-Length": str(len(body)), **extra}.items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()

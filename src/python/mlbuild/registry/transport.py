@@ -3,8 +3,8 @@
 NB: urllib3 (a dependency of botocore, already in the lockfile) instead of requests:
 it streams a file-like request body in fixed blocks, and no new dependency is needed.
 HTTPS verifies against the system CA bundle (urllib3 2 loads the default certs, which
-honour $SSL_CERT_FILE); plain HTTP is used only for loopback registries, or when the
-caller explicitly allows it.
+honour $SSL_CERT_FILE); plain HTTP only as plain_http.py allows, and never with credentials
+to a host off this machine.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ProtocolError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from mlbuild.registry import quirks
+from mlbuild.registry import plain_http, quirks
 from mlbuild.registry.auth import Authenticator
 from mlbuild.registry.errors import RegistryPlatformError, RegistryUserError, TransientError
 from mlbuild.registry.reference import Reference
@@ -39,6 +39,7 @@ class Transport:
         *,
         retry: RetryPolicy = RetryPolicy(),
         allow_insecure_http: bool = False,
+        insecure_registries: frozenset[str] = frozenset(),
         timeout: urllib3.Timeout = urllib3.Timeout(connect=15, read=300),
         pool_size: int = 4,
     ) -> None:
@@ -46,7 +47,7 @@ class Transport:
         self.auth = auth
         self.retry = retry
         self.timeout = timeout
-        self.scheme = "http" if ref.is_loopback or allow_insecure_http else "https"
+        self.scheme = plain_http.choose_scheme(ref, allow_insecure_http, insecure_registries)
         self.base = f"{self.scheme}://{quirks.api_host(ref)}"
         self.pool = urllib3.PoolManager(num_pools=4, maxsize=pool_size, cert_reqs="CERT_REQUIRED", blocksize=BLOCK_SIZE)
         auth.fetch = self._fetch_token
@@ -83,13 +84,16 @@ class Transport:
         return self.retry.run(where, attempt) if retry else attempt(1)
 
     def _send(self, method, url, headers, body, where, sink) -> Response:
+        cleartext = plain_http.is_cleartext(url)
         for _ in range(3):  # NB: a Bearer challenge may need a second token with a wider scope
-            sent = self.auth.header()
+            sent = None if cleartext else self.auth.header()
             raw = self._open(method, url, {**headers, **({"Authorization": sent} if sent else {})}, body, where)
             if raw.status != 401:
                 break
             raw.drain_conn()
             raw.release_conn()
+            if cleartext:
+                raise plain_http.cleartext_refusal(where, url)
             self.auth.respond(raw.headers.get("WWW-Authenticate"), sent, where)
             if body is not None and not isinstance(body, bytes):
                 raise TransientError(f"{where}: re-authenticated; restarting the upload")
@@ -131,7 +135,7 @@ class Transport:
             except SSLError as e:
                 raise RegistryUserError(
                     f"{where}: TLS to {self.ref.registry} failed ({e}). Fix: install the registry's CA into the"
-                    " system bundle (or $SSL_CERT_FILE); plain HTTP is only for loopback or allow_insecure_http."
+                    f" system bundle (or $SSL_CERT_FILE); plain HTTP is only for loopback or ${plain_http.INSECURE_REGISTRIES_ENV}."
                 ) from e
             except (NewConnectionError, ProtocolError, Urllib3Timeout) as e:
                 raise TransientError(f"{where}: cannot talk to {self.ref.registry} at {self.base} ({e})") from e
@@ -143,12 +147,15 @@ class Transport:
             raw.drain_conn()
             raw.release_conn()
             target = quirks.resolve_location(url, location)
-            if quirks.strip_auth_on_redirect(url, target):
+            if quirks.strip_auth_on_redirect(url, target) or plain_http.is_cleartext(target):
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             url = target
         raise error_for(Response(raw.status, raw.headers, b"too many redirects", url), where)
 
     def _fetch_token(self, url: str, headers: dict) -> tuple[int, bytes]:
+        if headers.get("Authorization") and plain_http.is_cleartext(url):
+            raise plain_http.cleartext_refusal(f"token service for {self.ref.registry}", url)
+
         def once(_: int) -> tuple[int, bytes]:
             try:
                 raw = self.pool.request("GET", url, headers={"User-Agent": USER_AGENT, **headers}, timeout=self.timeout, retries=False)
