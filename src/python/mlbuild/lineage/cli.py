@@ -1,6 +1,6 @@
 """`python -m mlbuild.lineage`: a thin CLI over the lineage modules.
 
-    [--root DIR] record --kind package|run|publish --json FILE|-
+    [--root DIR] [--strict] record --kind package|run|publish --json FILE|-
     [--root DIR] record --kind package --image-json X.image.json [--labels F|JSON] [--pipeline A] [--config F]
     [--root DIR] record --kind run --run-dir DIR --pipeline A [--parent ID] [--pex-sha256 H] [--image-digest D]
     [--root DIR] record --kind publish --report-json F [--parent ID]
@@ -18,7 +18,8 @@
     [--root DIR] verify QUERY [--repo DIR] [--keep] [--reuse-cache] [--json]   rebuild from a clean checkout and compare
 
 The store root is --root, else $MLBUILD_LINEAGE_DIR, else ./.mlbuild/lineage (which takes in
-what `pants package` wrote to ./dist/mlbuild/lineage). Errors
+what `pants package` wrote to ./dist/mlbuild/lineage). A corrupt record file is skipped with a
+warning naming it (--strict: exit 3 instead). Errors
 become exit codes here and only here.
 """
 
@@ -269,7 +270,7 @@ def inspect_command(args: argparse.Namespace, store: Store) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.root) if args.root else Store.configured()
+    store = Store(args.root, strict=args.strict) if args.root else Store.configured(strict=args.strict)
     if args.command == "record":
         return record_command(args, store)
     if args.command == "inspect":
@@ -330,6 +331,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
     )
     parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage, taking in ./dist/mlbuild/lineage)")
+    parser.add_argument("--strict", action="store_true", help="fail (exit 3) on a corrupt record file instead of skipping it with a warning")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def label_options(p: argparse.ArgumentParser) -> None:

@@ -113,8 +113,34 @@ def test_error_exit_codes(tmp_path, capsys) -> None:
     code, _, err = _run(capsys, "--root", tmp_path, "inspect", c.package.get("pex.sha256")[:6])
     assert code == 2 and "ambiguous" in err and c.package.get("pex.sha256") in err
     c.store.path_of(c.run.id).write_text("{}")
-    code, _, err = _run(capsys, "--root", tmp_path, "inspect", c.package.id)
+    code, _, err = _run(capsys, "--root", tmp_path, "--strict", "inspect", c.package.id)
     assert code == 3 and "delete" in err
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (b"{}", "contents hash to"),
+        (b"[1, 2]", "not a lineage record (record: expected a JSON object, got a JSON list.)"),
+        (b'{"kind":"run","pipeline":"p:t","created":"2024-01-01T00:00:00Z","metrics":{"auc":"high"},"schema":1}', "record.metrics.auc: expected a number"),
+        (b'{"kind":"run","pipeline":"p:t","created":"2024-01-01T00:00:00Z","job":"j","schema":1}', "record.job: expected an object"),
+        (b'{"kind":"run","pipeline":7,"created":"2024-01-01T00:00:00Z","schema":1}', "record.pipeline: expected a non-empty string"),
+        (b'{"kind":"run","pipeline":"p:t","created":"2024-01-01T00:00:00Z","data":[{"name":1}],"schema":1}', "record.data[0].name"),
+        (b"\xff\xfe", "not JSON"),
+    ],
+)
+def test_one_corrupt_record_is_skipped_and_named_unless_strict(tmp_path, capsys, body, problem) -> None:
+    """Issue 11 items 9 and 12: a record that is a JSON list or has wrong field types was a
+    traceback, and one corrupt file made every lineage command exit 3."""
+    c = chain(tmp_path)
+    bad = c.store.path_of(c.run.id) if problem == "contents hash to" else c.store.path_of(hashlib.sha256(body).hexdigest())
+    bad.write_bytes(body)
+    for argv in (["inspect", c.package.id], ["runs"], ["runs", PIPELINE, "--json"], ["previous", PIPELINE]):
+        code, out, err = _run(capsys, "--root", tmp_path, *argv)
+        assert code == 0, err
+        assert f"mlbuild: warning: {bad}: " in err and problem in err and "skipped" in err and "Traceback" not in err
+    code, out, err = _run(capsys, "--root", tmp_path, "--strict", "runs")
+    assert code == 3 and out == "" and err.count("\n") == 1 and err.startswith(f"mlbuild: error: {bad}: ") and problem in err
 
 
 @pytest.mark.parametrize(

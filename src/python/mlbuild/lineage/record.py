@@ -195,6 +195,62 @@ def normalize(body: Mapping[str, Any]) -> Dict[str, Any]:
     return result
 
 
+# NB: what readers index into, by field: a stored record with another shape would crash
+# them (a TypeError deep in `runs` or `diff`), so `from_stored` refuses it up front.
+_OBJECT_FIELDS = ("source", "lockfile", "config", "pex", "code", "image", "job", "model", "provenance")
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, bool, int, float)) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+def check_shape(body: Any) -> None:
+    """Cheaply check that a stored body has the types readers rely on; raise RecordError naming the field."""
+
+    def fail(what: str, expected: str) -> RecordError:
+        # NB: the full validation names the exact problem when it finds one; else say what the shape check saw.
+        try:
+            normalize(body)
+        except RecordError as e:
+            return e
+        return RecordError(f"{what}: expected {expected}.")
+
+    if not isinstance(body, dict):
+        raise RecordError(f"record: expected a JSON object, got a JSON {type(body).__name__}.")
+    for name in ("kind", "pipeline", "created"):
+        if not isinstance(body.get(name), str):
+            raise fail(f"record.{name}", "a string")
+    if body["kind"] not in KINDS or body.get("schema", SCHEMA) != SCHEMA or set(body) - set(FIELDS):
+        raise fail("record", f"kind one of {', '.join(KINDS)}, schema {SCHEMA} and only known fields")
+    for name in _OBJECT_FIELDS:
+        value = body.get(name, {})
+        if not isinstance(value, dict) or not all(_scalar(v) for v in value.values()):
+            raise fail(f"record.{name}", "an object of strings, numbers and lists of strings")
+    if not all(isinstance(v, str) for v in _mapping(body, "hyperparameters", fail).values()):
+        raise fail("record.hyperparameters", "an object of name to JSON-encoded string")
+    if not all(_stored_number(v) for v in _mapping(body, "metrics", fail).values()):
+        raise fail("record.metrics", "an object of metric name to number")
+    data, parents = body.get("data", []), body.get("parents", [])
+    if not isinstance(data, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str) and all(isinstance(v, str) for v in c.values()) for c in data):
+        raise fail("record.data", "a list of channel objects with a `name`")
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise fail("record.parents", "a list of record ids")
+
+
+def _stored_number(value: Any) -> bool:
+    """A number, or the name `_number` keeps a non-finite one as."""
+    if isinstance(value, str):
+        return value in (repr(math.nan), repr(math.inf), repr(-math.inf))
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _mapping(body: Mapping[str, Any], name: str, fail: Callable[[str, str], RecordError]) -> Mapping[str, Any]:
+    value = body.get(name, {})
+    if not isinstance(value, dict):
+        raise fail(f"record.{name}", "an object")
+    return value
+
+
 class Record:
     """An immutable, normalised record; `id` is the sha256 of `canonical`."""
 
@@ -212,15 +268,21 @@ class Record:
 
     @classmethod
     def from_stored(cls, data: bytes) -> "Record":
-        """Bytes the store wrote (so already canonical); skips re-validation.
+        """Bytes the store wrote (so already canonical); checks their shape, not every value.
 
-        NB: re-normalising thousands of records on every load is most of the load time;
-        the store checks each file's name against the sha256 of its bytes instead.
+        NB: re-normalising thousands of records on every load is most of the load time (6x
+        parsing alone); the store checks each file's name against the sha256 of its bytes,
+        and `check_shape` that a hand-made file can't crash a reader. Raises RecordError.
         """
+        try:
+            body = json.loads(data)
+        except ValueError as e:  # NB: UnicodeDecodeError is a ValueError too
+            raise RecordError(f"record: not JSON ({e}).") from None
+        check_shape(body)
         record = cls.__new__(cls)
         record.canonical = data
         record.id = hashlib.sha256(data).hexdigest()
-        record._body = json.loads(data)
+        record._body = body
         return record
 
     @property

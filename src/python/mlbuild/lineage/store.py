@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mlbuild.lineage.digests import is_hex
-from mlbuild.lineage.errors import AmbiguousError, StoreError
+from mlbuild.lineage.errors import AmbiguousError, RecordError, StoreError
 from mlbuild.lineage.index import Index, Match
 from mlbuild.lineage.record import Record
 
@@ -44,16 +44,43 @@ def default_inbox(environ: Optional[Mapping[str, str]] = None, cwd: Optional[Pat
 
 
 class Store:
-    def __init__(self, root: Optional[Path] = None, inboxes: Sequence[Path] = ()) -> None:
+    def __init__(self, root: Optional[Path] = None, inboxes: Sequence[Path] = (), strict: bool = False) -> None:
         self.root = Path(root) if root is not None else default_root()
         self.inboxes = tuple(Path(p) for p in inboxes)  # stores whose records are copied in on load
+        # NB: by default one corrupt file is skipped with a warning naming it, so it can't take
+        # every lineage command down; `strict` makes it the StoreError (exit 3) it is.
+        self.strict = strict
+        self.skipped: List[Path] = []
         self._records: Optional[Dict[str, Record]] = None
         self._index: Optional[Index] = None
 
     @classmethod
-    def configured(cls, environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None) -> "Store":
+    def configured(cls, environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None, strict: bool = False) -> "Store":
         """The default store, taking in what `pants package` left in the inbox."""
-        return cls(default_root(environ, cwd), [default_inbox(environ, cwd)])
+        return cls(default_root(environ, cwd), [default_inbox(environ, cwd)], strict)
+
+    def _bad(self, path: Path, problem: str, fix: str) -> None:
+        """A record file that can't be used: a StoreError when strict, else skipped and named."""
+        if self.strict:
+            raise StoreError(f"{path}: {problem}. Fix: {fix}")
+        self.skipped.append(path)
+        print(f"mlbuild: warning: {path}: {problem}; skipped (--strict fails instead). Fix: {fix}", file=sys.stderr)
+
+    def _read(self, path: Path, stem: str) -> Optional[Record]:
+        """The record in `path` if its bytes hash to `stem` and have a record's shape."""
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != stem:
+            self._bad(
+                path,
+                f"contents hash to {hashlib.sha256(data).hexdigest()}, not its name; the file was edited or corrupted",
+                "delete it (records are immutable; re-record instead)",
+            )
+            return None
+        try:
+            return Record.from_stored(data)
+        except RecordError as e:
+            self._bad(path, f"not a lineage record ({e})", "delete it")
+            return None
 
     def _take_in(self) -> None:
         for inbox in self.inboxes:
@@ -72,7 +99,12 @@ class Store:
                     # NB: maybe still being written; the store itself is not at risk, so skip it.
                     print(f"mlbuild: warning: {source / name}: contents don't hash to its name; not taken in.", file=sys.stderr)
                     continue
-                self.put(Record.from_stored(data))
+                try:
+                    record = Record.from_stored(data)
+                except RecordError as e:
+                    print(f"mlbuild: warning: {source / name}: not a lineage record ({e}); not taken in.", file=sys.stderr)
+                    continue
+                self.put(record)
 
     @property
     def records_dir(self) -> Path:
@@ -92,15 +124,12 @@ class Store:
                     continue
                 path = self.records_dir / name
                 try:
-                    record = Record.from_stored(path.read_bytes())
-                except (OSError, ValueError) as e:
-                    raise StoreError(f"{path}: unreadable lineage record ({e}). Fix: delete the file.")
-                if record.id != stem:
-                    raise StoreError(
-                        f"{path}: contents hash to {record.id}, not its name; the file was edited or "
-                        "corrupted. Fix: delete it (records are immutable; re-record instead)."
-                    )
-                records[record.id] = record
+                    record = self._read(path, stem)
+                except OSError as e:
+                    self._bad(path, f"unreadable lineage record ({e.strerror or e})", "delete the file, or fix its permissions")
+                    continue
+                if record is not None:
+                    records[record.id] = record
             self._records, self._index = records, Index(records.values())
         return self._records, self._index
 

@@ -49,8 +49,22 @@ def test_an_edited_record_is_a_platform_error(tmp_path) -> None:
     path = c.store.path_of(c.run.id)
     path.write_bytes(path.read_bytes().replace(b"0.9", b"0.99"))
     with pytest.raises(StoreError, match="contents hash to") as e:
-        Store(tmp_path).records()
+        Store(tmp_path, strict=True).records()
     assert e.value.exit_code == 3
+
+
+def test_a_corrupt_record_is_skipped_and_named_so_the_store_stays_usable(tmp_path, capsys) -> None:
+    """Issue 11 item 12: one bad file made every lineage command exit 3."""
+    c = chain(tmp_path)
+    path = c.store.path_of(c.run.id)
+    path.write_bytes(path.read_bytes().replace(b"0.9", b"0.99"))
+    listed = (tmp_path / "records" / f"{hashlib.sha256(b'[]').hexdigest()}.json")
+    listed.write_bytes(b"[]")
+    store = Store(tmp_path)
+    assert [r.id for r in store.records()] == [c.package.id, c.publish.id]
+    assert store.skipped == [path, listed] or store.skipped == [listed, path]
+    err = capsys.readouterr().err
+    assert f"{path}: contents hash to" in err and f"{listed}: not a lineage record" in err
 
 
 @pytest.mark.parametrize(
