@@ -1,0 +1,124 @@
+"""A shared remote cache (pants.remote-cache.toml) on a real REAPI server: BuildGrid on loopback.
+
+Clone A packages churn from nothing and writes every Process result to the cache; clone B, at
+another path with empty local caches of its own (Pants' store, named caches, execution root),
+packages it again and gets the very same PEX and image, with the heavy Processes served by the
+cache. An unreachable cache leaves the build succeeding with one warning.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Iterator, Tuple
+
+import pytest
+
+from e2e import buildgrid_server
+from e2e.remote_cache_flow import (
+    HEAVY,
+    Build,
+    clean_dist,
+    clone,
+    empty_cache_args,
+    package,
+    remote_cache_args,
+)
+from e2e.repo import pants
+
+AUDIT = Path(__file__).parent / "buildgrid_audit.py"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[buildgrid_server.Server]:
+    running = buildgrid_server.start(tmp_path_factory.mktemp("buildgrid"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def builds(server: buildgrid_server.Server, tmp_path_factory: pytest.TempPathFactory) -> Tuple[Build, Build, Path, Path]:
+    a_root, b_root = tmp_path_factory.mktemp("clone-a"), tmp_path_factory.mktemp("clone-b")
+    a_repo = clone(a_root / "checkout")
+    b_repo = clone(b_root / "somewhere" / "else" / "checkout")
+    a = package(a_repo, *remote_cache_args(server.address), *empty_cache_args(a_root / "scratch"))
+    assert a.result.exit_code == 0, a.result.stderr[-4000:]
+    b = package(b_repo, *remote_cache_args(server.address), *empty_cache_args(b_root / "scratch"))
+    assert b.result.exit_code == 0, b.result.stderr[-4000:] + "\n--- BuildGrid:\n" + server.log[-2000:]
+    print(f"cold (clone A, writing): {a.seconds:.1f} s; remote-warm (clone B): {b.seconds:.1f} s")
+    return a, b, a_root, b_root
+
+
+def test_second_clone_builds_the_same_pex_and_image(builds: Tuple[Build, Build, Path, Path]) -> None:
+    a, b, _, _ = builds
+    assert a.pex_sha256 and a.image_digest
+    assert (b.pex_sha256, b.image_digest) == (a.pex_sha256, a.image_digest)
+
+
+def test_first_clone_wrote_every_result_to_the_cache(builds: Tuple[Build, Build, Path, Path]) -> None:
+    a, _, _, _ = builds
+    assert a.counters.get("remote_cache_write_errors") == 0, a.counters
+    assert a.counters.get("remote_cache_write_successes", 0) >= len(HEAVY), a.counters
+    assert a.counters.get("local_cache_requests_cached") == 0, "clone A was meant to start from empty caches"
+    heavy = a.ran_heavy()
+    assert {h for h in HEAVY if any(h in d for d in heavy)} == set(HEAVY), a.ran
+
+
+def test_heavy_processes_come_from_the_remote_cache(builds: Tuple[Build, Build, Path, Path]) -> None:
+    _, b, _, _ = builds
+    assert b.counters.get("local_cache_requests_cached") == 0, "clone B was meant to start from empty caches"
+    assert b.counters.get("remote_cache_read_errors") == 0, b.counters
+    assert b.counters.get("remote_cache_requests_uncached") == 0, (b.counters, b.ran)
+    assert b.counters.get("remote_cache_requests_cached", 0) >= len(HEAVY), b.counters
+    assert b.ran_heavy() == [], f"ran instead of coming from the cache: {b.ran_heavy()}"
+
+
+def test_remote_warm_build_takes_a_fraction_of_the_cold_one(builds: Tuple[Build, Build, Path, Path]) -> None:
+    a, b, _, _ = builds
+    assert b.seconds < 0.6 * a.seconds, f"remote-warm {b.seconds:.1f} s against cold {a.seconds:.1f} s"
+
+
+def test_no_cache_key_names_the_machine_it_was_built_on(
+    server: buildgrid_server.Server, builds: Tuple[Build, Build, Path, Path]
+) -> None:
+    """Every Command Pants stored: none names a checkout or a cache folder; mlbuild's own have
+    only relative arguments and no environment but Pants' cache-key markers."""
+    _, _, a_root, b_root = builds
+    python = buildgrid_server.ensure_installed()
+    # NB: -I, so the script's own folder (with buildgrid_server.py) does not shadow BuildGrid.
+    dump = subprocess.run([str(python), "-I", str(AUDIT), str(server.cas_dir)], capture_output=True, text=True, check=True)
+    commands = json.loads(dump.stdout)
+    assert commands, "no Command found in the CAS"
+    for command in commands:
+        words = [*command["arguments"], *command["env"].values(), command["working_directory"]]
+        leaked = [w for w in words if str(a_root) in w or str(b_root) in w]
+        assert not leaked, f"{command['arguments'][:6]} carries a checkout or scratch path: {leaked}"
+    ours = [c for c in commands if any(arg.startswith("mlbuild.") for arg in c["arguments"])]
+    assert len(ours) >= 4, [c["arguments"][:3] for c in commands]
+    for command in ours:
+        absolute = [arg for arg in command["arguments"] if arg.startswith("/")]
+        extra = {k for k in command["env"] if not k.startswith("PANTS_CACHE_KEY_")}
+        assert not absolute and not extra, (command["arguments"], command["env"])
+        assert all(not p.startswith("/") for p in command["output_files"] + command["output_directories"]), command
+
+
+def test_unreachable_cache_builds_with_one_warning(
+    builds: Tuple[Build, Build, Path, Path], tmp_path: Path
+) -> None:
+    """Clone A again, its Process cache off (so every Process asks the cache), the address a
+    closed port: the build still succeeds, and says so once."""
+    _, _, a_root, _ = builds
+    repo = a_root / "checkout"
+    clean_dist(repo)
+    closed = f"grpc://127.0.0.1:{buildgrid_server.free_port()}"
+    result = pants(
+        repo, "--stats-log", "--no-local-cache", *remote_cache_args(closed), *empty_cache_args(a_root / "scratch"),
+        "package", "docker/debian-python3.11:base", timeout=1800,
+    )
+    assert result.exit_code == 0, result.stderr[-4000:]
+    warnings = [line for line in result.stderr.splitlines() if "[WARN]" in line and "remote cache" in line]
+    assert len(warnings) == 1, "\n".join(warnings)
+    assert "127.0.0.1" in warnings[0] or "connect" in warnings[0].lower(), warnings[0]
