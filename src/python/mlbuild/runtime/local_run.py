@@ -3,7 +3,9 @@
 SageMaker prepares `/opt/ml` before it starts `train`; locally this module does the same
 under a run directory, then the *same* `run_training` runs. Runs are staged under a hidden
 `.<id>.incomplete` name and renamed only when complete, so a half-written run never looks
-finished; a failed one is renamed `<id>.failed` and keeps `output/failure`.
+finished; a failed one is renamed `<id>.failed` and keeps `output/failure`. A run killed
+with -9 leaves its staging folder behind: the next run in the same place removes it once its
+owner pid (in `.<id>.incomplete/.mlbuild-owner`) is gone, or after a day.
 
     dist/mlbuild/runs/<pipeline folder, dotted>/<target>/
         <run id>/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json
@@ -14,17 +16,25 @@ finished; a failed one is renamed `<id>.failed` and keeps `output/failure`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
+import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, List, Mapping, Optional
+
+from mlbuild.oci.stale_temps import DEAD_OWNER_GRACE_SECONDS, STALE_SECONDS, remove_tree
+from mlbuild.oci.stale_temps import _pid_alive as pid_alive  # NB: the oci sweep's own liveness test
 
 from mlbuild.runtime import contract, hyperparameters
 from mlbuild.runtime.errors import DataError
 from mlbuild.runtime.config import PipelineConfig
 
+# NB: the pid of the process that staged a run, so the next run can tell a killed one's folder.
+OWNER_FILE = ".mlbuild-owner"
 RESOURCE_CONFIG = {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}
 
 
@@ -82,12 +92,10 @@ def prepare_run(
     digest = hashlib.sha256(json.dumps(encoded, sort_keys=True).encode()).hexdigest()[:8]
     first_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{digest}"
     parent = run_dir_parent(runs_dir, address)
-    run_id, suffix = first_id, 1
-    # NB: the same hyperparameters twice within a second: number the later runs.
-    while any(p.exists() for p in (parent / f".{run_id}.incomplete", parent / run_id, parent / f"{run_id}.failed")):
-        suffix += 1
-        run_id = f"{first_id}-{suffix}"
-    staging = parent / f".{run_id}.incomplete"
+    parent.mkdir(parents=True, exist_ok=True)
+    for name in remove_stale_runs(parent):
+        print(f"mlbuild: removed {parent / name}: a run whose process is gone (killed?)", file=sys.stderr)
+    staging = _claim_staging(parent, first_id)
     _write_json(staging / contract.HYPERPARAMETERS_FILE, encoded)
     _write_json(staging / contract.INPUT_DATA_CONFIG_FILE, input_data_config(config))
     _write_json(staging / contract.RESOURCE_CONFIG_FILE, RESOURCE_CONFIG)
@@ -101,9 +109,61 @@ def prepare_run(
     return staging
 
 
+def _claim_staging(parent: Path, first_id: str) -> Path:
+    """`.<run id>.incomplete`, made with mkdir so concurrent runs never share one; the same
+    hyperparameters again within a second get numbered ids."""
+    for n in itertools.count(1):
+        run_id = first_id if n == 1 else f"{first_id}-{n}"
+        staging = parent / f".{run_id}.incomplete"
+        try:
+            os.mkdir(staging)
+        except FileExistsError:
+            continue
+        # NB: checked after the mkdir: a run that had this id and already finished renamed its
+        # staging folder away, which is why the mkdir could succeed.
+        if (parent / run_id).exists() or (parent / f"{run_id}.failed").exists():
+            os.rmdir(staging)
+            continue
+        (staging / OWNER_FILE).write_text(f"{os.getpid()}\n")
+        return staging
+    raise AssertionError("unreachable")
+
+
+def is_stale_run(staging: Path, now: Optional[float] = None) -> bool:
+    """A `.<id>.incomplete` folder whose owner died (kill -9): its owner pid is gone (after a
+    grace, as pids are only meaningful on this machine), or it is older than a day."""
+    if not (staging.name.startswith(".") and staging.name.endswith(".incomplete")) or staging.is_symlink():
+        return False
+    try:
+        age = (time.time() if now is None else now) - staging.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > STALE_SECONDS:
+        return True
+    try:
+        pid = int((staging / OWNER_FILE).read_text().strip() or "0")
+    except FileNotFoundError:
+        return False  # NB: just made (owner not yet written), or an older mlbuild's: age decides
+    except (OSError, ValueError):
+        pid = 0
+    return age > DEAD_OWNER_GRACE_SECONDS and pid != os.getpid() and not (pid > 0 and pid_alive(pid))
+
+
+def remove_stale_runs(parent: Path, now: Optional[float] = None) -> List[str]:
+    """Remove the stale `.<id>.incomplete` folders in `parent`; returns their names."""
+    removed = []
+    for path in sorted(parent.glob(".*.incomplete")):
+        if path.is_dir() and is_stale_run(path, now):
+            remove_tree(path)  # NB: channel links are unlinked, never followed
+            removed.append(path.name)
+    return removed
+
+
 def finish_run(staging: Path, succeeded: bool) -> Path:
     """Publish a staged run under its final name; only a success moves `latest`."""
     run_id = staging.name[1 : -len(".incomplete")]
+    with contextlib.suppress(FileNotFoundError):
+        (staging / OWNER_FILE).unlink()
     final = staging.parent / (run_id if succeeded else f"{run_id}.failed")
     os.rename(staging, final)
     if succeeded:
