@@ -14,13 +14,16 @@ so publishing the same thing twice finds the finished job instead of training ag
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 from mlbuild.container_run.runner import run_image
 from mlbuild.lineage.digests import model_checksum, tree_checksum
@@ -36,6 +39,7 @@ from mlbuild.runtime.local_run import local_channel_dirs
 from mlbuild.sagemaker.job_name import pipeline_name_from_address
 
 JOB_FILE = "job.json"
+JOB_LOCK = ".lock"
 FAILED_JOB_EXIT_CODE = 5  # NB: the code mlbuild.sagemaker uses for a Failed job.
 LOCAL_ROOT = Path(".mlbuild/local")
 
@@ -103,46 +107,90 @@ def publish_local(
     data = {name: tree_checksum(path) for name, path in local_channel_dirs(config, data_dir).items()}
     digest = layout_digest(layout_dir, ref)
     repository = config.sagemaker.image_repository or pipeline_name_from_address(address)
-    image_uri = store_image(layout_dir, ref, digest, repository, root, registry)
+    with _locked(root / ".registry.lock", "the local image store", log):  # NB: write_layout rewrites index.json
+        image_uri = store_image(layout_dir, ref, digest, repository, root, registry)
     log(f"image: {image_uri}")
     name = job_name(address, digest, encoded, data)
     if force:
-        name += "-r" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S")
+        name = _claim_forced_name(root / "jobs", name)
     job_dir = root / "jobs" / name
-    if (job_dir / JOB_FILE).exists():
-        record = json.loads((job_dir / JOB_FILE).read_text())
-        if record.get("status") == "Completed":
+    # NB: the job is claimed while it trains: an identical publish started meanwhile waits here,
+    # then finds it completed and reuses it, instead of training a second time (issue 11).
+    with _locked(job_dir / JOB_LOCK, f"job {name} (an identical publish is training it)", log):
+        existing = _read_job(job_dir)
+        if existing is not None and existing.get("status") == "Completed" and not force:
             log(f"job {name} already completed with this image, hyperparameters and data: reusing it (--force to train again)")
-            return LocalJob(name, "Completed", image_uri, True, record, job_dir)
-    started = _now()
-    outcome = run_image(layout_dir, ref, config_path, address, data_dir, root / "runs", overrides)
-    record: Dict[str, Any] = {
-        "job_name": name,
-        "status": "Completed" if outcome.succeeded else "Failed",
-        "image_uri": image_uri,
-        "image_digest": digest,
-        "pipeline_address": address,
-        "hyperparameters": encoded,
-        "data": data,
-        "run_dir": str(outcome.run_dir),
-        "start": started,
-        "end": _now(),
-        "metrics": outcome.metrics or {},
-        "failure_reason": outcome.failure_reason,
-        "exit_code": outcome.exit_code,
-    }
-    log_file = Path(outcome.run_dir) / contract.LOG_FILE
-    if log_file.is_file():
-        record["log"] = str(log_file)
-    if outcome.succeeded:
-        archive = job_dir / "output" / "model.tar.gz"
-        sha256 = write_model_archive(outcome.model_dir, archive)
-        record["model"] = {"uri": str(archive), "sha256": sha256, "checksum": model_checksum(archive)}
-    job_dir.mkdir(parents=True, exist_ok=True)
-    tmp = job_dir / f".{JOB_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, job_dir / JOB_FILE)
-    return LocalJob(name, record["status"], image_uri, False, record, job_dir)
+            return LocalJob(name, "Completed", image_uri, True, existing, job_dir)
+        started = _now()
+        outcome = run_image(layout_dir, ref, config_path, address, data_dir, root / "runs", overrides)
+        record: Dict[str, Any] = {
+            "job_name": name,
+            "status": "Completed" if outcome.succeeded else "Failed",
+            "image_uri": image_uri,
+            "image_digest": digest,
+            "pipeline_address": address,
+            "hyperparameters": encoded,
+            "data": data,
+            "run_dir": str(outcome.run_dir),
+            "start": started,
+            "end": _now(),
+            "metrics": outcome.metrics or {},
+            "failure_reason": outcome.failure_reason,
+            "exit_code": outcome.exit_code,
+        }
+        log_file = Path(outcome.run_dir) / contract.LOG_FILE
+        if log_file.is_file():
+            record["log"] = str(log_file)
+        if outcome.succeeded:
+            archive = job_dir / "output" / "model.tar.gz"
+            sha256 = write_model_archive(outcome.model_dir, archive)
+            record["model"] = {"uri": str(archive), "sha256": sha256, "checksum": model_checksum(archive)}
+        job_dir.mkdir(parents=True, exist_ok=True)
+        tmp = job_dir / f".{JOB_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, job_dir / JOB_FILE)
+        return LocalJob(name, record["status"], image_uri, False, record, job_dir)
+
+
+def _read_job(job_dir: Path) -> Optional[Dict[str, Any]]:
+    try:
+        record = json.loads((job_dir / JOB_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as e:
+        raise PlatformError(f"{job_dir / JOB_FILE}: not JSON ({e}). Fix: delete {job_dir} and publish again.")
+    return record if isinstance(record, dict) else None
+
+
+@contextlib.contextmanager
+def _locked(path: Path, what: str, log) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (flock: released by the kernel if the holder dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for {what}")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _claim_forced_name(jobs_dir: Path, name: str) -> str:
+    """`<name>-r<UTC time>`, numbered when taken: the job folder is made with mkdir, which only
+    one of several --force publishes in the same second can win for a given name."""
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    base = f"{name}-r" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S")
+    for n in itertools.count(1):
+        candidate = base if n == 1 else f"{base}-{n}"
+        try:
+            os.mkdir(jobs_dir / candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise AssertionError("unreachable")
 
 
 def _now() -> str:
@@ -171,6 +219,9 @@ def local_record(job: LocalJob, source: Optional[Mapping[str, Any]] = None) -> R
         job={"name": job.name, "status": r["status"], "start": r["start"], "end": r["end"]},
         model=model,
         metrics=r.get("metrics") or None,
+        # NB: dated by the job, not the publish: every publish that reuses the job records the
+        # very same record (same id), so the store holds one record per job.
+        created=r["end"],
     )
 
 
