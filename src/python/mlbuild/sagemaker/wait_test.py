@@ -1,17 +1,27 @@
+"""Following a job: status transitions, log lines, final metrics and the artifact's sha256.
+
+CloudWatch Logs and S3 are moto's (the `aws` fixture); only SageMaker's describe is scripted,
+because moto completes a job at once and the transitions between polls are what is tested
+here (wait_integration_test follows a moto job end to end). The clock is injected: no test sleeps.
+"""
+
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any, Dict, List
 
 import pytest
 from botocore.exceptions import ClientError
 
 from mlbuild.runtime.errors import UserError
+from mlbuild.sagemaker.aws import TRAINING_JOB_LOG_GROUP, Clients
 from mlbuild.sagemaker.errors import JobFailedError, WaitTimeoutError
 from mlbuild.sagemaker.wait import elapsed_label, follow
 
 JOB = "demo-0123456789ab"
-ARTIFACT = f"s3://b/models/{JOB}/output/model.tar.gz"
+BUCKET = "demo-bucket"
+ARTIFACT = f"s3://{BUCKET}/models/{JOB}/output/model.tar.gz"
 
 
 def _missing(operation: str) -> ClientError:
@@ -24,7 +34,7 @@ def job(status: str, secondary: str, transitions: List[tuple], **extra: Any) -> 
         "TrainingJobStatus": status,
         "SecondaryStatus": secondary,
         "SecondaryStatusTransitions": [{"Status": s, "StatusMessage": m} for s, m in transitions],
-        "OutputDataConfig": {"S3OutputPath": "s3://b/models/"},
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/"},
         **extra,
     }
 
@@ -40,42 +50,21 @@ class ScriptedSageMaker:
         return state
 
 
-class FakeLogs:
-    """CloudWatch Logs semantics: tokens, same token back at the end, no group early on."""
-
-    def __init__(self) -> None:
-        self.streams: Dict[str, List[str]] = {}
-        self.get_calls = 0
-
-    def describe_log_streams(self, logGroupName: str, logStreamNamePrefix: str, **_: Any) -> Dict[str, Any]:
-        if not self.streams:
-            raise _missing("DescribeLogStreams")
-        return {"logStreams": [{"logStreamName": n} for n in sorted(self.streams) if n.startswith(logStreamNamePrefix)]}
-
-    def get_log_events(self, logGroupName: str, logStreamName: str, startFromHead: bool, nextToken: str = "f/0") -> Dict[str, Any]:
-        self.get_calls += 1
-        start = int(nextToken[2:])
-        lines = self.streams[logStreamName][start : start + 2]  # small pages
-        return {"events": [{"message": m + "\n"} for m in lines], "nextForwardToken": f"f/{start + len(lines)}"}
+def _put_lines(clients: Clients, stream: str, lines: List[str]) -> None:
+    """Append log events to a stream, making the group and stream the first time (as SageMaker does)."""
+    existing = clients.logs.describe_log_groups(logGroupNamePrefix=TRAINING_JOB_LOG_GROUP)["logGroups"]
+    if not existing:
+        clients.logs.create_log_group(logGroupName=TRAINING_JOB_LOG_GROUP)
+        clients.logs.create_log_stream(logGroupName=TRAINING_JOB_LOG_GROUP, logStreamName=stream)
+    now_ms = int(time.time() * 1000)  # NB: CloudWatch (and moto) drop events older than 14 days
+    events = [{"timestamp": now_ms + i, "message": line} for i, line in enumerate(lines)]
+    clients.logs.put_log_events(logGroupName=TRAINING_JOB_LOG_GROUP, logStreamName=stream, logEvents=events)
 
 
-class Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def iter_chunks(self, size: int):
-        for i in range(0, len(self.data), 3):
-            yield self.data[i : i + 3]
-
-
-class FakeS3:
-    def __init__(self, objects: Dict[str, bytes]) -> None:
-        self.objects = objects
-
-    def get_object(self, Bucket: str, Key: str) -> Dict[str, Any]:
-        if f"s3://{Bucket}/{Key}" not in self.objects:
-            raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "no"}}, "GetObject")
-        return {"Body": Body(self.objects[f"s3://{Bucket}/{Key}"])}
+def _bucket(clients: Clients, objects: Dict[str, bytes]) -> None:
+    clients.s3.create_bucket(Bucket=BUCKET)
+    for uri, body in objects.items():
+        clients.s3.put_object(Bucket=BUCKET, Key=uri[len(f"s3://{BUCKET}/") :], Body=body)
 
 
 class Clock:
@@ -92,7 +81,7 @@ class Clock:
             hook(self.now)
 
 
-def test_transitions_logs_and_completion() -> None:
+def test_transitions_logs_and_completion(aws: str) -> None:
     started = [("Starting", "Preparing the instances for training")]
     training = started + [("Downloading", "Downloading input data"), ("Training", "Training image download completed.")]
     done = training + [("Uploading", "Uploading generated training model"), ("Completed", "Training job completed")]
@@ -110,19 +99,22 @@ def test_transitions_logs_and_completion() -> None:
             ),
         ]
     )
-    logs, clock = FakeLogs(), Clock()
+    clients, clock = Clients.create(), Clock()
     lines: List[str] = []
     stream = f"{JOB}/algo-1-1700000000"
+    written: List[str] = []
 
-    def grow(now: float) -> None:  # lines arrive while the job trains
-        if now >= 1030 and stream not in logs.streams:
-            logs.streams[stream] = ["loading data", "mlbuild-metric validation:auc=0.8125;"]
-        elif stream in logs.streams and len(logs.streams[stream]) == 2:
-            logs.streams[stream].append("saved")
+    def grow(now: float) -> None:  # lines arrive while the job trains; no log group before that
+        if now >= 1030 and not written:
+            written.extend(["loading data", "mlbuild-metric validation:auc=0.8125;"])
+            _put_lines(clients, stream, written)
+        elif len(written) == 2:
+            written.append("saved")
+            _put_lines(clients, stream, ["saved"])
 
     clock.hooks.append(grow)
-    s3 = FakeS3({ARTIFACT: b"model bytes"})
-    outcome = follow(JOB, sagemaker=sm, logs=logs, s3=s3, out=lines.append, clock=clock, sleep=clock.sleep, poll_seconds=15)
+    _bucket(clients, {ARTIFACT: b"model bytes"})
+    outcome = follow(JOB, sagemaker=sm, logs=clients.logs, s3=clients.s3, out=lines.append, clock=clock, sleep=clock.sleep, poll_seconds=15)
 
     assert outcome.succeeded and outcome.exit_code == 0
     assert outcome.final_metrics == {"validation:auc": 0.8125}
@@ -150,10 +142,11 @@ def test_transitions_logs_and_completion() -> None:
     ]
 
 
-def test_failure_is_non_zero() -> None:
+def test_failure_is_non_zero(aws: str) -> None:
     sm = ScriptedSageMaker([job("Failed", "Failed", [("Failed", "Training job failed")], FailureReason="AlgorithmError: bad data")])
     lines: List[str] = []
-    outcome = follow(JOB, sagemaker=sm, logs=FakeLogs(), s3=FakeS3({}), out=lines.append, clock=Clock(), sleep=Clock().sleep)
+    clients, clock = Clients.create(), Clock()
+    outcome = follow(JOB, sagemaker=sm, logs=clients.logs, s3=clients.s3, out=lines.append, clock=clock, sleep=clock.sleep)
     assert not outcome.succeeded and outcome.exit_code == JobFailedError.exit_code != 0
     assert outcome.failure_reason == "AlgorithmError: bad data"
     assert outcome.model_artifact is None and outcome.artifact_sha256 is None
@@ -162,10 +155,12 @@ def test_failure_is_non_zero() -> None:
         outcome.raise_for_status()
 
 
-def test_unreachable_artifact_has_no_sha() -> None:
+def test_unreachable_artifact_has_no_sha(aws: str) -> None:
     sm = ScriptedSageMaker([job("Completed", "Completed", [], ModelArtifacts={"S3ModelArtifacts": ARTIFACT})])
     lines: List[str] = []
-    outcome = follow(JOB, sagemaker=sm, s3=FakeS3({}), out=lines.append, clock=Clock(), sleep=Clock().sleep)
+    clients, clock = Clients.create(), Clock()
+    _bucket(clients, {})
+    outcome = follow(JOB, sagemaker=sm, s3=clients.s3, out=lines.append, clock=clock, sleep=clock.sleep)
     assert outcome.succeeded and outcome.artifact_sha256 is None
     assert any("not readable (NoSuchKey)" in l for l in lines)
 
@@ -191,7 +186,7 @@ def test_elapsed_label() -> None:
 
 
 def test_logs_access_denied_does_not_stop_following() -> None:
-    class DeniedLogs:
+    class DeniedLogs:  # NB: a fake: moto answers every caller unless its IAM enforcement is set up
         def describe_log_streams(self, **_: Any) -> Dict[str, Any]:
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no logs:Describe"}}, "DescribeLogStreams")
 
