@@ -398,3 +398,33 @@ def test_a_record_whose_provenance_is_about_another_image_is_refused(tmp_path) -
     image, stored = _attested_checkout(tmp_path)
     with pytest.raises(VerificationError, match="inconsistent"):
         verify.check_rebuilt_provenance(tmp_path, _record(image, stored, subject=d("elsewhere")))
+
+
+def test_cli_json_outcomes_on_stdout_for_every_branch(setup, monkeypatch, capsys) -> None:
+    """Issue 17: `verify --json` on its error branch had no test; machines read stdout, so a
+    failure must still print one JSON document there (with the exit code and differences)."""
+    repo, store, record, work = setup
+    work.mkdir()
+    monkeypatch.setattr(verify.tempfile, "tempdir", str(work))
+    monkeypatch.setattr(verify, "run_command", FakeRunner(repo, write_build))
+    code = cli.main(["--root", str(store.root), "verify", record.id[:8], "--json", "--repo", str(repo)])
+    out, _ = capsys.readouterr()
+    assert code == 0 and json.loads(out) == {"query": record.id[:8], "verified": True, "message": json.loads(out)["message"]}
+    assert json.loads(out)["message"].startswith("verified: sha256:")
+
+    monkeypatch.setattr(verify, "run_command", FakeRunner(repo, lambda checkout: write_build(checkout, pex=b"changed")))
+    code = cli.main(["--root", str(store.root), "verify", record.id[:8], "--json"])
+    out, err = capsys.readouterr()
+    outcome = json.loads(out)
+    assert code == 4 and outcome["verified"] is False and outcome["exit_code"] == 4 and outcome["query"] == record.id[:8]
+    assert outcome["message"].startswith("not reproducible") and f"mlbuild: error: {outcome['message']}\n" in err
+    pex = [d for d in outcome["differences"] if "PEX" in d["what"]]
+    assert pex and pex[0]["recorded"] != pex[0]["rebuilt"] and set(pex[0]) == {"what", "recorded", "rebuilt", "why"}
+
+    dirty = package_record(repo / "dist/src.python.pipelines.churn/train.image.json", source={"revision": REV, "dirty": True}, created="2031-01-01T00:00:00Z")
+    Store(store.root).put(dirty)
+    code = cli.main(["--root", str(store.root), "verify", dirty.id, "--json"])
+    out, err = capsys.readouterr()
+    outcome = json.loads(out)
+    assert code == 2 and verify.DIRTY_REFUSAL in outcome["message"]
+    assert outcome == {"query": dirty.id, "verified": False, "message": outcome["message"], "differences": [], "exit_code": 2}
