@@ -1,8 +1,9 @@
 """`python -m mlbuild.oci`: a thin command line over the library, run by Pants as a Process.
 
     build  --spec spec.json --out DIR [--name NAME] [--cache DIR] [--compressor auto|isal|zlib] [--check-sagemaker]
-    unpack --layout DIR [--ref REF] --rootfs DIR
-    check  --layout DIR [--ref REF]           (SageMaker training-container contract)
+    unpack --layout DIR [--ref REF] --rootfs DIR [LIMITS]
+    check  --layout DIR [--ref REF] [LIMITS]  (the layers as unpack sees them, and SageMaker's contract)
+    LIMITS: --max-bytes N --max-entries N --max-file-bytes N --keep-special-modes (layer_rules.py)
 
 Exit codes, decided only in `main`: 0 ok, 2 user error, 3 platform error.
 """
@@ -13,6 +14,7 @@ import argparse
 import sys
 import tempfile
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +23,9 @@ from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.build import build_image, write_outputs
 from mlbuild.oci.determinism import COMPRESSOR_CHOICES, choose_compressor
 from mlbuild.oci.errors import OCIError, PlatformError
+from mlbuild.oci.layer_rules import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_FILE_BYTES, UnpackLimits
 from mlbuild.oci.layout import read_layout
+from mlbuild.oci.merged_fs import MergedFS
 from mlbuild.oci.spec import load_spec
 from mlbuild.oci.unpack import unpack_image
 
@@ -42,15 +46,29 @@ def _build(args: argparse.Namespace) -> None:
     print(f"{spec.ref} {outputs.summary_data['manifest_digest']} ({compressor.id})")
 
 
+def _limits(args: argparse.Namespace) -> UnpackLimits:
+    limits = UnpackLimits.from_env().with_options(
+        max_bytes=args.max_bytes, max_entries=args.max_entries, max_file_bytes=args.max_file_bytes
+    )
+    return replace(limits, keep_special_modes=True) if args.keep_special_modes else limits
+
+
 def _unpack(args: argparse.Namespace) -> None:
-    result = unpack_image(read_layout(Path(args.layout), args.ref), Path(args.rootfs))
+    result = unpack_image(read_layout(Path(args.layout), args.ref), Path(args.rootfs), _limits(args))
     for skipped in result.skipped:
         print(f"skipped {skipped}", file=sys.stderr)
 
 
 def _check(args: argparse.Namespace) -> None:
-    sagemaker_contract.require(read_layout(Path(args.layout), args.ref))
-    print("ok: the image meets SageMaker's training-container contract")
+    image = read_layout(Path(args.layout), args.ref)
+    sagemaker_contract.require(image, MergedFS.of_image(image, _limits(args)))
+    print("ok: every layer unpacks safely and the image meets SageMaker's training-container contract")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,12 +86,17 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("unpack", help="safely unpack an image from an OCI layout into a rootfs")
     u.add_argument("--layout", required=True, type=Path)
     u.add_argument("--ref")
-    u.add_argument("--rootfs", required=True, type=Path)
+    u.add_argument("--rootfs", required=True, type=Path, help="a missing or empty directory")
     u.set_defaults(run=_unpack)
-    c = sub.add_parser("check", help="check an image in an OCI layout against the SageMaker contract")
+    c = sub.add_parser("check", help="check an image in an OCI layout: what unpack refuses, and the SageMaker contract")
     c.add_argument("--layout", required=True, type=Path)
     c.add_argument("--ref")
     c.set_defaults(run=_check)
+    for cmd in (u, c):
+        cmd.add_argument("--max-bytes", type=_positive, help=f"decompressed bytes, all layers (default {DEFAULT_MAX_BYTES})")
+        cmd.add_argument("--max-entries", type=_positive, help=f"tar entries, all layers (default {DEFAULT_MAX_ENTRIES})")
+        cmd.add_argument("--max-file-bytes", type=_positive, help=f"one file's size (default {DEFAULT_MAX_FILE_BYTES})")
+        cmd.add_argument("--keep-special-modes", action="store_true", help="keep setuid/setgid/sticky and world-write bits")
     return p
 
 

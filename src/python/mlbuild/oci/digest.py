@@ -63,6 +63,11 @@ class HashingReader:
         self.size += len(data)
         return data
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # NB: isal's gzip reader reads this way
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
     def drain(self) -> None:
         while self.read(CHUNK_SIZE):
             pass

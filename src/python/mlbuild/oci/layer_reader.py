@@ -1,16 +1,37 @@
-"""Reading layer blobs back: verify the digest, then stream the tar (gzip or plain)."""
+"""Reading layer blobs back: verify the digest, then stream the tar (gzip or plain).
+
+While a layer streams, the compressed bytes are hashed against its digest, the uncompressed
+bytes against the config's `rootfs.diff_ids` entry, and both bytes and entries are counted
+against a Budget (layer_rules.py), so a bomb stops at the limit, not at the disk's end.
+"""
 
 from __future__ import annotations
 
 import gzip
 import tarfile
+import zlib
 from typing import BinaryIO, Iterator, Tuple
 
 from mlbuild.oci.digest import CHUNK_SIZE, HashingReader
 from mlbuild.oci.errors import UserError
 from mlbuild.oci.layer import Layer
+from mlbuild.oci.layer_rules import Budget
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _inflate_errors() -> tuple[type[BaseException], ...]:
+    """What a corrupt stream raises: tarfile's and the OS's errors, zlib's, and isal's own (not an OSError)."""
+    errors: tuple[type[BaseException], ...] = (tarfile.TarError, OSError, EOFError, zlib.error)
+    try:
+        from isal.igzip_lib import IsalError
+
+        return (*errors, IsalError)
+    except ImportError:
+        return errors
+
+
+CORRUPT = _inflate_errors()
 
 
 def _gzip_reader(fileobj: BinaryIO) -> BinaryIO:
@@ -28,6 +49,10 @@ def verify_layer(layer: Layer) -> None:
     with open(layer.blob_path, "rb") as f:
         reader = HashingReader(f)
         reader.drain()
+    _check_blob(layer, reader)
+
+
+def _check_blob(layer: Layer, reader: HashingReader) -> None:
     if reader.digest != layer.digest or reader.size != layer.descriptor.size:
         raise UserError(
             f"layer {layer.digest}: blob {layer.blob_path} has digest {reader.digest} and size {reader.size}; "
@@ -35,15 +60,34 @@ def verify_layer(layer: Layer) -> None:
         )
 
 
-def iter_layer(layer: Layer) -> Iterator[Tuple[tarfile.TarInfo, tarfile.TarFile]]:
-    """The layer's tar members in order (stream mode: read a member's data before the next)."""
-    with open(layer.blob_path, "rb") as raw:
-        is_gzip = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        stream = _gzip_reader(raw) if is_gzip else raw
+class _Inflated(HashingReader):
+    """The uncompressed stream: hashed (for the diff_id) and counted against the budget as it is read."""
+
+    def __init__(self, source: BinaryIO, budget: Budget, layer: Layer) -> None:
+        super().__init__(source)
+        self.budget, self.layer = budget, layer
+
+    def read(self, n: int = -1) -> bytes:
+        data = super().read(CHUNK_SIZE if n is None or n < 0 else n)  # NB: never one unbounded read
+        self.budget.add_bytes(len(data), self.layer.digest)
+        return data
+
+
+def iter_layer(layer: Layer, budget: Budget | None = None) -> Iterator[Tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """The layer's tar members in order (stream mode: read a member's data before the next).
+
+    After the last member the rest of the stream is read and the blob's digest and the
+    layer's diff_id are checked, so a consumer that iterates to the end has them verified.
+    """
+    budget = budget if budget is not None else Budget()
+    with open(layer.blob_path, "rb") as f:
+        raw = HashingReader(f)
+        is_gzip = f.read(2) == _GZIP_MAGIC
+        f.seek(0)
+        inflated = _Inflated(_gzip_reader(raw) if is_gzip else raw, budget, layer)  # type: ignore[arg-type]
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|")
-        except (tarfile.TarError, OSError, EOFError) as e:
+            tar = tarfile.open(fileobj=inflated, mode="r|")  # type: ignore[call-overload]
+        except CORRUPT as e:
             raise _unreadable(layer, e) from e
         with tar:
             members = iter(tar)
@@ -51,10 +95,23 @@ def iter_layer(layer: Layer) -> Iterator[Tuple[tarfile.TarInfo, tarfile.TarFile]
                 try:
                     member = next(members)
                 except StopIteration:
-                    return
-                except (tarfile.TarError, OSError, EOFError) as e:
+                    break
+                except CORRUPT as e:
                     raise _unreadable(layer, e) from e
+                budget.add_entry(member, layer.digest)
                 yield member, tar
+        try:
+            inflated.drain()
+            raw.drain()
+        except CORRUPT as e:
+            raise _unreadable(layer, e) from e
+    _check_blob(layer, raw)
+    if inflated.digest != layer.diff_id:
+        raise UserError(
+            f"layer {layer.digest}: its uncompressed tar hashes to {inflated.digest}, but the image config's"
+            f" rootfs.diff_ids lists {layer.diff_id}; the config and the layers do not belong together."
+            " Fix: rebuild or re-pull the image."
+        )
 
 
 def read_member(layer: Layer, tar: tarfile.TarFile, member: tarfile.TarInfo) -> Iterator[bytes]:
@@ -64,7 +121,7 @@ def read_member(layer: Layer, tar: tarfile.TarFile, member: tarfile.TarInfo) -> 
     try:
         while chunk := source.read(CHUNK_SIZE):
             yield chunk
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except CORRUPT as e:
         raise _unreadable(layer, e) from e
 
 

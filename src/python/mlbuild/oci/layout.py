@@ -87,7 +87,10 @@ def read_layout(layout_dir: Path, ref: str | None = None) -> Image:
             desc = Descriptor(OCI_LAYER_GZIP, desc.digest, desc.size, desc.annotations)
         path = store.path(desc.digest)
         if not path.is_file() or path.stat().st_size != desc.size:
-            raise UserError(f"{where}: layer blob {desc.digest} is missing or has the wrong size.")
+            raise UserError(
+                f"{where}: layer blob {desc.digest} is missing or its size differs from the manifest's (corrupt or"
+                " replaced). Fix: rebuild or re-pull the image."
+            )
         layers.append(Layer(desc, diff_id, path))
     return Image(config=config, layers=tuple(layers), annotations=dict(manifest.get("annotations") or {}))
 

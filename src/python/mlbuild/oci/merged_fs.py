@@ -1,7 +1,9 @@
 """The final filesystem of an image as a map of tar headers, without extracting any data.
 
 Built by replaying every layer's headers with the same rules as unpack.py (whiteouts
-first, strict symlink resolution while writing), so checks such as "is `train` on the
+first, strict symlink resolution while writing, and layer_rules.py for entry types,
+whiteouts, modes and limits; the blob digest and diff_id are checked as each layer
+streams), so `check` refuses what `unpack` refuses, and checks such as "is `train` on the
 PATH" see what a container would see, in a fraction of the time an unpack takes.
 """
 
@@ -14,17 +16,20 @@ from mlbuild.oci.determinism import DIR_MODE
 from mlbuild.oci.errors import UnsafeLayerError
 from mlbuild.oci.image import Image
 from mlbuild.oci.layer import Layer
-from mlbuild.oci.layer_reader import iter_layer
-from mlbuild.oci.rootfs_path import OPAQUE_WHITEOUT, Node, PathRefused, member_parts, resolve, whiteout_target
+from mlbuild.oci.layer_reader import iter_layer, verify_layer
+from mlbuild.oci.layer_rules import Budget, UnpackLimits, entry_kind, safe_mode, whiteout_name
+from mlbuild.oci.rootfs_path import Node, PathRefused, member_parts, resolve
 
 
 class MergedFS:
-    def __init__(self) -> None:
+    def __init__(self, limits: UnpackLimits | None = None) -> None:
         self.nodes: dict[str, Node] = {}
+        self.limits = limits if limits is not None else UnpackLimits.from_env()
+        self.budget = Budget(self.limits)
 
     @classmethod
-    def of_image(cls, image: Image) -> MergedFS:
-        fs = cls()
+    def of_image(cls, image: Image, limits: UnpackLimits | None = None) -> MergedFS:
+        fs = cls(limits)
         for layer in image.layers:
             fs.apply(layer)
         return fs
@@ -52,7 +57,8 @@ class MergedFS:
                 del self.nodes[path]
 
     def apply(self, layer: Layer) -> None:
-        members = [m for m, _ in iter_layer(layer)]
+        verify_layer(layer)  # NB: as unpack does: a swapped blob is named as such, before it is read
+        members = [m for m, _ in iter_layer(layer, self.budget)]
         for member in members:
             self._guard(layer, member, self._whiteout)
         for member in members:
@@ -66,43 +72,51 @@ class MergedFS:
 
     def _whiteout(self, member: tarfile.TarInfo) -> None:
         parts = member_parts(member.name)
-        if not parts or whiteout_target(parts[-1]) is None:
+        name = whiteout_name(parts[-1]) if parts else None
+        if name is None:
             return
-        if parts[-1] == OPAQUE_WHITEOUT:
+        if name == "":
             directory = "/".join(resolve(self.lookup, parts[:-1], follow_last=True))
             for path in self.below(directory):
                 del self.nodes[path]
         else:
-            name = whiteout_target(parts[-1])
-            self._remove("/".join(resolve(self.lookup, [*parts[:-1], str(name)], follow_last=False)))
+            self._remove("/".join(resolve(self.lookup, [*parts[:-1], name], follow_last=False)))
 
     def _entry(self, member: tarfile.TarInfo) -> None:
         parts = member_parts(member.name)
-        if not parts or whiteout_target(parts[-1]) is not None:
+        if not parts or whiteout_name(parts[-1]) is not None:
             return
+        kind = entry_kind(member)
+        if kind == "fifo":
+            return  # NB: unpack skips fifos too
         rel = resolve(self.lookup, parts, follow_last=False)
         for i in range(1, len(rel)):
             self.nodes.setdefault("/".join(rel[:i]), Node("dir", DIR_MODE))
         path = "/".join(rel)
         existing = self.nodes.get(path)
-        if member.isdir():
+        mode = safe_mode(member.mode, self.limits)
+        if kind == "dir":
             if existing is not None and existing.kind != "dir":
                 self._remove(path)
-            self.nodes[path] = Node("dir", member.mode & 0o7777)
+            self.nodes[path] = Node("dir", mode)
             return
-        self._remove(path)
-        if member.isreg():
-            self.nodes[path] = Node("file", member.mode & 0o7777)
-        elif member.issym():
-            self.nodes[path] = Node("symlink", 0o777, member.linkname)
-        elif member.islnk():
-            target = "/".join(resolve(self.lookup, member_parts(member.linkname), follow_last=False))
+        if kind == "hardlink":
+            link_parts = member_parts(member.linkname)
+            if not link_parts:
+                raise PathRefused(f"hardlink to the image root {member.linkname!r}")
+            target = "/".join(resolve(self.lookup, link_parts, follow_last=False))
             node = self.nodes.get(target)
             if node is None or node.kind == "dir":
                 raise PathRefused(f"hardlink target {member.linkname!r} does not exist or is a directory")
-            self.nodes[path] = node
-        elif member.ischr() or member.isblk():
-            raise PathRefused("device node; images built by mlbuild must not carry device files")
+            if target != path:
+                self._remove(path)
+                self.nodes[path] = node
+            return
+        self._remove(path)
+        if kind == "file":
+            self.nodes[path] = Node("file", mode)
+        else:
+            self.nodes[path] = Node("symlink", 0o777, member.linkname)
 
 
 def display(rel: str) -> str:

@@ -24,6 +24,7 @@ class Raw:
     data: bytes = b""
     linkname: str = ""
     mode: int = 0o644
+    pax: tuple = ()  # (key, value) PAX records, e.g. (("path", "../x"),): they override the header
 
 
 def F(name: str, data: bytes = b"x", mode: int = 0o644) -> Raw:
@@ -48,7 +49,8 @@ def raw_layer(store: BlobStore, members: Iterable[Raw]) -> Layer:
         for m in members:
             info = tarfile.TarInfo(m.name)
             info.type, info.linkname, info.mode, info.size = m.type, m.linkname, m.mode, len(m.data)
-            tar.addfile(info, io.BytesIO(m.data) if m.type == tarfile.REGTYPE else None)
+            info.pax_headers = dict(m.pax)
+            tar.addfile(info, io.BytesIO(m.data) if m.data else None)
     tar_path = store.temp_file()
     tar_path.write_bytes(buf.getvalue())
     try:

@@ -4,27 +4,34 @@ Unlike `tarfile.extractall`, nothing is ever created, changed or deleted outside
 every entry's parent is resolved component by component against the rootfs being built
 (strict mode of rootfs_path.resolve), so symlinks planted by this or an earlier layer are
 followed only while they stay inside. Refused: absolute names, `..`, writing through an
-absolute or escaping symlink, hardlinks to missing or escaping targets, device nodes.
-Fifos are skipped (a build has no use for them). Ownership is not changed (we may not be
-root); modes are kept. Whiteouts follow the OCI layer spec:
+absolute or escaping symlink, hardlinks to missing or escaping targets, and what
+layer_rules.py refuses (devices, unknown types, bad whiteouts, sizes over the limits, a
+blob or uncompressed tar that does not match its digest or diff_id). Fifos are skipped.
+Ownership is not changed (we may not be root); modes are kept minus setuid/setgid/sticky
+and world-write (layer_rules.safe_mode). Whiteouts follow the OCI layer spec:
 https://github.com/opencontainers/image-spec/blob/v1.1.0/layer.md#whiteouts
+
+The layers are applied into a private temp sibling (`.<name>.incomplete-<pid>-*`), renamed
+into place only when all of them applied: on any refusal nothing partial remains. Temp
+siblings of dead processes are removed by the next unpack (stale_temps.py).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlbuild.oci.determinism import file_kind
-from mlbuild.oci.errors import UnsafeLayerError
+from mlbuild.oci.errors import UnsafeLayerError, UserError
 from mlbuild.oci.image import Image
 from mlbuild.oci.layer import Layer
 from mlbuild.oci.layer_reader import iter_layer, read_member, verify_layer
-from mlbuild.oci.rootfs_path import OPAQUE_WHITEOUT, Node, PathRefused, member_parts, resolve, whiteout_target
+from mlbuild.oci.layer_rules import Budget, UnpackLimits, entry_kind, safe_mode, whiteout_name
+from mlbuild.oci.rootfs_path import Node, PathRefused, member_parts, resolve
+from mlbuild.oci.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 
 
 @dataclass
@@ -32,20 +39,38 @@ class UnpackResult:
     skipped: list[str] = field(default_factory=list)  # 'layer digest: entry (reason)'
 
 
-def unpack_image(image: Image, rootfs: Path) -> UnpackResult:
-    """Apply every layer of `image` into `rootfs` (created if missing)."""
+def unpack_image(image: Image, rootfs: Path, limits: UnpackLimits | None = None) -> UnpackResult:
+    """Apply every layer of `image` into `rootfs`, which must be missing or an empty directory.
+
+    `limits` default to UnpackLimits.from_env() (the documented defaults unless raised).
+    """
     root = Path(rootfs)
-    root.mkdir(parents=True, exist_ok=True)
-    unpacker = _Unpacker(root.resolve())
-    for layer in image.layers:
-        unpacker.apply(layer)
-    unpacker.finish()
+    if root.is_symlink() or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
+        raise UserError(f"{root}: unpack needs a missing or empty directory to write the rootfs into. Fix: pick a new path.")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(root.parent)
+    mode = stat.S_IMODE(root.stat().st_mode) if root.exists() else 0o755
+    tmp = make_temp_dir(root.parent, f".{root.name}.incomplete")
+    try:
+        unpacker = _Unpacker(tmp.resolve(), limits if limits is not None else UnpackLimits.from_env())
+        for layer in image.layers:
+            unpacker.apply(layer)
+        unpacker.finish()
+        if root.exists():
+            root.rmdir()
+        os.chmod(tmp, mode)
+        os.rename(tmp, root)
+    finally:
+        if tmp.exists():
+            remove_tree(tmp)
     return unpacker.result
 
 
 class _Unpacker:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, limits: UnpackLimits) -> None:
         self.root = str(root)
+        self.limits = limits
+        self.budget = Budget(limits)
         self.result = UnpackResult()
         # NB: directories are created writable by us and get their real mode at the end,
         # or a 0555 directory would stop us (not root) from filling it.
@@ -77,7 +102,7 @@ class _Unpacker:
         if node.kind != "dir":
             os.unlink(self.abs(rel))
             return
-        shutil.rmtree(self.abs(rel), onerror=_make_writable_and_retry)
+        remove_tree(Path(self.abs(rel)))
         prefix = rel + "/"
         self.known_dirs = {d for d in self.known_dirs if d != rel and not d.startswith(prefix)}
 
@@ -85,9 +110,10 @@ class _Unpacker:
         verify_layer(layer)
         # NB: whiteouts hide lower layers only, never entries of their own layer, so they
         # are applied in a first pass whatever their position in the tar.
-        for member, _ in iter_layer(layer):
+        # NB: the first pass counts against a copy of the budget, so no byte counts twice.
+        for member, _ in iter_layer(layer, self.budget.fork()):
             self._guard(layer, member, self._whiteout)
-        for member, tar in iter_layer(layer):
+        for member, tar in iter_layer(layer, self.budget):
             self._guard(layer, member, lambda m: self._entry(layer, tar, m))
 
     def _guard(self, layer: Layer, member: tarfile.TarInfo, action) -> None:  # type: ignore[no-untyped-def]
@@ -98,55 +124,50 @@ class _Unpacker:
 
     def _whiteout(self, member: tarfile.TarInfo) -> None:
         parts = member_parts(member.name)
-        if not parts or whiteout_target(parts[-1]) is None:
+        name = whiteout_name(parts[-1]) if parts else None
+        if name is None:
             return
-        if parts[-1] == OPAQUE_WHITEOUT:
+        if name == "":
             directory = "/".join(resolve(self.lookup, parts[:-1], follow_last=True))
             node = self.lookup(directory)
             if node is not None and node.kind == "dir":
                 for child in sorted(os.listdir(self.abs(directory))):
                     self.remove(f"{directory}/{child}" if directory else child)
             return
-        name = whiteout_target(parts[-1])
-        if name in ("", ".", "..") or str(name).startswith(".wh."):
-            raise PathRefused(f"whiteout of {name!r} is not a valid whiteout")
-        self.remove("/".join(resolve(self.lookup, [*parts[:-1], str(name)], follow_last=False)))
+        self.remove("/".join(resolve(self.lookup, [*parts[:-1], name], follow_last=False)))
 
     def _entry(self, layer: Layer, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         parts = member_parts(member.name)
-        if not parts or whiteout_target(parts[-1]) is not None:
+        if not parts or whiteout_name(parts[-1]) is not None:
             return  # the root itself, or a whiteout (applied in the first pass)
-        if member.ischr() or member.isblk():
-            raise PathRefused("device node; images built by mlbuild must not carry device files")
-        if member.isfifo():
+        kind = entry_kind(member)
+        if kind == "fifo":
             self.result.skipped.append(f"{layer.digest}: {member.name} (fifo)")
             return
         resolved = resolve(self.lookup, parts, follow_last=False)
         self._make_parents(resolved[:-1])
         rel = "/".join(resolved)
         dest = self.abs(rel)
-        mode = member.mode & 0o7777
-        if member.isdir():
+        mode = safe_mode(member.mode, self.limits)
+        if kind == "dir":
             existing = self.lookup(rel)
             if existing is None or existing.kind != "dir":
                 self.remove(rel)
                 os.mkdir(dest, 0o700)
             os.chmod(dest, 0o700 | mode)
             self.dir_modes[rel] = mode
-        elif member.isreg():
+        elif kind == "file":
             self.remove(rel)
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as f:
                 for chunk in read_member(layer, tar, member):
                     f.write(chunk)
                 os.fchmod(f.fileno(), mode)
-        elif member.issym():
+        elif kind == "symlink":
             self.remove(rel)
             os.symlink(member.linkname, dest)
-        elif member.islnk():
-            self._hardlink(member, rel)
         else:
-            raise PathRefused(f"unsupported tar entry type {member.type!r}")
+            self._hardlink(member, rel)
 
     def _make_parents(self, parts: list[str]) -> None:
         """Create missing parents as 0755 directories. NB: safe, `parts` holds no symlinks."""
@@ -184,8 +205,3 @@ class _Unpacker:
 
 
 _DIR = Node("dir")
-
-
-def _make_writable_and_retry(func, path, _exc_info) -> None:  # type: ignore[no-untyped-def]
-    os.chmod(os.path.dirname(path), 0o700)
-    func(path)

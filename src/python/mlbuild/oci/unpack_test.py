@@ -54,7 +54,7 @@ def test_malicious_layers_are_refused_and_nothing_outside_is_touched(tmp_path: P
     assert outside.read_text() == "precious"
     after = {k: v for k, v in _snapshot(tmp_path).items() if "/sandbox" not in k}
     assert after == before
-    assert sorted(p.name for p in (tmp_path / "sandbox").iterdir()) == ["rootfs"]
+    assert list((tmp_path / "sandbox").iterdir()) == []  # NB: nothing partial remains
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -132,3 +132,48 @@ def test_corrupt_blob_is_refused(tmp_path: Path) -> None:
     blob.write_bytes(bytes(data))
     with pytest.raises(UserError, match="corrupt or was modified"):
         unpack_image(image, tmp_path / "root")
+
+
+def test_rootfs_must_be_missing_or_empty(tmp_path: Path) -> None:
+    image = raw_image(tmp_path / "blobs", [F("a")])
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine").write_text("keep")
+    with pytest.raises(UserError, match="missing or empty directory"):
+        unpack_image(image, tmp_path / "full")
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["mine"]
+    (tmp_path / "empty").mkdir(mode=0o750)
+    unpack_image(image, tmp_path / "empty")
+    assert (tmp_path / "empty" / "a").is_file() and stat.S_IMODE((tmp_path / "empty").stat().st_mode) == 0o750
+
+
+def test_stale_incomplete_siblings_of_dead_unpacks_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f".rootfs.incomplete-{dead.pid}-abc"
+    (orphan / "ro").mkdir(parents=True)
+    os.chmod(orphan / "ro", 0o555)
+    old = time.time() - 600
+    os.utime(orphan, (old, old))
+    unpack_image(raw_image(tmp_path / "blobs", [F("a")]), tmp_path / "rootfs")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blobs", "rootfs"]
+
+
+def test_limits_raised_by_option_and_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlbuild.oci.cli import main
+    from mlbuild.oci.layer_rules import UnpackLimits
+    from mlbuild.oci.layout import write_layout
+
+    image = raw_image(tmp_path / "blobs", [F("big", bytes(3 << 20))])
+    write_layout(image, tmp_path / "layout", "x")
+    base = ["unpack", "--layout", str(tmp_path / "layout")]
+    assert main([*base, "--rootfs", str(tmp_path / "r1"), "--max-file-bytes", "1048576"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-file-bytes or $MLBUILD_UNPACK_MAX_FILE_BYTES" in err and not (tmp_path / "r1").exists()
+    assert main([*base, "--rootfs", str(tmp_path / "r2"), "--max-file-bytes", str(4 << 20)]) == 0
+    assert UnpackLimits.from_env({"MLBUILD_UNPACK_MAX_BYTES": "10"}).max_bytes == 10
+    with pytest.raises(UserError, match="MLBUILD_UNPACK_MAX_ENTRIES"):
+        UnpackLimits.from_env({"MLBUILD_UNPACK_MAX_ENTRIES": "lots"})
