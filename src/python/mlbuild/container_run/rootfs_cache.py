@@ -4,6 +4,9 @@
   place, so a cache entry is always complete; two processes racing keep the first rename.
 - Using an entry touches its mtime; after each use at most `keep` entries remain, the
   least recently used evicted first.
+- The cache folder `rootfs/` is private (0700): an unpacked image is reachable by its user only.
+- Temp folders (`.<key>.incomplete-<pid>-*`, `.<key>.evicting-<pid>-*`) of a process that
+  died (kill -9) are removed by the next use, by dead owner pid or age (oci/stale_temps.py).
 - NB: a run holds a shared flock on the entry's directory while the container runs, and
   eviction takes an exclusive non-blocking one, so a rootfs in use is never deleted; the
   evictor renames before deleting, and a user re-checks the inode after locking.
@@ -17,9 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
-import stat
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,12 +28,12 @@ from typing import Callable, Iterator, Optional
 
 from mlbuild.oci.digest import hex_of
 from mlbuild.oci.image import Image
+from mlbuild.oci.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 from mlbuild.oci.unpack import unpack_image
 
 DEFAULT_KEEP = 3
 ROOTFS_DIR = "rootfs"
-# NB: a crashed run leaves its temp dir behind; one this old is surely abandoned.
-STALE_TEMP_SECONDS = 24 * 3600
+PRIVATE = 0o700
 
 Unpack = Callable[[Image, Path], object]
 Prepare = Callable[[Path], None]
@@ -79,7 +79,8 @@ class RootfsCache:
         start = time.monotonic()
         key = self.key(image)
         final = self.dir / key
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE)
+        os.chmod(self.dir, PRIVATE)  # NB: mkdir's mode is masked by the umask, and an old cache may be 0755
         reused = True
         fd = _lock_shared(final)
         while fd is None:
@@ -99,16 +100,16 @@ class RootfsCache:
         for path in self.entries()[self.keep :]:
             if path.name != exclude and _remove_if_unused(path):
                 removed.append(path.name)
-        self._remove_stale_temps()
+        remove_stale_temps(self.dir)
         return removed
 
     def _unpack_into_place(self, image: Image, final: Path, prepare: Optional[Prepare]) -> None:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.unpacking-", dir=self.dir))
+        tmp = make_temp_dir(self.dir, f".{final.name}.incomplete")
         try:
             self.unpack(image, tmp)
             if prepare is not None:
                 prepare(tmp)
-            os.chmod(tmp, 0o755)
+            os.chmod(tmp, 0o755)  # NB: the container's `/`; private enough inside the 0700 cache folder
             try:
                 os.rename(tmp, final)
             except OSError:
@@ -117,13 +118,7 @@ class RootfsCache:
                 # NB: another process published the same image first; theirs is as good.
         finally:
             if tmp.exists():
-                rmtree(tmp)
-
-    def _remove_stale_temps(self) -> None:
-        cutoff = time.time() - STALE_TEMP_SECONDS
-        for path in self.dir.iterdir():
-            if path.name.startswith(".") and path.is_dir() and path.stat().st_mtime < cutoff:
-                rmtree(path)
+                remove_tree(tmp)
 
 
 def _lock_shared(path: Path) -> Optional[int]:
@@ -153,21 +148,10 @@ def _remove_if_unused(path: Path) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # in use by a running container
-        trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.evicting-", dir=path.parent))
+        trash = make_temp_dir(path.parent, f".{path.name}.evicting")
         os.rename(path, trash / "rootfs")
     finally:
         os.close(fd)
-    rmtree(trash)
+    remove_tree(trash)
     return True
 
-
-def rmtree(path: Path) -> None:
-    """shutil.rmtree that also removes read-only directories (images have 0555 ones)."""
-
-    def make_writable(func, p, _exc):  # type: ignore[no-untyped-def]
-        os.chmod(os.path.dirname(p), stat.S_IRWXU)
-        if os.path.isdir(p) and not os.path.islink(p):
-            os.chmod(p, stat.S_IRWXU)
-        func(p)
-
-    shutil.rmtree(path, onerror=make_writable)

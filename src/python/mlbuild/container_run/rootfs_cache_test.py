@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -119,11 +122,30 @@ def test_losing_a_publish_race_keeps_the_winner(tmp_path: Path) -> None:
 
 
 def test_stale_temp_dirs_are_cleaned(tmp_path: Path) -> None:
-    stale = tmp_path / "rootfs" / ".abc.unpacking-x"
-    (stale / "usr").mkdir(parents=True)
-    os.chmod(stale / "usr", 0o555)
-    fresh = tmp_path / "rootfs" / ".def.unpacking-y"
-    fresh.mkdir()
-    os.utime(stale, (0, 0))
+    """kill -9 mid-unpack leaves `.<key>.incomplete-<pid>-*`: removed by age, or once its owner is dead."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old = tmp_path / "rootfs" / f".abc.incomplete-{os.getpid()}-x"
+    (old / "usr").mkdir(parents=True)
+    os.chmod(old / "usr", 0o555)
+    orphan = tmp_path / "rootfs" / f".ghi.incomplete-{dead.pid}-z"
+    orphan.mkdir()
+    fresh_orphan = tmp_path / "rootfs" / f".jkl.evicting-{dead.pid}-w"
+    fresh_orphan.mkdir()
+    live = tmp_path / "rootfs" / f".def.incomplete-{os.getpid()}-y"
+    live.mkdir()
+    foreign = tmp_path / "rootfs" / ".not-ours"
+    foreign.mkdir()
+    os.utime(old, (0, 0))
+    os.utime(foreign, (0, 0))
+    two_minutes_ago = time.time() - 120
+    os.utime(orphan, (two_minutes_ago, two_minutes_ago))
     _use(RootfsCache(tmp_path, unpack=FakeUnpack()), 1)
-    assert not stale.exists() and fresh.exists()
+    assert not old.exists() and not orphan.exists()
+    assert live.exists() and fresh_orphan.exists() and foreign.exists()
+
+
+def test_cache_folders_are_private(tmp_path: Path) -> None:
+    (tmp_path / "rootfs").mkdir(mode=0o755)
+    path, _ = _use(RootfsCache(tmp_path, unpack=FakeUnpack()), 1)
+    assert stat.S_IMODE((tmp_path / "rootfs").stat().st_mode) == 0o700
