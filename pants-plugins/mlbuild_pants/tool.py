@@ -34,6 +34,7 @@ TOOL_SOURCES = (
     "mlbuild/sagemaker",
     "mlbuild/publish",
     "mlbuild/lineage",
+    "mlbuild/zipapp",
 )
 TOOL_REQUIREMENTS = ("isal", "PyYAML", "boto3")
 

@@ -1,0 +1,1 @@
+"""A pipeline's zipapp PEX assembled from its cached requirements-only PEX and its code."""

@@ -1,0 +1,42 @@
+"""`python -m mlbuild.zipapp`: a thin command line over `assemble`, run by Pants as a Process.
+
+    --requirements REQS.pex --sources DIR --out OUT.pex --entry-point MODULE:FUNC [--env NAME=VALUE ...]
+
+Prints the new pex hash. Exit codes: 0 ok, 2 user error, 3 platform error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from mlbuild.runtime.errors import MLBuildError
+from mlbuild.zipapp.assemble import assemble
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mlbuild.zipapp", description=__doc__.splitlines()[0])
+    p.add_argument("--requirements", required=True, type=Path, help="the requirements-only zipapp PEX")
+    p.add_argument("--sources", required=True, type=Path, help="the code, source roots stripped")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--entry-point", required=True)
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="baked into PEX-INFO (inject_env)")
+    args = p.parse_args(argv)
+    env = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            p.error(f"--env {item!r}: expected NAME=VALUE")
+        env[name] = value
+    try:
+        print(assemble(args.requirements, args.sources, args.out, args.entry_point, env))
+    except MLBuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
