@@ -45,13 +45,14 @@ def checked(row: str, build: Build) -> Build:
 def one_run(work: Path, baseline: bool) -> Dict[str, Build]:
     server = buildgrid_server.start(work / "buildgrid")
     try:
-        remote = remote_cache_args(server.address)
+        # NB: A writes as CI would; B reads as a laptop would (the config's default).
+        writer, reader = remote_cache_args(server.address, write=True), remote_cache_args(server.address, write=False)
         a, b = clone(work / "a" / "checkout"), clone(work / "b" / "checkout")
-        builds = {"cold": checked("cold", package(a, *remote, *empty_cache_args(work / "a" / "scratch")))}
+        builds = {"cold": checked("cold", package(a, *writer, *empty_cache_args(work / "a" / "scratch")))}
         scratch_b = empty_cache_args(work / "b" / "scratch")
-        builds["remote-warm"] = checked("remote-warm", package(b, *remote, *scratch_b))
+        builds["remote-warm"] = checked("remote-warm", package(b, *reader, *scratch_b))
         clean_dist(b)
-        builds["local-warm"] = checked("local-warm", package(b, *remote, *scratch_b))
+        builds["local-warm"] = checked("local-warm", package(b, *reader, *scratch_b))
     finally:
         server.stop()
     if baseline:

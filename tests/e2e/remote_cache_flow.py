@@ -55,12 +55,9 @@ def empty_cache_args(scratch: Path) -> Tuple[str, ...]:
     )
 
 
-def remote_cache_args(address: str, write: bool = True) -> Tuple[str, ...]:
-    return (
-        f"--pants-config-files={CONFIG}",
-        f"--remote-store-address={address}",
-        "--remote-cache-write" if write else "--no-remote-cache-write",
-    )
+def remote_cache_args(address: str, write: bool) -> Tuple[str, ...]:
+    """The config file at `address`; read-only as the file says, unless `write` (what CI adds)."""
+    return (f"--pants-config-files={CONFIG}", f"--remote-store-address={address}", *(("--remote-cache-write",) if write else ()))
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,9 @@ def builds(server: buildgrid_server.Server, tmp_path_factory: pytest.TempPathFac
     a_root, b_root = tmp_path_factory.mktemp("clone-a"), tmp_path_factory.mktemp("clone-b")
     a_repo = clone(a_root / "checkout")
     b_repo = clone(b_root / "somewhere" / "else" / "checkout")
-    a = package(a_repo, *remote_cache_args(server.address), *empty_cache_args(a_root / "scratch"))
+    a = package(a_repo, *remote_cache_args(server.address, write=True), *empty_cache_args(a_root / "scratch"))
     assert a.result.exit_code == 0, a.result.stderr[-4000:]
-    b = package(b_repo, *remote_cache_args(server.address), *empty_cache_args(b_root / "scratch"))
+    b = package(b_repo, *remote_cache_args(server.address, write=False), *empty_cache_args(b_root / "scratch"))
     assert b.result.exit_code == 0, b.result.stderr[-4000:] + "\n--- BuildGrid:\n" + server.log[-2000:]
     print(f"cold (clone A, writing): {a.seconds:.1f} s; remote-warm (clone B): {b.seconds:.1f} s")
     return a, b, a_root, b_root
@@ -78,7 +78,7 @@ def test_heavy_processes_come_from_the_remote_cache(builds: Tuple[Build, Build, 
 
 def test_remote_warm_build_takes_a_fraction_of_the_cold_one(builds: Tuple[Build, Build, Path, Path]) -> None:
     a, b, _, _ = builds
-    assert b.seconds < 0.6 * a.seconds, f"remote-warm {b.seconds:.1f} s against cold {a.seconds:.1f} s"
+    assert b.seconds < 0.7 * a.seconds, f"remote-warm {b.seconds:.1f} s against cold {a.seconds:.1f} s"
 
 
 def test_no_cache_key_names_the_machine_it_was_built_on(
@@ -108,17 +108,19 @@ def test_no_cache_key_names_the_machine_it_was_built_on(
 def test_unreachable_cache_builds_with_one_warning(
     builds: Tuple[Build, Build, Path, Path], tmp_path: Path
 ) -> None:
-    """Clone A again, its Process cache off (so every Process asks the cache), the address a
-    closed port: the build still succeeds, and says so once."""
+    """Clone A again, as a laptop reads the cache (the config's read-only default), its Process
+    cache off (so every Process asks the remote one), the address a closed port: the build
+    still succeeds, and says so once."""
     _, _, a_root, _ = builds
     repo = a_root / "checkout"
     clean_dist(repo)
     closed = f"grpc://127.0.0.1:{buildgrid_server.free_port()}"
     result = pants(
-        repo, "--stats-log", "--no-local-cache", *remote_cache_args(closed), *empty_cache_args(a_root / "scratch"),
+        repo, "--stats-log", "--no-local-cache", *remote_cache_args(closed, write=False), *empty_cache_args(a_root / "scratch"),
         "package", "docker/debian-python3.11:base", timeout=1800,
     )
     assert result.exit_code == 0, result.stderr[-4000:]
     warnings = [line for line in result.stderr.splitlines() if "[WARN]" in line and "remote cache" in line]
     assert len(warnings) == 1, "\n".join(warnings)
-    assert "127.0.0.1" in warnings[0] or "connect" in warnings[0].lower(), warnings[0]
+    assert "Failed to read from remote cache" in warnings[0] and "Connection refused" in warnings[0], warnings[0]
+    assert "remote_cache_read_errors: 0" not in result.stderr
