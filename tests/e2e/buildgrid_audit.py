@@ -2,7 +2,8 @@
 
     <buildgrid venv>/bin/python tests/e2e/buildgrid_audit.py CAS_DIR
 
-Runs with BuildGrid's own python (it has the REAPI protos); the remote-cache test checks that
+Runs with BuildGrid's own python (it has the REAPI protos, imported only when it runs, so the
+test can import this module for its path); the remote-cache test checks that
 no cache key carries a path of the machine it was built on. A blob counts as an Action when it
 parses as one and its command digest names a blob in the same CAS that parses as a Command
 with arguments: what Pants uploads for every cached Process.
@@ -14,8 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as reapi
-from google.protobuf.message import DecodeError
 
 
 def objects(cas_dir: Path) -> dict:
@@ -24,6 +23,8 @@ def objects(cas_dir: Path) -> dict:
 
 
 def parse(message, data: bytes):
+    from google.protobuf.message import DecodeError  # pants: no-infer-dep
+
     try:
         message.ParseFromString(data)
     except (DecodeError, RuntimeWarning, ValueError):
@@ -32,6 +33,8 @@ def parse(message, data: bytes):
 
 
 def commands(cas_dir: Path) -> list:
+    from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as reapi  # pants: no-infer-dep
+
     blobs = objects(cas_dir)
     found = []
     for path in blobs.values():

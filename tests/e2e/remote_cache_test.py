@@ -15,7 +15,7 @@ from typing import Iterator, Tuple
 
 import pytest
 
-from e2e import buildgrid_server
+from e2e import buildgrid_audit, buildgrid_server
 from e2e.remote_cache_flow import (
     HEAVY,
     Build,
@@ -27,7 +27,8 @@ from e2e.remote_cache_flow import (
 )
 from e2e.repo import pants
 
-AUDIT = Path(__file__).parent / "buildgrid_audit.py"
+# NB: imported for its path (so Pants puts it in the sandbox); it runs under BuildGrid's python.
+AUDIT = Path(buildgrid_audit.__file__)
 
 
 @pytest.fixture(scope="module")
