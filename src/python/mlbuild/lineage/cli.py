@@ -56,9 +56,11 @@ EXIT_CODES = {
 
 def _load_json(source: str, what: str) -> Any:
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as e:
-        raise UserError(f"{source}: cannot read {what} ({e}).")
+        raise UserError(f"{source}: cannot read {what} ({e.strerror or e}).")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{source}: {what} is not UTF-8 JSON (byte {e.start}). Fix: write it as UTF-8.")
     try:
         return json.loads(text)
     except ValueError as e:

@@ -26,7 +26,7 @@ from mlbuild.runtime.hyperparameters import encode, parse_assignments, resolve
 from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.sagemaker import cli as sagemaker_cli
-from mlbuild.sagemaker.aws import Clients
+from mlbuild.sagemaker.aws import Clients, resolve_region
 from mlbuild.sagemaker.s3_data import listing_checksum
 from mlbuild.sagemaker.job_name import pipeline_name_from_address
 from mlbuild.sagemaker.job_request import build_request
@@ -54,6 +54,7 @@ def ecr_home_repository(config: PipelineConfig, address: str, environ: Mapping[s
             "Fix: set it under `sagemaker:` (role: arn:aws:iam::<account>:role/<name>), or publish with the local "
             "backend (`sagemaker.backend: local`)."
         )
+    region = resolve_region(sm.region, environ)  # NB: refuses a malformed AWS_REGION before it becomes a host name
     account = sm.role.split(":")[4]
     repository = sm.image_repository or pipeline_name_from_address(address)
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{repository}"

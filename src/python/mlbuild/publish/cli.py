@@ -27,7 +27,7 @@ from mlbuild.lineage.record import source_from_revision
 from mlbuild.lineage.source import current_source
 from mlbuild.publish.backend import choose_backend
 from mlbuild.runtime.config import load_config
-from mlbuild.runtime.errors import MLBuildError
+from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.runtime.hyperparameters import parse_assignments
 
 
@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     backend = choose_backend(config, args.backend, os.environ)
+    for flag, folder in (("--report-dir", args.report_dir), ("--local-root", args.local_root)):
+        _check_folder(flag, folder)
     args.report_dir.mkdir(parents=True, exist_ok=True)
     report_json, report_md = args.report_dir / "report.json", args.report_dir / "report.md"
     print(f"mlbuild: publishing {args.address} with the {backend} backend", file=sys.stderr)
@@ -86,6 +88,17 @@ def run(args: argparse.Namespace) -> int:
     print(markdown, end="")
     print(f"mlbuild: report written to {report_json} and {report_md}", file=sys.stderr)
     return local.job_exit_code(job)
+
+
+def _check_folder(flag: str, folder: Path) -> None:
+    """A folder argument that is (or sits under) a file is the caller's mistake: say which."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise UserError(f"{flag} {folder}: {path} is a file, not a folder. Fix: pass a folder path.")
+            if not os.access(path, os.W_OK):
+                raise UserError(f"{flag} {folder}: {path} is not writable. Fix: pass a folder you can write to.")
+            return
 
 
 def publish_source(git_sha: str) -> Optional[dict]:
@@ -131,3 +144,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MLBuildError as e:  # NB: OCI, registry and Debian errors are MLBuildErrors too.
         print(f"mlbuild: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # NB: the machine (a full disk, a vanished folder): one line, not a traceback
+        print(f"mlbuild: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 3

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from mlbuild.runtime.config import parse_config
+from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import UserError
 
 
@@ -20,15 +20,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if len(args) != 1:
         print("usage: python -m mlbuild.runtime.check_config PATH", file=sys.stderr)
         return 2
-    path = Path(args[0])
     try:
-        parse_config(path.read_text(), str(path))
+        load_config(Path(args[0]))
     except UserError as e:
         print(str(e), file=sys.stderr)
         return e.exit_code
-    except OSError as e:
-        print(f"{path}: cannot read the pipeline config: {e.strerror}", file=sys.stderr)
-        return 2
     return 0
 
 

@@ -215,18 +215,28 @@ def _parse_metrics(r: _Reader, raw: Any) -> Tuple[str, ...]:
 
 def load_config(path: Path) -> PipelineConfig:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found. Fix: create it, or point the target's `config` field at it.")
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file. Fix: point at the pipeline's YAML file inside it.")
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {e.start} is 0x{e.object[e.start]:02x}). Fix: save the config file as UTF-8."
-        ) from None
+        raise directory_error(str(path))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the config file ({e.strerror}). Fix: check the path and its permissions.")
-    return parse_config(text, str(path))
+    return parse_config(config_text(data, str(path)), str(path))
+
+
+def directory_error(source: str) -> ConfigError:
+    return ConfigError(f"{source}: is a directory, not a config file. Fix: point at the pipeline's YAML file inside it.")
+
+
+def config_text(data: bytes, source: str) -> str:
+    """The config file's bytes as text; anything but UTF-8 is the user's to fix, not a traceback."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{source}: not UTF-8 text (byte {e.start} is 0x{data[e.start]:02x}). Fix: save the config file as UTF-8."
+        ) from None
 
 
 def _parse_hyperparameters(r: _Reader, raw: Any) -> Tuple[HyperparameterSpec, ...]:

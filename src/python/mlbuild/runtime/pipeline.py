@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, Optional
 
-from mlbuild.runtime.config import PipelineConfig, parse_config
+from mlbuild.runtime.config import PipelineConfig, config_text, directory_error, parse_config
 from mlbuild.runtime.errors import ConfigError, PipelineError, PlatformError
 
 REQUIRED_STAGES = ("load", "train", "evaluate")
@@ -150,15 +150,17 @@ def load_pipeline(module_name: str, config_resource: str, address: str = "") -> 
     package = module_name.rpartition(".")[0]
     if not package:
         raise ConfigError(f"pipeline module {module_name!r} must live in a package, beside its config file.")
-    try:
-        text = importlib.resources.files(package).joinpath(config_resource).read_text()
-    except (FileNotFoundError, ModuleNotFoundError) as e:
-        raise PlatformError(f"config {config_resource!r} is not packaged beside {module_name!r}: {e}")
     # NB: the source-root path (`pipelines/churn/pipeline.yaml`) only when no repo path is known.
     source = f"{package.replace('.', '/')}/{config_resource}"
     if names.package_dir:
         source = repo_path(os.path.join(names.package_dir, config_resource), package, names.package_dir, address) or source
-    return Pipeline(address or module_name, module, parse_config(text, source))
+    try:
+        data = importlib.resources.files(package).joinpath(config_resource).read_bytes()
+    except (FileNotFoundError, ModuleNotFoundError) as e:
+        raise PlatformError(f"config {config_resource!r} is not packaged beside {module_name!r}: {e}")
+    except IsADirectoryError:
+        raise directory_error(source) from None
+    return Pipeline(address or module_name, module, parse_config(config_text(data, source), source))
 
 
 def _import(module_name: str, address: str) -> ModuleType:

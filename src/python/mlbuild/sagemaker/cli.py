@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
@@ -146,6 +147,21 @@ def _write_reports(report: Report, args: argparse.Namespace) -> None:
         Path(args.report_md).write_text(report.to_markdown())
 
 
+def _seconds(text: str, least: float = 0.0, inclusive: bool = False) -> float:
+    """A finite number of seconds above `least` (NaN or a negative wait never ends or errs late)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and (value >= least if inclusive else value > least)):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds {'from' if inclusive else 'above'} {least:g}, got {text}")
+    return value
+
+
+def _poll_seconds(text: str) -> float:
+    return _seconds(text, inclusive=True)  # NB: 0 polls without pausing (moto finishes jobs at once)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mlbuild.sagemaker",
@@ -156,8 +172,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def follow_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--region", help="AWS region (default: config's sagemaker.region, AWS_REGION)")
-        p.add_argument("--poll-seconds", type=float, default=15.0)
-        p.add_argument("--timeout-seconds", type=float, default=None)
+        p.add_argument("--poll-seconds", type=_poll_seconds, default=15.0)
+        p.add_argument("--timeout-seconds", type=_seconds, default=None)
         p.add_argument("--no-logs", action="store_true", help="do not stream CloudWatch log lines")
         p.add_argument("--report-json", type=Path, help="write the report as JSON here")
         p.add_argument("--report-md", type=Path, help="write the report as Markdown here")
