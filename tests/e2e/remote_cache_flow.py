@@ -21,11 +21,12 @@ COUNTER = re.compile(r"^\s+([a-z_]+): (\d+)$")
 # NB: Pants logs "Completed: <description>" for a Process that ran; one served from a cache
 # (local or remote) completes at debug level and is not shown.
 COMPLETED = re.compile(r"Completed: (.+)$")
-# The heavy Processes of a churn package, by a part of their description.
+# The heavy Processes of a churn package, by a part of their description (Pants names a
+# PEX build "Building N requirements for <name> ...").
 HEAVY = (
     "Building the mlbuild tool PEX",
-    "Building the PEX of ml_pipeline",
-    "requirements for requirements from",  # the requirements-only PEX the dependency image installs
+    "requirements for",  # the requirements-only PEXes: the zipapp's base and the image's wheels
+    "PEX of ml_pipeline",  # the pipeline's zipapp
     "Assembling base image",
     "locked wheels into the dependency layers",
     "Assembling OCI image",
