@@ -119,6 +119,7 @@ class DependencyImage:
     digest: Digest  # DEPS_IMAGE_DIR/deps.oci (and its archive and summary)
     layout_path: str
     ref: str
+    fs_index_path: str  # its merged filesystem (`mlbuild.oci build --write-fs-index`)
 
 
 SPEC_FILE = "spec.json"
@@ -128,13 +129,15 @@ def spec_file(spec: dict) -> FileContent:
     return FileContent(SPEC_FILE, json.dumps(spec, indent=2, sort_keys=True).encode())
 
 
-def oci_build(tool: MLBuildTool, inputs: Digest, out_dir: str, name: str, flag: str, description: str) -> VenvPexProcess:
+def oci_build(
+    tool: MLBuildTool, inputs: Digest, out_dir: str, name: str, flags: Tuple[str, ...], description: str
+) -> VenvPexProcess:
     """`python -m mlbuild.oci build` of the spec in `inputs`, into `out_dir/<name>.oci`, layer cache kept."""
     return VenvPexProcess(
         tool.pex,
         argv=(
             "-m", "mlbuild.oci", "build", "--spec", SPEC_FILE, "--out", out_dir,
-            "--name", name, "--cache", f"{CACHE_DIR}/oci", flag,
+            "--name", name, "--cache", f"{CACHE_DIR}/oci", *flags,
         ),
         input_digest=inputs,
         output_directories=(out_dir,),
@@ -205,11 +208,18 @@ async def build_dependency_image(request: DependencyImageRequest, tool: MLBuildT
         ProcessResult,
         VenvPexProcess,
         oci_build(
-            tool, inputs, DEPS_IMAGE_DIR, DEPS_IMAGE_NAME, "--no-archive",
+            # NB: the merged filesystem's index lets the app image's contract check replay only
+            # its own small layer instead of reading every dependency layer again.
+            tool, inputs, DEPS_IMAGE_DIR, DEPS_IMAGE_NAME, ("--no-archive", "--write-fs-index"),
             f"Installing {len(wheels)} locked wheels into the dependency layers",
         ),
     )
-    return DependencyImage(result.output_digest, f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.oci", DEPS_IMAGE_NAME)
+    return DependencyImage(
+        result.output_digest,
+        f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.oci",
+        DEPS_IMAGE_NAME,
+        f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.fs.json",
+    )
 
 
 @rule(desc="Building an ml_pipeline image")
@@ -236,7 +246,7 @@ async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool)
         ProcessResult,
         VenvPexProcess,
         oci_build(
-            tool, input_digest, request.out_dir, request.name, "--check-sagemaker",
+            tool, input_digest, request.out_dir, request.name, ("--check-sagemaker", "--base-fs-index", deps.fs_index_path),
             f"Assembling OCI image {request.out_dir}/{request.name}.oci",
         ),
     )

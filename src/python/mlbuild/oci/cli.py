@@ -1,6 +1,7 @@
 """`python -m mlbuild.oci`: a thin command line over the library, run by Pants as a Process.
 
     build  --spec spec.json --out DIR [--name NAME] [--cache DIR] [--compressor auto|isal|zlib] [--check-sagemaker]
+           [--write-fs-index] [--base-fs-index FILE]
     unpack --layout DIR [--ref REF] --rootfs DIR [LIMITS]
     check  --layout DIR [--ref REF] [LIMITS]  (the layers as unpack sees them, and SageMaker's contract)
     LIMITS: --max-bytes N --max-entries N --max-file-bytes N --keep-special-modes (layer_rules.py)
@@ -11,6 +12,7 @@ Exit codes, decided only in `main`: 0 ok, 2 user error, 3 platform error.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import traceback
@@ -29,6 +31,8 @@ from mlbuild.oci.merged_fs import MergedFS
 from mlbuild.oci.spec import load_spec
 from mlbuild.oci.unpack import unpack_image
 
+FS_INDEX_SUFFIX = ".fs.json"
+
 
 def _build(args: argparse.Namespace) -> None:
     spec = load_spec(args.spec)
@@ -40,8 +44,13 @@ def _build(args: argparse.Namespace) -> None:
         # so the layout can hard-link them instead of copying.
         store = BlobStore(Path(args.cache) if args.cache else Path(scratch))
         image = build_image(spec, store, compressor)
-        if args.check_sagemaker:
-            sagemaker_contract.require(image)
+        if args.check_sagemaker or args.write_fs_index:
+            base = json.loads(args.base_fs_index.read_text()) if args.base_fs_index else None
+            fs = MergedFS.of_image(image, base=base)
+            if args.check_sagemaker:
+                sagemaker_contract.require(image, fs)
+            if args.write_fs_index:
+                (out / f"{args.name or 'image'}{FS_INDEX_SUFFIX}").write_text(json.dumps(fs.index(image)))
         outputs = write_outputs(image, out, spec.ref, args.name, archive=not args.no_archive)
     print(f"{spec.ref} {outputs.summary_data['manifest_digest']} ({compressor.id})")
 
@@ -82,6 +91,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--compressor", choices=COMPRESSOR_CHOICES, default="auto")
     b.add_argument("--check-sagemaker", action="store_true", help="fail unless the SageMaker contract holds")
     b.add_argument("--no-archive", action="store_true", help="write the layout and summary only (an intermediate image)")
+    b.add_argument(
+        "--write-fs-index", action="store_true",
+        help=f"also write <name>{FS_INDEX_SUFFIX}: the merged filesystem, so checks of images built on this one replay only their own layers",
+    )
+    b.add_argument("--base-fs-index", type=Path, help=f"the base image's {FS_INDEX_SUFFIX} (used when its layers are the base's)")
     b.set_defaults(run=_build)
     u = sub.add_parser("unpack", help="safely unpack an image from an OCI layout into a rootfs")
     u.add_argument("--layout", required=True, type=Path)

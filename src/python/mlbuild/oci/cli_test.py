@@ -49,3 +49,32 @@ def test_platform_errors_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[st
     monkeypatch.setattr("mlbuild.oci.cli.write_outputs", broken)
     assert main(["build", "--spec", str(path), "--out", str(tmp_path / "out")]) == 3
     assert "No space left" in capsys.readouterr().err
+
+
+def test_a_check_on_a_base_index_sees_what_a_full_replay_sees(tmp_path: Path) -> None:
+    """The app image's contract check replays only its own layer on the dependency image's index."""
+    from mlbuild.oci.layout import read_layout
+    from mlbuild.oci.merged_fs import MergedFS
+
+    (tmp_path / "lib.py").write_text("x = 1\n")
+    (tmp_path / "train").write_text("#!/usr/bin/python3\n")
+    (tmp_path / "train").chmod(0o755)
+    base_spec = _write_spec(tmp_path, {"ref": "deps", "layers": [{"name": "deps", "files": [{"src": "lib.py", "dest": "/opt/deps/lib.py"}]}]})
+    base_out = tmp_path / "deps-image"
+    assert main(["build", "--spec", str(base_spec), "--out", str(base_out), "--name", "deps", "--no-archive", "--write-fs-index"]) == 0
+    index = base_out / "deps.fs.json"
+    assert json.loads(index.read_text())["nodes"]["opt/deps/lib.py"][0] == "file"
+    app_spec = tmp_path / "app.json"
+    app_spec.write_text(json.dumps({
+        "ref": "app", "base": {"layout": str(base_out / "deps.oci"), "ref": "deps"},
+        "layers": [{"name": "app", "files": [{"src": "train", "dest": "/usr/local/bin/train", "mode": "0755"}]}],
+    }))
+    out = tmp_path / "out"
+    assert main(["build", "--spec", str(app_spec), "--out", str(out), "--name", "app", "--check-sagemaker", "--base-fs-index", str(index)]) == 0
+    image = read_layout(out / "app.oci", "app")
+    resumed = MergedFS.of_image(image, base=json.loads(index.read_text()))
+    assert resumed.nodes == MergedFS.of_image(image).nodes
+    # An index of other layers is not used: the full replay still finds every file.
+    stale = {"layers": ["sha256:" + "0" * 64], "nodes": {}}
+    assert MergedFS.of_image(image, base=stale).nodes == MergedFS.of_image(image).nodes
+    assert "opt/deps/lib.py" in MergedFS.of_image(image, base=stale).nodes

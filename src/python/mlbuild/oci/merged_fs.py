@@ -28,11 +28,28 @@ class MergedFS:
         self.budget = Budget(self.limits)
 
     @classmethod
-    def of_image(cls, image: Image, limits: UnpackLimits | None = None) -> MergedFS:
+    def of_image(cls, image: Image, limits: UnpackLimits | None = None, base: dict | None = None) -> MergedFS:
+        """Replay `image`'s layers; with `base` (an `index()` of a lower image), only those above it.
+
+        NB: `base` is used only when its layer digests are exactly the bottom of `image`'s:
+        an image built on a dependency image then replays one small layer, not ~70 MB again.
+        """
         fs = cls(limits)
-        for layer in image.layers:
+        layers = list(image.layers)
+        below = list(base.get("layers", [])) if base else []
+        if below and [layer.digest for layer in layers[: len(below)]] == below:
+            fs.nodes = {path: Node(kind, mode, link) for path, (kind, mode, link) in base["nodes"].items()}
+            layers = layers[len(below) :]
+        for layer in layers:
             fs.apply(layer)
         return fs
+
+    def index(self, image: Image) -> dict:
+        """The merged filesystem of `image` as JSON data, for `of_image(..., base=)` of an image above it."""
+        return {
+            "layers": [layer.digest for layer in image.layers],
+            "nodes": {path: [n.kind, n.mode, n.linkname] for path, n in sorted(self.nodes.items())},
+        }
 
     def lookup(self, rel: str) -> Node | None:
         return self.nodes.get(rel)
