@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional
@@ -247,10 +248,15 @@ def previous_metrics(root: Path, address: str, exclude: str) -> Optional[Dict[st
     """The metrics of the latest other completed local job of this pipeline, for the diff."""
     jobs = []
     for path in (root / "jobs").glob(f"*/{JOB_FILE}"):
-        record = json.loads(path.read_text())
-        if record.get("pipeline_address") == address and record.get("status") == "Completed" and record["job_name"] != exclude:
-            jobs.append((record.get("end", ""), record))
-    return max(jobs, key=lambda j: j[0])[1].get("metrics") if jobs else None
+        try:
+            record = _read_job(path.parent)
+        except PlatformError as e:  # NB: another job's broken file must not fail this publish
+            print(f"mlbuild: warning: {e}", file=sys.stderr)
+            continue
+        if record and record.get("pipeline_address") == address and record.get("status") == "Completed" and record.get("job_name") != exclude:
+            jobs.append((str(record.get("end", "")), record))
+    metrics = max(jobs, key=lambda j: j[0])[1].get("metrics") if jobs else None
+    return metrics if isinstance(metrics, dict) else None
 
 
 def _link(path: Optional[str]) -> str:

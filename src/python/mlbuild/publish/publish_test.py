@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
 import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from mlbuild.publish import local
 from mlbuild.publish.backend import choose_backend
 from mlbuild.lineage.digests import tree_checksum
 from mlbuild.publish.local import job_name, local_markdown
@@ -171,3 +173,17 @@ def test_model_checksum_is_the_same_for_the_folder_and_its_archive(tmp_path: Pat
     (tmp_path / "model" / "sub" / "vocab.txt").write_text("a\n")
     write_model_archive(tmp_path / "model", tmp_path / "model.tar.gz")
     assert model_checksum(tmp_path / "model") == model_checksum(tmp_path / "model.tar.gz")
+
+
+def test_previous_metrics_skip_a_broken_job_file(tmp_path: Path, capsys) -> None:
+    """Issue 11: one job.json that is not JSON (a full disk, a hand edit) made every later
+    local publish end in a traceback after its job had finished."""
+    jobs = tmp_path / "jobs"
+    good = {"job_name": "a-1", "pipeline_address": "p:t", "status": "Completed", "end": "2024-01-02T00:00:00Z", "metrics": {"auc": 0.8}}
+    for name, text in (("a-1", json.dumps(good)), ("a-2", "{half"), ("a-3", "[]"), ("a-4", json.dumps({**good, "job_name": "a-4", "end": 7}))):
+        (jobs / name).mkdir(parents=True)
+        (jobs / name / local.JOB_FILE).write_text(text)
+    (jobs / "a-5").mkdir()  # NB: a forced job claimed, then killed before it wrote job.json
+    assert local.previous_metrics(tmp_path, "p:t", exclude="a-9") == {"auc": 0.8}
+    err = capsys.readouterr().err
+    assert f"mlbuild: warning: {jobs / 'a-2' / local.JOB_FILE}: not JSON" in err and err.count("\n") == 1
