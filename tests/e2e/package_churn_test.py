@@ -160,6 +160,33 @@ def test_package_prints_digests_and_labels_lead_back_to_the_inputs(builds) -> No
     assert len(annotations["org.mlbuild.lockfile.sha256"]) == 64
 
 
+# NB: as `train` does: every installed wheel is a site dir. Warnings are errors, so a library
+# that shells out to a tool the base lacks (joblib runs `cat /proc/cpuinfo`) fails here.
+SMOKE_IMPORTS = """
+import os, site, warnings
+warnings.simplefilter("error")
+for wheel in sorted(os.listdir("/opt/mlbuild/deps")):
+    site.addsitedir(os.path.join("/opt/mlbuild/deps", wheel))
+import numpy, scipy, sklearn, yaml
+from joblib import cpu_count
+physical = cpu_count(only_physical_cores=True)
+assert isinstance(physical, int) and physical >= 1, physical
+print("ok", physical, numpy.__version__, scipy.__version__, sklearn.__version__)
+"""
+
+
+@require_tool("umoci", "umoci")
+@require_tool("bwrap", "bubblewrap")
+def test_the_scientific_stack_imports_in_the_image_without_warnings(builds, tmp_path: Path) -> None:
+    first, _, _ = builds
+    bundle = tmp_path / "bundle"
+    subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{first / DIST / 'train.oci'}:train", str(bundle)], check=True, capture_output=True)
+    sandbox = ["bwrap", "--ro-bind", str(bundle / "rootfs"), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-all"]
+    result = subprocess.run([*sandbox, "/usr/bin/python3.11", "-I", "-c", SMOKE_IMPORTS], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-4000:]
+    assert result.stdout.startswith("ok ")
+
+
 @require_tool("skopeo", "skopeo")
 def test_skopeo_accepts_the_layout_and_the_archive(builds) -> None:
     first, _, _ = builds
@@ -204,6 +231,9 @@ def test_the_image_trains_the_same_model_as_pants_run(builds) -> None:
     container_run = (first / RUNS / "latest").resolve()
     assert container_run != local_run
     assert "running ['/usr/local/bin/train']" in contained.stdout + contained.stderr
+    # The base ships what the scientific stack shells out to: no joblib warning or traceback.
+    assert "UserWarning" not in contained.stdout + contained.stderr
+    assert "Traceback" not in contained.stdout + contained.stderr
     for name in ("model/model.pkl", "model/metrics.json", "model/features.json"):
         assert sha256_file(container_run / name) == sha256_file(local_run / name), name
 
