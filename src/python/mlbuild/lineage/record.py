@@ -196,59 +196,61 @@ def normalize(body: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 # NB: what readers index into, by field: a stored record with another shape would crash
-# them (a TypeError deep in `runs` or `diff`), so `from_stored` refuses it up front.
+# them (a TypeError deep in `runs` or `diff`), so `from_stored` refuses it up front. Plain
+# loops and exact type checks: this runs for every record on every load.
 _OBJECT_FIELDS = ("source", "lockfile", "config", "pex", "code", "image", "job", "model", "provenance")
+_SCALARS = (str, bool, int, float)
+_NON_FINITE = (repr(math.nan), repr(math.inf), repr(-math.inf))  # how `_number` keeps them
 
 
-def _scalar(value: Any) -> bool:
-    return isinstance(value, (str, bool, int, float)) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+def _shape_error(body: Any, what: str, expected: str) -> RecordError:
+    # NB: the full validation names the exact problem when it finds one; else say what the shape check saw.
+    try:
+        normalize(body)
+    except RecordError as e:
+        return e
+    return RecordError(f"{what}: expected {expected}.")
 
 
 def check_shape(body: Any) -> None:
     """Cheaply check that a stored body has the types readers rely on; raise RecordError naming the field."""
-
-    def fail(what: str, expected: str) -> RecordError:
-        # NB: the full validation names the exact problem when it finds one; else say what the shape check saw.
-        try:
-            normalize(body)
-        except RecordError as e:
-            return e
-        return RecordError(f"{what}: expected {expected}.")
-
-    if not isinstance(body, dict):
+    if type(body) is not dict:
         raise RecordError(f"record: expected a JSON object, got a JSON {type(body).__name__}.")
     for name in ("kind", "pipeline", "created"):
-        if not isinstance(body.get(name), str):
-            raise fail(f"record.{name}", "a string")
-    if body["kind"] not in KINDS or body.get("schema", SCHEMA) != SCHEMA or set(body) - set(FIELDS):
-        raise fail("record", f"kind one of {', '.join(KINDS)}, schema {SCHEMA} and only known fields")
+        if type(body.get(name)) is not str:
+            raise _shape_error(body, f"record.{name}", "a string")
+    if body["kind"] not in KINDS or body.get("schema", SCHEMA) != SCHEMA or not body.keys() <= FIELDS.keys():
+        raise _shape_error(body, "record", f"kind one of {', '.join(KINDS)}, schema {SCHEMA} and only known fields")
     for name in _OBJECT_FIELDS:
+        value = body.get(name)
+        if value is None:
+            continue
+        if type(value) is not dict:
+            raise _shape_error(body, f"record.{name}", "an object")
+        for v in value.values():
+            if type(v) not in _SCALARS and not (type(v) is list and all(type(x) is str for x in v)):
+                raise _shape_error(body, f"record.{name}", "an object of strings, numbers and lists of strings")
+    for name, ok in (("hyperparameters", _is_text), ("metrics", _is_stored_number)):
         value = body.get(name, {})
-        if not isinstance(value, dict) or not all(_scalar(v) for v in value.values()):
-            raise fail(f"record.{name}", "an object of strings, numbers and lists of strings")
-    if not all(isinstance(v, str) for v in _mapping(body, "hyperparameters", fail).values()):
-        raise fail("record.hyperparameters", "an object of name to JSON-encoded string")
-    if not all(_stored_number(v) for v in _mapping(body, "metrics", fail).values()):
-        raise fail("record.metrics", "an object of metric name to number")
-    data, parents = body.get("data", []), body.get("parents", [])
-    if not isinstance(data, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str) and all(isinstance(v, str) for v in c.values()) for c in data):
-        raise fail("record.data", "a list of channel objects with a `name`")
-    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
-        raise fail("record.parents", "a list of record ids")
+        if type(value) is not dict or not all(ok(v) for v in value.values()):
+            raise _shape_error(body, f"record.{name}", "an object of " + ("name to JSON-encoded string" if name == "hyperparameters" else "metric name to number"))
+    data = body.get("data", [])
+    if type(data) is not list or not all(
+        type(c) is dict and type(c.get("name")) is str and all(type(v) is str for v in c.values()) for c in data
+    ):
+        raise _shape_error(body, "record.data", "a list of channel objects with a `name`")
+    parents = body.get("parents", [])
+    if type(parents) is not list or not all(type(p) is str for p in parents):
+        raise _shape_error(body, "record.parents", "a list of record ids")
 
 
-def _stored_number(value: Any) -> bool:
+def _is_text(value: Any) -> bool:
+    return type(value) is str
+
+
+def _is_stored_number(value: Any) -> bool:
     """A number, or the name `_number` keeps a non-finite one as."""
-    if isinstance(value, str):
-        return value in (repr(math.nan), repr(math.inf), repr(-math.inf))
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _mapping(body: Mapping[str, Any], name: str, fail: Callable[[str, str], RecordError]) -> Mapping[str, Any]:
-    value = body.get(name, {})
-    if not isinstance(value, dict):
-        raise fail(f"record.{name}", "an object")
-    return value
+    return type(value) in (int, float) or (type(value) is str and value in _NON_FINITE)
 
 
 class Record:

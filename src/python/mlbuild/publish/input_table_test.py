@@ -344,6 +344,8 @@ CASES: List[Case] = [
     Case("lineage", "corrupt: metrics a string", lineage("runs", record=body(metrics="0.9")), 0, "record.metrics: expected an object"),
     Case("lineage", "corrupt: metric not a number", lineage("runs", record=body(metrics={"auc": [1]})), 0, "record.metrics.auc: expected a number"),
     Case("lineage", "corrupt: data not a list", lineage("runs", record=body(data={"name": "train"})), 0, "record.data: expected a list"),
+    Case("lineage", "corrupt: data a number", lineage("runs", record=body(data=5)), 0, "record.data: expected a list"),
+    Case("lineage", "corrupt: a channel without a name", lineage("runs", record=body(data=[{"uri": "x"}])), 0, "record.data"),
     Case("lineage", "corrupt: parents not ids", lineage("runs", record=body(parents=[1])), 0, "record.parents"),
     Case("lineage", "corrupt: hyperparameters a list", lineage("runs", record=body(hyperparameters=["a"])), 0, "record.hyperparameters"),
     Case("lineage", "corrupt: pipeline a number", lineage("runs", record=body(pipeline=7)), 0, "record.pipeline"),
