@@ -4,7 +4,8 @@ The job name is derived from the request (`job_name.py`), so submitting the same
 request twice finds the first job and creates nothing. A job found under the name is
 accepted only if it runs the same image digest with the same hyperparameters; anything
 else is a conflict, reported with what differs, and nothing is submitted. `force=True`
-is a deliberate re-run: the name gets a run suffix (UTC time) and a new job starts.
+is a deliberate re-run: the name gets a run suffix (UTC time) and a new job starts, always:
+a suffix already taken (two forced runs in one second) moves on to the next second.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mlbuild.sagemaker.job_request import image_digest_of
 # NB: SageMaker and framework containers may add their own keys (sagemaker_*, _tuning_*);
 # they are not the pipeline's and never make two jobs different.
 _PLATFORM_PREFIXES = ("sagemaker_", "_")
+FORCED_NAME_ATTEMPTS = 60
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ def submit(
     log: Callable[[str], None] = lambda line: None,
 ) -> Submission:
     """Create the training job for `request` (no TrainingJobName) unless it exists."""
-    name = job_name(pipeline_name, request, run=now() if force else None)
+    if force:
+        return _submit_forced(request, pipeline_name, sagemaker, now(), log)
+    name = job_name(pipeline_name, request)
     full = {"TrainingJobName": name, **request}
     existing = describe_training_job(sagemaker, name)
     if existing is not None:
@@ -70,6 +74,29 @@ def submit(
             raise JobConflictError(f"SageMaker says {name} is in use but cannot describe it. Fix: retry the submission.")
         return _accept(raced, full)
     return Submission(name, response["TrainingJobArn"], True, "InProgress", f"Created training job {name}.")
+
+
+def _submit_forced(request: Mapping[str, Any], pipeline_name: str, sagemaker: Any, run: datetime.datetime, log: Callable[[str], None]) -> Submission:
+    """A deliberate re-run always starts a new job: when its `-r<UTC time>` name is taken
+    (another --force in the same second), the next second's name is tried, so the name keeps
+    its format and length and no forced run is ever taken for another (issue 11)."""
+    for attempt in range(FORCED_NAME_ATTEMPTS):
+        name = job_name(pipeline_name, request, run=run + datetime.timedelta(seconds=attempt))
+        if describe_training_job(sagemaker, name) is not None:
+            continue
+        log(f"Creating training job {name}.")
+        with translate("CreateTrainingJob"):
+            try:
+                response = sagemaker.create_training_job(TrainingJobName=name, **request)
+            except ClientError as e:
+                if not is_resource_in_use(e):
+                    raise
+                continue  # NB: another forced run took this name between describe and create
+        return Submission(name, response["TrainingJobArn"], True, "InProgress", f"Created training job {name}.")
+    raise JobConflictError(
+        f"{FORCED_NAME_ATTEMPTS} forced job names from {job_name(pipeline_name, request, run=run)} on are all taken. "
+        "Fix: retry in a minute."
+    )
 
 
 def differences(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> List[str]:

@@ -67,6 +67,16 @@ def test_submit_describe_and_idempotency(aws: str) -> None:
     assert describe_training_job(clients.sagemaker, forced.job_name) is not None
 
 
+def test_forced_submissions_in_one_second_are_distinct_jobs(aws: str) -> None:
+    """Issue 11 item 4: a second --force in the same second reused the first's name (and job)."""
+    sm = Counting(Clients.create().sagemaker)
+    at = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    forced = [submit(build(), pipeline_name="demo-train", sagemaker=sm, force=True, now=lambda: at) for _ in range(4)]
+    names = [f.job_name for f in forced]
+    assert len(set(names)) == 4 and all(f.created for f in forced) and sm.creates == 4
+    assert all(describe_training_job(sm.client, name) is not None for name in names)
+
+
 def test_a_different_job_under_the_name_is_refused(aws: str) -> None:
     clients = Clients.create()
     request = build()

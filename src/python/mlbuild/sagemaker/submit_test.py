@@ -107,6 +107,31 @@ def test_force_submits_under_a_new_name() -> None:
     assert sm.creates == 2
 
 
+def test_forced_runs_in_the_same_second_get_distinct_names() -> None:
+    """Issue 11 item 4: the second --force in one second was "accepted" as the first's job."""
+    sm = FakeSageMaker()
+    forced = [submit(build(), pipeline_name="demo", sagemaker=sm, force=True, now=lambda: NOW) for _ in range(3)]
+    base = job_name("demo", build())
+    assert [f.job_name for f in forced] == [f"{base}-r20240102030405", f"{base}-r20240102030406", f"{base}-r20240102030407"]
+    assert all(f.created for f in forced) and sm.creates == 3
+
+
+def test_a_forced_name_taken_between_describe_and_create_moves_on() -> None:
+    sm = FakeSageMaker()
+    sm.race_with = build()  # NB: another forced run creates the same name first
+    first_try = job_name("demo", build(), run=NOW)
+    original = sm.create_training_job
+
+    def race_once(**request: Any) -> Dict[str, Any]:
+        if request["TrainingJobName"] != first_try:
+            sm.race_with = None
+        return original(**request)
+
+    sm.create_training_job = race_once  # type: ignore[method-assign]
+    forced = submit(build(), pipeline_name="demo", sagemaker=sm, force=True, now=lambda: NOW)
+    assert forced.created and forced.job_name.endswith("-r20240102030406") and sm.creates == 2
+
+
 def test_race_with_the_same_job_is_accepted() -> None:
     sm = FakeSageMaker()
     sm.race_with = build()
