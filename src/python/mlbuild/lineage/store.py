@@ -16,6 +16,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -23,6 +24,7 @@ from mlbuild.lineage.digests import is_hex
 from mlbuild.lineage.errors import AmbiguousError, RecordError, StoreError
 from mlbuild.lineage.index import Index, Match
 from mlbuild.lineage.record import Record
+from mlbuild.oci.stale_temps import STALE_SECONDS
 
 ROOT_ENV_VAR = "MLBUILD_LINEAGE_DIR"
 INBOX_ENV_VAR = "MLBUILD_LINEAGE_INBOX"
@@ -41,6 +43,15 @@ def default_root(environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path
 def default_inbox(environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None) -> Path:
     environ = os.environ if environ is None else environ
     return Path(environ[INBOX_ENV_VAR]) if environ.get(INBOX_ENV_VAR) else (cwd or Path.cwd()) / PACKAGE_INBOX
+
+
+def _remove_if_stale(path: Path) -> None:
+    """A temp file of a writer killed mid-put (kill -9): harmless, but removed once a day old."""
+    try:
+        if time.time() - path.lstat().st_mtime > STALE_SECONDS:
+            path.unlink()
+    except OSError:
+        pass  # NB: a concurrent sweep removed it, or it is not ours to remove; never fail a load
 
 
 class Store:
@@ -120,7 +131,9 @@ class Store:
             names = sorted(os.listdir(self.records_dir)) if self.records_dir.is_dir() else []
             for name in names:
                 stem, dot, ext = name.partition(".")
-                if ext != "json" or not stem:  # NB: `.<id>.tmp` files of an interrupted write.
+                if ext != "json" or not stem:  # NB: `.<id>.<random>.tmp` files of an interrupted write.
+                    if not stem and name.endswith(".tmp"):
+                        _remove_if_stale(self.records_dir / name)
                     continue
                 path = self.records_dir / name
                 try:

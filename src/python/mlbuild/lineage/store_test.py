@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from mlbuild.lineage.errors import AmbiguousError, NotFoundError, StoreError
 from mlbuild.lineage.record import make_record
 from mlbuild.lineage.store import Store, default_root
 from mlbuild.lineage.testing import PIPELINE, chain, h, package
+from mlbuild.oci.stale_temps import STALE_SECONDS
 
 
 def test_put_is_content_addressed_and_idempotent(tmp_path) -> None:
@@ -38,10 +40,15 @@ def test_put_updates_a_loaded_index(tmp_path) -> None:
     assert store.find(record.get("pex.sha256")) == [record]
 
 
-def test_leftover_temp_files_are_ignored(tmp_path) -> None:
+def test_leftover_temp_files_are_ignored_then_swept_once_a_day_old(tmp_path) -> None:
     c = chain(tmp_path)
-    (c.store.records_dir / f".{c.run.id}.123.tmp").write_bytes(b"{half")
+    young, old = c.store.records_dir / f".{c.run.id}.123.tmp", c.store.records_dir / f".{c.run.id}.456.tmp"
+    young.write_bytes(b"{half")
+    old.write_bytes(b"{half")
+    then = time.time() - STALE_SECONDS - 60
+    os.utime(old, (then, then))
     assert len(Store(tmp_path).records()) == 3
+    assert young.exists() and not old.exists()  # NB: a writer killed mid-put leaves one; a live one may be writing
 
 
 def test_an_edited_record_is_a_platform_error(tmp_path) -> None:
