@@ -143,6 +143,31 @@ def run_local(*assignments: str, config: Optional[bytes] = None, config_dir: boo
     return setup
 
 
+def container(**files: str | bytes) -> Setup:
+    """The image's `train` (no arguments) on an /opt/ml laid out like SageMaker's, with `files` replaced."""
+
+    def setup(w: World) -> Tuple[Main, List[str]]:
+        base = w.tmp / "opt" / "ml"
+        (base / "input" / "data" / "train").mkdir(parents=True)
+        (base / "input" / "data" / "train" / "rows.csv").write_text("1\n")
+        laid_out = {
+            contract.HYPERPARAMETERS_FILE: "{}",
+            contract.INPUT_DATA_CONFIG_FILE: json.dumps({"train": {"TrainingInputMode": "File"}}),
+            contract.RESOURCE_CONFIG_FILE: json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}),
+        }
+        for name, text in {**laid_out, **{getattr(contract, k): v for k, v in files.items()}}.items():
+            path = base / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if text == "<dir>":
+                path.mkdir(parents=True)
+            else:
+                path.write_bytes(text.encode() if isinstance(text, str) else text)
+        w.monkeypatch.setenv(contract.BASE_DIR_ENV_VAR, str(base))
+        return runtime_cli.main, ["train"]
+
+    return setup
+
+
 def publish(*extra: str, text: Optional[str | bytes] = None, env: Optional[Dict[str, str]] = None, **paths: Optional[str]) -> Setup:
     def setup(w: World) -> Tuple[Main, List[str]]:
         for name, value in (env or {}).items():
@@ -300,6 +325,18 @@ CASES: List[Case] = [
     Case("overrides", "packaged config not UTF-8", run_local(config=b"hyperparameters: {rate: 0.1}\n# \xff\n"), 2, "pipeline.yaml: not UTF-8 text"),
     Case("overrides", "packaged config is a directory", run_local(config_dir=True), 2, "pipeline.yaml: is a directory, not a config file"),
     Case("overrides", "packaged config with a duplicate key", run_local(config=b"hyperparameters:\n  a: 1\n  a: 2\n"), 2, "pipeline.yaml: key 'a' appears twice"),
+    # --- what SageMaker hands the image's `train` (/opt/ml/input/config/*.json) ---
+    Case("container", "hyperparameters a list", container(HYPERPARAMETERS_FILE="[1]"), 2, "hyperparameters.json: must be a JSON object of string to string"),
+    Case("container", "hyperparameter not a string", container(HYPERPARAMETERS_FILE='{"depth": 3}'), 2, "hyperparameters.json: must be a JSON object of string to string"),
+    Case("container", "hyperparameters not JSON", container(HYPERPARAMETERS_FILE="{depth"), 2, "hyperparameters.json: not valid JSON"),
+    Case("container", "hyperparameters not UTF-8", container(HYPERPARAMETERS_FILE=b'{"depth": "\xff"}'), 2, "hyperparameters.json: not UTF-8 (byte 11)"),
+    Case("container", "hyperparameters a directory", container(HYPERPARAMETERS_FILE="<dir>"), 2, "hyperparameters.json: unreadable"),
+    Case("container", "hyperparameter out of range", container(HYPERPARAMETERS_FILE='{"depth": "99"}'), 2, "hyperparameters.json: hyperparameter 'depth' is 99, above its max 8.0"),
+    Case("container", "hyperparameter unknown", container(HYPERPARAMETERS_FILE='{"dpeth": "3"}'), 2, "hyperparameters.json: unknown hyperparameter 'dpeth'"),
+    Case("container", "input data config a list", container(INPUT_DATA_CONFIG_FILE='["train"]'), 2, "inputdataconfig.json: must be a JSON object of channel name to object, got list"),
+    Case("container", "input data config of strings", container(INPUT_DATA_CONFIG_FILE='{"train": "File"}'), 2, "inputdataconfig.json: must be a JSON object of channel name to object"),
+    Case("container", "resource config a string", container(RESOURCE_CONFIG_FILE='"algo-1"'), 2, "resourceconfig.json: must be a JSON object of name to value, got str"),
+    Case("container", "a channel without data", container(INPUT_DATA_CONFIG_FILE='{"train": {}, "test": {}}'), 2, "channel 'test'"),
     # --- publish arguments (`pants publish`: python -m mlbuild.publish) ---
     Case("publish", "layout not built", publish(layout="{tmp}/no-layout"), 2, "not an OCI image layout (no index.json); the image was not built"),
     Case("publish", "unknown image ref", publish(ref="toy:2"), 2, "no image named 'toy:2' in index.json"),

@@ -54,11 +54,22 @@ def base_dir_from_environ(environ: Mapping[str, str]) -> Path:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: missing. SageMaker (or the local runner) writes it before `train`.")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 (byte {e.start}); SageMaker writes UTF-8 JSON here.")
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e}).")
+    except OSError as e:
+        raise UserError(f"{path}: unreadable ({e.strerror or e}); SageMaker (or the local runner) writes a JSON file here.")
+
+
+def _object(path: Path, value: Any, of_objects: bool = False) -> Dict[str, Any]:
+    if not isinstance(value, dict) or (of_objects and not all(isinstance(v, dict) for v in value.values())):
+        kind = "channel name to object" if of_objects else "name to value"
+        raise UserError(f"{path}: must be a JSON object of {kind}, got {type(value).__name__}.")
+    return dict(value)
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,12 @@ class TrainingEnvironment:
             isinstance(k, str) and isinstance(v, str) for k, v in hyperparameters.items()
         ):
             raise UserError(f"{base_dir / HYPERPARAMETERS_FILE}: must be a JSON object of string to string.")
-        return cls(base_dir, dict(hyperparameters), dict(input_data_config), dict(resource_config))
+        return cls(
+            base_dir,
+            dict(hyperparameters),
+            _object(base_dir / INPUT_DATA_CONFIG_FILE, input_data_config, of_objects=True),
+            _object(base_dir / RESOURCE_CONFIG_FILE, resource_config),
+        )
 
     @property
     def model_dir(self) -> Path:
