@@ -10,8 +10,9 @@ Layers, bottom to top, split by how often each part changes:
 
 Layers 1–2 form a dependency image built by its own Process from the requirements alone,
 so Pants caches it: a code-only change builds and pushes only the small top layer. And
-since the wheels are installed at build time, a container reaches the pipeline's first
-stage in interpreter + import time; nothing is unpacked when SageMaker starts it.
+since the wheels are installed and their modules compiled at build time, a container
+reaches the pipeline's first stage in interpreter + import time; nothing is unpacked or
+compiled when SageMaker starts it.
 
 `train` on PATH puts the dependencies and the code on `sys.path` in the order `pants run`
 does and calls the runtime's `main`: the same function `pants run` reaches, with the same
@@ -22,8 +23,9 @@ fails if the SageMaker contract does not hold.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from pants.backend.python.util_rules.pex import Pex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
@@ -155,11 +157,21 @@ def layer_groups(wheels: List[Tuple[str, int]], split_bytes: int) -> List[Tuple[
     return [(name, members) for name, members in groups if members]
 
 
+def bytecode_tag(python: str) -> Optional[str]:
+    """'/usr/bin/python3.11' -> 'cpython-311': the cache tag of the base's interpreter, if its name says."""
+    found = re.fullmatch(r".*/python(\d)\.(\d+)", python)
+    return f"cpython-{found.group(1)}{found.group(2)}" if found else None
+
+
 def dependency_image_spec(request: DependencyImageRequest, groups: List[Tuple[str, List[str]]]) -> dict:
+    # NB: the wheels' modules are compiled at build time (mlbuild.oci.bytecode), so a new
+    # container imports numpy/scipy/scikit-learn without compiling them first.
+    tag = bytecode_tag(request.base.python)
+    extra = {"bytecode": tag} if tag else {}
     layers = [
         {
             "name": name,
-            "zips": [{"src": f"{REQUIREMENTS_DIR}/.deps/{w}", "dest": f"{DEPS_DIR}/{w}"} for w in wheels],
+            "zips": [{"src": f"{REQUIREMENTS_DIR}/.deps/{w}", "dest": f"{DEPS_DIR}/{w}", **extra} for w in wheels],
         }
         for name, wheels in groups
     ]

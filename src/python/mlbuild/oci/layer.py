@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlbuild.oci.bytecode import compile_source, pyc_path
 from mlbuild.oci.descriptor import Descriptor
 from mlbuild.oci.determinism import DIR_MODE, file_kind, normalised_file_mode
 from mlbuild.oci.errors import UserError
@@ -107,12 +108,14 @@ def is_bytecode(path: str) -> bool:
     return path.endswith((".pyc", ".pyo")) or "__pycache__" in path.split("/")
 
 
-def entries_from_zip(source: Path, dest_prefix: str) -> list[LayerEntry]:
+def entries_from_zip(source: Path, dest_prefix: str, bytecode: str | None = None) -> list[LayerEntry]:
     """Entries for a zip's members (e.g. an installed wheel packed by pex), under `dest_prefix`.
 
-    Bytecode never enters a layer: it is machine state that a cache may have picked up from
-    a run, not part of the locked input (issue 18); Python rebuilds it on import. Every
-    folder gets an entry, so the layer's bytes do not depend on whether the zip lists them.
+    Bytecode in the zip never enters a layer: it is machine state that a cache may have
+    picked up from a run, not part of the locked input (issue 18). With `bytecode` (a cache
+    tag such as "cpython-311"), every `.py` gets a pyc compiled here from its own bytes
+    (bytecode.py). Every folder gets an entry, so the layer's bytes do not depend on whether
+    the zip lists them.
     """
     prefix = image_path(dest_prefix, what="destination prefix")
     try:
@@ -136,7 +139,13 @@ def entries_from_zip(source: Path, dest_prefix: str) -> list[LayerEntry]:
                 dirs.add(name)
             else:
                 mode = (info.external_attr >> 16) & 0o777 or 0o644
-                files[name] = LayerEntry.file(f"{prefix}/{name}", archive.read(info), mode)
+                data = archive.read(info)
+                files[name] = LayerEntry.file(f"{prefix}/{name}", data, mode)
+                pyc = compile_source(f"{prefix}/{name}", data) if bytecode and name.endswith(".py") else None
+                if pyc is not None:
+                    cached = pyc_path(name, bytecode)  # type: ignore[arg-type]
+                    files[cached] = LayerEntry.file(f"{prefix}/{cached}", pyc, 0o644)
+                    dirs.add(posixpath.dirname(cached))
     entries = [LayerEntry.directory(f"{prefix}/{d}") for d in dirs if d not in files]
     entries.extend(files.values())
     return sorted(entries, key=lambda e: e.path)

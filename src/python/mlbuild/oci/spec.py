@@ -8,6 +8,7 @@
          "files": [{"src": "dist/app.pex", "dest": "/opt/program/app.pex", "mode": "0755"}],
          "dirs": [{"src": "conf", "dest": "/opt/program/conf"}],
          "zips": [{"src": "deps/yaml.whl", "dest": "/opt/program/deps/yaml"}],   # unpacked, minus bytecode
+                                                  # ("bytecode": "cpython-311": pycs compiled here)
          "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/program/train"}]}
       ],
       "config": {"entrypoint": ["/opt/program/train"], "cmd": [], "env": {"PATH": "/usr/bin"},
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from mlbuild.oci.bytecode import require_cache_tag
 from mlbuild.oci.errors import SpecError
 from mlbuild.oci.layer import LayerEntry, entries_from_directory, entries_from_zip
 
@@ -101,11 +103,14 @@ def _layer(data: Any, base_dir: Path, where: str) -> LayerSpec:
         d = _object(d, f"{where}.dirs[{i}]", required={"src", "dest"})
         entries.extend(entries_from_directory(base_dir / _str(d["src"], f"{where}.dirs[{i}].src"), d["dest"]))
     for i, z in enumerate(_list(layer.get("zips", []), f"{where}.zips")):
-        z = _object(z, f"{where}.zips[{i}]", required={"src", "dest"})
+        z = _object(z, f"{where}.zips[{i}]", required={"src", "dest"}, optional={"bytecode"})
         src = base_dir / _str(z["src"], f"{where}.zips[{i}].src")
         if not src.is_file():
             raise SpecError(f"{where}.zips[{i}].src: {src} is not a file.")
-        entries.extend(entries_from_zip(src, z["dest"]))
+        tag = _str(z["bytecode"], f"{where}.zips[{i}].bytecode") if "bytecode" in z else None
+        if tag:
+            require_cache_tag(tag, f"{where}.zips[{i}].bytecode")
+        entries.extend(entries_from_zip(src, z["dest"], tag))
     for i, s in enumerate(_list(layer.get("symlinks", []), f"{where}.symlinks")):
         s = _object(s, f"{where}.symlinks[{i}]", required={"dest", "target"})
         entries.append(LayerEntry.symlink(s["dest"], _str(s["target"], f"{where}.symlinks[{i}].target")))
