@@ -97,7 +97,7 @@ def test_no_cache_key_names_the_machine_it_was_built_on(
         words = [*command["arguments"], *command["env"].values(), command["working_directory"]]
         leaked = [w for w in words if str(a_root) in w or str(b_root) in w]
         assert not leaked, f"{command['arguments'][:6]} carries a checkout or scratch path: {leaked}"
-    ours = [c for c in commands if any(arg.startswith("mlbuild.") for arg in c["arguments"])]
+    ours = [c for c in commands if any(a == "-m" and b.startswith("mlbuild.") for a, b in zip(c["arguments"], c["arguments"][1:]))]
     assert len(ours) >= 4, [c["arguments"][:3] for c in commands]
     for command in ours:
         absolute = [arg for arg in command["arguments"] if arg.startswith("/")]
