@@ -113,14 +113,19 @@ def ensure_installed() -> Path:
     # python (`-c BGD`), which finds the venv by its own location.
     staging = Path(tempfile.mkdtemp(prefix=f".buildgrid-{VERSION}-", dir=venv.parent))
     try:
-        subprocess.run([_python311(), "-m", "venv", str(staging)], check=True, capture_output=True)
+        venv_made = subprocess.run([_python311(), "-m", "venv", str(staging)], capture_output=True, text=True)
+        if venv_made.returncode != 0:
+            raise BuildGridUnavailable(f"python3.11 -m venv failed: {venv_made.stderr.strip()[-500:]}")
         pins = staging / "pins.txt"
         pins.write_text("\n".join(PINS) + "\n")
-        proc = subprocess.run(
-            [str(staging / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             f"buildgrid=={VERSION}", "-c", str(pins)],
-            env=_pip_env(), capture_output=True, text=True, timeout=900,
-        )
+        try:
+            proc = subprocess.run(
+                [str(staging / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                 f"buildgrid=={VERSION}", "-c", str(pins)],
+                env=_pip_env(), capture_output=True, text=True, timeout=900,
+            )
+        except subprocess.TimeoutExpired:
+            raise BuildGridUnavailable(f"pip install buildgrid=={VERSION} took over 15 minutes (is PyPI reachable?)")
         if proc.returncode != 0:
             raise BuildGridUnavailable(
                 f"pip could not install buildgrid=={VERSION} (is PyPI reachable?): {proc.stderr.strip()[-1500:]}"
@@ -130,6 +135,8 @@ def ensure_installed() -> Path:
             staging.rename(venv)
         except OSError:  # NB: another process finished first; use its venv.
             shutil.rmtree(staging, ignore_errors=True)
+            if not (venv / "installed").is_file():
+                raise BuildGridUnavailable(f"{venv} is in the way and holds no finished install. Fix: remove it.")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
