@@ -369,7 +369,7 @@ async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTo
                 "-m", "mlbuild.lineage", "--root", LINEAGE_OUT, "provenance",
                 "--image-json", image.summary_path, "--out", provenance_path, "--config", config_path,
                 "--subject-name", f"{field_set.address.spec}@{image.manifest_digest}",
-                "--pants-version", PANTS_VERSION, "--record", "--attach",
+                "--pants-version", PANTS_VERSION, "--mlbuild-version", tool.version, "--record", "--attach",
             ),
             input_digest=inputs,
             output_files=(provenance_path, image.archive_path, image.summary_path),  # NB: archive, summary: unchanged

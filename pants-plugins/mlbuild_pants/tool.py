@@ -39,11 +39,17 @@ TOOL_SOURCES = (
 TOOL_REQUIREMENTS = ("isal", "PyYAML", "boto3")
 
 
+# NB: mlbuild has no releases: its version is the digest of the library sources the tool was
+# built from (a PEP 440 local version), so provenance names exactly the code that built it.
+VERSION_PREFIX = "0.dev0+src."
+
+
 @dataclass(frozen=True)
 class MLBuildTool:
     """For Processes: a venv, fast to start."""
 
     pex: VenvPex
+    version: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ def tool_pex_environment(pex_env: PexEnvironment) -> Dict[str, str]:
 @dataclass(frozen=True)
 class _ToolRequest:
     request: PexRequest
+    version: str
 
 
 def tool_globs(source_root: str) -> PathGlobs:
@@ -97,7 +104,8 @@ async def mlbuild_tool_request(python_setup: PythonSetup, mlbuild: MLBuildSubsys
             interpreter_constraints=InterpreterConstraints(python_setup.interpreter_constraints),
             sources=sources,
             description="Building the mlbuild tool PEX",
-        )
+        ),
+        version=VERSION_PREFIX + sources.fingerprint[:16],
     )
 
 
@@ -113,7 +121,7 @@ async def mlbuild_tool_on_request(_: MLBuildToolRequest, tool: MLBuildTool) -> M
 
 @rule(desc="Building the mlbuild tool")
 async def build_mlbuild_tool(request: _ToolRequest) -> MLBuildTool:
-    return MLBuildTool(await Get(VenvPex, PexRequest, request.request))
+    return MLBuildTool(await Get(VenvPex, PexRequest, request.request), request.version)
 
 
 @rule(desc="Building the mlbuild tool PEX")

@@ -158,6 +158,11 @@ def test_package_prints_digests_and_labels_lead_back_to_the_inputs(builds) -> No
     assert annotations["org.mlbuild.pipeline.address"] == CHURN
     assert annotations["org.opencontainers.image.base.digest"].startswith("sha256:")
     assert len(annotations["org.mlbuild.lockfile.sha256"]) == 64
+    # The builder names the mlbuild code that built it: the digest of the library's sources.
+    statement = json.loads((first / DIST / "train.provenance.json").read_text())
+    builder = json.dumps(statement)
+    assert "mlbuild@unknown" not in builder and '"mlbuild": "unknown"' not in builder
+    assert "mlbuild@0.dev0+src." in builder
 
 
 # NB: as `train` does: every installed wheel is a site dir. Warnings are errors, so a library
