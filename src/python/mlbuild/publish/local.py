@@ -108,7 +108,8 @@ def publish_local(
     data = {name: tree_checksum(path) for name, path in local_channel_dirs(config, data_dir).items()}
     digest = layout_digest(layout_dir, ref)
     repository = config.sagemaker.image_repository or pipeline_name_from_address(address)
-    with _locked(root / ".registry.lock", "the local image store", log):  # NB: write_layout rewrites index.json
+    # NB: write_layout rewrites the local store's index.json: one writer at a time (a registry serialises itself).
+    with _locked(root / ".registry.lock", "the local image store", log) if not registry else contextlib.nullcontext():
         image_uri = store_image(layout_dir, ref, digest, repository, root, registry)
     log(f"image: {image_uri}")
     name = job_name(address, digest, encoded, data)
