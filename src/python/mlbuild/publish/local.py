@@ -9,7 +9,10 @@
 4. the same report as the AWS backend is printed and written.
 
 The job name is derived from the image digest, the hyperparameters and the data checksums,
-so publishing the same thing twice finds the finished job instead of training again.
+so publishing the same thing twice finds the finished job instead of training again. A job is
+claimed while it trains (an flock on `jobs/<job>/.lock`, released by the kernel if the process
+dies), so identical publishes started together train once; a forced job's name
+(`<job>-r<UTC time>[-n]`) is claimed with mkdir, so forced publishes never share one.
 """
 
 from __future__ import annotations
