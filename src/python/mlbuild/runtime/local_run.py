@@ -5,7 +5,7 @@ under a run directory, then the *same* `run_training` runs. Runs are staged unde
 `.<id>.incomplete` name and renamed only when complete, so a half-written run never looks
 finished; a failed one is renamed `<id>.failed` and keeps `output/failure`. A run killed
 with -9 leaves its staging folder behind: the next run in the same place removes it once its
-owner pid (in `.<id>.incomplete/.mlbuild-owner`) is gone, or after a day.
+owner pid (in `.<id>.incomplete/.mlbuild-owner`, with the host name) is gone, or after a day.
 
     dist/mlbuild/runs/<pipeline folder, dotted>/<target>/
         <run id>/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json
@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -124,7 +125,7 @@ def _claim_staging(parent: Path, first_id: str) -> Path:
         if (parent / run_id).exists() or (parent / f"{run_id}.failed").exists():
             os.rmdir(staging)
             continue
-        (staging / OWNER_FILE).write_text(f"{os.getpid()}\n")
+        (staging / OWNER_FILE).write_text(f"{os.getpid()} {socket.gethostname()}\n")
         return staging
     raise AssertionError("unreachable")
 
@@ -141,11 +142,14 @@ def is_stale_run(staging: Path, now: Optional[float] = None) -> bool:
     if age > STALE_SECONDS:
         return True
     try:
-        pid = int((staging / OWNER_FILE).read_text().strip() or "0")
+        pid_text, _, host = (staging / OWNER_FILE).read_text().strip().partition(" ")
+        pid = int(pid_text or "0")
     except FileNotFoundError:
         return False  # NB: just made (owner not yet written), or an older mlbuild's: age decides
     except (OSError, ValueError):
-        pid = 0
+        pid, host = 0, ""
+    if host and host != socket.gethostname():
+        return False  # NB: a run on another machine sharing this folder: its pid means nothing here
     return age > DEAD_OWNER_GRACE_SECONDS and pid != os.getpid() and not (pid > 0 and pid_alive(pid))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -88,6 +89,8 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path: Path,
             "ancient": (live.pid, local_run.STALE_SECONDS + 60, False),  # a day old: the pid was reused
             "no-owner": (None, 120, True),  # an older mlbuild's folder, young: kept
             "no-owner-old": (None, local_run.STALE_SECONDS + 60, False),
+            "other-host": (f"{dead.pid} elsewhere.example", 120, True),  # another machine's run: its pid means nothing here
+            "this-host": (f"{dead.pid} {socket.gethostname()}", 120, False),
         }
         for name, (pid, age, _) in cases.items():
             staging = parent / f".{name}.incomplete"
@@ -107,7 +110,7 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path: Path,
     assert (tmp_path / "data" / "train").is_dir()  # NB: the channel link was removed, not followed
     err = capsys.readouterr().err
     assert f"removed {parent / '.killed.incomplete'}: a run whose process is gone" in err
-    assert (staging / local_run.OWNER_FILE).read_text().strip() == str(os.getpid())
+    assert (staging / local_run.OWNER_FILE).read_text().strip() == f"{os.getpid()} {socket.gethostname()}"
 
 
 @pytest.mark.parametrize("owner", ["", "not a pid", "-5"])
