@@ -5,13 +5,18 @@ from pathlib import Path
 import pytest
 
 from mlbuild.registry.cli import main
-from mlbuild.registry.testing import fake_registry, make_layout
+from mlbuild.registry.local_server import serve_registry
+from mlbuild.registry.testing import make_layout
+from mlbuild.tools_required import require_tool
 
 
+@require_tool("docker-registry", "docker-registry")
 def test_push_pull_resolve(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a real registry (distribution 2.8 on loopback), not a fake."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker"))
     layout = make_layout(tmp_path)
-    with fake_registry() as (host, _):
+    with serve_registry(tmp_path / "registry") as running:
+        host = running.host
         assert main(["push", "--layout", str(layout), "--to", f"{host}/team/app", "--tag", "v1"]) == 0
         uri = capsys.readouterr().out.strip()
         assert uri.startswith(f"{host}/team/app@sha256:")

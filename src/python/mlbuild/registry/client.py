@@ -25,6 +25,12 @@ MANIFEST_ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
 
 
 @dataclass(frozen=True)
+class BlobHead:
+    size: int  # Content-Length, -1 when absent
+    digest: str | None  # Docker-Content-Digest, when sent
+
+
+@dataclass(frozen=True)
 class ManifestInfo:
     digest: str | None  # Docker-Content-Digest, when the registry sends it
     size: int
@@ -45,12 +51,34 @@ class RegistryClient:
     # -- blobs ---------------------------------------------------------------
 
     def blob_size(self, digest: str, repository: str | None = None) -> int | None:
-        """HEAD a blob: its size if the repository has it, None on 404."""
+        """HEAD a blob: its size if the repository has it (-1 if not said), None on 404."""
+        head = self.head_blob(digest, repository)
+        return None if head is None else head.size
+
+    def head_blob(self, digest: str, repository: str | None = None) -> BlobHead | None:
         url = self._url(f"blobs/{digest}", repository)
         resp = self.transport.request("HEAD", url, where=self.where(f"HEAD blob {digest}", repository), ok=(200, 404))
         if resp.status == 404:
             return None
-        return int(resp.header("Content-Length") or -1)
+        length = resp.header("Content-Length") or ""
+        return BlobHead(int(length) if length.isdigit() else -1, resp.header("Docker-Content-Digest"))
+
+    def has_blob(self, digest: str, size: int, what: str) -> bool:
+        """HEAD a blob we are about to push or have pushed; raise if the registry's answer contradicts it.
+
+        NB: a 200 alone proves nothing (an HTML page answers 200 to anything); its Content-Length
+        and Docker-Content-Digest must match the descriptor whenever the registry sends them.
+        """
+        head = self.head_blob(digest)
+        if head is None:
+            return False
+        if head.size not in (size, -1) or (head.digest and head.digest != digest):
+            raise DigestMismatchError(
+                f"{self.where(f'{what} {digest}')}: HEAD answers {head.size} bytes with Docker-Content-Digest"
+                f" {head.digest}, expected {size} bytes of {digest}. Fix: check that the address is a registry (a proxy"
+                " or web server answering 200 looks like this)."
+            )
+        return True
 
     def get_blob(self, digest: str, sink: Callable[[urllib3.BaseHTTPResponse], object]) -> None:
         self.transport.request("GET", self._url(f"blobs/{digest}"), where=self.where(f"GET blob {digest}"), sink=sink)
@@ -95,6 +123,38 @@ class RegistryClient:
         if resp.status == 404:
             return None
         return ManifestInfo(resp.header("Docker-Content-Digest"), int(resp.header("Content-Length") or -1), resp.header("Content-Type") or "")
+
+    def checked_manifest(self, reference: str) -> tuple[bytes, str, str]:
+        """GET a manifest and make sure it is one: (bytes, media type, digest of the bytes).
+
+        Refused: a Content-Type that is no manifest type or JSON (an HTML page answering 200),
+        a body that is not a schemaVersion 2 manifest or index, a Docker-Content-Digest header
+        or a requested digest that the bytes do not hash to.
+        """
+        data, content_type, reported = self.get_manifest(reference)
+        where = self.where(f"GET manifest {reference}")
+        known = (*MANIFEST_TYPES, *INDEX_TYPES)
+        try:
+            doc = json.loads(data) if content_type in (*known, "application/json", "") else None
+        except ValueError:
+            doc = None
+        # NB: some registries send a generic Content-Type; the manifest's own mediaType decides.
+        media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or content_type
+        if not isinstance(doc, dict) or doc.get("schemaVersion") != 2 or media_type not in known:
+            raise RegistryPlatformError(
+                f"{where}: the answer is not an image manifest (Content-Type {content_type or 'none'!r}, {len(data)} bytes"
+                f" starting {data[:32]!r}). Fix: check the registry address; an HTML page means a proxy or web server answered."
+            )
+        digest = self.digest_of_manifest(data, reported, reference)
+        return data, media_type, digest
+
+    def digest_of_manifest(self, data: bytes, reported: str | None = None, reference: str = "") -> str:
+        """digest_of(data), checked against the registry's header and a requested digest."""
+        digest = digest_of(data)
+        for claimed, what in ((reported, "its Docker-Content-Digest header"), (reference, "the requested digest")):
+            if claimed and claimed.startswith("sha256:") and claimed != digest:
+                raise DigestMismatchError(f"{self.where(f'GET manifest {reference}')}: the bytes hash to {digest}, {what} says {claimed}.")
+        return digest
 
     def get_manifest(self, reference: str, repository: str | None = None) -> tuple[bytes, str, str | None]:
         """(bytes, media type, Docker-Content-Digest header)."""

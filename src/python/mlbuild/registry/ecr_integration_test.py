@@ -6,7 +6,6 @@ tested here; the registry protocol is covered by registry_integration_test.py.
 
 from __future__ import annotations
 
-import socket
 from typing import Iterator
 
 import pytest
@@ -15,22 +14,17 @@ from mlbuild.registry import ecr
 from mlbuild.registry.errors import AuthError
 from mlbuild.registry.reference import parse_reference
 from mlbuild.registry.session import connect
+from mlbuild.sagemaker.moto_server import moto_server as serve_moto
 
-moto_server = pytest.importorskip("moto.server", reason="needs moto[server]")
+pytest.importorskip("moto.server", reason="needs moto[server]")
 REF = parse_reference("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/trainer")
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    # NB: the server binds port 0 itself and reports it; probing a port first would race.
+    with serve_moto() as url:
+        yield url
 
 
 @pytest.fixture

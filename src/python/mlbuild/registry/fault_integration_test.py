@@ -34,7 +34,7 @@ import pytest
 from mlbuild.oci.layout import read_layout
 from mlbuild.registry import AuthError, Credentials, RetryPolicy, TransientError, content_tag, pull_to_layout, push_layout
 from mlbuild.registry.local_server import serve_registry
-from mlbuild.registry.testing import make_layout
+from mlbuild.registry.testing import make_layout, serve_in_thread
 from mlbuild.tools_required import require_tool
 
 pytestmark = require_tool("docker-registry", "docker-registry")
@@ -208,14 +208,8 @@ class _Server(ThreadingHTTPServer):
 def fault_proxy(upstream: str, plan: Plan) -> Iterator[str]:
     host, port = upstream.rsplit(":", 1)
     handler = type("Handler", (_ProxyHandler,), {"upstream": (host, int(port)), "plan": plan})
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(_Server(("127.0.0.1", 0), handler)) as proxy:
+        yield proxy
 
 
 # -- fixtures ----------------------------------------------------------------------------------

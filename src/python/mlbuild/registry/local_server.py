@@ -1,15 +1,16 @@
 """A real OCI registry on loopback for tests and benchmarks: Debian's `docker-registry`.
 
 CNCF distribution 2.8 serves the distribution API from a folder; `serve_registry` starts it on
-a free 127.0.0.1 port (optionally with htpasswd basic auth, the scheme ECR also uses), keeps
-its access log, and stops it afterwards.
+127.0.0.1 port 0, so the registry itself binds a free port and reports it in its log ("listening
+on 127.0.0.1:PORT"): no other process can take the port between a probe and the bind. Optionally
+with htpasswd basic auth (the scheme ECR also uses); keeps its access log; stops it afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -42,10 +43,12 @@ def write_htpasswd(path: Path, username: str, password: str) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_LISTENING_RE = re.compile(rb'msg="listening on (127\.0\.0\.1:\d+)"')
+
+
+def _bound_address(log: Path) -> str | None:
+    m = _LISTENING_RE.search(log.read_bytes()) if log.exists() else None
+    return m[1].decode() if m else None
 
 
 @contextmanager
@@ -53,12 +56,12 @@ def serve_registry(root: Path, htpasswd: Optional[Path] = None, timeout: float =
     if REGISTRY_BIN is None:
         raise RuntimeError("needs `docker-registry` (apt-get install docker-registry)")
     root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
     config = {
         "version": 0.1,
-        "log": {"level": "error"},  # NB: the access log is separate from `level`, and goes to stdout
+        # NB: 'info' for the "listening on" line; the access log is separate from `level`, and goes to stdout
+        "log": {"level": "info"},
         "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}"},
+        "http": {"addr": "127.0.0.1:0"},
         **({"auth": {"htpasswd": {"realm": "mlbuild-test", "path": str(htpasswd)}}} if htpasswd else {}),
     }
     (root / "config.yml").write_text(json.dumps(config))  # NB: JSON is YAML
@@ -69,8 +72,11 @@ def serve_registry(root: Path, htpasswd: Optional[Path] = None, timeout: float =
     try:
         deadline = time.monotonic() + timeout
         while True:
+            address = _bound_address(root / "registry.err")
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                if address is None:
+                    raise OSError("not listening yet")
+                urllib.request.urlopen(f"http://{address}/v2/", timeout=1)
                 break
             except urllib.error.HTTPError:
                 break  # 401: up, and wants auth
@@ -78,7 +84,7 @@ def serve_registry(root: Path, htpasswd: Optional[Path] = None, timeout: float =
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"docker-registry did not start: {(root / 'registry.err').read_text(errors='replace')}")
                 time.sleep(0.1)
-        yield LocalRegistry(f"127.0.0.1:{port}", root)
+        yield LocalRegistry(address, root)
     finally:
         proc.terminate()
         try:

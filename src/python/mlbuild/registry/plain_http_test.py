@@ -8,6 +8,7 @@ non-loopback registry on a loopback socket and see exactly what would have been 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mlbuild.registry import Credentials, RegistryUserError, push_layout, resolv
 from mlbuild.registry.cli import main
 from mlbuild.registry.plain_http import INSECURE_REGISTRIES_ENV, choose_scheme, is_cleartext
 from mlbuild.registry.reference import parse_reference
+from mlbuild.registry.session import connect
 from mlbuild.registry.testing import make_layout, recording_server
 
 CREDS = Credentials("alice", "s3cret")
@@ -92,3 +94,22 @@ def test_redirect_to_plain_http_host_drops_credentials() -> None:
         with recording_server(registry) as (port, seen):
             resolve_digest(f"127.0.0.1:{port}/team/app:v1", credentials=CREDS, env={})
     assert seen.authorizations() and far_seen.requests and far_seen.authorizations() == []
+
+
+def test_strip_auth_on_redirect_of_a_blob_get() -> None:
+    """ECR (and distribution's s3 driver) send blob GETs to pre-signed storage URLs on another host:
+    the registry's credentials must not follow, even to a loopback host on another port."""
+    blob = b"layer bytes"
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    with recording_server(lambda *_: (200, {}, blob)) as (storage, storage_seen):
+        def registry(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
+            if "Authorization" not in headers:
+                return 401, {"WWW-Authenticate": 'Basic realm="r"'}, b""
+            return 307, {"Location": f"http://127.0.0.1:{storage}/bucket/{digest[7:]}?X-Amz-Signature=abc"}, b""
+
+        with recording_server(registry) as (port, seen):
+            client = connect(parse_reference(f"127.0.0.1:{port}/team/app"), push=False, credentials=CREDS, env={})
+            assert client.read_small_blob(digest, 1024) == blob
+    assert seen.authorizations() == [CREDS.basic_header()]
+    assert [p for _, p, _ in storage_seen.requests] == [f"/bucket/{digest[7:]}?X-Amz-Signature=abc"]
+    assert storage_seen.authorizations() == []

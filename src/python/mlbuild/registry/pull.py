@@ -1,7 +1,9 @@
 """pull_to_layout: a base image pinned by digest -> a verified, cached OCI layout.
 
 Every manifest and blob is checked against its digest; blobs are cached by digest in
-`cache_dir/sha256/<hex>` (an mlbuild.oci BlobStore) and hard-linked into the layout.
+`cache_dir/sha256/<hex>` (an mlbuild.oci BlobStore) and hard-linked into the layout. A cached
+blob is re-hashed before it is used: a corrupt one (same size or not) is evicted and fetched
+again, so the cache is never trusted by size alone.
 The platform manifest is written byte for byte, so its digest is the registry's; Docker
 schema 2 manifests are kept as they are (mlbuild.oci.layout.read_layout accepts them).
 """
@@ -17,11 +19,11 @@ from typing import Mapping, TextIO
 
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.descriptor import INDEX_TYPES, LINUX_AMD64, MANIFEST_TYPES, REF_NAME_ANNOTATION, Descriptor, Platform
-from mlbuild.oci.digest import CHUNK_SIZE, HashingWriter, digest_of
+from mlbuild.oci.digest import CHUNK_SIZE, HashingReader, HashingWriter, digest_of
 from mlbuild.oci.layout import INDEX_FILE, read_index, write_index
 from mlbuild.registry.client import RegistryClient
 from mlbuild.registry.docker_config import Credentials
-from mlbuild.registry.errors import DigestMismatchError, ReferenceError
+from mlbuild.registry.errors import DigestMismatchError, NotFoundError, ReferenceError, RegistryPlatformError, RegistryUserError
 from mlbuild.registry.progress import Progress
 from mlbuild.registry.reference import parse_reference
 from mlbuild.registry.retry import RetryPolicy
@@ -63,6 +65,9 @@ def pull_to_layout(
     require_digest(reference)
     ref = parse_reference(reference)
     assert ref.digest
+    for flag, path in (("--layout", layout_dir), ("--cache", cache_dir)):
+        if Path(path).exists() and not Path(path).is_dir():
+            raise RegistryUserError(f"{flag} {path}: is a file, not a directory. Fix: give a directory (it is created if missing).")
     client = connect(ref, push=False, credentials=credentials, allow_insecure_http=allow_insecure_http, retry=retry, env=env)
     data, media_type = _manifest(client, ref.digest)
     if media_type in INDEX_TYPES:
@@ -74,10 +79,12 @@ def pull_to_layout(
         raise ReferenceError(f"{reference}: media type {media_type!r} is not an image manifest or index.")
     manifest = json.loads(data)
     digest = digest_of(data)
+    if not isinstance(manifest.get("config"), dict) or not isinstance(manifest.get("layers", []), list):
+        raise RegistryPlatformError(f"{client.where(f'GET manifest {digest}')}: the image manifest has no config or layers list.")
     cache = BlobStore(Path(cache_dir))
     fetched = cached = fetched_bytes = 0
     for desc in _descriptors([manifest["config"], *manifest.get("layers", [])], digest):
-        if cache.has(desc.digest) and cache.path(desc.digest).stat().st_size == desc.size:
+        if holds(cache, desc):
             cached += 1
             continue
         _fetch_blob(client, desc, cache, progress)
@@ -88,12 +95,23 @@ def pull_to_layout(
 
 
 def _manifest(client: RegistryClient, digest: str) -> tuple[bytes, str]:
-    data, media_type, _ = client.get_manifest(digest)
-    if digest_of(data) != digest:
-        raise DigestMismatchError(f"{client.where(f'GET manifest {digest}')}: the bytes hash to {digest_of(data)}.")
-    # NB: some registries send a generic Content-Type; the manifest's own mediaType decides.
-    declared = json.loads(data).get("mediaType")
-    return data, declared or media_type
+    data, media_type, _ = client.checked_manifest(digest)
+    return data, media_type
+
+
+def holds(store: BlobStore, desc: Descriptor) -> bool:
+    """True when `store` has the blob and it hashes to its digest; a corrupt copy is evicted."""
+    path = store.path(desc.digest)
+    try:
+        with open(path, "rb") as f:
+            reader = HashingReader(f)
+            reader.drain()
+    except (FileNotFoundError, IsADirectoryError):
+        return False
+    if reader.digest == desc.digest and reader.size == desc.size:
+        return True
+    path.unlink()  # NB: a file whose name is its digest but whose bytes are not: never link it anywhere
+    return False
 
 
 def _descriptors(items: list, where: str) -> list[Descriptor]:
@@ -125,6 +143,7 @@ def _fetch_blob(client: RegistryClient, desc: Descriptor, cache: BlobStore, stre
 def _write_layout(layout_dir: Path, cache: BlobStore, manifest: dict, data: bytes, media_type: str, name: str) -> None:
     blobs = BlobStore(layout_dir / "blobs")
     for desc in _descriptors([manifest["config"], *manifest.get("layers", [])], "pulled"):
+        holds(blobs, desc)  # NB: evicts a corrupt blob an earlier pull left in the layout
         blobs.link_into(desc.digest, cache.path(desc.digest))
     digest = blobs.put_bytes(data)
     config = json.loads(cache.path(manifest["config"]["digest"]).read_bytes())
@@ -135,15 +154,17 @@ def _write_layout(layout_dir: Path, cache: BlobStore, manifest: dict, data: byte
 
 
 def resolve_digest(reference: str, **connect_kwargs) -> str:
-    """The digest a tag points at now (what to pin). HEAD first; GET if the registry sends no digest."""
+    """The digest a tag points at now (what to pin).
+
+    NB: the manifest is fetched and parsed, not just HEADed: a server that answers 200 with an
+    HTML page (a proxy, a login page) must not have that page's hash pinned as an image.
+    """
     ref = parse_reference(reference)
     client = connect(ref, push=False, **connect_kwargs)
-    info = client.head_manifest(ref.digest or ref.tag or "latest")
-    if info is None:
-        raise ReferenceError(f"{reference}: no such manifest in {ref.repo_uri}.")
-    if info.digest:
-        return info.digest
-    data, _, _ = client.get_manifest(ref.digest or ref.tag or "latest")
-    return digest_of(data)
+    try:
+        _, _, digest = client.checked_manifest(ref.digest or ref.tag or "latest")
+    except NotFoundError as e:
+        raise ReferenceError(f"{reference}: no such manifest in {ref.repo_uri}.") from e
+    return digest
 
 

@@ -127,9 +127,8 @@ def _put_manifest(client: RegistryClient, source: PushSource, reference: str) ->
 def verify_push(client: RegistryClient, source: PushSource) -> None:
     """HEAD every blob and GET the manifest by digest; raise if anything differs."""
     for blob in source.blobs:
-        size = client.blob_size(blob.digest)
-        if size is None or size not in (blob.size, -1):
-            raise DigestMismatchError(f"{client.where(f'verify blob {blob.digest}')}: after the push the registry reports size {size}, expected {blob.size}.")
+        if not client.has_blob(blob.digest, blob.size, "verify blob"):
+            raise DigestMismatchError(f"{client.where(f'verify blob {blob.digest}')}: after the push the registry does not have it.")
     data, _, reported = client.get_manifest(source.digest)
     if data != source.manifest or digest_of(data) != source.digest or (reported and reported != source.digest):
         raise DigestMismatchError(

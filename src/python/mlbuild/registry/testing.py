@@ -162,18 +162,24 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
+def serve_in_thread(server: ThreadingHTTPServer) -> Iterator[str]:
+    """Runs `server` (bound to 127.0.0.1 port 0 by its creator: no port race) on a thread; yields '127.0.0.1:PORT'."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def fake_registry(state: FakeState | None = None) -> Iterator[tuple[str, FakeState]]:
     """Yields ('127.0.0.1:PORT', state) for a fake registry running on a thread."""
     state = state or FakeState()
     handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as host:
+        yield host, state
 
 
 @dataclass
@@ -212,11 +218,5 @@ def recording_server(answer) -> Iterator[tuple[int, Seen]]:
 
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_in_thread(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as host:
+        yield int(host.rsplit(":", 1)[1]), seen

@@ -50,7 +50,7 @@ class BlobOutcome:
 
 
 def push_blob(client: RegistryClient, blob: Blob, options: UploadOptions) -> BlobOutcome:
-    if client.blob_size(blob.digest) is not None:
+    if client.has_blob(blob.digest, blob.size, "HEAD blob"):
         return BlobOutcome(blob.digest, "skipped", blob.size)
     source = _mount_source(client, blob, options.mount_from)
 
