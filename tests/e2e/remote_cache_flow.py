@@ -89,10 +89,10 @@ def counters(stderr: str) -> Dict[str, int]:
     return found
 
 
-def package(repo: Path, *args: str, timeout: int = 2400) -> Build:
+def package(repo: Path, *args: str, timeout: int = 2400, env: Optional[Dict[str, Optional[str]]] = None) -> Build:
     """`./pants --stats-log [args] package churn`, timed, with what it printed parsed."""
     started = time.monotonic()
-    result = pants(repo, "--stats-log", *args, "package", CHURN, timeout=timeout)
+    result = pants(repo, "--stats-log", *args, "package", CHURN, timeout=timeout, env=env)
     seconds = time.monotonic() - started
     ran = [m.group(1).strip() for m in map(COMPLETED.search, result.stderr.splitlines()) if m]
     pex = repo / DIST / "train.pex"
