@@ -21,7 +21,7 @@ from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import HyperparameterError, MLBuildError, PlatformError
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.container_run.outcome import RunOutcome
-from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP
+from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP, check_keep
 from mlbuild.container_run.runner import run_image
 from mlbuild.lineage.producers import record_run
 
@@ -75,6 +75,7 @@ def _overrides(assignments: Sequence[str], config_path: Path) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
     try:
+        check_keep(args.keep)  # NB: before anything runs or is written
         overrides = _overrides(args.assignments, args.config)
         outcome = run_image(
             args.layout, args.ref, args.config, args.address, args.data_dir, args.runs_dir, overrides,

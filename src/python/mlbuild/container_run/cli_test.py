@@ -72,3 +72,12 @@ def test_a_bare_name_is_answered_with_the_pipelines_own_example(monkeypatch: pyt
     assert cli.main(args, out=io.StringIO()) == 2
     err = capsys.readouterr().err
     assert "e.g. C=1.0" in err and "max_depth" not in err
+
+
+def test_keep_0_is_a_user_error_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--layout", str(tmp_path / "L"), "--config", str(tmp_path / "c.yaml"), "--address", "a:b", "--data-dir", str(tmp_path),
+            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--keep", "0"]
+    assert cli.main(args, out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert "Fix: --keep 1 or more" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from mlbuild.oci.digest import hex_of
+from mlbuild.oci.errors import UserError
 from mlbuild.oci.image import Image
 from mlbuild.oci.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 from mlbuild.oci.unpack import unpack_image
@@ -44,6 +45,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "mlbuild"
 
 
+def check_keep(keep: int) -> None:
+    if keep < 1:
+        raise UserError(f"keep {keep}: the rootfs cache keeps at least 1 unpacked image (the one running). Fix: --keep 1 or more.")
+
+
 @dataclass(frozen=True)
 class CachedRootfs:
     path: Path
@@ -56,8 +62,7 @@ class RootfsCache:
     def __init__(
         self, cache_dir: Optional[Path] = None, keep: int = DEFAULT_KEEP, unpack: Unpack = unpack_image
     ) -> None:
-        if keep < 1:
-            raise ValueError("keep must be at least 1")
+        check_keep(keep)
         self.dir = Path(cache_dir or default_cache_dir()) / ROOTFS_DIR
         self.keep = keep
         self.unpack = unpack

@@ -65,3 +65,19 @@ def test_bearer_token_service_refuses() -> None:
     auth.fetch = lambda url, headers: (401, b"")
     with pytest.raises(AuthError, match="token service"):
         auth.respond('Bearer realm="https://auth/token"', None, "x")
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        ({"auths": [{"reg.example.com": {"auth": "eA=="}}]}, "'auths' is a JSON list, not an object"),
+        ([{"auths": {}}], "the top level is a JSON list, not an object"),
+        ("auths", "the top level is a JSON str, not an object"),
+        ({"credHelpers": ["ecr-login"]}, "'credHelpers' is a JSON list, not an object"),
+    ],
+)
+def test_docker_config_of_the_wrong_shape_is_a_user_error(tmp_path: Path, data: object, fragment: str) -> None:
+    env = _write_config(tmp_path, data)  # type: ignore[arg-type]
+    with pytest.raises(docker_config.RegistryUserError, match=fragment) as info:
+        docker_config.lookup("reg.example.com", env)
+    assert str(tmp_path / "config.json") in str(info.value) and "docker login" in str(info.value)

@@ -20,6 +20,9 @@ from typing import Any, Mapping
 from mlbuild.registry.errors import RegistryUserError
 
 
+_SHAPE = 'write it as {"auths": {"registry.example.com:5000": {"auth": "<base64 user:password>"}}} (docker login does).'
+
+
 @dataclass(frozen=True)
 class Credentials:
     username: str
@@ -58,6 +61,11 @@ def lookup(registry: str, env: Mapping[str, str] = os.environ) -> ConfigLookup:
         return ConfigLookup(None, path)
     except (OSError, ValueError) as e:
         raise RegistryUserError(f"{path}: cannot read Docker config ({e}); fix or remove the file.") from e
+    if not isinstance(data, dict):
+        raise RegistryUserError(f"{path}: the top level is a JSON {type(data).__name__}, not an object. Fix: {_SHAPE}")
+    for name in ("auths", "credHelpers"):
+        if not isinstance(data.get(name) or {}, dict):
+            raise RegistryUserError(f"{path}: '{name}' is a JSON {type(data[name]).__name__}, not an object. Fix: {_SHAPE}")
     want = _host_of(registry)
     helper = (data.get("credHelpers") or {}).get(want) or data.get("credsStore")
     for key, entry in (data.get("auths") or {}).items():
