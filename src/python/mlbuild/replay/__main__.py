@@ -1,0 +1,5 @@
+import sys
+
+from mlbuild.replay.cli import main
+
+sys.exit(main())

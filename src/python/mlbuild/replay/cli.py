@@ -1,0 +1,97 @@
+"""`python -m mlbuild.replay JOB|HASH`: replay a training job locally and say whether it came out the same.
+
+    python -m mlbuild.replay JOB|HASH [--sample-data DIR] [--expect-failure] [--json]
+        [--local-root DIR] [--cache-dir DIR] [--aws] [--region REGION]
+
+JOB|HASH: a local-backend job name, a lineage hash or unique prefix that leads to one job
+(image digest, model sha256, record id), or with --aws a SageMaker job name or ARN.
+The run's own output goes to stderr; the verdict to stdout (JSON with --json).
+
+Exit codes, decided only in `main`: 0 identical (or, with --expect-failure, the same
+failure), 1 the replay came out different, 2 a user error (unknown job, ambiguous prefix,
+changed data, missing credentials), 3 a platform error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional, TextIO
+
+from mlbuild.container_run.rootfs_cache import default_cache_dir
+from mlbuild.lineage.store import Store
+from mlbuild.publish.local import LOCAL_ROOT
+from mlbuild.replay.job import AWS, resolve
+from mlbuild.replay.replay import ReplayResult, replay
+from mlbuild.runtime.errors import MLBuildError, PlatformError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mlbuild.replay", description=__doc__.splitlines()[0])
+    p.add_argument("job", metavar="JOB|HASH", help="a job name (local or, with --aws, SageMaker) or a lineage hash that leads to one")
+    p.add_argument("--sample-data", type=Path, help="replay on this folder (one subfolder per channel) instead of the job's data")
+    p.add_argument("--expect-failure", action="store_true", help="the job failed: exit 0 when the replay fails the same way")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.add_argument("--local-root", type=Path, default=LOCAL_ROOT, help="the local publish backend's folder (default: .mlbuild/local)")
+    p.add_argument("--cache-dir", type=Path, help="pulled images, data and unpacked images (default: ${XDG_CACHE_HOME:-~/.cache}/mlbuild)")
+    p.add_argument("--aws", action="store_true", help="look the job up in SageMaker (DescribeTrainingJob) when it is not local")
+    p.add_argument("--region", help="with --aws: the region (default: AWS_REGION / AWS_DEFAULT_REGION)")
+    return p
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    store = Store.configured()
+    cache_dir = args.cache_dir or default_cache_dir()
+    jobs_dir = args.local_root / "jobs"
+    if args.aws:
+        from mlbuild.replay import aws  # NB: boto3 only when asked for
+
+        clients = aws.clients(args.region, os.environ)
+        job = resolve(args.job, jobs_dir, store, describe=aws.describer(clients))
+    else:
+        clients = None
+        job = resolve(args.job, jobs_dir, store)
+    extra = {}
+    if job.backend == AWS:
+        assert clients is not None
+        extra = {"fetch_model": aws.model_fetcher(clients), "fetch_data": aws.data_fetcher(clients, cache_dir)}
+    print(f"mlbuild: replaying job {job.name} ({job.status}) of {job.address or 'an unknown pipeline'}: image {job.image_digest}", file=sys.stderr)
+    result = replay(
+        job, local_root=args.local_root, cache_dir=cache_dir, store=store, sample_data=args.sample_data,
+        expect_failure=args.expect_failure, **extra,
+    )
+    show(result, args.json, out)
+    return result.verdict.exit_code
+
+
+def show(result: ReplayResult, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        doc = {**result.verdict.to_json(), "record_id": result.record_id, "image_pulled": result.image.pulled,
+               "image_fetched_bytes": result.image.fetched_bytes, "seconds": result.seconds}
+        out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        return
+    out.write(result.verdict.text())
+    how = f"pulled ({result.image.fetched_bytes} bytes)" if result.image.pulled else "found locally, nothing downloaded"
+    out.write(f"  image: {result.image.layout_dir} ({how})\n")
+    out.write("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in result.seconds.items()) + "\n")
+    if result.record_id:
+        out.write(f"  lineage: {result.record_id}\n")
+
+
+def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args, out)
+    except MLBuildError as e:  # NB: lineage, OCI and registry errors are MLBuildErrors too
+        print(f"mlbuild: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:  # NB: the machine (a full disk, permissions): one line, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mlbuild: error: {where}{e.strerror or e}", file=sys.stderr)
+        return PlatformError.exit_code
+    except KeyboardInterrupt:
+        print("mlbuild: interrupted; the replay's run was marked failed.", file=sys.stderr)
+        return 130

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from mlbuild.lineage.record import make_record
+from mlbuild.lineage.store import Store
+from mlbuild.replay import verdict as v
+from mlbuild.replay.job import resolve
+from mlbuild.replay.replay import REPLAYS_DIR, replay
+from mlbuild.replay.testing import ADDRESS, CONFIG, JOB, MODEL, FakeRun, local_job
+from mlbuild.runtime.errors import UserError
+
+
+def setup(tmp_path: Path, **kwargs):
+    body = local_job(tmp_path, **kwargs)
+    store = Store(tmp_path / "lineage")
+    parent = store.put(make_record("publish", ADDRESS, body["end"], job={"name": JOB, "status": body["status"]},
+                                   image={"manifest_digest": body["image_digest"]}))
+    return resolve(JOB, tmp_path / "local" / "jobs", store), store, parent
+
+
+def go(tmp_path: Path, job, store, run, **kwargs):
+    return replay(job, local_root=tmp_path / "local", cache_dir=tmp_path / "cache", store=store, run=run, stream=io.StringIO(), **kwargs)
+
+
+def test_identical_replay_runs_the_jobs_image_config_hyperparameters_and_data(tmp_path: Path) -> None:
+    job, store, parent = setup(tmp_path)
+    run = FakeRun()
+    result = go(tmp_path, job, store, run)
+    assert result.verdict.outcome == v.IDENTICAL and result.verdict.exit_code == 0
+    assert any("byte-identical" in n for n in result.verdict.notes)
+    call = run.calls[0]
+    assert (call["ref"], call["address"], call["overrides"]) == ("tiny:t1", ADDRESS, {"scale": "2.0"})
+    assert Path(call["config_path"]).read_text() == CONFIG  # NB: read from the image, not the repo
+    assert (Path(call["data_dir"]) / "train").resolve() == (tmp_path / "data" / "train").resolve()
+    record = store.get(result.record_id)
+    assert record.kind == "run" and record.get("parents") == [parent]
+    assert record.get("extra.replay") == {"of": JOB, "of_record": parent, "verdict": v.IDENTICAL}
+    assert set(result.seconds) == {"image", "data", "run", "compare"}
+
+
+def test_model_and_metric_differences(tmp_path: Path) -> None:
+    job, store, _ = setup(tmp_path)
+    result = go(tmp_path, job, store, FakeRun(model={**MODEL, "model.txt": "weights 1 2 4\n"}))
+    assert result.verdict.outcome == v.MODEL_DIFFERS and [f["file"] for f in result.verdict.model_files] == ["model.txt"]
+    result = go(tmp_path, job, store, FakeRun(metrics={"score": 0.6}))
+    assert result.verdict.outcome == v.METRICS_DIFFER
+    assert result.verdict.metrics == [{"metric": "score", "job": 0.5, "replay": 0.6}]
+
+
+def test_a_failed_job_replayed(tmp_path: Path) -> None:
+    job, store, _ = setup(tmp_path, status="Failed", failure="DataError: bad row 3\nTraceback...")
+    same = go(tmp_path, job, store, FakeRun(failure="DataError: bad row 3\nTraceback (other)"), expect_failure=True)
+    assert (same.verdict.outcome, same.verdict.exit_code) == (v.SAME_FAILURE, 0)
+    other = go(tmp_path, job, store, FakeRun(failure="KeyError: x"), expect_failure=True)
+    assert (other.verdict.outcome, other.verdict.exit_code) == (v.FAILURE_DIFFERS, 1)
+
+
+def test_changed_data_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    job, store, _ = setup(tmp_path)
+    (tmp_path / "data" / "train" / "a.csv").write_text("changed\n")
+    run = FakeRun()
+    with pytest.raises(UserError, match="the data changed since the job ran: train"):
+        go(tmp_path, job, store, run)
+    assert not run.calls and not (tmp_path / "local" / REPLAYS_DIR).exists() and len(store.records()) == 1
+
+
+def test_sample_data_replay_says_the_data_differ(tmp_path: Path) -> None:
+    job, store, _ = setup(tmp_path)
+    (tmp_path / "other" / "train").mkdir(parents=True)
+    (tmp_path / "other" / "train" / "b.csv").write_text("9\n")
+    result = go(tmp_path, job, store, FakeRun(), sample_data=tmp_path / "other")
+    assert any("not the job's data (channels differ: train)" in n for n in result.verdict.notes)
+
+
+def test_a_gone_model_and_a_wrong_expect_failure(tmp_path: Path) -> None:
+    job, store, _ = setup(tmp_path)
+    with pytest.raises(UserError, match="--expect-failure is for replaying a failed job"):
+        go(tmp_path, job, store, FakeRun(), expect_failure=True)
+    Path(job.model).unlink()
+    with pytest.raises(UserError, match="its model .* is gone"):
+        go(tmp_path, job, store, FakeRun())
