@@ -111,9 +111,7 @@ def test_no_cache_key_names_the_machine_it_was_built_on(
         assert all(not p.startswith("/") for p in command["output_files"] + command["output_directories"]), command
 
 
-def test_unreachable_cache_builds_with_one_warning(
-    builds: Tuple[Build, Build, Path, Path], tmp_path: Path
-) -> None:
+def test_unreachable_cache_builds_with_one_warning(builds: Tuple[Build, Build, Path, Path]) -> None:
     """Clone A again, as a laptop reads the cache (the config's read-only default), its Process
     cache off (so every Process asks the remote one), the address a closed port: the build
     still succeeds, and says so once."""
