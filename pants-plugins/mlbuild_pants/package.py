@@ -256,6 +256,14 @@ async def validate_pipeline_config(request: ValidateConfigRequest) -> ValidatedC
 
 
 @dataclass(frozen=True)
+class MLPipelineImageArtifact(BuiltPackageArtifact):
+    """The image's layout in a BuiltPackage, with what `publish` needs to know about it."""
+
+    manifest_digest: str = ""
+    pex_sha256: str = ""
+
+
+@dataclass(frozen=True)
 class BuiltMLPipeline:
     pex_digest: Digest
     pex_path: str
@@ -390,9 +398,11 @@ async def package_ml_pipeline(field_set: MLPipelineFieldSet) -> BuiltPackage:
         digest,
         (
             BuiltPackageArtifact(built.pex_path, extra_log_lines=(f"sha256: {built.pex_sha256}",)),
-            BuiltPackageArtifact(
+            MLPipelineImageArtifact(
                 image.layout_path,
                 extra_log_lines=(f"manifest digest: {image.manifest_digest}", f"base image: {built.base.manifest_digest}"),
+                manifest_digest=image.manifest_digest,
+                pex_sha256=built.pex_sha256,
             ),
             BuiltPackageArtifact(image.archive_path),
             BuiltPackageArtifact(image.summary_path),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Tuple
 
 from pants.backend.python.util_rules.pex import PexProcess
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
@@ -23,13 +24,15 @@ from pants.core.goals.publish import (
 from pants.core.util_rules.distdir import DistDir
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.addresses import Address
+from pants.core.goals.package import BuiltPackage
+from pants.engine.fs import Digest, DigestSubset, PathGlobs
 from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 
 from mlbuild_pants.package import (
-    BuiltMLPipeline,
     MLPipelineFieldSet,
+    MLPipelineImageArtifact,
     SourceRevision,
     SourceRevisionRequest,
 )
@@ -60,6 +63,13 @@ class MLPipelinePublishFieldSet(PublishFieldSet):
         return PublishOutputData({"publisher": "mlbuild", **super().get_output_data()})
 
 
+def image_artifact(packages: Tuple[BuiltPackage, ...], address: Address) -> Tuple[BuiltPackage, MLPipelineImageArtifact]:
+    found = [(p, a) for p in packages for a in p.artifacts if isinstance(a, MLPipelineImageArtifact)]
+    if len(found) != 1:
+        raise ValueError(f"`pants publish {address}`: expected one ml_pipeline image among the packages, found {len(found)}")
+    return found[0]
+
+
 def report_dir(dist_dir: DistDir, address: Address) -> str:
     return os.path.join(str(dist_dir.relpath), PUBLISH_SUBDIR, address.spec_path.replace("/", "."), address.target_name)
 
@@ -71,8 +81,10 @@ async def publish_ml_pipeline(
     address = request.field_set.address
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin="`pants publish`"))
     field_set = MLPipelineFieldSet.create(wrapped.target)
-    built, tool, revision, env, pex_env = await MultiGet(
-        Get(BuiltMLPipeline, MLPipelineFieldSet, field_set),
+    # NB: the package goal built the PEX and the image already; publish takes them from it.
+    (package, image) = image_artifact(request.packages, address)
+    layout = await Get(Digest, DigestSubset(package.digest, PathGlobs([f"{image.relpath}/**"])))
+    tool, revision, env, pex_env = await MultiGet(
         Get(MLBuildToolPex, MLBuildToolPexRequest()),
         Get(SourceRevision, SourceRevisionRequest()),
         Get(EnvironmentVars, EnvironmentVarsRequest((*FORWARDED_ENV_VARS, *EXTRA_ENV_VARS))),
@@ -82,12 +94,12 @@ async def publish_ml_pipeline(
     reports = report_dir(dist_dir, address)
     argv = [
         "-m", "mlbuild.publish",
-        "--layout", built.image.layout_path,
-        "--ref", os.path.basename(built.image.layout_path)[: -len(".oci")],
+        "--layout", image.relpath,
+        "--ref", os.path.basename(image.relpath)[: -len(".oci")],
         "--config", os.path.join(root, address.spec_path, field_set.config.value),
         "--address", address.spec,
         "--data-dir", os.path.join(root, address.spec_path, field_set.sample_data.value),
-        "--pex-sha256", built.pex_sha256,
+        "--pex-sha256", image.pex_sha256,
         "--git-sha", revision.value,
         "--report-dir", os.path.join(root, reports),
         "--local-root", os.path.join(root, ".mlbuild", "local"),
@@ -105,7 +117,7 @@ async def publish_ml_pipeline(
         PexProcess(
             tool.pex,
             argv=argv,
-            input_digest=built.image.digest,
+            input_digest=layout,
             extra_env={**env, **lineage_environment(root, str(dist_dir.relpath)), **tool_pex_environment(pex_env)},
             description=f"Publishing {address}",
         ),
@@ -113,13 +125,13 @@ async def publish_ml_pipeline(
     return PublishProcesses(
         [
             PublishPackages(
-                names=(f"{built.image.layout_path}@{built.image.manifest_digest}",),
+                names=(f"{image.relpath}@{image.manifest_digest}",),
                 process=InteractiveProcess.from_process(process),
                 description=f"{address} (report: {reports}/report.md)",
                 data=PublishOutputData(
                     {
-                        "image_digest": built.image.manifest_digest,
-                        "pex_sha256": built.pex_sha256,
+                        "image_digest": image.manifest_digest,
+                        "pex_sha256": image.pex_sha256,
                         "report_json": f"{reports}/report.json",
                         "report_markdown": f"{reports}/report.md",
                     }
