@@ -26,7 +26,8 @@ def make_temp_dir(parent: Path, prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=parent))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (in this pid namespace)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,7 +46,7 @@ def is_stale(path: Path, now: float | None = None) -> bool:
     except FileNotFoundError:
         return False
     pid = int(m[1])
-    return age > STALE_SECONDS or (age > DEAD_OWNER_GRACE_SECONDS and pid != os.getpid() and not _pid_alive(pid))
+    return age > STALE_SECONDS or (age > DEAD_OWNER_GRACE_SECONDS and pid != os.getpid() and not pid_alive(pid))
 
 
 def remove_stale_temps(parent: Path, now: float | None = None) -> list[str]:

@@ -16,6 +16,7 @@ docker/skopeo/crane. See README.md for behaviour, quirks and the oras-py evaluat
     client.py         one method per distribution API endpoint
     session.py        connect(): credentials + authenticator + transport -> client
     upload.py         one blob: HEAD-skip, mount (202 fallback), monolithic or chunked upload
+    upload_journal.py open upload sessions written down; the next push cancels a killed push's
     layout_source.py  what to push, read byte for byte from an OCI layout
     push.py           push_layout() -> PushResult
     pull.py           pull_to_layout(), resolve_digest()

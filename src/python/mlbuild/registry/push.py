@@ -28,6 +28,7 @@ from mlbuild.registry.referrers import push_referrer
 from mlbuild.registry.retry import RetryPolicy
 from mlbuild.registry.session import connect
 from mlbuild.registry.upload import BlobOutcome, UploadOptions, push_blob
+from mlbuild.registry.upload_journal import UploadJournal, cancel_stale, journal_dir
 
 CONTENT_TAG_HEX = 16  # NB: 64 bits of the digest: unique in practice, short enough to read
 
@@ -91,7 +92,9 @@ def push_layout(
         dest, push=True, mount_from=tuple(mount_from), credentials=credentials,
         allow_insecure_http=allow_insecure_http, retry=retry, pool_size=max(parallelism, 1) + 1, env=env,
     )
-    options = UploadOptions(upload_mode, chunk_size, tuple(mount_from), progress)
+    journal = UploadJournal(journal_dir(env), dest.repo_uri)
+    cancel_stale(client, journal)  # NB: sessions a push killed with -9 left open on the registry
+    options = UploadOptions(upload_mode, chunk_size, tuple(mount_from), progress, journal)
     with ThreadPoolExecutor(max_workers=max(parallelism, 1)) as pool:
         futures = [pool.submit(push_blob, client, blob, options) for blob in source.blobs]
         try:

@@ -16,6 +16,7 @@ from mlbuild.registry import quirks
 from mlbuild.registry.client import RegistryClient
 from mlbuild.registry.errors import DigestMismatchError, RegistryPlatformError, RegistryUserError
 from mlbuild.registry.progress import Progress, ProgressReader
+from mlbuild.registry.upload_journal import UploadJournal
 
 OCTET = {"Content-Type": "application/octet-stream"}
 
@@ -33,6 +34,7 @@ class UploadOptions:
     chunk_size: int = 16 * 1024 * 1024
     mount_from: tuple[str, ...] = ()  # repositories of the same registry that may hold the blobs
     progress: TextIO | None = None
+    journal: UploadJournal | None = None  # where open sessions are written down (upload_journal.py)
 
     def __post_init__(self) -> None:
         if self.mode not in ("monolithic", "chunked"):
@@ -63,27 +65,36 @@ def push_blob(client: RegistryClient, blob: Blob, options: UploadOptions) -> Blo
         else:
             resp = client.start_upload(retry=False)
         location = client.session_url(resp, f"upload {blob.digest}")
-        progress = Progress(options.progress, f"pushing {blob.digest[:19]} to {client.ref.repo_uri}", blob.size)
-        with open(blob.path, "rb") as f:
-            reader = ProgressReader(f, progress)
-            try:
-                if options.mode == "chunked":
-                    location = _patch_chunks(client, location, blob, reader, options.chunk_size)
-                    body, length = None, 0
-                else:
-                    body, length = reader, blob.size
-                done = client.transport.request(
-                    "PUT", quirks.add_query(location, digest=blob.digest), where=client.where(f"PUT blob {blob.digest}"),
-                    ok=(201, 204), headers={**OCTET, "Content-Length": str(length)}, body=body, retry=False,
-                )
-            except DigestMismatchError:
-                _check_local(reader, blob)
-                raise
-        _check_local(reader, blob)
-        _check_reported(client, done.header("Docker-Content-Digest"), blob, "upload")
-        return BlobOutcome(blob.digest, "uploaded", blob.size, progress.finish())
+        record = options.journal.opened(location) if options.journal else None
+        try:
+            return _upload(client, blob, options, location)
+        finally:
+            if options.journal:
+                options.journal.closed(record)
 
     return client.transport.retry.run(client.where(f"pushing blob {blob.digest}"), attempt)
+
+
+def _upload(client: RegistryClient, blob: Blob, options: UploadOptions, location: str) -> BlobOutcome:
+    progress = Progress(options.progress, f"pushing {blob.digest[:19]} to {client.ref.repo_uri}", blob.size)
+    with open(blob.path, "rb") as f:
+        reader = ProgressReader(f, progress)
+        try:
+            if options.mode == "chunked":
+                location = _patch_chunks(client, location, blob, reader, options.chunk_size)
+                body, length = None, 0
+            else:
+                body, length = reader, blob.size
+            done = client.transport.request(
+                "PUT", quirks.add_query(location, digest=blob.digest), where=client.where(f"PUT blob {blob.digest}"),
+                ok=(201, 204), headers={**OCTET, "Content-Length": str(length)}, body=body, retry=False,
+            )
+        except DigestMismatchError:
+            _check_local(reader, blob)
+            raise
+    _check_local(reader, blob)
+    _check_reported(client, done.header("Docker-Content-Digest"), blob, "upload")
+    return BlobOutcome(blob.digest, "uploaded", blob.size, progress.finish())
 
 
 def _patch_chunks(client: RegistryClient, location: str, blob: Blob, reader: ProgressReader, chunk_size: int) -> str:
