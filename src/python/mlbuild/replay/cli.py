@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     print(f"mlbuild: replaying job {job.name} ({job.status}) of {job.address or 'an unknown pipeline'}: image {job.image_digest}", file=sys.stderr)
     result = replay(
         job, local_root=args.local_root, cache_dir=cache_dir, store=store, sample_data=args.sample_data,
-        expect_failure=args.expect_failure, **extra,
+        expect_failure=args.expect_failure, stream=sys.stderr, **extra,
     )
     show(result, args.json, out)
     return result.verdict.exit_code
@@ -81,10 +81,11 @@ def show(result: ReplayResult, as_json: bool, out: TextIO) -> None:
         out.write(f"  lineage: {result.record_id}\n")
 
 
-def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
+def main(argv: Optional[List[str]] = None, out: Optional[TextIO] = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return run(args, out)
+        # NB: sys.stdout looked up per call, not bound at import (a test's capture replaces it)
+        return run(args, out or sys.stdout)
     except MLBuildError as e:  # NB: lineage, OCI and registry errors are MLBuildErrors too
         print(f"mlbuild: error: {e}", file=sys.stderr)
         return e.exit_code

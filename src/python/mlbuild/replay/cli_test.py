@@ -25,13 +25,18 @@ def main(repo: Path, *argv: str):
 
 
 def test_json_verdict_and_exit_code(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mlbuild.replay.replay.run_image", FakeRun())  # NB: the default bound at import
     monkeypatch.setattr(cli, "replay", _with_run(FakeRun()))
     code, out = main(repo, JOB, "--json")
     doc = json.loads(out)
     assert (code, doc["outcome"], doc["exit_code"], doc["image_pulled"]) == (0, "identical", 0, False)
     code, out = main(repo, JOB)
     assert code == 0 and out.startswith(f"mlbuild: replay of {JOB}: identical")
+
+
+def test_prints_to_the_stdout_of_the_call(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(cli, "replay", _with_run(FakeRun()))
+    assert cli.main([JOB, "--json", "--local-root", str(repo / "local"), "--cache-dir", str(repo / "cache")]) == 0
+    assert json.loads(capsys.readouterr().out)["outcome"] == "identical"
 
 
 def test_differing_replay_exits_1(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

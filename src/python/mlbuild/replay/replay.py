@@ -77,11 +77,12 @@ def replay(
     store: Optional[Store] = None,
     sample_data: Optional[Path] = None,
     expect_failure: bool = False,
-    stream: TextIO = sys.stderr,
+    stream: Optional[TextIO] = None,
     run: Run = run_image,
     fetch_model: FetchModel = local_model,
     fetch_data: FetchData = local_data,
 ) -> ReplayResult:
+    stream = stream or sys.stderr
     if job.status not in FINISHED:
         raise UserError(f"job {job.name} is {job.status or 'in an unknown state'}, not finished. Fix: wait for it to end, then replay it.")
     if expect_failure and job.succeeded:
