@@ -144,22 +144,66 @@ def labelled(count: int, width: int) -> List[int]:
     return sorted(range(count - 1, -1, -step))
 
 
-def render(c: Chart, width: int, height: int) -> Rendered:
-    _check_size(c, width, height)
+def _matplotlib():
     try:
         import matplotlib
         import matplotlib.style
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
-        from matplotlib.patches import Patch
-        from matplotlib.ticker import ScalarFormatter
     except ImportError as e:
         raise PlatformError(
             f"plot needs matplotlib, which this Python lacks ({e}). Fix: run it from the lineage PEX, "
             "`./pants run src/python/mlbuild/lineage:mlbuild-lineage -- plot …` (3rdparty/python/default.lock has it)."
         ) from None
+    return matplotlib, Figure, FigureCanvasAgg
 
+
+def _panel(ax: Any, c: Chart, m: int, shown: Sequence[int]) -> None:
+    """Metric `m`: completed runs joined by a line, runs that did not complete shaded."""
+    from matplotlib.ticker import ScalarFormatter
+
+    points = [(i, r.values[m]) for i, r in enumerate(c.runs) if r.completed and r.values[m] is not None]
+    ax.plot([i for i, _ in points], [v for _, v in points], color=LINE_COLOR, linewidth=1.2, zorder=2)
+    for kind, (marker, _) in MARKERS.items():
+        mine = [(i, v) for i, v in points if c.runs[i].kind == kind]
+        ax.plot([i for i, _ in mine], [v for _, v in mine], linestyle="none", marker=marker, color=LINE_COLOR, zorder=3)
+    for i, r in enumerate(c.runs):
+        if not r.completed:
+            ax.axvspan(i - 0.4, i + 0.4, color=NOT_COMPLETED_COLOR, alpha=0.15, linewidth=0, zorder=1)
+            ax.text(i, 0.5, f"{r.status} {r.record[:SHORT]}", transform=ax.get_xaxis_transform(), rotation=90,
+                    ha="center", va="center", color=NOT_COMPLETED_COLOR)  # fmt: skip
+            if r.values[m] is not None:
+                ax.plot([i], [r.values[m]], linestyle="none", marker="X", color=NOT_COMPLETED_COLOR, zorder=3)
+    if len(c.runs) <= ANNOTATE_UP_TO:
+        fmt = value_format([v for _, v in points])
+        for i, v in points:
+            ax.annotate(fmt.format(v), (i, v), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=7)
+    ax.set_ylabel(c.metrics[m])
+    # NB: plain numbers with as many digits as the ticks need to differ; an offset
+    # ("1e-5+9.123e-1") is exact but nobody reads it.
+    ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+    ax.margins(x=0.5 / len(c.runs), y=0.2)
+    ax.grid(True, axis="y", color="#dddddd", linewidth=0.6)
+    ax.set_xticks(range(len(c.runs)), minor=True)
+    ax.set_xticks(shown, [c.runs[i].label for i in shown])
+    ax.tick_params(axis="x", which="both", labelsize=7)
+
+
+def _legend(fig: Any, c: Chart) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    kinds = {r.kind for r in c.runs}
+    handles = [Line2D([], [], color=LINE_COLOR, marker=mk, linestyle="none", label=text) for k, (mk, text) in MARKERS.items() if k in kinds]
+    if not all(r.completed for r in c.runs):
+        handles.append(Patch(color=NOT_COMPLETED_COLOR, alpha=0.3, label="did not complete (status shown)"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+
+
+def render(c: Chart, width: int, height: int) -> Rendered:
+    _check_size(c, width, height)
+    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
     # NB: the built-in defaults, not the user's matplotlibrc, so the same records give the same
     # bytes on every machine; the font is the DejaVu Sans matplotlib ships.
     with matplotlib.style.context("default"), matplotlib.rc_context({"font.family": "DejaVu Sans", "font.size": 8}):
@@ -167,41 +211,11 @@ def render(c: Chart, width: int, height: int) -> Rendered:
         FigureCanvasAgg(fig)
         axes = fig.subplots(len(c.metrics), 1, sharex=True, squeeze=False)[:, 0]
         fig.suptitle(c.title, fontsize=10)
-        xs = range(len(c.runs))
         shown = labelled(len(c.runs), width)
         for m, ax in enumerate(axes):
-            points = [(i, r.values[m]) for i, r in enumerate(c.runs) if r.completed and r.values[m] is not None]
-            ax.plot([i for i, _ in points], [v for _, v in points], color=LINE_COLOR, linewidth=1.2, zorder=2)
-            for kind, (marker, _) in MARKERS.items():
-                mine = [(i, v) for i, v in points if c.runs[i].kind == kind]
-                ax.plot([i for i, _ in mine], [v for _, v in mine], linestyle="none", marker=marker, color=LINE_COLOR, zorder=3)
-            for i, r in enumerate(c.runs):
-                if not r.completed:
-                    ax.axvspan(i - 0.4, i + 0.4, color=NOT_COMPLETED_COLOR, alpha=0.15, linewidth=0, zorder=1)
-                    ax.text(i, 0.5, f"{r.status} {r.record[:SHORT]}", transform=ax.get_xaxis_transform(), rotation=90, ha="center", va="center",
-                            color=NOT_COMPLETED_COLOR, fontsize=8)  # fmt: skip
-                    if r.values[m] is not None:
-                        ax.plot([i], [r.values[m]], linestyle="none", marker="X", color=NOT_COMPLETED_COLOR, zorder=3)
-            if len(c.runs) <= ANNOTATE_UP_TO:
-                fmt = value_format([v for _, v in points])
-                for i, v in points:
-                    ax.annotate(fmt.format(v), (i, v), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=7)
-            ax.set_ylabel(c.metrics[m])
-            # NB: plain numbers with as many digits as the ticks need to differ; an offset
-            # ("1e-5+9.123e-1") is exact but nobody reads it.
-            ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
-            ax.margins(x=0.5 / max(len(c.runs), 1), y=0.2)
-            ax.grid(True, axis="y", color="#dddddd", linewidth=0.6)
-            ax.set_xticks(list(xs), minor=True)
-            ax.set_xticks(shown, [c.runs[i].label for i in shown])
-            ax.tick_params(axis="x", which="both", labelsize=7)
+            _panel(ax, c, m, shown)
         axes[-1].set_xlabel("run: record id / created (UTC) / git revision (* uncommitted changes)")
-        kinds = {r.kind for r in c.runs}
-        handles = [Line2D([], [], color=LINE_COLOR, marker=mk, linestyle="none", label=text) for k, (mk, text) in MARKERS.items() if k in kinds]
-        if not all(r.completed for r in c.runs):
-            handles.append(Patch(color=NOT_COMPLETED_COLOR, alpha=0.3, label="did not complete (status shown)"))
-        if handles:
-            fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+        _legend(fig, c)
         fig.canvas.draw()
         texts = [fig.get_suptitle()]
         for ax in axes:
