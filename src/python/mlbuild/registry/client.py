@@ -28,6 +28,7 @@ MANIFEST_ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
 class BlobHead:
     size: int  # Content-Length, -1 when absent
     digest: str | None  # Docker-Content-Digest, when sent
+    content_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class RegistryClient:
         if resp.status == 404:
             return None
         length = resp.header("Content-Length") or ""
-        return BlobHead(int(length) if length.isdigit() else -1, resp.header("Docker-Content-Digest"))
+        return BlobHead(int(length) if length.isdigit() else -1, resp.header("Docker-Content-Digest"), resp.header("Content-Type") or "")
 
     def has_blob(self, digest: str, size: int, what: str) -> bool:
         """HEAD a blob we are about to push or have pushed; raise if the registry's answer contradicts it.
@@ -72,10 +73,11 @@ class RegistryClient:
         head = self.head_blob(digest)
         if head is None:
             return False
-        if head.size not in (size, -1) or (head.digest and head.digest != digest):
+        # NB: a blob is bytes; text/html is a web page answering for a registry that isn't there.
+        if head.size not in (size, -1) or (head.digest and head.digest != digest) or head.content_type.startswith("text/html"):
             raise DigestMismatchError(
                 f"{self.where(f'{what} {digest}')}: HEAD answers {head.size} bytes with Docker-Content-Digest"
-                f" {head.digest}, expected {size} bytes of {digest}. Fix: check that the address is a registry (a proxy"
+                f" {head.digest} ({head.content_type or 'no Content-Type'}), expected {size} bytes of {digest}. Fix: check that the address is a registry (a proxy"
                 " or web server answering 200 looks like this)."
             )
         return True

@@ -59,6 +59,7 @@ def cases() -> Iterator[Case]:
     yield Case("pull: blob is an HTML page", "pull", (_lie("GET", BLOBS, html),), "hashing to")
     for command in ("push", "push --no-verify"):
         yield Case(f"{command}: HEAD blob answers an HTML 200", command, (_lie("HEAD", BLOBS, html),), f"HEAD answers {len(HTML)} bytes")
+        yield Case(f"{command}: HEAD blob is an HTML 200 without a length", command, (_lie("HEAD", BLOBS, lambda a: (200, {"content-type": "text/html"}, b"")),), "(text/html)")
         yield Case(f"{command}: HEAD blob claims another digest", command, (_lie("HEAD", BLOBS, ok_with_wrong_digest),), "HEAD answers -1 bytes")
         yield Case(f"{command}: blob PUT reports another digest", command, (_lie("PUT", r"/blobs/uploads/", header("Docker-Content-Digest", WRONG)),), "reports Docker-Content-Digest")
         yield Case(f"{command}: manifest PUT reports another digest", command, (_lie("PUT", MANIFESTS, header("Docker-Content-Digest", WRONG)),), "registry stored digest")
