@@ -10,7 +10,7 @@
     [--root DIR] runs [PIPELINE] [--json]
     [--root DIR] diff A B [--json]
     [--root DIR] previous PIPELINE [--before ID]   prints the previous successful run's metrics as JSON
-    [--root DIR] plot PIPELINE --metric NAME --out FILE.png
+    [--root DIR] plot PIPELINE [--metric NAME ...] --out FILE.png [--width PX] [--height PX]
     provenance --image-json X.image.json --out stmt.json [--labels F|JSON] [--label K=V ...] [--config F]
                [--subject-name REF] [--source-uri URI] [--pants-version V] [--mlbuild-version V]
                [--builder-id URI] [--record] [--attach]
@@ -301,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         before = store.get(args.before) if args.before else None
         _print_json(compare.previous_metrics(store, args.pipeline, before))
     elif args.command == "plot":
-        data = plot.plot_metric(compare.runs(store, args.pipeline), args.metric, args.width, args.height)
+        data = plot.plot_metrics(compare.runs(store, args.pipeline), args.metric, args.width, args.height)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_bytes(data)
         print(args.out)
@@ -381,12 +381,12 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("pipeline")
     v.add_argument("--before", help="a record (hash or job name); default: the latest of all")
 
-    p = sub.add_parser("plot", help="a PNG line plot of one metric across the pipeline's runs")
+    p = sub.add_parser("plot", help="a PNG chart of metrics across the pipeline's runs, each run labelled by record id, time and revision")
     p.add_argument("pipeline")
-    p.add_argument("--metric", required=True)
+    p.add_argument("--metric", action="append", default=[], help="a metric to chart, one panel each (repeat; default: every numeric one)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--width", type=int, help="pixels (default: wide enough to label up to 16 runs)")
+    p.add_argument("--height", type=int, help="pixels (default: 140 + 200 per metric)")
 
     g = sub.add_parser("provenance", help="write an in-toto/SLSA v1 provenance statement for an image")
     g.add_argument("--image-json", type=Path, required=True)
