@@ -43,8 +43,18 @@ from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_e
 from mlbuild_pants.names import FORWARDED_ENV_VARS
 
 PUBLISH_SUBDIR = "mlbuild/publish"
-# NB: beyond AWS: PATH finds bubblewrap for the local backend; the caches hold its rootfs.
-EXTRA_ENV_VARS = ("PATH", "XDG_CACHE_HOME")
+# NB: beyond AWS: PATH finds bubblewrap for the local backend; the caches hold its rootfs;
+# the user's plain-HTTP registries and unpack limits (mlbuild.registry.plain_http,
+# mlbuild.oci.layer_rules) apply under Pants as they do outside it.
+EXTRA_ENV_VARS = (
+    "PATH",
+    "XDG_CACHE_HOME",
+    "MLBUILD_INSECURE_REGISTRIES",
+    "MLBUILD_UNPACK_MAX_BYTES",
+    "MLBUILD_UNPACK_MAX_ENTRIES",
+    "MLBUILD_UNPACK_MAX_FILE_BYTES",
+    "MLBUILD_UNPACK_KEEP_SPECIAL_MODES",
+)
 
 
 class PublishMLPipelineRequest(PublishRequest):

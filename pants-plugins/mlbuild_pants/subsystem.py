@@ -48,6 +48,8 @@ class MLBuildSubsystem(Subsystem):
             """
             With the local publish backend: push the image to this registry (`host:port/repository`,
             e.g. a `docker-registry` on 127.0.0.1) instead of the local OCI store under `.mlbuild/local/`.
+            Plain HTTP only to a loopback host or one listed in `MLBUILD_INSECURE_REGISTRIES`
+            (`host:port,...`), and never with credentials; any other host must serve TLS.
             """
         ),
     )

@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--create-repository", action="store_true", help="ECR: create the repository if missing")
     push.add_argument("--mutable-tags", action="store_true", help="ECR: a created repository allows moving tags")
     push.add_argument("--scan-on-push", action="store_true", help="ECR: a created repository scans on push")
-    push.add_argument("--parallelism", type=int, default=3)
+    push.add_argument("--parallelism", type=_at_least_one, default=3, help="blob uploads at once (>= 1)")
     push.add_argument("--no-verify", action="store_true", help="skip re-reading blobs and manifest after the push")
 
     pull = sub.add_parser("pull", help="pull an image pinned by digest into an OCI layout")
@@ -73,6 +73,12 @@ def _run(args: argparse.Namespace) -> object:
     if args.command == "pull":
         return pull_to_layout(args.reference, args.layout, args.cache, ref_name=args.ref_name, allow_insecure_http=insecure, env=env)
     return resolve_digest(args.reference, allow_insecure_http=insecure, env=env)
+
+
+def _at_least_one(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

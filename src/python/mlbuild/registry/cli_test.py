@@ -31,3 +31,12 @@ def test_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "pin it" in capsys.readouterr().err
     assert main(["push", "--layout", str(tmp_path / "missing"), "--to", "127.0.0.1:1/x"]) == 2
     assert "no oci-layout file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_parallelism_below_one_is_refused_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["push", "--layout", str(tmp_path), "--to", "127.0.0.1:1/x", "--parallelism", value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--parallelism" in err and "whole number >= 1" in err
