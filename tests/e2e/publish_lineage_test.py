@@ -36,7 +36,7 @@ MISMATCH = 4
 
 
 def lineage(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    """The lineage CLI straight from the copied sources (stdlib only), reading the repo's default store."""
+    """The lineage CLI straight from the copied sources, reading the repo's default store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLBUILD_LINEAGE")}
     env["PYTHONPATH"] = str(repo / "src/python")
     return subprocess.run([sys.executable, "-m", "mlbuild.lineage", *args], cwd=repo, env=env, capture_output=True, text=True)
