@@ -21,15 +21,15 @@ def publish(name: str, model_sha: str, digest: str = DIGEST, created: str = "202
 
 
 @pytest.fixture
-def setup(tmp_path: Path):
+def stored_job(tmp_path: Path):
     body = local_job(tmp_path)
     store = Store(tmp_path / "lineage")
     record = store.put(publish(JOB, body["model"]["sha256"], body["image_digest"]))
     return tmp_path / "local" / "jobs", store, body, record
 
 
-def test_by_local_job_name(setup) -> None:
-    jobs, store, body, record = setup
+def test_by_local_job_name(stored_job) -> None:
+    jobs, store, body, record = stored_job
     job = resolve(JOB, jobs, store)
     assert (job.backend, job.name, job.address, job.image_digest) == (LOCAL, JOB, ADDRESS, body["image_digest"])
     assert job.hyperparameters == {"scale": "2.0"} and job.succeeded and job.record_id == record
@@ -37,50 +37,50 @@ def test_by_local_job_name(setup) -> None:
 
 
 @pytest.mark.parametrize("how", ["model", "image", "record"])
-def test_by_hash_prefix(setup, how) -> None:
-    jobs, store, body, record = setup
+def test_by_hash_prefix(stored_job, how) -> None:
+    jobs, store, body, record = stored_job
     query = {"model": body["model"]["sha256"][:10], "image": body["image_digest"][:19], "record": record[:8]}[how]
     assert resolve(query, jobs, store).name == JOB
 
 
-def test_a_hash_of_several_jobs_names_them(setup) -> None:
-    jobs, store, body, _ = setup
+def test_a_hash_of_several_jobs_names_them(stored_job) -> None:
+    jobs, store, body, _ = stored_job
     local_job(jobs.parent.parent, name="tiny-train-000000000002")
     store.put(publish("tiny-train-000000000002", "cd" * 32, body["image_digest"]))
     with pytest.raises(UserError, match=r"leads to 2 jobs:\n  tiny-train-000000000001\n  tiny-train-000000000002\nFix: replay one"):
         resolve(body["image_digest"], jobs, store)
 
 
-def test_an_ambiguous_prefix_lists_the_candidates(setup) -> None:
-    jobs, store, _, _ = setup
+def test_an_ambiguous_prefix_lists_the_candidates(stored_job) -> None:
+    jobs, store, _, _ = stored_job
     store.put(publish("j2", "ab1234" + "0" * 58))
     store.put(publish("j3", "ab1234" + "1" * 58))
     with pytest.raises(AmbiguousError, match="ambiguous"):
         resolve("ab1234", jobs, store)
 
 
-def test_unknown_name_or_hash(setup) -> None:
-    jobs, store, _, _ = setup
+def test_unknown_name_or_hash(stored_job) -> None:
+    jobs, store, _, _ = stored_job
     with pytest.raises(UserError, match=r"'nope-123': no local job by that name .* and no lineage record mentions it\. Fix:"):
         resolve("nope-123", jobs, store)
 
 
-def test_a_hash_of_a_package_only(setup) -> None:
-    jobs, store, _, _ = setup
+def test_a_hash_of_a_package_only(stored_job) -> None:
+    jobs, store, _, _ = stored_job
     store.put(make_record("package", ADDRESS, "2026-11-30T00:00:00Z", pex={"sha256": "ef" * 32}))
     with pytest.raises(UserError, match="belong to no training job"):
         resolve("efefef", jobs, store)
 
 
-def test_a_recorded_job_missing_locally_without_aws(setup) -> None:
-    jobs, store, _, _ = setup
+def test_a_recorded_job_missing_locally_without_aws(stored_job) -> None:
+    jobs, store, _, _ = stored_job
     store.put(publish("gone-job", "12" * 32))
     with pytest.raises(UserError, match="name job gone-job, which is not in .*--aws"):
         resolve("121212", jobs, store)
 
 
-def test_a_broken_job_file_is_a_platform_error(setup) -> None:
-    jobs, store, _, _ = setup
+def test_a_broken_job_file_is_a_platform_error(stored_job) -> None:
+    jobs, store, _, _ = stored_job
     (jobs / JOB / "job.json").write_text("{")
     with pytest.raises(PlatformError, match="job.json: not readable JSON"):
         resolve(JOB, jobs, store)

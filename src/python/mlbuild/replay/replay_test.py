@@ -14,7 +14,7 @@ from mlbuild.replay.testing import ADDRESS, CONFIG, JOB, MODEL, FakeRun, local_j
 from mlbuild.runtime.errors import UserError
 
 
-def setup(tmp_path: Path, **kwargs):
+def finished_job(tmp_path: Path, **kwargs):
     body = local_job(tmp_path, **kwargs)
     store = Store(tmp_path / "lineage")
     parent = store.put(make_record("publish", ADDRESS, body["end"], job={"name": JOB, "status": body["status"]},
@@ -27,7 +27,7 @@ def go(tmp_path: Path, job, store, run, **kwargs):
 
 
 def test_identical_replay_runs_the_jobs_image_config_hyperparameters_and_data(tmp_path: Path) -> None:
-    job, store, parent = setup(tmp_path)
+    job, store, parent = finished_job(tmp_path)
     run = FakeRun()
     result = go(tmp_path, job, store, run)
     assert result.verdict.outcome == v.IDENTICAL and result.verdict.exit_code == 0
@@ -43,7 +43,7 @@ def test_identical_replay_runs_the_jobs_image_config_hyperparameters_and_data(tm
 
 
 def test_model_and_metric_differences(tmp_path: Path) -> None:
-    job, store, _ = setup(tmp_path)
+    job, store, _ = finished_job(tmp_path)
     result = go(tmp_path, job, store, FakeRun(model={**MODEL, "model.txt": "weights 1 2 4\n"}))
     assert result.verdict.outcome == v.MODEL_DIFFERS and [f["file"] for f in result.verdict.model_files] == ["model.txt"]
     result = go(tmp_path, job, store, FakeRun(metrics={"score": 0.6}))
@@ -52,7 +52,7 @@ def test_model_and_metric_differences(tmp_path: Path) -> None:
 
 
 def test_a_failed_job_replayed(tmp_path: Path) -> None:
-    job, store, _ = setup(tmp_path, status="Failed", failure="DataError: bad row 3\nTraceback...")
+    job, store, _ = finished_job(tmp_path, status="Failed", failure="DataError: bad row 3\nTraceback...")
     same = go(tmp_path, job, store, FakeRun(failure="DataError: bad row 3\nTraceback (other)"), expect_failure=True)
     assert (same.verdict.outcome, same.verdict.exit_code) == (v.SAME_FAILURE, 0)
     other = go(tmp_path, job, store, FakeRun(failure="KeyError: x"), expect_failure=True)
@@ -60,7 +60,7 @@ def test_a_failed_job_replayed(tmp_path: Path) -> None:
 
 
 def test_changed_data_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    job, store, _ = setup(tmp_path)
+    job, store, _ = finished_job(tmp_path)
     (tmp_path / "data" / "train" / "a.csv").write_text("changed\n")
     run = FakeRun()
     with pytest.raises(UserError, match="the data changed since the job ran: train"):
@@ -69,7 +69,7 @@ def test_changed_data_is_refused_before_anything_is_written(tmp_path: Path) -> N
 
 
 def test_sample_data_replay_says_the_data_differ(tmp_path: Path) -> None:
-    job, store, _ = setup(tmp_path)
+    job, store, _ = finished_job(tmp_path)
     (tmp_path / "other" / "train").mkdir(parents=True)
     (tmp_path / "other" / "train" / "b.csv").write_text("9\n")
     result = go(tmp_path, job, store, FakeRun(), sample_data=tmp_path / "other")
@@ -77,7 +77,7 @@ def test_sample_data_replay_says_the_data_differ(tmp_path: Path) -> None:
 
 
 def test_a_gone_model_and_a_wrong_expect_failure(tmp_path: Path) -> None:
-    job, store, _ = setup(tmp_path)
+    job, store, _ = finished_job(tmp_path)
     with pytest.raises(UserError, match="--expect-failure is for replaying a failed job"):
         go(tmp_path, job, store, FakeRun(), expect_failure=True)
     Path(job.model).unlink()
