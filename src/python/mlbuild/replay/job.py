@@ -135,6 +135,8 @@ def resolve(
     AmbiguousError lists the candidates).
     """
     query = query.strip()
+    if query.startswith("arn:") and describe is None:
+        raise UserError(f"{query!r} is a SageMaker job ARN. Fix: pass --aws (and --region) to look it up in SageMaker.")
     job = local_job(jobs_dir, query)
     name = query
     if job is None and not query.startswith("arn:"):

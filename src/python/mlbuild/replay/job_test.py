@@ -65,6 +65,12 @@ def test_unknown_name_or_hash(stored_job) -> None:
         resolve("nope-123", jobs, store)
 
 
+def test_an_arn_without_aws(stored_job) -> None:
+    jobs, store, _, _ = stored_job
+    with pytest.raises(UserError, match="is a SageMaker job ARN. Fix: pass --aws"):
+        resolve("arn:aws:sagemaker:us-east-1:1234:training-job/x", jobs, store)
+
+
 def test_a_hash_of_a_package_only(stored_job) -> None:
     jobs, store, _, _ = stored_job
     store.put(make_record("package", ADDRESS, "2026-11-30T00:00:00Z", pex={"sha256": "ef" * 32}))
