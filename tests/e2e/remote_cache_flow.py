@@ -32,6 +32,16 @@ HEAVY = (
     "Assembling OCI image",
 )
 
+# mlbuild's own Processes: keyed on their inputs alone, so they hit on any machine.
+MLBUILD_STEPS = (
+    "Checking ",
+    "Assembling base image",
+    "locked wheels into the dependency layers",
+    "Assembling OCI image",
+    "Assembling the PEX of ml_pipeline",
+    "Recording the provenance",
+)
+
 
 def clone(dest: Path) -> Path:
     """A copy of the repo, as the other e2e tests make it, with the remote-cache config."""

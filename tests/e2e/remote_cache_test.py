@@ -9,6 +9,7 @@ cache. An unreachable cache leaves the build succeeding with one warning.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Iterator, Tuple
@@ -18,6 +19,7 @@ import pytest
 from e2e import buildgrid_audit, buildgrid_server
 from e2e.remote_cache_flow import (
     HEAVY,
+    MLBUILD_STEPS,
     Build,
     clean_dist,
     clone,
@@ -85,6 +87,24 @@ def test_heavy_processes_come_from_the_remote_cache(builds: Tuple[Build, Build, 
 def test_remote_warm_build_takes_a_fraction_of_the_cold_one(builds: Tuple[Build, Build, Path, Path]) -> None:
     a, b, _, _ = builds
     assert b.seconds < 0.7 * a.seconds, f"remote-warm {b.seconds:.1f} s against cold {a.seconds:.1f} s"
+
+
+def test_a_machine_with_another_path_gets_mlbuilds_steps_from_the_cache(
+    server: buildgrid_server.Server, builds: Tuple[Build, Build, Path, Path], tmp_path: Path
+) -> None:
+    """Clone C, empty caches, an extra folder first on PATH. With the config's fixed
+    `[pex].executable_search_paths` mlbuild's steps still hit; only Pants' PEX builds, which
+    key on the interpreters found on PATH, run again, and make the same bytes."""
+    a, _, _, _ = builds
+    (tmp_path / "bin").mkdir()
+    c = package(
+        clone(tmp_path / "checkout"), *remote_cache_args(server.address, write=False), *empty_cache_args(tmp_path / "scratch"),
+        env={"PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"},
+    )
+    assert c.result.exit_code == 0, c.result.stderr[-4000:]
+    assert (c.pex_sha256, c.image_digest) == (a.pex_sha256, a.image_digest)
+    assert [d for d in c.ran if any(step in d for step in MLBUILD_STEPS)] == [], c.ran
+    assert c.counters.get("remote_cache_requests_cached", 0) >= len(MLBUILD_STEPS), c.counters
 
 
 def test_no_cache_key_names_the_machine_it_was_built_on(
