@@ -11,7 +11,7 @@ from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, Package
 from pants.engine.addresses import Address
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest, DigestContents, DigestSubset, PathGlobs
-from pants.engine.process import ProcessResult
+from pants.engine.process import ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import (
     HydratedSources,
@@ -75,7 +75,11 @@ async def _pull_base_image(field_set: MLBaseImageFieldSet, tool: MLBuildTool, na
     assert reference is not None
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(REGISTRY_ENV_VARS))
     layout = f"{out_dir}/{name}.oci"
-    # NB: the image is pinned by digest, so the pull is as cacheable as any build step.
+    # NB: the image is pinned by digest, but the Process carries the caller's registry and AWS
+    # credentials in its environment, which is part of the cache key and of the Command a
+    # remote cache stores: so it is never persisted (local or remote), only memoized while
+    # pantsd lives. The pull's own blob cache (digest-keyed, verified) makes a re-pull cheap,
+    # and every step after it is keyed by the layout's digest, so those still hit any cache.
     result = await Get(
         ProcessResult,
         VenvPexProcess(
@@ -84,6 +88,7 @@ async def _pull_base_image(field_set: MLBaseImageFieldSet, tool: MLBuildTool, na
             extra_env=dict(env),
             output_directories=(layout,),
             append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
+            cache_scope=ProcessCacheScope.PER_RESTART_SUCCESSFUL,
             description=f"Pulling base image {reference}",
         ),
     )
