@@ -296,10 +296,12 @@ DEFAULT_MIRRORS: Mapping[str, str] = {
 }
 
 # The base's top-level packages. base-files (/etc/os-release), netbase (/etc/services,
-# /etc/protocols) and tzdata (/usr/share/zoneinfo) are what a distroless base adds on top.
+# /etc/protocols) and tzdata (/usr/share/zoneinfo) are what a distroless base adds on top;
+# coreutils is what scientific libraries shell out to (joblib runs `cat /proc/cpuinfo`).
 DEFAULT_PACKAGES: Sequence[str] = (
     "base-files",
     "ca-certificates",
+    "coreutils",
     "libgomp1",
     "libstdc++6",
     "netbase",
