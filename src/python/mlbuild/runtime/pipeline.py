@@ -40,6 +40,34 @@ CONFIG_ENV_VAR = "MLBUILD_PIPELINE_CONFIG"
 ADDRESS_ENV_VAR = "MLBUILD_PIPELINE_ADDRESS"
 
 
+class ReadOnlyHyperparameters(dict):
+    """The decoded hyperparameters as a dict that refuses changes (`ctx.hp`).
+
+    A dict, so `json.dumps`, `**ctx.hp` and `dict(ctx.hp)` work as users expect; a stage that
+    assigns to it gets a clear error instead of silently training with values the run record
+    (and a replay) would not show. Copies and pickles are plain dicts.
+    """
+
+    def _refuse(self, *_args: Any, **_kwargs: Any) -> None:
+        raise TypeError(
+            "ctx.hyperparameters is read-only: the run records the values it was given. "
+            "Fix: copy it (`hp = dict(ctx.hp)`) or change the value in pipeline.yaml or as an override."
+        )
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+    def __copy__(self) -> dict:
+        return dict(self)
+
+    def __deepcopy__(self, memo: Any) -> dict:
+        import copy
+
+        return copy.deepcopy(dict(self), memo)
+
+
 @dataclass(frozen=True)
 class StageContext:
     hyperparameters: Mapping[str, Any]

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, TextIO
 from mlbuild.runtime import hyperparameters, metrics
 from mlbuild.runtime.contract import HYPERPARAMETERS_FILE, LOG_FILE, TrainingEnvironment, write_failure
 from mlbuild.runtime.errors import MLBuildError, PipelineError
-from mlbuild.runtime.pipeline import Pipeline, StageContext, default_save, user_frame
+from mlbuild.runtime.pipeline import Pipeline, ReadOnlyHyperparameters, StageContext, default_save, user_frame
 
 log = logging.getLogger("mlbuild")
 
@@ -169,7 +169,7 @@ def _train(base_dir: Path, pipeline: Pipeline) -> Dict[str, float]:
     _seed_everything(hp)
     for path in (env.model_dir, env.checkpoints_dir, env.output_data_dir):
         path.mkdir(parents=True, exist_ok=True)
-    ctx = StageContext(hp, env.channels(), env.model_dir, env.checkpoints_dir, env.output_data_dir, log)
+    ctx = StageContext(ReadOnlyHyperparameters(hp), env.channels(), env.model_dir, env.checkpoints_dir, env.output_data_dir, log)
     raw = _call_stage(pipeline, "load", pipeline.stage("load"), ctx)
     featurize = pipeline.stage("featurize")
     features = _call_stage(pipeline, "featurize", featurize, ctx, raw) if featurize else raw
