@@ -15,43 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.debian import FetchError, build_rootfs, load_lock
-from mlbuild.oci.layer import LayerEntry
 from mlbuild.oci.layout import read_layout
-from mlbuild.container_run.bwrap_probe import check_bwrap
-from mlbuild.container_run.errors import SandboxUnavailableError
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import RootfsCache
 from mlbuild.container_run.runner import run_image
-from mlbuild.container_run.testing import TRAIN_SCRIPT, rootfs_entries, write_image, write_pipeline
-from mlbuild.tools_required import skip_or_fail
+from mlbuild.container_run.testing import real_train_image, write_pipeline
 
-REPO = Path(__file__).resolve().parents[4]
-COMMITTED_LOCK = REPO / "docker/debian-python3.11/packages.lock.json"
 ADDRESS = "src/python/pipelines/tiny:train"
-
-
-def _bwrap_or_skip() -> str:
-    try:
-        return check_bwrap()
-    except SandboxUnavailableError as e:
-        skip_or_fail(f"bwrap unusable: {e}")
 
 
 @pytest.fixture(scope="module")
 def image_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _bwrap_or_skip()
-    if not COMMITTED_LOCK.exists():
-        pytest.skip(f"{COMMITTED_LOCK} not in this sandbox (add it as a dependency)")
-    work = tmp_path_factory.mktemp("image")
-    try:
-        rootfs = build_rootfs(load_lock(COMMITTED_LOCK), work / "base-rootfs").path
-    except FetchError as e:
-        pytest.skip(f"cannot fetch the base's .debs (mirror unreachable or lock stale): {e}")
-    train = [LayerEntry.file("/usr/local/bin/train", TRAIN_SCRIPT.encode(), 0o755)]
-    layout = work / "layout"
-    write_image(layout, work / "blobs", [rootfs_entries(rootfs), train], workdir="/opt/program")
-    return layout
+    return real_train_image(tmp_path_factory.mktemp("image"))
 
 
 @pytest.fixture(scope="module")

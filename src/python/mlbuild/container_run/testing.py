@@ -97,3 +97,35 @@ def write_image(
     image = set_config(image, entrypoint=entrypoint, env=env, workdir=workdir)
     write_layout(image, layout_dir, ref)
     return image
+
+
+# NB: tests that use `real_train_image` depend on this file in their BUILD target.
+COMMITTED_LOCK = Path(__file__).resolve().parents[4] / "docker/debian-python3.11/packages.lock.json"
+
+
+def real_train_image(work: Path, ref: str = "test:1") -> Path:
+    """The layout of a REAL image, the committed Debian base plus `train` (TRAIN_SCRIPT), under `work`.
+
+    Skips where bubblewrap cannot run (a failure under MLBUILD_REQUIRE_TOOLS=1), the lock is not
+    in the sandbox, or the base's .debs cannot be fetched.
+    """
+    import pytest
+
+    from mlbuild.container_run.bwrap_probe import check_bwrap
+    from mlbuild.container_run.errors import SandboxUnavailableError
+    from mlbuild.debian import FetchError, build_rootfs, load_lock
+    from mlbuild.tools_required import skip_or_fail
+
+    try:
+        check_bwrap()
+    except SandboxUnavailableError as e:
+        skip_or_fail(f"bwrap unusable: {e}")
+    if not COMMITTED_LOCK.exists():
+        pytest.skip(f"{COMMITTED_LOCK} not in this sandbox (add it as a dependency)")
+    try:
+        rootfs = build_rootfs(load_lock(COMMITTED_LOCK), work / "base-rootfs").path
+    except FetchError as e:
+        pytest.skip(f"cannot fetch the base's .debs (mirror unreachable or lock stale): {e}")
+    train = [LayerEntry.file("/usr/local/bin/train", TRAIN_SCRIPT.encode(), 0o755)]
+    write_image(work / "layout", work / "blobs", [rootfs_entries(rootfs), train], workdir="/opt/program", ref=ref)
+    return work / "layout"

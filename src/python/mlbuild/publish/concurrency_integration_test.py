@@ -16,38 +16,18 @@ from typing import List
 
 import pytest
 
-from mlbuild.container_run.bwrap_probe import check_bwrap
-from mlbuild.container_run.errors import SandboxUnavailableError
-from mlbuild.container_run.testing import TRAIN_SCRIPT, rootfs_entries, write_image, write_pipeline
-from mlbuild.debian import FetchError, build_rootfs, load_lock
+from mlbuild.container_run.testing import real_train_image, write_pipeline
 from mlbuild.lineage.store import ROOT_ENV_VAR, Store
-from mlbuild.oci.layer import LayerEntry
 from mlbuild.publish import cli
 from mlbuild.runtime import local_run
-from mlbuild.tools_required import skip_or_fail
 
-REPO = Path(__file__).resolve().parents[4]
-COMMITTED_LOCK = REPO / "docker/debian-python3.11/packages.lock.json"
 ADDRESS = "src/python/pipelines/tiny:train"
 N = 3
 
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        check_bwrap()
-    except SandboxUnavailableError as e:
-        skip_or_fail(f"bwrap unusable: {e}")
-    if not COMMITTED_LOCK.exists():
-        pytest.skip(f"{COMMITTED_LOCK} not in this sandbox (add it as a dependency)")
-    work = tmp_path_factory.mktemp("image")
-    try:
-        rootfs = build_rootfs(load_lock(COMMITTED_LOCK), work / "base-rootfs").path
-    except FetchError as e:
-        pytest.skip(f"cannot fetch the base's .debs (mirror unreachable or lock stale): {e}")
-    train = [LayerEntry.file("/usr/local/bin/train", TRAIN_SCRIPT.encode(), 0o755)]
-    write_image(work / "layout", work / "blobs", [rootfs_entries(rootfs), train], workdir="/opt/program", ref="tiny:1")
-    return work / "layout"
+    return real_train_image(tmp_path_factory.mktemp("image"), ref="tiny:1")
 
 
 def _publish(argv: List[str], barrier) -> None:  # a forked child: one `python -m mlbuild.publish`
