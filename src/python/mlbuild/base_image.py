@@ -18,14 +18,15 @@ from typing import Optional, Sequence
 
 from mlbuild.debian import build_rootfs, load_lock
 from mlbuild.oci.blob_store import BlobStore
-from mlbuild.oci.build import LAYER_NAME_ANNOTATION, write_outputs
+from mlbuild.names import DEBIAN_LAYER, DEBIAN_LOCK_LABEL, LAYER_NAME_ANNOTATION, OCI_TITLE_LABEL
+from mlbuild.oci.build import write_outputs
 from mlbuild.oci.determinism import choose_compressor
 from mlbuild.runtime.errors import MLBuildError
 from mlbuild.oci.image import Image, add_layer, set_annotations, set_config
 from mlbuild.oci.layer import entries_from_directory
 from mlbuild.oci.layer_writer import write_layer
 
-LOCK_ANNOTATION = "org.mlbuild.debian.lock.sha256"
+LOCK_ANNOTATION = DEBIAN_LOCK_LABEL
 ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
@@ -40,10 +41,10 @@ def build_debian_base(lock_path: Path, out_dir: Path, name: str, cache_dir: Opti
         rootfs = Path(scratch) / "rootfs"
         build_rootfs(lock, rootfs, cache_dir=cache_dir / "debs" if cache_dir else None)
         store = BlobStore(cache_dir / "oci" if cache_dir else Path(scratch) / "blobs")
-        layer = write_layer(entries_from_directory(rootfs, "/"), store, choose_compressor(), {LAYER_NAME_ANNOTATION: "debian"})
+        layer = write_layer(entries_from_directory(rootfs, "/"), store, choose_compressor(), {LAYER_NAME_ANNOTATION: DEBIAN_LAYER})
         image = add_layer(Image(), layer, created_by=f"mlbuild debian base from {Path(lock_path).name}")
         image = set_config(image, env=ENV, labels={LOCK_ANNOTATION: lock_sha256})
-        image = set_annotations(image, {LOCK_ANNOTATION: lock_sha256, "org.opencontainers.image.title": name})
+        image = set_annotations(image, {LOCK_ANNOTATION: lock_sha256, OCI_TITLE_LABEL: name})
         return write_outputs(image, out_dir, name, name).summary_data
 
 

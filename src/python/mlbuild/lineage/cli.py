@@ -40,18 +40,22 @@ from mlbuild.lineage.index import RUNS_COMMAND
 from mlbuild.lineage.provenance import VerificationError
 from mlbuild.lineage.record import Record, now
 from mlbuild.lineage.store import Store
+from mlbuild.names import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_VERIFIED,
+    EXIT_OK,
+    EXIT_PLATFORM_ERROR,
+    EXIT_UNEXPECTED,
+    EXIT_USER_ERROR,
+    aws_region,
+    exit_codes_epilog,
+)
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
-EXIT_CODES = {
-    0: "success",
-    1: "unexpected mlbuild error",
-    2: "user error: bad arguments or record, unknown or ambiguous hash",
-    3: "platform error: the store or the machine failed",
-    4: "verification failed: the provenance does not describe that digest, or a rebuild differs",
-}
+EXIT_CODES = (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_NOT_VERIFIED)
 
 
 def _load_json(source: str, what: str) -> Any:
@@ -191,7 +195,7 @@ def _payload_json(data: bytes, what: str) -> Any:
 
 
 def aws_region_configured() -> bool:
-    return bool(os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    return aws_region(None, os.environ) is not None
 
 
 def looks_like_image_reference(text: str) -> bool:
@@ -330,7 +334,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mlbuild.lineage",
         description="Record and query what built, ran and published which artifact.",
-        epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+        epilog=exit_codes_epilog(EXIT_CODES),
     )
     parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage, taking in ./dist/mlbuild/lineage)")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on a corrupt record file instead of skipping it with a warning")
@@ -426,6 +430,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return e.exit_code
     except OSError as e:
         print(f"mlbuild: error: {e}", file=sys.stderr)
-        return 3
+        return EXIT_PLATFORM_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from mlbuild.names import EXIT_NOT_VERIFIED
 from mlbuild.lineage.cli import looks_like_image_reference, main
 from mlbuild.lineage.store import Store
 from mlbuild.lineage.testing import LABELS, MANIFEST, PIPELINE, chain, h, write_image
@@ -100,7 +101,7 @@ def test_provenance_and_verify(tmp_path, capsys) -> None:
     changed = tmp_path / "manifest.json"
     changed.write_bytes(MANIFEST.replace(b"2", b"3"))
     code, _, err = _run(capsys, "verify-provenance", stmt, "--manifest", changed)
-    assert code == 4 and "no subject has digest" in err
+    assert code == EXIT_NOT_VERIFIED and "no subject has digest" in err
 
 
 def test_error_exit_codes(tmp_path, capsys) -> None:

@@ -15,15 +15,15 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from mlbuild.lineage.digests import file_sha256, model_checksum, tree_checksum
 from mlbuild.lineage.errors import UserError
 from mlbuild.lineage.record import Record, make_record, source_from_revision
-
-# The labels `pants-plugins/mlbuild_pants/package.py` puts on every image.
-PIPELINE_LABEL = "org.mlbuild.pipeline.address"
-PEX_LABEL = "org.mlbuild.pex.sha256"
-LOCKFILE_PATH_LABEL = "org.mlbuild.lockfile.path"
-LOCKFILE_LABEL = "org.mlbuild.lockfile.sha256"
-REVISION_LABEL = "org.opencontainers.image.revision"
-BASE_NAME_LABEL = "org.opencontainers.image.base.name"
-BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
+from mlbuild.names import (  # NB: the labels package.py puts on every image
+    LOCKFILE_PATH_LABEL,
+    LOCKFILE_SHA256_LABEL as LOCKFILE_LABEL,
+    OCI_BASE_DIGEST_LABEL as BASE_DIGEST_LABEL,
+    OCI_BASE_NAME_LABEL as BASE_NAME_LABEL,
+    OCI_REVISION_LABEL as REVISION_LABEL,
+    PEX_SHA256_LABEL as PEX_LABEL,
+    PIPELINE_ADDRESS_LABEL as PIPELINE_LABEL,
+)
 
 
 def _read_json(path: Path, what: str) -> Any:

@@ -19,12 +19,15 @@ from mlbuild.lineage.reuse import find_reusable_run
 from mlbuild.lineage.source import current_source
 from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import ROOT_ENV_VAR, Store, default_inbox
+# NB: `pants run` runs the sources on a cached requirements venv, not a PEX; the sources and
+# requirements digests pin what ran.
+from mlbuild.names import (
+    IMAGE_DIGEST_ENV as IMAGE_DIGEST_ENV_VAR,
+    PEX_SHA256_ENV as PEX_SHA256_ENV_VAR,
+    REQUIREMENTS_SHA256_ENV as REQUIREMENTS_SHA256_ENV_VAR,
+    SOURCES_SHA256_ENV as SOURCES_SHA256_ENV_VAR,
+)
 
-PEX_SHA256_ENV_VAR = "MLBUILD_PEX_SHA256"
-IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
-# NB: `pants run` runs the sources on a cached requirements venv, not a PEX; these pin what ran.
-SOURCES_SHA256_ENV_VAR = "MLBUILD_SOURCES_SHA256"
-REQUIREMENTS_SHA256_ENV_VAR = "MLBUILD_REQUIREMENTS_SHA256"
 
 
 def code_pin(environ: Mapping[str, str]) -> Optional[dict]:

@@ -29,6 +29,7 @@ from mlbuild.lineage.collect import ImageBuild
 from mlbuild.lineage.digests import sha256_hex
 from mlbuild.lineage.errors import MLBuildError, RecordError, UserError
 from mlbuild.lineage.record import source_from_revision
+from mlbuild.names import EXIT_NOT_VERIFIED
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -41,7 +42,7 @@ DEFAULT_BUILDER_ID = "https://mlbuild.dev/builders/pants-local/v1"
 class VerificationError(MLBuildError):
     """A statement does not describe the artifact it was checked against."""
 
-    exit_code = 4
+    exit_code = EXIT_NOT_VERIFIED
 
 
 @dataclass(frozen=True)

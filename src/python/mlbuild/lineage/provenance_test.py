@@ -4,6 +4,7 @@ import hashlib
 
 import pytest
 
+from mlbuild.names import EXIT_NOT_VERIFIED
 from mlbuild.lineage import collect, provenance
 from mlbuild.lineage.provenance import BuildContext, VerificationError
 from mlbuild.lineage.testing import LABELS, MANIFEST, PIPELINE, d, h, write_image
@@ -69,7 +70,7 @@ def test_a_changed_byte_fails_verification(tmp_path) -> None:
     assert provenance.manifest_digest_of(MANIFEST) != provenance.manifest_digest_of(bytes(changed))
     with pytest.raises(VerificationError, match="no subject has digest") as e:
         provenance.verify_statement(stmt, provenance.manifest_digest_of(bytes(changed)))
-    assert e.value.exit_code == 4
+    assert e.value.exit_code == EXIT_NOT_VERIFIED
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from typing import Iterator
 
 import pytest
 
+from mlbuild.names import EXIT_NOT_VERIFIED
 from mlbuild.lineage.cli import main
 from mlbuild.lineage.store import Store
 from mlbuild.lineage.testing import LABELS
@@ -90,10 +91,10 @@ def test_a_fresh_clone_inspects_a_pushed_image_by_reference(registry: str, tmp_p
     # The statement pushed with this image is not about another image in the same repository.
     other = push_layout(_other_image(tmp_path), "train", f"{registry}/ml/churn", progress=None, env={})
     code, _, err = _run(capsys, "verify-provenance", "--image", other.image_uri)
-    assert code == 4 and "holds no provenance" in err
+    assert code == EXIT_NOT_VERIFIED and "holds no provenance" in err
     stmt = summary.parent / "train.provenance.json"
     code, _, err = _run(capsys, "verify-provenance", stmt, "--image", other.image_uri)
-    assert code == 4 and "no subject has digest" in err
+    assert code == EXIT_NOT_VERIFIED and "no subject has digest" in err
 
 
 def _other_image(tmp_path: Path) -> Path:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Union
 
 from mlbuild.lineage.record import source_from_revision
+from mlbuild.names import SOURCE_REVISION_ENV as SOURCE_REVISION_ENV_VAR
 
-SOURCE_REVISION_ENV_VAR = "MLBUILD_SOURCE_REVISION"
 GIT_TIMEOUT_S = 10
 
 

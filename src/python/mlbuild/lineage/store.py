@@ -24,12 +24,13 @@ from mlbuild.lineage.digests import is_hex
 from mlbuild.lineage.errors import AmbiguousError, RecordError, StoreError
 from mlbuild.lineage.index import Index, Match
 from mlbuild.lineage.record import Record
+from mlbuild.names import DIST_LINEAGE_SUBDIR, LINEAGE_DIR_ENV, LINEAGE_INBOX_ENV, LINEAGE_STORE_DIR
 from mlbuild.oci.stale_temps import STALE_SECONDS
 
-ROOT_ENV_VAR = "MLBUILD_LINEAGE_DIR"
-INBOX_ENV_VAR = "MLBUILD_LINEAGE_INBOX"
-DEFAULT_ROOT = Path(".mlbuild") / "lineage"
-PACKAGE_INBOX = Path("dist") / "mlbuild" / "lineage"
+ROOT_ENV_VAR = LINEAGE_DIR_ENV
+INBOX_ENV_VAR = LINEAGE_INBOX_ENV
+DEFAULT_ROOT = Path(LINEAGE_STORE_DIR)
+PACKAGE_INBOX = Path("dist") / DIST_LINEAGE_SUBDIR
 RECORDS_DIR = "records"
 
 

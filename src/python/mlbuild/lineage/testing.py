@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional
 
 from mlbuild.lineage.record import Record, make_record
 from mlbuild.lineage.store import Store
+from mlbuild import names
 
 PIPELINE = "src/python/pipelines/churn:train"
 
@@ -26,13 +27,13 @@ def d(seed: str) -> str:
 
 MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
 LABELS = {
-    "org.opencontainers.image.revision": "a" * 40 + "-dirty",
-    "org.opencontainers.image.base.name": "//3rdparty/images:python311",
-    "org.opencontainers.image.base.digest": d("base"),
-    "org.mlbuild.pipeline.address": PIPELINE,
-    "org.mlbuild.pex.sha256": h("pex"),
-    "org.mlbuild.lockfile.path": "3rdparty/python/default.lock",
-    "org.mlbuild.lockfile.sha256": h("lock"),
+    names.OCI_REVISION_LABEL: "a" * 40 + "-dirty",
+    names.OCI_BASE_NAME_LABEL: "//3rdparty/images:python311",
+    names.OCI_BASE_DIGEST_LABEL: d("base"),
+    names.PIPELINE_ADDRESS_LABEL: PIPELINE,
+    names.PEX_SHA256_LABEL: h("pex"),
+    names.LOCKFILE_PATH_LABEL: "3rdparty/python/default.lock",
+    names.LOCKFILE_SHA256_LABEL: h("lock"),
 }
 
 

@@ -39,9 +39,8 @@ from mlbuild.lineage.errors import PlatformError, UserError
 from mlbuild.lineage.provenance import VerificationError
 from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import Store
+from mlbuild.names import DIST_LINEAGE_SUBDIR, LAYER_COMPRESSOR_ANNOTATION, LAYER_NAME_ANNOTATION
 
-LAYER_NAME_ANNOTATION = "org.mlbuild.layer.name"
-LAYER_COMPRESSOR_ANNOTATION = "org.mlbuild.layer.compressor"
 DIRTY_REFUSAL = "cannot rebuild: the build came from uncommitted changes; commit and package again"
 # NB: variables that would make the checkout's Pants (or the plugin it imports) come from
 # somewhere other than the checkout: `PYTHONPATH=src/python python -m mlbuild.lineage` is
@@ -507,7 +506,7 @@ def verify(
         rebuilt = rebuilt_facts(checkout, record)
         dists = [repo / "dist"]
         for root in (store.root, *store.inboxes):
-            if root.parts[-3:] == ("dist", "mlbuild", "lineage"):
+            if root.parts[-3:] == ("dist", *Path(DIST_LINEAGE_SUBDIR).parts):
                 dists.append(root.parent.parent)
         dists = list(dict.fromkeys(dists))
         verified = check(record, recorded_facts(record, dists), rebuilt, revision)

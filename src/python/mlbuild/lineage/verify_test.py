@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
+from mlbuild.names import EXIT_NOT_VERIFIED
 from mlbuild.lineage import cli, collect, verify
 from mlbuild.lineage.errors import NotFoundError, UserError
 from mlbuild.lineage.provenance import PREDICATE_TYPE, STATEMENT_TYPE, VerificationError
@@ -237,7 +238,7 @@ def _mismatch(setup, **changes) -> NotReproducible:
     runner = FakeRunner(repo, lambda checkout: write_build(checkout, **changes))
     with pytest.raises(NotReproducible) as e:
         _verify(store, record.get("image.manifest_digest"), runner, work)
-    assert e.value.exit_code == 4
+    assert e.value.exit_code == EXIT_NOT_VERIFIED
     assert list(work.iterdir()) == []  # NB: removed on failure too
     return e.value
 
@@ -348,7 +349,7 @@ def test_cli_exit_codes(setup, monkeypatch, capsys) -> None:
     monkeypatch.setattr(verify, "run_command", FakeRunner(repo, lambda checkout: write_build(checkout, pex=b"changed")))
     code = cli.main(["--root", str(store.root), "verify", record.id[:8]])
     out, err = capsys.readouterr()
-    assert code == 4 and "not reproducible" in err and "PEX sha256: recorded" in err
+    assert code == EXIT_NOT_VERIFIED and "not reproducible" in err and "PEX sha256: recorded" in err
 
     dirty = package_record(repo / "dist/src.python.pipelines.churn/train.image.json", source={"revision": REV, "dirty": True}, created="2031-01-01T00:00:00Z")
     Store(store.root).put(dirty)
@@ -416,7 +417,7 @@ def test_cli_json_outcomes_on_stdout_for_every_branch(setup, monkeypatch, capsys
     code = cli.main(["--root", str(store.root), "verify", record.id[:8], "--json"])
     out, err = capsys.readouterr()
     outcome = json.loads(out)
-    assert code == 4 and outcome["verified"] is False and outcome["exit_code"] == 4 and outcome["query"] == record.id[:8]
+    assert code == EXIT_NOT_VERIFIED and outcome["verified"] is False and outcome["exit_code"] == EXIT_NOT_VERIFIED and outcome["query"] == record.id[:8]
     assert outcome["message"].startswith("not reproducible") and f"mlbuild: error: {outcome['message']}\n" in err
     pex = [d for d in outcome["differences"] if "PEX" in d["what"]]
     assert pex and pex[0]["recorded"] != pex[0]["rebuilt"] and set(pex[0]) == {"what", "recorded", "rebuilt", "why"}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlbuild.names import LAYER_NAME_ANNOTATION
 from mlbuild.oci.archive import write_oci_archive
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.determinism import Compressor
@@ -15,7 +16,6 @@ from mlbuild.oci.layer_writer import write_layer
 from mlbuild.oci.layout import read_layout, write_layout
 from mlbuild.oci.spec import BuildSpec
 
-LAYER_NAME_ANNOTATION = "org.mlbuild.layer.name"
 LAYOUT_DIR = "layout"
 ARCHIVE_FILE = "image.tar"
 SUMMARY_FILE = "image.json"

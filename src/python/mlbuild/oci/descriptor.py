@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from mlbuild.names import OCI_REF_NAME_ANNOTATION
 from mlbuild.oci import digest as digests
 from mlbuild.oci.errors import UserError
 
@@ -26,7 +27,7 @@ INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 LAYER_TYPES = (OCI_LAYER_GZIP, OCI_LAYER_TAR, DOCKER_LAYER_GZIP)
 
-REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+REF_NAME_ANNOTATION = OCI_REF_NAME_ANNOTATION
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from mlbuild.names import LAYER_COMPRESSOR_ANNOTATION
 from mlbuild.oci.errors import UserError
 
 # 1980-01-01T00:00:00Z. NB: not 0, because some tools (zip, older Go archive/tar readers)
@@ -44,7 +45,7 @@ SYMLINK_MODE = 0o777
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 COMPRESS_LEVEL = 1
 
-COMPRESSOR_ANNOTATION = "org.mlbuild.layer.compressor"
+COMPRESSOR_ANNOTATION = LAYER_COMPRESSOR_ANNOTATION
 
 
 def normalised_file_mode(mode: int) -> int:

@@ -18,6 +18,7 @@ import tarfile
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+from mlbuild.names import UNPACK_KEEP_SPECIAL_MODES_ENV, UNPACK_MAX_BYTES_ENV, UNPACK_MAX_ENTRIES_ENV, UNPACK_MAX_FILE_BYTES_ENV
 from mlbuild.oci.errors import UserError
 from mlbuild.oci.rootfs_path import OPAQUE_WHITEOUT, PathRefused, whiteout_target
 
@@ -28,11 +29,11 @@ DEFAULT_MAX_FILE_BYTES = 32 * GIB
 SPECIAL_BITS = 0o7000  # setuid, setgid, sticky
 WORLD_WRITABLE = 0o002
 LIMIT_ENV = {
-    "max_bytes": "MLBUILD_UNPACK_MAX_BYTES",
-    "max_entries": "MLBUILD_UNPACK_MAX_ENTRIES",
-    "max_file_bytes": "MLBUILD_UNPACK_MAX_FILE_BYTES",
+    "max_bytes": UNPACK_MAX_BYTES_ENV,
+    "max_entries": UNPACK_MAX_ENTRIES_ENV,
+    "max_file_bytes": UNPACK_MAX_FILE_BYTES_ENV,
 }
-KEEP_MODES_ENV = "MLBUILD_UNPACK_KEEP_SPECIAL_MODES"
+KEEP_MODES_ENV = UNPACK_KEEP_SPECIAL_MODES_ENV
 _OPTION = {"max_bytes": "--max-bytes", "max_entries": "--max-entries", "max_file_bytes": "--max-file-bytes"}
 
 

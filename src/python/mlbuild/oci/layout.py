@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mlbuild.names import image_entries, ref_name
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.descriptor import (
     DOCKER_LAYER_GZIP,
@@ -58,8 +59,8 @@ def read_layout(layout_dir: Path, ref: str | None = None) -> Image:
     where = f"OCI layout {layout_dir}"
     if not (layout_dir / LAYOUT_FILE).is_file():
         raise UserError(f"{where}: no {LAYOUT_FILE} file; is this an OCI image layout directory?")
-    manifests = [m for m in read_index(layout_dir).get("manifests", []) if not m.get("artifactType")]
-    matches = [m for m in manifests if ref is None or _ref_of(m) == ref]
+    index = read_index(layout_dir)
+    manifests, matches = image_entries(index, None), image_entries(index, ref)
     if len(matches) != 1:
         refs = sorted(str(_ref_of(m)) for m in manifests)
         wanted = f"ref {ref!r}" if ref else "a single image"
@@ -145,8 +146,7 @@ def read_index(layout_dir: Path) -> dict[str, Any]:
         raise UserError(f"OCI layout {layout_dir}: cannot read {INDEX_FILE} ({e}).") from e
 
 
-def _ref_of(manifest: dict[str, Any]) -> str | None:
-    return (manifest.get("annotations") or {}).get(REF_NAME_ANNOTATION)
+_ref_of = ref_name
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mlbuild.lineage import remote
+from mlbuild.names import ECR_REGISTRY_ENV, aws_region
 from mlbuild.publish.local import layout_digest
 from mlbuild.registry import ecr
 from mlbuild.registry.errors import AuthError
@@ -32,7 +33,7 @@ from mlbuild.sagemaker.job_name import pipeline_name_from_address
 from mlbuild.sagemaker.job_request import build_request
 
 
-ECR_REGISTRY_ENV_VAR = "MLBUILD_ECR_REGISTRY"
+ECR_REGISTRY_ENV_VAR = ECR_REGISTRY_ENV
 
 
 def ecr_repository(config: PipelineConfig, address: str, environ: Mapping[str, str]) -> str:
@@ -46,7 +47,7 @@ def ecr_repository(config: PipelineConfig, address: str, environ: Mapping[str, s
 def ecr_home_repository(config: PipelineConfig, address: str, environ: Mapping[str, str]) -> str:
     """The ECR repository of the role's account in the job's region (never overridden)."""
     sm = config.sagemaker
-    region = sm.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    region = aws_region(sm.region, environ)
     missing = [key for key, value in (("`sagemaker.role`", sm.role), ("`sagemaker.region` (or AWS_REGION)", region)) if not value]
     if missing:
         raise UserError(

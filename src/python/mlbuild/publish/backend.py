@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Optional
 
+from mlbuild.names import aws_region
 from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.errors import UserError
 
@@ -33,7 +34,7 @@ def choose_backend(
     choice = requested or config.sagemaker.backend
     if choice != "auto":
         return choice
-    region = config.sagemaker.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    region = aws_region(config.sagemaker.region, environ)
     ready = bool(region and config.sagemaker.role and config.sagemaker.output_path)
     return "aws" if ready and has_credentials() else "local"
 

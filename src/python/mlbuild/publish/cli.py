@@ -27,6 +27,7 @@ from mlbuild.lineage.record import source_from_revision
 from mlbuild.lineage.source import current_source
 from mlbuild.publish.backend import choose_backend
 from mlbuild.runtime.config import load_config
+from mlbuild.names import LOCAL_PUBLISH_DIR
 from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.runtime.hyperparameters import parse_assignments
 
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report-dir", type=Path, required=True)
     p.add_argument("--backend", choices=("auto", "local", "aws"), help="default: the config's sagemaker.backend")
     p.add_argument("--registry", help="local backend: push to this registry (host:port/repo) instead of the local OCI store")
-    p.add_argument("--local-root", type=Path, default=Path(".mlbuild/local"), help="local backend: registry store and jobs")
+    p.add_argument("--local-root", type=Path, default=Path(LOCAL_PUBLISH_DIR), help="local backend: registry store and jobs")
     p.add_argument("--wait", action="store_true", help="aws backend: follow the job to its end, streaming its log")
     p.add_argument("--force", action="store_true", help="train again even if an identical job exists")
     p.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")

@@ -37,6 +37,7 @@ from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.oci import referrer
 from mlbuild.registry.push import content_tag, push_layout
 from mlbuild.runtime import contract, hyperparameters
+from mlbuild.names import EXIT_JOB_FAILED, LOCAL_PUBLISH_DIR, image_entries
 from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.errors import PlatformError, UserError
 from mlbuild.runtime.local_run import local_channel_dirs
@@ -44,8 +45,8 @@ from mlbuild.sagemaker.job_name import pipeline_name_from_address
 
 JOB_FILE = "job.json"
 JOB_LOCK = ".lock"
-FAILED_JOB_EXIT_CODE = 5  # NB: the code mlbuild.sagemaker uses for a Failed job.
-LOCAL_ROOT = Path(".mlbuild/local")
+FAILED_JOB_EXIT_CODE = EXIT_JOB_FAILED  # NB: the code mlbuild.sagemaker uses for a Failed job.
+LOCAL_ROOT = Path(LOCAL_PUBLISH_DIR)
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,8 @@ def layout_digest(layout_dir: Path, ref: Optional[str]) -> str:
             f"{layout_dir}: not an OCI image layout (no index.json); the image was not built. "
             "Fix: build it first (`./pants package <pipeline target>`) and pass its `.oci` folder as --layout."
         )
-    for manifest in json.loads(index_file.read_text()).get("manifests", []):
-        if manifest.get("artifactType"):  # NB: a referrer (the provenance), not an image
-            continue
-        if ref is None or manifest.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref:
-            return manifest["digest"]
+    for manifest in image_entries(json.loads(index_file.read_text()), ref):
+        return manifest["digest"]
     raise UserError(
         f"{layout_dir}: no image named {ref!r} in index.json. "
         "Fix: pass the --ref the image was built with, or rebuild the image layout."

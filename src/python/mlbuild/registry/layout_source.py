@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlbuild.oci.blob_store import BlobStore
-from mlbuild.oci.descriptor import INDEX_TYPES, LINUX_AMD64, MANIFEST_TYPES, REF_NAME_ANNOTATION, Descriptor
+from mlbuild.names import image_entries
+from mlbuild.oci.descriptor import INDEX_TYPES, LINUX_AMD64, MANIFEST_TYPES, Descriptor
 from mlbuild.oci.digest import digest_of
 from mlbuild.oci.layout import INDEX_FILE, read_layout
 from mlbuild.oci.referrer import blobs_of, referrers
@@ -35,9 +36,7 @@ def read_push_source(layout_dir: Path, ref: str | None = None) -> PushSource:
     read_layout(layout_dir, ref)  # validation: refs, blobs present, diff_ids vs layers
     where = f"OCI layout {layout_dir}"
     store = BlobStore(layout_dir / "blobs")
-    entries = json.loads((layout_dir / INDEX_FILE).read_text()).get("manifests", [])
-    images = [m for m in entries if not m.get("artifactType")]  # NB: referrers have no ref name
-    entry = next(m for m in images if ref is None or (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) == ref)
+    entry = image_entries(json.loads((layout_dir / INDEX_FILE).read_text()), ref)[0]  # NB: read_layout made sure there is one
     desc = Descriptor.from_json(entry, where=where)
     data = _blob(store, desc, where)
     if desc.media_type in INDEX_TYPES:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import urllib.parse
 from typing import Mapping
 
+from mlbuild.names import INSECURE_REGISTRIES_ENV
 from mlbuild.registry.errors import RegistryUserError
 from mlbuild.registry.reference import Reference, is_loopback_host
 
-INSECURE_REGISTRIES_ENV = "MLBUILD_INSECURE_REGISTRIES"
 
 
 def insecure_registries(env: Mapping[str, str]) -> frozenset[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Mapping, TextIO
 
 from mlbuild.oci.blob_store import BlobStore
+from mlbuild.names import ref_name
 from mlbuild.oci.descriptor import INDEX_TYPES, LINUX_AMD64, MANIFEST_TYPES, REF_NAME_ANNOTATION, Descriptor, Platform
 from mlbuild.oci.digest import CHUNK_SIZE, HashingReader, HashingWriter, digest_of
 from mlbuild.oci.layout import INDEX_FILE, read_index, write_index
@@ -150,7 +151,7 @@ def _write_layout(layout_dir: Path, cache: BlobStore, manifest: dict, data: byte
     platform = Platform(str(config.get("os", "")), str(config.get("architecture", "")))
     entry = Descriptor(media_type, digest, len(data), {REF_NAME_ANNOTATION: name}, platform).to_json()
     old = read_index(layout_dir).get("manifests", []) if (layout_dir / INDEX_FILE).is_file() else []
-    write_index(layout_dir, [m for m in old if (m.get("annotations") or {}).get(REF_NAME_ANNOTATION) != name] + [entry])
+    write_index(layout_dir, [m for m in old if ref_name(m) != name] + [entry])
 
 
 def resolve_digest(reference: str, **connect_kwargs) -> str:

@@ -17,10 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
+from mlbuild.names import UPLOAD_JOURNAL_ENV
 from mlbuild.oci.stale_temps import pid_alive
 from mlbuild.registry.errors import RegistryPlatformError, RegistryUserError
 
-JOURNAL_ENV = "MLBUILD_UPLOAD_JOURNAL"
+JOURNAL_ENV = UPLOAD_JOURNAL_ENV
 
 
 def journal_dir(env: Mapping[str, str]) -> Path:

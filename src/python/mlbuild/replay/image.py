@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Optional, TextIO
 
+from mlbuild.names import image_entries, ref_name
 from mlbuild.oci.digest import hex_of
 from mlbuild.oci.image import Image
 from mlbuild.oci.layer_reader import iter_layer, read_member
@@ -53,8 +54,7 @@ def local_store_image(image_uri: str, digest: str) -> JobImage:
             "Fix: publish the pipeline again from the job's revision (it rebuilds the same digest)."
         )
     ref = next(
-        (m.get("annotations", {}).get("org.opencontainers.image.ref.name") for m in read_index(store).get("manifests", [])
-         if m.get("digest") == digest and m.get("annotations", {}).get("org.opencontainers.image.ref.name")),
+        (ref_name(m) for m in image_entries(read_index(store), None) if m.get("digest") == digest and ref_name(m)),
         None,
     )
     if ref is None:

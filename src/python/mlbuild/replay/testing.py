@@ -10,6 +10,7 @@ from typing import Any, Dict, Mapping, Optional
 from mlbuild.container_run.outcome import RunOutcome, read_outcome
 from mlbuild.container_run.testing import write_image
 from mlbuild.lineage.digests import model_checksum, tree_checksum
+from mlbuild.names import PIPELINE_CONFIG_ENV, PIPELINE_MODULE_ENV
 from mlbuild.oci.image import Image
 from mlbuild.oci.layer import LayerEntry
 from mlbuild.publish.model_archive import write_model_archive
@@ -29,7 +30,7 @@ JOB = "tiny-train-000000000001"
 
 def tiny_image(store: Path, blobs: Path, config: str = CONFIG, ref: str = "tiny:t1") -> Image:
     app = [LayerEntry.file("opt/mlbuild/app/pipelines/tiny/pipeline.yaml", config.encode())]
-    env = {"MLBUILD_PIPELINE_MODULE": "pipelines.tiny.pipeline", "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml"}
+    env = {PIPELINE_MODULE_ENV: "pipelines.tiny.pipeline", PIPELINE_CONFIG_ENV: "pipeline.yaml"}
     return write_image(store, blobs, [[LayerEntry.file("etc/base.txt", b"base")], app], env=env, ref=ref)
 
 

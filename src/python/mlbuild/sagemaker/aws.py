@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional
 
+from mlbuild.names import AWS_REGION_ENV, aws_region
 from mlbuild.runtime.config import region_problem
 from mlbuild.runtime.errors import UserError
 from mlbuild.sagemaker.env import FORWARDED_ENV_VARS
@@ -27,7 +28,7 @@ TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
 
 def resolve_region(configured: Optional[str], environ: Mapping[str, str]) -> str:
     """The config's `sagemaker.region`, else AWS_REGION, else AWS_DEFAULT_REGION."""
-    region = configured or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    region = aws_region(configured, environ)
     if not region:
         raise UserError(
             "no AWS region: set `sagemaker.region` in the pipeline config, or export AWS_REGION. "
@@ -37,7 +38,7 @@ def resolve_region(configured: Optional[str], environ: Mapping[str, str]) -> str
     problem = region_problem(region)
     if problem:
         # NB: botocore raises InvalidRegionError from inside client creation; say where it came from.
-        where = "the region (`sagemaker.region` or --region)" if configured else "AWS_REGION" if environ.get("AWS_REGION") else "AWS_DEFAULT_REGION"
+        where = "the region (`sagemaker.region` or --region)" if configured else AWS_REGION_ENV if environ.get(AWS_REGION_ENV) else "AWS_DEFAULT_REGION"
         raise UserError(f"{where}: {problem}. Fix: use a region code such as us-east-1 or eu-west-2.")
     return region
 
