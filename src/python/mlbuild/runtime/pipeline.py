@@ -26,7 +26,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 from mlbuild.runtime.config import PipelineConfig, config_text, directory_error, parse_config
 from mlbuild.runtime.errors import ConfigError, PipelineError, PlatformError
@@ -76,10 +76,22 @@ class StageContext:
     checkpoints_dir: Path
     output_data_dir: Path
     log: logging.Logger
+    # The job's hosts, as SageMaker's resourceconfig.json names them (see runtime/contract.py);
+    # one host unless the job runs on several instances.
+    hosts: Tuple[str, ...] = ("algo-1",)
+    current_host: str = "algo-1"
+    num_cpus: int = 1
+    num_gpus: int = 0
+    network_interface: str = "eth0"
 
     @property
     def hp(self) -> Mapping[str, Any]:
         return self.hyperparameters
+
+    @property
+    def is_leader(self) -> bool:
+        """SageMaker's convention: the first of the sorted hosts leads (writes the model, say)."""
+        return self.current_host == self.hosts[0]
 
 
 @dataclass(frozen=True)
