@@ -1,10 +1,10 @@
 """Registry credentials from Docker's config.json (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
 
-Only `auths.<host>.auth` (base64 'user:password') and `username`/`password` entries are read.
-NB: credential helpers (`credsStore`, `credHelpers`) are not run: they are external
-binaries, and ECR's is replaced by ecr.py. When one is configured for a host we say so in
-the auth error instead of silently failing. `identitytoken` (OAuth2 refresh tokens) is not
-supported either. https://github.com/docker/cli/blob/v24.0.0/cli/config/configfile/file.go
+Docker's order: a helper named for the host in `credHelpers`, else the `credsStore` helper,
+run as `docker-credential-<name> get` (credential_helper.py); when the helper holds nothing
+for the host, the `auths.<host>` entry (base64 'user:password' `auth`, or `username`/
+`password`). ECR hosts never get here: ecr.py asks ECR for a token. `identitytoken` (OAuth2
+refresh tokens) is not supported. https://github.com/docker/cli/blob/v24.0.0/cli/config/configfile/file.go
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from mlbuild.registry import credential_helper
 from mlbuild.registry.errors import RegistryUserError
 
 
@@ -39,7 +40,7 @@ class Credentials:
 class ConfigLookup:
     credentials: Credentials | None
     path: Path
-    helper: str | None = None  # a credential helper configured for this host, which we do not run
+    helper: str | None = None  # the credential helper configured for this host (run; it may hold nothing)
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -51,6 +52,11 @@ def _host_of(key: str) -> str:
     # NB: keys may be 'host:port', 'https://host' or 'https://index.docker.io/v1/'.
     key = key.split("://", 1)[-1].split("/", 1)[0]
     return "docker.io" if key in ("index.docker.io", "registry-1.docker.io") else key
+
+
+def _server_address(host: str) -> str:
+    """The address docker hands a helper: Docker Hub's legacy index URL, else the host."""
+    return "https://index.docker.io/v1/" if host == "docker.io" else host
 
 
 def lookup(registry: str, env: Mapping[str, str] = os.environ) -> ConfigLookup:
@@ -67,7 +73,14 @@ def lookup(registry: str, env: Mapping[str, str] = os.environ) -> ConfigLookup:
         if not isinstance(data.get(name) or {}, dict):
             raise RegistryUserError(f"{path}: '{name}' is a JSON {type(data[name]).__name__}, not an object. Fix: {_SHAPE}")
     want = _host_of(registry)
-    helper = (data.get("credHelpers") or {}).get(want) or data.get("credsStore")
+    helpers = {_host_of(key): name for key, name in (data.get("credHelpers") or {}).items()}
+    helper = helpers.get(want) or data.get("credsStore")
+    if helper is not None:
+        if not isinstance(helper, str) or not helper:
+            raise RegistryUserError(f"{path}: the credential helper for {want} is {helper!r}, not a name. Fix: e.g. \"credHelpers\": {{\"{want}\": \"pass\"}}.")
+        found = credential_helper.get(helper, _server_address(want), path, env)
+        if found is not None:
+            return ConfigLookup(Credentials(*found), path, helper)
     for key, entry in (data.get("auths") or {}).items():
         if _host_of(key) != want or not isinstance(entry, dict):
             continue

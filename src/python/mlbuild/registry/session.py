@@ -39,8 +39,8 @@ def connect(
         credentials = found.credentials
         if found.helper and credentials is None:
             hint = (
-                f"{found.path} names the credential helper 'docker-credential-{found.helper}' for this host;"
-                " mlbuild does not run helpers. Fix: add an 'auths' entry for it, or pass credentials."
+                f"{found.path} names the credential helper 'docker-credential-{found.helper}' for this host,"
+                f" and it holds no credentials for it. Fix: docker login {ref.registry}, or pass credentials."
             )
         else:
             hint = f"Fix: add credentials for {ref.registry} to {found.path} (docker login {ref.registry}), or pass them."
