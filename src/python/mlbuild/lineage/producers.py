@@ -3,6 +3,10 @@
 The store is `$MLBUILD_LINEAGE_DIR` (set by the Pants rules to `.mlbuild/lineage`, taking
 in `dist/mlbuild/lineage`, where `pants package` writes); without it nothing is recorded,
 so library callers and tests stay side-effect free.
+
+What ran is pinned by `RunPins`, which the host-side caller passes in (from its command
+line): the PEX sha256 and image digest of a packaged run, or the sources and requirements
+digests of a run from sources. The runtime never reads them; it only trains.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -19,29 +24,51 @@ from mlbuild.lineage.reuse import find_reusable_run
 from mlbuild.lineage.source import current_source
 from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import ROOT_ENV_VAR, Store, default_inbox
-# NB: `pants run` runs the sources on a cached requirements venv, not a PEX; the sources and
-# requirements digests pin what ran.
-from mlbuild.names import (
-    IMAGE_DIGEST_ENV as IMAGE_DIGEST_ENV_VAR,
-    PEX_SHA256_ENV as PEX_SHA256_ENV_VAR,
-    REQUIREMENTS_SHA256_ENV as REQUIREMENTS_SHA256_ENV_VAR,
-    SOURCES_SHA256_ENV as SOURCES_SHA256_ENV_VAR,
-)
+from mlbuild.names import IMAGE_DIGEST_ENV, PEX_SHA256_ENV, REQUIREMENTS_SHA256_ENV, SOURCES_SHA256_ENV
 
+
+@dataclass(frozen=True)
+class RunPins:
+    """What a run ran: a packaged PEX (and image), or sources on a locked requirements venv.
+
+    NB: `pants run` runs the sources on a cached requirements venv, not a PEX; the sources
+    digest (code and config) and the requirements digest pin what ran instead.
+    """
+
+    pex_sha256: Optional[str] = None
+    image_digest: Optional[str] = None
+    sources_sha256: Optional[str] = None
+    requirements_sha256: Optional[str] = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "RunPins":
+        """The pins from the MLBUILD_* variables callers set before issue 15 (kept for them)."""
+        return cls(
+            pex_sha256=environ.get(PEX_SHA256_ENV) or None,
+            image_digest=environ.get(IMAGE_DIGEST_ENV) or None,
+            sources_sha256=environ.get(SOURCES_SHA256_ENV) or None,
+            requirements_sha256=environ.get(REQUIREMENTS_SHA256_ENV) or None,
+        )
+
+    @property
+    def code(self) -> Optional[dict]:
+        """`{"sha256", "sources_sha256", "requirements_sha256"}` of a run from sources, else None."""
+        if not self.sources_sha256 or not self.requirements_sha256:
+            return None
+        body = f"sources:{self.sources_sha256}\nrequirements:{self.requirements_sha256}\n"
+        pair = hashlib.sha256(body.encode()).hexdigest()
+        return {"sha256": pair, "sources_sha256": self.sources_sha256, "requirements_sha256": self.requirements_sha256}
+
+    @property
+    def artifact(self) -> Optional[str]:
+        """The one hash a reuse check keys on: the PEX's, else the sources/requirements pair's."""
+        code = self.code
+        return self.pex_sha256 or (code["sha256"] if code else None)
 
 
 def code_pin(environ: Mapping[str, str]) -> Optional[dict]:
-    """`{"sha256", "sources_sha256", "requirements_sha256"}` of a run from sources, else None."""
-    sources, requirements = environ.get(SOURCES_SHA256_ENV_VAR), environ.get(REQUIREMENTS_SHA256_ENV_VAR)
-    if not sources or not requirements:
-        return None
-    pair = hashlib.sha256(f"sources:{sources}\nrequirements:{requirements}\n".encode()).hexdigest()
-    return {"sha256": pair, "sources_sha256": sources, "requirements_sha256": requirements}
-
-
-def _artifact(environ: Mapping[str, str]) -> Optional[str]:
-    code = code_pin(environ)
-    return environ.get(PEX_SHA256_ENV_VAR) or (code["sha256"] if code else None)
+    """`RunPins.from_environ(environ).code` (kept for callers that still pass the environment)."""
+    return RunPins.from_environ(environ).code
 
 
 def configured_store() -> Optional[Store]:
@@ -60,32 +87,39 @@ def save(record: Record) -> Optional[str]:
         return None
 
 
-def reusable_run_dir(hyperparameters: Mapping[str, str], channel_dirs: Mapping[str, Path]) -> Optional[Path]:
-    """The directory of a finished run of this PEX with these hyperparameters and data, if any.
+def reusable_run_dir(
+    hyperparameters: Mapping[str, str], channel_dirs: Mapping[str, Path], pins: Optional[RunPins] = None
+) -> Optional[Path]:
+    """The directory of a finished run of this code with these hyperparameters and data, if any.
 
     Safe because every input is pinned: the PEX (code + locked dependencies + config) by its
     sha256, or for a run from sources the sources and requirements digests, the data by its
     tree checksum. A run whose directory is gone does not count.
     """
-    store, pex = configured_store(), _artifact(os.environ)
-    if store is None or not pex:
+    pins = RunPins.from_environ(os.environ) if pins is None else pins
+    store, artifact = configured_store(), pins.artifact
+    if store is None or not artifact:
         return None
     data = {name: tree_checksum(path) for name, path in channel_dirs.items()}
-    record = find_reusable_run(store, pex, hyperparameters, data)
+    record = find_reusable_run(store, artifact, hyperparameters, data)
     run_dir = record.get("extra.run_dir") if record is not None else None
     return Path(run_dir) if run_dir and (Path(run_dir) / "model").is_dir() else None
 
 
-def record_run(run_dir: Path, address: str) -> Optional[str]:
-    """Record a finished (or failed) run directory; returns the record id."""
+def record_run(run_dir: Path, address: str, pins: Optional[RunPins] = None) -> Optional[str]:
+    """Record a finished (or failed) run directory; returns the record id.
+
+    `pins=None` reads them from the MLBUILD_* variables (container_run still sets those).
+    """
     if configured_store() is None:
         return None
+    pins = RunPins.from_environ(os.environ) if pins is None else pins
     record = run_record(
         run_dir,
         address,
-        pex_sha256=os.environ.get(PEX_SHA256_ENV_VAR) or None,
-        image_digest=os.environ.get(IMAGE_DIGEST_ENV_VAR) or None,
-        code=code_pin(os.environ),
+        pex_sha256=pins.pex_sha256,
+        image_digest=pins.image_digest,
+        code=pins.code,
         source=current_source(os.environ),
     )
     return save(record)

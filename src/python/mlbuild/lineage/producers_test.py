@@ -7,6 +7,7 @@ import pytest
 
 from mlbuild.lineage import producers
 from mlbuild.lineage.store import ROOT_ENV_VAR
+from mlbuild import names
 
 SOURCES, REQUIREMENTS = "a" * 64, "b" * 64
 
@@ -22,29 +23,38 @@ def finished_run(runs: Path, name: str) -> Path:
     return run_dir
 
 
-def test_code_pin_needs_both_digests_and_pins_the_pair() -> None:
-    assert producers.code_pin({producers.SOURCES_SHA256_ENV_VAR: SOURCES}) is None
-    pin = producers.code_pin({producers.SOURCES_SHA256_ENV_VAR: SOURCES, producers.REQUIREMENTS_SHA256_ENV_VAR: REQUIREMENTS})
+def test_the_code_pin_needs_both_digests_and_pins_the_pair() -> None:
+    assert producers.RunPins(sources_sha256=SOURCES).code is None
+    pin = producers.RunPins(sources_sha256=SOURCES, requirements_sha256=REQUIREMENTS).code
     assert pin is not None and (pin["sources_sha256"], pin["requirements_sha256"]) == (SOURCES, REQUIREMENTS)
-    other = producers.code_pin({producers.SOURCES_SHA256_ENV_VAR: "c" * 64, producers.REQUIREMENTS_SHA256_ENV_VAR: REQUIREMENTS})
+    other = producers.RunPins(sources_sha256="c" * 64, requirements_sha256=REQUIREMENTS).code
     assert other is not None and other["sha256"] != pin["sha256"]
+    assert producers.RunPins(pex_sha256="d" * 64, sources_sha256=SOURCES, requirements_sha256=REQUIREMENTS).artifact == "d" * 64
+    assert producers.RunPins().artifact is None
+
+
+def test_the_pins_still_come_from_the_old_variables_when_not_passed() -> None:
+    environ = {names.PEX_SHA256_ENV: "d" * 64, names.IMAGE_DIGEST_ENV: "sha256:" + "e" * 64, names.SOURCES_SHA256_ENV: ""}
+    assert producers.RunPins.from_environ(environ) == producers.RunPins(pex_sha256="d" * 64, image_digest="sha256:" + "e" * 64)
+    assert producers.code_pin({names.SOURCES_SHA256_ENV: SOURCES, names.REQUIREMENTS_SHA256_ENV: REQUIREMENTS})["sources_sha256"] == SOURCES
 
 
 def test_a_run_from_sources_is_recorded_and_reused_by_its_code_pin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "store"))
-    monkeypatch.delenv(producers.PEX_SHA256_ENV_VAR, raising=False)
-    monkeypatch.setenv(producers.SOURCES_SHA256_ENV_VAR, SOURCES)
-    monkeypatch.setenv(producers.REQUIREMENTS_SHA256_ENV_VAR, REQUIREMENTS)
+    for var in (names.PEX_SHA256_ENV, names.SOURCES_SHA256_ENV, names.REQUIREMENTS_SHA256_ENV):
+        monkeypatch.delenv(var, raising=False)  # NB: the pins are arguments, not variables
+    pins = producers.RunPins(sources_sha256=SOURCES, requirements_sha256=REQUIREMENTS)
     run_dir = finished_run(tmp_path / "runs", "r1")
-    record_id = producers.record_run(run_dir, "src/p:train")
+    record_id = producers.record_run(run_dir, "src/p:train", pins)
     assert record_id
     record = json.loads(next((tmp_path / "store").rglob(f"{record_id}.json")).read_text())
     assert record["code"]["sources_sha256"] == SOURCES and "pex" not in record
     channels = {"train": run_dir / "input" / "data" / "train"}
-    assert producers.reusable_run_dir({"lr": "0.1"}, channels) == run_dir.resolve()
+    assert producers.reusable_run_dir({"lr": "0.1"}, channels, pins) == run_dir.resolve()
+    assert producers.reusable_run_dir({"lr": "0.1"}, channels, producers.RunPins()) is None  # nothing pinned: never reused
     # An edit changes the sources digest: the earlier run is not reused.
-    monkeypatch.setenv(producers.SOURCES_SHA256_ENV_VAR, "c" * 64)
-    assert producers.reusable_run_dir({"lr": "0.1"}, channels) is None
+    edited = producers.RunPins(sources_sha256="c" * 64, requirements_sha256=REQUIREMENTS)
+    assert producers.reusable_run_dir({"lr": "0.1"}, channels, edited) is None
 
 
 def _stored(store: Path, record_id: str) -> dict:

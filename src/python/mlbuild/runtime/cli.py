@@ -2,8 +2,12 @@
 
     train                     (no arguments) SageMaker's entry: train from /opt/ml
     local --data-dir D --runs-dir R [name=value ...]
-                              what `pants run` calls: lay out a run directory like SageMaker
-                              would, then train through exactly the same function
+                              lay out a run directory like SageMaker would, then train
+                              through exactly the same function
+
+Only what runs inside the container lives here. The host side of a `pants run` (the reuse
+check, the lineage record) is `mlbuild.lineage.host_run`, which calls `local_command` with
+a hook; the runtime never imports lineage, so it is not in the PEX or the image.
 
 Errors become exit codes here and only here: 2 for the user's mistakes, 3 for mlbuild's.
 """
@@ -15,10 +19,9 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
-from mlbuild.lineage.producers import record_run, reusable_run_dir
-from mlbuild.runtime import contract, hyperparameters, local_run
+from mlbuild.runtime import contract, local_run
 from mlbuild.runtime.errors import MLBuildError
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.runtime.pipeline import pipeline_from_environ
@@ -34,18 +37,17 @@ def train_command(base_dir: Path) -> int:
     return 0
 
 
-def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str], force: bool = False) -> int:
+# NB: what the host does once a run directory is final (succeeded or failed): e.g. record
+# it. Returns a line for the summary, or None.
+AfterRun = Callable[[Path], Optional[str]]
+
+
+def _nothing_after(_: Path) -> Optional[str]:
+    return None
+
+
+def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str], after_run: AfterRun = _nothing_after) -> int:
     pipeline = pipeline_from_environ(os.environ)
-    if not force:
-        overrides = parse_assignments(assignments, pipeline.config)
-        encoded = hyperparameters.encode(hyperparameters.resolve(pipeline.config, overrides, "command line"))
-        previous = reusable_run_dir(encoded, local_run.local_channel_dirs(pipeline.config, data_dir))
-        if previous is not None:
-            print(f"mlbuild: an identical run already finished (same PEX, hyperparameters and data): {previous}")
-            print(f"  model:   {previous / contract.MODEL_DIR}/")
-            print("  " + (previous / contract.METRICS_FILE).read_text().strip().replace("\n", "\n  "))
-            print("  (pass -- --force to train again)")
-            return 0
     staging = local_run.prepare_run(
         pipeline.config, pipeline.address, data_dir, runs_dir, parse_assignments(assignments, pipeline.config)
     )
@@ -53,22 +55,40 @@ def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str], fo
         train_command(staging)
     except BaseException:
         final = local_run.finish_run(staging, succeeded=False)
-        record_run(final, pipeline.address)
+        after_run(final)
         log_file = final / contract.LOG_FILE
         also = f" and the log {log_file}" if log_file.is_file() else ""
         print(f"mlbuild: training failed; see {final / contract.FAILURE_FILE}{also}", file=sys.stderr)
         raise
     final = local_run.finish_run(staging, succeeded=True)
-    record_id = record_run(final, pipeline.address)
+    note = after_run(final)
     metrics = (final / contract.METRICS_FILE).read_text()
     print(f"\nmlbuild: run complete: {final}")
     print(f"  model:   {final / contract.MODEL_DIR}/")
     print(f"  metrics: {final / contract.METRICS_FILE}")
     print(f"  log:     {final / contract.LOG_FILE}")
     print("  " + metrics.strip().replace("\n", "\n  "))
-    if record_id:
-        print(f"  lineage: {record_id} (inspect it: ./pants run src/python/mlbuild/lineage:mlbuild-lineage -- inspect {record_id[:12]})")
+    if note:
+        print(f"  {note}")
     return 0
+
+
+def add_local_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `local` command's arguments; the host side's command takes the same ones."""
+    parser.add_argument("--data-dir", type=Path, required=True, help="the pipeline's sample data folder (one subfolder per channel)")
+    parser.add_argument("--runs-dir", type=Path, required=True, help="where run directories go")
+    parser.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
+
+
+def exit_code_of(command: Callable[[], int]) -> int:
+    """Run `command` the way every runtime entry point does: logging set up, errors as exit codes."""
+    configure_logging()
+    quiet_missing_tools()
+    try:
+        return command()
+    except MLBuildError as e:
+        print(f"mlbuild: error: {e}", file=sys.stderr)
+        return e.exit_code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,25 +96,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("train", help="train from the SageMaker layout under $MLBUILD_ML_BASE_DIR or /opt/ml")
     local = sub.add_parser("local", help="lay out a local run directory, then train")
-    local.add_argument("--data-dir", type=Path, required=True, help="the pipeline's sample data folder (one subfolder per channel)")
-    local.add_argument("--runs-dir", type=Path, required=True, help="where run directories go")
-    local.add_argument("--force", action="store_true", help="train even if an identical run already finished")
-    local.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
+    add_local_arguments(local)
+    # NB: accepted so older callers keep working; reusing a finished run is the host's job
+    # (mlbuild.lineage.host_run), so the runtime always trains.
+    local.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    configure_logging()
-    quiet_missing_tools()
     args = _parser().parse_args(argv or ["train"])
-    try:
-        if args.command == "local":
-            return local_command(args.data_dir, args.runs_dir, args.assignments, args.force)
-        return train_command(contract.environ_base_dir())
-    except MLBuildError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return e.exit_code
+    if args.command == "local":
+        return exit_code_of(lambda: local_command(args.data_dir, args.runs_dir, args.assignments))
+    return exit_code_of(lambda: train_command(contract.environ_base_dir()))
 
 
 if __name__ == "__main__":

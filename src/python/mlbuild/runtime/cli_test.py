@@ -156,21 +156,26 @@ def test_metric_lines_match_the_definitions_regex() -> None:
     assert re.search(definition["Regex"], metrics.format_line("validation:auc_x", 1.0)) is None
 
 
-def test_an_identical_finished_run_is_reused_unless_forced(pipeline: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_the_runtime_trains_every_time_and_records_nothing(pipeline: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    # NB: reuse and lineage are the host's (mlbuild.lineage.host_run); the runtime ships in
+    # the image and only trains, whatever the environment says.
     monkeypatch.setenv("MLBUILD_LINEAGE_DIR", str(tmp_path / "lineage"))
     monkeypatch.setenv("MLBUILD_PEX_SHA256", "ab" * 32)
     runs = tmp_path / "runs"
     args = ["local", "--data-dir", str(pipeline), "--runs-dir", str(runs)]
-    assert cli.main(args) == 0
-    assert "lineage: " in capsys.readouterr().out
-    assert cli.main(args) == 0
-    assert "an identical run already finished" in capsys.readouterr().out
-    assert len([p for p in runs.glob("*/train/*") if p.name != "latest"]) == 1
-    assert cli.main([*args, "scale=5"]) == 0  # other hyperparameters: trains
-    (pipeline / "train" / "numbers.txt").write_text("1 2 3 5\n")
-    assert cli.main(args) == 0  # other data: trains
-    assert cli.main([*args, "--force"]) == 0  # forced: trains
-    assert len([p for p in runs.glob("*/train/*") if p.name != "latest"]) == 4
+    assert cli.main(args) == 0 and cli.main([*args, "--force"]) == 0
+    assert "lineage: " not in capsys.readouterr().out
+    assert len([p for p in runs.glob("*/train/*") if p.name != "latest"]) == 2
+    assert not (tmp_path / "lineage").exists()
+
+
+def test_the_runtime_imports_no_lineage_module() -> None:
+    # NB: in a fresh interpreter: other tests of this process may have imported lineage.
+    import subprocess
+
+    code = "import sys, mlbuild.runtime.cli; print(sorted(m for m in sys.modules if m.startswith('mlbuild.lineage')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": ":".join(sys.path)}, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 LIBRARY_CALLER = '''
