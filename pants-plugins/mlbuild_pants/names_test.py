@@ -5,3 +5,12 @@ from mlbuild_pants.names import FORWARDED_ENV_VARS
 
 def test_the_plugins_copy_of_the_forwarded_env_vars_matches_the_owner() -> None:
     assert FORWARDED_ENV_VARS == OWNER_FORWARDED_ENV_VARS
+
+
+def test_the_pipeline_placeholder_is_the_job_names_pipeline_name() -> None:
+    from mlbuild.sagemaker.job_name import pipeline_name_from_address
+
+    from mlbuild_pants.registries import placeholder_values
+
+    for spec_path, name in (("src/python/pipelines/churn", "train"), ("p/iris", "iris"), ("x", "y-z")):
+        assert placeholder_values(spec_path, name, "unknown", "sha256:00")["pipeline"] == pipeline_name_from_address(f"{spec_path}:{name}")

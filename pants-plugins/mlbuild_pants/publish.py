@@ -1,8 +1,13 @@
 """`pants publish` for ml_pipeline: push the image, train it as a job, report with links.
 
-The publish step is `python -m mlbuild.publish` from the mlbuild tool PEX, run as an
-InteractiveProcess so its progress streams to the terminal. InteractiveProcess starts from
-an empty environment, so the AWS variables boto3 reads are forwarded by name.
+One PublishPackages per push to a registry of `[mlbuild].registries` (`python -m
+mlbuild.registry push`, see registries.py), then the job's: `python -m mlbuild.publish`
+(the job backend's own push, the job, the report). All run from the mlbuild tool PEX as
+InteractiveProcesses so progress streams to the terminal; those start from an empty
+environment, so the variables boto3 and the registry client read are forwarded by name.
+`--publish-output FILE` lists, per target, every reference pushed (by digest and by tag)
+and the report's path (the job's name and links are in the report: they exist only once
+the job is submitted).
 """
 
 from __future__ import annotations
@@ -38,7 +43,15 @@ from mlbuild_pants.package import (
 )
 from mlbuild_pants.run import lineage_environment
 from mlbuild_pants.subsystem import MLBuildSubsystem
-from mlbuild_pants.target_types import MLPipelineConfigField, MLPipelineModuleField
+from mlbuild_pants.registries import RegistryConfigError, parse_registries, placeholder_values, plan_pushes
+from mlbuild_pants.target_types import (
+    MLPipelineConfigField,
+    MLPipelineImageTagsField,
+    MLPipelineModuleField,
+    MLPipelineRegistriesField,
+    MLPipelineRepositoryField,
+    MLPipelineSkipPushField,
+)
 from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_environment
 from mlbuild_pants.names import FORWARDED_ENV_VARS
 
@@ -48,6 +61,7 @@ PUBLISH_SUBDIR = "mlbuild/publish"
 # mlbuild.oci.layer_rules) apply under Pants as they do outside it.
 EXTRA_ENV_VARS = (
     "PATH",
+    "DOCKER_CONFIG",
     "XDG_CACHE_HOME",
     "MLBUILD_INSECURE_REGISTRIES",
     "MLBUILD_UNPACK_MAX_BYTES",
@@ -68,6 +82,10 @@ class MLPipelinePublishFieldSet(PublishFieldSet):
 
     pipeline: MLPipelineModuleField
     config: MLPipelineConfigField
+    registries: MLPipelineRegistriesField
+    repository: MLPipelineRepositoryField
+    image_tags: MLPipelineImageTagsField
+    skip_push: MLPipelineSkipPushField
 
     def get_output_data(self) -> PublishOutputData:
         return PublishOutputData({"publisher": "mlbuild", **super().get_output_data()})
@@ -93,6 +111,10 @@ async def publish_ml_pipeline(
     field_set = MLPipelineFieldSet.create(wrapped.target)
     # NB: the package goal built the PEX and the image already; publish takes them from it.
     (package, image) = image_artifact(request.packages, address)
+    if request.field_set.skip_push.value:
+        return PublishProcesses(
+            [PublishPackages(names=(f"{image.relpath}@{image.manifest_digest}",), description=f"(by `skip_push` on {address})")]
+        )
     layout = await Get(Digest, DigestSubset(package.digest, PathGlobs([f"{image.relpath}/**"])))
     tool, revision, env, pex_env = await MultiGet(
         Get(MLBuildToolPex, MLBuildToolPexRequest()),
@@ -102,10 +124,40 @@ async def publish_ml_pipeline(
     )
     root = build_root.path
     reports = report_dir(dist_dir, address)
+    ref = os.path.basename(image.relpath)[: -len(".oci")]
+    process_env = {**env, **lineage_environment(root, str(dist_dir.relpath)), **tool_pex_environment(pex_env)}
+    if mlbuild.ecr_registry:
+        process_env["MLBUILD_ECR_REGISTRY"] = mlbuild.ecr_registry
+    fields = request.field_set
+    try:
+        pushes = plan_pushes(
+            registries=parse_registries(mlbuild.registries),
+            chosen=fields.registries.value,
+            repository_template=fields.repository.value or mlbuild.default_repository,
+            tag_templates=fields.image_tags.value or (),
+            values=placeholder_values(address.spec_path, address.target_name, revision.value, image.manifest_digest),
+            field_owner=address.spec,
+        )
+    except RegistryConfigError as e:
+        raise ValueError(f"`pants publish {address}`: {e}") from None
+    push_processes = await MultiGet(
+        Get(
+            Process,
+            PexProcess(
+                tool.pex,
+                argv=["-m", "mlbuild.registry", "push", "--layout", image.relpath, "--ref", ref, "--to", push.destination,
+                      *(arg for tag in push.tags for arg in ("--tag", tag))],
+                input_digest=layout,
+                extra_env=process_env,
+                description=f"Pushing {address} to {push.destination}",
+            ),
+        )
+        for push in pushes
+    )
     argv = [
         "-m", "mlbuild.publish",
         "--layout", image.relpath,
-        "--ref", os.path.basename(image.relpath)[: -len(".oci")],
+        "--ref", ref,
         "--config", os.path.join(root, address.spec_path, field_set.config.value),
         "--address", address.spec,
         "--data-dir", os.path.join(root, address.spec_path, field_set.sample_data.value),
@@ -128,12 +180,23 @@ async def publish_ml_pipeline(
             tool.pex,
             argv=argv,
             input_digest=layout,
-            extra_env={**env, **lineage_environment(root, str(dist_dir.relpath)), **tool_pex_environment(pex_env)},
+            extra_env=process_env,
             description=f"Publishing {address}",
         ),
     )
     return PublishProcesses(
         [
+            *(
+                PublishPackages(
+                    names=push.references(image.manifest_digest),
+                    process=InteractiveProcess.from_process(push_process),
+                    description=f"to {push.registry.alias and '@' + push.registry.alias or push.registry.address}",
+                    data=PublishOutputData(
+                        {"registry": push.registry.address, "repository": push.repository, "image_digest": image.manifest_digest}
+                    ),
+                )
+                for push, push_process in zip(pushes, push_processes)
+            ),
             PublishPackages(
                 names=(f"{image.relpath}@{image.manifest_digest}",),
                 process=InteractiveProcess.from_process(process),

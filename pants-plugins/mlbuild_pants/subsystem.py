@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pants.option.option_types import BoolOption, StrOption
+from typing import Any
+
+from pants.option.option_types import BoolOption, DictOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
@@ -50,6 +52,46 @@ class MLBuildSubsystem(Subsystem):
             e.g. a `docker-registry` on 127.0.0.1) instead of the local OCI store under `.mlbuild/local/`.
             Plain HTTP only to a loopback host or one listed in `MLBUILD_INSECURE_REGISTRIES`
             (`host:port,...`), and never with credentials; any other host must serve TLS.
+            """
+        ),
+    )
+    registries = DictOption[Any](
+        help=softwrap(
+            """
+            Registries `pants publish` pushes ml_pipeline images to, besides the training job's own
+            (the local store or ECR): aliases mapped to `address` (`host[:port]`), `default`
+            (pushed to when a target's `registries` field is unset) and `extra_image_tags`
+            (tags every push to it gets, with the placeholders of the `image_tags` field).
+            Example (pants.toml):
+
+                [mlbuild.registries.ci]
+                address = "registry.example.com:5000"
+                default = true
+                extra_image_tags = ["{git_short_sha}"]
+
+            Credentials come from Docker's config.json (`auths`, `credHelpers`, `credsStore`).
+            Plain HTTP only to a loopback host or one listed in `MLBUILD_INSECURE_REGISTRIES`.
+            """
+        ),
+    )
+    default_repository = StrOption(
+        default="{pipeline}",
+        help=softwrap(
+            """
+            The repository an ml_pipeline image is pushed to in `[mlbuild].registries`, unless the
+            target's `repository` field says otherwise; placeholders as for `image_tags`.
+            """
+        ),
+    )
+    ecr_registry = StrOption(
+        default=None,
+        advanced=True,
+        help=softwrap(
+            """
+            With the AWS publish backend: push to this registry host (`host[:port]`) instead of
+            the ECR registry of the training role's account, still with ECR's credentials and
+            repository creation; the job then trains `<host>/<repository>@sha256:...`. For a
+            registry that mirrors ECR, or a test registry standing in for it.
             """
         ),
     )

@@ -15,12 +15,14 @@ from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
+    BoolField,
     Dependencies,
     IntField,
     InvalidFieldException,
     InvalidTargetException,
     SingleSourceField,
     StringField,
+    StringSequenceField,
     Target,
 )
 from pants.util.strutil import help_text
@@ -153,6 +155,52 @@ class MLPipelineLargeWheelField(IntField):
         return value
 
 
+class MLPipelineRegistriesField(StringSequenceField):
+    alias = "registries"
+    help = help_text(
+        """
+        Registries `pants publish` pushes this pipeline's image to, besides the training job's
+        own: `@alias` of an entry of `[mlbuild].registries` in pants.toml, or a `host[:port]`.
+        Unset: every registry marked `default = true` there; `[]`: none.
+        """
+    )
+
+
+class MLPipelineRepositoryField(StringField):
+    alias = "repository"
+    help = help_text(
+        """
+        The repository this pipeline's image is pushed to in its `registries` (unset:
+        `[mlbuild].default_repository`, `{pipeline}`). Placeholders: `{name}` (target name),
+        `{directory}` (the BUILD file's folder), `{pipeline}` (e.g. `churn-train`). The
+        training job's ECR repository is the config's `sagemaker.image_repository` instead.
+        """
+    )
+
+
+class MLPipelineImageTagsField(StringSequenceField):
+    alias = "image_tags"
+    help = help_text(
+        """
+        Tags for the pushes to `registries`, besides the content tag every push gets
+        (`sha256-` + 16 hex digits of the manifest digest). Placeholders: `{name}`,
+        `{directory}`, `{pipeline}`, `{git_sha}`, `{git_short_sha}` (the commit the build
+        comes from), `{content_tag}`. Example: `image_tags=["{git_short_sha}", "stable"]`.
+        """
+    )
+
+
+class MLPipelineSkipPushField(BoolField):
+    alias = "skip_push"
+    default = False
+    help = help_text(
+        """
+        If true, `pants publish` skips this pipeline: no image is pushed anywhere and no
+        training job is submitted (reported as skipped).
+        """
+    )
+
+
 class MLPipelineTarget(Target):
     alias = "ml_pipeline"
     core_fields = (
@@ -163,6 +211,10 @@ class MLPipelineTarget(Target):
         MLPipelineSampleDataField,
         MLPipelineBaseImageField,
         MLPipelineLargeWheelField,
+        MLPipelineRegistriesField,
+        MLPipelineRepositoryField,
+        MLPipelineImageTagsField,
+        MLPipelineSkipPushField,
         PythonResolveField,
         InterpreterConstraintsField,
         OutputPathField,
