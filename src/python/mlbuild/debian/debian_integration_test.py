@@ -1,12 +1,13 @@
 """Integration: real apt resolution, real mirror downloads, real rootfs, run under bwrap.
 
-Needs apt-get and the Debian mirror; skips cleanly without them. bwrap checks skip when
-bubblewrap is missing (apt-get install bubblewrap) or cannot create namespaces.
+Needs apt-get, the Debian mirror and bubblewrap that can create namespaces: without one of
+them a test skips, saying which; under CI (MLBUILD_REQUIRE_TOOLS=1, see
+mlbuild/tools_required.py) it fails instead, so the base image's checks cannot drop out of a
+green run. A committed lock missing from the sandbox is a BUILD bug and always fails.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -17,7 +18,7 @@ from mlbuild.debian import lock as lockfile
 from mlbuild.debian.errors import ChecksumMismatch, FetchError
 from mlbuild.debian.resolve import resolve_lock
 from mlbuild.debian.rootfs import build_rootfs
-from mlbuild.tools_required import skip_or_fail, tool_path
+from mlbuild.tools_required import require_tool, skip_or_fail, tool_path
 
 REPO = Path(__file__).resolve().parents[4]
 COMMITTED_LOCK = REPO / "docker/debian-python3.11/packages.lock.json"
@@ -32,10 +33,13 @@ def _mirror_reachable() -> bool:
         return False
 
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get not available"),
-    pytest.mark.skipif(not _mirror_reachable(), reason="Debian mirror not reachable"),
-]
+pytestmark = require_tool("apt-get", "apt")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mirror() -> None:
+    if not _mirror_reachable():
+        skip_or_fail(f"the Debian mirror {lockfile.DEFAULT_MIRRORS['debian']} is not reachable")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,7 @@ def test_fresh_resolution_contains_the_runtime(fresh_lock) -> None:
 
 def _committed_lock() -> lockfile.PackageLock:
     if not COMMITTED_LOCK.exists():
-        pytest.skip(f"{COMMITTED_LOCK} not in this sandbox (add it as a dependency)")
+        pytest.fail(f"{COMMITTED_LOCK} is not in this test's sandbox: add it to the test's BUILD dependencies", pytrace=False)
     return lockfile.load(COMMITTED_LOCK)
 
 
@@ -93,7 +97,7 @@ def test_committed_lock_builds(tmp_path: Path, cache: Path) -> None:
     except ChecksumMismatch:
         raise
     except FetchError as e:
-        pytest.skip(f"committed lock is stale (mirror dropped a version), refresh it: {e}")
+        skip_or_fail(f"the committed lock is stale (the mirror dropped a version); refresh it: {e}")
     assert (result.path / "usr/bin/python3.11").exists()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import moto.server  # noqa: F401  # NB: a plain import: a resolve without moto fails here, it does not skip
 import pytest
 
 from mlbuild.registry import ecr
@@ -16,7 +17,6 @@ from mlbuild.registry.reference import parse_reference
 from mlbuild.registry.session import connect
 from mlbuild.sagemaker.moto_server import moto_server as serve_moto
 
-pytest.importorskip("moto.server", reason="needs moto[server]")
 REF = parse_reference("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/trainer")
 
 
