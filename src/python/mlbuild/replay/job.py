@@ -40,6 +40,13 @@ class ReplayJob:
     failure_reason: Optional[str] = None
     record_id: Optional[str] = None  # the job's lineage record, if the store has one
     data_sources: Dict[str, str] = field(default_factory=dict)  # aws: channel -> S3 prefix
+    # The job's shape beyond image, hyperparameters and data (DescribeTrainingJob's
+    # ResourceConfig, CheckpointConfig and Environment); replay.not_replayed says which of it
+    # the replay could not reproduce.
+    instance_count: int = 1
+    instance_type: Optional[str] = None
+    checkpoint_uri: Optional[str] = None
+    environment: Dict[str, str] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -93,6 +100,7 @@ def aws_job(describe: Mapping[str, Any], address: Optional[str] = None) -> Repla
         if uri:
             sources[channel["ChannelName"]] = uri
     tags = {t.get("Key"): t.get("Value") for t in describe.get("Tags") or []}
+    resources = describe.get("ResourceConfig") or {}
     return ReplayJob(
         name=name,
         backend=AWS,
@@ -106,6 +114,10 @@ def aws_job(describe: Mapping[str, Any], address: Optional[str] = None) -> Repla
         metrics={m["MetricName"]: m["Value"] for m in describe.get("FinalMetricDataList") or [] if "MetricName" in m},
         failure_reason=describe.get("FailureReason"),
         data_sources=sources,
+        instance_count=int(resources.get("InstanceCount") or 1),
+        instance_type=resources.get("InstanceType"),
+        checkpoint_uri=(describe.get("CheckpointConfig") or {}).get("S3Uri"),
+        environment={str(k): str(v) for k, v in (describe.get("Environment") or {}).items()},
     )
 
 

@@ -122,3 +122,17 @@ def test_aws_unknown_job_and_unpinned_image(tmp_path: Path) -> None:
     unpinned = {**DESCRIBE, "AlgorithmSpecification": {"TrainingImage": "1234.dkr.ecr.us-east-1.amazonaws.com/churn:latest"}}
     with pytest.raises(UserError, match="not pinned by digest"):
         aws_job(unpinned)
+
+
+def test_aws_job_keeps_the_shape_the_replay_reports_on() -> None:
+    shaped = {
+        **DESCRIBE,
+        "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 3, "VolumeSizeInGB": 30},
+        "CheckpointConfig": {"S3Uri": "s3://b/checkpoints/", "LocalPath": "/opt/ml/checkpoints"},
+        "Environment": {"OMP_NUM_THREADS": "4"},
+    }
+    job = aws_job(shaped)
+    assert (job.instance_count, job.instance_type, job.checkpoint_uri) == (3, "ml.m5.xlarge", "s3://b/checkpoints/")
+    assert job.environment == {"OMP_NUM_THREADS": "4"}
+    plain = aws_job(DESCRIBE)
+    assert (plain.instance_count, plain.checkpoint_uri, plain.environment) == (1, None, {})

@@ -104,7 +104,7 @@ def replay(
     config = parse_config(config_text(config_bytes, source), source)
     work = Path(local_root) / REPLAYS_DIR / job.name
     job_archive = fetch_model(job, work) if job.succeeded else None
-    notes: List[str] = []
+    notes: List[str] = not_replayed(job)
     if sample_data is not None:
         data_dir = Path(sample_data)
         used = data_checksums(config, data_dir)
@@ -125,6 +125,12 @@ def replay(
     )
     lap("run")
     notes += _hyperparameter_notes(job, outcome.run_dir)
+    job_metrics, replay_metrics = job.metrics, outcome.metrics or {}
+    if job.succeeded and outcome.succeeded and not job.metrics:
+        # NB: e.g. a job whose metric definitions matched nothing: every replay metric would
+        # "differ" from an absent one, which says nothing about the replay.
+        notes.append("the job recorded no final metrics, so only the model files were compared")
+        replay_metrics = {}
     replay_files: Dict[str, str] = {}
     if outcome.succeeded and job_archive is not None:
         archive = outcome.run_dir / contract.OUTPUT_DIR / MODEL_ARCHIVE
@@ -136,13 +142,33 @@ def replay(
         job.name, job.succeeded, outcome.succeeded, outcome.run_dir,
         job_files=archive_files(job_archive) if job_archive is not None else {},
         replay_files=replay_files,
-        job_metrics=job.metrics, replay_metrics=outcome.metrics or {},
+        job_metrics=job_metrics, replay_metrics=replay_metrics,
         job_failure=job.failure_reason, replay_failure=outcome.failure_reason,
         expect_failure=expect_failure, notes=notes,
     )
     lap("compare")
     record_id = save_record(store, replay_record(job, outcome.run_dir, verdict)) if store is not None else None
     return ReplayResult(verdict, record_id, image, seconds)
+
+
+def not_replayed(job: ReplayJob) -> List[str]:
+    """What of the job's shape the replay does not reproduce, one note each (shown with the verdict).
+
+    The container runner runs one host, with the image's own environment and an empty
+    /opt/ml/checkpoints: a multi-host job, a job's extra environment variables and a job that
+    resumed from checkpoints are replayed without them, and the verdict says so.
+    """
+    notes = []
+    if job.instance_count > 1:
+        notes.append(f"the job ran on {job.instance_count} instances ({job.instance_type or 'type unknown'}); "
+                     "replayed on one host (multi-host replay is not supported yet), so a distributed "
+                     "pipeline's model may differ for that reason alone")
+    if job.checkpoint_uri:
+        notes.append(f"the job's checkpoints ({job.checkpoint_uri}) were not restored: the replay started with an "
+                     "empty /opt/ml/checkpoints, as the job did unless it resumed from earlier checkpoints")
+    if job.environment:
+        notes.append("the job's environment variables were not set in the replay: " + ", ".join(sorted(job.environment)))
+    return notes
 
 
 def replay_record(job: ReplayJob, run_dir: Path, verdict: Verdict) -> Record:

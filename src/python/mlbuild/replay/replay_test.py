@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,25 @@ def test_a_gone_model_and_a_wrong_expect_failure(tmp_path: Path) -> None:
     Path(job.model).unlink()
     with pytest.raises(UserError, match="its model .* is gone"):
         go(tmp_path, job, store, FakeRun())
+
+
+def test_what_the_replay_cannot_reproduce_is_said_with_the_verdict(tmp_path: Path) -> None:
+    job, store, _ = finished_job(tmp_path)
+    plain = go(tmp_path, job, store, FakeRun())
+    assert not any("instances" in n or "checkpoints" in n or "environment" in n for n in plain.verdict.notes)
+    shaped = replace(job, instance_count=2, instance_type="ml.m5.large", checkpoint_uri="s3://b/ckpt/",
+                     environment={"B": "2", "A": "1"})
+    notes = go(tmp_path, shaped, store, FakeRun()).verdict.notes
+    assert any("ran on 2 instances (ml.m5.large); replayed on one host" in n for n in notes), notes
+    assert any("checkpoints (s3://b/ckpt/) were not restored" in n for n in notes), notes
+    assert "the job's environment variables were not set in the replay: A, B" in notes
+
+
+def test_a_job_without_final_metrics_is_judged_on_its_model_files(tmp_path: Path) -> None:
+    job, store, _ = finished_job(tmp_path)
+    silent = replace(job, metrics={})
+    result = go(tmp_path, silent, store, FakeRun())
+    assert result.verdict.outcome == v.IDENTICAL and result.verdict.metrics == []
+    assert any("no final metrics, so only the model files were compared" in n for n in result.verdict.notes)
+    differs = go(tmp_path, silent, store, FakeRun(model={**MODEL, "model.txt": "weights 9\n"}))
+    assert differs.verdict.outcome == v.MODEL_DIFFERS  # the model is still compared
