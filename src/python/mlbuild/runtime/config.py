@@ -332,7 +332,21 @@ def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
     spot = r.optional(value, key, "spot", bool, False, "write true or false")
     max_wait = _bounded_int(r, value, key, "max_wait_seconds", None, MAX_RUNTIME_SECONDS)
     if spot and max_wait is not None and max_wait < ints["max_runtime_seconds"]:
-        raise r.fail(f"{key}.max_wait_seconds", "must be at least max_runtime_seconds", "raise it or lower max_runtime_seconds")
+        raise r.fail(
+            f"{key}.max_wait_seconds",
+            f"must be at least max_runtime_seconds ({max_wait} < {ints['max_runtime_seconds']}); SageMaker counts the "
+            f"wait for spot capacity and the training time together",
+            "raise it or lower max_runtime_seconds",
+        )
+    if spot and not checkpoint:
+        # NB: SageMaker would accept it, but an interrupted spot job then starts over from step 0
+        # every time: managed spot without checkpoints is almost always a mistake.
+        raise r.fail(
+            f"{key}.checkpoint_s3_uri",
+            "missing, but `spot: true`: a spot interruption would restart training from scratch",
+            "add `checkpoint_s3_uri: s3://<bucket>/<prefix>/` under `sagemaker:` and save checkpoints to "
+            "ctx.checkpoints_dir (mlbuild.runtime.checkpoints), or set `spot: false`",
+        )
     lists = {}
     for name in ("subnets", "security_group_ids"):
         items = value.get(name) or []

@@ -59,6 +59,10 @@ def test_parses_typed_hyperparameters_channels_and_job() -> None:
         ("sagemaker: {instance_count: '2'}", "`sagemaker.instance_count`: expected int, got str '2'"),
         ("sagemaker: {subnets: [a]}", "VPC config needs both `subnets` and `security_group_ids`"),
         ("sagemaker: {spot: true, max_wait_seconds: 10}", "`sagemaker.max_wait_seconds`: must be at least max_runtime_seconds"),
+        # issue 12: managed spot needs checkpoints, and the wait covers the runtime
+        ("sagemaker: {spot: true}", "`sagemaker.checkpoint_s3_uri`: missing, but `spot: true`"),
+        ("sagemaker: {spot: true, max_runtime_seconds: 7200, max_wait_seconds: 3600, checkpoint_s3_uri: 's3://bucket/c/'}",
+         "`sagemaker.max_wait_seconds`: must be at least max_runtime_seconds (3600 < 7200)"),
         # issue 11 item 8: these were accepted silently
         ("sagemaker: {output_path: 's3://'}", "`sagemaker.output_path`: 's3://' names no bucket"),
         ("sagemaker: {output_path: 's3://My_Bucket/m/'}", "'My_Bucket' in 's3://My_Bucket/m/' is not a valid S3 bucket name"),

@@ -10,8 +10,15 @@ owner pid (in `.<id>.incomplete/.mlbuild-owner`, with the host name) is gone, or
     dist/mlbuild/runs/<pipeline folder, dotted>/<target>/
         <run id>/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json
         <run id>/input/data/<channel> -> <sample_data folder>/<channel's local path>
+        <run id>/input/config/checkpointconfig.json        with `sagemaker.checkpoint_s3_uri` only
+        <run id>/checkpoints -> checkpoints/<job key>       ditto: kept across re-runs of the same job
         <run id>/model/{model.pkl,metrics.json}
         latest -> <run id>
+        checkpoints/<job key>/                              a job's checkpoints (key: hyperparameters hash)
+
+A local job is "the same" as an earlier one when its pipeline and hyperparameters are: its run
+id ends with the same hash (`job_key`), and it finds the earlier run's checkpoints, as a
+restarted SageMaker job finds them in its checkpoint S3 URI.
 """
 
 from __future__ import annotations
@@ -34,7 +41,22 @@ from mlbuild.runtime.config import PipelineConfig
 
 # NB: the pid of the process that staged a run, so the next run can tell a killed one's folder.
 OWNER_FILE = ".mlbuild-owner"
-RESOURCE_CONFIG = {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}
+# NB: what SageMaker local mode writes as the instance type; a local host is no ml.* instance.
+LOCAL_INSTANCE_TYPE = "local"
+RESOURCE_CONFIG = contract.resource_config(contract.host_name(0), [contract.host_name(0)], LOCAL_INSTANCE_TYPE)
+CHECKPOINTS_STORE = "checkpoints"
+
+
+def job_key(encoded_hyperparameters: Mapping[str, str]) -> str:
+    """The hash that names a local job: the same pipeline folder and hyperparameters are the same job."""
+    return hashlib.sha256(json.dumps(dict(encoded_hyperparameters), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def checkpoints_store(runs_parent: Path, key: str) -> Path:
+    """Where a local job keeps its checkpoints between runs (made if missing)."""
+    path = runs_parent / CHECKPOINTS_STORE / key
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def run_dir_parent(runs_dir: Path, address: str) -> Path:
@@ -82,13 +104,14 @@ def prepare_run(
 ) -> Path:
     """Validate everything, then lay out a staged run directory and return it.
 
-    With `link_channels`, `input/data/<channel>` are symlinks to the sample data; a
-    container runner passes False and bind-mounts `local_channel_dirs` there instead.
+    With `link_channels`, `input/data/<channel>` are symlinks to the sample data (and
+    `checkpoints` to the job's checkpoint store); a container runner passes False and
+    bind-mounts `local_channel_dirs` (and `checkpoints_store`) there instead.
     """
     values = hyperparameters.resolve(config, overrides, "command line")
     channels = local_channel_dirs(config, data_dir)
     encoded = hyperparameters.encode(values)
-    digest = hashlib.sha256(json.dumps(encoded, sort_keys=True).encode()).hexdigest()[:8]
+    digest = job_key(encoded)
     first_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{digest}"
     parent = run_dir_parent(runs_dir, address)
     parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +121,10 @@ def prepare_run(
     _write_json(staging / contract.HYPERPARAMETERS_FILE, encoded)
     _write_json(staging / contract.INPUT_DATA_CONFIG_FILE, input_data_config(config))
     _write_json(staging / contract.RESOURCE_CONFIG_FILE, RESOURCE_CONFIG)
+    if config.sagemaker.checkpoint_s3_uri:
+        _write_json(staging / contract.CHECKPOINT_CONFIG_FILE, contract.checkpoint_config(config.sagemaker.checkpoint_s3_uri))
+        if link_channels:
+            (staging / contract.CHECKPOINTS_DIR).symlink_to(checkpoints_store(parent, digest).resolve(), target_is_directory=True)
     for name, path in channels.items():
         link = staging / contract.DATA_DIR / name
         link.parent.mkdir(parents=True, exist_ok=True)

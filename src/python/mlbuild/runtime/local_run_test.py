@@ -122,3 +122,33 @@ def test_an_unreadable_owner_file_counts_as_a_dead_owner(tmp_path: Path, owner: 
     assert local_run.is_stale_run(staging)
     _age(staging, 5)
     assert not local_run.is_stale_run(staging)
+
+
+CHECKPOINTED = parse_config(
+    "hyperparameters: {depth: 3}\nchannels: {train: {}}\nsagemaker: {checkpoint_s3_uri: 's3://bucket/ckpt/'}\n", "pipeline.yaml"
+)
+
+
+def test_checkpoints_survive_a_rerun_of_the_same_job(tmp_path: Path) -> None:
+    """Issue 12 item 5: a re-run with the same hyperparameters finds the earlier run's checkpoints."""
+    import json
+
+    from mlbuild.runtime import contract
+
+    first = local_run.prepare_run(CHECKPOINTED, ADDRESS, _data(tmp_path), tmp_path / "runs", {})
+    assert json.loads((first / contract.CHECKPOINT_CONFIG_FILE).read_text()) == {
+        "LocalPath": "/opt/ml/checkpoints", "S3Uri": "s3://bucket/ckpt/"
+    }
+    (first / "checkpoints" / "checkpoint-000000001.bin").write_bytes(b"step 1")
+    local_run.finish_run(first, succeeded=False)  # killed or failed: the checkpoint stays
+    again = local_run.prepare_run(CHECKPOINTED, ADDRESS, _data(tmp_path), tmp_path / "runs", {})
+    assert (again / "checkpoints" / "checkpoint-000000001.bin").read_bytes() == b"step 1"
+    other = local_run.prepare_run(CHECKPOINTED, ADDRESS, _data(tmp_path), tmp_path / "runs", {"depth": "4"})
+    assert list((other / "checkpoints").iterdir()) == []  # other hyperparameters: another job
+
+
+def test_no_checkpoint_config_without_a_checkpoint_uri(tmp_path: Path) -> None:
+    from mlbuild.runtime import contract
+
+    staging = local_run.prepare_run(CONFIG, ADDRESS, _data(tmp_path), tmp_path / "runs", {})
+    assert not (staging / contract.CHECKPOINT_CONFIG_FILE).exists() and not (staging / "checkpoints").exists()

@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, TextIO
 
-from mlbuild.runtime import hyperparameters, metrics
+from mlbuild.runtime import hyperparameters, metrics, resources, toolkit_env
 from mlbuild.runtime.contract import HYPERPARAMETERS_FILE, LOG_FILE, TrainingEnvironment, write_failure
 from mlbuild.runtime.errors import MLBuildError, PipelineError
 from mlbuild.runtime.pipeline import Pipeline, ReadOnlyHyperparameters, StageContext, default_save, user_frame
@@ -169,7 +169,16 @@ def _train(base_dir: Path, pipeline: Pipeline) -> Dict[str, float]:
     _seed_everything(hp)
     for path in (env.model_dir, env.checkpoints_dir, env.output_data_dir):
         path.mkdir(parents=True, exist_ok=True)
-    ctx = StageContext(ReadOnlyHyperparameters(hp), env.channels(), env.model_dir, env.checkpoints_dir, env.output_data_dir, log)
+    cpus, gpus = resources.num_cpus(), resources.num_gpus()
+    toolkit_env.export(toolkit_env.toolkit_environment(env, hp, cpus, gpus), os.environ)
+    if len(env.hosts) > 1:
+        log.info("host %s of %s (%s), %d CPUs, %d GPUs", env.current_host, ",".join(env.hosts),
+                 "leader" if env.is_leader else "worker", cpus, gpus)
+    ctx = StageContext(
+        ReadOnlyHyperparameters(hp), env.channels(), env.model_dir, env.checkpoints_dir, env.output_data_dir, log,
+        hosts=tuple(env.hosts), current_host=env.current_host, num_cpus=cpus, num_gpus=gpus,
+        network_interface=env.network_interface,
+    )
     raw = _call_stage(pipeline, "load", pipeline.stage("load"), ctx)
     featurize = pipeline.stage("featurize")
     features = _call_stage(pipeline, "featurize", featurize, ctx, raw) if featurize else raw
