@@ -48,7 +48,7 @@ def _build(args: argparse.Namespace) -> None:
             base = json.loads(args.base_fs_index.read_text()) if args.base_fs_index else None
             fs = MergedFS.of_image(image, base=base)
             if args.check_sagemaker:
-                sagemaker_contract.require(image, fs)
+                sagemaker_contract.require(image, fs, (sagemaker_contract.TRAIN_PROGRAM, *args.check_program))
             if args.write_fs_index:
                 (out / f"{args.name or 'image'}{FS_INDEX_SUFFIX}").write_text(json.dumps(fs.index(image)))
         outputs = write_outputs(image, out, spec.ref, args.name, archive=not args.no_archive)
@@ -90,6 +90,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cache", type=Path, help="a blob directory kept between builds (layer cache)")
     b.add_argument("--compressor", choices=COMPRESSOR_CHOICES, default="auto")
     b.add_argument("--check-sagemaker", action="store_true", help="fail unless the SageMaker contract holds")
+    b.add_argument(
+        "--check-program", action="append", default=[], metavar="NAME",
+        help="with --check-sagemaker: also require this program on PATH besides `train` (e.g. serve; repeatable)",
+    )
     b.add_argument("--no-archive", action="store_true", help="write the layout and summary only (an intermediate image)")
     b.add_argument(
         "--write-fs-index", action="store_true",

@@ -1,8 +1,10 @@
-"""Build-time checks of SageMaker's bring-your-own-container training contract.
+"""Build-time checks of SageMaker's bring-your-own-container contracts.
 
 SageMaker runs a training image as `docker run IMAGE train` on linux/amd64 hosts and mounts
-its own `/opt/ml` tree into the container:
+its own `/opt/ml` tree into the container; a hosting (inference or batch transform) image
+as `docker run IMAGE serve`:
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-dockerfile.html
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
 Each rule has a name, so an error says which rule broke and how to fix it.
 """
 
@@ -16,6 +18,7 @@ from mlbuild.oci.merged_fs import MergedFS, display
 
 OPT_ML = "/opt/ml"
 TRAIN_PROGRAM = "train"
+SERVE_PROGRAM = "serve"
 PLATFORM = ("linux", "amd64")
 
 
@@ -29,17 +32,20 @@ class Violation:
         return f"[{self.rule}] {self.problem} Fix: {self.fix}"
 
 
-def check(image: Image, fs: MergedFS | None = None) -> list[Violation]:
-    """Every violated rule; empty when the image satisfies the contract."""
+def check(image: Image, fs: MergedFS | None = None, programs: tuple[str, ...] = (TRAIN_PROGRAM,)) -> list[Violation]:
+    """Every violated rule; empty when the image satisfies the contract for each of `programs`."""
     fs = fs if fs is not None else MergedFS.of_image(image)
-    return [*_platform(image), *_opt_ml_empty(fs), *_train_reachable(image, fs)]
+    # NB: with an Entrypoint, every program name is its argument: one check of the Entrypoint.
+    checked = programs[:1] if image.runtime_config.get("Entrypoint") else programs
+    return [*_platform(image), *_opt_ml_empty(fs), *(v for p in checked for v in _program_reachable(image, fs, p))]
 
 
-def require(image: Image, fs: MergedFS | None = None) -> None:
-    violations = check(image, fs)
+def require(image: Image, fs: MergedFS | None = None, programs: tuple[str, ...] = (TRAIN_PROGRAM,)) -> None:
+    violations = check(image, fs, programs)
     if violations:
         lines = "\n".join(f"  - {v}" for v in violations)
-        raise ContractError(f"the image breaks SageMaker's training-container contract:\n{lines}")
+        kind = " and ".join({TRAIN_PROGRAM: "training", SERVE_PROGRAM: "hosting"}.get(p, p) for p in programs)
+        raise ContractError(f"the image breaks SageMaker's {kind}-container contract:\n{lines}")
 
 
 def _platform(image: Image) -> list[Violation]:
@@ -72,14 +78,14 @@ def _opt_ml_empty(fs: MergedFS) -> list[Violation]:
     ]
 
 
-def _train_reachable(image: Image, fs: MergedFS) -> list[Violation]:
+def _program_reachable(image: Image, fs: MergedFS, wanted: str) -> list[Violation]:
     entrypoint = list(image.runtime_config.get("Entrypoint") or [])
     path_dirs = [d for d in image.env().get("PATH", DEFAULT_PATH).split(":") if d.startswith("/")]
     if entrypoint:
         # NB: with an Entrypoint, `docker run IMAGE train` passes `train` as its argument.
         program, rule = entrypoint[0], "entrypoint-executable"
     else:
-        program, rule = TRAIN_PROGRAM, "train-on-path"
+        program, rule = wanted, f"{wanted}-on-path"
     candidates = [program] if program.startswith("/") else [f"{d.rstrip('/')}/{program}" for d in path_dirs]
     for candidate in candidates:
         _, node = fs.resolve(candidate)
@@ -90,7 +96,7 @@ def _train_reachable(image: Image, fs: MergedFS) -> list[Violation]:
         Violation(
             rule,
             f"no executable file `{program}` found at {where} in the image's final filesystem.",
-            "add a layer with an executable (mode 0755) `train`, e.g. /usr/local/bin/train, "
+            f"add a layer with an executable (mode 0755) `{wanted}`, e.g. /usr/local/bin/{wanted}, "
             "or put its directory on config.env.PATH"
             + (" (or fix config.entrypoint)." if entrypoint else "."),
         )

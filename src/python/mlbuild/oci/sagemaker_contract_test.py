@@ -50,3 +50,29 @@ def test_platform_rule_and_error_message(tmp_path: Path) -> None:
     assert "[platform]" in message and "linux/arm64" in message
     assert "[opt-ml-empty]" in message and "/opt/ml/code/x.py" in message and "Fix:" in message
     assert "[train-on-path]" in message
+
+
+SERVE = F("usr/local/bin/serve", b"#!/usr/bin/python3\n", 0o755)
+
+
+@pytest.mark.parametrize(
+    "layers, config, rules",
+    [
+        ([[TRAIN, SERVE]], {}, []),
+        ([[TRAIN]], {}, ["serve-on-path"]),
+        ([[TRAIN, F("usr/local/bin/serve", b"", 0o644)]], {}, ["serve-on-path"]),
+        ([[SERVE]], {}, ["train-on-path"]),
+        ([[F("opt/program/run", b"", 0o755)]], {"entrypoint": ["/opt/program/run"]}, []),
+        ([[TRAIN, SERVE]], {"entrypoint": ["/opt/program/run"]}, ["entrypoint-executable"]),
+    ],
+    ids=["both", "serve-missing", "serve-not-executable", "train-missing", "entrypoint-takes-both", "entrypoint-missing-once"],
+)
+def test_hosting_contract_wants_serve_too(tmp_path: Path, layers, config, rules) -> None:
+    image = set_config(raw_image(tmp_path, *layers), **config)
+    assert [v.rule for v in sagemaker_contract.check(image, programs=("train", "serve"))] == rules
+
+
+def test_hosting_error_names_both_contracts(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="training and hosting-container contract") as e:
+        sagemaker_contract.require(raw_image(tmp_path, [TRAIN]), programs=("train", "serve"))
+    assert "executable (mode 0755) `serve`, e.g. /usr/local/bin/serve" in str(e.value)
