@@ -26,6 +26,7 @@ from mlbuild_pants.subsystem import MLBuildSubsystem
 TOOL_SOURCES = (
     "mlbuild/__init__.py",
     "mlbuild/base_image.py",
+    "mlbuild/names.py",
     "mlbuild/oci",
     "mlbuild/debian",
     "mlbuild/runtime",
@@ -35,6 +36,17 @@ TOOL_SOURCES = (
     "mlbuild/publish",
     "mlbuild/lineage",
     "mlbuild/zipapp",
+    "mlbuild/serving",
+)
+# NB: test helpers ship in test targets only (issue 15): servers started by tests, fakes, corpora.
+TEST_HELPERS = (
+    "**/testing.py",
+    "**/conftest.py",
+    "**/*_test.py",
+    "mlbuild/registry/local_server.py",
+    "mlbuild/registry/tampering_proxy.py",
+    "mlbuild/sagemaker/moto_server.py",
+    "mlbuild/oci/hostile_corpus.py",
 )
 TOOL_REQUIREMENTS = ("isal", "PyYAML", "boto3")
 
@@ -84,7 +96,7 @@ class _ToolRequest:
 
 def tool_globs(source_root: str) -> PathGlobs:
     includes = [f"{source_root}/{entry}" + ("" if entry.endswith(".py") else "/**/*.py") for entry in TOOL_SOURCES]
-    excludes = [f"!{source_root}/**/*_test.py", f"!{source_root}/**/conftest.py"]
+    excludes = [f"!{source_root}/{helper}" for helper in TEST_HELPERS]
     return PathGlobs([*includes, *excludes])
 
 
