@@ -169,12 +169,22 @@ def _model(model_dir: Path) -> Optional[Dict[str, str]]:
     return model
 
 
-def publish_record(report: Mapping[str, Any], parents: Sequence[str] = (), created: Optional[str] = None, **fields: Any) -> Record:
-    """A record from a SageMaker `Report.to_dict()`; `fields` add what the report lacks (data, hyperparameters)."""
+def publish_record(
+    report: Mapping[str, Any],
+    parents: Sequence[str] = (),
+    created: Optional[str] = None,
+    image_digest: Optional[str] = None,
+    **fields: Any,
+) -> Record:
+    """A record from a SageMaker `Report.to_dict()`; `fields` add what the report lacks (data, hyperparameters).
+
+    `image_digest` is the manifest digest the publisher pushed; without it (a report read
+    from a file) it is the one pinned in the report's `image_uri`.
+    """
     if not report.get("pipeline_address"):
         raise UserError("report: `pipeline_address` is empty; submit with --pipeline-address.")
     image_uri = str(report.get("image_uri") or "")
-    digest = image_uri.rsplit("@", 1)[1] if "@" in image_uri else None
+    digest = image_digest or (image_uri.rsplit("@", 1)[1] if "@" in image_uri else None)
     status = report.get("status")
     git_sha = str(report.get("git_sha") or "")
     return make_record(

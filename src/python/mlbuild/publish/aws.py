@@ -12,8 +12,9 @@ still with ECR's credentials and repository creation (see `ecr_repository`).
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from mlbuild.lineage import remote
 from mlbuild.names import ECR_REGISTRY_ENV, aws_region
@@ -23,14 +24,16 @@ from mlbuild.registry.errors import AuthError
 from mlbuild.registry.push import PushResult, push_layout
 from mlbuild.registry.referrers import referrers_tag
 from mlbuild.registry.reference import parse_reference
-from mlbuild.runtime.hyperparameters import encode, parse_assignments, resolve
+from mlbuild.runtime.hyperparameters import encode, resolve
 from mlbuild.runtime.config import PipelineConfig
-from mlbuild.runtime.errors import MLBuildError, UserError
-from mlbuild.sagemaker import cli as sagemaker_cli
+from mlbuild.runtime.errors import MLBuildError, PlatformError, UserError
 from mlbuild.sagemaker.aws import Clients, resolve_region
+from mlbuild.sagemaker.report import Report
 from mlbuild.sagemaker.s3_data import listing_checksum
 from mlbuild.sagemaker.job_name import pipeline_name_from_address
 from mlbuild.sagemaker.job_request import build_request
+from mlbuild.sagemaker.submit import submit_job
+from mlbuild.sagemaker.wait import FollowOptions, Outcome, follow_report
 
 
 ECR_REGISTRY_ENV_VAR = ECR_REGISTRY_ENV
@@ -84,10 +87,8 @@ def check_channel_data(config: PipelineConfig, s3: Any) -> None:
             )
 
 
-def record_inputs(config: PipelineConfig, assignments: Sequence[str], region: Optional[str], environ: Mapping[str, str]) -> Dict[str, Any]:
-    """What the publish record needs beyond the report: hyperparameters and pinned S3 data."""
-    values = resolve(config, parse_assignments(assignments, config), "command line")
-    s3 = Clients.create(region, environ).s3
+def pinned_s3_data(config: PipelineConfig, s3: Any) -> Optional[List[Dict[str, str]]]:
+    """What the publish record needs beyond the report: each channel's S3 data, pinned by listing."""
     data = []
     for channel in config.channels:
         if channel.s3:
@@ -95,21 +96,20 @@ def record_inputs(config: PipelineConfig, assignments: Sequence[str], region: Op
                 data.append({"name": channel.name, "uri": channel.s3, "checksum": listing_checksum(s3, channel.s3), "pin": "s3-listing"})
             except MLBuildError as e:  # NB: the job is submitted; a record without a pin beats none
                 print(f"mlbuild: warning: could not pin {channel.s3} for the lineage record: {e}", file=sys.stderr)
-    return {"hyperparameters": encode(values), "data": data or None}
+    return data or None
 
 
-def upload_records(records: Sequence[Any], report: Mapping[str, Any], region: Optional[str], environ: Mapping[str, str]) -> List[str]:
+def upload_records(records: Sequence[Any], report: Report, s3: Any) -> List[str]:
     """Put the publish's lineage records next to the model in S3, so a fresh clone can find them.
 
     `<output_path>/<job>/mlbuild-lineage/<record id>.json`, for the publish record and the
     package record(s) of its image; returns the URIs (fewer if an upload failed: the job is
     already submitted, so a lineage hiccup only warns).
     """
-    output_path, job = str(report.get("output_path") or ""), str(report.get("job_name") or "")
+    output_path, job = report.output_path or "", report.job_name or ""
     if not output_path.startswith("s3://") or not job:
         return []
     uris = []
-    s3 = Clients.create(region, environ).s3
     for record in records:
         bucket, key = remote.s3_key(output_path, job, record.id)
         try:
@@ -122,48 +122,81 @@ def upload_records(records: Sequence[Any], report: Mapping[str, Any], region: Op
     return uris
 
 
+@dataclass(frozen=True)
+class AwsPublication:
+    """What an AWS publish did: the job's report (with its outcome when followed) and what it ran."""
+
+    report: Report
+    outcome: Optional[Outcome]  # None unless followed (--wait)
+    image_digest: str  # the manifest digest pushed and run
+    hyperparameters: Dict[str, str]  # the resolved values, encoded as the job got them
+    clients: Any  # the session's clients, for the record's S3 pins and upload
+
+    def raise_for_status(self) -> None:
+        """A followed job that did not complete becomes JobFailedError (exit 5)."""
+        if self.outcome is not None:
+            self.outcome.raise_for_status()
+
+
 def publish_aws(
     *,
     layout_dir: Path,
     ref: Optional[str],
     config: PipelineConfig,
-    config_path: Path,
     address: str,
     git_sha: str,
     pex_sha256: str,
-    assignments: Sequence[str],
-    report_json: Path,
-    report_md: Path,
+    overrides: Mapping[str, str],
     environ: Mapping[str, str],
+    image_digest: Optional[str] = None,
     wait: bool = False,
     force: bool = False,
-    previous_metrics: Optional[Path] = None,
-) -> int:
-    # NB: validate the whole job request before pushing anything (submit re-validates).
-    argv: List[str] = [
-        "submit", "--config", str(config_path), "--pipeline-address", address,
-        "--git-sha", git_sha, "--pex-sha256", pex_sha256,
-        "--report-json", str(report_json), "--report-md", str(report_md),
-    ]
-    for metric in config.metrics:
-        argv += ["--metric", metric]
-    if wait:
-        argv.append("--wait")
-    if force:
-        argv.append("--force")
-    if previous_metrics:
-        argv += ["--previous-metrics", str(previous_metrics)]
+    previous_metrics: Optional[Mapping[str, float]] = None,
+    follow: FollowOptions = FollowOptions(),
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> AwsPublication:
+    """Push the image to ECR and submit its training job: the request is built (and validated)
+    once, before anything is pushed, and submitted as built.
+
+    `image_digest` is the manifest digest the build reported (Pants knows it); without it the
+    layout's index says.
+    """
+    digest = image_digest or layout_digest(layout_dir, ref)
+    values = resolve(config, overrides, "command line")
     destination = ecr_repository(config, address, environ)
-    build_request(
+    request = build_request(
         config,
-        image_uri=f"{destination}@{layout_digest(layout_dir, ref)}",
-        hyperparameter_values=resolve(config, parse_assignments(assignments, config), "command line"),
+        image_uri=f"{destination}@{digest}",
+        hyperparameter_values=values,
         pipeline_address=address,
         git_sha=git_sha,
         pex_sha256=pex_sha256,
         metric_names=config.metrics,
+        image_digest=digest,
     )
-    check_channel_data(config, Clients.create(config.sagemaker.region, environ).s3)
+    clients = Clients.create(config.sagemaker.region, environ)
+    check_channel_data(config, clients.s3)
+    result = push_image(layout_dir, ref, config, address, destination, environ)
+    if result.digest != digest:
+        raise PlatformError(
+            f"{layout_dir}: pushed manifest {result.digest}, but the build reported {digest}. "
+            "Fix: package again (`./pants package`) so the layout and its digest agree, then publish."
+        )
+    report = submit_job(
+        request,
+        pipeline_name=pipeline_name_from_address(address),
+        clients=clients,
+        force=force,
+        previous_metrics=previous_metrics,
+        log=log,
+    )
+    outcome = None
+    if wait:
+        report, outcome = follow_report(report, clients, follow, out=log)
+    return AwsPublication(report, outcome, digest, encode(values), clients)
+
+
+def push_image(layout_dir: Path, ref: Optional[str], config: PipelineConfig, address: str, destination: str, environ: Mapping[str, str]) -> PushResult:
     home = ecr_home_repository(config, address, environ)
     if destination == home:
         result = push_layout(layout_dir, ref, destination, create_repository=True)
@@ -185,7 +218,7 @@ def publish_aws(
                 f"that accepts this account's ECR token, or unset it to push to {home_ref.registry}."
             ) from e
     _log_push(result)
-    return sagemaker_cli.main([*argv, "--image-uri", result.image_uri, *assignments])
+    return result
 
 
 def _log_push(result: PushResult) -> None:

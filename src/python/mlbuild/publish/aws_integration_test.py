@@ -377,3 +377,27 @@ def test_bad_inputs_are_clear_errors_and_publish_nothing(
     assert run.report is None and run.markdown is None
     # Only a push that got as far as the registry has created the (empty) ECR repository.
     assert ecr_repositories() == ([repo] if foreign else [])
+
+
+def test_the_typed_api_returns_the_report_and_the_digest_pants_built(aws: Registry, tmp_path: Path) -> None:
+    from mlbuild.publish import aws as aws_backend
+    from mlbuild.runtime.config import load_config
+
+    layout = make_layout(tmp_path / "typed")
+    digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    config = load_config(write_config(tmp_path / "pipeline.yaml", "mlbuild/typed"))
+    common = dict(
+        layout_dir=layout, ref="img:1", config=config, address=ADDRESS, git_sha=GIT_SHA, pex_sha256=PEX_SHA256,
+        overrides={"max_depth": "6"}, environ=os.environ,
+    )  # fmt: skip
+    # A digest that is not the layout's (the layout changed after the build): nothing is submitted.
+    with pytest.raises(Exception, match="the build reported"):
+        aws_backend.publish_aws(**common, image_digest="sha256:" + "0" * 64)
+    assert training_jobs() == []
+
+    published = aws_backend.publish_aws(**common, image_digest=digest)
+    assert published.image_digest == digest and published.outcome is None
+    assert published.report.created is True and published.report.image_uri == f"{aws.host}/mlbuild/typed@{digest}"
+    assert published.hyperparameters["max_depth"] == "6"
+    (job,) = training_jobs()
+    assert job["TrainingJobName"] == published.report.job_name

@@ -1,13 +1,17 @@
 """`python -m mlbuild.publish`: what `pants publish` runs for an ml_pipeline.
 
     python -m mlbuild.publish --layout DIR --ref NAME --config pipeline.yaml --address ADDR
-        --data-dir DIR --pex-sha256 HEX --git-sha SHA --report-dir DIR
+        --data-dir DIR --pex-sha256 HEX [--image-digest sha256:HEX] --git-sha SHA --report-dir DIR
         [--backend auto|local|aws] [--registry HOST:PORT/REPO] [--wait] [--force] [name=value ...]
 
-Writes `report.json` and `report.md` (postable verbatim as a PR comment) to --report-dir and
-prints the Markdown. Exit codes are decided here only: 0 ok, 2 user error (including a local
-job whose pipeline raised), 3 platform error, and mlbuild.sagemaker's codes (4 name conflict,
-5 job failed, 6 still running) for AWS; 5 also for a local job that failed otherwise (killed).
+A thin shell: the config is loaded once here, and the backends are typed calls
+(`aws.publish_aws` returns the job's `Report`, `local.publish_local` its `LocalJob`); the
+lineage record is built from what they return. Writes `report.json` (one schema for both
+backends, publish/report.py) and `report.md` (postable verbatim as a PR comment) to
+--report-dir and prints the Markdown. Exit codes are decided here only, from mlbuild.names'
+table: 0 ok, 2 user error (including a local job whose pipeline raised), 3 platform error,
+4 job name conflict, 5 job failed (also a local job that failed otherwise, e.g. killed),
+6 still running.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from mlbuild.lineage.collect import publish_record
 from mlbuild.lineage.compare import previous_metrics
@@ -25,12 +29,12 @@ from mlbuild.lineage.digests import bare_hex
 from mlbuild.lineage.producers import configured_store, save
 from mlbuild.lineage.record import source_from_revision
 from mlbuild.lineage.source import current_source
+from mlbuild.names import EXIT_INTERRUPTED, EXIT_PLATFORM_ERROR, LOCAL_PUBLISH_DIR
 from mlbuild.publish.backend import choose_backend
-from mlbuild.runtime.config import load_config
-from mlbuild.names import LOCAL_PUBLISH_DIR
+from mlbuild.publish.report import aws_report
+from mlbuild.runtime.config import PipelineConfig, load_config
 from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.runtime.hyperparameters import parse_assignments
-
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--address", required=True, help="the ml_pipeline target's address")
     p.add_argument("--data-dir", type=Path, required=True, help="the sample data folder (local backend)")
     p.add_argument("--pex-sha256", required=True)
+    p.add_argument("--image-digest", help="the image's manifest digest as the build reported it (default: read from the layout)")
     p.add_argument("--git-sha", default="unknown")
     p.add_argument("--report-dir", type=Path, required=True)
     p.add_argument("--backend", choices=("auto", "local", "aws"), help="default: the config's sagemaker.backend")
@@ -53,42 +58,62 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlbuild.publish import aws, local
-
     config = load_config(args.config)
     backend = choose_backend(config, args.backend, os.environ)
     for flag, folder in (("--report-dir", args.report_dir), ("--local-root", args.local_root)):
         _check_folder(flag, folder)
+    overrides = parse_assignments(args.assignments, config)
     args.report_dir.mkdir(parents=True, exist_ok=True)
-    report_json, report_md = args.report_dir / "report.json", args.report_dir / "report.md"
     print(f"mlbuild: publishing {args.address} with the {backend} backend", file=sys.stderr)
     if backend == "aws":
-        previous = _previous_metrics_file(args.address, args.report_dir)
-        exit_code = aws.publish_aws(
-            layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
-            git_sha=args.git_sha, pex_sha256=args.pex_sha256, assignments=args.assignments,
-            report_json=report_json, report_md=report_md, environ=os.environ, wait=args.wait, force=args.force,
-            previous_metrics=previous,
-        )
-        if report_json.exists():
-            report = json.loads(report_json.read_text())
-            record = publish_record(report, **aws.record_inputs(config, args.assignments, config.sagemaker.region, os.environ))
-            record_publish(record)
-            aws.upload_records([*package_records(record), record], report, config.sagemaker.region, os.environ)
-        return exit_code
+        return publish_to_aws(args, config, overrides)
+    return publish_locally(args, config, overrides)
+
+
+def publish_to_aws(args: argparse.Namespace, config: PipelineConfig, overrides: Mapping[str, str]) -> int:
+    from mlbuild.publish import aws
+
+    store = configured_store()
+    publication = aws.publish_aws(
+        layout_dir=args.layout, ref=args.ref, config=config, address=args.address, git_sha=args.git_sha,
+        pex_sha256=args.pex_sha256, overrides=overrides, environ=os.environ, image_digest=args.image_digest,
+        wait=args.wait, force=args.force, previous_metrics=previous_metrics(store, args.address) if store is not None else None,
+    )  # fmt: skip
+    # NB: the report is written and the record made before a failed job becomes an exit code.
+    write_report(args.report_dir, aws_report(publication.report), publication.report.to_markdown())
+    record = publish_record(
+        publication.report.to_dict(),
+        image_digest=publication.image_digest,
+        hyperparameters=publication.hyperparameters,
+        data=aws.pinned_s3_data(config, publication.clients.s3),
+    )
+    record_publish(record)
+    aws.upload_records([*package_records(publication.image_digest), record], publication.report, publication.clients.s3)
+    publication.raise_for_status()
+    return 0
+
+
+def publish_locally(args: argparse.Namespace, config: PipelineConfig, overrides: Mapping[str, str]) -> int:
+    from mlbuild.publish import local
+
     job = local.publish_local(
         layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
-        data_dir=args.data_dir, overrides=parse_assignments(args.assignments, config), root=args.local_root,
+        data_dir=args.data_dir, overrides=overrides, root=args.local_root, image_digest=args.image_digest,
         registry=args.registry, force=args.force, log=lambda line: print(f"mlbuild: {line}", file=sys.stderr),
-    )
-    report = local.local_report(job, local.previous_metrics(args.local_root, args.address, exclude=job.name))
-    markdown = local.local_markdown(report)
+    )  # fmt: skip
+    previous = local.previous_metrics(args.local_root, args.address, exclude=job.name)
+    report = local.local_report(job, previous, git_sha=args.git_sha, pex_sha256=args.pex_sha256)
     record_publish(local.local_record(job, publish_source(args.git_sha)))
+    write_report(args.report_dir, report, local.local_markdown(report))
+    return local.job_exit_code(job)
+
+
+def write_report(report_dir: Path, report: Mapping[str, Any], markdown: str) -> None:
+    report_json, report_md = report_dir / "report.json", report_dir / "report.md"
     report_json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     report_md.write_text(markdown)
-    print(markdown, end="")
+    print(markdown, end="", flush=True)
     print(f"mlbuild: report written to {report_json} and {report_md}", file=sys.stderr)
-    return local.job_exit_code(job)
 
 
 def _check_folder(flag: str, folder: Path) -> None:
@@ -110,20 +135,9 @@ def publish_source(git_sha: str) -> Optional[dict]:
     return current_source(os.environ)
 
 
-def _previous_metrics_file(address: str, report_dir: Path) -> Optional[Path]:
-    """The last successful run's metrics from the lineage store, for the report's comparison."""
-    store = configured_store()
-    metrics = previous_metrics(store, address) if store is not None else None
-    if not metrics:
-        return None
-    path = report_dir / "previous-metrics.json"
-    path.write_text(json.dumps(metrics, sort_keys=True) + "\n")
-    return path
-
-
-def package_records(published) -> list:
+def package_records(image_digest: Optional[str]) -> list:
     """The local package records of the published image: uploaded with the publish record."""
-    store, digest = configured_store(), published.get("image.manifest_digest")
+    store, digest = configured_store(), image_digest
     if store is None or not digest:
         return []
     try:
@@ -147,4 +161,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return e.exit_code
     except OSError as e:  # NB: the machine (a full disk, a vanished folder): one line, not a traceback
         print(f"mlbuild: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 3
+        return EXIT_PLATFORM_ERROR
+    except KeyboardInterrupt:
+        print("mlbuild: interrupted; a submitted SageMaker job keeps running.", file=sys.stderr)
+        return EXIT_INTERRUPTED

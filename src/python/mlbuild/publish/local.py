@@ -33,6 +33,7 @@ from mlbuild.container_run.runner import run_image
 from mlbuild.lineage.digests import model_checksum, tree_checksum
 from mlbuild.lineage.record import Record, make_record
 from mlbuild.oci.layout import read_layout, write_layout
+from mlbuild.publish import report as publish_report
 from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.oci import referrer
 from mlbuild.registry.push import content_tag, push_layout
@@ -103,11 +104,12 @@ def publish_local(
     registry: Optional[str] = None,
     force: bool = False,
     log=print,
+    image_digest: Optional[str] = None,
 ) -> LocalJob:
     values = hyperparameters.resolve(config, overrides, "command line")
     encoded = hyperparameters.encode(values)
     data = {name: tree_checksum(path) for name, path in local_channel_dirs(config, data_dir).items()}
-    digest = layout_digest(layout_dir, ref)
+    digest = image_digest or layout_digest(layout_dir, ref)  # NB: Pants passes the digest it built
     repository = config.sagemaker.image_repository or pipeline_name_from_address(address)
     # NB: write_layout rewrites the local store's index.json: one writer at a time (a registry serialises itself).
     with _locked(root / ".registry.lock", "the local image store", log) if not registry else contextlib.nullcontext():
@@ -228,22 +230,12 @@ def local_record(job: LocalJob, source: Optional[Mapping[str, Any]] = None) -> R
     )
 
 
-def local_report(job: LocalJob, previous: Optional[Mapping[str, float]] = None) -> Dict[str, Any]:
-    record = job.record
-    return {
-        "backend": "local",
-        "job_name": job.name,
-        "status": job.status,
-        "reused": job.reused,
-        "image_uri": job.image_uri,
-        "pipeline_address": record.get("pipeline_address"),
-        "run_dir": record.get("run_dir"),
-        "logs": record.get("log") or record.get("run_dir"),
-        "model": record.get("model"),
-        "metrics": record.get("metrics", {}),
-        "failure_reason": record.get("failure_reason"),
-        "previous_metrics": dict(previous) if previous else None,
-    }
+def local_report(job: LocalJob, previous: Optional[Mapping[str, float]] = None, git_sha: str = "", pex_sha256: str = "") -> Dict[str, Any]:
+    """The job's report in the schema both backends share (publish/report.py)."""
+    return publish_report.local_report(
+        job.record, job_name=job.name, status=job.status, reused=job.reused, image_uri=job.image_uri,
+        previous=previous, git_sha=git_sha, pex_sha256=pex_sha256,
+    )  # fmt: skip
 
 
 def previous_metrics(root: Path, address: str, exclude: str) -> Optional[Dict[str, float]]:

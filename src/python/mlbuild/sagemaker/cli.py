@@ -20,21 +20,26 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
+from mlbuild.names import (
+    EXIT_INTERRUPTED,
+    EXIT_JOB_CONFLICT,
+    EXIT_JOB_FAILED,
+    EXIT_JOB_STILL_RUNNING,
+    EXIT_OK,
+    EXIT_PLATFORM_ERROR,
+    EXIT_UNEXPECTED,
+    EXIT_USER_ERROR,
+    exit_codes_epilog,
+)
 from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.runtime.hyperparameters import parse_assignments, resolve
 from mlbuild.sagemaker.report import Report
 
-# One table, one place: what each failure means to a caller (CI, the Pants publish goal).
-EXIT_CODES = {
-    0: "success (submitted, accepted an identical job, or the job Completed)",
-    1: "unexpected mlbuild error",
-    2: "user error: bad config, image URI, arguments or missing credentials/region",
-    3: "platform error: an AWS call failed",
-    4: "conflict: a different job already has the derived name; nothing submitted",
-    5: "the training job ended Failed or Stopped",
-    6: "gave up waiting; the job is still running",
-}
+# NB: the meanings live in mlbuild.names' one table; these are the ones this command uses.
+EXIT_CODES = (
+    EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_JOB_CONFLICT, EXIT_JOB_FAILED, EXIT_JOB_STILL_RUNNING,
+)
 
 
 def _err(line: str) -> None:
@@ -48,7 +53,7 @@ def submit_command(args: argparse.Namespace, log: Callable[[str], None] = _err) 
     from mlbuild.sagemaker.aws import Clients
     from mlbuild.sagemaker.job_name import pipeline_name_from_address
     from mlbuild.sagemaker.job_request import build_request
-    from mlbuild.sagemaker.submit import submit
+    from mlbuild.sagemaker.submit import submit_job
 
     config = load_config(args.config)
     values = resolve(config, parse_assignments(args.assignments, config), "command line")
@@ -65,17 +70,8 @@ def submit_command(args: argparse.Namespace, log: Callable[[str], None] = _err) 
     # NB: everything above is validation; nothing has touched AWS yet.
     clients = Clients.create(args.region or config.sagemaker.region)
     name = args.pipeline_name or pipeline_name_from_address(args.pipeline_address)
-    submission = submit(request, pipeline_name=name, sagemaker=clients.sagemaker, force=args.force, log=log)
-    log(submission.message)
-    report = Report.for_request(
-        request,
-        submission.job_name,
-        submission.job_arn,
-        clients.region,
-        status=submission.status,
-        created=submission.created,
-        message=submission.message,
-        previous_metrics=_previous(args.previous_metrics),
+    report = submit_job(
+        request, pipeline_name=name, clients=clients, force=args.force, previous_metrics=_previous(args.previous_metrics), log=log
     )
     if args.wait:
         return _follow(report, clients, args, log)
@@ -104,18 +100,9 @@ def wait_command(args: argparse.Namespace, log: Callable[[str], None] = _err) ->
 
 
 def _follow(report: Report, clients: Any, args: argparse.Namespace, log: Callable[[str], None]) -> Followed:
-    from mlbuild.sagemaker.wait import follow
+    from mlbuild.sagemaker.wait import FollowOptions, follow_report
 
-    outcome = follow(
-        report.job_name,
-        sagemaker=clients.sagemaker,
-        logs=None if args.no_logs else clients.logs,
-        s3=clients.s3,
-        out=log,
-        poll_seconds=args.poll_seconds,
-        timeout_seconds=args.timeout_seconds,
-    )
-    return report.with_outcome(outcome), outcome
+    return follow_report(report, clients, FollowOptions(args.poll_seconds, args.timeout_seconds, not args.no_logs), out=log)
 
 
 def pull_data_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> None:
@@ -166,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mlbuild.sagemaker",
         description="Submit, follow and pull data for SageMaker training jobs.",
-        epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+        epilog=exit_codes_epilog(EXIT_CODES),
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -223,4 +210,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         _err("mlbuild: interrupted; a submitted job keeps running in SageMaker.")
-        return 130
+        return EXIT_INTERRUPTED

@@ -101,13 +101,7 @@ class Report:
 
     def metric_diff(self) -> List[Dict[str, Any]]:
         """One row per metric in either run: previous, current, change (None if unknown)."""
-        previous = self.previous_metrics or {}
-        rows = []
-        for name in sorted(set(previous) | set(self.final_metrics)):
-            before, after = previous.get(name), self.final_metrics.get(name)
-            change = after - before if before is not None and after is not None else None
-            rows.append({"metric": name, "previous": before, "current": after, "change": change})
-        return rows
+        return metric_diff(self.previous_metrics, self.final_metrics)
 
     def to_dict(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -161,6 +155,17 @@ class Report:
                     f"{_change(row['previous'], row['change'])} |"
                 )
         return "\n".join(lines) + "\n"
+
+
+def metric_diff(previous: Optional[Mapping[str, float]], current: Mapping[str, float]) -> List[Dict[str, Any]]:
+    """One row per metric in either run: previous, current, change (None if unknown)."""
+    previous = previous or {}
+    rows = []
+    for name in sorted(set(previous) | set(current)):
+        before, after = previous.get(name), current.get(name)
+        change = after - before if before is not None and after is not None else None
+        rows.append({"metric": name, "previous": before, "current": after, "change": change})
+    return rows
 
 
 def _number(value: Optional[float]) -> str:

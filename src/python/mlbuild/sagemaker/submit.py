@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from botocore.exceptions import ClientError
 
@@ -20,6 +20,7 @@ from mlbuild.sagemaker.aws import describe_training_job, is_resource_in_use, tra
 from mlbuild.sagemaker.errors import JobConflictError
 from mlbuild.sagemaker.job_name import job_name
 from mlbuild.sagemaker.job_request import image_digest_of
+from mlbuild.sagemaker.report import Report
 
 # NB: SageMaker and framework containers may add their own keys (sagemaker_*, _tuning_*);
 # they are not the pipeline's and never make two jobs different.
@@ -96,6 +97,34 @@ def _submit_forced(request: Mapping[str, Any], pipeline_name: str, sagemaker: An
     raise JobConflictError(
         f"{FORCED_NAME_ATTEMPTS} forced job names from {job_name(pipeline_name, request, run=run)} on are all taken. "
         "Fix: retry in a minute."
+    )
+
+
+def submit_job(
+    request: Mapping[str, Any],
+    *,
+    pipeline_name: str,
+    clients: Any,
+    force: bool = False,
+    previous_metrics: Optional[Mapping[str, float]] = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> Report:
+    """Submit `request` (built and validated once by the caller) and report what happened.
+
+    The typed entry point publish and the CLI share: no argv, no files; `clients` is an
+    `aws.Clients` (its region goes into the report).
+    """
+    submission = submit(request, pipeline_name=pipeline_name, sagemaker=clients.sagemaker, force=force, log=log)
+    log(submission.message)
+    return Report.for_request(
+        request,
+        submission.job_name,
+        submission.job_arn,
+        clients.region,
+        status=submission.status,
+        created=submission.created,
+        message=submission.message,
+        previous_metrics=dict(previous_metrics) if previous_metrics is not None else None,
     )
 
 

@@ -51,6 +51,27 @@ class Outcome:
             raise JobFailedError(f"Training job {self.job_name} ended {self.status}{reason}")
 
 
+@dataclass(frozen=True)
+class FollowOptions:
+    poll_seconds: float = DEFAULT_POLL_SECONDS
+    timeout_seconds: Optional[float] = None
+    logs: bool = True  # stream CloudWatch log lines
+
+
+def follow_report(report: Any, clients: Any, options: FollowOptions = FollowOptions(), out: Callable[[str], None] = print) -> Tuple[Any, Outcome]:
+    """Follow the job of a `report.Report` to its end; the report with the outcome folded in."""
+    outcome = follow(
+        report.job_name,
+        sagemaker=clients.sagemaker,
+        logs=clients.logs if options.logs else None,
+        s3=clients.s3,
+        out=out,
+        poll_seconds=options.poll_seconds,
+        timeout_seconds=options.timeout_seconds,
+    )
+    return report.with_outcome(outcome), outcome
+
+
 def elapsed_label(seconds: float) -> str:
     whole = int(seconds)
     return f"[{whole // 60:3d}m{whole % 60:02d}s]"
