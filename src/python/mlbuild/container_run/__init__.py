@@ -14,6 +14,10 @@ data and config (mlbuild.runtime.local_run).
     bwrap_probe.py   is bwrap installed and able to create namespaces?
     rootfs_cache.py  <cache>/rootfs/<manifest digest hex>, atomic, LRU-evicted, flock-guarded
     outcome.py       RunOutcome: run dir, exit code, failure reason, metrics
+    gpu.py           NVIDIA device nodes and driver libraries for the sandbox
+    host_network.py  the hosts' addresses, /etc/hosts, loopback addresses via rtnetlink
+    multi_host.py    a job on N hosts: per-host /opt/ml, shares, merged model, failure naming the host
+    host_group.py    runs inside the job's network namespace: starts the hosts, one prefixed log
     runner.py        run_image: the steps, in order
     cli.py           `python -m mlbuild.container_run`
 """

@@ -1,7 +1,11 @@
 """`python -m mlbuild.container_run`: run an image's `train` locally, like SageMaker, without Docker.
 
     python -m mlbuild.container_run --layout DIR [--ref REF] --config PIPELINE_YAML \
-        --address ADDR --data-dir DIR --runs-dir DIR [--cache-dir DIR] [--network] [name=value ...]
+        --address ADDR --data-dir DIR --runs-dir DIR [--cache-dir DIR] [--network] \
+        [--instance-count N] [--no-gpus] [name=value ...]
+
+`--instance-count N` runs N hosts together (default: the config's `sagemaker.instance_count`),
+as SageMaker runs `InstanceCount` instances; see multi_host.py.
 
 Exit codes, decided only in `main`: 0 the run succeeded; otherwise train's own exit code
 (as `docker run` does; 128+N if killed by signal N), 2 for a user error (config,
@@ -40,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, help="default: ${XDG_CACHE_HOME:-~/.cache}/mlbuild")
     p.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="unpacked images to keep in the cache")
     p.add_argument("--network", action="store_true", help="share the host network (default: none, like network isolation)")
+    p.add_argument(
+        "--instance-count", type=int, metavar="N",
+        help="hosts to run together (algo-1..algo-N; default: the config's sagemaker.instance_count)",
+    )
+    p.add_argument("--no-gpus", action="store_true", help="give the sandbox no GPUs even when the host has some")
     p.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
     return p
 
@@ -80,6 +89,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         outcome = run_image(
             args.layout, args.ref, args.config, args.address, args.data_dir, args.runs_dir, overrides,
             cache_dir=args.cache_dir, stream=out, network=args.network, keep=args.keep,
+            instance_count=args.instance_count, use_gpus=not args.no_gpus,
         )
     except MLBuildError as e:  # NB: OCI errors are MLBuildErrors too.
         print(f"mlbuild: error: {e}", file=sys.stderr)

@@ -81,3 +81,11 @@ def test_keep_0_is_a_user_error_before_anything_runs(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err
     assert "Fix: --keep 1 or more" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_instance_count_and_no_gpus_reach_run_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = RunOutcome(Path("/runs/x/1"), 0, None, None)
+    _, _, seen = _main(monkeypatch, outcome, ["--instance-count", "3", "--no-gpus"])
+    assert seen["kwargs"]["instance_count"] == 3 and seen["kwargs"]["use_gpus"] is False
+    _, _, seen = _main(monkeypatch, outcome)
+    assert seen["kwargs"]["instance_count"] is None and seen["kwargs"]["use_gpus"] is True  # None: the config's

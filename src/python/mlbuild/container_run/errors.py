@@ -18,3 +18,11 @@ class RootfsError(UserError):
 
 class SandboxUnavailableError(PlatformError):
     """bubblewrap is missing or cannot create namespaces on this machine."""
+
+
+class GpuDriverError(PlatformError):
+    """The host has NVIDIA GPU devices but not the driver libraries a sandbox needs with them."""
+
+
+class HostFailedError(UserError):
+    """One host of a multi-host job failed; the message names it (the job fails, as on SageMaker)."""

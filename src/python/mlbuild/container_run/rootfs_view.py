@@ -80,3 +80,25 @@ def make_dirs(rootfs: Path, path: str, mode: int = 0o755) -> None:
             raise RootfsError(
                 f"the image has a {node.kind} at /{rel}, where the sandbox needs a directory to mount {path}."
             )
+
+
+def make_file(rootfs: Path, path: str, mode: int = 0o644) -> None:
+    """An empty file at container `path` (a mount point for a bound file), unless something is there.
+
+    The parent folder is made with `make_dirs`' rules; the file is made with O_NOFOLLOW|O_EXCL,
+    so it is never written through a symlink.
+    """
+    parent, _, name = path.rstrip("/").rpartition("/")
+    make_dirs(rootfs, parent or "/")
+    lookup = lookup_in(rootfs)
+    try:
+        resolved = resolve(lookup, parts_of(parent), follow_last=True)
+    except PathRefused as e:
+        raise RootfsError(f"cannot create the mount point {path} in the image: {e.reason}.") from None
+    rel = "/".join([*resolved, name])
+    node = lookup(rel)
+    if node is None:
+        fd = os.open(os.path.join(rootfs, rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        os.close(fd)
+    elif node.kind not in ("file", "symlink"):
+        raise RootfsError(f"the image has a {node.kind} at /{rel}, where the sandbox needs a file to mount {path}.")

@@ -3,6 +3,7 @@
     check bwrap -> load and validate config, overrides, channels and the image
     -> rootfs from the cache -> resolve `train` -> prepare_run (staged /opt/ml)
     -> bwrap, streaming output -> finish_run(succeeded=exit code 0) -> RunOutcome
+    (N > 1 hosts: multi_host.py lays out a /opt/ml per host and host_group.py runs them together)
 
 NB: everything that can be wrong with the input is checked before prepare_run, so a typo
 or a broken image leaves no run directory behind; only a run that started gets one
@@ -17,18 +18,20 @@ import posixpath
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping, Optional, TextIO
+from typing import Mapping, Optional, Sequence, TextIO
 
 from mlbuild.oci.layout import read_layout
 from mlbuild.runtime import contract, hyperparameters
 from mlbuild.runtime.config import PipelineConfig, load_config
-from mlbuild.runtime.local_run import finish_run, local_channel_dirs, prepare_run
+from mlbuild.runtime.local_run import checkpoints_store, finish_run, job_key, local_channel_dirs, prepare_run
+from mlbuild.runtime.resources import DEV_DIR
+from mlbuild.container_run import gpu, multi_host
 from mlbuild.container_run.bwrap_probe import check_bwrap
 from mlbuild.container_run.command import docker_argv, resolve_command
 from mlbuild.container_run.outcome import RunOutcome, read_outcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP, RootfsCache
-from mlbuild.container_run.rootfs_view import make_dirs
-from mlbuild.container_run.sandbox import MOUNT_POINTS, SandboxSpec, bwrap_argv, container_env
+from mlbuild.container_run.rootfs_view import make_dirs, make_file
+from mlbuild.container_run.sandbox import FILE_MOUNT_POINTS, MOUNT_POINTS, SandboxSpec, bwrap_argv, container_env
 
 TAIL_LINES = 20
 
@@ -46,13 +49,21 @@ def run_image(
     *,
     network: bool = False,
     keep: int = DEFAULT_KEEP,
+    instance_count: Optional[int] = None,
+    use_gpus: bool = True,
+    dev_dir: Path = DEV_DIR,
 ) -> RunOutcome:
+    """Run the image's `train` on `instance_count` hosts (default: the config's `sagemaker.instance_count`)."""
     bwrap = check_bwrap()
     config = load_config(Path(config_path))
-    hyperparameters.resolve(config, overrides, "command line")
+    values = hyperparameters.resolve(config, overrides, "command line")
     channels = local_channel_dirs(config, Path(data_dir))
+    count = config.sagemaker.instance_count if instance_count is None else instance_count
+    multi_host.check_instance_count(count, "--instance-count" if instance_count is not None else f"{config.source}: `sagemaker.instance_count`")
+    plans = multi_host.plan_hosts(config, channels, count) if count > 1 else []  # NB: sharding errors before any run dir
+    gpus = gpu.discover(dev_dir) if use_gpus else gpu.GpuBinds((), ())
     image = read_layout(Path(layout_dir), ref)
-    env = container_env(image.env())
+    env = {**container_env(image.env()), **gpus.env(image.env())}
     workdir = posixpath.normpath(posixpath.join("/", image.runtime_config.get("WorkingDir") or "/"))
     argv = docker_argv(image.runtime_config)
 
@@ -61,18 +72,101 @@ def run_image(
         how = "reused" if rootfs.reused else "unpacked"
         _say(stream, f"rootfs {rootfs.key[:12]} {how} in {rootfs.seconds:.2f}s: {rootfs.path}")
         command = resolve_command(rootfs.path, argv, env.get("PATH"), workdir)
+        prepare_optional_mounts(rootfs.path, multi_host=count > 1, gpus=bool(gpus.devices))
+        if gpus.devices:
+            _say(stream, f"GPUs: {gpus.gpu_count} ({', '.join(gpus.devices)}); driver libraries: {len(gpus.libraries)}")
         staging = prepare_run(config, address, Path(data_dir), Path(runs_dir), overrides, link_channels=False)
+        store = checkpoints_store(staging.parent, job_key(hyperparameters.encode(values))) if config.sagemaker.checkpoint_s3_uri else None
         try:
             make_sagemaker_dirs(staging, config)
-            spec = SandboxSpec(rootfs.path.resolve(), staging.resolve(), tuple(command), env, workdir, channels, network)
-            _say(stream, f"running {command} in {staging}")
-            exit_code, tail = stream_process(bwrap_argv(spec, bwrap), stream)
+            spec = SandboxSpec(
+                rootfs.path.resolve(), staging.resolve(), tuple(command), env, workdir, channels, network,
+                checkpoints=store.resolve() if store else None, gpus=gpus,
+            )
+            if count == 1:
+                _say(stream, f"running {command} in {staging}")
+                exit_code, tail = stream_process(bwrap_argv(spec, bwrap), stream)
+            else:
+                exit_code, tail = run_hosts(staging, spec, plans, config, channels, bwrap, stream)
             link_channels(staging, channels)
+            if store is not None:
+                link_checkpoints(staging, store)
         except BaseException:
             finish_run(staging, succeeded=False)
             raise
     run_dir = finish_run(staging, succeeded=exit_code == 0)
     return read_outcome(run_dir, exit_code, tail)
+
+
+def run_hosts(
+    staging: Path, spec: SandboxSpec, plans: Sequence[multi_host.HostPlan], config: PipelineConfig,
+    channels: Mapping[str, Path], bwrap: str, stream: TextIO,
+) -> tuple[int, list[str]]:
+    """The hosts' sandboxes, started together in one loopback-only network; the job's exit code and log tail."""
+    hosts = [p.name for p in plans]
+    argvs = []
+    for plan in plans:
+        multi_host.lay_out_host(staging, plan, hosts, config)
+        argvs.append(bwrap_argv(multi_host.host_sandbox(spec, staging, plan, config, channels), bwrap))
+    # NB: the job folder describes the job as its leader sees it (all hosts, `current_host` algo-1).
+    leader_config = plans[0].ml_dir(staging) / contract.RESOURCE_CONFIG_FILE
+    (staging / contract.RESOURCE_CONFIG_FILE).write_bytes(leader_config.read_bytes())
+    multi_host.write_hosts_file(staging, len(plans))
+    multi_host.write_hosts_record(staging, plans, config)
+    group = multi_host.write_group_spec(staging, plans, argvs)
+    shares = "; ".join(
+        f"{p.name}: " + ", ".join(f"{name} {len(keys)} file(s)" for name, keys in sorted(p.shares.items())) for p in plans
+    )
+    _say(stream, f"running {spec.command} on {len(plans)} hosts ({shares}) in {staging}")
+    log_path = staging / contract.LOG_FILE
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8", errors="replace") as log:
+        group_exit, tail = stream_process(multi_host.outer_argv(bwrap, group), _Tee(stream, log))
+    failure = multi_host.host_failure(staging, plans, multi_host.read_results(staging), group_exit)
+    if failure is None:
+        conflict = multi_host.merge_models(staging, plans)
+        if conflict:
+            failure = (1, conflict)
+    else:
+        multi_host.merge_models(staging, plans)  # NB: what the hosts wrote before failing, for a look
+    multi_host.clean_up_hosts(staging)
+    if failure is not None:
+        contract.write_failure(staging, failure[1])
+        return failure[0], tail
+    return 0, tail
+
+
+class _Tee:
+    """The console stream plus the job's combined log file."""
+
+    def __init__(self, console: TextIO, file: TextIO) -> None:
+        self._console, self._file = console, file
+
+    def write(self, text: str) -> int:
+        self._file.write(text)
+        return self._console.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+        self._console.flush()
+
+
+def link_checkpoints(staging: Path, store: Path) -> None:
+    """After the run, the empty mount point becomes a link to the job's checkpoint store, as in a local run."""
+    mount_point = staging / contract.CHECKPOINTS_DIR
+    if mount_point.is_dir() and not mount_point.is_symlink() and not any(mount_point.iterdir()):
+        mount_point.rmdir()
+        mount_point.symlink_to(store.resolve(), target_is_directory=True)
+
+
+def prepare_optional_mounts(rootfs: Path, *, multi_host: bool, gpus: bool) -> None:
+    """Mount points only some runs need, made in the (shared, read-only at run time) rootfs when
+    missing: /etc/hosts for multi-host jobs, /usr/local/nvidia with GPUs. Idempotent."""
+    if multi_host:
+        for path in FILE_MOUNT_POINTS:
+            make_file(rootfs, path)
+    if gpus:
+        make_dirs(rootfs, gpu.MOUNT_POINT)
 
 
 def link_channels(staging: Path, channels: Mapping[str, Path]) -> None:
@@ -106,6 +200,8 @@ def prepare_rootfs(rootfs: Path, workdir: str) -> None:
     """Mount points for the read-only root, and the WorkingDir (Docker creates it if missing)."""
     for path in (*MOUNT_POINTS, workdir):
         make_dirs(rootfs, path)
+    for path in FILE_MOUNT_POINTS:
+        make_file(rootfs, path)
 
 
 def stream_process(argv: list[str], stream: TextIO) -> tuple[int, list[str]]:

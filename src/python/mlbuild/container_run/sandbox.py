@@ -4,7 +4,11 @@ Pure data in, argv out, so every flag is testable without bwrap. What the proces
 
     /                          the image's rootfs, read-only
     /opt/ml                    the staged run directory, writable (SageMaker mounts its own too)
-    /opt/ml/input/data/<ch>    each channel's local data folder, read-only
+    /opt/ml/input/data/<ch>    each channel's local data folder, read-only (a host's share of
+                               a ShardedByS3Key channel: its files, bound one by one)
+    /opt/ml/checkpoints        the job's checkpoint folder on the host, kept across re-runs
+    /etc/hosts                 the job's hosts (multi-host jobs)
+    /dev/nvidia*               the host's GPUs, when it has any (see gpu.py)
     /proc /dev /tmp            fresh procfs, minimal devtmpfs, empty tmpfs
     network                    none (SageMaker's network-isolation mode) unless `network=True`
     user, hostname             uid/gid 0 (SageMaker runs `train` as root), host `algo-1`
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Optional, Sequence
+
+from mlbuild.container_run.gpu import GpuBinds
 
 from mlbuild.oci.image import DEFAULT_PATH
 from mlbuild.runtime import contract
@@ -34,6 +40,8 @@ PEX_ROOT = "/tmp/.pex"
 # NB: bwrap must find these directories in the read-only root to mount over them (it
 # cannot mkdir there); the rootfs cache creates them once, before publishing a rootfs.
 MOUNT_POINTS = ("/proc", "/dev", "/tmp", ML_DIR)
+# NB: files to mount over, made empty in the rootfs when missing (a dpkg-built base has no /etc/hosts).
+FILE_MOUNT_POINTS = ("/etc/hosts",)
 
 
 def container_env(image_env: Mapping[str, str]) -> dict[str, str]:
@@ -59,6 +67,11 @@ class SandboxSpec:
     channels: Mapping[str, Path] = field(default_factory=dict)  # channel name -> host folder
     network: bool = False
     hostname: str = HOSTNAME
+    # channel name -> (path inside the channel, host file): a host's share of a sharded channel
+    channel_files: Mapping[str, Sequence[tuple[str, Path]]] = field(default_factory=dict)
+    checkpoints: Optional[Path] = None  # host folder bound at /opt/ml/checkpoints
+    hosts_file: Optional[Path] = None  # bound at /etc/hosts
+    gpus: GpuBinds = GpuBinds((), ())
 
 
 def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
@@ -68,6 +81,18 @@ def bwrap_argv(spec: SandboxSpec, bwrap: str = "bwrap") -> list[str]:
     for name in sorted(spec.channels):
         # NB: the mount point exists: prepare_run(link_channels=False) made it an empty dir.
         argv += ["--ro-bind", str(spec.channels[name]), f"{ML_DIR}/{contract.DATA_DIR}/{name}"]
+    for name in sorted(spec.channel_files):
+        # NB: the share's folder in the run directory holds an empty file at each destination: bound
+        # read-only first, so the channel cannot be written, then each file is bound over its stand-in.
+        channel = f"{ML_DIR}/{contract.DATA_DIR}/{name}"
+        argv += ["--ro-bind", str(spec.ml_dir / contract.DATA_DIR / name), channel]
+        for rel, source in spec.channel_files[name]:
+            argv += ["--ro-bind", str(source), f"{channel}/{rel}"]
+    if spec.checkpoints is not None:
+        argv += ["--bind", str(spec.checkpoints), f"{ML_DIR}/{contract.CHECKPOINTS_DIR}"]
+    if spec.hosts_file is not None:
+        argv += ["--ro-bind", str(spec.hosts_file), "/etc/hosts"]
+    argv += spec.gpus.bwrap_args()
     argv += ["--unshare-all"]
     if spec.network:
         argv += ["--share-net"]

@@ -53,6 +53,48 @@ print("trained on", rows, "as", os.getuid(), "in", os.getcwd(), flush=True)
 """
 
 
+MULTI_HOST_TRAIN_SCRIPT = """\
+#!/usr/bin/python3.11
+# One host of a multi-host job: the leader listens on its own address, the others connect by name.
+import json, os, socket, sys, time
+base = "/opt/ml"
+resource = json.load(open(f"{base}/input/config/resourceconfig.json"))
+hp = json.load(open(f"{base}/input/config/hyperparameters.json"))
+me, hosts = resource["current_host"], resource["hosts"]
+files = sorted(os.listdir(f"{base}/input/data/train"))
+rows = sum(len(open(f"{base}/input/data/train/{f}").read().splitlines()) for f in files)
+print("host", me, "of", hosts, "files", files, flush=True)
+if json.loads(hp["label"]) == "fail" and me == hosts[-1]:
+    open(f"{base}/output/failure", "w").write(f"DataError: {me} was told to fail\\n")
+    sys.exit(3)
+got = []
+if me == hosts[0]:
+    server = socket.socket()
+    server.bind((socket.gethostbyname(me), 5000))
+    server.listen()
+    for _ in hosts[1:]:
+        conn, peer = server.accept()
+        got.append([conn.recv(100).decode(), peer[0]])
+else:
+    for attempt in range(300):
+        try:
+            socket.create_connection((hosts[0], 5000), timeout=1).sendall(me.encode())
+            break
+        except OSError:
+            time.sleep(0.1)
+try:
+    socket.create_connection(("1.1.1.1", 80), timeout=2)
+    outside = True
+except OSError:
+    outside = False
+report = {"host": me, "hostname": socket.gethostname(), "address": socket.gethostbyname(me), "files": files,
+          "rows": rows, "got": sorted(got), "outside": outside, "sm_free": "SM_HOSTS" not in os.environ}
+json.dump(report, open(f"{base}/model/{me}.json", "w"), sort_keys=True)
+if me == hosts[0]:
+    json.dump({"rows_leader": rows}, open(f"{base}/model/metrics.json", "w"))
+"""
+
+
 def rootfs_entries(rootfs: Path) -> list[LayerEntry]:
     """Layer entries for a whole root filesystem (entries_from_directory wants a non-root prefix)."""
     entries: list[LayerEntry] = []
@@ -103,8 +145,8 @@ def write_image(
 COMMITTED_LOCK = Path(__file__).resolve().parents[4] / "docker/debian-python3.11/packages.lock.json"
 
 
-def real_train_image(work: Path, ref: str = "test:1") -> Path:
-    """The layout of a REAL image, the committed Debian base plus `train` (TRAIN_SCRIPT), under `work`.
+def real_train_image(work: Path, ref: str = "test:1", script: str = TRAIN_SCRIPT) -> Path:
+    """The layout of a REAL image, the committed Debian base plus `train` (`script`), under `work`.
 
     Skips where bubblewrap cannot run (a failure under MLBUILD_REQUIRE_TOOLS=1), the lock is not
     in the sandbox, or the base's .debs cannot be fetched.
@@ -126,6 +168,6 @@ def real_train_image(work: Path, ref: str = "test:1") -> Path:
         rootfs = build_rootfs(load_lock(COMMITTED_LOCK), work / "base-rootfs").path
     except FetchError as e:
         pytest.skip(f"cannot fetch the base's .debs (mirror unreachable or lock stale): {e}")
-    train = [LayerEntry.file("/usr/local/bin/train", TRAIN_SCRIPT.encode(), 0o755)]
+    train = [LayerEntry.file("/usr/local/bin/train", script.encode(), 0o755)]
     write_image(work / "layout", work / "blobs", [rootfs_entries(rootfs), train], workdir="/opt/program", ref=ref)
     return work / "layout"

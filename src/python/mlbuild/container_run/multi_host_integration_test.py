@@ -1,0 +1,95 @@
+"""Integration: a REAL image run on 2 and 3 local hosts under bwrap (issue 12 item 3).
+
+The hosts find each other by name (algo-1..N) on a loopback-only network, each sees its own
+share of a ShardedByS3Key channel, the log is one stream prefixed per host, and one failing
+host fails the job, naming it. Skips like container_run_integration_test.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.testing import MULTI_HOST_TRAIN_SCRIPT, real_train_image
+from mlbuild.runtime.errors import DataError
+
+ADDRESS = "src/python/pipelines/tiny:train"
+CONFIG = """\
+hyperparameters:
+  label: run
+channels:
+  train: {distribution: ShardedByS3Key}
+  validation: {}
+sagemaker:
+  instance_count: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    layout = real_train_image(tmp_path_factory.mktemp("image"), script=MULTI_HOST_TRAIN_SCRIPT)
+    root = tmp_path_factory.mktemp("pipeline")
+    (root / "pipeline.yaml").write_text(CONFIG)
+    for i in range(5):
+        (root / "data/train").mkdir(parents=True, exist_ok=True)
+        (root / f"data/train/part-{i}.csv").write_text("".join(f"{i},{j}\n" for j in range(i + 1)))
+    (root / "data/validation").mkdir(parents=True)
+    (root / "data/validation/v.csv").write_text("1\n")
+    return {"layout_dir": layout, "ref": None, "config_path": root / "pipeline.yaml", "address": ADDRESS,
+            "data_dir": root / "data", "runs_dir": root / "runs", "cache_dir": root / "cache", "use_gpus": False}
+
+
+def _run(env: dict, **kwargs: object) -> tuple:
+    out = io.StringIO()
+    overrides = kwargs.pop("overrides", {})
+    outcome = run_image(**env, overrides=overrides, stream=out, **kwargs)  # type: ignore[arg-type]
+    return outcome, out.getvalue()
+
+
+def test_two_hosts_find_each_other_and_split_the_shards(env: dict) -> None:
+    outcome, out = _run(env)  # instance_count from the config: 2
+    assert outcome.exit_code == 0, out
+    hosts = {h: json.loads((outcome.model_dir / f"{h}.json").read_text()) for h in ("algo-1", "algo-2")}
+    assert hosts["algo-1"]["address"] == "127.0.1.1" and hosts["algo-2"]["address"] == "127.0.1.2"
+    assert hosts["algo-2"]["hostname"] == "algo-2"
+    # NB: connected by name; the source address is lo's primary one (127.0.0.1), as the kernel picks it.
+    assert [name for name, peer in hosts["algo-1"]["got"]] == ["algo-2"]
+    assert not hosts["algo-1"]["outside"] and not hosts["algo-2"]["outside"]  # loopback only
+    # ShardedByS3Key: keys 0, 2, 4 to algo-1 and 1, 3 to algo-2; disjoint, covering the channel.
+    assert hosts["algo-1"]["files"] == ["part-0.csv", "part-2.csv", "part-4.csv"]
+    assert hosts["algo-2"]["files"] == ["part-1.csv", "part-3.csv"]
+    assert outcome.metrics == {"rows_leader": 1 + 3 + 5}
+    log = (outcome.run_dir / "output/train.log").read_text()
+    assert "[algo-1] host algo-1" in log and "[algo-2] host algo-2" in log and "[algo-2] host algo-1" not in log
+    record = json.loads((outcome.run_dir / "output/hosts.json").read_text())
+    assert record["instance_count"] == 2 and record["hosts"][1]["channels"]["train"]["keys"] == ["part-1.csv", "part-3.csv"]
+    resource = json.loads((outcome.run_dir / "hosts/algo-2/input/config/resourceconfig.json").read_text())
+    assert resource["current_host"] == "algo-2" and resource["hosts"] == ["algo-1", "algo-2"]
+    assert json.loads((outcome.run_dir / "input/config/resourceconfig.json").read_text())["current_host"] == "algo-1"
+
+
+def test_the_override_flag_beats_the_config(env: dict) -> None:
+    outcome, out = _run(env, instance_count=3)
+    assert outcome.exit_code == 0, out
+    got = json.loads((outcome.model_dir / "algo-1.json").read_text())["got"]
+    assert [name for name, _ in got] == ["algo-2", "algo-3"]
+    assert json.loads((outcome.model_dir / "algo-3.json").read_text())["address"] == "127.0.1.3"
+
+
+def test_one_failing_host_fails_the_job_and_is_named(env: dict) -> None:
+    outcome, out = _run(env, overrides={"label": "fail"})
+    assert outcome.exit_code == 3, out
+    assert outcome.run_dir.name.endswith(".failed")
+    assert outcome.failure_reason.startswith("host algo-2 failed (exit code 3): DataError: algo-2 was told to fail")
+    assert "algo-1" in outcome.failure_reason  # the leader, waiting for it, was stopped
+
+
+def test_more_hosts_than_shards_is_refused_before_anything_runs(env: dict) -> None:
+    before = sorted(p.name for p in (env["runs_dir"] / "src.python.pipelines.tiny/train").iterdir())
+    with pytest.raises(DataError, match="ShardedByS3Key over 5 object.*instance_count` is 6"):
+        _run(env, instance_count=6)
+    assert sorted(p.name for p in (env["runs_dir"] / "src.python.pipelines.tiny/train").iterdir()) == before
