@@ -29,7 +29,7 @@ from pants.core.util_rules.source_files import SourceFiles
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address, AddressInput
 from pants.backend.python.util_rules.pex import VenvPexProcess
-from pants.engine.fs import AddPrefix, Digest, DigestContents, DigestEntries, MergeDigests, PathGlobs
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, DigestEntries, DigestSubset, FileEntry, MergeDigests, PathGlobs
 from pants.engine.process import FallibleProcessResult, ProcessResult
 from pants.version import VERSION as PANTS_VERSION
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -54,6 +54,8 @@ from mlbuild_pants.target_types import (
 # these variables, which pex bakes into PEX-INFO (`--inject-env`), so the container's
 # `train` needs no arguments. Names match mlbuild.runtime.pipeline (which Pants can't import).
 RUNTIME_ENTRY_POINT = EntryPoint("mlbuild.runtime.cli", "main")
+# NB: every pipeline ships `serve` (the image's hosting program) and its server, gunicorn.
+SERVING_ENTRY_POINT = EntryPoint("mlbuild.serving.cli", "main")
 MODULE_ENV_VAR = "MLBUILD_PIPELINE_MODULE"
 CONFIG_ENV_VAR = "MLBUILD_PIPELINE_CONFIG"
 ADDRESS_ENV_VAR = "MLBUILD_PIPELINE_ADDRESS"
@@ -362,13 +364,33 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
     return BuiltMLPipeline(pex.digest, field_set.pex_path, pex_sha256, attested, base, lineage.provenance_path, lineage.record_path)
 
 
+# NB: provenance reads the summary, the layout's index, manifests and config, and attaches a
+# statement (new small blobs, a new index.json); the layers (~100 MB) and the archive are
+# never read, so the Process gets only the small files and its output is merged back.
+PROVENANCE_MAX_INPUT_BYTES = 1 << 20
+
+
+def provenance_inputs(entries: DigestEntries, image: PipelineImage) -> Tuple[FileEntry, ...]:
+    """The image's files the provenance Process needs: the summary and the layout's small files."""
+    return tuple(
+        e
+        for e in entries
+        if isinstance(e, FileEntry)
+        and (e.path == image.summary_path or (e.path.startswith(image.layout_path + "/") and e.file_digest.serialized_bytes_length <= PROVENANCE_MAX_INPUT_BYTES))
+    )
+
+
 @rule(desc="Recording an ml_pipeline's provenance")
 async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTool) -> PackageLineage:
     field_set, image = request.field_set, request.image
-    config = await Get(HydratedSources, HydrateSourcesRequest(field_set.config))
+    config, entries = await MultiGet(
+        Get(HydratedSources, HydrateSourcesRequest(field_set.config)),
+        Get(DigestEntries, Digest, image.digest),
+    )
     (config_path,) = config.snapshot.files
     provenance_path = image.summary_path[: -len(".image.json")] + ".provenance.json"
-    inputs = await Get(Digest, MergeDigests([image.digest, config.snapshot.digest]))
+    small = await Get(Digest, CreateDigest(provenance_inputs(entries, image)))
+    inputs = await Get(Digest, MergeDigests([small, config.snapshot.digest]))
     result = await Get(
         ProcessResult,
         VenvPexProcess(
@@ -380,13 +402,16 @@ async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTo
                 "--pants-version", PANTS_VERSION, "--mlbuild-version", tool.version, "--record", "--attach",
             ),
             input_digest=inputs,
-            output_files=(provenance_path, image.archive_path, image.summary_path),  # NB: archive, summary: unchanged
+            output_files=(provenance_path,),
             output_directories=(LINEAGE_OUT, image.layout_path),
             description=f"Recording the provenance of {image.layout_path}",
         ),
     )
     record_id = result.stdout.decode().strip().splitlines()[-1]
-    return PackageLineage(result.output_digest, provenance_path, f"{LINEAGE_OUT}/records/{record_id}.json")
+    # NB: the attached layout's index.json replaces the image's; every other file is the same bytes in both.
+    unattached = await Get(Digest, DigestSubset(image.digest, PathGlobs(["**", f"!{image.layout_path}/index.json"])))
+    digest = await Get(Digest, MergeDigests([unattached, result.output_digest]))
+    return PackageLineage(digest, provenance_path, f"{LINEAGE_OUT}/records/{record_id}.json")
 
 
 @rule(desc="Packaging an ml_pipeline")
