@@ -34,6 +34,8 @@ def _graph() -> Dict[str, Set[str]]:
             continue
         package = _package(path)
         graph.setdefault(package, set()).update(m.split(".")[1] for m in _imports(path) if m.split(".")[1] != package)
+    # NB: a sandbox without the library would make every check pass; refuse it.
+    assert {"runtime", "lineage", "publish", "sagemaker", "oci", "registry"} <= set(graph), sorted(graph)
     return graph
 
 
