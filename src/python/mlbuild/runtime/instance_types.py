@@ -10,7 +10,7 @@ https://aws.amazon.com/sagemaker/pricing/ (instance types), https://aws.amazon.c
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from mlbuild.runtime.errors import ConfigError
 
@@ -41,32 +41,31 @@ def family_of(instance_type: str) -> str:
     return parts[1] if len(parts) == 3 and parts[0] == "ml" else ""
 
 
-def gpus_per_instance(instance_type: str, source: str = "pipeline.yaml") -> int:
-    """The GPUs one `instance_type` instance has (0 for CPU and Neuron families); an unknown family
-    or GPU size is a ConfigError naming the key and the families mlbuild knows."""
+def instance_type_problem(instance_type: str) -> Optional[Tuple[str, str]]:
+    """(problem, fix) when `instance_type`'s GPU count is unknown to mlbuild, else None."""
     family = family_of(instance_type)
     size = instance_type.split(".")[-1]
     if family in GPU_FAMILIES:
         sizes = GPU_FAMILIES[family]
         if size not in sizes:
-            raise ConfigError(
-                f"{source}: `sagemaker.instance_type`: {instance_type!r} is no {family} size SageMaker trains on. "
-                f"Fix: use one of {', '.join(f'ml.{family}.{s}' for s in sizes)}."
+            return (
+                f"{instance_type!r} is no {family} size SageMaker trains on",
+                f"use one of {', '.join(f'ml.{family}.{s}' for s in sizes)}",
             )
-        return sizes[size]
+        return None
     if family in CPU_FAMILIES:
-        return 0
-    raise ConfigError(
-        f"{source}: `sagemaker.instance_type`: unknown instance family {family or instance_type!r}, so the GPUs a host "
-        f"gets (SM_NUM_GPUS) are unknown. Fix: use a SageMaker training instance type: GPU families "
-        f"{', '.join(sorted(GPU_FAMILIES))}; CPU families {', '.join(sorted(CPU_FAMILIES))}."
+        return None
+    return (
+        f"unknown instance family {family or instance_type!r}, so the GPUs a host gets (SM_NUM_GPUS) are unknown",
+        f"use a SageMaker training instance type: GPU families {', '.join(sorted(GPU_FAMILIES))}; "
+        f"CPU families {', '.join(sorted(CPU_FAMILIES))}",
     )
 
 
-def gpu_problem(instance_type: str, source: str) -> Optional[str]:
-    """Why `instance_type` cannot be used, or None."""
-    try:
-        gpus_per_instance(instance_type, source)
-    except ConfigError as e:
-        return str(e)
-    return None
+def gpus_per_instance(instance_type: str, source: str = "pipeline.yaml") -> int:
+    """The GPUs one `instance_type` instance has (0 for CPU and Neuron families); an unknown family
+    or GPU size is a ConfigError naming the file, the key and the families mlbuild knows."""
+    problem = instance_type_problem(instance_type)
+    if problem:
+        raise ConfigError(f"{source}: `sagemaker.instance_type`: {problem[0]}. Fix: {problem[1]}.")
+    return GPU_FAMILIES.get(family_of(instance_type), {}).get(instance_type.split(".")[-1], 0)

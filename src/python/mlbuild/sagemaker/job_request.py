@@ -4,6 +4,14 @@
 reject (and what mlbuild needs, such as a digest-pinned image) *before* anything is
 pushed or submitted, reporting every problem at once with the file, the key and the fix.
 The result has no `TrainingJobName`: the name is derived from it (see `job_name.py`).
+
+Multi-instance jobs: `ResourceConfig.InstanceCount` is `sagemaker.instance_count`; a channel's
+`distribution` becomes its `S3DataSource.S3DataDistributionType` (`ShardedByS3Key` splits the
+objects across the instances). Managed spot: `EnableManagedSpotTraining`,
+`StoppingCondition.MaxWaitTimeInSeconds` (>= MaxRuntimeInSeconds) and a `CheckpointConfig`
+(required by mlbuild with spot). GPUs: SageMaker gives the container every GPU of the instance
+type, so `SM_NUM_GPUS`/`ctx.num_gpus` on AWS is `instance_types.gpus_per_instance(instance_type)`
+(e.g. ml.g5.12xlarge: 4); an instance family mlbuild does not know is refused here.
 https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html
 """
 
@@ -12,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from mlbuild.runtime import contract, hyperparameters, metrics
+from mlbuild.runtime import contract, hyperparameters, instance_types, metrics
 from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.errors import ConfigError, HyperparameterError, UserError
 from mlbuild.sagemaker import tags
@@ -125,6 +133,18 @@ def _config_problems(config: PipelineConfig) -> Iterable[Problem]:
             "sagemaker.output_path",
             "missing; SageMaker writes model.tar.gz under it",
             "add `output_path: s3://<bucket>/<prefix>/` under `sagemaker:`",
+        )
+    problem = instance_types.instance_type_problem(sm.instance_type)
+    if problem:
+        yield ("sagemaker.instance_type", *problem)
+    if sm.spot and not sm.checkpoint_s3_uri:
+        # NB: parse_config refuses this too; a config built in code must not slip past.
+        yield ("sagemaker.checkpoint_s3_uri", "missing, but `spot: true`", "add `checkpoint_s3_uri: s3://<bucket>/<prefix>/`")
+    if sm.spot and sm.max_wait_seconds is not None and sm.max_wait_seconds < sm.max_runtime_seconds:
+        yield (
+            "sagemaker.max_wait_seconds",
+            f"must be at least max_runtime_seconds ({sm.max_wait_seconds} < {sm.max_runtime_seconds})",
+            "raise it or lower max_runtime_seconds",
         )
     if len(config.channels) > MAX_CHANNELS:
         yield ("channels", f"{len(config.channels)} channels; SageMaker takes at most {MAX_CHANNELS}", "merge some channels")

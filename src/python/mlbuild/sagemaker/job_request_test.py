@@ -177,3 +177,40 @@ def test_metric_regexes_match_runtime_output(value: float) -> None:
     found = {name: m.group(1) for name, m in matches if m}
     assert list(found) == ["validation:auc"]
     assert float(found["validation:auc"]) == pytest.approx(value, nan_ok=True)
+
+
+SPOT_MULTI = CONFIG_TEXT.replace(
+    "  region: us-east-1\n",
+    "  region: us-east-1\n  spot: true\n  max_wait_seconds: 10800\n  checkpoint_s3_uri: s3://demo-bucket/ckpt/\n",
+)
+
+
+def test_multi_instance_spot_request_with_checkpoints_and_shards() -> None:
+    """Issue 12: the request SageMaker needs for a 2-instance spot job that resumes from checkpoints."""
+    request = build(config=make_config(SPOT_MULTI))
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 10800}
+    assert request["CheckpointConfig"] == {"S3Uri": "s3://demo-bucket/ckpt/", "LocalPath": "/opt/ml/checkpoints"}
+    sources = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in request["InputDataConfig"]}
+    assert sources == {"train": "FullyReplicated", "validation": "ShardedByS3Key"}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"instance_type": "ml.x9.large"}, "`sagemaker.instance_type`: unknown instance family 'x9'"),
+        ({"instance_type": "ml.p3.large"}, "`sagemaker.instance_type`: 'ml.p3.large' is no p3 size"),
+        ({"spot": True, "checkpoint_s3_uri": None}, "`sagemaker.checkpoint_s3_uri`: missing, but `spot: true`"),
+        ({"spot": True, "checkpoint_s3_uri": "s3://b0b/c/", "max_wait_seconds": 60}, "`sagemaker.max_wait_seconds`: must be at least max_runtime_seconds (60 < 7200)"),
+    ],
+)
+def test_bad_multi_host_and_spot_settings_are_refused(change: dict, expected: str) -> None:
+    """Configs built in code skip parse_config's checks; build_request checks again, naming key and fix."""
+    from dataclasses import replace
+
+    config = make_config()
+    config = replace(config, sagemaker=replace(config.sagemaker, **change))
+    with pytest.raises(ConfigError) as e:
+        build(config=config)
+    assert expected in str(e.value) and "Fix:" in str(e.value)
