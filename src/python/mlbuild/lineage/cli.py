@@ -1,9 +1,5 @@
 """`python -m mlbuild.lineage`: a thin CLI over the lineage modules.
 
-    [--root DIR] [--strict] record --kind package|run|publish --json FILE|-
-    [--root DIR] record --kind package --image-json X.image.json [--labels F|JSON] [--pipeline A] [--config F]
-    [--root DIR] record --kind run --run-dir DIR --pipeline A [--parent ID] [--pex-sha256 H] [--image-digest D]
-    [--root DIR] record --kind publish --report-json F [--parent ID]
     [--root DIR] inspect QUERY [--json] [--local-only]   QUERY: hash, sha256:hash, >=6-hex prefix, job name, repo@sha256:...
                                              (not in the store: fetched from the job's S3 folder or the image's registry)
     [--root DIR] fetch s3://B/PREFIX | REGISTRY/REPO@sha256:... | JOB   copy records into the store
@@ -11,9 +7,6 @@
     [--root DIR] diff A B [--json]
     [--root DIR] previous PIPELINE [--before ID]   prints the previous successful run's metrics as JSON
     [--root DIR] plot PIPELINE [--metric NAME ...] --out FILE.png [--width PX] [--height PX]
-    provenance --image-json X.image.json --out stmt.json [--labels F|JSON] [--label K=V ...] [--config F]
-               [--subject-name REF] [--source-uri URI] [--pants-version V] [--mlbuild-version V]
-               [--builder-id URI] [--record] [--attach]
     verify-provenance [STMT] (--digest sha256:... | --manifest FILE | --image-json X.image.json | --image REF)
     [--root DIR] verify QUERY [--repo DIR] [--keep] [--reuse-cache] [--json]   rebuild from a clean checkout and compare
 
@@ -21,6 +14,9 @@ The store root is --root, else $MLBUILD_LINEAGE_DIR, else ./.mlbuild/lineage (wh
 what `pants package` wrote to ./dist/mlbuild/lineage). A corrupt record file is skipped with a
 warning naming it (--strict: exit 3 instead). Errors
 become exit codes here and only here.
+
+The build's plumbing (`record`, `provenance`) is `mlbuild.lineage.build_cli`; this CLI still
+accepts those two commands for older callers.
 """
 
 from __future__ import annotations
@@ -31,17 +27,17 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
-from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance, verify
-from mlbuild.lineage.digests import bare_hex, file_sha256, is_hex
+from mlbuild.lineage import build_cli, collect, compare, graph, inspect, plot, provenance, verify
+from mlbuild.lineage.build_cli import load_json
+from mlbuild.lineage.digests import bare_hex, is_hex
 from mlbuild.lineage.errors import MLBuildError, NotFoundError, UserError
 from mlbuild.lineage.index import RUNS_COMMAND
 from mlbuild.lineage.provenance import VerificationError
-from mlbuild.lineage.record import Record, now
+from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import Store
 from mlbuild.names import (
-    EXIT_INTERRUPTED,
     EXIT_NOT_VERIFIED,
     EXIT_OK,
     EXIT_PLATFORM_ERROR,
@@ -58,105 +54,13 @@ JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 EXIT_CODES = (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_NOT_VERIFIED)
 
 
-def _load_json(source: str, what: str) -> Any:
-    try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{source}: cannot read {what} ({e.strerror or e}).")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{source}: {what} is not UTF-8 JSON (byte {e.start}). Fix: write it as UTF-8.")
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise UserError(f"{source}: {what} is not valid JSON ({e}).")
-
-
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True))
 
 
-def _labels(args: argparse.Namespace) -> Optional[Dict[str, str]]:
-    labels: Optional[Dict[str, str]] = None
-    if args.labels:
-        # NB: inline JSON or a file: the Pants glue has the labels as a dict already.
-        value = json.loads(args.labels) if args.labels.lstrip().startswith("{") else _load_json(args.labels, "labels")
-        if not isinstance(value, dict):
-            raise UserError("--labels: expected a JSON object of label to value.")
-        labels = {str(k): str(v) for k, v in value.items()}
-    for item in getattr(args, "label", None) or []:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise UserError(f"--label {item!r}: expected KEY=VALUE.")
-        labels = {**(labels or {}), key: value}
-    return labels
-
-
-def _config_sha(args: argparse.Namespace) -> Optional[str]:
-    if getattr(args, "config_sha256", None):
-        return args.config_sha256
-    if args.config and Path(args.config).is_file():
-        return file_sha256(args.config)
-    if args.config:
-        raise UserError(f"--config {args.config}: no such file; pass --config-sha256 if it isn't here.")
-    return None
-
-
-def record_command(args: argparse.Namespace, store: Store) -> int:
-    if args.json:
-        body = _load_json(args.json, "record body")
-        if not isinstance(body, dict):
-            raise UserError(f"{args.json}: a record body must be a JSON object.")
-        if body.setdefault("kind", args.kind) != args.kind:
-            raise UserError(f"{args.json}: `kind` is {body['kind']!r} but --kind is {args.kind!r}.")
-        body.setdefault("created", now())
-        record = Record(body)
-    elif args.kind == "package" and args.image_json:
-        build = collect.read_image_build(args.image_json, _labels(args))
-        record = collect.package_record(build, args.pipeline, args.config, _config_sha(args))
-    elif args.kind == "run" and args.run_dir:
-        if not args.pipeline:
-            raise UserError("record --kind run --run-dir: --pipeline is required.")
-        record = collect.run_record(args.run_dir, args.pipeline, args.parent, args.pex_sha256, args.image_digest)
-    elif args.kind == "publish" and args.report_json:
-        record = collect.publish_record(_load_json(args.report_json, "report"), args.parent)
-    else:
-        raise UserError(
-            f"record --kind {args.kind}: give --json, or --image-json (package), --run-dir (run), --report-json (publish)."
-        )
-    print(store.put(record))
-    return 0
-
-
-def provenance_command(args: argparse.Namespace, store: Store) -> int:
-    build = collect.read_image_build(args.image_json, _labels(args))
-    context = provenance.BuildContext(
-        subject_name=args.subject_name,
-        config_path=args.config,
-        config_sha256=_config_sha(args),
-        source_uri=args.source_uri,
-        pants_version=args.pants_version,
-        mlbuild_version=args.mlbuild_version,
-        builder_id=args.builder_id,
-    )
-    payload = provenance.statement_bytes(provenance.statement(build, context))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(payload)
-    attached = None
-    if args.attach:
-        if build.layout is None:
-            raise UserError(f"{args.image_json}: names no `layout`; --attach needs the OCI layout beside the summary.")
-        # NB: the oci-archive stays image-only: skopeo and podman read an archive without a
-        # ref name only when it holds one manifest, and that is how people load it.
-        desc = provenance.attach(build, payload, build.layout)
-        attached = {"digest": desc.digest, "statement_sha256": file_sha256(args.out), "subject": build.manifest_digest}
-    if args.record:
-        print(store.put(collect.package_record(build, None, args.config, context.config_sha256, provenance=attached)))
-    return 0
-
-
 def verify_command(args: argparse.Namespace) -> int:
     """Check statements' subjects: a file's, the OCI layout's, or those pushed with the image."""
-    statements = [_load_json(args.statement, "statement")] if args.statement else []
+    statements = [load_json(args.statement, "statement")] if args.statement else []
     if args.image:
         from mlbuild.registry.referrers import fetch_referrers  # NB: urllib3; local commands need only the stdlib
 
@@ -277,8 +181,8 @@ def inspect_command(args: argparse.Namespace, store: Store) -> int:
 
 def run(args: argparse.Namespace) -> int:
     store = Store(args.root, strict=args.strict) if args.root else Store.configured(strict=args.strict)
-    if args.command == "record":
-        return record_command(args, store)
+    if args.command in build_cli.COMMANDS:
+        return build_cli.run(args, store)
     if args.command == "inspect":
         return inspect_command(args, store)
     if args.command == "fetch":
@@ -309,8 +213,6 @@ def run(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_bytes(data)
         print(args.out)
-    elif args.command == "provenance":
-        return provenance_command(args, store)
     elif args.command == "verify-provenance":
         return verify_command(args)
     elif args.command == "verify":
@@ -339,24 +241,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage, taking in ./dist/mlbuild/lineage)")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on a corrupt record file instead of skipping it with a warning")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def label_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--labels", help="image labels: a JSON file or inline JSON object (default: from the OCI layout)")
-        p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="one label (repeat)")
-        p.add_argument("--config", help="the pipeline config file (its sha256 is recorded)")
-        p.add_argument("--config-sha256", help="the config's sha256, if the file isn't at hand")
-
-    r = sub.add_parser("record", help="add a record; prints its id")
-    r.add_argument("--kind", required=True, choices=("package", "run", "publish"))
-    r.add_argument("--json", help="a record body (JSON file, or - for stdin)")
-    r.add_argument("--image-json", type=Path, help="package: the `<name>.image.json` summary")
-    r.add_argument("--run-dir", type=Path, help="run: a local run directory")
-    r.add_argument("--report-json", help="publish: a SageMaker report JSON")
-    r.add_argument("--pipeline", help="the pipeline address (default: from the image labels)")
-    r.add_argument("--parent", action="append", default=[], help="a record id this one derives from (repeat)")
-    r.add_argument("--pex-sha256", help="run: the PEX it ran")
-    r.add_argument("--image-digest", help="run: the image it ran")
-    label_options(r)
+    # NB: `record` and `provenance` are build plumbing (mlbuild.lineage.build_cli); kept here so
+    # older callers (`python -m mlbuild.lineage ... provenance`) keep working.
+    build_cli.add_commands(sub)
 
     def remote_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--region", help="AWS region for job names and s3:// (default: AWS_REGION)")
@@ -392,18 +279,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, help="pixels (default: wide enough to label up to 16 runs)")
     p.add_argument("--height", type=int, help="pixels (default: 140 + 200 per metric)")
 
-    g = sub.add_parser("provenance", help="write an in-toto/SLSA v1 provenance statement for an image")
-    g.add_argument("--image-json", type=Path, required=True)
-    g.add_argument("--out", type=Path, required=True)
-    g.add_argument("--subject-name", help="the image reference to name (default: the summary's ref)")
-    g.add_argument("--source-uri", default="git+file:.", help="e.g. git+https://github.com/org/repo")
-    g.add_argument("--pants-version", default="unknown")
-    g.add_argument("--mlbuild-version", default="unknown")
-    g.add_argument("--builder-id", default=provenance.DEFAULT_BUILDER_ID)
-    g.add_argument("--record", action="store_true", help="also add the package record; prints its id")
-    g.add_argument("--attach", action="store_true", help="also store the statement in the OCI layout, as an OCI 1.1 referrer of the image")
-    label_options(g)
-
     f = sub.add_parser("verify-provenance", help="check a statement's subject is this image")
     f.add_argument("statement", nargs="?", help="a statement file (default: the one in the layout / registry)")
     f.add_argument("--digest", help="sha256:<manifest hex>")
@@ -423,13 +298,4 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        return run(args)
-    except MLBuildError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except OSError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return EXIT_PLATFORM_ERROR
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    return build_cli.exit_code_of(lambda: run(args))

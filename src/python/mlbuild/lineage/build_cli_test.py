@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlbuild.lineage import build_cli, cli
+from mlbuild.lineage.store import Store
+from mlbuild.lineage.testing import LABELS, MANIFEST, write_image
+
+
+def test_provenance_records_and_attaches_through_the_build_cli(tmp_path: Path, capsys) -> None:
+    summary = write_image(tmp_path / "dist", LABELS, MANIFEST)
+    out = tmp_path / "dist" / "train.provenance.json"
+    code = build_cli.main(["--root", str(tmp_path / "store"), "provenance", "--image-json", str(summary), "--out", str(out), "--record"])
+    assert code == 0
+    record_id = capsys.readouterr().out.strip().splitlines()[-1]
+    record = Store(tmp_path / "store").get(record_id)
+    assert record.kind == "package" and json.loads(out.read_text())["predicateType"] == "https://slsa.dev/provenance/v1"
+
+
+def test_the_user_cli_still_takes_the_plumbing_commands(tmp_path: Path, capsys) -> None:
+    summary = write_image(tmp_path / "dist", LABELS, MANIFEST)
+    code = cli.main(["--root", str(tmp_path / "store"), "record", "--kind", "package", "--image-json", str(summary)])
+    assert code == 0
+    assert Store(tmp_path / "store").get(capsys.readouterr().out.strip()).kind == "package"
+
+
+def test_a_bad_record_body_is_a_user_error_naming_the_file(tmp_path: Path, capsys) -> None:
+    body = tmp_path / "body.json"
+    body.write_text("[1, 2]")
+    assert build_cli.main(["--root", str(tmp_path / "store"), "record", "--kind", "run", "--json", str(body)]) == 2
+    assert f"{body}: a record body must be a JSON object" in capsys.readouterr().err
