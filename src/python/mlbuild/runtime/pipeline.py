@@ -1,12 +1,21 @@
 """The pipeline interface: what a data scientist writes.
 
-A pipeline is a Python module with these functions (`featurize` and `save` optional):
+A pipeline is a Python module with these functions (`featurize`, `save`, `load_model` and
+`predict` optional):
 
     def load(ctx) -> raw                       # read ctx.channels["train"], ...
     def featurize(ctx, raw) -> features        # default: features = raw
     def train(ctx, features) -> model
     def evaluate(ctx, model, features) -> {"auc": 0.81, ...}
     def save(ctx, model) -> None               # default: pickle to ctx.model_dir/model.pkl
+    def load_model(ctx, model_dir) -> model    # serving; default: unpickle model_dir/model.pkl
+    def predict(ctx, model, records) -> [...]  # serving; default: model.predict(records as floats)
+
+`records` is one request's batch (`mlbuild.serving.content_types`): a list of rows, each a
+list of values (a CSV row without header: the training columns, the label left out, as
+SageMaker's batch transform sends them) or a JSON object. `predict` returns one prediction
+per record; it raises `RecordError` for records the model cannot take (the server answers
+400 with its message).
 
 `ctx` is a `StageContext`: typed hyperparameters, channel directories, the model and
 checkpoint directories, and a logger. The module and its config are named by the
@@ -29,10 +38,11 @@ from types import ModuleType
 from typing import Any, Callable, Mapping, Optional, Tuple
 
 from mlbuild.runtime.config import PipelineConfig, config_text, directory_error, parse_config
-from mlbuild.runtime.errors import ConfigError, PipelineError, PlatformError
+from mlbuild.runtime.errors import ConfigError, PipelineError, PlatformError, UserError
 
 REQUIRED_STAGES = ("load", "train", "evaluate")
-OPTIONAL_STAGES = ("featurize", "save")
+OPTIONAL_STAGES = ("featurize", "save", "load_model", "predict")
+MODEL_FILE = "model.pkl"  # what default_save writes and default_load_model reads
 
 # Set by the ml_pipeline target in the PEX (pex --inject-env) and thus in the image.
 MODULE_ENV_VAR = "MLBUILD_PIPELINE_MODULE"
@@ -111,8 +121,82 @@ class Pipeline:
 
 
 def default_save(ctx: StageContext, model: Any) -> None:
-    with open(ctx.model_dir / "model.pkl", "wb") as f:
+    with open(ctx.model_dir / MODEL_FILE, "wb") as f:
         pickle.dump(model, f, protocol=5)
+
+
+class RecordError(ValueError):
+    """Records that the model cannot take (wrong column count, a word where a number goes).
+
+    `predict` raises it with a message that says what is wrong and how the request should look;
+    the server answers 400 with that message (anything else `predict` raises is a 500).
+    """
+
+
+class ModelFileError(UserError):
+    """The model directory lacks what `load_model` reads."""
+
+
+def default_load_model(ctx: StageContext, model_dir: Path) -> Any:
+    """Unpickle what `default_save` wrote (`model_dir/model.pkl`)."""
+    path = Path(model_dir) / MODEL_FILE
+    if not path.is_file():
+        found = sorted(p.name for p in Path(model_dir).iterdir()) if Path(model_dir).is_dir() else None
+        what = f"it has {', '.join(found) or 'nothing'}" if found is not None else "the folder does not exist"
+        raise ModelFileError(
+            f"{path}: no model to load ({what}). Fix: serve the model folder of a finished training run "
+            f"(its model/ or an unpacked model.tar.gz), or define load_model(ctx, model_dir) in the pipeline "
+            f"to read what its save() writes."
+        )
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def default_predict(ctx: StageContext, model: Any, records: Any) -> Any:
+    """`model.predict` on the records as a 2-D float array: one row per record.
+
+    Rows may be lists of values (numbers, or strings that parse as numbers, as CSV gives them)
+    or JSON objects, ordered by the model's `feature_names_in_` (scikit-learn sets it when
+    trained on named columns). Anything else, or a column count other than the model's
+    `n_features_in_`, is a `RecordError`.
+    """
+    import numpy
+
+    rows = list(records)
+    names = getattr(model, "feature_names_in_", None)
+    if rows and isinstance(rows[0], Mapping):
+        if names is None:
+            raise RecordError(
+                "records are JSON objects, but the model does not know its column names (feature_names_in_). "
+                "Fix: send each record as a list of values in the training columns' order, or define "
+                "predict(ctx, model, records) in the pipeline."
+            )
+        rows = [_ordered(row, [str(n) for n in names], i) for i, row in enumerate(rows, 1)]
+    try:
+        x = numpy.asarray(rows, dtype=numpy.float64)
+    except (TypeError, ValueError) as e:
+        raise RecordError(
+            f"records must be numbers for the default predict ({e}). Fix: send numeric columns only, "
+            f"or define predict(ctx, model, records) in the pipeline to encode them."
+        ) from None
+    if x.ndim != 2:
+        raise RecordError(f"records must be rows of values (a 2-D table), got an array of shape {x.shape}.")
+    expected = getattr(model, "n_features_in_", None)
+    if expected is not None and x.shape[1] != int(expected):
+        raise RecordError(
+            f"each record must have {int(expected)} columns (the training columns without the label), "
+            f"got {x.shape[1]}."
+        )
+    return model.predict(x)
+
+
+def _ordered(row: Any, names: list, index: int) -> list:
+    if not isinstance(row, Mapping):
+        raise RecordError(f"record {index} is a {type(row).__name__}, the first is an object: send one kind.")
+    missing = [n for n in names if n not in row]
+    if missing:
+        raise RecordError(f"record {index} lacks {', '.join(missing)} (the model's columns: {', '.join(names)}).")
+    return [row[n] for n in names]
 
 
 def _under_cwd(path: str) -> Optional[str]:
