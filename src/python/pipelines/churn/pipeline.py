@@ -2,7 +2,9 @@
 
 The stages follow mlbuild's pipeline interface (see mlbuild.runtime.pipeline):
 load -> featurize -> train -> evaluate -> save. Channels: `train` and `validation`
-(the held-out split the metrics are computed on).
+(the held-out split the metrics are computed on). Serving: `predict` takes rows of the
+data's columns without the label (`RECORD_COLUMNS`, as SageMaker's transform sends the CSV)
+and answers each subscriber's probability of churning; the default `load_model` reads it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from mlbuild.runtime.pipeline import RecordError
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 NUMERIC = ("tenure_months", "monthly_charges", "total_charges", "support_calls", "paperless_billing", "senior_citizen")
 CATEGORICAL = ("contract", "internet_service", "payment_method")
 LABEL = "churned"
+# The columns of a record to predict: the data's columns in file order, the label left out.
+RECORD_COLUMNS = ("customer_id", "tenure_months", "contract", "monthly_charges", "total_charges",
+                  "internet_service", "support_calls", "paperless_billing", "payment_method", "senior_citizen")
 
 
 @dataclass(frozen=True)
@@ -46,12 +52,16 @@ def load(ctx):
     return {name: _read_channel(ctx.channels[name]) for name in ("train", "validation")}
 
 
-def _encode(rows, categories):
+def _features(rows, categories):
     columns = [[float(row[c]) for row in rows] for c in NUMERIC]
     for column, values in categories.items():
         for value in values:
             columns.append([1.0 if row[column] == value else 0.0 for row in rows])
-    return np.array(columns, dtype=np.float64).T, np.array([int(row[LABEL]) for row in rows])
+    return np.array(columns, dtype=np.float64).T
+
+
+def _encode(rows, categories):
+    return _features(rows, categories), np.array([int(row[LABEL]) for row in rows])
 
 
 def featurize(ctx, raw):
@@ -94,3 +104,32 @@ def save(ctx, model):
     with open(ctx.model_dir / "model.pkl", "wb") as f:
         pickle.dump(model, f, protocol=5)
     (ctx.model_dir / "features.json").write_text(json.dumps(model.feature_names_, indent=2) + "\n")
+
+
+def _record(values, number):
+    if isinstance(values, dict):
+        missing = [c for c in RECORD_COLUMNS if c not in values]
+        if missing:
+            raise RecordError(f"record {number} lacks {', '.join(missing)}.")
+        return values
+    if len(values) != len(RECORD_COLUMNS):
+        raise RecordError(
+            f"record {number} has {len(values)} columns; expected {len(RECORD_COLUMNS)}: {','.join(RECORD_COLUMNS)} "
+            f"(the data's columns without {LABEL})."
+        )
+    return dict(zip(RECORD_COLUMNS, values))
+
+
+def predict(ctx, model, records):
+    rows = [_record(values, number) for number, values in enumerate(records, 1)]
+    # NB: the categories the model was trained on, from its feature names ("contract=two-year");
+    # a value it never saw encodes as all zeros.
+    categories = {c: [] for c in CATEGORICAL}
+    for name in model.feature_names_[len(NUMERIC):]:
+        column, _, value = name.partition("=")
+        categories[column].append(value)
+    try:
+        x = _features(rows, categories)
+    except ValueError as e:
+        raise RecordError(f"{e}: the columns {', '.join(NUMERIC)} must be numbers.") from None
+    return model.predict_proba(x)[:, 1]
