@@ -1,0 +1,13 @@
+"""Predictions from a pipeline's model: SageMaker's `serve` contract and its batch transform.
+
+Plain Python (never imports Pants, lineage, publish or boto3: the image ships it).
+
+    content_types.py  request bodies -> records, predictions -> bodies, Accept negotiation
+    predictor.py      the pipeline's load_model/predict stages around one loaded model
+    app.py            the WSGI app: /ping, /invocations, clear 4xx and 5xx
+    server.py         gunicorn, pre-forked workers, bound to $SAGEMAKER_BIND_TO_PORT (8080)
+    transform.py      the batch-transform agent: input files -> /invocations -> `<input>.out`
+    local_server.py   `serve` for a model folder on loopback, in a child process
+    sandbox.py        `serve` of an OCI image in the bubblewrap sandbox, on loopback
+    cli.py            `serve` (no arguments: SageMaker's) and `transform`
+"""

@@ -1,0 +1,5 @@
+import sys
+
+from mlbuild.serving.cli import main
+
+sys.exit(main())

@@ -1,0 +1,83 @@
+"""Start `serve` for a model folder on loopback in a child process, for as long as needed.
+
+What the local batch transform, the tests and the benchmark use: `python -m mlbuild.serving
+--bind 127.0.0.1:0 --port-file F`, so the server takes a free port and reports it; the
+child gets this process's `sys.path` and the pipeline's environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping, Optional
+
+from mlbuild.runtime.errors import PlatformError
+
+STARTUP_SECONDS = 120.0
+
+
+class ServerStartError(PlatformError):
+    """`serve` exited or never became ready; the message has the end of its log."""
+
+
+def serve_argv(model_dir: Path, port_file: Path, workers: int, bind: str = "127.0.0.1:0") -> list:
+    return [sys.executable, "-m", "mlbuild.serving", "--bind", bind, "--port-file", str(port_file),
+            "--model-dir", str(model_dir), "--workers", str(workers)]
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_for_port(port_file: Path, proc: "subprocess.Popen[bytes]", log_path: Path, timeout: float = STARTUP_SECONDS) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_file.exists():
+            return int(port_file.read_text())
+        if proc.poll() is not None:
+            raise ServerStartError(f"serve exited with {proc.returncode} before it was ready:\n{log_tail(log_path)}")
+        time.sleep(0.05)
+    raise ServerStartError(f"serve was not ready after {timeout:.0f}s:\n{log_tail(log_path)}")
+
+
+def stop(proc: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def local_server(
+    model_dir: Path,
+    *,
+    workers: int = 1,
+    environ: Optional[Mapping[str, str]] = None,
+    log_path: Optional[Path] = None,
+) -> Iterator[str]:
+    """Yields `http://127.0.0.1:PORT` of a running server; stops it (and its workers) after."""
+    with tempfile.TemporaryDirectory(prefix="mlbuild-serve-") as work:
+        port_file = Path(work) / "port"
+        log_path = log_path or Path(work) / "serve.log"
+        env = dict(os.environ if environ is None else environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(serve_argv(Path(model_dir), port_file, workers), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            port = wait_for_port(port_file, proc, log_path)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(proc)

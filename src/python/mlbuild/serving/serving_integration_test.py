@@ -1,0 +1,118 @@
+"""`serve` for real: gunicorn on loopback serving churn and iris models trained from the sample data.
+
+The predictions over HTTP (and through the batch transform) must equal calling the pipeline's
+`predict` in-process on the same records.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+from mlbuild.serving.cli import main
+from mlbuild.serving.local_server import local_server
+from mlbuild.serving.predictor import Predictor
+from mlbuild.serving.testing import REPO_SRC, pipeline_environ, train_real
+
+
+def post(url: str, body: bytes, headers: Dict[str, str]) -> Tuple[int, bytes]:
+    request = urllib.request.Request(f"{url}/invocations", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def records_without_label(path: Path, label: str) -> List[List[str]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [[value for key, value in row.items() if key != label] for row in rows]
+
+
+def as_csv(rows: List[List[str]]) -> bytes:
+    return "".join(",".join(row) + "\n" for row in rows).encode()
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Predictor, Path]:
+    pipeline, run_dir = train_real("churn", tmp_path_factory.mktemp("runs"))
+    return Predictor.load(pipeline, run_dir, run_dir / "model"), run_dir
+
+
+def environ(name: str, **extra: str) -> Dict[str, str]:
+    return {**os.environ, **pipeline_environ(name), **extra}
+
+
+def test_churn_over_http_equals_predict_in_process_and_bad_inputs_are_clear(churn: Tuple[Predictor, Path]) -> None:
+    predictor, run_dir = churn
+    records = records_without_label(REPO_SRC / "pipelines/churn/data/validation/churn.csv", "churned")
+    expected = predictor.predict(records)
+    with local_server(run_dir / "model", workers=2, environ=environ("churn", SAGEMAKER_MAX_PAYLOAD_IN_MB="1")) as url:
+        with urllib.request.urlopen(f"{url}/ping", timeout=10) as ping:
+            assert ping.status == 200
+        status, body = post(url, as_csv(records), {"Content-Type": "text/csv"})
+        assert status == 200
+        assert [float(line) for line in body.decode().splitlines()] == expected  # repr round-trips floats exactly
+        status, body = post(url, json.dumps({"instances": records[:3]}).encode(), {"Content-Type": "application/json", "Accept": "application/jsonlines"})
+        assert (status, [json.loads(line) for line in body.decode().splitlines()]) == (200, expected[:3])
+
+        assert post(url, as_csv([r[:-1] for r in records[:2]]), {"Content-Type": "text/csv"}) == (
+            400, b"record 1 has 9 columns; expected 10: customer_id,tenure_months,contract,monthly_charges,total_charges,"
+            b"internet_service,support_calls,paperless_billing,payment_method,senior_citizen (the data's columns without churned).\n")
+        status, body = post(url, b"C1,x,two-year,1,1,fiber,1,1,mailed-check,0\n", {"Content-Type": "text/csv"})
+        assert status == 400 and b"must be numbers" in body
+        assert post(url, b'C1,"12\n', {"Content-Type": "text/csv"})[0] == 400
+        assert post(url, as_csv(records[:1]), {"Content-Type": "image/png"})[0] == 415
+        assert post(url, as_csv(records[:1]), {"Content-Type": "text/csv", "Accept": "image/png"})[0] == 406
+        status, body = post(url, as_csv(records) * 20, {"Content-Type": "text/csv"})
+        assert status == 413 and b"over the 1 MB limit" in body
+
+
+def test_local_batch_transform_of_the_validation_channel_matches_predict(churn: Tuple[Predictor, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    predictor, run_dir = churn
+    records = records_without_label(REPO_SRC / "pipelines/churn/data/validation/churn.csv", "churned")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "churn.csv").write_bytes(as_csv(records))
+    for name, value in pipeline_environ("churn").items():
+        monkeypatch.setenv(name, value)
+    # NB: a 1 MB payload splits the 1,000 rows (~70 KB) into several requests only with SingleRecord
+    code = main(["transform", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--model-dir", str(run_dir / "model"),
+                 "--workers", "2", "--batch-strategy", "SingleRecord", "--max-concurrent-transforms", "4"])
+    assert code == 0
+    lines = (tmp_path / "out" / "churn.csv.out").read_text().splitlines()
+    assert [float(line) for line in lines] == predictor.predict(records)
+
+
+def test_iris_predicts_species_with_the_default_stages(tmp_path: Path) -> None:
+    pipeline, run_dir = train_real("iris", tmp_path / "runs")
+    records = records_without_label(REPO_SRC / "pipelines/iris/data/validation/iris.csv", "species")
+    expected = Predictor.load(pipeline, run_dir, run_dir / "model").predict(records)
+    assert set(expected) <= {"setosa", "versicolor", "virginica"}
+    with local_server(run_dir / "model", environ=environ("iris")) as url:
+        status, body = post(url, as_csv(records), {"Content-Type": "text/csv", "Accept": "application/json"})
+        assert (status, json.loads(body)) == (200, {"predictions": expected})
+        status, body = post(url, b"1,2,3\n", {"Content-Type": "text/csv"})
+        assert (status, body) == (400, b"each record must have 4 columns (the training columns without the label), got 3.\n")
+
+
+def test_serve_without_a_model_exits_2_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlbuild.serving", "--bind", "127.0.0.1:0"],
+        env={**environ("iris", MLBUILD_ML_BASE_DIR=str(tmp_path)), "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert f"{tmp_path}/model/model.pkl: no model to load (it has nothing)" in proc.stderr
+    assert "Traceback" not in proc.stderr
