@@ -68,7 +68,8 @@ def _start(project: Path, runs: Path) -> subprocess.Popen:
     mlbuild_root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(project / "src"), str(mlbuild_root), *sys.path]),
+        # NB: absolute: under Pants some sys.path entries are relative to the sandbox, not to `project`.
+        "PYTHONPATH": os.pathsep.join([str(project / "src"), str(mlbuild_root), *(os.path.abspath(p) for p in sys.path if p)]),
         "MLBUILD_PIPELINE_MODULE": "ckptpipe.pipeline",
         "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
         "MLBUILD_PIPELINE_ADDRESS": ADDRESS,
@@ -91,9 +92,9 @@ def test_a_killed_job_resumes_from_its_newest_checkpoint(project: Path) -> None:
     while time.monotonic() < deadline and len(list(store.glob("*/checkpoint-*"))) < 10:
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
-    first.communicate(timeout=30)
+    out, _ = first.communicate(timeout=30)
     saved = sorted(p.name for p in store.glob("*/checkpoint-*"))
-    assert 10 <= len(saved) < 60, saved  # killed mid-training
+    assert 10 <= len(saved) < 60, (saved, out[-3000:])  # killed mid-training
 
     resumed = _finished_run(_start(project, runs), runs)
     metrics = json.loads((resumed / "model/metrics.json").read_text())
