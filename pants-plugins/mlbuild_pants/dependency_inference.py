@@ -1,4 +1,4 @@
-"""Infer an ml_pipeline's dependencies: its pipeline module and the mlbuild runtime."""
+"""Infer an ml_pipeline's dependencies: its pipeline module, the mlbuild runtime and `serve`."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pants.engine.target import (
 )
 from pants.engine.unions import UnionRule
 
-from mlbuild_pants.package import RUNTIME_ENTRY_POINT
+from mlbuild_pants.package import RUNTIME_ENTRY_POINT, SERVING_ENTRY_POINT
 from mlbuild_pants.target_types import MLPipelineDependenciesField, MLPipelineModuleField
 
 
@@ -52,7 +52,7 @@ async def infer_ml_pipeline_dependencies(
         Get(ResolvedPexEntryPoint, ResolvePexEntryPointRequest(field_set.pipeline)),
     )
     resolve = field_set.resolve.normalized_value(python_setup)
-    modules = [RUNTIME_ENTRY_POINT.module]
+    modules = [RUNTIME_ENTRY_POINT.module, SERVING_ENTRY_POINT.module]
     if entry_point.val is not None:
         modules.append(entry_point.val.module)
     all_owners = await MultiGet(

@@ -51,6 +51,7 @@ from mlbuild_pants.tool import MLBuildTool
 DEPS_DIR = "/opt/mlbuild/deps"
 APP_DIR = "/opt/mlbuild/app"
 TRAIN_PATH = "/usr/local/bin/train"
+SERVE_PATH = "/usr/local/bin/serve"
 REQUIREMENTS_DIR = "requirements"  # the packed requirements PEX, in the dependency image's sandbox
 DEPS_IMAGE_DIR = "deps-image"
 DEPS_IMAGE_NAME = "deps"
@@ -64,10 +65,10 @@ IMAGE_ENV = {
 # shadow what the image pins; it also ignores PYTHONDONTWRITEBYTECODE/PYTHONUNBUFFERED, so
 # the launcher applies both itself. Dependencies are site dirs (their .pth files count),
 # then the code, the order a `pants run` venv gives.
-TRAIN_LAUNCHER = '''#!{python} -I
-"""SageMaker starts the container as `train`: run the mlbuild runtime on the pipeline.
+LAUNCHER = '''#!{python} -I
+"""SageMaker starts the container as `{program}`: {what}.
 
-With no arguments the runtime trains from /opt/ml: the code path `pants run` takes.
+{detail}
 """
 import os
 import site
@@ -80,10 +81,30 @@ for wheel in sorted(os.listdir("{deps_dir}")):
     site.addsitedir(os.path.join("{deps_dir}", wheel))
 sys.path.append("{app_dir}")
 
-from mlbuild.runtime.cli import main
+from {module} import main
 
-sys.exit(main())
+sys.exit(main({argv}))
 '''
+# program -> (module, argv, what it does, detail)
+PROGRAMS = {
+    "train": (
+        "mlbuild.runtime.cli", "",
+        "run the mlbuild runtime on the pipeline",
+        "With no arguments the runtime trains from /opt/ml: the code path `pants run` takes.",
+    ),
+    "serve": (
+        "mlbuild.serving.cli", "sys.argv[1:]",
+        "serve the pipeline's model from /opt/ml/model",
+        "With no arguments: SageMaker's hosting contract on port 8080 ($SAGEMAKER_BIND_TO_PORT).",
+    ),
+}
+
+
+def launcher(program: str, python: str) -> str:
+    module, argv, what, detail = PROGRAMS[program]
+    return LAUNCHER.format(
+        program=program, what=what, detail=detail, python=python, deps_dir=DEPS_DIR, app_dir=APP_DIR, module=module, argv=argv
+    )
 
 
 @dataclass(frozen=True)
@@ -190,7 +211,10 @@ def app_image_spec(request: PipelineImageRequest, deps: DependencyImage) -> dict
             {
                 "name": "app",
                 "dirs": [{"src": APP_SOURCES, "dest": APP_DIR}],
-                "files": [{"src": "train", "dest": TRAIN_PATH, "mode": "0755"}],
+                "files": [
+                    {"src": "train", "dest": TRAIN_PATH, "mode": "0755"},
+                    {"src": "serve", "dest": SERVE_PATH, "mode": "0755"},
+                ],
             }
         ],
         "config": {
@@ -238,14 +262,16 @@ async def build_dependency_image(request: DependencyImageRequest, tool: MLBuildT
 async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool) -> PipelineImage:
     deps = await Get(DependencyImage, DependencyImageRequest(request.requirements_pex, request.base, request.layer_split_bytes))
     spec = app_image_spec(request, deps)
-    launcher = TRAIN_LAUNCHER.format(python=request.base.python, deps_dir=DEPS_DIR, app_dir=APP_DIR)
     files, app = await MultiGet(
         Get(
             Digest,
             CreateDigest(
                 [
                     spec_file(spec),
-                    FileContent("train", launcher.encode(), is_executable=True),
+                    *(
+                        FileContent(program, launcher(program, request.base.python).encode(), is_executable=True)
+                        for program in PROGRAMS
+                    ),
                 ]
             ),
         ),
@@ -258,7 +284,7 @@ async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool)
         ProcessResult,
         VenvPexProcess,
         oci_build(
-            tool, input_digest, request.out_dir, request.name, ("--check-sagemaker", "--base-fs-index", deps.fs_index_path),
+            tool, input_digest, request.out_dir, request.name, ("--check-sagemaker", "--check-program", "serve", "--base-fs-index", deps.fs_index_path),
             f"Assembling OCI image {request.out_dir}/{request.name}.oci",
         ),
     )
