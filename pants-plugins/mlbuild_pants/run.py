@@ -154,6 +154,7 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
             os.path.join(spec_path, field_set.config.value),
             "--address",
             field_set.address.spec,
+            *(("--instance-count", str(mlbuild.instance_count)) if mlbuild.instance_count is not None else ()),
             *common,
         ],
         extra_env={

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pants.option.option_types import BoolOption, DictOption, StrOption
+from pants.option.option_types import BoolOption, DictOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
@@ -25,6 +25,17 @@ class MLBuildSubsystem(Subsystem):
         ),
     )
 
+    instance_count = IntOption(
+        default=None,
+        help=softwrap(
+            """
+            With `pants run --mlbuild-container`: run this many hosts together (`algo-1` ..
+            `algo-N`, each its own sandbox, `/opt/ml` and `resourceconfig.json`, resolving each
+            other on loopback), as SageMaker runs a job with `instance_count` N. Unset: the
+            config's `sagemaker.instance_count`.
+            """
+        ),
+    )
     publish_backend = StrOption(
         default=None,
         help=softwrap(
