@@ -1,0 +1,56 @@
+"""The `serve` program's arguments and defaults, and what it imports (only what the image ships)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlbuild.serving import cli
+from mlbuild.serving.server import ServerOptions, default_bind, default_workers, settings, threads_per_worker
+
+
+def test_sagemakers_port_and_worker_variables_are_honoured() -> None:
+    assert default_bind({}) == "0.0.0.0:8080"
+    assert default_bind({"SAGEMAKER_BIND_TO_PORT": "9090"}) == "0.0.0.0:9090"
+    assert default_workers({"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}) == 3
+    assert default_workers({}) >= 1
+    assert cli.default_max_payload_mb({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}) == 20
+    assert cli.default_max_payload_mb({}) == 6
+
+
+def test_gunicorn_settings_pre_fork_sync_workers_without_a_control_socket() -> None:
+    chosen = settings(ServerOptions("127.0.0.1:0", 4))
+    assert (chosen["bind"], chosen["workers"], chosen["worker_class"], chosen["control_socket_disable"]) == (["127.0.0.1:0"], 4, "sync", True)
+    assert threads_per_worker(10_000) == 1
+
+
+@pytest.mark.parametrize("argv, message", [(["--bind", "8080"], "expected HOST:PORT"), (["--workers", "0"], "expected 1 or more")])
+def test_bad_arguments_exit_2_with_the_fix(argv: list, message: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli.main(argv)
+    assert raised.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_serve_outside_a_pipeline_image_says_how_to_build_one(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv("MLBUILD_PIPELINE_MODULE", raising=False)
+    assert cli.main(["serve", "--bind", "127.0.0.1:0"]) == 3
+    assert "MLBUILD_PIPELINE_MODULE is not set" in capsys.readouterr().err
+
+
+def test_transform_of_a_missing_model_folder_is_the_users_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["transform", str(tmp_path), "--output", str(tmp_path / "o"), "--model-dir", str(tmp_path / "nope")]) == 2
+    assert "--model-dir" in capsys.readouterr().err
+
+
+def test_serve_imports_nothing_the_image_does_not_ship() -> None:
+    code = "import sys, json; import mlbuild.serving.cli; print(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    forbidden = [m for m in loaded if m.split(".")[0] in ("boto3", "botocore") or m.startswith(("mlbuild.lineage", "mlbuild.publish", "mlbuild.sagemaker"))]
+    assert forbidden == []
+    assert "gunicorn" in loaded

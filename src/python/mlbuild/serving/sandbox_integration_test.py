@@ -1,0 +1,117 @@
+"""`serve` of a REAL image (the committed Debian base + mlbuild's serving code) in the bwrap sandbox.
+
+The image's `serve` is a launcher like `train`'s, ending in mlbuild.serving.cli.main; its
+pipeline is a tiny pure-Python one (the image has no numpy), so the image stays small. The
+predictions over HTTP must equal the pipeline's `predict` called in-process on the host.
+Skips where bwrap cannot run or the base's .debs cannot be fetched (container_run.testing).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pickle
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import gunicorn
+import pytest
+import yaml
+
+from mlbuild.container_run.testing import real_train_image, rootfs_entries, write_image
+from mlbuild.oci.layer import LayerEntry, entries_from_directory
+from mlbuild.runtime.pipeline import load_pipeline
+from mlbuild.serving.predictor import Predictor
+from mlbuild.serving.sandbox import serve_image
+from mlbuild.serving.testing import REPO_SRC
+
+PIPELINE_PY = '''\
+def load(ctx):
+    return None
+
+def train(ctx, features):
+    return {"scale": ctx.hp["scale"]}
+
+def evaluate(ctx, model, features):
+    return {"scale": model["scale"]}
+
+def predict(ctx, model, records):
+    return [round(model["scale"] * sum(float(v) for v in row), 6) for row in records]
+'''
+PIPELINE_YAML = "hyperparameters:\n  scale: 2.5\nchannels:\n  train: {}\n"
+ENV = {"MLBUILD_PIPELINE_MODULE": "sbxpipe.pipeline", "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
+       "MLBUILD_PIPELINE_ADDRESS": "src/python/sbxpipe:train", "PYTHONDONTWRITEBYTECODE": "1"}
+SERVE = """\
+#!/usr/bin/python3.11
+import sys
+sys.path[:0] = ["/opt/mlbuild/app", "/opt/mlbuild/deps"]
+from mlbuild.serving.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _package(module: object) -> Path:
+    return Path(module.__file__).parent  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def pipeline_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("pipeline")
+    (root / "sbxpipe").mkdir()
+    (root / "sbxpipe" / "__init__.py").write_text("")
+    (root / "sbxpipe" / "pipeline.py").write_text(PIPELINE_PY)
+    (root / "sbxpipe" / "pipeline.yaml").write_text(PIPELINE_YAML)
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    yield root
+    sys.path.remove(str(root))
+    for name in [m for m in sys.modules if m.split(".")[0] == "sbxpipe"]:
+        del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory, pipeline_dir: Path) -> Path:
+    work = tmp_path_factory.mktemp("image")
+    real_train_image(work)  # NB: the skips, and the committed Debian base's rootfs in work/base-rootfs
+    app = [
+        *entries_from_directory(REPO_SRC / "mlbuild", "/opt/mlbuild/app/mlbuild"),
+        *entries_from_directory(pipeline_dir / "sbxpipe", "/opt/mlbuild/app/sbxpipe"),
+        *entries_from_directory(_package(gunicorn), "/opt/mlbuild/deps/gunicorn"),
+        *entries_from_directory(_package(yaml), "/opt/mlbuild/deps/yaml"),
+        LayerEntry.file("/usr/local/bin/serve", SERVE.encode(), 0o755),
+    ]
+    app = [e for e in app if "__pycache__" not in e.path]
+    write_image(work / "serve-layout", work / "blobs", [rootfs_entries(work / "base-rootfs"), app], env=ENV, workdir="/opt/program")
+    return work / "serve-layout"
+
+
+def post(url: str, body: bytes, content_type: str) -> tuple:
+    request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_the_image_serves_in_the_sandbox_and_answers_like_predict_in_process(layout: Path, pipeline_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.pkl").write_bytes(pickle.dumps({"scale": 2.5}, protocol=5))
+    records = [["1", "2", "3"], ["0.5", "-1", "10"]]
+    pipeline = load_pipeline("sbxpipe.pipeline", "pipeline.yaml", ENV["MLBUILD_PIPELINE_ADDRESS"])
+    expected = Predictor.load(pipeline, tmp_path, model_dir).predict(records)
+    log = tmp_path / "serve.log"
+    with serve_image(layout, None, model_dir, workers=2, cache_dir=tmp_path / "cache", log_path=log) as url:
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{url}/ping", timeout=10) as ping:
+            assert ping.status == 200
+        status, body = post(url, b"1,2,3\n0.5,-1,10\n", "text/csv")
+        assert (status, [float(x) for x in body.decode().splitlines()]) == (200, expected), log.read_text()
+        status, body = post(url, json.dumps(records).encode(), "application/json")
+        assert (status, json.loads(body)) == (200, {"predictions": expected})
+        assert post(url, b"1,2\n3\n", "text/csv")[0] == 400
+    assert "serving on http://127.0.0.1:" in log.read_text() and "(2 workers)" in log.read_text()
