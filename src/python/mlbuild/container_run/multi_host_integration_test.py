@@ -93,3 +93,38 @@ def test_more_hosts_than_shards_is_refused_before_anything_runs(env: dict) -> No
     with pytest.raises(DataError, match="ShardedByS3Key over 5 object.*instance_count` is 6"):
         _run(env, instance_count=6)
     assert sorted(p.name for p in (env["runs_dir"] / "src.python.pipelines.tiny/train").iterdir()) == before
+
+
+def test_checkpoints_survive_a_rerun_on_every_host(env: dict, tmp_path: Path) -> None:
+    """Issue 12 item 5: /opt/ml/checkpoints is the job's store, kept between runs of the same job."""
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(CONFIG + "  checkpoint_s3_uri: s3://bucket/ckpt/\n")
+    job = {**env, "config_path": config, "runs_dir": tmp_path / "runs"}
+    first, out = _run(job)
+    assert first.exit_code == 0, out
+    again, out = _run(job)
+    assert again.exit_code == 0, out
+    for host in ("algo-1", "algo-2"):
+        report = json.loads((again.model_dir / f"{host}.json").read_text())
+        assert report["checkpoint_runs"] == 2  # the second run saw the first run's file
+        assert report["checkpoint_config"] == {"LocalPath": "/opt/ml/checkpoints", "S3Uri": "s3://bucket/ckpt/"}
+    assert (again.run_dir / "checkpoints").is_symlink()
+
+
+def test_gpu_devices_and_driver_reach_the_sandbox(env: dict, tmp_path: Path) -> None:
+    """Issue 12 item 6, with a fake /dev (no GPU here): the nodes and libcuda are bound in, LD_LIBRARY_PATH set."""
+    from mlbuild.container_run import gpu
+
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for name in ("nvidia0", "nvidia1", "nvidiactl"):
+        (dev / name).write_text("")
+    lib = tmp_path / "libcuda.so.580"
+    lib.write_text("fake driver")
+    binds = gpu.discover(dev, f"\tlibcuda.so.1 (libc6,x86-64) => {lib}\n")
+    outcome, out = _run({**env, "use_gpus": True}, instance_count=1, gpu_binds=binds)
+    assert outcome.exit_code == 0, out
+    report = json.loads((outcome.model_dir / "algo-1.json").read_text())
+    assert report["gpus"] == ["nvidia0", "nvidia1", "nvidiactl"]
+    assert report["libcuda"] == "fake driver" and report["ld_library_path"].endswith("/usr/local/nvidia/lib64")
+    assert "GPUs: 2" in out

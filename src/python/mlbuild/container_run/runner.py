@@ -13,6 +13,7 @@ or a broken image leaves no run directory behind; only a run that started gets o
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import collections
 import posixpath
 import subprocess
@@ -24,7 +25,6 @@ from mlbuild.oci.layout import read_layout
 from mlbuild.runtime import contract, hyperparameters
 from mlbuild.runtime.config import PipelineConfig, load_config
 from mlbuild.runtime.local_run import checkpoints_store, finish_run, job_key, local_channel_dirs, prepare_run
-from mlbuild.runtime.resources import DEV_DIR
 from mlbuild.container_run import gpu, multi_host
 from mlbuild.container_run.bwrap_probe import check_bwrap
 from mlbuild.container_run.command import docker_argv, resolve_command
@@ -51,9 +51,13 @@ def run_image(
     keep: int = DEFAULT_KEEP,
     instance_count: Optional[int] = None,
     use_gpus: bool = True,
-    dev_dir: Path = DEV_DIR,
+    gpu_binds: Optional[gpu.GpuBinds] = None,
 ) -> RunOutcome:
-    """Run the image's `train` on `instance_count` hosts (default: the config's `sagemaker.instance_count`)."""
+    """Run the image's `train` on `instance_count` hosts (default: the config's `sagemaker.instance_count`).
+
+    GPUs: `gpu_binds` when given (tests pass a fake /dev's), else what `gpu.discover()` finds on
+    this host, unless `use_gpus` is False.
+    """
     bwrap = check_bwrap()
     config = load_config(Path(config_path))
     values = hyperparameters.resolve(config, overrides, "command line")
@@ -61,7 +65,7 @@ def run_image(
     count = config.sagemaker.instance_count if instance_count is None else instance_count
     multi_host.check_instance_count(count, "--instance-count" if instance_count is not None else f"{config.source}: `sagemaker.instance_count`")
     plans = multi_host.plan_hosts(config, channels, count) if count > 1 else []  # NB: sharding errors before any run dir
-    gpus = gpu.discover(dev_dir) if use_gpus else gpu.GpuBinds((), ())
+    gpus = (gpu_binds or gpu.discover()) if use_gpus else gpu.GpuBinds((), ())
     image = read_layout(Path(layout_dir), ref)
     env = {**container_env(image.env()), **gpus.env(image.env())}
     workdir = posixpath.normpath(posixpath.join("/", image.runtime_config.get("WorkingDir") or "/"))
@@ -72,7 +76,7 @@ def run_image(
         how = "reused" if rootfs.reused else "unpacked"
         _say(stream, f"rootfs {rootfs.key[:12]} {how} in {rootfs.seconds:.2f}s: {rootfs.path}")
         command = resolve_command(rootfs.path, argv, env.get("PATH"), workdir)
-        prepare_optional_mounts(rootfs.path, multi_host=count > 1, gpus=bool(gpus.devices))
+        prepare_optional_mounts(rootfs.path, gpus=bool(gpus.devices))
         if gpus.devices:
             _say(stream, f"GPUs: {gpus.gpu_count} ({', '.join(gpus.devices)}); driver libraries: {len(gpus.libraries)}")
         staging = prepare_run(config, address, Path(data_dir), Path(runs_dir), overrides, link_channels=False)
@@ -84,8 +88,12 @@ def run_image(
                 checkpoints=store.resolve() if store else None, gpus=gpus,
             )
             if count == 1:
+                # NB: algo-1 resolves on a one-instance SageMaker job too (frameworks look themselves up).
+                hosts_file = multi_host.write_hosts_file(staging, 1)
+                spec = dataclasses.replace(spec, hosts_file=hosts_file.resolve())
                 _say(stream, f"running {command} in {staging}")
                 exit_code, tail = stream_process(bwrap_argv(spec, bwrap), stream)
+                hosts_file.unlink()
             else:
                 exit_code, tail = run_hosts(staging, spec, plans, config, channels, bwrap, stream)
             link_channels(staging, channels)
@@ -159,12 +167,11 @@ def link_checkpoints(staging: Path, store: Path) -> None:
         mount_point.symlink_to(store.resolve(), target_is_directory=True)
 
 
-def prepare_optional_mounts(rootfs: Path, *, multi_host: bool, gpus: bool) -> None:
-    """Mount points only some runs need, made in the (shared, read-only at run time) rootfs when
-    missing: /etc/hosts for multi-host jobs, /usr/local/nvidia with GPUs. Idempotent."""
-    if multi_host:
-        for path in FILE_MOUNT_POINTS:
-            make_file(rootfs, path)
+def prepare_optional_mounts(rootfs: Path, *, gpus: bool) -> None:
+    """Mount points made in the (shared, read-only at run time) rootfs when missing, idempotent:
+    /etc/hosts (a rootfs cached before it was a mount point lacks it), /usr/local/nvidia with GPUs."""
+    for path in FILE_MOUNT_POINTS:
+        make_file(rootfs, path)
     if gpus:
         make_dirs(rootfs, gpu.MOUNT_POINT)
 

@@ -89,6 +89,16 @@ except OSError:
     outside = False
 report = {"host": me, "hostname": socket.gethostname(), "address": socket.gethostbyname(me), "files": files,
           "rows": rows, "got": sorted(got), "outside": outside, "sm_free": "SM_HOSTS" not in os.environ}
+checkpoints = f"{base}/checkpoints"
+if os.path.isdir(checkpoints):  # a job with a checkpoint config: count this host's runs there
+    counter = f"{checkpoints}/{me}-runs"
+    runs = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
+    open(counter, "w").write(str(runs))
+    report["checkpoint_runs"] = runs
+    report["checkpoint_config"] = json.load(open(f"{base}/input/config/checkpointconfig.json"))
+report["gpus"] = sorted(n for n in os.listdir("/dev") if n.startswith("nvidia"))
+report["ld_library_path"] = os.environ.get("LD_LIBRARY_PATH", "")
+report["libcuda"] = open("/usr/local/nvidia/lib64/libcuda.so.1").read() if report["gpus"] else ""
 json.dump(report, open(f"{base}/model/{me}.json", "w"), sort_keys=True)
 if me == hosts[0]:
     json.dump({"rows_leader": rows}, open(f"{base}/model/metrics.json", "w"))
