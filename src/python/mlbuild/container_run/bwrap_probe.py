@@ -38,3 +38,24 @@ def check_bwrap(bwrap: str = "bwrap") -> str:
             f"a too-old bwrap also fails here (`{INSTALL_HINT}` gives a current one)."
         )
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def check_host_network(bwrap: str) -> None:
+    """Can `bwrap` make a multi-host job's network: a user namespace mapped to root with
+    CAP_NET_ADMIN, a new network namespace, and nested sandboxes inside it (multi_host.outer_argv)?"""
+    probe = shutil.which("true") or sys.executable
+    inner = [bwrap, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-all", "--share-net",
+             "--uid", "0", "--gid", "0", "--die-with-parent", "--", probe]
+    argv = [bwrap, "--dev-bind", "/", "/", "--unshare-user", "--unshare-net", "--uid", "0", "--gid", "0",
+            "--cap-add", "CAP_NET_ADMIN", "--die-with-parent", "--", *inner]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SandboxUnavailableError(f"{bwrap} could not be started ({e}).") from e
+    if proc.returncode != 0:
+        raise SandboxUnavailableError(
+            f"{bwrap} cannot make the network of a multi-host job here: {proc.stderr.strip() or f'exit {proc.returncode}'}. "
+            "Fix: a bwrap that is not setuid, with unprivileged user namespaces allowed (nested ones too), "
+            "or run on one host (--instance-count 1)."
+        )

@@ -164,10 +164,20 @@ def read_results(job_dir: Path) -> Optional[dict[str, Any]]:
         return None
 
 
-def host_failure(job_dir: Path, plans: Sequence[HostPlan], results: Optional[Mapping[str, Any]], group_exit: int) -> Optional[tuple[int, str]]:
+def host_failure(
+    job_dir: Path, plans: Sequence[HostPlan], results: Optional[Mapping[str, Any]], group_exit: int, tail: Sequence[str] = ()
+) -> Optional[tuple[int, str]]:
     """(exit code, FailureReason) of the job, naming the first host that failed; None if all succeeded."""
     if results is None:
-        return (group_exit or 1, f"the host group exited with {group_exit} before reporting the hosts' results (killed?).")
+        # NB: e.g. a setuid bwrap refuses --cap-add for non-root users ("bwrap: ..."), or a kill.
+        last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+        said = f" Its last output line: {last!r}." if last else ""
+        return (
+            group_exit if group_exit > 0 else 1,
+            f"the multi-host runner (a bwrap with its own network namespace) exited with {group_exit} before the "
+            f"hosts reported.{said} Fix: bubblewrap must be able to create user and network namespaces "
+            f"(not setuid), or run with --instance-count 1.",
+        )
     failed = [p for p in plans if results.get(p.name, {}).get("exit_code") not in (0,) and not results[p.name].get("stopped")]
     if not failed:
         stopped = [p.name for p in plans if results.get(p.name, {}).get("stopped")]

@@ -26,7 +26,7 @@ from mlbuild.runtime import contract, hyperparameters
 from mlbuild.runtime.config import PipelineConfig, load_config
 from mlbuild.runtime.local_run import checkpoints_store, finish_run, job_key, local_channel_dirs, prepare_run
 from mlbuild.container_run import gpu, multi_host
-from mlbuild.container_run.bwrap_probe import check_bwrap
+from mlbuild.container_run.bwrap_probe import check_bwrap, check_host_network
 from mlbuild.container_run.command import docker_argv, resolve_command
 from mlbuild.container_run.outcome import RunOutcome, read_outcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP, RootfsCache
@@ -65,6 +65,8 @@ def run_image(
     count = config.sagemaker.instance_count if instance_count is None else instance_count
     multi_host.check_instance_count(count, "--instance-count" if instance_count is not None else f"{config.source}: `sagemaker.instance_count`")
     plans = multi_host.plan_hosts(config, channels, count) if count > 1 else []  # NB: sharding errors before any run dir
+    if count > 1:
+        check_host_network(bwrap)
     gpus = (gpu_binds or gpu.discover()) if use_gpus else gpu.GpuBinds((), ())
     image = read_layout(Path(layout_dir), ref)
     env = {**container_env(image.env()), **gpus.env(image.env())}
@@ -130,7 +132,7 @@ def run_hosts(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8", errors="replace") as log:
         group_exit, tail = stream_process(multi_host.outer_argv(bwrap, group), _Tee(stream, log))
-    failure = multi_host.host_failure(staging, plans, multi_host.read_results(staging), group_exit)
+    failure = multi_host.host_failure(staging, plans, multi_host.read_results(staging), group_exit, tail)
     if failure is None:
         conflict = multi_host.merge_models(staging, plans)
         if conflict:
