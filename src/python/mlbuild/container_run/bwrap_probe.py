@@ -12,6 +12,15 @@ from mlbuild.container_run.errors import SandboxUnavailableError
 INSTALL_HINT = "apt-get install bubblewrap"
 
 
+def _probe(argv: list[str]) -> str:
+    """'' when `argv` ran and exited 0, else what went wrong (bwrap's own words where it said any)."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SandboxUnavailableError(f"{argv[0]} could not be started ({e}).") from e
+    return "" if proc.returncode == 0 else (proc.stderr.strip() or f"exit {proc.returncode}")
+
+
 @functools.lru_cache(maxsize=None)
 def check_bwrap(bwrap: str = "bwrap") -> str:
     """The absolute path of a working `bwrap`, or SandboxUnavailableError saying how to fix it."""
@@ -26,13 +35,10 @@ def check_bwrap(bwrap: str = "bwrap") -> str:
     probe = shutil.which("true") or sys.executable
     argv = [path, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-all",
             "--uid", "0", "--gid", "0", "--die-with-parent", "--", probe]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise SandboxUnavailableError(f"{path} could not be started ({e}).") from e
-    if proc.returncode != 0:
+    problem = _probe(argv)
+    if problem:
         raise SandboxUnavailableError(
-            f"{path} is installed but cannot create a sandbox here: {proc.stderr.strip() or f'exit {proc.returncode}'}. "
+            f"{path} is installed but cannot create a sandbox here: {problem}. "
             "Fix: allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
             "user.max_user_namespaces > 0), or run as root / in a container started with --privileged; "
             f"a too-old bwrap also fails here (`{INSTALL_HINT}` gives a current one)."
@@ -49,13 +55,10 @@ def check_host_network(bwrap: str) -> None:
              "--uid", "0", "--gid", "0", "--die-with-parent", "--", probe]
     argv = [bwrap, "--dev-bind", "/", "/", "--unshare-user", "--unshare-net", "--uid", "0", "--gid", "0",
             "--cap-add", "CAP_NET_ADMIN", "--die-with-parent", "--", *inner]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise SandboxUnavailableError(f"{bwrap} could not be started ({e}).") from e
-    if proc.returncode != 0:
+    problem = _probe(argv)
+    if problem:
         raise SandboxUnavailableError(
-            f"{bwrap} cannot make the network of a multi-host job here: {proc.stderr.strip() or f'exit {proc.returncode}'}. "
+            f"{bwrap} cannot make the network of a multi-host job here: {problem}. "
             "Fix: a bwrap that is not setuid, with unprivileged user namespaces allowed (nested ones too), "
             "or run on one host (--instance-count 1)."
         )
