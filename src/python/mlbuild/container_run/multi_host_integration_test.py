@@ -109,6 +109,7 @@ def test_checkpoints_survive_a_rerun_on_every_host(env: dict, tmp_path: Path) ->
         assert report["checkpoint_runs"] == 2  # the second run saw the first run's file
         assert report["checkpoint_config"] == {"LocalPath": "/opt/ml/checkpoints", "S3Uri": "s3://bucket/ckpt/"}
     assert (again.run_dir / "checkpoints").is_symlink()
+    assert (again.run_dir / "checkpoints").resolve().name.endswith("-2hosts")  # not the one-host job's folder
 
 
 def test_gpu_devices_and_driver_reach_the_sandbox(env: dict, tmp_path: Path) -> None:

@@ -82,7 +82,8 @@ def run_image(
         if gpus.devices:
             _say(stream, f"GPUs: {gpus.gpu_count} ({', '.join(gpus.devices)}); driver libraries: {len(gpus.libraries)}")
         staging = prepare_run(config, address, Path(data_dir), Path(runs_dir), overrides, link_channels=False)
-        store = checkpoints_store(staging.parent, job_key(hyperparameters.encode(values))) if config.sagemaker.checkpoint_s3_uri else None
+        key = job_key(hyperparameters.encode(values))
+        store = checkpoints_store(staging.parent, key, count) if config.sagemaker.checkpoint_s3_uri else None
         try:
             make_sagemaker_dirs(staging, config)
             spec = SandboxSpec(

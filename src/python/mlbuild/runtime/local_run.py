@@ -52,9 +52,13 @@ def job_key(encoded_hyperparameters: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(dict(encoded_hyperparameters), sort_keys=True).encode()).hexdigest()[:8]
 
 
-def checkpoints_store(runs_parent: Path, key: str) -> Path:
-    """Where a local job keeps its checkpoints between runs (made if missing)."""
-    path = runs_parent / CHECKPOINTS_STORE / key
+def checkpoints_store(runs_parent: Path, key: str, host_count: int = 1) -> Path:
+    """Where a local job keeps its checkpoints between runs (made if missing).
+
+    NB: a job on N hosts is another job than the same pipeline on one (its checkpoints hold N
+    hosts' state), so it gets its own folder: `<key>` for one host, `<key>-<N>hosts` for N.
+    """
+    path = runs_parent / CHECKPOINTS_STORE / (key if host_count == 1 else f"{key}-{host_count}hosts")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

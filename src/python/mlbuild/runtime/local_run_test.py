@@ -152,3 +152,9 @@ def test_no_checkpoint_config_without_a_checkpoint_uri(tmp_path: Path) -> None:
 
     staging = local_run.prepare_run(CONFIG, ADDRESS, _data(tmp_path), tmp_path / "runs", {})
     assert not (staging / contract.CHECKPOINT_CONFIG_FILE).exists() and not (staging / "checkpoints").exists()
+
+
+def test_a_job_on_more_hosts_keeps_its_own_checkpoints(tmp_path: Path) -> None:
+    one = local_run.checkpoints_store(tmp_path, "abcd1234")
+    two = local_run.checkpoints_store(tmp_path, "abcd1234", host_count=2)
+    assert one != two and one.is_dir() and two.name == "abcd1234-2hosts"
