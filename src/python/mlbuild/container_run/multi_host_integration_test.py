@@ -95,21 +95,23 @@ def test_more_hosts_than_shards_is_refused_before_anything_runs(env: dict) -> No
     assert sorted(p.name for p in (env["runs_dir"] / "src.python.pipelines.tiny/train").iterdir()) == before
 
 
-def test_checkpoints_survive_a_rerun_on_every_host(env: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("count", [1, 2])
+def test_checkpoints_survive_a_rerun_on_every_host(env: dict, tmp_path: Path, count: int) -> None:
     """Issue 12 item 5: /opt/ml/checkpoints is the job's store, kept between runs of the same job."""
     config = tmp_path / "pipeline.yaml"
     config.write_text(CONFIG + "  checkpoint_s3_uri: s3://bucket/ckpt/\n")
     job = {**env, "config_path": config, "runs_dir": tmp_path / "runs"}
-    first, out = _run(job)
+    first, out = _run(job, instance_count=count)
     assert first.exit_code == 0, out
-    again, out = _run(job)
+    again, out = _run(job, instance_count=count)
     assert again.exit_code == 0, out
-    for host in ("algo-1", "algo-2"):
+    for host in ("algo-1", "algo-2")[:count]:
         report = json.loads((again.model_dir / f"{host}.json").read_text())
         assert report["checkpoint_runs"] == 2  # the second run saw the first run's file
         assert report["checkpoint_config"] == {"LocalPath": "/opt/ml/checkpoints", "S3Uri": "s3://bucket/ckpt/"}
     assert (again.run_dir / "checkpoints").is_symlink()
-    assert (again.run_dir / "checkpoints").resolve().name.endswith("-2hosts")  # not the one-host job's folder
+    # N hosts: another job than one host, with its own store
+    assert (again.run_dir / "checkpoints").resolve().name.endswith("-2hosts") == (count == 2)
 
 
 def test_gpu_devices_and_driver_reach_the_sandbox(env: dict, tmp_path: Path) -> None:
