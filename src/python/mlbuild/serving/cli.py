@@ -4,7 +4,7 @@
                                $MLBUILD_ML_BASE_DIR/model or /opt/ml/model, on 0.0.0.0:8080
                                ($SAGEMAKER_BIND_TO_PORT), one worker per CPU
     serve --bind 127.0.0.1:0 --port-file F [--model-dir D] [--workers N] [--max-payload-mb M]
-    transform INPUT --output DIR (--url http://HOST:PORT | --model-dir D) [--content-type ...]
+    transform INPUT --output DIR (--url http://HOST:PORT | --model-dir D|model.tar.gz) [...]
                                a batch transform of a file or folder, driving a running server
                                (--url) or one started on loopback for the model in D
 
@@ -83,7 +83,7 @@ def _transform_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, required=True, help="where `<input>.out` files go")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="a running server, http://HOST:PORT")
-    where.add_argument("--model-dir", type=Path, help="start a server on loopback for this model folder")
+    where.add_argument("--model-dir", type=Path, help="start a server on loopback for this model folder or model.tar.gz")
     parser.add_argument("--workers", type=_positive, default=1, help="with --model-dir: the server's workers (default 1)")
     parser.add_argument("--content-type", default="text/csv", help=f"ContentType: {', '.join(SUPPORTED)} (default text/csv)")
     parser.add_argument("--accept", help="Accept (default: the content type)")
@@ -107,10 +107,9 @@ def transform_command(args: argparse.Namespace) -> int:
         result = run_transform(args.url, args.input, args.output, config, say)
     else:
         from mlbuild.serving.local_server import local_server
+        from mlbuild.serving.model_source import model_folder
 
-        if not args.model_dir.is_dir():
-            raise UserError(f"--model-dir {args.model_dir}: no such folder. Fix: name a trained model folder (a run's model/).")
-        with local_server(args.model_dir, workers=args.workers) as url:
+        with model_folder(args.model_dir) as model_dir, local_server(model_dir, workers=args.workers) as url:
             result = run_transform(url, args.input, args.output, config, say)
     rate = result.records / result.seconds if result.seconds > 0 else float("inf")
     print(f"mlbuild: transformed {result.records} records from {len(result.files)} files in {result.seconds:.2f}s ({rate:.0f} records/s) into {args.output}")

@@ -44,7 +44,7 @@ def test_serve_outside_a_pipeline_image_says_how_to_build_one(monkeypatch: pytes
 
 def test_transform_of_a_missing_model_folder_is_the_users_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["transform", str(tmp_path), "--output", str(tmp_path / "o"), "--model-dir", str(tmp_path / "nope")]) == 2
-    assert "--model-dir" in capsys.readouterr().err
+    assert "no such model folder or model.tar.gz" in capsys.readouterr().err
 
 
 def test_serve_imports_nothing_the_image_does_not_ship() -> None:

@@ -28,8 +28,8 @@ from mlbuild.container_run.runner import prepare_rootfs
 from mlbuild.container_run.sandbox import ML_DIR, SandboxSpec, bwrap_argv, container_env
 from mlbuild.oci.layout import read_layout
 from mlbuild.runtime import contract
-from mlbuild.runtime.errors import UserError
 from mlbuild.serving.local_server import STARTUP_SECONDS, stop, wait_for_port
+from mlbuild.serving.model_source import ModelSourceError, unpack_model_archive
 
 SERVE = "serve"
 PORT_FILE = f"{contract.OUTPUT_DIR}/serve.port"
@@ -40,11 +40,14 @@ def serve_args(workers: int) -> tuple:
     return (SERVE, "--bind", "127.0.0.1:0", "--port-file", posixpath.join(ML_DIR, PORT_FILE), "--workers", str(workers))
 
 
-def stage_model(model_dir: Path, staging: Path) -> None:
-    """/opt/ml as SageMaker lays it out for hosting: the model unpacked in model/."""
-    if not Path(model_dir).is_dir():
-        raise UserError(f"{model_dir}: no such model folder. Fix: name a trained model folder (a run's model/).")
-    shutil.copytree(model_dir, staging / contract.MODEL_DIR, symlinks=False)
+def stage_model(model: Path, staging: Path) -> None:
+    """/opt/ml as SageMaker lays it out for hosting: the model (a folder or model.tar.gz) in model/."""
+    if Path(model).is_dir():
+        shutil.copytree(model, staging / contract.MODEL_DIR, symlinks=False)
+    elif Path(model).is_file():
+        unpack_model_archive(Path(model), staging / contract.MODEL_DIR)
+    else:
+        raise ModelSourceError(f"{model}: no such model folder or model.tar.gz. Fix: name a run's model/ folder or a job's output/model.tar.gz.")
     (staging / contract.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
 
 
@@ -52,7 +55,7 @@ def stage_model(model_dir: Path, staging: Path) -> None:
 def serve_image(
     layout_dir: Path,
     ref: Optional[str],
-    model_dir: Path,
+    model: Path,
     *,
     workers: int = 1,
     cache_dir: Optional[Path] = None,
@@ -60,7 +63,7 @@ def serve_image(
     log_path: Optional[Path] = None,
     startup_seconds: float = STARTUP_SECONDS,
 ) -> Iterator[str]:
-    """Yields `http://127.0.0.1:PORT` of the image's `serve` in the sandbox; stops it after."""
+    """Yields `http://127.0.0.1:PORT` of the image's `serve` for `model` (folder or model.tar.gz) in the sandbox; stops it after."""
     bwrap = check_bwrap()
     image = read_layout(Path(layout_dir), ref)
     env = container_env(image.env())
@@ -68,7 +71,7 @@ def serve_image(
     argv = docker_argv(image.runtime_config, serve_args(workers))
     with tempfile.TemporaryDirectory(prefix="mlbuild-serve-ml-") as work:
         staging = Path(work) / "ml"
-        stage_model(Path(model_dir), staging)
+        stage_model(Path(model), staging)
         log_path = log_path or Path(work) / "serve.log"
         with RootfsCache(cache_dir, keep).use(image, prepare=lambda root: prepare_rootfs(root, workdir)) as rootfs:
             command = resolve_command(rootfs.path, argv, env.get("PATH"), workdir)

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -86,8 +87,10 @@ def test_local_batch_transform_of_the_validation_channel_matches_predict(churn: 
     (tmp_path / "in" / "churn.csv").write_bytes(as_csv(records))
     for name, value in pipeline_environ("churn").items():
         monkeypatch.setenv(name, value)
-    # NB: a 1 MB payload splits the 1,000 rows (~70 KB) into several requests only with SingleRecord
-    code = main(["transform", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--model-dir", str(run_dir / "model"),
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as tar:  # NB: as a training job leaves the model
+        for path in sorted((run_dir / "model").iterdir()):
+            tar.add(path, arcname=path.name)
+    code = main(["transform", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--model-dir", str(tmp_path / "model.tar.gz"),
                  "--workers", "2", "--batch-strategy", "SingleRecord", "--max-concurrent-transforms", "4"])
     assert code == 0
     lines = (tmp_path / "out" / "churn.csv.out").read_text().splitlines()
