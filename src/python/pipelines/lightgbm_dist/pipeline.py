@@ -7,6 +7,13 @@ trees as one machine holding all the rows would (up to how the feature bins are 
 collective of mlbuild's own: the hosts find each other through `ctx.hosts` (SageMaker's
 resourceconfig.json) and the host names resolve, on SageMaker and locally.
 
+Checkpoints: every `checkpoint_every` rounds each host saves the model so far to
+`ctx.checkpoints_dir` (synced to `checkpoint_s3_uri` on SageMaker, kept per job locally). A
+restarted job (a spot interruption, a kill) resumes from the newest round that *every* host
+saved, so the hosts' collective starts in step; LightGBM continues from that model
+(`init_model`) and grows exactly the trees an uninterrupted run would (the saved model text
+differs only in its `[num_iterations: N]` line, the rounds of the last call).
+
 Ports: LightGBM listens on every address of its host, and local hosts share one port space,
 so host i listens on `base_port + i` (harmless on SageMaker, where each host is its own machine).
 """
@@ -21,6 +28,8 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from mlbuild.runtime import checkpoints
 
 LABEL = "label"
 
@@ -87,7 +96,40 @@ def train(ctx, data: Data):
         **network_params(ctx),
     }
     dataset = lgb.Dataset(data.x_train, data.y_train, params={"max_bin": ctx.hp["max_bin"]})
-    return lgb.train(params, dataset, num_boost_round=ctx.hp["num_boost_round"])
+    start, init_model = resume_point(ctx)
+    total = ctx.hp["num_boost_round"]
+    if start >= total:
+        ctx.log.info("resuming at round %d of %d: nothing left to train", start, total)
+        return init_model
+    ctx.log.info("training rounds %d to %d%s", start + 1, total, f" (resumed from round {start})" if start else "")
+    return lgb.train(
+        params, dataset, num_boost_round=total - start, init_model=init_model, callbacks=[_checkpoint_callback(ctx)]
+    )
+
+
+def resume_point(ctx) -> tuple[int, "lgb.Booster | None"]:
+    """The newest round every host has a checkpoint of, and this host's model at that round."""
+    saved = [{c.step: c for c in checkpoints.all_checkpoints(ctx.checkpoints_dir, host=host)} for host in ctx.hosts]
+    common = set(saved[0]).intersection(*saved[1:])
+    if not common:
+        return 0, None
+    step = max(common)
+    mine = saved[ctx.hosts.index(ctx.current_host)][step]
+    return step, lgb.Booster(model_str=mine.path.read_text())
+
+
+def _checkpoint_callback(ctx):
+    every = ctx.hp["checkpoint_every"]
+
+    def save_checkpoint(env) -> None:
+        done = env.iteration + 1  # NB: counts the init_model's rounds too
+        if done % every == 0:
+            text = env.model.model_to_string()
+            checkpoints.save(ctx.checkpoints_dir, done, text.encode(), ".txt", host=ctx.current_host)
+            checkpoints.prune(ctx.checkpoints_dir, keep=2, host=ctx.current_host)
+
+    save_checkpoint.order = 100  # NB: after LightGBM's own callbacks
+    return save_checkpoint
 
 
 def evaluate(ctx, model, data: Data):
