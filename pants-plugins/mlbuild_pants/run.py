@@ -128,7 +128,7 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
         "--runs-dir",
         os.path.join(str(dist_dir.relpath), RUNS_SUBDIR),
     )
-    if not mlbuild.container:
+    if not (mlbuild.container or mlbuild.serve):
         return await Get(RunRequest, SourcesRunRequest(field_set, common, str(dist_dir.relpath)))
     lineage_env = lineage_environment("", str(dist_dir.relpath))
     prepared = await Get(MLPipelinePex, MLPipelinePexRequest(field_set))
@@ -141,6 +141,20 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
         Get(PexEnvironment),
     )
     digest = await Get(Digest, MergeDigests([built.image.digest, tool.pex.digest]))
+    if mlbuild.serve:
+        return RunRequest(
+            digest=digest,
+            args=[
+                python.path,
+                os.path.join("{chroot}", tool.pex.name),
+                "-m", "mlbuild.serving.image_server",
+                "--layout", os.path.join("{chroot}", built.image.layout_path),
+                "--address", field_set.address.spec,
+                "--runs-dir", os.path.join(str(dist_dir.relpath), RUNS_SUBDIR),
+                *(("--model", mlbuild.model) if mlbuild.model else ()),
+            ],
+            extra_env={**lineage_env, **tool_pex_environment(pex_env)},
+        )
     return RunRequest(
         digest=digest,
         args=[

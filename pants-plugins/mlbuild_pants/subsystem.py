@@ -25,6 +25,27 @@ class MLBuildSubsystem(Subsystem):
         ),
     )
 
+    serve = BoolOption(
+        default=False,
+        help=softwrap(
+            """
+            With `pants run` on an ml_pipeline: build its image and run its `serve` in the
+            sandbox as SageMaker hosting does (`docker run IMAGE serve`), on 127.0.0.1, with the
+            newest local run's model (or `--mlbuild-model`), until Ctrl-C. Arguments after `--`:
+            `--transform INPUT --output DIR` runs a batch transform through it instead.
+            Example: `pants run --mlbuild-serve src/python/pipelines/churn:train`.
+            """
+        ),
+    )
+    model = StrOption(
+        default=None,
+        help=softwrap(
+            """
+            With `--mlbuild-serve`: the model to serve: a run folder, a model folder, a job's
+            `model.tar.gz`, or a hash the lineage store knows that leads to a local run.
+            """
+        ),
+    )
     instance_count = IntOption(
         default=None,
         help=softwrap(

@@ -1,0 +1,126 @@
+"""`pants run --mlbuild-container --mlbuild-serve PIPELINE`: serve a model with the pipeline's image.
+
+    python -m mlbuild.serving.image_server --layout DIR [--ref R] --address ADDR --runs-dir DIR
+        [--model PATH|HASH] [--workers N] [--transform INPUT --output DIR [transform options]]
+
+The image's own `serve` runs in the sandbox as `docker run IMAGE serve` does (sandbox.py), on
+loopback, until Ctrl-C; with `--transform` a batch transform over INPUT drives it instead, as
+SageMaker's transform agent drives the container, and the server stops when it is done.
+
+Which model: `--model` a run folder, a model folder or a job's model.tar.gz, or a hash that
+the lineage store knows (a run record's id, its model's sha256, ...) and that leads to a
+local run; by default the newest finished local run of the pipeline. Host side only: the
+image never imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from mlbuild.runtime import contract
+from mlbuild.runtime.errors import MLBuildError, UserError
+from mlbuild.runtime.local_run import run_dir_parent
+
+FAILED_SUFFIX = ".failed"
+
+
+def model_of_run(run_dir: Path) -> Optional[Path]:
+    """A finished run's model folder: `model/` holding files, in a run that did not fail."""
+    model = run_dir / contract.MODEL_DIR
+    if run_dir.name.endswith(FAILED_SUFFIX) or not model.is_dir() or not any(model.iterdir()):
+        return None
+    return model
+
+
+def newest_local_model(runs_dir: Path, address: str) -> Path:
+    parent = run_dir_parent(runs_dir, address)
+    runs = sorted((p for p in parent.iterdir() if p.is_dir()), key=lambda p: p.name) if parent.is_dir() else []
+    for run in reversed(runs):
+        model = model_of_run(run)
+        if model is not None:
+            return model
+    raise UserError(
+        f"no finished local run of {address} under {parent}. Fix: train one first (`./pants run {address}`), "
+        "or give --mlbuild-model=PATH (a model folder or a job's model.tar.gz) or a hash."
+    )
+
+
+def model_by_hash(query: str) -> Path:
+    """The model of the local run a lineage hash leads to."""
+    from mlbuild.lineage.store import Store
+
+    records = Store.configured().find(query)
+    runs = [Path(r.get("extra.run_dir")) for r in records if r.kind == "run" and r.get("extra.run_dir")]
+    for run in runs:
+        model = model_of_run(run)
+        if model is not None:
+            return model
+    found = f"{len(records)} records mention it, none a finished local run still on disk" if records else "the lineage store knows no such hash"
+    raise UserError(f"--model {query}: {found}. Fix: give a model folder or model.tar.gz path, or the hash of a local run's model.")
+
+
+def choose_model(model: Optional[str], runs_dir: Path, address: str) -> Path:
+    if model is None:
+        return newest_local_model(runs_dir, address)
+    path = Path(model)
+    if not path.exists():
+        return model_by_hash(model)
+    if path.is_dir() and (path / contract.MODEL_DIR).is_dir():  # a run folder: its model/
+        return path / contract.MODEL_DIR
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mlbuild.serving.image_server", description=__doc__.splitlines()[0])
+    p.add_argument("--layout", type=Path, required=True, help="the pipeline image's OCI layout")
+    p.add_argument("--ref", help="the image's name in the layout (default: its only image)")
+    p.add_argument("--address", required=True, help="the ml_pipeline target, e.g. src/python/pipelines/churn:train")
+    p.add_argument("--runs-dir", type=Path, required=True, help="where `pants run` keeps local runs")
+    p.add_argument("--model", help="a run/model folder, a model.tar.gz, or a lineage hash (default: the newest local run)")
+    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="server workers (default: one per CPU)")
+    p.add_argument("--transform", type=Path, metavar="INPUT", help="batch transform this file or folder, then stop")
+    p.add_argument("--output", type=Path, help="with --transform: where `<input>.out` files go")
+    p.add_argument("--content-type", default="text/csv")
+    p.add_argument("--batch-strategy", default="MultiRecord", choices=("MultiRecord", "SingleRecord"))
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from mlbuild.serving.model_source import model_folder
+    from mlbuild.serving.sandbox import serve_image
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.transform is not None and args.output is None:
+            raise UserError("--transform needs --output DIR (where `<input>.out` files go).")
+        model = choose_model(args.model, args.runs_dir, args.address)
+        print(f"mlbuild: serving {args.address} with the model in {model}", file=sys.stderr)
+        with model_folder(model) as folder, serve_image(args.layout, args.ref, folder, workers=args.workers) as url:
+            if args.transform is not None:
+                return _transform(url, args)
+            print(f"mlbuild: {url}/ping and {url}/invocations are up (Ctrl-C stops)", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    except MLBuildError as e:
+        print(f"mlbuild: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def _transform(url: str, args: argparse.Namespace) -> int:
+    from mlbuild.serving.transform import TransformConfig, run_transform
+
+    config = TransformConfig(args.content_type, None, "Line", args.batch_strategy, 6, "Line", 1).validate()
+    result = run_transform(url, args.transform, args.output, config, lambda line: print(f"mlbuild: {line}", file=sys.stderr))
+    print(f"mlbuild: transformed {result.records} records from {len(result.files)} files into {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
