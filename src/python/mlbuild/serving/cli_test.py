@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlbuild.serving import cli
-from mlbuild.serving.server import ServerOptions, default_bind, default_workers, settings, threads_per_worker
+from mlbuild.serving.server import ServerOptions, default_bind, default_workers, settings
 
 
 def test_sagemakers_port_and_worker_variables_are_honoured() -> None:
@@ -26,7 +26,7 @@ def test_sagemakers_port_and_worker_variables_are_honoured() -> None:
 def test_gunicorn_settings_pre_fork_sync_workers_without_a_control_socket() -> None:
     chosen = settings(ServerOptions("127.0.0.1:0", 4))
     assert (chosen["bind"], chosen["workers"], chosen["worker_class"], chosen["control_socket_disable"]) == (["127.0.0.1:0"], 4, "sync", True)
-    assert threads_per_worker(10_000) == 1
+    assert callable(chosen["post_worker_init"]) and callable(chosen["when_ready"])
 
 
 @pytest.mark.parametrize("argv, message", [(["--bind", "8080"], "expected HOST:PORT"), (["--workers", "0"], "expected 1 or more")])
@@ -54,3 +54,16 @@ def test_serve_imports_nothing_the_image_does_not_ship() -> None:
     forbidden = [m for m in loaded if m.split(".")[0] in ("boto3", "botocore") or m.startswith(("mlbuild.lineage", "mlbuild.publish", "mlbuild.sagemaker"))]
     assert forbidden == []
     assert "gunicorn" in loaded
+
+
+@pytest.mark.parametrize("omp, expected", [(None, {1}), ("2", {2})])
+def test_each_worker_runs_one_openmp_thread_unless_omp_num_threads_is_set(omp: str, expected: set) -> None:
+    code = (
+        "import json, os; import sklearn.ensemble; from threadpoolctl import threadpool_info;"
+        "from mlbuild.serving.server import limit_native_threads; limit_native_threads(os.environ);"
+        "print(json.dumps(sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'openmp'})))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env.update({"PYTHONPATH": os.pathsep.join(sys.path), "LOKY_MAX_CPU_COUNT": "4"}, **({"OMP_NUM_THREADS": omp} if omp else {}))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert set(json.loads(out)) == expected

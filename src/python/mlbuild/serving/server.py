@@ -88,27 +88,28 @@ def settings(options: ServerOptions) -> Dict[str, Any]:
         # writable in the read-only image root, and shared by every server of one user.
         "control_socket_disable": True,
         "when_ready": lambda arbiter: _ready(arbiter, options),
-        "post_worker_init": lambda worker: limit_native_threads(threads_per_worker(options.workers)),
+        "post_worker_init": lambda worker: limit_native_threads(os.environ),
     }
 
 
-def threads_per_worker(workers: int) -> int:
-    return max(1, cpu_count() // max(1, workers))
+def limit_native_threads(environ: Mapping[str, str]) -> None:
+    """One OpenMP/BLAS thread per worker, unless OMP_NUM_THREADS says otherwise.
 
-
-def limit_native_threads(threads: int) -> None:
-    """Cap OpenMP/BLAS pools in this worker so workers x threads = CPUs.
-
-    NB: scikit-learn's OpenMP code (HistGradientBoosting's predict) starts one thread per CPU
-    in every worker; with a worker per CPU they fight, and a 1-row churn prediction took
-    400 ms instead of 2 ms on a busy 2-core machine (measured). threadpoolctl (a scikit-learn
-    dependency) sets the pools' sizes at run time, after the libraries are loaded.
+    NB: scikit-learn's OpenMP code (HistGradientBoosting's predict: a parallel region per
+    tree) starts a thread per CPU in every worker. Workers x CPUs threads fight, and so does one
+    worker's team on a busy host: every region waits for a descheduled thread. Measured on a
+    shared 2-core machine: a 1-row churn prediction took 400 ms with the default, 2 ms with one
+    thread; 1,000 rows at 4 clients on 1 worker, 5 s with 2 threads. Parallelism comes from the
+    workers (one per CPU). threadpoolctl (a scikit-learn dependency) sizes the pools after the
+    libraries are loaded, which the OMP_NUM_THREADS variable cannot do.
     """
+    if environ.get("OMP_NUM_THREADS"):
+        return
     try:
         from threadpoolctl import threadpool_limits  # pants: no-infer-dep (a scikit-learn dependency)
     except ImportError:
         return
-    threadpool_limits(threads)
+    threadpool_limits(1)
 
 
 def _ready(arbiter: Any, options: ServerOptions) -> None:
