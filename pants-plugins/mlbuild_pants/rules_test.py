@@ -57,6 +57,9 @@ FAKE_RUNTIME = dedent(
         print(module, os.environ["MLBUILD_PIPELINE_ADDRESS"], config.strip(), *sys.argv[1:])
     """
 )
+# NB: `pants run` starts the host side of a run (mlbuild.lineage.host_run) in the venv; it
+# is found on the repo's source root, not in the pipeline's closure.
+FAKE_HOST_RUN = "from mlbuild.runtime.cli import main as runtime_main\n\ndef main():\n    print('host-run')\n    runtime_main()\n"
 
 
 @pytest.fixture
@@ -90,6 +93,8 @@ def rule_runner() -> RuleRunner:
             "src/mlbuild/__init__.py": "",
             "src/mlbuild/runtime/__init__.py": "",
             "src/mlbuild/runtime/cli.py": FAKE_RUNTIME,
+            "src/mlbuild/lineage/__init__.py": "",
+            "src/mlbuild/lineage/host_run.py": FAKE_HOST_RUN,
             "src/mlbuild/BUILD": "python_sources()",
             "src/mlbuild/runtime/BUILD": "python_sources()",
             "src/pipez/__init__.py": "",
@@ -130,14 +135,16 @@ def test_the_pipeline_pex_carries_the_pipeline_and_its_config(rule_runner: RuleR
 def test_run_trains_the_current_sources_on_a_cached_requirements_venv(rule_runner: RuleRunner) -> None:
     request = rule_runner.request(RunRequest, [field_set(rule_runner)])
     assert request.args[0].startswith("{chroot}/") and "mlbuild_requirements.pex" in request.args[0]
-    assert request.args[1:] == ("local", "--data-dir", "src/pipez/toy/sample", "--runs-dir", "dist/mlbuild/runs")
+    assert request.args[1:6] == ("local", "--data-dir", "src/pipez/toy/sample", "--runs-dir", "dist/mlbuild/runs")
+    pins = dict(zip(request.args[6::2], request.args[7::2]))
+    assert list(pins) == ["--sources-sha256", "--requirements-sha256"] and all(len(v) == 64 for v in pins.values())
     env = request.extra_env
+    assert env["PEX_MODULE"] == "mlbuild.lineage.host_run:main"
     # The repo's source root first (errors name the files the user edits), then the chroot's copy.
     assert env["PEX_EXTRA_SYS_PATH"] == "src:{chroot}/src"
     assert (env["MLBUILD_PIPELINE_MODULE"], env["MLBUILD_PIPELINE_CONFIG"], env["MLBUILD_PIPELINE_ADDRESS"]) == (
         "pipez.toy.model", "toy.yaml", "src/pipez/toy:train"
     )
-    assert len(env["MLBUILD_SOURCES_SHA256"]) == len(env["MLBUILD_REQUIREMENTS_SHA256"]) == 64
     # Run it as `pants run` would: the fake runtime reads the module, address and config.
     chroot = os.path.join(rule_runner.build_root, "chroot")
     rule_runner.write_digest(request.digest, path_prefix="chroot")
@@ -145,15 +152,19 @@ def test_run_trains_the_current_sources_on_a_cached_requirements_venv(rule_runne
     run_env = {k: v.replace("{chroot}", chroot) for k, v in env.items()}
     out = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=rule_runner.build_root)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[:2] == ["pipez.toy.model", "src/pipez/toy:train"]
+    assert out.stdout.split()[:3] == ["host-run", "pipez.toy.model", "src/pipez/toy:train"]
 
 
 def test_an_edit_changes_the_sources_pin_and_not_the_requirements_venv(rule_runner: RuleRunner) -> None:
-    before = rule_runner.request(RunRequest, [field_set(rule_runner)]).extra_env
+    def pins() -> dict:
+        args = rule_runner.request(RunRequest, [field_set(rule_runner)]).args
+        return dict(zip(args[6::2], args[7::2]))
+
+    before = pins()
     rule_runner.write_files({"src/pipez/toy/helpers.py": "X = 1\n"})
-    after = rule_runner.request(RunRequest, [field_set(rule_runner)]).extra_env
-    assert after["MLBUILD_SOURCES_SHA256"] != before["MLBUILD_SOURCES_SHA256"]
-    assert after["MLBUILD_REQUIREMENTS_SHA256"] == before["MLBUILD_REQUIREMENTS_SHA256"]
+    after = pins()
+    assert after["--sources-sha256"] != before["--sources-sha256"]
+    assert after["--requirements-sha256"] == before["--requirements-sha256"]
 
 
 def test_infers_the_pipeline_module_and_the_runtime(rule_runner: RuleRunner) -> None:

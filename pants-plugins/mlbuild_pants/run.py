@@ -49,8 +49,7 @@ LINEAGE_DIR_ENV_VAR = "MLBUILD_LINEAGE_DIR"
 LINEAGE_INBOX_ENV_VAR = "MLBUILD_LINEAGE_INBOX"
 PEX_SHA256_ENV_VAR = "MLBUILD_PEX_SHA256"
 IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
-SOURCES_SHA256_ENV_VAR = "MLBUILD_SOURCES_SHA256"
-REQUIREMENTS_SHA256_ENV_VAR = "MLBUILD_REQUIREMENTS_SHA256"
+HOST_RUN_ENTRY_POINT = "mlbuild.lineage.host_run:main"
 SOURCE_REVISION_ENV_VAR = "MLBUILD_SOURCE_REVISION"  # `<sha>`, `<sha>-dirty` or `unknown`
 # NB: one name for every pipeline's requirements venv, so pipelines with the same locked
 # requirements share one.
@@ -104,14 +103,19 @@ async def run_from_sources(request: SourcesRunRequest, pex_env: PexEnvironment) 
     sys_path = [*sources.source_roots, *(os.path.join("{chroot}", root) for root in sources.source_roots)]
     return RunRequest(
         digest=digest,
-        args=[os.path.join("{chroot}", venv.pex.argv0), "local", *request.common_args],
+        args=[
+            os.path.join("{chroot}", venv.pex.argv0), "local", *request.common_args,
+            # NB: what ran, for the reuse check and the run's lineage record.
+            "--sources-sha256", code.fingerprint, "--requirements-sha256", venv.digest.fingerprint,
+        ],
         extra_env={
             **workspace_env.environment_dict(python=python),
             "PEX_EXTRA_SYS_PATH": os.pathsep.join(sys_path),
+            # NB: the host side of a run (reuse check, lineage record) around the runtime's
+            # `local`, which is what the PEX's entry point runs; it imports from the repo's roots.
+            "PEX_MODULE": HOST_RUN_ENTRY_POINT,
             # NB: the pipeline's module, config and address: what the PEX bakes into PEX-INFO.
             **prepared.request.inject_env,
-            SOURCES_SHA256_ENV_VAR: code.fingerprint,
-            REQUIREMENTS_SHA256_ENV_VAR: venv.digest.fingerprint,
             SOURCE_REVISION_ENV_VAR: revision.value,
             **lineage_environment("", request.dist_dir),
         },
