@@ -30,7 +30,7 @@ def test_the_image_serves_the_same_predictions_as_predict_in_process(tmp_path: P
     repo = copy_repo(tmp_path / "repo")
     trained = pants(repo, "run", CHURN, env=NO_AWS)
     assert trained.exit_code == 0, trained.stderr[-4000:]
-    (run_dir,) = [p for p in (repo / RUNS).iterdir() if (p / "model").is_dir()]
+    (run_dir,) = [p for p in (repo / RUNS).iterdir() if p.name[:1].isdigit() and (p / "model").is_dir()]
 
     records = records_without_label(repo / "src/python/pipelines/churn/data/validation/churn.csv", "churned")
     inputs = tmp_path / "inputs"
