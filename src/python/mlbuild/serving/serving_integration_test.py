@@ -119,3 +119,12 @@ def test_serve_without_a_model_exits_2_naming_the_file(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{tmp_path}/model/model.pkl: no model to load (it has nothing)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_server_that_cannot_start_is_reported_with_the_end_of_its_log(tmp_path: Path) -> None:
+    from mlbuild.serving.local_server import ServerStartError
+
+    (tmp_path / "model").mkdir()
+    with pytest.raises(ServerStartError, match=r"serve exited with 2 before it was ready:\n(.|\n)*model\.pkl: no model to load"):
+        with local_server(tmp_path / "model", environ=environ("iris")):
+            pass
