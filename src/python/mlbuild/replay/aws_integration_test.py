@@ -16,7 +16,7 @@ from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.replay import aws, verdict as v
 from mlbuild.replay.job import AWS, ReplayJob, resolve
 from mlbuild.replay.replay import replay
-from mlbuild.replay.testing import ADDRESS, MODEL, METRICS, FakeRun, tiny_image, write_model
+from mlbuild.replay.testing import ADDRESS, CONFIG, MODEL, METRICS, FakeRun, tiny_image, write_model
 from mlbuild.runtime.errors import UserError
 from mlbuild.sagemaker.moto_server import moto_server, reset_moto
 from mlbuild.sagemaker.s3_data import listing_checksum
@@ -75,7 +75,7 @@ def test_a_changed_listing_names_the_changed_keys(clients: aws.Clients, tmp_path
 
 
 def test_a_sagemaker_job_replays_from_s3_and_is_identical(clients: aws.Clients, tmp_path: Path) -> None:
-    image = tiny_image(tmp_path / "registry", tmp_path / "blobs")
+    image = tiny_image(tmp_path / "registry", tmp_path / "blobs", config=CONFIG + "metrics: [score]\n")
     digest = image.manifest_descriptor().digest
     write_model(tmp_path / "model", MODEL, METRICS)
     write_model_archive(tmp_path / "model", tmp_path / "model.tar.gz")
@@ -86,7 +86,8 @@ def test_a_sagemaker_job_replays_from_s3_and_is_identical(clients: aws.Clients, 
         "HyperParameters": {"scale": "2.0"},
         "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": TRAIN}}}],
         "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/models/tiny-aws/output/model.tar.gz"},
-        "FinalMetricDataList": [{"MetricName": k, "Value": val} for k, val in METRICS.items()],
+        # NB: what moto reports for every job, besides the pipeline's own metric
+        "FinalMetricDataList": [{"MetricName": k, "Value": val} for k, val in {**METRICS, "train:progress": 100.0}.items()],
     }
     store = Store(tmp_path / "lineage")
     pin = listing_checksum(clients.s3, TRAIN)
@@ -99,4 +100,6 @@ def test_a_sagemaker_job_replays_from_s3_and_is_identical(clients: aws.Clients, 
     result = replay(found, local_root=tmp_path / "local", cache_dir=tmp_path / "cache", store=store, run=FakeRun(),
                     stream=io.StringIO(), fetch_model=aws.model_fetcher(clients), fetch_data=aws.data_fetcher(clients, tmp_path / "cache"))
     assert result.verdict.outcome == v.IDENTICAL, result.verdict.text()
+    assert "job metrics the pipeline does not define were not compared: train:progress" in result.verdict.notes
+    assert not any("no final metrics" in n for n in result.verdict.notes)  # score was compared
     assert store.get(result.record_id).get("parents") == [parent]

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, TextIO
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.runner import run_image
@@ -29,7 +29,7 @@ from mlbuild.lineage.store import Store
 from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.replay.data import data_checksums, job_data_dirs, link_data_dir
 from mlbuild.replay.image import JobImage, config_from_image, config_path_in_image, job_image
-from mlbuild.replay.job import ReplayJob
+from mlbuild.replay.job import AWS, ReplayJob
 from mlbuild.replay.verdict import Verdict, archive_files, judge
 from mlbuild.runtime import contract
 from mlbuild.runtime.config import config_text, parse_config
@@ -126,7 +126,9 @@ def replay(
     lap("run")
     notes += _hyperparameter_notes(job, outcome.run_dir)
     job_metrics, replay_metrics = job.metrics, outcome.metrics or {}
-    if job.succeeded and outcome.succeeded and not job.metrics:
+    if job.backend == AWS:
+        job_metrics, replay_metrics = sagemaker_metrics(config.metrics, job_metrics, replay_metrics, notes)
+    if job.succeeded and outcome.succeeded and not job_metrics:
         # NB: e.g. a job whose metric definitions matched nothing: every replay metric would
         # "differ" from an absent one, which says nothing about the replay.
         notes.append("the job recorded no final metrics, so only the model files were compared")
@@ -149,6 +151,19 @@ def replay(
     lap("compare")
     record_id = save_record(store, replay_record(job, outcome.run_dir, verdict)) if store is not None else None
     return ReplayResult(verdict, record_id, image, seconds)
+
+
+def sagemaker_metrics(
+    declared: Sequence[str], job: Mapping[str, Any], replay: Mapping[str, Any], notes: List[str]
+) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """A SageMaker job's final metrics can only be the ones its MetricDefinitions scraped, which
+    publish builds from the config's `metrics` list: compare those; name any other the job
+    reports (not the pipeline's: e.g. an emulator's `train:progress`)."""
+    names = set(declared)
+    foreign = sorted(set(job) - names)
+    if foreign:
+        notes.append("job metrics the pipeline does not define were not compared: " + ", ".join(foreign))
+    return {k: v for k, v in job.items() if k in names}, {k: v for k, v in replay.items() if k in names}
 
 
 def not_replayed(job: ReplayJob) -> List[str]:

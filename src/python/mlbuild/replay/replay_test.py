@@ -10,7 +10,7 @@ from mlbuild.lineage.record import make_record
 from mlbuild.lineage.store import Store
 from mlbuild.replay import verdict as v
 from mlbuild.replay.job import resolve
-from mlbuild.replay.replay import REPLAYS_DIR, replay
+from mlbuild.replay.replay import REPLAYS_DIR, replay, sagemaker_metrics
 from mlbuild.replay.testing import ADDRESS, CONFIG, JOB, MODEL, FakeRun, local_job
 from mlbuild.runtime.errors import UserError
 
@@ -106,3 +106,12 @@ def test_a_job_without_final_metrics_is_judged_on_its_model_files(tmp_path: Path
     assert any("no final metrics, so only the model files were compared" in n for n in result.verdict.notes)
     differs = go(tmp_path, silent, store, FakeRun(model={**MODEL, "model.txt": "weights 9\n"}))
     assert differs.verdict.outcome == v.MODEL_DIFFERS  # the model is still compared
+
+
+def test_a_sagemaker_job_is_compared_on_the_metrics_the_pipeline_defines() -> None:
+    notes: list = []
+    job, replayed = sagemaker_metrics(["score"], {"score": 0.5, "train:progress": 100.0}, {"score": 0.5, "rows": 3}, notes)
+    assert (job, replayed) == ({"score": 0.5}, {"score": 0.5})
+    assert notes == ["job metrics the pipeline does not define were not compared: train:progress"]
+    job, replayed = sagemaker_metrics(["score"], {"score": 0.5}, {"score": 0.6}, notes)
+    assert (job, replayed) == ({"score": 0.5}, {"score": 0.6}) and len(notes) == 1  # a real difference stays
