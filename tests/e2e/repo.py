@@ -62,3 +62,18 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# The repo's .gitignore: a copy's build outputs must not make its tree dirty.
+GITIGNORE = "/dist/\n/.mlbuild/\n/.pants.d/\n/.pids/\n__pycache__/\n*.pyc\n"
+
+
+def commit_copy(repo: Path, message: str = "copy of the repo") -> str:
+    """Make a copy a git repository with everything committed, as a user's checkout is (builds
+    record the commit, and publish tags the job with it); returns the commit id."""
+    (repo / ".gitignore").write_text(GITIGNORE)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.com",
+           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.com"}  # fmt: skip
+    for args in (["init", "--quiet"], ["add", "-A"], ["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
