@@ -43,27 +43,28 @@ def search_candidates(program: str, path_env: str | None, workdir: str) -> list[
     return [posixpath.join(posixpath.normpath(d), program) for d in dirs]
 
 
-def resolve_command(rootfs: Any, argv: Sequence[str], path_env: str | None, workdir: str = "/") -> list[str]:
-    """`argv` with its program made absolute, after checking it can be executed in `rootfs`."""
+def resolve_command(rootfs: Any, argv: Sequence[str], path_env: str | None, workdir: str = "/", verb: str = TRAIN) -> list[str]:
+    """`argv` (what `docker run IMAGE <verb>` runs) with its program made absolute, after
+    checking it can be executed in `rootfs`."""
     program = argv[0]
     candidates = search_candidates(program, path_env, workdir)
     not_executable = []
     for candidate in candidates:
         rel, node = find(rootfs, candidate)
         if is_executable_file(node):
-            _check_interpreter(rootfs, candidate, rel, workdir)
+            _check_interpreter(rootfs, candidate, rel, workdir, verb)
             return [candidate, *argv[1:]]
         if node is not None and node.kind == "file":
             not_executable.append(f"{candidate} (mode {node.mode:04o})")
     where = candidates[0] if "/" in program else f"the image's PATH ({path_env or DEFAULT_PATH})"
     found = f" Found, but not executable: {', '.join(not_executable)}." if not_executable else ""
     raise ImageCommandError(
-        f"`docker run IMAGE train` would run {list(argv)}, but there is no executable `{program}` on {where}.{found} "
-        f"Fix: add an executable (mode 0755) `train` to the image, e.g. /usr/local/bin/train, or fix its Entrypoint/PATH."
+        f"`docker run IMAGE {verb}` would run {list(argv)}, but there is no executable `{program}` on {where}.{found} "
+        f"Fix: add an executable (mode 0755) `{verb}` to the image, e.g. /usr/local/bin/{verb}, or fix its Entrypoint/PATH."
     )
 
 
-def _check_interpreter(rootfs: Any, program: str, rel: str, workdir: str) -> None:
+def _check_interpreter(rootfs: Any, program: str, rel: str, workdir: str, verb: str) -> None:
     try:
         head = read_head(rootfs, rel)
     except OSError:
@@ -79,5 +80,5 @@ def _check_interpreter(rootfs: Any, program: str, rel: str, workdir: str) -> Non
         raise ImageCommandError(
             f"{program} starts with `#!{interpreter}`, but {path} is not an executable file in the image "
             f"(a distroless base has no /bin/sh). Fix: point the `#!` line at an interpreter the image has, "
-            f"e.g. #!/usr/bin/python3.11, or make `train` a binary or a PEX run by one."
+            f"e.g. #!/usr/bin/python3.11, or make `{verb}` a binary or a PEX run by one."
         )

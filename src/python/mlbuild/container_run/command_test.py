@@ -118,3 +118,10 @@ def test_script_with_interpreter_through_symlink(rootfs: Path) -> None:
     os.symlink("python3.11", rootfs / "usr/bin/python3")
     _file(rootfs, "usr/local/bin/train", "#!/bin/python3 -u\n")
     assert resolve_command(rootfs, ["train"], "/usr/local/bin") == ["/usr/local/bin/train"]
+
+
+def test_a_missing_serve_is_named_as_serve(tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "usr/local/bin").mkdir(parents=True)
+    with pytest.raises(ImageCommandError, match=r"`docker run IMAGE serve` would run \['serve'\].*executable \(mode 0755\) `serve`"):
+        resolve_command(rootfs, ["serve"], "/usr/local/bin", verb="serve")

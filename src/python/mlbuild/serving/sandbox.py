@@ -74,7 +74,7 @@ def serve_image(
         stage_model(Path(model), staging)
         log_path = log_path or Path(work) / "serve.log"
         with RootfsCache(cache_dir, keep).use(image, prepare=lambda root: prepare_rootfs(root, workdir)) as rootfs:
-            command = resolve_command(rootfs.path, argv, env.get("PATH"), workdir)
+            command = resolve_command(rootfs.path, argv, env.get("PATH"), workdir, verb=SERVE)
             spec = SandboxSpec(rootfs.path.resolve(), staging.resolve(), tuple(command), env, workdir, {}, network=True)
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(bwrap_argv(spec, bwrap), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
