@@ -162,6 +162,7 @@ async def publish_ml_pipeline(
         "--address", address.spec,
         "--data-dir", os.path.join(root, address.spec_path, field_set.sample_data.value),
         "--pex-sha256", image.pex_sha256,
+        "--image-digest", image.manifest_digest,
         "--git-sha", revision.value,
         "--report-dir", os.path.join(root, reports),
         "--local-root", os.path.join(root, ".mlbuild", "local"),
