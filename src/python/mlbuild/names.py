@@ -79,6 +79,7 @@ DIST_RUNS_SUBDIR = "mlbuild/runs"  # under dist/: local run folders
 DIST_PUBLISH_SUBDIR = "mlbuild/publish"  # under dist/: publish reports
 LINEAGE_STORE_DIR = ".mlbuild/lineage"  # the store, which takes in the dist/ inbox
 LOCAL_PUBLISH_DIR = ".mlbuild/local"  # the local publish backend: image store and jobs
+HOSTS_RECORD = "output/hosts.json"  # in a multi-host run folder: instance count, each host's shards
 
 # --- exit codes: one table for every mlbuild command ------------------------------------
 

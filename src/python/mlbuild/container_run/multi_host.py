@@ -33,9 +33,9 @@ from mlbuild.runtime.local_run import LOCAL_INSTANCE_TYPE
 from mlbuild.container_run import host_group  # NB: run as `python -m`; imported so it ships with this module
 from mlbuild.container_run.host_network import MAX_HOSTS, host_address, hosts_file
 from mlbuild.container_run.sandbox import SandboxSpec
+from mlbuild.names import HOSTS_RECORD
 
 HOSTS_DIR = "hosts"
-HOSTS_RECORD = "output/hosts.json"
 GROUP_SPEC = ".host-group.json"
 GROUP_RESULTS = ".host-group-results.json"
 HOSTS_FILE = ".etc-hosts"

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from mlbuild.lineage.digests import file_sha256, model_checksum, tree_checksum
 from mlbuild.lineage.errors import UserError
 from mlbuild.lineage.record import Record, make_record, source_from_revision
+from mlbuild.names import HOSTS_RECORD
 from mlbuild.names import (  # NB: the labels package.py puts on every image
     LOCKFILE_PATH_LABEL,
     LOCKFILE_SHA256_LABEL as LOCKFILE_LABEL,
@@ -152,8 +153,17 @@ def run_record(
         job={"name": run_dir.name[: -len(".failed")] if run_dir.name.endswith(".failed") else run_dir.name,
              "status": "Failed" if failed else "Completed"},
         parents=list(parents) or None,
-        extra={"run_dir": str(run_dir.resolve())},
+        extra={"run_dir": str(run_dir.resolve()), **_hosts(run_dir)},
     )
+
+
+def _hosts(run_dir: Path) -> Dict[str, Any]:
+    """A multi-host run's `instance_count` and each host's data shards, as the runner recorded them."""
+    path = run_dir / HOSTS_RECORD
+    if not path.is_file():
+        return {}
+    hosts = _read_json(path, "hosts record")
+    return {"instance_count": hosts.get("instance_count"), "hosts": hosts.get("hosts")}
 
 
 def _model(model_dir: Path) -> Optional[Dict[str, str]]:
