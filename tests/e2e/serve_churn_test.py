@@ -11,6 +11,9 @@ import pytest
 
 from e2e.publish_lineage_test import NO_AWS
 from e2e.repo import copy_repo, pants
+from mlbuild.lineage import graph
+from mlbuild.lineage.digests import file_sha256
+from mlbuild.lineage.store import Store
 from mlbuild.runtime.pipeline import load_pipeline
 from mlbuild.serving.predictor import Predictor
 from mlbuild.tools_required import require_tool
@@ -46,6 +49,14 @@ def test_the_image_serves_the_same_predictions_as_predict_in_process(tmp_path: P
     pipeline = load_pipeline("pipelines.churn.pipeline", "pipeline.yaml", CHURN)
     expected = Predictor.load(pipeline, run_dir, run_dir / "model").predict(records)
     assert got == expected and len(got) == len(records)
+
+    # Lineage: an output file's sha256 leads to the predict record, and from it to the run that made the model.
+    store = Store(repo / ".mlbuild/lineage", [repo / "dist/mlbuild/lineage"])
+    (predict,) = store.find(file_sha256(out / "part-b.csv.out"))
+    assert predict.kind == "predict" and [o["name"] for o in predict.get("outputs")] == ["part-a.csv.out", "part-b.csv.out"]
+    (run,) = [r for r, _ in graph.upstream_of(store, predict)]
+    assert run.kind == "run" and run.get("model.checksum") == predict.get("model.checksum")
+    assert predict.get("image.manifest_digest", "").startswith("sha256:")
 
     # A model that does not exist: a clear error, non-zero.
     missing = pants(repo, "run", "--mlbuild-serve", "--mlbuild-model=" + "ab" * 32, CHURN, env=NO_AWS)

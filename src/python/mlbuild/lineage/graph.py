@@ -18,11 +18,18 @@ from mlbuild.lineage.store import Store
 
 # NB: layer digests are not links: every image on one base shares the base's layers, so
 # they would tie unrelated packages together. They are still indexed for lookup.
-PRODUCES = {"package": ("pex.sha256", "image.manifest_digest"), "run": ("model.sha256",), "publish": ("model.sha256",)}
+PRODUCES = {
+    "package": ("pex.sha256", "image.manifest_digest"),
+    "run": ("model.sha256", "model.checksum"),
+    "publish": ("model.sha256", "model.checksum"),
+    "predict": ("outputs.checksum",),
+}
 CONSUMES = {
     "package": ("image.base_digest",),
     "run": ("pex.sha256", "code.sha256", "image.manifest_digest"),
     "publish": ("pex.sha256", "image.manifest_digest"),
+    # NB: the model by the checksum of its files: the same for a run's model/ and a job's model.tar.gz.
+    "predict": ("model.checksum", "image.manifest_digest"),
 }
 # Fields that say "this record *is* the thing looked up" rather than "it used the thing".
 IDENTIFIES = {"id", "job.name", "job.arn"}
@@ -30,6 +37,7 @@ OUTPUTS = {
     "package": {"pex.sha256", "image.manifest_digest", "image.config_digest", "image.layers", "image.diff_ids", "image.ref"},
     "run": {"model.sha256", "model.checksum"},
     "publish": {"model.sha256", "model.checksum"},
+    "predict": {"outputs.checksum"},
 }
 
 

@@ -52,9 +52,10 @@ def mentions(record: Record) -> List[Tuple[str, str]]:
             h = bare_hex(v)
             if is_hex(h) and len(h) >= MIN_PREFIX:  # NB: a source revision may be "unknown".
                 found.append((h, field))
-    for channel in record.get("data", []):
-        if "checksum" in channel:
-            found.append((bare_hex(channel["checksum"]), "data.checksum"))
+    for field in ("data", "outputs"):
+        for entry in record.get(field, []):
+            if "checksum" in entry:
+                found.append((bare_hex(entry["checksum"]), f"{field}.checksum"))
     for field in ("job.name", "job.arn"):
         if record.get(field):
             found.append((JOB + record.get(field), field))

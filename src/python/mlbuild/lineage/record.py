@@ -30,7 +30,8 @@ from mlbuild.lineage.digests import oci_digest, sha256_hex
 from mlbuild.lineage.errors import RecordError
 
 SCHEMA = 1
-KINDS = ("package", "run", "publish")
+# NB: `predict`: a batch transform of input files by a model, with the outputs it wrote.
+KINDS = ("package", "run", "publish", "predict")
 # NB: one status vocabulary, SageMaker's, so a local run and a cloud job compare directly;
 # a local run that finished is "Completed".
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
@@ -171,6 +172,7 @@ FIELDS: Dict[str, Callable[[Any, str], Any]] = {
         v, w, {"name": _text, "arn": _text, "region": _text, "start": utc_timestamp, "end": utc_timestamp, "status": _status}
     ),
     "data": _data,
+    "outputs": _data,  # a predict record's output files, like channels: name, uri, checksum
     # NB: `sha256` is the file at `uri` (a run's model.pkl, a publish's model.tar.gz); `checksum`
     # is over the model's files (digests.model_checksum), the same for a directory and its archive.
     "model": lambda v, w: _object(v, w, {"uri": _text, "sha256": sha256_hex, "checksum": oci_digest}),
@@ -234,11 +236,12 @@ def check_shape(body: Any) -> None:
         value = body.get(name, {})
         if type(value) is not dict or not all(ok(v) for v in value.values()):
             raise _shape_error(body, f"record.{name}", "an object of " + ("name to JSON-encoded string" if name == "hyperparameters" else "metric name to number"))
-    data = body.get("data", [])
-    if type(data) is not list or not all(
-        type(c) is dict and type(c.get("name")) is str and all(type(v) is str for v in c.values()) for c in data
-    ):
-        raise _shape_error(body, "record.data", "a list of channel objects with a `name`")
+    for name in ("data", "outputs"):
+        files = body.get(name, [])
+        if type(files) is not list or not all(
+            type(c) is dict and type(c.get("name")) is str and all(type(v) is str for v in c.values()) for c in files
+        ):
+            raise _shape_error(body, f"record.{name}", "a list of objects with a `name` and string values")
     parents = body.get("parents", [])
     if type(parents) is not list or not all(type(p) is str for p in parents):
         raise _shape_error(body, "record.parents", "a list of record ids")

@@ -102,7 +102,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"mlbuild: serving {args.address} with the model in {model}", file=sys.stderr)
         with model_folder(model) as folder, serve_image(args.layout, args.ref, folder, workers=args.workers) as url:
             if args.transform is not None:
-                return _transform(url, args)
+                started = time.time()
+                code = _transform(url, args)
+                record_prediction(args, folder, started)
+                return code
             print(f"mlbuild: {url}/ping and {url}/invocations are up (Ctrl-C stops)", flush=True)
             while True:
                 time.sleep(3600)
@@ -120,6 +123,49 @@ def _transform(url: str, args: argparse.Namespace) -> int:
     result = run_transform(url, args.transform, args.output, config, lambda line: print(f"mlbuild: {line}", file=sys.stderr))
     print(f"mlbuild: transformed {result.records} records from {len(result.files)} files into {args.output}")
     return 0
+
+
+def record_prediction(args: argparse.Namespace, model_dir: Path, started: float) -> None:
+    """A `predict` record: the model (by its files' checksum), the image, the inputs and every
+    output file, so `inspect <sha256 of an .out file>` leads back to the model and what made it."""
+    import datetime
+
+    from mlbuild.lineage.digests import file_sha256, model_checksum, tree_checksum
+    from mlbuild.lineage.producers import configured_store, save
+    from mlbuild.lineage.record import make_record
+    from mlbuild.oci.layout import read_layout
+
+    store = configured_store()
+    if store is None:
+        return
+    checksum = model_checksum(model_dir)
+    parents = sorted({r.id for r in store.find(checksum) if r.kind in ("run", "publish")}) if _known(store, checksum) else []
+    inputs = [args.transform] if args.transform.is_file() else sorted(p for p in args.transform.rglob("*") if p.is_file())
+    outputs = sorted(p for p in args.output.rglob("*.out") if p.is_file() and p.stat().st_mtime >= started - 1)
+    stamp = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    record = make_record(
+        "predict",
+        args.address,
+        job={"name": f"transform-{stamp}", "status": "Completed"},
+        model={"checksum": checksum},
+        image={"manifest_digest": read_layout(args.layout, args.ref).manifest_descriptor().digest},
+        data=[{"name": str(p.relative_to(args.transform) if p != args.transform else p.name), "uri": p.resolve().as_uri(), "checksum": tree_checksum(p)} for p in inputs],
+        outputs=[{"name": str(p.relative_to(args.output)), "uri": p.resolve().as_uri(), "checksum": "sha256:" + file_sha256(p)} for p in outputs],
+        parents=parents or None,
+    )
+    record_id = save(record)
+    if record_id:
+        print(f"mlbuild: lineage: {record_id} (predictions; inspect any output's sha256 to get back to the model)", file=sys.stderr)
+
+
+def _known(store, checksum: str) -> bool:
+    from mlbuild.lineage.errors import NotFoundError
+
+    try:
+        store.resolve(checksum)
+        return True
+    except NotFoundError:
+        return False
 
 
 if __name__ == "__main__":
