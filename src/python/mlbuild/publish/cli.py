@@ -21,7 +21,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
 from mlbuild.lineage.collect import publish_record
 from mlbuild.lineage.compare import previous_metrics
