@@ -31,8 +31,8 @@ NO_AWS = {
 }
 
 pytestmark = require_tool("bwrap", "bubblewrap")
-# README "verify-provenance": exits 4 when a statement is not about the image.
-MISMATCH = 4
+# README "verify-provenance": exits 7 (mlbuild.names.EXIT_NOT_VERIFIED) when a statement is not about the image.
+MISMATCH = 7
 
 
 def lineage(repo: Path, *args: str) -> subprocess.CompletedProcess:
