@@ -12,6 +12,7 @@ import pytest
 from e2e.publish_lineage_test import CHURN, NO_AWS
 from e2e.repo import copy_repo, pants
 from mlbuild.replay import cli
+from mlbuild.replay.verdict import archive_files
 from mlbuild.tools_required import require_tool
 
 REPLAY_CLI = "src/python/mlbuild/replay:mlbuild-replay"
@@ -66,6 +67,29 @@ def test_replay_by_model_sha256_prefix_is_identical_and_reuses_everything(
     inspect = pants(repo, "run", "src/python/mlbuild/lineage:mlbuild-lineage", "--", "inspect", report["job_name"], "--json")
     assert inspect.exit_code == 0, inspect.stderr[-3000:]
     assert second[1]["record_id"] in inspect.stdout
+
+
+def test_publishing_again_reuses_the_job_and_force_trains_a_new_job_with_the_same_model(repo: Path) -> None:
+    """README Publishing: the model lands in `.mlbuild/local/jobs/<job>/output/model.tar.gz`; the
+    same image, hyperparameters and data reuse the finished job; `--mlbuild-force` trains anyway."""
+    again = pants(repo, "publish", CHURN, env=NO_AWS)
+    assert again.exit_code == 0, again.stderr[-4000:]
+    reused = json.loads((repo / REPORT).read_text())
+    job = reused["job_name"]
+    archive = repo / ".mlbuild/local/jobs" / job / "output/model.tar.gz"
+    assert reused["reused"] is True and reused["status"] == "Completed", reused
+    assert archive.is_file() and Path(reused["model"]["uri"]).resolve() == archive.resolve()
+
+    forced = pants(repo, "--mlbuild-force", "publish", CHURN, env=NO_AWS)
+    assert forced.exit_code == 0, forced.stderr[-4000:]
+    new = json.loads((repo / REPORT).read_text())
+    assert new["reused"] is False and new["status"] == "Completed" and new["job_name"].startswith(f"{job}-r"), new
+    new_archive = repo / ".mlbuild/local/jobs" / new["job_name"] / "output/model.tar.gz"
+    assert new_archive.is_file() and Path(new["model"]["uri"]).resolve() == new_archive.resolve()
+    # Trained again from the same seed: the same files, and the same archive bytes (the archive
+    # writer pins names, order and times).
+    assert archive_files(new_archive) == archive_files(archive) and archive_files(archive)
+    assert new_archive.read_bytes() == archive.read_bytes()
 
 
 def test_a_job_made_to_fail_replays_the_same_failure(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
