@@ -151,7 +151,7 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
             args=[
                 python.path,
                 os.path.join("{chroot}", tool.pex.name),
-                "-m", "mlbuild.serving.image_server",
+                "-m", "mlbuild.container_run.serve_cli",
                 "--layout", os.path.join("{chroot}", built.image.layout_path),
                 "--address", field_set.address.spec,
                 "--runs-dir", os.path.join(str(dist_dir.relpath), RUNS_SUBDIR),

@@ -7,11 +7,7 @@ LIBRARY = Path(names.__file__).parent
 
 # NB: modules whose owners still define their own copy (issue 15 asks them to import
 # mlbuild.names instead); remove a line when its module does.
-PENDING = {
-    "runtime/contract.py": {names.ML_BASE_DIR_ENV},
-    "runtime/pipeline.py": {names.PIPELINE_MODULE_ENV, names.PIPELINE_CONFIG_ENV, names.PIPELINE_ADDRESS_ENV},
-    "tools_required.py": {names.REQUIRE_TOOLS_ENV},
-}
+PENDING: dict = {}
 
 
 def _shared_names() -> set:

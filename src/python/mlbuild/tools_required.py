@@ -22,8 +22,8 @@ import warnings
 from typing import NoReturn, Optional
 
 import pytest
+from mlbuild.names import REQUIRE_TOOLS_ENV
 
-REQUIRE_TOOLS_ENV = "MLBUILD_REQUIRE_TOOLS"
 
 
 class MissingToolWarning(UserWarning):

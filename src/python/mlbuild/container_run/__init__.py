@@ -20,6 +20,8 @@ data and config (mlbuild.runtime.local_run).
     host_group.py    runs inside the job's network namespace: starts the hosts, one prefixed log
     runner.py        run_image: the steps, in order
     cli.py           `python -m mlbuild.container_run`
+    serve.py         `docker run IMAGE serve`: the image's serve in the sandbox, on loopback
+    serve_cli.py     `pants run --mlbuild-serve`: which model, serve or batch transform, the predict record
 """
 
 from mlbuild.container_run.outcome import RunOutcome

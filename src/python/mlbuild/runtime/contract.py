@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from mlbuild.runtime.errors import DataError, UserError
+from mlbuild.names import ML_BASE_DIR_ENV as BASE_DIR_ENV_VAR  # overrides /opt/ml; a local run sets its run folder
 
 SAGEMAKER_BASE_DIR = Path("/opt/ml")
-# Overrides the base directory; the local runner sets it to the run directory.
-BASE_DIR_ENV_VAR = "MLBUILD_ML_BASE_DIR"
 
 HYPERPARAMETERS_FILE = "input/config/hyperparameters.json"
 INPUT_DATA_CONFIG_FILE = "input/config/inputdataconfig.json"

@@ -39,16 +39,14 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 from mlbuild.runtime.config import PipelineConfig, config_text, directory_error, parse_config
 from mlbuild.runtime.errors import ConfigError, PipelineError, PlatformError, UserError
+# NB: set by the ml_pipeline target in the PEX (pex --inject-env) and thus in the image.
+from mlbuild.names import PIPELINE_ADDRESS_ENV as ADDRESS_ENV_VAR
+from mlbuild.names import PIPELINE_CONFIG_ENV as CONFIG_ENV_VAR
+from mlbuild.names import PIPELINE_MODULE_ENV as MODULE_ENV_VAR
 
 REQUIRED_STAGES = ("load", "train", "evaluate")
 OPTIONAL_STAGES = ("featurize", "save", "load_model", "predict")
 MODEL_FILE = "model.pkl"  # what default_save writes and default_load_model reads
-
-# Set by the ml_pipeline target in the PEX (pex --inject-env) and thus in the image.
-MODULE_ENV_VAR = "MLBUILD_PIPELINE_MODULE"
-CONFIG_ENV_VAR = "MLBUILD_PIPELINE_CONFIG"
-ADDRESS_ENV_VAR = "MLBUILD_PIPELINE_ADDRESS"
-
 
 class ReadOnlyHyperparameters(dict):
     """The decoded hyperparameters as a dict that refuses changes (`ctx.hp`).

@@ -8,6 +8,7 @@ outcomes of a submission that are neither: a name conflict and a failed job.
 
 from __future__ import annotations
 
+from mlbuild.names import EXIT_JOB_CONFLICT, EXIT_JOB_FAILED, EXIT_JOB_STILL_RUNNING
 from mlbuild.runtime.errors import MLBuildError, PlatformError
 
 
@@ -23,16 +24,16 @@ class AwsError(PlatformError):
 class JobConflictError(MLBuildError):
     """A job with the derived name exists but is a different job; nothing was submitted."""
 
-    exit_code = 4
+    exit_code = EXIT_JOB_CONFLICT
 
 
 class JobFailedError(MLBuildError):
     """The training job ended Failed or Stopped."""
 
-    exit_code = 5
+    exit_code = EXIT_JOB_FAILED
 
 
 class WaitTimeoutError(MLBuildError):
     """Following a job gave up before the job ended; the job itself keeps running."""
 
-    exit_code = 6
+    exit_code = EXIT_JOB_STILL_RUNNING

@@ -9,6 +9,5 @@ Plain Python (never imports Pants, lineage, publish or boto3: the image ships it
     transform.py      the batch-transform agent: input files -> /invocations -> `<input>.out`
     local_server.py   `serve` for a model folder on loopback, in a child process
     model_source.py   a model folder, or a model.tar.gz unpacked safely as SageMaker does
-    sandbox.py        `serve` of an OCI image in the bubblewrap sandbox, on loopback
     cli.py            `serve` (no arguments: SageMaker's) and `transform`
 """

@@ -1,6 +1,6 @@
 """`pants run --mlbuild-container --mlbuild-serve PIPELINE`: serve a model with the pipeline's image.
 
-    python -m mlbuild.serving.image_server --layout DIR [--ref R] --address ADDR --runs-dir DIR
+    python -m mlbuild.container_run.serve_cli --layout DIR [--ref R] --address ADDR --runs-dir DIR
         [--model PATH|HASH] [--workers N] [--transform INPUT --output DIR [transform options]]
 
 The image's own `serve` runs in the sandbox as `docker run IMAGE serve` does (sandbox.py), on
@@ -76,7 +76,7 @@ def choose_model(model: Optional[str], runs_dir: Path, address: str) -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mlbuild.serving.image_server", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m mlbuild.container_run.serve_cli", description=__doc__.splitlines()[0])
     p.add_argument("--layout", type=Path, required=True, help="the pipeline image's OCI layout")
     p.add_argument("--ref", help="the image's name in the layout (default: its only image)")
     p.add_argument("--address", required=True, help="the ml_pipeline target, e.g. src/python/pipelines/churn:train")
@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from mlbuild.serving.model_source import model_folder
-    from mlbuild.serving.sandbox import serve_image
+    from mlbuild.container_run.serve import serve_image
 
     args = _parser().parse_args(argv)
     try:

@@ -25,7 +25,7 @@ from mlbuild.container_run.testing import real_train_image, rootfs_entries, writ
 from mlbuild.oci.layer import LayerEntry, entries_from_directory
 from mlbuild.runtime.pipeline import load_pipeline
 from mlbuild.serving.predictor import Predictor
-from mlbuild.serving.sandbox import serve_image
+from mlbuild.container_run.serve import serve_image
 from mlbuild.serving.testing import REPO_SRC
 
 PIPELINE_PY = '''\

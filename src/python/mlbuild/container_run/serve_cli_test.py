@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from mlbuild.runtime.errors import UserError
-from mlbuild.serving.image_server import choose_model, newest_local_model
+from mlbuild.container_run.serve_cli import choose_model, newest_local_model
 
 ADDRESS = "src/python/pipelines/churn:train"
 
