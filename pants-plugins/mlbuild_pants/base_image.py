@@ -28,12 +28,12 @@ from mlbuild_pants.target_types import (
     MLBaseImageReferenceField,
 )
 from mlbuild_pants.tool import MLBuildTool
-from mlbuild_pants.names import FORWARDED_ENV_VARS
+from mlbuild_pants.names import FORWARDED_ENV_VARS, OCI_REF_NAME_ANNOTATION
 
 # NB: downloaded .debs and compressed layers survive between builds in this named cache.
 CACHE_NAME = "mlbuild"
 CACHE_DIR = ".cache/mlbuild"
-REF_NAME = "org.opencontainers.image.ref.name"
+REF_NAME = OCI_REF_NAME_ANNOTATION
 # NB: a pull reads docker config.json credentials, or an ECR token through boto3.
 REGISTRY_ENV_VARS = ("DOCKER_CONFIG", "HOME", *FORWARDED_ENV_VARS)
 

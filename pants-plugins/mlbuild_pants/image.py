@@ -46,6 +46,7 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
 from mlbuild_pants.base_image import CACHE_DIR, CACHE_NAME, BaseImage, read_summary
+from mlbuild_pants.names import APP_LAYER
 from mlbuild_pants.tool import MLBuildTool
 
 DEPS_DIR = "/opt/mlbuild/deps"
@@ -209,7 +210,7 @@ def app_image_spec(request: PipelineImageRequest, deps: DependencyImage) -> dict
         "base": {"layout": deps.layout_path, "ref": deps.ref},
         "layers": [
             {
-                "name": "app",
+                "name": APP_LAYER,
                 "dirs": [{"src": APP_SOURCES, "dest": APP_DIR}],
                 "files": [
                     {"src": "train", "dest": TRAIN_PATH, "mode": "0755"},

@@ -14,3 +14,11 @@ def test_the_pipeline_placeholder_is_the_job_names_pipeline_name() -> None:
 
     for spec_path, name in (("src/python/pipelines/churn", "train"), ("p/iris", "iris"), ("x", "y-z")):
         assert placeholder_values(spec_path, name, "unknown", "sha256:00")["pipeline"] == pipeline_name_from_address(f"{spec_path}:{name}")
+
+
+def test_every_mirrored_name_matches_mlbuild_names() -> None:
+    from mlbuild import names as owner
+
+    from mlbuild_pants import names
+
+    assert {n: getattr(names, n) for n in names.MIRRORED} == {n: getattr(owner, n) for n in names.MIRRORED}

@@ -42,6 +42,20 @@ from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 from mlbuild_pants.base_image import BaseImage, BaseImageRequest
 from mlbuild_pants.image import REQUIREMENTS_DIR, DependencyImage, DependencyImageRequest, PipelineImage, PipelineImageRequest, sha256_of
 from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest
+from mlbuild_pants.names import (
+    DIST_LINEAGE_SUBDIR,
+    LOCKFILE_PATH_LABEL,
+    LOCKFILE_SHA256_LABEL,
+    OCI_BASE_DIGEST_LABEL,
+    OCI_BASE_NAME_LABEL,
+    OCI_REVISION_LABEL,
+    OCI_TITLE_LABEL,
+    PEX_SHA256_LABEL,
+    PIPELINE_ADDRESS_ENV as ADDRESS_ENV_VAR,
+    PIPELINE_ADDRESS_LABEL,
+    PIPELINE_CONFIG_ENV as CONFIG_ENV_VAR,
+    PIPELINE_MODULE_ENV as MODULE_ENV_VAR,
+)
 from mlbuild_pants.target_types import (
     MLPipelineBaseImageField,
     MLPipelineConfigField,
@@ -56,13 +70,8 @@ from mlbuild_pants.target_types import (
 RUNTIME_ENTRY_POINT = EntryPoint("mlbuild.runtime.cli", "main")
 # NB: every pipeline ships `serve` (the image's hosting program) and its server, gunicorn.
 SERVING_ENTRY_POINT = EntryPoint("mlbuild.serving.cli", "main")
-MODULE_ENV_VAR = "MLBUILD_PIPELINE_MODULE"
-CONFIG_ENV_VAR = "MLBUILD_PIPELINE_CONFIG"
-ADDRESS_ENV_VAR = "MLBUILD_PIPELINE_ADDRESS"
-
-LABEL_PREFIX = "org.mlbuild"
 # NB: lineage records land in dist/mlbuild/lineage/, the store `inspect` reads by default.
-LINEAGE_OUT = "mlbuild/lineage"
+LINEAGE_OUT = DIST_LINEAGE_SUBDIR
 
 
 @dataclass(frozen=True)
@@ -336,14 +345,14 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
     )
     pex_sha256 = pex.sha256
     labels = {
-        "org.opencontainers.image.title": field_set.address.spec,
-        "org.opencontainers.image.revision": revision.value,
-        "org.opencontainers.image.base.name": str(base.address),
-        "org.opencontainers.image.base.digest": base.manifest_digest,
-        f"{LABEL_PREFIX}.pipeline.address": field_set.address.spec,
-        f"{LABEL_PREFIX}.pex.sha256": pex_sha256,
-        f"{LABEL_PREFIX}.lockfile.path": lockfile,
-        f"{LABEL_PREFIX}.lockfile.sha256": "".join(hashlib.sha256(c.content).hexdigest() for c in lock_contents),
+        OCI_TITLE_LABEL: field_set.address.spec,
+        OCI_REVISION_LABEL: revision.value,
+        OCI_BASE_NAME_LABEL: str(base.address),
+        OCI_BASE_DIGEST_LABEL: base.manifest_digest,
+        PIPELINE_ADDRESS_LABEL: field_set.address.spec,
+        PEX_SHA256_LABEL: pex_sha256,
+        LOCKFILE_PATH_LABEL: lockfile,
+        LOCKFILE_SHA256_LABEL: "".join(hashlib.sha256(c.content).hexdigest() for c in lock_contents),
     }
     stem_dir, _, stem = field_set.pex_path.rpartition("/")
     image = await Get(

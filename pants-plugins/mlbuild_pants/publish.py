@@ -53,9 +53,19 @@ from mlbuild_pants.target_types import (
     MLPipelineSkipPushField,
 )
 from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_environment
-from mlbuild_pants.names import FORWARDED_ENV_VARS
+from mlbuild_pants.names import (
+    DIST_PUBLISH_SUBDIR,
+    ECR_REGISTRY_ENV,
+    FORWARDED_ENV_VARS,
+    INSECURE_REGISTRIES_ENV,
+    LOCAL_PUBLISH_DIR,
+    UNPACK_KEEP_SPECIAL_MODES_ENV,
+    UNPACK_MAX_BYTES_ENV,
+    UNPACK_MAX_ENTRIES_ENV,
+    UNPACK_MAX_FILE_BYTES_ENV,
+)
 
-PUBLISH_SUBDIR = "mlbuild/publish"
+PUBLISH_SUBDIR = DIST_PUBLISH_SUBDIR
 # NB: beyond AWS: PATH finds bubblewrap for the local backend; the caches hold its rootfs;
 # the user's plain-HTTP registries and unpack limits (mlbuild.registry.plain_http,
 # mlbuild.oci.layer_rules) apply under Pants as they do outside it.
@@ -63,11 +73,11 @@ EXTRA_ENV_VARS = (
     "PATH",
     "DOCKER_CONFIG",
     "XDG_CACHE_HOME",
-    "MLBUILD_INSECURE_REGISTRIES",
-    "MLBUILD_UNPACK_MAX_BYTES",
-    "MLBUILD_UNPACK_MAX_ENTRIES",
-    "MLBUILD_UNPACK_MAX_FILE_BYTES",
-    "MLBUILD_UNPACK_KEEP_SPECIAL_MODES",
+    INSECURE_REGISTRIES_ENV,
+    UNPACK_MAX_BYTES_ENV,
+    UNPACK_MAX_ENTRIES_ENV,
+    UNPACK_MAX_FILE_BYTES_ENV,
+    UNPACK_KEEP_SPECIAL_MODES_ENV,
 )
 
 
@@ -127,7 +137,7 @@ async def publish_ml_pipeline(
     ref = os.path.basename(image.relpath)[: -len(".oci")]
     process_env = {**env, **lineage_environment(root, str(dist_dir.relpath)), **tool_pex_environment(pex_env)}
     if mlbuild.ecr_registry:
-        process_env["MLBUILD_ECR_REGISTRY"] = mlbuild.ecr_registry
+        process_env[ECR_REGISTRY_ENV] = mlbuild.ecr_registry
     fields = request.field_set
     try:
         pushes = plan_pushes(
@@ -165,7 +175,7 @@ async def publish_ml_pipeline(
         "--image-digest", image.manifest_digest,
         "--git-sha", revision.value,
         "--report-dir", os.path.join(root, reports),
-        "--local-root", os.path.join(root, ".mlbuild", "local"),
+        "--local-root", os.path.join(root, LOCAL_PUBLISH_DIR),
     ]
     if mlbuild.publish_backend:
         argv += ["--backend", mlbuild.publish_backend]

@@ -41,16 +41,18 @@ from pants.backend.python.target_types import PexLayout
 from mlbuild_pants.subsystem import MLBuildSubsystem
 from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_environment
 
-RUNS_SUBDIR = "mlbuild/runs"
-LINEAGE_SUBDIR = "mlbuild/lineage"  # under dist/: where `package` leaves its records
-LINEAGE_STORE = ".mlbuild/lineage"  # under the build root: the store, which takes them in
-# NB: names shared with mlbuild.lineage (its store root, inbox and what a run record links to).
-LINEAGE_DIR_ENV_VAR = "MLBUILD_LINEAGE_DIR"
-LINEAGE_INBOX_ENV_VAR = "MLBUILD_LINEAGE_INBOX"
-PEX_SHA256_ENV_VAR = "MLBUILD_PEX_SHA256"
-IMAGE_DIGEST_ENV_VAR = "MLBUILD_IMAGE_DIGEST"
+from mlbuild_pants.names import (
+    DIST_LINEAGE_SUBDIR as LINEAGE_SUBDIR,  # under dist/: where `package` leaves its records
+    DIST_RUNS_SUBDIR as RUNS_SUBDIR,
+    IMAGE_DIGEST_ENV as IMAGE_DIGEST_ENV_VAR,
+    LINEAGE_DIR_ENV as LINEAGE_DIR_ENV_VAR,
+    LINEAGE_INBOX_ENV as LINEAGE_INBOX_ENV_VAR,
+    LINEAGE_STORE_DIR as LINEAGE_STORE,  # under the build root: the store, which takes them in
+    PEX_SHA256_ENV as PEX_SHA256_ENV_VAR,
+    SOURCE_REVISION_ENV as SOURCE_REVISION_ENV_VAR,  # `<sha>`, `<sha>-dirty` or `unknown`
+)
+
 HOST_RUN_ENTRY_POINT = "mlbuild.lineage.host_run:main"
-SOURCE_REVISION_ENV_VAR = "MLBUILD_SOURCE_REVISION"  # `<sha>`, `<sha>-dirty` or `unknown`
 # NB: one name for every pipeline's requirements venv, so pipelines with the same locked
 # requirements share one.
 REQUIREMENTS_PEX = "mlbuild_requirements.pex"
