@@ -44,11 +44,9 @@ from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_e
 from mlbuild_pants.names import (
     DIST_LINEAGE_SUBDIR as LINEAGE_SUBDIR,  # under dist/: where `package` leaves its records
     DIST_RUNS_SUBDIR as RUNS_SUBDIR,
-    IMAGE_DIGEST_ENV as IMAGE_DIGEST_ENV_VAR,
     LINEAGE_DIR_ENV as LINEAGE_DIR_ENV_VAR,
     LINEAGE_INBOX_ENV as LINEAGE_INBOX_ENV_VAR,
     LINEAGE_STORE_DIR as LINEAGE_STORE,  # under the build root: the store, which takes them in
-    PEX_SHA256_ENV as PEX_SHA256_ENV_VAR,
     SOURCE_REVISION_ENV as SOURCE_REVISION_ENV_VAR,  # `<sha>`, `<sha>-dirty` or `unknown`
 )
 
@@ -175,14 +173,11 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
             "--address",
             field_set.address.spec,
             *(("--instance-count", str(mlbuild.instance_count)) if mlbuild.instance_count is not None else ()),
+            # NB: what ran, for the run's lineage record.
+            "--pex-sha256", built.pex_sha256, "--image-digest", built.image.manifest_digest,
             *common,
         ],
-        extra_env={
-            **lineage_env,
-            **tool_pex_environment(pex_env),
-            PEX_SHA256_ENV_VAR: built.pex_sha256,
-            IMAGE_DIGEST_ENV_VAR: built.image.manifest_digest,
-        },
+        extra_env={**lineage_env, **tool_pex_environment(pex_env)},
     )
 
 

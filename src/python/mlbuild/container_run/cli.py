@@ -27,7 +27,8 @@ from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP, check_keep
 from mlbuild.container_run.runner import run_image
-from mlbuild.lineage.producers import record_run
+from mlbuild.lineage.producers import RunPins, record_run
+from mlbuild.names import EXIT_INTERRUPTED
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
         help="hosts to run together (algo-1..algo-N; default: the config's sagemaker.instance_count)",
     )
     p.add_argument("--no-gpus", action="store_true", help="give the sandbox no GPUs even when the host has some")
+    p.add_argument("--pex-sha256", help="the PEX the image was built with, for the run's lineage record")
+    p.add_argument("--image-digest", help="the image's manifest digest (sha256:...), for the run's lineage record")
     p.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
     return p
 
@@ -100,13 +103,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         return PlatformError.exit_code
     except KeyboardInterrupt:
         print("mlbuild: interrupted; the run was marked failed.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception:  # noqa: BLE001 - the one place that turns bugs into an exit code
         traceback.print_exc()
         print("mlbuild: error: container_run failed unexpectedly (a bug); please report the traceback above.", file=sys.stderr)
         return PlatformError.exit_code
     report(outcome, out)
-    record_id = record_run(outcome.run_dir, args.address)
+    pins = RunPins(pex_sha256=args.pex_sha256, image_digest=args.image_digest)
+    record_id = record_run(outcome.run_dir, args.address, pins if pins != RunPins() else None)
     if record_id:
         print(f"  lineage: {record_id}", file=out)
     return exit_code_of(outcome)
