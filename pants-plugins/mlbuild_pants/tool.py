@@ -27,6 +27,7 @@ TOOL_SOURCES = (
     "mlbuild/__init__.py",
     "mlbuild/base_image.py",
     "mlbuild/names.py",
+    "mlbuild/stale_temps.py",
     "mlbuild/oci",
     "mlbuild/debian",
     "mlbuild/runtime",

@@ -6,9 +6,7 @@ from typing import Dict, Set
 
 LIBRARY = Path(__file__).parent
 
-# NB: known and owned elsewhere: runtime/local_run.py imports oci.stale_temps while
-# oci/errors.py imports runtime.errors. Remove it when either side stops.
-PENDING_CYCLES = {frozenset({"oci", "runtime"})}
+PENDING_CYCLES: set = set()
 
 
 def _package(path: Path) -> str:

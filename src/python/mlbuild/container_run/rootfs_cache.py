@@ -6,7 +6,7 @@
   least recently used evicted first.
 - The cache folder `rootfs/` is private (0700): an unpacked image is reachable by its user only.
 - Temp folders (`.<key>.incomplete-<pid>-*`, `.<key>.evicting-<pid>-*`) of a process that
-  died (kill -9) are removed by the next use, by dead owner pid or age (oci/stale_temps.py).
+  died (kill -9) are removed by the next use, by dead owner pid or age (mlbuild/stale_temps.py).
 - NB: a run holds a shared flock on the entry's directory while the container runs, and
   eviction takes an exclusive non-blocking one, so a rootfs in use is never deleted; the
   evictor renames before deleting, and a user re-checks the inode after locking.
@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Optional
 from mlbuild.oci.digest import hex_of
 from mlbuild.oci.errors import UserError
 from mlbuild.oci.image import Image
-from mlbuild.oci.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
+from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 from mlbuild.oci.unpack import unpack_image
 
 DEFAULT_KEEP = 3

@@ -25,7 +25,7 @@ from mlbuild.lineage.errors import AmbiguousError, RecordError, StoreError
 from mlbuild.lineage.index import Index, Match
 from mlbuild.lineage.record import Record
 from mlbuild.names import DIST_LINEAGE_SUBDIR, LINEAGE_DIR_ENV, LINEAGE_INBOX_ENV, LINEAGE_STORE_DIR
-from mlbuild.oci.stale_temps import STALE_SECONDS
+from mlbuild.stale_temps import STALE_SECONDS
 
 ROOT_ENV_VAR = LINEAGE_DIR_ENV
 INBOX_ENV_VAR = LINEAGE_INBOX_ENV

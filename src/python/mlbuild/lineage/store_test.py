@@ -12,7 +12,7 @@ from mlbuild.lineage.errors import AmbiguousError, NotFoundError, StoreError
 from mlbuild.lineage.record import make_record
 from mlbuild.lineage.store import Store, default_root
 from mlbuild.lineage.testing import PIPELINE, chain, h, package
-from mlbuild.oci.stale_temps import STALE_SECONDS
+from mlbuild.stale_temps import STALE_SECONDS
 
 
 def test_put_is_content_addressed_and_idempotent(tmp_path) -> None:

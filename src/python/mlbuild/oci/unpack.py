@@ -31,7 +31,7 @@ from mlbuild.oci.layer import Layer
 from mlbuild.oci.layer_reader import iter_layer, read_member, verify_layer
 from mlbuild.oci.layer_rules import Budget, UnpackLimits, entry_kind, safe_mode, whiteout_name
 from mlbuild.oci.rootfs_path import Node, PathRefused, member_parts, resolve
-from mlbuild.oci.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
+from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 
 
 @dataclass

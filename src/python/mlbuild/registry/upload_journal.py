@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Mapping
 
 from mlbuild.names import UPLOAD_JOURNAL_ENV
-from mlbuild.oci.stale_temps import pid_alive
+from mlbuild.stale_temps import pid_alive
 from mlbuild.registry.errors import RegistryPlatformError, RegistryUserError
 
 JOURNAL_ENV = UPLOAD_JOURNAL_ENV

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from mlbuild.oci.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
+from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 from mlbuild.replay.job import ReplayJob
 from mlbuild.runtime.errors import UserError
 from mlbuild.sagemaker.aws import Clients, describe_training_job, etag, translate

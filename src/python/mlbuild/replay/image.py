@@ -22,7 +22,7 @@ from mlbuild.oci.digest import hex_of
 from mlbuild.oci.image import Image
 from mlbuild.oci.layer_reader import iter_layer, read_member
 from mlbuild.oci.layout import INDEX_FILE, read_index, read_layout
-from mlbuild.oci.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
+from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 from mlbuild.registry.pull import pull_to_layout
 from mlbuild.registry.reference import parse_reference
 from mlbuild.runtime.errors import PlatformError, UserError

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from mlbuild.oci.stale_temps import DEAD_OWNER_GRACE_SECONDS, STALE_SECONDS, pid_alive, remove_tree
+from mlbuild.stale_temps import DEAD_OWNER_GRACE_SECONDS, STALE_SECONDS, pid_alive, remove_tree
 from mlbuild.runtime import contract, hyperparameters
 from mlbuild.runtime.errors import DataError
 from mlbuild.runtime.config import PipelineConfig
