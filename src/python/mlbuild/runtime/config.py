@@ -70,6 +70,18 @@ class HyperparameterSpec:
     min: Optional[float] = None
     max: Optional[float] = None
 
+    def check(self, value: Any, source: str) -> None:
+        """Raise HyperparameterError unless `value` (already of the spec's type) is allowed."""
+        if self.choices is not None and value not in self.choices:
+            raise HyperparameterError(
+                f"{source}: hyperparameter {self.name!r} is {value!r}, not one of {list(self.choices)}. "
+                f"Fix: pick one of those values."
+            )
+        if self.min is not None and value < self.min:
+            raise HyperparameterError(f"{source}: hyperparameter {self.name!r} is {value!r}, below its min {self.min}. Fix: raise it.")
+        if self.max is not None and value > self.max:
+            raise HyperparameterError(f"{source}: hyperparameter {self.name!r} is {value!r}, above its max {self.max}. Fix: lower it.")
+
 
 @dataclass(frozen=True)
 class ChannelConfig:
@@ -273,10 +285,8 @@ def _parse_hyperparameters(r: _Reader, raw: Any) -> Tuple[HyperparameterSpec, ..
             spec = HyperparameterSpec(name, type_name, r.typed(value, key, type(value), "write a finite default"))
         else:
             raise r.fail(key, f"expected a default value or {{type, default}}, got {_describe(value)}", "write `name: default`")
-        from mlbuild.runtime.hyperparameters import check_value  # NB: avoids an import cycle
-
         try:
-            check_value(spec, spec.default, f"{r.source}: `{key}` default")
+            spec.check(spec.default, f"{r.source}: `{key}` default")
         except HyperparameterError as e:
             raise ConfigError(str(e)) from None
         specs.append(spec)

@@ -70,20 +70,8 @@ def coerce(spec: HyperparameterSpec, raw: str, source: str) -> Any:
             raise _type_error(spec, raw, source)
         if math.isnan(value) or math.isinf(value):
             raise _type_error(spec, raw, source)
-    check_value(spec, value, source)
+    spec.check(value, source)
     return value
-
-
-def check_value(spec: HyperparameterSpec, value: Any, source: str) -> None:
-    if spec.choices is not None and value not in spec.choices:
-        raise HyperparameterError(
-            f"{source}: hyperparameter {spec.name!r} is {value!r}, not one of {list(spec.choices)}. "
-            f"Fix: pick one of those values."
-        )
-    if spec.min is not None and value < spec.min:
-        raise HyperparameterError(f"{source}: hyperparameter {spec.name!r} is {value!r}, below its min {spec.min}. Fix: raise it.")
-    if spec.max is not None and value > spec.max:
-        raise HyperparameterError(f"{source}: hyperparameter {spec.name!r} is {value!r}, above its max {spec.max}. Fix: lower it.")
 
 
 def _type_error(spec: HyperparameterSpec, raw: str, source: str) -> HyperparameterError:
