@@ -254,3 +254,18 @@ def test_a_changed_channel_is_named_and_nothing_is_run(aws: StandIns, published,
     assert "channel 'validation'" in result.stderr and "changed since the job" in result.stderr, result.stderr[-3000:]
     assert not list((tmp_path / "cache").glob("replay/data/*/validation")), "a changed channel was pulled into the cache"
     assert (sorted(runs.iterdir()) if runs.is_dir() else []) == before, "the replay ran although the data changed"
+
+
+# NB: last in the module: it publishes another image from an edited tree.
+def test_a_dirty_tree_publishes_a_new_job_tagged_dirty(aws: StandIns, published) -> None:
+    repo, report, _, sha = published
+    pipeline = repo / "src/python/pipelines/churn/pipeline.py"
+    text = pipeline.read_text()
+    pipeline.write_text(text + "\n# an uncommitted edit\n")
+    try:
+        result = publish(repo, aws)
+    finally:
+        pipeline.write_text(text)
+    assert result.exit_code == 0, result.stderr[-3000:]
+    dirty = json.loads((repo / REPORT).read_text())
+    assert dirty["git_sha"] == f"{sha}-dirty" and dirty["job_name"] != report["job_name"]

@@ -158,8 +158,8 @@ COMMITTED_LOCK = Path(__file__).resolve().parents[4] / "docker/debian-python3.11
 def real_train_image(work: Path, ref: str = "test:1", script: str = TRAIN_SCRIPT) -> Path:
     """The layout of a REAL image, the committed Debian base plus `train` (`script`), under `work`.
 
-    Skips where bubblewrap cannot run (a failure under MLBUILD_REQUIRE_TOOLS=1), the lock is not
-    in the sandbox, or the base's .debs cannot be fetched.
+    Skips where bubblewrap cannot run or the base's .debs cannot be fetched (each a failure under
+    MLBUILD_REQUIRE_TOOLS=1); a lock missing from the test's sandbox always fails (a BUILD mistake).
     """
     import pytest
 
@@ -173,11 +173,11 @@ def real_train_image(work: Path, ref: str = "test:1", script: str = TRAIN_SCRIPT
     except SandboxUnavailableError as e:
         skip_or_fail(f"bwrap unusable: {e}")
     if not COMMITTED_LOCK.exists():
-        pytest.skip(f"{COMMITTED_LOCK} not in this sandbox (add it as a dependency)")
+        pytest.fail(f"{COMMITTED_LOCK} is not in this test's sandbox: add docker/debian-python3.11:lock to its BUILD dependencies", pytrace=False)
     try:
         rootfs = build_rootfs(load_lock(COMMITTED_LOCK), work / "base-rootfs").path
     except FetchError as e:
-        pytest.skip(f"cannot fetch the base's .debs (mirror unreachable or lock stale): {e}")
+        skip_or_fail(f"cannot fetch the base's .debs (mirror unreachable or lock stale): {e}")
     train = [LayerEntry.file("/usr/local/bin/train", script.encode(), 0o755)]
     write_image(work / "layout", work / "blobs", [rootfs_entries(rootfs), train], workdir="/opt/program", ref=ref)
     return work / "layout"

@@ -8,6 +8,7 @@ import pytest
 from mlbuild.lineage import producers
 from mlbuild.lineage.store import ROOT_ENV_VAR
 from mlbuild import names
+from mlbuild.tools_required import tool_path
 
 SOURCES, REQUIREMENTS = "a" * 64, "b" * 64
 
@@ -72,7 +73,6 @@ def test_a_run_record_carries_the_revision_and_the_resolved_hyperparameters(tmp_
 
 
 def test_without_the_variable_the_revision_comes_from_git_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd) -> None:
-    import shutil
     import subprocess
 
     from mlbuild.lineage import source
@@ -82,8 +82,7 @@ def test_without_the_variable_the_revision_comes_from_git_quietly(tmp_path: Path
     outside.mkdir()
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # NB: don't find a repo above tmp_path
     assert source.current_source({}, outside) is None
-    if shutil.which("git") is None:
-        pytest.skip("no git on this machine")
+    tool_path("git", "git")
     repo = tmp_path / "repo"
     repo.mkdir()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]

@@ -34,17 +34,11 @@ from mlbuild.sagemaker.moto_server import moto_server, reset_moto
 from mlbuild.registry.testing import make_layout
 from mlbuild.tools_required import cross_check_tool, require_tool
 
-try:  # NB: a plain (weak) import, so Pants infers the dependency; skipped below if absent
-    import moto.server  # noqa: F401
-
-    HAVE_MOTO = True
-except ImportError:
-    HAVE_MOTO = False
+import moto.server  # noqa: F401  (NB: locked; imported so Pants infers the dependency)
 
 pytestmark = [
     require_tool("docker-registry", "docker-registry"),
     require_tool("htpasswd", "apache2-utils"),  # bcrypt entries
-    pytest.mark.skipif(not HAVE_MOTO, reason="needs moto[server]"),
 ]
 
 ACCOUNT = "123456789012"

@@ -33,7 +33,8 @@ MAX_HYPERPARAMETER_VALUE = 2500
 MAX_METRIC_DEFINITIONS = 40
 MAX_METRIC_REGEX = 500
 MAX_CHANNELS = 20
-_GIT_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+# NB: the plugin passes `<sha>-dirty` for a tree with uncommitted changes and `unknown` outside git.
+_GIT_SHA = re.compile(r"^(?:[0-9a-f]{7,64}(?:-dirty)?|unknown)$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 CHECKPOINT_LOCAL_PATH = str(contract.SAGEMAKER_BASE_DIR / contract.CHECKPOINTS_DIR)
 
@@ -201,7 +202,7 @@ def _check_provenance(pipeline_address: str, git_sha: str, pex_sha256: str) -> N
     if not pipeline_address:
         raise UserError("--pipeline-address: empty. Fix: pass the ml_pipeline target's address.")
     if not _GIT_SHA.match(git_sha):
-        raise UserError(f"--git-sha: {git_sha!r} is not a hex commit id. Fix: pass `git rev-parse HEAD`.")
+        raise UserError(f"--git-sha: {git_sha!r} is not a commit id (hex, optionally -dirty) or 'unknown'. Fix: pass the source revision.")
     if not _SHA256_HEX.match(pex_sha256):
         raise UserError(f"--pex-sha256: {pex_sha256!r} is not 64 lowercase hex characters. Fix: pass the PEX's sha256.")
 

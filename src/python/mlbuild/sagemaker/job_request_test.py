@@ -214,3 +214,19 @@ def test_bad_multi_host_and_spot_settings_are_refused(change: dict, expected: st
     with pytest.raises(ConfigError) as e:
         build(config=config)
     assert expected in str(e.value) and "Fix:" in str(e.value)
+
+
+@pytest.mark.parametrize("git_sha", ["0123abc", "0123abc-dirty", "f" * 40 + "-dirty", "unknown"])
+def test_the_revisions_the_plugin_passes_are_accepted(git_sha: str) -> None:
+    assert git_sha_ok(git_sha)
+
+
+@pytest.mark.parametrize("git_sha", ["main", "0123abc-clean", "-dirty", "UNKNOWN", "0123"])
+def test_other_revisions_are_refused(git_sha: str) -> None:
+    assert not git_sha_ok(git_sha)
+
+
+def git_sha_ok(git_sha: str) -> bool:
+    from mlbuild.sagemaker import job_request
+
+    return bool(job_request._GIT_SHA.match(git_sha))
