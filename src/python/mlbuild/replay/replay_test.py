@@ -92,8 +92,10 @@ def test_what_the_replay_cannot_reproduce_is_said_with_the_verdict(tmp_path: Pat
     assert not any("instances" in n or "checkpoints" in n or "environment" in n for n in plain.verdict.notes)
     shaped = replace(job, instance_count=2, instance_type="ml.m5.large", checkpoint_uri="s3://b/ckpt/",
                      environment={"B": "2", "A": "1"})
-    notes = go(tmp_path, shaped, store, FakeRun()).verdict.notes
-    assert any("ran on 2 instances (ml.m5.large); replayed on one host" in n for n in notes), notes
+    run = FakeRun()
+    notes = go(tmp_path, shaped, store, run).verdict.notes
+    assert run.calls[-1]["instance_count"] == 2  # replayed on as many local hosts
+    assert not any("instances" in n for n in notes), notes
     assert any("checkpoints (s3://b/ckpt/) were not restored" in n for n in notes), notes
     assert "the job's environment variables were not set in the replay: A, B" in notes
 
