@@ -52,11 +52,13 @@ def run_image(
     instance_count: Optional[int] = None,
     use_gpus: bool = True,
     gpu_binds: Optional[gpu.GpuBinds] = None,
+    environment: Optional[Mapping[str, str]] = None,
 ) -> RunOutcome:
     """Run the image's `train` on `instance_count` hosts (default: the config's `sagemaker.instance_count`).
 
     GPUs: `gpu_binds` when given (tests pass a fake /dev's), else what `gpu.discover()` finds on
-    this host, unless `use_gpus` is False.
+    this host, unless `use_gpus` is False. `environment`: a job's `Environment` (CreateTrainingJob),
+    set over the image's own, as SageMaker sets it.
     """
     bwrap = check_bwrap()
     config = load_config(Path(config_path))
@@ -69,7 +71,7 @@ def run_image(
         check_host_network(bwrap)
     gpus = (gpu_binds or gpu.discover()) if use_gpus else gpu.GpuBinds((), ())
     image = read_layout(Path(layout_dir), ref)
-    env = {**container_env(image.env()), **gpus.env(image.env())}
+    env = {**container_env(image.env()), **dict(environment or {}), **gpus.env(image.env())}
     workdir = posixpath.normpath(posixpath.join("/", image.runtime_config.get("WorkingDir") or "/"))
     argv = docker_argv(image.runtime_config)
 

@@ -121,7 +121,7 @@ def replay(
         data_dir = link_data_dir(config, channels, work / "data")
     outcome = run(
         image.layout_dir, image.ref, config_path, job.address, data_dir, work / "runs", job.hyperparameters,
-        cache_dir=cache_dir, stream=stream, instance_count=job.instance_count,
+        cache_dir=cache_dir, stream=stream, instance_count=job.instance_count, environment=job.environment,
     )
     lap("run")
     notes += _hyperparameter_notes(job, outcome.run_dir)
@@ -169,17 +169,14 @@ def sagemaker_metrics(
 def not_replayed(job: ReplayJob) -> List[str]:
     """What of the job's shape the replay does not reproduce, one note each (shown with the verdict).
 
-    The container runner runs the job's instance count as local hosts (algo-1..algo-N), with the
-    image's own environment and an empty /opt/ml/checkpoints: a job's extra environment
-    variables and a job that resumed from checkpoints are replayed without them, and the verdict
-    says so.
+    The container runner runs the job's instance count as local hosts (algo-1..algo-N) with the
+    job's environment variables over the image's, and an empty /opt/ml/checkpoints: a job that
+    resumed from checkpoints is replayed without them, and the verdict says so.
     """
     notes = []
     if job.checkpoint_uri:
         notes.append(f"the job's checkpoints ({job.checkpoint_uri}) were not restored: the replay started with an "
                      "empty /opt/ml/checkpoints, as the job did unless it resumed from earlier checkpoints")
-    if job.environment:
-        notes.append("the job's environment variables were not set in the replay: " + ", ".join(sorted(job.environment)))
     return notes
 
 
