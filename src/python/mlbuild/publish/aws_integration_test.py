@@ -395,3 +395,25 @@ def test_the_typed_api_returns_the_report_and_the_digest_pants_built(aws: Regist
     assert published.hyperparameters["max_depth"] == "6"
     (job,) = training_jobs()
     assert job["TrainingJobName"] == published.report.job_name
+
+
+def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_data(aws: Registry, tmp_path: Path, capsys) -> None:
+    """What `pants publish` submits for a config like lightgbm_dist's (issue 12): 2 spot instances."""
+
+    def multi_instance_spot(text: str) -> str:
+        text = text.replace("    s3: s3://bucket/data/train/\n", "    s3: s3://bucket/data/train/\n    distribution: ShardedByS3Key\n")
+        return text + (
+            "  instance_count: 2\n  spot: true\n  max_runtime_seconds: 3600\n  max_wait_seconds: 7200\n"
+            "  checkpoint_s3_uri: s3://bucket/checkpoints/\n"
+        )
+
+    config = write_config(tmp_path / "pipeline.yaml", "mlbuild/spot", multi_instance_spot)
+    run = publish(tmp_path, make_layout(tmp_path / "img"), config, capsys, aws, "spot")
+    assert run.code == 0, run.err
+    described = sagemaker().describe_training_job(TrainingJobName=run.report["job_name"])
+    assert described["ResourceConfig"]["InstanceCount"] == 2
+    assert described["EnableManagedSpotTraining"] is True
+    assert described["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert described["CheckpointConfig"]["S3Uri"] == "s3://bucket/checkpoints/"
+    distributions = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in described["InputDataConfig"]}
+    assert distributions == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}
