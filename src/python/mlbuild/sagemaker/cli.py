@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
@@ -76,6 +77,32 @@ def submit_command(args: argparse.Namespace, log: Callable[[str], None] = _err) 
     if args.wait:
         return _follow(report, clients, args, log)
     return report, None
+
+
+def transform_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> int:
+    """CreateModel + CreateTransformJob for a finished training job's model; --wait follows it."""
+    from mlbuild.names import aws_region
+    from mlbuild.sagemaker.aws import Clients, describe_training_job
+    from mlbuild.sagemaker.transform import deploy_endpoint, follow_transform, spec_from_training_job, submit_transform
+    from mlbuild.serving.transform import TransformConfig
+
+    clients = Clients.create(args.region or aws_region(None, os.environ))
+    described = describe_training_job(clients.sagemaker, args.training_job)
+    if described is None:
+        raise UserError(f"no training job named {args.training_job!r} in this account and region. Fix: check the name and AWS_REGION.")
+    pipeline = args.pipeline_name or args.training_job.rsplit("-", 1)[0]
+    config = TransformConfig(args.content_type, None, "Line", args.batch_strategy, args.max_payload_mb, "Line", 1)
+    spec = spec_from_training_job(described, pipeline, args.input, args.output, instance_type=args.instance_type,
+                                  instance_count=args.instance_count, transform=config)
+    submission = submit_transform(spec, clients.sagemaker, log)
+    print(f"model: {submission.model.name} ({'created' if submission.model.created else 'existing'})")
+    print(f"transform job: {submission.job.name} ({'created' if submission.job.created else 'existing, ' + submission.status})")
+    if args.endpoint:
+        deployment = deploy_endpoint(submission.model.name, pipeline, clients.sagemaker, instance_type=args.instance_type, log=log)
+        print(f"endpoint: {deployment.endpoint_name} ({deployment.action}, config {deployment.config.name})")
+    if args.wait:
+        follow_transform(submission.job.name, sagemaker=clients.sagemaker, out=print).raise_for_status()
+    return 0
 
 
 def wait_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> Followed:
@@ -184,6 +211,20 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("job_name")
     follow_options(w)
 
+    t = sub.add_parser("transform", help="batch transform S3 data with a finished training job's model (idempotent)")
+    t.add_argument("training_job", help="the finished training job whose model and image to use")
+    t.add_argument("--input", required=True, help="s3://bucket/prefix/: every object under it is transformed")
+    t.add_argument("--output", required=True, help="s3://bucket/prefix/: `<key>.out` files go here")
+    t.add_argument("--pipeline-name", help="model/job name prefix (default: the training job's, before its hash)")
+    t.add_argument("--instance-type", default="ml.m5.large")
+    t.add_argument("--instance-count", type=int, default=1)
+    t.add_argument("--content-type", default="text/csv")
+    t.add_argument("--batch-strategy", choices=("MultiRecord", "SingleRecord"), default="MultiRecord")
+    t.add_argument("--max-payload-mb", type=int, default=6)
+    t.add_argument("--wait", action="store_true", help="follow the transform job to its end")
+    t.add_argument("--endpoint", action="store_true", help="also create (or move) a real-time endpoint on the model")
+    t.add_argument("--region", help="AWS region (default: AWS_REGION)")
+
     p = sub.add_parser("pull-data", help="pull the config's S3 channels into local folders")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--dest", type=Path, default=Path("data"), help="folder for <channel>/ and manifests (default: data)")
@@ -198,6 +239,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "pull-data":
             pull_data_command(args)
             return 0
+        if args.command == "transform":
+            return transform_command(args)
         report, outcome = submit_command(args) if args.command == "submit" else wait_command(args)
         # NB: the report is written and printed before a failed job turns into an exit code.
         _write_reports(report, args)

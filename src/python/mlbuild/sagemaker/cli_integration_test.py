@@ -128,3 +128,24 @@ def test_pull_data(aws: str, config: Path, tmp_path: Path, capsys) -> None:
     assert (dest / "train/a.csv").read_bytes() == b"x\n" and (dest / "validation/b.csv").exists()
     assert main(["pull-data", "--config", str(config), "--dest", str(dest)]) == 0
     assert "0 downloaded" in capsys.readouterr().err.splitlines()[-2]
+
+
+def test_transform_with_a_finished_jobs_model_is_idempotent(aws: str, config: Path, tmp_path: Path, capsys) -> None:
+    report_json = tmp_path / "r.json"
+    assert main(submit_args(config, "--report-json", str(report_json))) == 0
+    name = json.loads(report_json.read_text())["job_name"]
+    job = Clients.create().sagemaker.describe_training_job(TrainingJobName=name)
+    capsys.readouterr()
+    args = ["transform", name, "--input", "s3://demo-bucket/demo/data/validation/", "--output", "s3://demo-bucket/demo/predictions/"]
+    assert main([*args, "--wait"]) == 0
+    first = capsys.readouterr().out
+    assert "(created)" in first and "Status: Completed" in first
+    transform_job = first.split("transform job: ", 1)[1].split(" ", 1)[0]
+    described = Clients.create().sagemaker.describe_transform_job(TransformJobName=transform_job)
+    model = Clients.create().sagemaker.describe_model(ModelName=described["ModelName"])
+    # The job's own image (by digest) and model artifact.
+    assert model["PrimaryContainer"] == {"Image": job["AlgorithmSpecification"]["TrainingImage"], "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"]}
+    assert main(args) == 0
+    assert f"transform job: {transform_job} (existing" in capsys.readouterr().out  # recognised, not re-submitted
+    assert main(["transform", "no-such-job-0123", "--input", "s3://b/i/", "--output", "s3://b/o/"]) == 2
+    assert "no training job named 'no-such-job-0123'" in capsys.readouterr().err

@@ -70,6 +70,28 @@ class TransformSpec:
         return self
 
 
+def spec_from_training_job(
+    described: Mapping[str, Any], pipeline_name: str, input_s3: str, output_s3: str, *,
+    instance_type: str = "ml.m5.large", instance_count: int = 1, transform: TransformConfig = TransformConfig(),
+) -> TransformSpec:
+    """A transform of `input_s3` with the model and image of a finished training job (DescribeTrainingJob)."""
+    name = described.get("TrainingJobName", "?")
+    if described.get("TrainingJobStatus") != "Completed":
+        raise UserError(
+            f"training job {name} is {described.get('TrainingJobStatus') or 'in an unknown state'}: only a Completed job "
+            "has a model to transform with. Fix: name a finished job (./pants run src/python/mlbuild/sagemaker:mlbuild-sagemaker -- wait JOB)."
+        )
+    model = (described.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    image = (described.get("AlgorithmSpecification") or {}).get("TrainingImage")
+    if not model or not image:
+        raise UserError(f"training job {name} names no model artifact or no training image; nothing to transform with.")
+    return TransformSpec(
+        pipeline_name=pipeline_name, image_uri=image, model_data_url=model, role=str(described.get("RoleArn", "")),
+        input_s3=input_s3, output_s3=output_s3, instance_type=instance_type, instance_count=instance_count,
+        transform=transform, tags=({"Key": "mlbuild:training-job", "Value": name},),
+    ).check()
+
+
 @dataclass(frozen=True)
 class Created:
     name: str
