@@ -27,7 +27,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
 from mlbuild.container_run.runner import run_image
 from mlbuild.lineage.digests import model_checksum, tree_checksum
@@ -38,7 +38,7 @@ from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.oci import referrer
 from mlbuild.registry.push import content_tag, push_layout
 from mlbuild.runtime import contract, hyperparameters
-from mlbuild.names import EXIT_JOB_FAILED, LOCAL_PUBLISH_DIR, image_entries
+from mlbuild.names import EXIT_JOB_FAILED, HOSTS_RECORD, LOCAL_PUBLISH_DIR, image_entries
 from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.errors import PlatformError, UserError
 from mlbuild.runtime.local_run import local_channel_dirs
@@ -145,7 +145,10 @@ def publish_local(
         }
         log_file = Path(outcome.run_dir) / contract.LOG_FILE
         if log_file.is_file():
-            record["log"] = str(log_file)
+            record["log"] = str(log_file)  # NB: on N hosts, every host's lines, prefixed [algo-N]
+        hosts_file = Path(outcome.run_dir) / HOSTS_RECORD
+        if hosts_file.is_file():
+            record["hosts"] = json.loads(hosts_file.read_text())
         if outcome.succeeded:
             archive = job_dir / "output" / "model.tar.gz"
             sha256 = write_model_archive(outcome.model_dir, archive)
@@ -269,6 +272,14 @@ def job_exit_code(job: LocalJob) -> int:
     return code if code in (UserError.exit_code, PlatformError.exit_code) else FAILED_JOB_EXIT_CODE
 
 
+def _hosts_line(hosts: Sequence[Mapping[str, Any]]) -> str:
+    """`algo-1 (leader): train 4 files; algo-2: train 4 files`: each host and its shares."""
+    def shares(host: Mapping[str, Any]) -> str:
+        return ", ".join(f"{channel} {len(share.get('keys', []))} files" for channel, share in sorted(host.get("channels", {}).items()))
+
+    return "; ".join(f"{h['host']}{' (leader)' if h.get('leader') else ''}: {shares(h)}" for h in hosts)
+
+
 def local_markdown(report: Mapping[str, Any]) -> str:
     model = report.get("model") or {}
     lines = [
@@ -280,6 +291,7 @@ def local_markdown(report: Mapping[str, Any]) -> str:
         f"| Job | `{report['job_name']}`{' (reused: identical image, hyperparameters and data)' if report['reused'] else ''} |",
         f"| Run directory (inputs, outputs) | `{report['run_dir']}` |",
         f"| Log | {_link(report.get('logs')) if report.get('logs') != report.get('run_dir') else '-'} |",
+        *([f"| Hosts | {_hosts_line(report['hosts'])} |"] if report.get("hosts") else []),
         f"| Model | `{model.get('uri', '-')}` |",
         f"| Model sha256 | `{model.get('sha256', '-')}` |",
     ]

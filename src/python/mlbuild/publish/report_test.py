@@ -65,3 +65,19 @@ def test_each_backend_keeps_what_it_wrote_before_and_fills_the_others_names(tmp_
 def test_a_field_outside_the_schema_is_refused() -> None:
     with pytest.raises(PlatformError, match="REPORT_KEYS"):
         publish_report._schema({"backend": "aws", "surprise": 1})
+
+
+def test_a_multi_host_local_job_reports_its_hosts_and_their_shards(tmp_path: Path) -> None:
+    from mlbuild.publish.local import local_markdown
+
+    job = local(tmp_path)
+    hosts = [
+        {"host": "algo-1", "leader": True, "channels": {"train": {"distribution": "ShardedByS3Key", "keys": ["a", "c"]}, "validation": {"keys": ["v"]}}},
+        {"host": "algo-2", "leader": False, "channels": {"train": {"distribution": "ShardedByS3Key", "keys": ["b", "d"]}, "validation": {"keys": ["v"]}}},
+    ]
+    job.record["hosts"] = {"instance_count": 2, "hosts": hosts}
+    report = local_report(job)
+    assert report["instance_count"] == 2 and [h["host"] for h in report["hosts"]] == ["algo-1", "algo-2"]
+    assert "| Hosts | algo-1 (leader): train 2 files, validation 1 files; algo-2: train 2 files, validation 1 files |" in local_markdown(report)
+    one_host = local_report(local(tmp_path))
+    assert one_host["instance_count"] == 1 and one_host["hosts"] is None and "| Hosts |" not in local_markdown(one_host)
