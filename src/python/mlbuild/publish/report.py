@@ -17,6 +17,7 @@ from mlbuild.sagemaker.report import Report, metric_diff
 REPORT_KEYS = (
     "artifact_sha256",
     "backend",
+    "billing",
     "console_url",
     "created",
     "failure_reason",

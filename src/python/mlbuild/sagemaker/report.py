@@ -36,6 +36,7 @@ class Report:
     artifact_sha256: Optional[str] = None
     previous_metrics: Optional[Dict[str, float]] = None
     previous_label: str = "previous"
+    billing: Optional[str] = None  # e.g. "3000 s training, 900 s billable; managed spot saved 70.0%"
 
     @classmethod
     def for_request(cls, request: Mapping[str, Any], job_name: str, job_arn: str, region: str, **extra: Any) -> "Report":
@@ -78,6 +79,7 @@ class Report:
             final_metrics=dict(outcome.final_metrics),
             artifact_sha256=outcome.artifact_sha256,
             log_stream=outcome.log_stream or self.log_stream,
+            billing=getattr(outcome, "billing", None) or self.billing,
         )
 
     def replace(self, **changes: Any) -> "Report":
@@ -133,6 +135,7 @@ class Report:
             ("Model artifact", artifact),
             ("Git sha", f"`{self.git_sha}`" if self.git_sha else ""),
             ("PEX sha256", f"`{self.pex_sha256}`" if self.pex_sha256 else ""),
+            ("Billing", self.billing or ""),
         ]
         lines += ["| | |", "|---|---|"] + [f"| {k} | {_cell(v)} |" for k, v in rows if v]
         if self.failure_reason:

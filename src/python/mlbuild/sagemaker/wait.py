@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from mlbuild.runtime.errors import UserError
 from mlbuild.sagemaker.aws import TERMINAL_STATUSES, describe_training_job, error_code
+from mlbuild.sagemaker.billing import billing_summary
 from mlbuild.sagemaker.errors import AwsError, JobFailedError, WaitTimeoutError
 from mlbuild.sagemaker.links import model_artifact_uri
 from mlbuild.sagemaker.log_tail import LogTail
@@ -36,6 +37,7 @@ class Outcome:
     artifact_sha256: Optional[str] = None
     log_stream: Optional[str] = None
     elapsed_seconds: float = 0.0
+    billing: Optional[str] = None  # training vs billable seconds (billing.py), once the job has them
 
     @property
     def succeeded(self) -> bool:
@@ -133,6 +135,7 @@ def _finish(job: Mapping[str, Any], tail: Optional[LogTail], s3: Any, say: Calla
         artifact = model_artifact_uri(job["OutputDataConfig"]["S3OutputPath"], name)
     sha256 = _artifact_sha256(s3, artifact, say) if (s3 is not None and artifact) else None
     streams = tail.streams if tail is not None else []
+    summary = billing_summary(job)
     outcome = Outcome(
         job_name=name,
         status=str(job.get("TrainingJobStatus")),
@@ -143,6 +146,7 @@ def _finish(job: Mapping[str, Any], tail: Optional[LogTail], s3: Any, say: Calla
         artifact_sha256=sha256,
         log_stream=streams[0] if streams else None,
         elapsed_seconds=elapsed,
+        billing=summary.markdown() if summary is not None else None,
     )
     say(f"Final status: {outcome.status} ({outcome.secondary_status})")
     if outcome.failure_reason:
@@ -151,6 +155,8 @@ def _finish(job: Mapping[str, Any], tail: Optional[LogTail], s3: Any, say: Calla
         say(f"Metric {metric} = {value:.6g}")
     if artifact:
         say(f"Model artifact: {artifact}" + (f" sha256:{sha256}" if sha256 else ""))
+    if outcome.billing:
+        say(f"Billing: {outcome.billing}")
     return outcome
 
 
