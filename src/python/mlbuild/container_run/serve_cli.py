@@ -51,17 +51,21 @@ def newest_local_model(runs_dir: Path, address: str) -> Path:
 
 
 def model_by_hash(query: str) -> Path:
-    """The model of the local run a lineage hash leads to."""
+    """The model a lineage hash or job name leads to: a local run's `model/`, or a local job's
+    `model.tar.gz` (the local publish backend's, under .mlbuild/local/jobs/<job>/output/)."""
     from mlbuild.lineage.store import Store
 
     records = Store.configured().find(query)
-    runs = [Path(r.get("extra.run_dir")) for r in records if r.kind == "run" and r.get("extra.run_dir")]
-    for run in runs:
-        model = model_of_run(run)
-        if model is not None:
-            return model
-    found = f"{len(records)} records mention it, none a finished local run still on disk" if records else "the lineage store knows no such hash"
-    raise UserError(f"--model {query}: {found}. Fix: give a model folder or model.tar.gz path, or the hash of a local run's model.")
+    for record in records:
+        if record.kind == "run" and record.get("extra.run_dir"):
+            model = model_of_run(Path(record.get("extra.run_dir")))
+            if model is not None:
+                return model
+        archive = record.get("model.uri") if record.kind == "publish" else None
+        if archive and "://" not in archive and Path(archive).is_file():
+            return Path(archive)
+    found = f"{len(records)} records mention it, none a local run or job whose model is still on disk" if records else "the lineage store knows no such hash"
+    raise UserError(f"--model {query}: {found}. Fix: give a model folder or model.tar.gz path, a local job's name, or the hash of a local model.")
 
 
 def choose_model(model: Optional[str], runs_dir: Path, address: str) -> Path:

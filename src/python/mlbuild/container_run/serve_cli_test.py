@@ -37,3 +37,25 @@ def test_a_path_names_a_run_a_model_folder_or_an_archive(tmp_path: Path) -> None
 def test_no_run_yet_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"no finished local run of .*Fix: train one first \(`./pants run src/python/pipelines/churn:train`\)"):
         newest_local_model(tmp_path, ADDRESS)
+
+
+def test_a_local_jobs_name_leads_to_its_model_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from mlbuild.container_run.serve_cli import model_by_hash
+    from mlbuild.lineage.record import make_record
+    from mlbuild.lineage.store import Store
+    from mlbuild.names import LINEAGE_DIR_ENV
+
+    archive = tmp_path / "jobs" / "churn-train-0123456789ab" / "output" / "model.tar.gz"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"model")
+    store = Store(tmp_path / "store")
+    store.put(make_record("publish", ADDRESS, job={"name": "churn-train-0123456789ab", "status": "Completed"},
+                          model={"uri": str(archive), "sha256": hashlib.sha256(b"model").hexdigest()}))
+    monkeypatch.setenv(LINEAGE_DIR_ENV, str(tmp_path / "store"))
+    assert model_by_hash("churn-train-0123456789ab") == archive
+    assert choose_model(hashlib.sha256(b"model").hexdigest(), tmp_path, ADDRESS) == archive
+    archive.unlink()
+    with pytest.raises(UserError, match="none a local run or job whose model is still on disk"):
+        model_by_hash("churn-train-0123456789ab")
