@@ -153,16 +153,30 @@ def etag(value: Optional[str]) -> str:
     return (value or "").strip('"')
 
 
-def describe_training_job(sagemaker: Any, name: str) -> Optional[dict]:
-    """DescribeTrainingJob, or None if no job has that name (see is_training_job_not_found)."""
+def method_name(operation: str) -> str:
+    """boto3's client method for an API operation: `DescribeTrainingJob` -> `describe_training_job`."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+def describe(sagemaker: Any, operation: str, **name: str) -> Optional[dict]:
+    """A SageMaker Describe<X> call, or None when nothing has that name.
+
+    NB: every SageMaker Describe* of an unknown name answers ValidationException "Could not
+    find ..." (see is_training_job_not_found).
+    """
     from botocore.exceptions import ClientError
 
-    with translate("DescribeTrainingJob"):
+    with translate(operation):
         try:
-            response = dict(sagemaker.describe_training_job(TrainingJobName=name))
+            response = dict(getattr(sagemaker, method_name(operation))(**name))
         except ClientError as e:
             if is_training_job_not_found(e):
                 return None
             raise
     response.pop("ResponseMetadata", None)
     return response
+
+
+def describe_training_job(sagemaker: Any, name: str) -> Optional[dict]:
+    """DescribeTrainingJob, or None if no job has that name."""
+    return describe(sagemaker, "DescribeTrainingJob", TrainingJobName=name)

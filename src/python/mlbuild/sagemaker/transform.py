@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from mlbuild.runtime.config import s3_uri_problem
 from mlbuild.runtime.errors import UserError
-from mlbuild.sagemaker.aws import TERMINAL_STATUSES, is_resource_in_use, is_training_job_not_found, translate
+from mlbuild.sagemaker.aws import TERMINAL_STATUSES, describe, is_resource_in_use, method_name, translate
 from mlbuild.sagemaker.errors import JobConflictError, JobFailedError, WaitTimeoutError
 from mlbuild.sagemaker.image_ref import parse_image_uri
 from mlbuild.sagemaker.job_name import job_name, sanitize
@@ -166,30 +166,11 @@ def transform_request(spec: TransformSpec, model_name: str) -> Dict[str, Any]:
     return request
 
 
-def _describe(sagemaker: Any, operation: str, **name: str) -> Optional[dict]:
-    """Describe<X>, or None when nothing has that name."""
-    with translate(operation):
-        try:
-            response = dict(getattr(sagemaker, _snake(operation))(**name))
-        except ClientError as e:
-            # NB: every SageMaker Describe* of an unknown name answers ValidationException
-            # "Could not find ..." (see aws.is_training_job_not_found).
-            if is_training_job_not_found(e):
-                return None
-            raise
-    response.pop("ResponseMetadata", None)
-    return response
-
-
-def _snake(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
-
-
 def _create(sagemaker: Any, operation: str, arn_key: str, request: Mapping[str, Any]) -> Optional[str]:
     """Create<X>; None when the name was taken meanwhile (a concurrent submitter)."""
     with translate(operation):
         try:
-            return str(getattr(sagemaker, _snake(operation))(**request)[arn_key])
+            return str(getattr(sagemaker, method_name(operation))(**request)[arn_key])
         except ClientError as e:
             if not is_resource_in_use(e):
                 raise
@@ -219,13 +200,13 @@ TRANSFORM_FIELDS = (
 def _ensure(kind: str, describe_op: str, create_op: str, name_key: str, arn_key: str, name: str, request: Mapping[str, Any],
             fields: Sequence[Sequence[str]], sagemaker: Any, log: Callable[[str], None]) -> Created:
     full = {name_key: name, **request}
-    existing = _describe(sagemaker, describe_op, **{name_key: name})
+    existing = describe(sagemaker, describe_op, **{name_key: name})
     if existing is None:
         log(f"Creating {kind} {name}.")
         arn = _create(sagemaker, create_op, arn_key, full)
         if arn is not None:
             return Created(name, arn, True, f"Created {kind} {name}.")
-        existing = _describe(sagemaker, describe_op, **{name_key: name})
+        existing = describe(sagemaker, describe_op, **{name_key: name})
         if existing is None:
             raise JobConflictError(f"SageMaker says {kind} {name} is in use but cannot describe it. Fix: retry the submission.")
     diffs = _differences(existing, full, fields)
@@ -249,7 +230,7 @@ def submit_transform(spec: TransformSpec, sagemaker: Any, log: Callable[[str], N
     request = transform_request(spec, model.name)
     name = job_name(spec.pipeline_name, _without_tags(request))
     job = _ensure("transform job", "DescribeTransformJob", "CreateTransformJob", "TransformJobName", "TransformJobArn", name, request, TRANSFORM_FIELDS, sagemaker, log)
-    status = "InProgress" if job.created else str((_describe(sagemaker, "DescribeTransformJob", TransformJobName=name) or {}).get("TransformJobStatus", "Unknown"))
+    status = "InProgress" if job.created else str((describe(sagemaker, "DescribeTransformJob", TransformJobName=name) or {}).get("TransformJobStatus", "Unknown"))
     if not job.created and status in ("Failed", "Stopped"):
         log(f"Transform job {name} exists and ended {status}; delete it in SageMaker to run it again.")
     return TransformSubmission(model, job, status)
@@ -269,7 +250,7 @@ def follow_transform(
     start = clock()
     status: Optional[str] = None
     while True:
-        job = _describe(sagemaker, "DescribeTransformJob", TransformJobName=name)
+        job = describe(sagemaker, "DescribeTransformJob", TransformJobName=name)
         if job is None:
             raise UserError(f"no transform job named {name!r} in this account and region. Fix: check the name and AWS_REGION.")
         if job.get("TransformJobStatus") != status:
@@ -305,12 +286,12 @@ def deploy_endpoint(model_name: str, pipeline_name: str, sagemaker: Any, *, inst
     config = _ensure("endpoint config", "DescribeEndpointConfig", "CreateEndpointConfig", "EndpointConfigName", "EndpointConfigArn",
                      job_name(pipeline_name, request), request, fields, sagemaker, log)
     name = endpoint_name or sanitize(pipeline_name)
-    existing = _describe(sagemaker, "DescribeEndpoint", EndpointName=name)
+    existing = describe(sagemaker, "DescribeEndpoint", EndpointName=name)
     if existing is None:
         log(f"Creating endpoint {name} on {config.name}.")
         if _create(sagemaker, "CreateEndpoint", "EndpointArn", {"EndpointName": name, "EndpointConfigName": config.name}) is not None:
             return Deployment(config, name, "created")
-        existing = _describe(sagemaker, "DescribeEndpoint", EndpointName=name) or {}
+        existing = describe(sagemaker, "DescribeEndpoint", EndpointName=name) or {}
     if existing.get("EndpointConfigName") == config.name:
         log(f"Endpoint {name} already serves {config.name}; nothing changed.")
         return Deployment(config, name, "unchanged")
