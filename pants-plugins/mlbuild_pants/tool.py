@@ -28,6 +28,7 @@ TOOL_SOURCES = (
     "mlbuild/base_image.py",
     "mlbuild/names.py",
     "mlbuild/stale_temps.py",
+    "mlbuild/atomic_write.py",
     "mlbuild/oci",
     "mlbuild/debian",
     "mlbuild/runtime",

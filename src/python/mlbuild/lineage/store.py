@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from mlbuild.atomic_write import write_durably
 from mlbuild.lineage.digests import is_hex
 from mlbuild.lineage.errors import AmbiguousError, RecordError, StoreError
 from mlbuild.lineage.index import Index, Match
@@ -153,18 +153,8 @@ class Store:
         if not path.exists():
             try:
                 self.records_dir.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{record.id}.", suffix=".tmp", dir=self.records_dir)
-                try:
-                    with os.fdopen(fd, "wb") as f:
-                        f.write(record.canonical)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    # NB: two writers of the same record race harmlessly: same name, same bytes.
-                    os.replace(tmp, path)
-                except BaseException:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
-                    raise
+                # NB: two writers of the same record race harmlessly: same name, same bytes.
+                write_durably(path, record.canonical, prefix=f".{record.id}.", suffix=".tmp")
             except OSError as e:
                 raise StoreError(f"{self.records_dir}: cannot write lineage record {record.id} ({e}).")
         if self._records is not None and self._index is not None and record.id not in self._records:

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
+
+from mlbuild.atomic_write import write_durably
 
 PREFIX = "checkpoint-"
 _NAME = re.compile(r"^checkpoint-(?:(?P<host>[A-Za-z0-9_.\-]+)-)?(?P<step>\d{1,18})(?P<suffix>\.[A-Za-z0-9_.\-]+)?$")
@@ -55,19 +56,7 @@ def save(directory: Path, step: int, data: bytes, suffix: str = ".bin", host: Op
     """Write a checkpoint atomically (temp file, fsync, rename); returns its path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / name(step, suffix, host)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return final
+    return write_durably(directory / name(step, suffix, host), data, prefix=".partial-")
 
 
 def all_checkpoints(directory: Path, host: Optional[str] = None) -> List[Checkpoint]:
