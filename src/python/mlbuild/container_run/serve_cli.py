@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 from mlbuild.runtime import contract
 from mlbuild.runtime.errors import MLBuildError, UserError
@@ -107,9 +107,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with model_folder(model) as folder, serve_image(args.layout, args.ref, folder, workers=args.workers) as url:
             if args.transform is not None:
                 started = time.time()
-                code = _transform(url, args)
-                record_prediction(args, folder, started)
-                return code
+                result = _transform(url, args)
+                record_prediction(args, folder, started, [(r.input, r.output) for r in result.files])
+                return 0
             print(f"mlbuild: {url}/ping and {url}/invocations are up (Ctrl-C stops)", flush=True)
             while True:
                 time.sleep(3600)
@@ -120,16 +120,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return e.exit_code
 
 
-def _transform(url: str, args: argparse.Namespace) -> int:
+def _transform(url: str, args: argparse.Namespace) -> Any:
+    """The batch transform through the server at `url`; its TransformResult (input → output files)."""
     from mlbuild.serving.transform import TransformConfig, run_transform
 
     config = TransformConfig(args.content_type, None, "Line", args.batch_strategy, 6, "Line", 1).validate()
     result = run_transform(url, args.transform, args.output, config, lambda line: print(f"mlbuild: {line}", file=sys.stderr))
     print(f"mlbuild: transformed {result.records} records from {len(result.files)} files into {args.output}")
-    return 0
+    return result
 
 
-def record_prediction(args: argparse.Namespace, model_dir: Path, started: float) -> None:
+def record_prediction(args: argparse.Namespace, model_dir: Path, started: float, files: Sequence[Tuple[Path, Path]]) -> None:
     """A `predict` record: the model (by its files' checksum), the image, the inputs and every
     output file, so `inspect <sha256 of an .out file>` leads back to the model and what made it."""
     import datetime
@@ -144,8 +145,8 @@ def record_prediction(args: argparse.Namespace, model_dir: Path, started: float)
         return
     checksum = model_checksum(model_dir)
     parents = sorted({r.id for r in store.find(checksum) if r.kind in ("run", "publish")}) if _known(store, checksum) else []
-    inputs = [args.transform] if args.transform.is_file() else sorted(p for p in args.transform.rglob("*") if p.is_file())
-    outputs = sorted(p for p in args.output.rglob("*.out") if p.is_file() and p.stat().st_mtime >= started - 1)
+    # NB: exactly the files this transform read and wrote, as the agent reports them.
+    inputs, outputs = sorted(i for i, _ in files), sorted(o for _, o in files)
     stamp = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     record = make_record(
         "predict",
