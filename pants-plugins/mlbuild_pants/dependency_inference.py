@@ -1,4 +1,9 @@
-"""Infer an ml_pipeline's dependencies: its pipeline module, the mlbuild runtime and `serve`."""
+"""Infer an ml_pipeline's dependencies: its pipeline module, the mlbuild runtime, `serve`
+and its base image.
+
+NB: the `base_image` target is a dependency like any other, so `pants dependents` and
+`--changed-since` see every pipeline a base image (or its Debian lock) change rebuilds.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from pants.backend.python.target_types import (
     ResolvedPexEntryPoint,
     ResolvePexEntryPointRequest,
 )
-from pants.engine.addresses import Address
+from pants.engine.addresses import Address, AddressInput
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     DependenciesRequest,
@@ -26,7 +31,12 @@ from pants.engine.target import (
 from pants.engine.unions import UnionRule
 
 from mlbuild_pants.package import RUNTIME_ENTRY_POINT, SERVING_ENTRY_POINT
-from mlbuild_pants.target_types import MLPipelineDependenciesField, MLPipelineModuleField
+from mlbuild_pants.target_types import (
+    MLPipelineBaseImageField,
+    MLPipelineDependenciesField,
+    MLPipelineModuleField,
+    base_image_address_input,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class MLPipelineInferenceFieldSet(FieldSet):
     dependencies: MLPipelineDependenciesField
     pipeline: MLPipelineModuleField
     resolve: PythonResolveField
+    base_image: MLPipelineBaseImageField
 
 
 class InferMLPipelineDependencies(InferDependenciesRequest):
@@ -47,9 +58,10 @@ async def infer_ml_pipeline_dependencies(
     request: InferMLPipelineDependencies, python_setup: PythonSetup
 ) -> InferredDependencies:
     field_set = request.field_set
-    explicit, entry_point = await MultiGet(
+    explicit, entry_point, base_image = await MultiGet(
         Get(ExplicitlyProvidedDependencies, DependenciesRequest(field_set.dependencies)),
         Get(ResolvedPexEntryPoint, ResolvePexEntryPointRequest(field_set.pipeline)),
+        Get(Address, AddressInput, base_image_address_input(field_set.address, field_set.base_image)),
     )
     resolve = field_set.resolve.normalized_value(python_setup)
     modules = [RUNTIME_ENTRY_POINT.module, SERVING_ENTRY_POINT.module]
@@ -58,7 +70,7 @@ async def infer_ml_pipeline_dependencies(
     all_owners = await MultiGet(
         Get(PythonModuleOwners, PythonModuleOwnersRequest(module, resolve=resolve)) for module in modules
     )
-    inferred: set[Address] = set()
+    inferred: set[Address] = {base_image}
     for module, owners in zip(modules, all_owners):
         explicit.maybe_warn_of_ambiguous_dependency_inference(
             owners.ambiguous, field_set.address, import_reference="module", context=f"The ml_pipeline {field_set.address} needs `{module}`"

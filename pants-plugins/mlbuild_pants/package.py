@@ -62,6 +62,7 @@ from mlbuild_pants.target_types import (
     MLPipelineLargeWheelField,
     MLPipelineModuleField,
     MLPipelineSampleDataField,
+    base_image_address_input,
 )
 
 # NB: the runtime's command line is the PEX's entry point; it finds the pipeline through
@@ -325,15 +326,11 @@ class PackageLineageRequest:
 async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonSetup) -> BuiltMLPipeline:
     await Get(ValidatedConfig, ValidateConfigRequest(field_set))
     prepared = await Get(MLPipelinePex, MLPipelinePexRequest(field_set))
-    origin = f"the `base_image` field of {field_set.address}"
-    base_address = await Get(
-        Address,
-        AddressInput,
-        AddressInput.parse(field_set.base_image.value, relative_to=field_set.address.spec_path, description_of_origin=origin),
-    )
+    base_input = base_image_address_input(field_set.address, field_set.base_image)
+    base_address = await Get(Address, AddressInput, base_input)
     resolve = field_set.resolve.normalized_value(python_setup)
     lockfile = python_setup.resolves[resolve]
-    base = await Get(BaseImage, BaseImageRequest(base_address, origin))
+    base = await Get(BaseImage, BaseImageRequest(base_address, base_input.description_of_origin))
     layer_split_bytes = field_set.layer_split_mb.value * 1024 * 1024
     requirements = requirements_only(prepared.request, REQUIREMENTS_DIR, PexLayout.PACKED)
     # NB: the dependency image is asked for here only so that it builds while the PEX does.

@@ -12,7 +12,7 @@ from pants.backend.python.target_types import (
     PythonResolveField,
 )
 from pants.core.goals.package import OutputPathField
-from pants.engine.addresses import Address
+from pants.engine.addresses import Address, AddressInput
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     BoolField,
@@ -130,6 +130,13 @@ class MLPipelineBaseImageField(StringField):
 
         Example: `ml_pipeline(name="train", base_image="//docker/python-slim:base")`
         """
+    )
+
+
+def base_image_address_input(address: Address, field: MLPipelineBaseImageField) -> AddressInput:
+    """The `base_image` field's address, relative to the pipeline's BUILD file."""
+    return AddressInput.parse(
+        field.value, relative_to=address.spec_path, description_of_origin=f"the `base_image` field of {address}"
     )
 
 
