@@ -1,0 +1,109 @@
+"""One progress/log style for mlbuild's host-side commands (issue 15).
+
+Every line a command writes about its own work goes to stderr and starts with `mlbuild: `, so
+a CI log, or the stderr Pants shows when a process fails, reads the same whichever tool wrote
+it. Lines, never a redrawn bar; each written whole and flushed:
+
+    mlbuild: replaying job churn-3f2a (Completed) of src/python/pipelines/churn:train: image sha256:…
+    mlbuild: warning: .mlbuild/lineage/ab/ab12….json: not valid JSON; skipped (--strict fails instead). Fix: …
+    mlbuild: error: pipeline.yaml: `sagemaker.instance_count`: must be at least 1. Fix: …
+    mlbuild: pulling sha256:0123456789ab: 12.0 MB/80.0 MB at 6.0 MB/s
+    mlbuild: pulling sha256:0123456789ab: 80.0 MB/80.0 MB at 6.1 MB/s done
+
+- `say`: a step or a fact (`mlbuild: <message>`); `warn`: something failed that the command
+  carries on past (`mlbuild: warning: <message>`); `fail`: the one line a command ends with
+  on an error (`mlbuild: error: <message>`), returning the exit code it is given. The message
+  itself names the file, the field and the fix; the codes are `mlbuild.names`' table.
+- `Progress`: a long transfer: a line every `interval` seconds, and one ending ` done` for a
+  blob that was big or slow.
+- What a command outputs for programs (record ids, digests, JSON, reports) stays on stdout,
+  without the prefix; what a job prints (the container's output, CloudWatch's lines) is passed
+  through as it is.
+
+NB: a leaf: imports nothing from mlbuild, so any layer may use it. The in-container runtime and
+the model server keep `logging` (`%(asctime)s %(name)s %(levelname)s %(message)s`): that is what
+CloudWatch shows for a SageMaker job.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from typing import Callable, Optional, TextIO
+
+PREFIX = "mlbuild: "
+MB = 1024 * 1024
+SUMMARY_THRESHOLD = 8 * MB  # a transfer at least this big always gets its ` done` line
+
+_LOCK = threading.Lock()  # NB: parallel uploads share stderr; keep each line whole
+
+
+def say(message: str, stream: Optional[TextIO] = None) -> None:
+    """`mlbuild: <message>` on `stream` (default: stderr, looked up per call so tests can capture it)."""
+    out = sys.stderr if stream is None else stream
+    with _LOCK:
+        out.write(f"{PREFIX}{message}\n")
+        out.flush()
+
+
+def warn(message: str, stream: Optional[TextIO] = None) -> None:
+    """`mlbuild: warning: <message>`: the command carries on."""
+    say(f"warning: {message}", stream)
+
+
+def fail(error: object, exit_code: int, stream: Optional[TextIO] = None) -> int:
+    """`mlbuild: error: <error>`; returns `exit_code`, so a command ends with `return fail(e, e.exit_code)`."""
+    say(f"error: {error}", stream)
+    return exit_code
+
+
+def bug(command: str, exit_code: int) -> int:
+    """An exception no handler expected: its traceback, then the one error line."""
+    traceback.print_exc()
+    return fail(f"{command} failed unexpectedly (a bug); please report the traceback above.", exit_code)
+
+
+def megabytes(n: float) -> str:
+    return f"{n / MB:.1f} MB"
+
+
+class Progress:
+    """Progress lines for a long transfer on `stream` (None: quiet).
+
+    `mlbuild: <label>: <done>/<total> at <rate>/s` at most every `interval` seconds while bytes
+    move, and the same line ending in ` done` at the end for a transfer of at least
+    SUMMARY_THRESHOLD bytes or one that took `interval` or longer.
+    """
+
+    def __init__(
+        self,
+        stream: Optional[TextIO],
+        label: str,
+        total: int,
+        *,
+        interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream, self.label, self.total, self.interval, self.clock = stream, label, total, interval, clock
+        self.done_bytes = 0
+        self.start = self.last = clock()
+
+    def advance(self, n: int) -> None:
+        self.done_bytes += n
+        now = self.clock()
+        if self.stream is not None and now - self.last >= self.interval:
+            self.last = now
+            self._line("")
+
+    def finish(self) -> float:
+        """Seconds since the start; the ` done` line when the transfer was big or slow."""
+        elapsed = self.clock() - self.start
+        if self.stream is not None and (self.total >= SUMMARY_THRESHOLD or elapsed >= self.interval):
+            self._line(" done")
+        return elapsed
+
+    def _line(self, suffix: str) -> None:
+        rate = self.done_bytes / max(self.clock() - self.start, 1e-6)
+        say(f"{self.label}: {megabytes(self.done_bytes)}/{megabytes(self.total)} at {megabytes(rate)}/s{suffix}", self.stream)
