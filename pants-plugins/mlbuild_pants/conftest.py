@@ -1,0 +1,126 @@
+"""The RuleRunner the plugin's rule tests share: the plugin's rules and a small fake repo.
+
+The repo holds fakes of the mlbuild runtime, serving and host-run entry points (each prints
+what it was started with), a base image target, and a toy pipeline at `src/pipez/toy:train`
+(`pipeline="model.py"`, `config="toy.yaml"`, `sample_data="sample"`). Tests that need more
+files write them with `rule_runner.write_files`.
+"""
+
+from __future__ import annotations
+
+from textwrap import dedent
+
+import pytest
+from pants.backend.python import target_types_rules
+from pants.backend.python.target_types import PythonSourcesGeneratorTarget
+from pants.backend.python.util_rules import pex_from_targets
+from pants.backend.python.util_rules.pex import Pex
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.core.goals.package import BuiltPackage
+from pants.core.goals.run import RunRequest
+from pants.core.goals.tailor import PutativeTargets
+from pants.core.target_types import FilesGeneratorTarget
+from pants.core.util_rules import distdir
+from pants.engine.addresses import Address
+from pants.engine.rules import QueryRule
+from pants.engine.target import InferredDependencies
+from pants.testutil.rule_runner import RuleRunner
+
+from mlbuild_pants import register
+from mlbuild_pants.dependency_inference import InferMLPipelineDependencies
+from mlbuild_pants.package import MLPipelineFieldSet, MLPipelinePex, MLPipelinePexRequest
+from mlbuild_pants.tailor import PutativeMLPipelineTargetsRequest
+
+# NB: the launcher puts the locally built pex CLI and the machine's pip/CA workarounds in
+# PANTS_* variables; a RuleRunner reads options from its environment, so pass them on.
+INHERITED_ENV = {
+    "PATH",
+    "HOME",
+    "PYENV_ROOT",
+    "PANTS_PEX_CLI_URL_TEMPLATE",
+    "PANTS_PEX_CLI_KNOWN_VERSIONS",
+    "PANTS_CA_CERTS_PATH",
+    "PANTS_SUBPROCESS_ENVIRONMENT_ENV_VARS",
+}
+
+TOY = Address("src/pipez/toy", target_name="train")
+# The `base_image` default of every ml_pipeline.
+BASE_IMAGE = Address("docker/debian-python3.11", target_name="base")
+
+FAKE_RUNTIME = dedent(
+    """\
+    import importlib.resources, os, sys
+
+    def main():
+        module = os.environ["MLBUILD_PIPELINE_MODULE"]
+        package = module.rpartition(".")[0]
+        config = importlib.resources.files(package).joinpath(os.environ["MLBUILD_PIPELINE_CONFIG"]).read_text()
+        print(module, os.environ["MLBUILD_PIPELINE_ADDRESS"], config.strip(), *sys.argv[1:])
+    """
+)
+FAKE_SERVING = "def main():\n    print('serve')\n"
+# NB: `pants run` starts the host side of a run (mlbuild.lineage.host_run) in the venv; it
+# is found on the repo's source root, not in the pipeline's closure.
+FAKE_HOST_RUN = "from mlbuild.runtime.cli import main as runtime_main\n\ndef main():\n    print('host-run')\n    runtime_main()\n"
+
+FILES = {
+    "src/mlbuild/__init__.py": "",
+    "src/mlbuild/runtime/__init__.py": "",
+    "src/mlbuild/runtime/cli.py": FAKE_RUNTIME,
+    "src/mlbuild/serving/__init__.py": "",
+    "src/mlbuild/serving/cli.py": FAKE_SERVING,
+    "src/mlbuild/lineage/__init__.py": "",
+    "src/mlbuild/lineage/host_run.py": FAKE_HOST_RUN,
+    "src/mlbuild/BUILD": "python_sources()",
+    "src/mlbuild/runtime/BUILD": "python_sources()",
+    "src/mlbuild/serving/BUILD": "python_sources()",
+    # NB: only its address is needed (the tests build no image): the lock is never read.
+    "docker/debian-python3.11/packages.lock.json": "{}",
+    "docker/debian-python3.11/BUILD": 'ml_base_image(name="base", debian_lock="packages.lock.json")',
+    "src/pipez/__init__.py": "",
+    "src/pipez/BUILD": "python_sources()",
+    "src/pipez/toy/__init__.py": "",
+    "src/pipez/toy/model.py": "import pipez.toy.helpers\ndef load(ctx): ...\n",
+    "src/pipez/toy/helpers.py": "",
+    "src/pipez/toy/toy.yaml": "hyperparameters: {depth: 3}\n",
+    "src/pipez/toy/BUILD": dedent(
+        """\
+        python_sources()
+        ml_pipeline(name="train", pipeline="model.py", config="toy.yaml", sample_data="sample")
+        """
+    ),
+}
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    rule_runner = RuleRunner(
+        rules=[
+            *register.rules(),
+            *pex_from_targets.rules(),
+            *target_types_rules.rules(),
+            *distdir.rules(),
+            QueryRule(BuiltPackage, [MLPipelineFieldSet]),
+            QueryRule(MLPipelinePex, [MLPipelinePexRequest]),
+            QueryRule(Pex, [PexFromTargetsRequest]),
+            QueryRule(RunRequest, [MLPipelineFieldSet]),
+            QueryRule(InferredDependencies, [InferMLPipelineDependencies]),
+            QueryRule(PutativeTargets, [PutativeMLPipelineTargetsRequest]),
+        ],
+        target_types=[*register.target_types(), PythonSourcesGeneratorTarget, FilesGeneratorTarget],
+    )
+    rule_runner.set_options(
+        [
+            "--python-interpreter-constraints=['CPython==3.11.*']",
+            "--python-bootstrap-search-path=['<PYENV>', '<PATH>']",
+            "--python-infer-use-rust-parser",
+            "--source-root-patterns=['/src']",
+        ],
+        env_inherit=INHERITED_ENV,
+    )
+    rule_runner.write_files(FILES)
+    return rule_runner
+
+
+def pipeline_field_set(rule_runner: RuleRunner, address: Address = TOY) -> MLPipelineFieldSet:
+    return MLPipelineFieldSet.create(rule_runner.get_target(address))

@@ -1,0 +1,108 @@
+"""The pipeline image's layers, launchers and specs (what `mlbuild.oci build` is asked to build)."""
+
+from __future__ import annotations
+
+from pants.engine.addresses import Address
+from pants.engine.fs import EMPTY_DIGEST
+from pants.util.frozendict import FrozenDict
+
+from mlbuild_pants.base_image import BaseImage
+from mlbuild_pants.image import (
+    DependencyImage,
+    DependencyImageRequest,
+    PipelineImageRequest,
+    app_image_spec,
+    bytecode_tag,
+    dependency_image_spec,
+    launcher,
+    layer_groups,
+)
+
+LABELS = FrozenDict({"org.mlbuild.pipeline.address": "src/pipez/toy:train", "org.mlbuild.pex.sha256": "ab" * 32})
+
+
+def base(python: str = "/usr/bin/python3.11") -> BaseImage:
+    return BaseImage(
+        address=Address("docker/debian-python3.11", target_name="base"),
+        digest=EMPTY_DIGEST,
+        layout_path="docker.debian-python3.11/base.oci",
+        ref="base",
+        manifest_digest="sha256:" + "1" * 64,
+        python=python,
+    )
+
+
+def test_layers_put_large_wheels_alone_and_the_rest_together() -> None:
+    wheels = [("torch-2.1-cp311.whl", 110), ("numpy-2.1.3-cp311.whl", 50), ("PyYAML-6.0.2-cp311.whl", 1), ("Edge-1.whl", 100)]
+    assert layer_groups(wheels, split_bytes=100) == [
+        ("dep-torch", ["torch-2.1-cp311.whl"]),
+        ("deps", ["Edge-1.whl", "PyYAML-6.0.2-cp311.whl", "numpy-2.1.3-cp311.whl"]),
+    ]
+    # The same layers whatever order the PEX lists its wheels in (the image digest depends on it).
+    assert layer_groups(list(reversed(wheels)), split_bytes=100) == layer_groups(wheels, split_bytes=100)
+    # No empty layer: only large wheels, only small ones, none.
+    assert layer_groups([("torch-2.1.whl", 110)], split_bytes=100) == [("dep-torch", ["torch-2.1.whl"])]
+    assert layer_groups([("six-1.whl", 1)], split_bytes=100) == [("deps", ["six-1.whl"])]
+    assert layer_groups([], split_bytes=100) == []
+
+
+def test_bytecode_tag_is_the_interpreters_cache_tag_when_its_name_says() -> None:
+    assert bytecode_tag("/usr/bin/python3.11") == "cpython-311"
+    assert bytecode_tag("/usr/local/bin/python3.9") == "cpython-39"
+    assert bytecode_tag("/usr/bin/python3") is None
+    assert bytecode_tag("/opt/conda/bin/python") is None
+
+
+def test_the_dependency_image_compiles_its_wheels_only_for_a_known_interpreter() -> None:
+    groups = [("dep-torch", ["torch-2.1.whl"]), ("deps", ["six-1.whl"])]
+    request = DependencyImageRequest(requirements_pex=None, base=base(), layer_split_bytes=1)  # type: ignore[arg-type]
+    spec = dependency_image_spec(request, groups)
+    assert spec["base"] == {"layout": "docker.debian-python3.11/base.oci", "ref": "base"}
+    assert [layer["name"] for layer in spec["layers"]] == ["dep-torch", "deps"]
+    (torch,) = spec["layers"][0]["zips"]
+    assert torch == {"src": "requirements/.deps/torch-2.1.whl", "dest": "/opt/mlbuild/deps/torch-2.1.whl", "bytecode": "cpython-311"}
+    unknown = dependency_image_spec(DependencyImageRequest(None, base("/usr/bin/python3"), 1), groups)  # type: ignore[arg-type]
+    assert all("bytecode" not in z for layer in unknown["layers"] for z in layer["zips"])
+
+
+def test_launchers_put_the_deps_then_the_code_on_the_path_and_call_their_programs_main() -> None:
+    train = launcher("train", "/usr/bin/python3.11")
+    assert train.startswith("#!/usr/bin/python3.11 -I\n")
+    assert 'os.listdir("/opt/mlbuild/deps")' in train and 'sys.path.append("/opt/mlbuild/app")' in train
+    assert "from mlbuild.runtime.cli import main\n" in train and "sys.exit(main())" in train
+    serve = launcher("serve", "/usr/local/bin/python3.11")
+    assert serve.startswith("#!/usr/local/bin/python3.11 -I\n")
+    assert "from mlbuild.serving.cli import main\n" in serve and "sys.exit(main(sys.argv[1:]))" in serve
+    # Each is a Python program: the text compiles.
+    compile(train, "train", "exec")
+    compile(serve, "serve", "exec")
+
+
+def test_the_app_image_is_the_dependency_image_plus_the_code_labelled_and_annotated_alike() -> None:
+    request = PipelineImageRequest(
+        requirements_pex=None,  # type: ignore[arg-type]
+        app_sources=EMPTY_DIGEST,
+        base=base(),
+        out_dir="src.pipez.toy",
+        name="train",
+        layer_split_bytes=1,
+        env=FrozenDict({"MLBUILD_PIPELINE_MODULE": "pipez.toy.model", "PYTHONUNBUFFERED": "0"}),
+        labels=LABELS,
+    )
+    deps = DependencyImage(EMPTY_DIGEST, "deps-image/deps.oci", "deps", "deps-image/deps.fs.json")
+    spec = app_image_spec(request, deps)
+    assert spec["ref"] == "train"
+    # Built on the dependency image, never on the base directly: a code change re-pushes one layer.
+    assert spec["base"] == {"layout": "deps-image/deps.oci", "ref": "deps"}
+    (layer,) = spec["layers"]
+    assert layer["dirs"] == [{"src": "app", "dest": "/opt/mlbuild/app"}]
+    assert {(f["src"], f["dest"], f["mode"]) for f in layer["files"]} == {
+        ("train", "/usr/local/bin/train", "0755"),
+        ("serve", "/usr/local/bin/serve", "0755"),
+    }
+    config = spec["config"]
+    assert config["cmd"] == ["train"]
+    # The pipeline's env wins over the image's defaults.
+    assert config["env"]["MLBUILD_PIPELINE_MODULE"] == "pipez.toy.model" and config["env"]["PYTHONUNBUFFERED"] == "0"
+    assert config["env"]["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert config["labels"] == spec["annotations"] == dict(LABELS)

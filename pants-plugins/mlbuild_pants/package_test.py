@@ -1,0 +1,110 @@
+"""`pants package` for ml_pipeline: the pipeline's PEX, the config check, and what feeds the image."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import zipfile
+
+import pytest
+from pants.backend.python.target_types import EntryPoint, PexLayout
+from pants.backend.python.util_rules.pex import Pex
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.core.goals.package import BuiltPackage
+from pants.engine.addresses import Address
+from pants.engine.fs import EMPTY_DIGEST, Digest, DigestEntries, FileDigest, FileEntry
+from pants.engine.internals.scheduler import ExecutionError
+from pants.testutil.rule_runner import RuleRunner
+from pants.util.frozendict import FrozenDict
+
+from mlbuild_pants.conftest import TOY, pipeline_field_set
+from mlbuild_pants.image import PipelineImage
+from mlbuild_pants.package import (
+    PROVENANCE_MAX_INPUT_BYTES,
+    MLPipelinePex,
+    MLPipelinePexRequest,
+    provenance_inputs,
+    requirements_only,
+)
+
+
+def test_the_pipeline_pex_carries_the_pipeline_and_its_config(rule_runner: RuleRunner) -> None:
+    prepared = rule_runner.request(MLPipelinePex, [MLPipelinePexRequest(pipeline_field_set(rule_runner))])
+    assert prepared.request.output_filename == "src.pipez.toy/train.pex"
+    built = rule_runner.request(Pex, [prepared.request])
+    rule_runner.write_digest(built.digest, path_prefix="dist")
+    pex = os.path.join(rule_runner.build_root, "dist/src.pipez.toy/train.pex")
+    names = zipfile.ZipFile(pex).namelist()
+    assert {"pipez/toy/model.py", "pipez/toy/helpers.py", "pipez/toy/toy.yaml", "mlbuild/runtime/cli.py"} <= set(names)
+    # NB: a PEX_ROOT of its own: running a PEX writes into it, and ~/.pex is the user's.
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "PEX_ROOT": os.path.join(rule_runner.build_root, ".pex_root")}
+    out = subprocess.run(["python3.11", pex, "train"], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["pipez.toy.model", "src/pipez/toy:train", "hyperparameters:", "{depth:", "3}", "train"]
+
+
+def test_a_config_that_is_not_yaml_is_rejected_when_packaging(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            "src/pipez/json/toy.json": "{}",
+            "src/pipez/json/BUILD": 'ml_pipeline(name="train", pipeline="pipez.toy.model", config="toy.json")',
+        }
+    )
+    with pytest.raises(ExecutionError) as e:
+        rule_runner.request(BuiltPackage, [pipeline_field_set(rule_runner, Address("src/pipez/json", target_name="train"))])
+    assert "toy.json" in str(e.value) and ".yaml" in str(e.value), str(e.value)
+
+
+def pipeline_pex_request(name: str, module: str) -> PexFromTargetsRequest:
+    return PexFromTargetsRequest(
+        [TOY],
+        output_filename=f"src.pipez.toy/{name}.pex",
+        internal_only=False,
+        layout=PexLayout.ZIPAPP,
+        main=EntryPoint("mlbuild.runtime.cli", "main"),
+        inject_env=FrozenDict({"MLBUILD_PIPELINE_MODULE": module}),
+        additional_sources=Digest("3" * 64, 10),
+        description=f"the PEX of {name}",
+    )
+
+
+def test_the_requirements_pex_drops_the_code_so_an_edit_does_not_rebuild_it() -> None:
+    pipeline = pipeline_pex_request("train", "pipez.toy.model")
+    requirements = requirements_only(pipeline, "requirements", PexLayout.PACKED)
+    assert not requirements.include_source_files
+    assert requirements.additional_sources is None and not requirements.inject_env
+    assert (requirements.output_filename, requirements.layout, requirements.internal_only) == ("requirements", PexLayout.PACKED, True)
+    # What it is resolved for (the targets' closure) stays the pipeline's.
+    assert requirements.addresses == pipeline.addresses
+    # Two pipelines with the same requirements ask for the same PEX (one build, one cache entry).
+    other = pipeline_pex_request("other", "pipez.toy.other")
+    assert requirements_only(other, "requirements", PexLayout.PACKED) == requirements
+
+
+def test_provenance_reads_the_summary_and_the_layouts_small_files_only() -> None:
+    image = PipelineImage(
+        digest=EMPTY_DIGEST,
+        layout_path="src.pipez.toy/train.oci",
+        archive_path="src.pipez.toy/train.oci.tar",
+        summary_path="src.pipez.toy/train.image.json",
+        manifest_digest="sha256:" + "0" * 64,
+    )
+
+    def entry(path: str, size: int) -> FileEntry:
+        return FileEntry(path, FileDigest("0" * 64, size))
+
+    small, big = PROVENANCE_MAX_INPUT_BYTES, PROVENANCE_MAX_INPUT_BYTES + 1
+    entries = DigestEntries(
+        [
+            entry("src.pipez.toy/train.image.json", 100),
+            entry("src.pipez.toy/train.oci/index.json", 100),
+            entry("src.pipez.toy/train.oci/blobs/sha256/manifest", small),
+            entry("src.pipez.toy/train.oci/blobs/sha256/layer", big),
+            entry("src.pipez.toy/train.oci.tar", 100),  # beside the layout, not in it
+            entry("src.pipez.toy/train.pex", 100),
+        ]
+    )
+    assert [e.path for e in provenance_inputs(entries, image)] == [
+        "src.pipez.toy/train.image.json",
+        "src.pipez.toy/train.oci/index.json",
+        "src.pipez.toy/train.oci/blobs/sha256/manifest",
+    ]

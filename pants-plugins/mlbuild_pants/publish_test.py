@@ -1,0 +1,133 @@
+"""`pants publish` for ml_pipeline: pushes and the job, from the image `package` built.
+
+NB: the rule is run with its requests answered by mocks: publishing needs the tool PEX, and
+its processes are only described here, never run.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from types import SimpleNamespace
+from typing import List, Optional
+
+import pytest
+from pants.backend.python.util_rules.pex import Pex, PexProcess
+from pants.backend.python.util_rules.pex_environment import PexEnvironment
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact
+from pants.core.util_rules.distdir import DistDir
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.fs import EMPTY_DIGEST, Digest, DigestSubset
+from pants.engine.process import Process
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
+
+from mlbuild_pants.conftest import TOY
+from mlbuild_pants.package import MLPipelineImageArtifact, SourceRevision, SourceRevisionRequest
+from mlbuild_pants.publish import MLPipelinePublishFieldSet, PublishMLPipelineRequest, publish_ml_pipeline
+from mlbuild_pants.target_types import MLPipelineTarget
+from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest
+
+MANIFEST = "sha256:" + "ab" * 32
+PEX_SHA256 = "cd" * 32
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+PACKAGE_DIGEST = Digest("1" * 64, 100)
+LAYOUT_DIGEST = Digest("2" * 64, 50)
+IMAGE = MLPipelineImageArtifact("src.pipez.toy/train.oci", manifest_digest=MANIFEST, pex_sha256=PEX_SHA256)
+PACKAGES = (
+    BuiltPackage(
+        PACKAGE_DIGEST,
+        (BuiltPackageArtifact("src.pipez.toy/train.pex"), IMAGE, BuiltPackageArtifact("src.pipez.toy/train.oci.tar")),
+    ),
+)
+
+
+def mlbuild(**options) -> SimpleNamespace:
+    defaults = dict(
+        registries={"ci": {"address": "127.0.0.1:5000"}}, default_repository="{pipeline}", ecr_registry=None,
+        publish_backend="local", local_registry=None, wait=True, force=False,
+    )
+    return SimpleNamespace(**{**defaults, **options})
+
+
+def unexpected(*args):
+    raise AssertionError(f"not expected on this path: {args}")
+
+
+def publish(fields: dict, packages=PACKAGES, options: Optional[SimpleNamespace] = None, subsets: Optional[List] = None):
+    target = MLPipelineTarget({"pipeline": "model.py", "config": "toy.yaml", "sample_data": "sample", **fields}, TOY)
+    request = PublishMLPipelineRequest(MLPipelinePublishFieldSet.create(target), packages)
+
+    def subset(s: DigestSubset) -> Digest:
+        (subsets if subsets is not None else []).append(s)
+        return LAYOUT_DIGEST
+
+    def process(p: PexProcess) -> Process:
+        return Process(argv=("tool.pex", *p.argv), description=p.description, input_digest=p.input_digest, env=p.extra_env)
+
+    return run_rule_with_mocks(
+        publish_ml_pipeline,
+        rule_args=[request, options or mlbuild(), SimpleNamespace(path="/repo"), DistDir(PurePath("dist"))],
+        mock_gets=[
+            MockGet(WrappedTarget, (WrappedTargetRequest,), lambda _: WrappedTarget(target)),
+            MockGet(Digest, (DigestSubset,), subset),
+            MockGet(MLBuildToolPex, (MLBuildToolPexRequest,), lambda _: MLBuildToolPex(Pex(EMPTY_DIGEST, "tool.pex", None))),
+            MockGet(SourceRevision, (SourceRevisionRequest,), lambda _: SourceRevision(REVISION)),
+            MockGet(EnvironmentVars, (EnvironmentVarsRequest,), lambda r: EnvironmentVars({"AWS_PROFILE": "dev", "PATH": "/bin"})),
+            MockGet(PexEnvironment, (), lambda: SimpleNamespace(named_caches_dir=PurePath("/caches"))),
+            MockGet(Process, (PexProcess,), process),
+        ],
+    )
+
+
+def flag(argv, name: str) -> str:
+    return argv[list(argv).index(name) + 1]
+
+
+def test_publish_pushes_then_submits_the_image_package_built() -> None:
+    subsets: List[DigestSubset] = []
+    push, job = publish({"registries": ["@ci"], "image_tags": ["{git_short_sha}"]}, subsets=subsets)
+    # Only the image's layout goes in, taken from the package's digest (nothing is built again).
+    (subset,) = subsets
+    assert subset.digest == PACKAGE_DIGEST and subset.globs.globs == ("src.pipez.toy/train.oci/**",)
+    assert push.process.process.input_digest == job.process.process.input_digest == LAYOUT_DIGEST
+    assert push.names == (
+        f"127.0.0.1:5000/toy-train@{MANIFEST}",
+        "127.0.0.1:5000/toy-train:sha256-abababababababab",
+        "127.0.0.1:5000/toy-train:0123456",
+    )
+    assert list(push.process.process.argv[1:5]) == ["-m", "mlbuild.registry", "push", "--layout"]
+    assert flag(push.process.process.argv, "--to") == "127.0.0.1:5000/toy-train"
+
+    argv = job.process.process.argv
+    assert list(argv[1:3]) == ["-m", "mlbuild.publish"]
+    # What ran is what `package` built: its PEX sha and manifest digest, from the artifact.
+    assert (flag(argv, "--pex-sha256"), flag(argv, "--image-digest")) == (PEX_SHA256, MANIFEST)
+    assert (flag(argv, "--layout"), flag(argv, "--ref")) == ("src.pipez.toy/train.oci", "train")
+    assert flag(argv, "--config") == "/repo/src/pipez/toy/toy.yaml"
+    assert flag(argv, "--data-dir") == "/repo/src/pipez/toy/sample"
+    assert flag(argv, "--git-sha") == REVISION
+    assert flag(argv, "--report-dir") == "/repo/dist/mlbuild/publish/src.pipez.toy/train"
+    assert flag(argv, "--backend") == "local" and "--wait" in argv and "--force" not in argv
+    env = job.process.process.env
+    # InteractiveProcess starts from an empty environment: what boto3 and the tools need is forwarded.
+    assert (env["AWS_PROFILE"], env["PATH"]) == ("dev", "/bin")
+    assert (env["MLBUILD_LINEAGE_DIR"], env["MLBUILD_LINEAGE_INBOX"]) == ("/repo/.mlbuild/lineage", "/repo/dist/mlbuild/lineage")
+    assert env["PEX_ROOT"].startswith("/caches/")
+    assert job.get_output_data()["report_json"] == "dist/mlbuild/publish/src.pipez.toy/train/report.json"
+    assert job.get_output_data()["pex_sha256"] == PEX_SHA256
+
+
+def test_skip_push_pushes_nothing_and_submits_no_job() -> None:
+    (skipped,) = publish({"skip_push": True}, options=SimpleNamespace())
+    assert skipped.process is None
+    assert skipped.names == (f"src.pipez.toy/train.oci@{MANIFEST}",)
+
+
+def test_packages_without_an_ml_pipeline_image_are_an_error() -> None:
+    with pytest.raises(ValueError, match=r"`pants publish src/pipez/toy:train`: expected one ml_pipeline image among the packages, found 0"):
+        publish({}, packages=(BuiltPackage(PACKAGE_DIGEST, (BuiltPackageArtifact("src.pipez.toy/train.pex"),)),))
+
+
+def test_an_unknown_registry_alias_names_the_target() -> None:
+    with pytest.raises(ValueError, match=r"^`pants publish src/pipez/toy:train`: .*@nope"):
+        publish({"registries": ["@nope"]})
