@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
+from mlbuild import console
 from mlbuild.debian import build_rootfs, load_lock
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.names import DEBIAN_LAYER, DEBIAN_LOCK_LABEL, LAYER_NAME_ANNOTATION, OCI_TITLE_LABEL
@@ -58,8 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         summary = build_debian_base(args.lock, args.out, args.name, args.cache)
     except MLBuildError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 1)
+        return console.fail(e, getattr(e, "exit_code", 1))
     print(f"{args.name} {summary['manifest_digest']}")
     return 0
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import traceback
 from pathlib import Path
 from typing import Sequence, TextIO
 
+from mlbuild import console
 from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import HyperparameterError, MLBuildError, PlatformError
 from mlbuild.runtime.hyperparameters import parse_assignments
@@ -95,19 +95,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
             instance_count=args.instance_count, use_gpus=not args.no_gpus,
         )
     except MLBuildError as e:  # NB: OCI errors are MLBuildErrors too.
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return console.fail(e, e.exit_code)
     except OSError as e:
         # NB: I/O failures of the machine (disk full, permissions) are not the user's input.
-        print(f"mlbuild: error: {PlatformError(str(e))}", file=sys.stderr)
-        return PlatformError.exit_code
+        return console.fail(PlatformError(str(e)), PlatformError.exit_code)
     except KeyboardInterrupt:
-        print("mlbuild: interrupted; the run was marked failed.", file=sys.stderr)
+        console.say("interrupted; the run was marked failed.")
         return EXIT_INTERRUPTED
     except Exception:  # noqa: BLE001 - the one place that turns bugs into an exit code
-        traceback.print_exc()
-        print("mlbuild: error: container_run failed unexpectedly (a bug); please report the traceback above.", file=sys.stderr)
-        return PlatformError.exit_code
+        return console.bug("container_run", PlatformError.exit_code)
     report(outcome, out)
     pins = RunPins(pex_sha256=args.pex_sha256, image_digest=args.image_digest)
     record_id = record_run(outcome.run_dir, args.address, pins if pins != RunPins() else None)

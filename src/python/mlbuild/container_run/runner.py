@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, TextIO
 
+from mlbuild import console
 from mlbuild.oci.layout import read_layout
 from mlbuild.runtime import contract, hyperparameters
 from mlbuild.runtime.config import PipelineConfig, load_config
@@ -78,11 +79,11 @@ def run_image(
     cache = RootfsCache(cache_dir, keep)
     with cache.use(image, prepare=lambda root: prepare_rootfs(root, workdir)) as rootfs:
         how = "reused" if rootfs.reused else "unpacked"
-        _say(stream, f"rootfs {rootfs.key[:12]} {how} in {rootfs.seconds:.2f}s: {rootfs.path}")
+        console.say(f"rootfs {rootfs.key[:12]} {how} in {rootfs.seconds:.2f}s: {rootfs.path}", stream)
         command = resolve_command(rootfs.path, argv, env.get("PATH"), workdir)
         prepare_optional_mounts(rootfs.path, gpus=bool(gpus.devices))
         if gpus.devices:
-            _say(stream, f"GPUs: {gpus.gpu_count} ({', '.join(gpus.devices)}); driver libraries: {len(gpus.libraries)}")
+            console.say(f"GPUs: {gpus.gpu_count} ({', '.join(gpus.devices)}); driver libraries: {len(gpus.libraries)}", stream)
         staging = prepare_run(config, address, Path(data_dir), Path(runs_dir), overrides, link_channels=False)
         key = job_key(hyperparameters.encode(values))
         store = checkpoints_store(staging.parent, key, count) if config.sagemaker.checkpoint_s3_uri else None
@@ -96,7 +97,7 @@ def run_image(
                 # NB: algo-1 resolves on a one-instance SageMaker job too (frameworks look themselves up).
                 hosts_file = multi_host.write_hosts_file(staging, 1)
                 spec = dataclasses.replace(spec, hosts_file=hosts_file.resolve())
-                _say(stream, f"running {command} in {staging}")
+                console.say(f"running {command} in {staging}", stream)
                 exit_code, tail = stream_process(bwrap_argv(spec, bwrap), stream)
                 hosts_file.unlink()
             else:
@@ -130,7 +131,7 @@ def run_hosts(
     shares = "; ".join(
         f"{p.name}: " + ", ".join(f"{name} {len(keys)} file(s)" for name, keys in sorted(p.shares.items())) for p in plans
     )
-    _say(stream, f"running {spec.command} on {len(plans)} hosts ({shares}) in {staging}")
+    console.say(f"running {spec.command} on {len(plans)} hosts ({shares}) in {staging}", stream)
     log_path = staging / contract.LOG_FILE
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8", errors="replace") as log:
@@ -241,8 +242,3 @@ def stream_process(argv: list[str], stream: TextIO) -> tuple[int, list[str]]:
         proc.stdout.close()
     tail.append(partial + decoder.decode(b"", final=True))
     return proc.returncode, list(tail)
-
-
-def _say(stream: TextIO, message: str) -> None:
-    stream.write(f"mlbuild: {message}\n")
-    stream.flush()

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
+from mlbuild import console
 from mlbuild.runtime import contract
 from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.runtime.local_run import run_dir_parent
@@ -103,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.transform is not None and args.output is None:
             raise UserError("--transform needs --output DIR (where `<input>.out` files go).")
         model = choose_model(args.model, args.runs_dir, args.address)
-        print(f"mlbuild: serving {args.address} with the model in {model}", file=sys.stderr)
+        console.say(f"serving {args.address} with the model in {model}")
         with model_folder(model) as folder, serve_image(args.layout, args.ref, folder, workers=args.workers) as url:
             if args.transform is not None:
                 started = time.time()
@@ -116,8 +117,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         return 0
     except MLBuildError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return console.fail(e, e.exit_code)
 
 
 def _transform(url: str, args: argparse.Namespace) -> Any:
@@ -125,7 +125,7 @@ def _transform(url: str, args: argparse.Namespace) -> Any:
     from mlbuild.serving.transform import TransformConfig, run_transform
 
     config = TransformConfig(args.content_type, None, "Line", args.batch_strategy, 6, "Line", 1).validate()
-    result = run_transform(url, args.transform, args.output, config, lambda line: print(f"mlbuild: {line}", file=sys.stderr))
+    result = run_transform(url, args.transform, args.output, config, console.say)
     print(f"mlbuild: transformed {result.records} records from {len(result.files)} files into {args.output}")
     return result
 
@@ -160,7 +160,7 @@ def record_prediction(args: argparse.Namespace, model_dir: Path, started: float,
     )
     record_id = save(record)
     if record_id:
-        print(f"mlbuild: lineage: {record_id} (predictions; inspect any output's sha256 to get back to the model)", file=sys.stderr)
+        console.say(f"lineage: {record_id} (predictions; inspect any output's sha256 to get back to the model)")
 
 
 def _known(store, checksum: str) -> bool:

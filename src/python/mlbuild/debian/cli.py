@@ -4,18 +4,18 @@
     python -m mlbuild.debian fetch  --lock packages.lock.json [--cache DIR]
     python -m mlbuild.debian rootfs --lock packages.lock.json --out DIR [--cache DIR] [--force]
 
-Errors go to stderr as one message naming the file/field/fix; exit 2 for bad input
+Errors go to stderr as one `mlbuild: error:` line naming the file/field/fix; exit 2 for bad input
 (lock file), 1 for everything else.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
+from mlbuild import console
 from mlbuild.debian import lock as lockfile
 from mlbuild.debian.errors import DebianError
 from mlbuild.debian.fetch import default_cache_dir, fetch_all
@@ -127,8 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except DebianError as e:
-        print(f"mlbuild.debian {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return console.fail(e, e.exit_code)
     except KeyboardInterrupt:
-        print(f"mlbuild.debian {args.command}: interrupted", file=sys.stderr)
+        console.say("interrupted")
         return 130

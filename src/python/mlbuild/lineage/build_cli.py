@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
+from mlbuild import console
 from mlbuild.lineage import collect, provenance
 from mlbuild.lineage.digests import file_sha256
 from mlbuild.lineage.errors import MLBuildError, UserError
@@ -175,11 +176,9 @@ def exit_code_of(command: Callable[[], int]) -> int:
     try:
         return command()
     except MLBuildError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return console.fail(e, e.exit_code)
     except OSError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return EXIT_PLATFORM_ERROR
+        return console.fail(e, EXIT_PLATFORM_ERROR)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
+from mlbuild import console
 from mlbuild.lineage import build_cli, collect, compare, graph, inspect, plot, provenance, verify
 from mlbuild.lineage.build_cli import load_json
 from mlbuild.lineage.digests import bare_hex, is_hex
@@ -170,7 +171,7 @@ def inspect_command(args: argparse.Namespace, store: Store) -> int:
             raise NotFoundError(f"{not_found} Looking beside the artifact failed too: {e}") from e
         for record in fetched:
             store.put(record)
-        print(f"mlbuild: fetched {len(fetched)} record(s) for {args.query} into {store.root}", file=sys.stderr)
+        console.say(f"fetched {len(fetched)} record(s) for {args.query} into {store.root}")
         found = graph.lineage(Store(store.root, store.inboxes), args.query)
     if args.json:
         _print_json(inspect.lineage_json(found))
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         fetched = fetch_records(args.source, args)
         for record in fetched:
             print(f"{store.put(record)}  {record.kind} {record.pipeline}")
-        print(f"mlbuild: {len(fetched)} record(s) from {args.source} in {store.root}", file=sys.stderr)
+        console.say(f"{len(fetched)} record(s) from {args.source} in {store.root}")
     elif args.command == "runs":
         records = compare.runs(store, args.pipeline)
         if not records:
@@ -227,8 +228,7 @@ def run(args: argparse.Namespace) -> int:
                 {"what": d.what, "recorded": d.recorded, "rebuilt": d.rebuilt, "why": d.why} for d in getattr(e, "differences", [])
             ]
             _print_json({"query": args.query, "verified": False, "message": str(e), "differences": differences, "exit_code": e.exit_code})
-            print(f"mlbuild: error: {e}", file=sys.stderr)
-            return e.exit_code
+            return console.fail(e, e.exit_code)
     return 0
 
 

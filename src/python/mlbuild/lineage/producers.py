@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
+from mlbuild import console
 from mlbuild.lineage.collect import run_record
 from mlbuild.lineage.digests import tree_checksum
 from mlbuild.lineage.reuse import find_reusable_run
@@ -83,7 +83,7 @@ def save(record: Record) -> Optional[str]:
     try:
         return store.put(record)
     except Exception as e:  # noqa: BLE001 - lineage must never turn a finished run into a failure
-        print(f"mlbuild: warning: could not write the lineage record: {e}", file=sys.stderr)
+        console.warn(f"could not write the lineage record: {e}")
         return None
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from mlbuild import console
 from mlbuild.lineage import collect, provenance
 from mlbuild.lineage.errors import NotFoundError, UserError
 from mlbuild.lineage.record import Record, make_record
@@ -203,7 +203,7 @@ def image_records(reference: str, environ: Optional[Mapping[str, str]] = None, *
     elif statements:
         # NB: e.g. rebuilt by another mlbuild version; which one is "the" provenance is not ours to pick.
         listed = ", ".join(r.descriptor.digest for r, _ in statements)
-        print(f"mlbuild: {reference} has {len(statements)} provenance statements ({listed}); recording none of them.", file=sys.stderr)
+        console.say(f"{reference} has {len(statements)} provenance statements ({listed}); recording none of them.")
     configs = {json.dumps(_external_config(s), sort_keys=True) for _, s in statements}
     if len(configs) == 1:
         config_path, config_sha = _external_config(statements[0][1]).get("path"), _external_config(statements[0][1]).get("sha256")

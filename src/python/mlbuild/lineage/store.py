@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from mlbuild import console
 from mlbuild.atomic_write import write_durably
 from mlbuild.lineage.digests import is_hex
 from mlbuild.lineage.errors import AmbiguousError, RecordError, StoreError
@@ -76,7 +76,7 @@ class Store:
         if self.strict:
             raise StoreError(f"{path}: {problem}. Fix: {fix}")
         self.skipped.append(path)
-        print(f"mlbuild: warning: {path}: {problem}; skipped (--strict fails instead). Fix: {fix}", file=sys.stderr)
+        console.warn(f"{path}: {problem}; skipped (--strict fails instead). Fix: {fix}")
 
     def _read(self, path: Path, stem: str) -> Optional[Record]:
         """The record in `path` if its bytes hash to `stem` and have a record's shape."""
@@ -109,12 +109,12 @@ class Store:
                     continue  # NB: removed since the listing (a rebuild, `rm -rf dist`)
                 if hashlib.sha256(data).hexdigest() != stem:
                     # NB: maybe still being written; the store itself is not at risk, so skip it.
-                    print(f"mlbuild: warning: {source / name}: contents don't hash to its name; not taken in.", file=sys.stderr)
+                    console.warn(f"{source / name}: contents don't hash to its name; not taken in.")
                     continue
                 try:
                     record = Record.from_stored(data)
                 except RecordError as e:
-                    print(f"mlbuild: warning: {source / name}: not a lineage record ({e}); not taken in.", file=sys.stderr)
+                    console.warn(f"{source / name}: not a lineage record ({e}); not taken in.")
                     continue
                 self.put(record)
 

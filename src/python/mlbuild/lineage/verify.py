@@ -24,12 +24,12 @@ system's interpreters.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from mlbuild import console
 from mlbuild.lineage import collect, provenance
 from mlbuild.lineage.build_diff import Difference, NotReproducible, check, differences  # noqa: F401 - re-exported
 from mlbuild.lineage.build_facts import Facts, Layer, output_paths, rebuilt_facts, recorded_facts, _summary_path  # noqa: F401
@@ -101,7 +101,7 @@ def verify(
     query: str,
     options: Options = Options(),
     runner: Optional[Runner] = None,
-    log: Callable[[str], None] = lambda msg: print(f"verify: {msg}", file=sys.stderr, flush=True),
+    log: Callable[[str], None] = lambda msg: console.say(f"verify: {msg}"),
 ) -> str:
     """Rebuild what `query` names from a clean checkout and compare; the success line, or raises."""
     runner = runner or run_command  # NB: looked up per call, so tests can patch the module's

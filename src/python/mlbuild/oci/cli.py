@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
-import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from mlbuild import console
 from mlbuild.oci import sagemaker_contract
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.build import build_image, write_outputs
@@ -65,7 +64,7 @@ def _limits(args: argparse.Namespace) -> UnpackLimits:
 def _unpack(args: argparse.Namespace) -> None:
     result = unpack_image(read_layout(Path(args.layout), args.ref), Path(args.rootfs), _limits(args))
     for skipped in result.skipped:
-        print(f"skipped {skipped}", file=sys.stderr)
+        console.say(f"skipped {skipped}")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -123,14 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.run(args)
     except OCIError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return console.fail(e, e.exit_code)
     except OSError as e:
         # NB: I/O failures of the machine (disk full, permissions) are not the user's input.
-        print(f"error: {PlatformError(str(e))}", file=sys.stderr)
-        return PlatformError.exit_code
+        return console.fail(PlatformError(str(e)), PlatformError.exit_code)
     except Exception:  # noqa: BLE001 - the one place that turns bugs into an exit code
-        traceback.print_exc()
-        print("error: mlbuild.oci failed unexpectedly (a bug); please report the traceback above.", file=sys.stderr)
-        return PlatformError.exit_code
+        return console.bug("mlbuild.oci", PlatformError.exit_code)
     return 0

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
+from mlbuild import console
 from mlbuild.oci.errors import OCIError
 from mlbuild.registry import plain_http, quirks
 from mlbuild.registry.ecr import EcrRepositorySettings
@@ -86,19 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = _run(args)
     except OCIError as e:
-        kind = "platform error" if e.exit_code == 3 else "error"
-        print(f"{kind}: {e}", file=sys.stderr)
-        return e.exit_code
+        return console.fail(e, e.exit_code)
     except KeyboardInterrupt:
+        console.say("interrupted")
         return 130
     if args.json:
         print(json.dumps(asdict(result) if hasattr(result, "__dataclass_fields__") else {"digest": result}, sort_keys=True))  # type: ignore[arg-type]
     elif args.command == "push":
         print(result.image_uri)  # type: ignore[attr-defined]
         r = result
-        print(
+        console.say(
             f"pushed {r.digest} tags {','.join(r.tags)}: {r.uploaded} uploaded ({r.uploaded_bytes} B), "  # type: ignore[attr-defined]
-            f"{r.mounted} mounted, {r.skipped} skipped in {r.seconds:.2f}s", file=sys.stderr,  # type: ignore[attr-defined]
+            f"{r.mounted} mounted, {r.skipped} skipped in {r.seconds:.2f}s"  # type: ignore[attr-defined]
         )
     elif args.command == "pull":
         print(result.digest)  # type: ignore[attr-defined]

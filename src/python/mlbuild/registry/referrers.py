@@ -13,10 +13,10 @@ https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#referrer
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from typing import Any
 
+from mlbuild import console
 from mlbuild.oci.descriptor import OCI_INDEX
 from mlbuild.oci.digest import digest_of, hex_of
 from mlbuild.oci.image import canonical_json
@@ -89,7 +89,7 @@ def _add_to_referrers_index(client: RegistryClient, referrer: ReferrerSource) ->
         # NB: e.g. immutable tags (ECR) once the index exists, or a foreign tag of that name.
         # The referrer is stored by digest either way; only its listing under the image
         # failed, which is not worth failing the image's push over.
-        print(f"mlbuild: warning: could not update the referrers index {tag}: {e}", file=sys.stderr)
+        console.warn(f"could not update the referrers index {tag}: {e}")
 
 
 def _tagged_index(client: RegistryClient, subject_digest: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, TextIO
 
+from mlbuild import console
 from mlbuild.container_run.rootfs_cache import default_cache_dir
 from mlbuild.lineage.store import Store
 from mlbuild.publish.local import LOCAL_ROOT
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if job.backend == AWS:
         assert clients is not None
         extra = {"fetch_model": aws.model_fetcher(clients), "fetch_data": aws.data_fetcher(clients, cache_dir)}
-    print(f"mlbuild: replaying job {job.name} ({job.status}) of {job.address or 'an unknown pipeline'}: image {job.image_digest}", file=sys.stderr)
+    console.say(f"replaying job {job.name} ({job.status}) of {job.address or 'an unknown pipeline'}: image {job.image_digest}")
     result = replay(
         job, local_root=args.local_root, cache_dir=cache_dir, store=store, sample_data=args.sample_data,
         expect_failure=args.expect_failure, stream=sys.stderr, **extra,
@@ -87,12 +88,10 @@ def main(argv: Optional[List[str]] = None, out: Optional[TextIO] = None) -> int:
         # NB: sys.stdout looked up per call, not bound at import (a test's capture replaces it)
         return run(args, out or sys.stdout)
     except MLBuildError as e:  # NB: lineage, OCI and registry errors are MLBuildErrors too
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return console.fail(e, e.exit_code)
     except OSError as e:  # NB: the machine (a full disk, permissions): one line, not a traceback
         where = f"{e.filename}: " if e.filename else ""
-        print(f"mlbuild: error: {where}{e.strerror or e}", file=sys.stderr)
-        return PlatformError.exit_code
+        return console.fail(f"{where}{e.strerror or e}", PlatformError.exit_code)
     except KeyboardInterrupt:
-        print("mlbuild: interrupted; the replay's run was marked failed.", file=sys.stderr)
+        console.say("interrupted; the replay's run was marked failed.")
         return 130

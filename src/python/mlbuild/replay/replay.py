@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
+from mlbuild import console
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.runner import run_image
 from mlbuild.lineage.collect import run_record
@@ -195,7 +196,7 @@ def save_record(store: Store, record: Record) -> Optional[str]:
     try:
         return store.put(record)
     except Exception as e:  # noqa: BLE001 - the verdict stands even when the store is unwritable
-        print(f"mlbuild: warning: could not write the replay's lineage record: {e}", file=sys.stderr)
+        console.warn(f"could not write the replay's lineage record: {e}")
         return None
 
 

@@ -6,7 +6,8 @@
     wait JOB_NAME [--region R] [--no-logs] [--report-json F] [--report-md F]
     pull-data --config pipeline.yaml [--dest data] [--channel NAME ...]
 
-Progress goes to stderr; the Markdown report goes to stdout. AWS credentials come from
+Progress goes to stderr as `mlbuild: ` lines (mlbuild.console), a transform's status lines
+too; the Markdown report, and a transform's model/job/endpoint names, go to stdout. AWS credentials come from
 boto3's default chain: under Pants, forward `env.FORWARDED_ENV_VARS`. Errors become exit
 codes here and only here.
 """
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
+from mlbuild import console
 from mlbuild.names import (
     EXIT_INTERRUPTED,
     EXIT_JOB_CONFLICT,
@@ -43,14 +45,10 @@ EXIT_CODES = (
 )
 
 
-def _err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 Followed = Tuple[Report, Any]  # (report, wait.Outcome or None when not followed)
 
 
-def submit_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> Followed:
+def submit_command(args: argparse.Namespace, log: Callable[[str], None] = console.say) -> Followed:
     from mlbuild.sagemaker.aws import Clients
     from mlbuild.sagemaker.job_name import pipeline_name_from_address
     from mlbuild.sagemaker.job_request import build_request
@@ -79,7 +77,7 @@ def submit_command(args: argparse.Namespace, log: Callable[[str], None] = _err) 
     return report, None
 
 
-def transform_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> int:
+def transform_command(args: argparse.Namespace, log: Callable[[str], None] = console.say) -> int:
     """CreateModel + CreateTransformJob for a finished training job's model; --wait follows it."""
     from mlbuild.names import aws_region
     from mlbuild.sagemaker.aws import Clients, describe_training_job
@@ -101,11 +99,11 @@ def transform_command(args: argparse.Namespace, log: Callable[[str], None] = _er
         deployment = deploy_endpoint(submission.model.name, pipeline, clients.sagemaker, instance_type=args.instance_type, log=log)
         print(f"endpoint: {deployment.endpoint_name} ({deployment.action}, config {deployment.config.name})")
     if args.wait:
-        follow_transform(submission.job.name, sagemaker=clients.sagemaker, out=print).raise_for_status()
+        follow_transform(submission.job.name, sagemaker=clients.sagemaker, out=log).raise_for_status()
     return 0
 
 
-def wait_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> Followed:
+def wait_command(args: argparse.Namespace, log: Callable[[str], None] = console.say) -> Followed:
     from mlbuild.sagemaker import tags
     from mlbuild.sagemaker.aws import Clients, describe_training_job, translate
 
@@ -132,7 +130,7 @@ def _follow(report: Report, clients: Any, args: argparse.Namespace, log: Callabl
     return follow_report(report, clients, FollowOptions(args.poll_seconds, args.timeout_seconds, not args.no_logs), out=log)
 
 
-def pull_data_command(args: argparse.Namespace, log: Callable[[str], None] = _err) -> None:
+def pull_data_command(args: argparse.Namespace, log: Callable[[str], None] = console.say) -> None:
     from mlbuild.sagemaker.aws import Clients
     from mlbuild.sagemaker.s3_data import pull_config
 
@@ -249,8 +247,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             outcome.raise_for_status()
         return 0
     except MLBuildError as e:
-        _err(f"mlbuild: error: {e}")
-        return e.exit_code
+        return console.fail(e, e.exit_code)
     except KeyboardInterrupt:
-        _err("mlbuild: interrupted; a submitted job keeps running in SageMaker.")
+        console.say("interrupted; a submitted job keeps running in SageMaker.")
         return EXIT_INTERRUPTED

@@ -138,8 +138,8 @@ def test_transform_with_a_finished_jobs_model_is_idempotent(aws: str, config: Pa
     capsys.readouterr()
     args = ["transform", name, "--input", "s3://demo-bucket/demo/data/validation/", "--output", "s3://demo-bucket/demo/predictions/"]
     assert main([*args, "--wait"]) == 0
-    first = capsys.readouterr().out
-    assert "(created)" in first and "Status: Completed" in first
+    first, progress = capsys.readouterr()
+    assert "(created)" in first and "Status: Completed" in progress  # NB: progress on stderr (mlbuild.console)
     transform_job = first.split("transform job: ", 1)[1].split(" ", 1)[0]
     described = Clients.create().sagemaker.describe_transform_job(TransformJobName=transform_job)
     model = Clients.create().sagemaker.describe_model(ModelName=described["ModelName"])

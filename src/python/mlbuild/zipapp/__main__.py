@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from mlbuild import console
 from mlbuild.runtime.errors import MLBuildError
 from mlbuild.zipapp.assemble import assemble
 
@@ -33,8 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         print(assemble(args.requirements, args.sources, args.out, args.entry_point, env))
     except MLBuildError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return console.fail(e, e.exit_code)
     return 0
 
 
