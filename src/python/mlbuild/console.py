@@ -6,7 +6,7 @@ it. Lines, never a redrawn bar; each written whole and flushed:
 
     mlbuild: replaying job churn-3f2a (Completed) of src/python/pipelines/churn:train: image sha256:…
     mlbuild: warning: .mlbuild/lineage/ab/ab12….json: not valid JSON; skipped (--strict fails instead). Fix: …
-    mlbuild: error: pipeline.yaml: `sagemaker.instance_count`: must be at least 1. Fix: …
+    mlbuild: error: command line: hyperparameter 'C' is -1.0, below its min 0.0. Fix: raise it.
     mlbuild: pulling sha256:0123456789ab: 12.0 MB/80.0 MB at 6.0 MB/s
     mlbuild: pulling sha256:0123456789ab: 80.0 MB/80.0 MB at 6.1 MB/s done
 
@@ -16,6 +16,8 @@ it. Lines, never a redrawn bar; each written whole and flushed:
   itself names the file, the field and the fix; the codes are `mlbuild.names`' table.
 - `Progress`: a long transfer: a line every `interval` seconds, and one ending ` done` for a
   blob that was big or slow.
+- `stream`: where a caller keeps its steps beside other output, the same line goes there
+  (container_run's steps go into the run's own output, stdout unless the caller says).
 - What a command outputs for programs (record ids, digests, JSON, reports) stays on stdout,
   without the prefix; what a job prints (the container's output, CloudWatch's lines) is passed
   through as it is.

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from botocore.exceptions import ClientError
 
+from mlbuild import console
 from mlbuild.runtime.config import s3_uri_problem
 from mlbuild.runtime.errors import UserError
 from mlbuild.sagemaker.aws import TERMINAL_STATUSES, describe, is_resource_in_use, method_name, translate
@@ -240,7 +241,7 @@ def follow_transform(
     name: str,
     *,
     sagemaker: Any,
-    out: Callable[[str], None] = print,
+    out: Callable[[str], None] = console.say,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = DEFAULT_POLL_SECONDS,

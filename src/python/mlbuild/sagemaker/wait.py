@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from botocore.exceptions import ClientError
 
+from mlbuild import console
 from mlbuild.runtime.errors import UserError
 from mlbuild.sagemaker.aws import TERMINAL_STATUSES, describe_training_job, error_code
 from mlbuild.sagemaker.billing import billing_summary
@@ -60,7 +61,7 @@ class FollowOptions:
     logs: bool = True  # stream CloudWatch log lines
 
 
-def follow_report(report: Any, clients: Any, options: FollowOptions = FollowOptions(), out: Callable[[str], None] = print) -> Tuple[Any, Outcome]:
+def follow_report(report: Any, clients: Any, options: FollowOptions = FollowOptions(), out: Callable[[str], None] = console.say) -> Tuple[Any, Outcome]:
     """Follow the job of a `report.Report` to its end; the report with the outcome folded in."""
     outcome = follow(
         report.job_name,
@@ -85,7 +86,7 @@ def follow(
     sagemaker: Any,
     logs: Any = None,
     s3: Any = None,
-    out: Callable[[str], None] = print,
+    out: Callable[[str], None] = console.say,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
