@@ -21,15 +21,13 @@ from pants.engine.target import HydratedSources, HydrateSourcesRequest, WrappedT
 from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 from mlbuild_pants.base_image import BaseImage, BaseImageRequest, build_base_image
+from mlbuild_pants.conftest import unexpected
 from mlbuild_pants.target_types import MLBaseImageTarget
 
 SLIM = Address("docker/slim", target_name="slim")
 PINNED = "r.io/python:3.11@sha256:" + "0" * 64
 OTHER_DIGEST, OURS_DIGEST = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
-
-def unexpected(*args):
-    raise AssertionError(f"not expected on this path: {args}")
 
 
 def build(target, processes: List[VenvPexProcess], index: dict) -> BaseImage:

@@ -22,14 +22,18 @@ from pants.core.goals.tailor import PutativeTargets
 from pants.core.target_types import FilesGeneratorTarget
 from pants.core.util_rules import distdir
 from pants.engine.addresses import Address
+from pants.engine.fs import Digest, Snapshot
 from pants.engine.rules import QueryRule
 from pants.engine.target import InferredDependencies
 from pants.testutil.rule_runner import RuleRunner
 
 from mlbuild_pants import register
+from mlbuild_pants.base_image import BaseImage
+from mlbuild_pants.image import PipelineImage
 from mlbuild_pants.dependency_inference import InferMLPipelineDependencies
-from mlbuild_pants.package import MLPipelineFieldSet, MLPipelinePex, MLPipelinePexRequest
+from mlbuild_pants.package import BuiltMLPipeline, MLPipelineFieldSet, MLPipelinePex, MLPipelinePexRequest
 from mlbuild_pants.tailor import PutativeMLPipelineTargetsRequest
+from mlbuild_pants.tool import _ToolRequest
 
 # NB: the launcher puts the locally built pex CLI and the machine's pip/CA workarounds in
 # PANTS_* variables; a RuleRunner reads options from its environment, so pass them on.
@@ -106,6 +110,8 @@ def rule_runner() -> RuleRunner:
             QueryRule(RunRequest, [MLPipelineFieldSet]),
             QueryRule(InferredDependencies, [InferMLPipelineDependencies]),
             QueryRule(PutativeTargets, [PutativeMLPipelineTargetsRequest]),
+            QueryRule(_ToolRequest, []),
+            QueryRule(Snapshot, [Digest]),
         ],
         target_types=[*register.target_types(), PythonSourcesGeneratorTarget, FilesGeneratorTarget],
     )
@@ -115,6 +121,7 @@ def rule_runner() -> RuleRunner:
             "--python-bootstrap-search-path=['<PYENV>', '<PATH>']",
             "--python-infer-use-rust-parser",
             "--source-root-patterns=['/src']",
+            "--mlbuild-library-source-root=src",
         ],
         env_inherit=INHERITED_ENV,
     )
@@ -122,5 +129,42 @@ def rule_runner() -> RuleRunner:
     return rule_runner
 
 
+def unexpected(*args):
+    """A mock for a request the rule must not make on the path under test."""
+    raise AssertionError(f"not expected on this path: {args}")
+
+
+def flag(argv, name: str) -> str:
+    """The value after `name` in a command line."""
+    return argv[list(argv).index(name) + 1]
+
+
 def pipeline_field_set(rule_runner: RuleRunner, address: Address = TOY) -> MLPipelineFieldSet:
     return MLPipelineFieldSet.create(rule_runner.get_target(address))
+
+
+# What `package` built for the toy pipeline, for rules run with mocks (nothing is built).
+BUILT_PEX_SHA256 = "cd" * 32
+BUILT_MANIFEST = "sha256:" + "ab" * 32
+BUILT_TOY = BuiltMLPipeline(
+    pex_digest=Digest("1" * 64, 100),
+    pex_path="src.pipez.toy/train.pex",
+    pex_sha256=BUILT_PEX_SHA256,
+    image=PipelineImage(
+        digest=Digest("2" * 64, 200),
+        layout_path="src.pipez.toy/train.oci",
+        archive_path="src.pipez.toy/train.oci.tar",
+        summary_path="src.pipez.toy/train.image.json",
+        manifest_digest=BUILT_MANIFEST,
+    ),
+    base=BaseImage(
+        address=BASE_IMAGE,
+        digest=Digest("3" * 64, 300),
+        layout_path="docker.debian-python3.11/base.oci",
+        ref="base",
+        manifest_digest="sha256:" + "ef" * 32,
+        python="/usr/bin/python3.11",
+    ),
+    provenance_path="src.pipez.toy/train.provenance.json",
+    record_path="mlbuild/lineage/records/r1.json",
+)

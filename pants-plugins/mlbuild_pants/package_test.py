@@ -12,20 +12,25 @@ from pants.backend.python.util_rules.pex import Pex
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.core.goals.package import BuiltPackage
 from pants.engine.addresses import Address
-from pants.engine.fs import EMPTY_DIGEST, Digest, DigestEntries, FileDigest, FileEntry
+from pants.engine.fs import EMPTY_DIGEST, Digest, DigestEntries, FileDigest, FileEntry, MergeDigests
 from pants.engine.internals.scheduler import ExecutionError
-from pants.testutil.rule_runner import RuleRunner
+from pants.testutil.rule_runner import MockGet, RuleRunner, run_rule_with_mocks
 from pants.util.frozendict import FrozenDict
 
-from mlbuild_pants.conftest import TOY, pipeline_field_set
+from mlbuild_pants.conftest import BUILT_MANIFEST, BUILT_PEX_SHA256, BUILT_TOY, TOY, pipeline_field_set
 from mlbuild_pants.image import PipelineImage
 from mlbuild_pants.package import (
     PROVENANCE_MAX_INPUT_BYTES,
+    BuiltMLPipeline,
+    MLPipelineFieldSet,
     MLPipelinePex,
     MLPipelinePexRequest,
+    package_ml_pipeline,
     provenance_inputs,
     requirements_only,
 )
+from mlbuild_pants.publish import image_artifact
+from mlbuild_pants.target_types import MLPipelineTarget
 
 
 def test_the_pipeline_pex_carries_the_pipeline_and_its_config(rule_runner: RuleRunner) -> None:
@@ -108,3 +113,34 @@ def test_provenance_reads_the_summary_and_the_layouts_small_files_only() -> None
         "src.pipez.toy/train.oci/index.json",
         "src.pipez.toy/train.oci/blobs/sha256/manifest",
     ]
+
+
+def test_the_package_lists_every_output_and_the_image_says_what_publish_needs() -> None:
+    merged: list = []
+
+    def merge(request: MergeDigests) -> Digest:
+        merged.append(request)
+        return Digest("9" * 64, 1)
+
+    field_set = MLPipelineFieldSet.create(MLPipelineTarget({"config": "toy.yaml"}, TOY))
+    package = run_rule_with_mocks(
+        package_ml_pipeline,
+        rule_args=[field_set],
+        mock_gets=[
+            MockGet(BuiltMLPipeline, (MLPipelineFieldSet,), lambda _: BUILT_TOY),
+            MockGet(Digest, (MergeDigests,), merge),
+        ],
+    )
+    assert merged == [MergeDigests([BUILT_TOY.pex_digest, BUILT_TOY.image.digest])] and package.digest == Digest("9" * 64, 1)
+    assert [a.relpath for a in package.artifacts] == [
+        "src.pipez.toy/train.pex",
+        "src.pipez.toy/train.oci",
+        "src.pipez.toy/train.oci.tar",
+        "src.pipez.toy/train.image.json",
+        "src.pipez.toy/train.provenance.json",
+        "mlbuild/lineage/records/r1.json",
+    ]
+    # `publish` finds the image among the packages and takes its identity from it, not from a rebuild.
+    found_package, image = image_artifact((package,), TOY)
+    assert found_package is package
+    assert (image.relpath, image.manifest_digest, image.pex_sha256) == ("src.pipez.toy/train.oci", BUILT_MANIFEST, BUILT_PEX_SHA256)

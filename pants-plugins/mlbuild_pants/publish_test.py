@@ -21,14 +21,12 @@ from pants.engine.process import Process
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
-from mlbuild_pants.conftest import TOY
+from mlbuild_pants.conftest import BUILT_MANIFEST as MANIFEST, BUILT_PEX_SHA256 as PEX_SHA256, TOY, flag
 from mlbuild_pants.package import MLPipelineImageArtifact, SourceRevision, SourceRevisionRequest
 from mlbuild_pants.publish import MLPipelinePublishFieldSet, PublishMLPipelineRequest, publish_ml_pipeline
 from mlbuild_pants.target_types import MLPipelineTarget
 from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest
 
-MANIFEST = "sha256:" + "ab" * 32
-PEX_SHA256 = "cd" * 32
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 PACKAGE_DIGEST = Digest("1" * 64, 100)
 LAYOUT_DIGEST = Digest("2" * 64, 50)
@@ -48,9 +46,6 @@ def mlbuild(**options) -> SimpleNamespace:
     )
     return SimpleNamespace(**{**defaults, **options})
 
-
-def unexpected(*args):
-    raise AssertionError(f"not expected on this path: {args}")
 
 
 def publish(fields: dict, packages=PACKAGES, options: Optional[SimpleNamespace] = None, subsets: Optional[List] = None):
@@ -78,9 +73,6 @@ def publish(fields: dict, packages=PACKAGES, options: Optional[SimpleNamespace] 
         ],
     )
 
-
-def flag(argv, name: str) -> str:
-    return argv[list(argv).index(name) + 1]
 
 
 def test_publish_pushes_then_submits_the_image_package_built() -> None:
