@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST
 from pants.util.frozendict import FrozenDict
 
 from mlbuild_pants.base_image import BaseImage
 from mlbuild_pants.image import (
+    PROGRAMS,
     DependencyImage,
     DependencyImageRequest,
     PipelineImageRequest,
@@ -61,6 +64,8 @@ def test_the_dependency_image_compiles_its_wheels_only_for_a_known_interpreter()
     assert [layer["name"] for layer in spec["layers"]] == ["dep-torch", "deps"]
     (torch,) = spec["layers"][0]["zips"]
     assert torch == {"src": "requirements/.deps/torch-2.1.whl", "dest": "/opt/mlbuild/deps/torch-2.1.whl", "bytecode": "cpython-311"}
+    # Each wheel lands in the folder the launchers add to the path, one site dir a wheel.
+    assert f'os.listdir("{os.path.dirname(torch["dest"])}")' in launcher("train", "/usr/bin/python3.11")
     unknown = dependency_image_spec(DependencyImageRequest(None, base("/usr/bin/python3"), 1), groups)  # type: ignore[arg-type]
     assert all("bytecode" not in z for layer in unknown["layers"] for z in layer["zips"])
 
@@ -91,15 +96,17 @@ def test_the_app_image_is_the_dependency_image_plus_the_code_labelled_and_annota
     )
     deps = DependencyImage(EMPTY_DIGEST, "deps-image/deps.oci", "deps", "deps-image/deps.fs.json")
     spec = app_image_spec(request, deps)
-    assert spec["ref"] == "train"
     # Built on the dependency image, never on the base directly: a code change re-pushes one layer.
     assert spec["base"] == {"layout": "deps-image/deps.oci", "ref": "deps"}
     (layer,) = spec["layers"]
-    assert layer["dirs"] == [{"src": "app", "dest": "/opt/mlbuild/app"}]
-    assert {(f["src"], f["dest"], f["mode"]) for f in layer["files"]} == {
-        ("train", "/usr/local/bin/train", "0755"),
-        ("serve", "/usr/local/bin/serve", "0755"),
-    }
+    # The code lands where the launchers look for it, after the dependencies.
+    (code,) = layer["dirs"]
+    assert code["src"] == "app" and f'sys.path.append("{code["dest"]}")' in launcher("train", "/usr/bin/python3.11")
+    # A launcher a program, executable, on PATH: SageMaker starts the container as `train` or `serve`.
+    launchers = {f["src"]: f for f in layer["files"]}
+    assert set(launchers) == set(PROGRAMS) == {"train", "serve"}
+    for program, file in launchers.items():
+        assert file["dest"] == f"/usr/local/bin/{program}" and file["mode"] == "0755"
     config = spec["config"]
     assert config["cmd"] == ["train"]
     # The pipeline's env wins over the image's defaults.
