@@ -29,6 +29,7 @@ TOOL_SOURCES = (
     "mlbuild/names.py",
     "mlbuild/stale_temps.py",
     "mlbuild/atomic_write.py",
+    "mlbuild/console.py",
     "mlbuild/oci",
     "mlbuild/debian",
     "mlbuild/runtime",
