@@ -40,14 +40,15 @@ from pants.engine.fs import (
     FileEntry,
     MergeDigests,
     PathGlobs,
+    RemovePrefix,
 )
-from pants.engine.process import ProcessResult
+from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 
 from mlbuild_pants.base_image import CACHE_DIR, CACHE_NAME, BaseImage, read_summary
 from mlbuild_pants.names import APP_LAYER
-from mlbuild_pants.tool import MLBuildTool
+from mlbuild_pants.tool import MLBuildTool, with_immutable_inputs
 
 DEPS_DIR = "/opt/mlbuild/deps"
 APP_DIR = "/opt/mlbuild/app"
@@ -278,17 +279,20 @@ async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool)
         ),
         Get(Digest, AddPrefix(request.app_sources, APP_SOURCES)),
     )
-    # NB: the dependency image is the only base this Process reads; the Debian base's blobs
-    # are in it already.
-    input_digest = await Get(Digest, MergeDigests([files, app, deps.digest]))
-    result = await Get(
-        ProcessResult,
+    # NB: the dependency image is the only base this Process reads (the Debian base's blobs
+    # are in it already), read-only: an immutable input, linked into the sandbox, not copied.
+    input_digest, deps_tree = await MultiGet(
+        Get(Digest, MergeDigests([files, app])), Get(Digest, RemovePrefix(deps.digest, DEPS_IMAGE_DIR))
+    )
+    process = await Get(
+        Process,
         VenvPexProcess,
         oci_build(
             tool, input_digest, request.out_dir, request.name, ("--check-sagemaker", "--check-program", "serve", "--base-fs-index", deps.fs_index_path),
             f"Assembling OCI image {request.out_dir}/{request.name}.oci",
         ),
     )
+    result = await Get(ProcessResult, Process, with_immutable_inputs(process, {DEPS_IMAGE_DIR: deps_tree}))
     summary_path = f"{request.out_dir}/{request.name}.image.json"
     summary = read_summary(await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([summary_path]))))
     return PipelineImage(

@@ -30,7 +30,7 @@ from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address, AddressInput
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, DigestEntries, DigestSubset, FileEntry, MergeDigests, PathGlobs
-from pants.engine.process import FallibleProcessResult, ProcessResult
+from pants.engine.process import FallibleProcessResult, Process, ProcessResult
 from pants.version import VERSION as PANTS_VERSION
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, TransitiveTargets, TransitiveTargetsRequest
@@ -41,7 +41,7 @@ from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 from mlbuild_pants.base_image import BaseImage, BaseImageRequest
 from mlbuild_pants.image import REQUIREMENTS_DIR, DependencyImage, DependencyImageRequest, PipelineImage, PipelineImageRequest, sha256_of
-from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest
+from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest, with_immutable_inputs
 from mlbuild_pants.names import (
     DIST_LINEAGE_SUBDIR,
     LOCKFILE_PATH_LABEL,
@@ -166,6 +166,7 @@ def requirements_only(
 # NB: the requirements-only zipapp, built by pex once per lockfile, that each code change's
 # PEX is assembled from (`mlbuild.zipapp`): pex itself would compress every dependency again.
 REQUIREMENTS_ZIPAPP = "mlbuild_requirements.zipapp.pex"
+REQUIREMENTS_ZIPAPP_DIR = "requirements-zipapp"
 PEX_SOURCES_DIR = "pex-sources"
 
 
@@ -207,22 +208,25 @@ async def assemble_pipeline_zipapp(request: PipelineZipappRequest) -> PipelineZi
     app_sources = await Get(
         Digest, MergeDigests([sources.stripped_source_files.snapshot.digest, pex_request.additional_sources])
     )
-    inputs = await Get(Digest, MergeDigests([requirements.digest, await Get(Digest, AddPrefix(app_sources, PEX_SOURCES_DIR))]))
+    inputs = await Get(Digest, AddPrefix(app_sources, PEX_SOURCES_DIR))
     env_args = [arg for name, value in sorted(pex_request.inject_env.items()) for arg in ("--env", f"{name}={value}")]
     assert pex_request.main is not None
-    result = await Get(
-        ProcessResult,
+    process = await Get(
+        Process,
         VenvPexProcess(
             tool.pex,
             argv=(
-                "-m", "mlbuild.zipapp", "--requirements", REQUIREMENTS_ZIPAPP, "--sources", PEX_SOURCES_DIR,
-                "--out", field_set.pex_path, "--entry-point", pex_request.main.spec, *env_args,
+                "-m", "mlbuild.zipapp", "--requirements", f"{REQUIREMENTS_ZIPAPP_DIR}/{REQUIREMENTS_ZIPAPP}",
+                "--sources", PEX_SOURCES_DIR, "--out", field_set.pex_path, "--entry-point", pex_request.main.spec,
+                *env_args,
             ),
             input_digest=inputs,
             output_files=(field_set.pex_path,),
             description=f"Assembling the PEX of ml_pipeline {field_set.address}",
         ),
     )
+    # NB: the requirements zipapp (~70 MB) is only read: linked into the sandbox, not copied.
+    result = await Get(ProcessResult, Process, with_immutable_inputs(process, {REQUIREMENTS_ZIPAPP_DIR: requirements.digest}))
     sha256 = sha256_of(await Get(DigestEntries, Digest, result.output_digest), field_set.pex_path)
     return PipelineZipapp(result.output_digest, field_set.pex_path, sha256, app_sources, pex_request.inject_env)
 
