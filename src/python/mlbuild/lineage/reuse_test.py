@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlbuild.lineage.reuse import find_reusable_run
+from mlbuild.lineage.reuse import find_reusable_run, is_reusable, run_inputs
 from mlbuild.lineage.store import Store
 from mlbuild.lineage.testing import chain, d, package, run
 
@@ -44,3 +44,14 @@ def test_failed_runs_are_not_reused_and_the_latest_hit_wins(tmp_path) -> None:
     for r in (pkg, failed, old, new):
         store.put(r)
     assert find_reusable_run(store, pkg.get("pex.sha256"), HP, DATA) == new
+
+
+def test_one_normal_form_and_one_decision() -> None:
+    want = run_inputs("a" * 64, HP, DATA)
+    assert want == run_inputs("sha256:" + "A" * 64, {"epochs": "3", "lr": "0.1"}, {"train": d("train-data")[7:]})
+    assert want["artifact"] == "sha256:" + "a" * 64 and want["hyperparameters"] == {"lr": "0.1", "epochs": "3"}
+    assert is_reusable("Completed", want, want)
+    assert not is_reusable("Failed", want, want) and not is_reusable("InProgress", want, want)
+    assert not is_reusable("Completed", None, want)  # NB: inputs unknown
+    assert not is_reusable("Completed", run_inputs("a" * 64, HP, {"train": None}), want)  # NB: a channel without a checksum
+    assert not is_reusable("Completed", run_inputs("a" * 64, {**HP, "lr": 0.2}, DATA), want)

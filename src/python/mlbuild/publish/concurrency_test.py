@@ -12,36 +12,20 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import time
 from pathlib import Path
 from typing import List
 
 import pytest
 
-from mlbuild.container_run.outcome import read_outcome
 from mlbuild.container_run.testing import write_image, write_pipeline
 from mlbuild.lineage.store import ROOT_ENV_VAR, Store
 from mlbuild.oci.layer import LayerEntry
 from mlbuild.publish import cli, local
-from mlbuild.runtime import contract, local_run
-from mlbuild.runtime.config import load_config
+from mlbuild.publish.testing import fake_run_image
+from mlbuild.runtime import local_run
 
 ADDRESS = "src/python/pipelines/tiny:train"
 N = 6
-
-
-def _fake_run_image(trainings: Path):
-    def run_image(layout_dir, ref, config_path, address, data_dir, runs_dir, overrides):
-        staging = local_run.prepare_run(load_config(Path(config_path)), address, Path(data_dir), Path(runs_dir), overrides)
-        with open(trainings, "a") as f:  # NB: O_APPEND: one whole line per training
-            f.write(f"{os.getpid()}\n")
-        time.sleep(0.5)  # NB: long enough that every other publish starts while this one trains
-        (staging / contract.MODEL_DIR).mkdir()
-        (staging / contract.MODEL_DIR / "model.txt").write_text(f"scale={overrides.get('scale', '2.0')}\n")
-        (staging / contract.METRICS_FILE).write_text(json.dumps({"score": 1.5}))
-        return read_outcome(local_run.finish_run(staging, succeeded=True), 0)
-
-    return run_image
 
 
 def _publish(argv: List[str], barrier) -> None:  # a forked child: one `python -m mlbuild.publish`
@@ -54,7 +38,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     config, data_dir = write_pipeline(tmp_path / "pipeline")
     layout = tmp_path / "layout"
     write_image(layout, tmp_path / "blobs", [[LayerEntry.file("/usr/local/bin/train", b"#!/bin/true\n", 0o755)]])
-    monkeypatch.setattr(local, "run_image", _fake_run_image(tmp_path / "trainings.txt"))
+    monkeypatch.setattr(local, "run_image", fake_run_image(tmp_path / "trainings.txt"))
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "lineage"))
     argv = ["--layout", str(layout), "--config", str(config), "--address", ADDRESS, "--data-dir", str(data_dir),
             "--pex-sha256", "a" * 64, "--git-sha", "0" * 40, "--backend", "local", "--local-root", str(tmp_path / "local")]

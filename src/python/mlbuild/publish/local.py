@@ -8,11 +8,14 @@
    way SageMaker stores it under `<output_path>/<job>/output/`;
 4. the same report as the AWS backend is printed and written.
 
-The job name is derived from the image digest, the hyperparameters and the data checksums,
-so publishing the same thing twice finds the finished job instead of training again. A job is
-claimed while it trains (an flock on `jobs/<job>/.lock`, released by the kernel if the process
-dies), so identical publishes started together train once; a forced job's name
-(`<job>-r<UTC time>[-n]`) is claimed with mkdir, so forced publishes never share one.
+The job is named as a SageMaker job is (`sagemaker.job_name`: `<pipeline>-<inputs hash>`), over
+its inputs (`lineage.reuse.run_inputs`: image digest, hyperparameter strings, data checksums), and
+`jobs/<job>/job.json` stands in for DescribeTrainingJob: publishing the same thing twice finds
+the finished job there and reuses it when `lineage.reuse.is_reusable` (the decision `pants run`
+takes over the lineage store) says so, instead of training again. A job is claimed while it
+trains (an flock on `jobs/<job>/.lock`, released by the kernel if the process dies), so
+identical publishes started together train once; a forced job's name (`<job>-r<UTC time>`, the
+next second's when taken, as on AWS) is claimed with mkdir, so forced publishes never share one.
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
-import hashlib
-import itertools
 import json
 import os
 import sys
@@ -31,7 +32,9 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
 from mlbuild.container_run.runner import run_image
 from mlbuild.lineage.digests import model_checksum, tree_checksum
+from mlbuild.lineage.errors import RecordError
 from mlbuild.lineage.record import Record, make_record
+from mlbuild.lineage.reuse import is_reusable, run_inputs
 from mlbuild.oci.layout import read_layout, write_layout
 from mlbuild.publish import report as publish_report
 from mlbuild.publish.model_archive import write_model_archive
@@ -42,7 +45,7 @@ from mlbuild.names import EXIT_JOB_FAILED, HOSTS_RECORD, LOCAL_PUBLISH_DIR, imag
 from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.errors import PlatformError, UserError
 from mlbuild.runtime.local_run import local_channel_dirs
-from mlbuild.sagemaker.job_name import pipeline_name_from_address
+from mlbuild.sagemaker.job_name import forced_job_names, job_name, pipeline_name_from_address
 
 JOB_FILE = "job.json"
 JOB_LOCK = ".lock"
@@ -86,11 +89,6 @@ def store_image(layout_dir: Path, ref: Optional[str], digest: str, repository: s
     return f"oci:{store}/{repository}@{digest}"
 
 
-def job_name(address: str, image_digest: str, encoded_hp: Mapping[str, str], data: Mapping[str, str]) -> str:
-    body = json.dumps({"image": image_digest, "hyperparameters": encoded_hp, "data": data}, sort_keys=True)
-    return f"{pipeline_name_from_address(address)}-{hashlib.sha256(body.encode()).hexdigest()[:12]}"
-
-
 def publish_local(
     *,
     layout_dir: Path,
@@ -115,15 +113,15 @@ def publish_local(
     with _locked(root / ".registry.lock", "the local image store", log) if not registry else contextlib.nullcontext():
         image_uri = store_image(layout_dir, ref, digest, repository, root, registry)
     log(f"image: {image_uri}")
-    name = job_name(address, digest, encoded, data)
-    if force:
-        name = _claim_forced_name(root / "jobs", name)
+    inputs = run_inputs(digest, encoded, data)  # NB: what names the job and what reuse compares
+    pipeline = pipeline_name_from_address(address)
+    name = _claim_forced_name(root / "jobs", pipeline, inputs) if force else job_name(pipeline, inputs)
     job_dir = root / "jobs" / name
     # NB: the job is claimed while it trains: an identical publish started meanwhile waits here,
     # then finds it completed and reuses it, instead of training a second time (issue 11).
     with _locked(job_dir / JOB_LOCK, f"job {name} (an identical publish is training it)", log):
         existing = _read_job(job_dir)
-        if existing is not None and existing.get("status") == "Completed" and not force:
+        if existing is not None and not force and is_reusable(existing.get("status"), _job_inputs(existing), inputs):
             log(f"job {name} already completed with this image, hyperparameters and data: reusing it (--force to train again)")
             return LocalJob(name, "Completed", image_uri, True, existing, job_dir)
         started = _now()
@@ -186,13 +184,19 @@ def _locked(path: Path, what: str, log) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _claim_forced_name(jobs_dir: Path, name: str) -> str:
-    """`<name>-r<UTC time>`, numbered when taken: the job folder is made with mkdir, which only
-    one of several --force publishes in the same second can win for a given name."""
+def _job_inputs(record: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """A job.json's inputs in `run_inputs` form; None when it lacks them (then it is not reused)."""
+    try:
+        return run_inputs(record["image_digest"], record["hyperparameters"], record["data"])
+    except (KeyError, TypeError, AttributeError, RecordError):
+        return None
+
+
+def _claim_forced_name(jobs_dir: Path, pipeline_name: str, inputs: Mapping[str, Any]) -> str:
+    """`<job>-r<UTC time>`, the next second's when taken (`forced_job_names`, as on AWS): the job
+    folder is made with mkdir, which only one of several --force publishes can win for a name."""
     jobs_dir.mkdir(parents=True, exist_ok=True)
-    base = f"{name}-r" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S")
-    for n in itertools.count(1):
-        candidate = base if n == 1 else f"{base}-{n}"
+    for candidate in forced_job_names(pipeline_name, inputs, datetime.datetime.now(datetime.timezone.utc)):
         try:
             os.mkdir(jobs_dir / candidate)
         except FileExistsError:

@@ -10,9 +10,11 @@ import pytest
 from mlbuild.publish import local
 from mlbuild.publish.backend import choose_backend
 from mlbuild.lineage.digests import tree_checksum
-from mlbuild.publish.local import job_name, local_markdown
+from mlbuild.lineage.reuse import run_inputs
+from mlbuild.publish.local import local_markdown
 from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.runtime.config import parse_config
+from mlbuild.sagemaker.job_name import job_name, pipeline_name_from_address
 
 FULL = parse_config(
     "sagemaker: {role: 'arn:aws:iam::123456789012:role/T', output_path: 's3://bkt/m/', region: us-east-1}", "p.yaml"
@@ -55,13 +57,49 @@ def test_job_name_pins_image_hyperparameters_and_data(tmp_path: Path) -> None:
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "rows.csv").write_text("1\n")
     data = {"train": tree_checksum(tmp_path / "train")}
-    name = job_name("src/python/pipelines/churn:train", "sha256:aa", {"depth": "3"}, data)
-    assert name.startswith("churn-train-") and len(name) == len("churn-train-") + 12
-    assert name == job_name("src/python/pipelines/churn:train", "sha256:aa", {"depth": "3"}, data)
-    assert name != job_name("src/python/pipelines/churn:train", "sha256:ab", {"depth": "3"}, data)
-    assert name != job_name("src/python/pipelines/churn:train", "sha256:aa", {"depth": "4"}, data)
+    image, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+    def name(digest: str, hp: dict, channels: dict) -> str:  # NB: as publish_local names its job
+        return job_name(pipeline_name_from_address("src/python/pipelines/churn:train"), run_inputs(digest, hp, channels))
+
+    first = name(image, {"depth": "3"}, data)
+    assert first.startswith("churn-train-") and len(first) == len("churn-train-") + 12
+    assert first == name(image, {"depth": "3"}, data) == name(image[7:], {"depth": 3}, data)  # NB: one normal form
+    assert first != name(other, {"depth": "3"}, data)
+    assert first != name(image, {"depth": "4"}, data)
     (tmp_path / "train" / "rows.csv").write_text("2\n")
-    assert name != job_name("src/python/pipelines/churn:train", "sha256:aa", {"depth": "3"}, {"train": tree_checksum(tmp_path / "train")})
+    assert first != name(image, {"depth": "3"}, {"train": tree_checksum(tmp_path / "train")})
+
+
+def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name finds the job; `lineage.reuse.is_reusable` (what `pants run` decides with) says
+    whether it is a finished job with exactly these inputs."""
+    from mlbuild.container_run.testing import write_image, write_pipeline
+    from mlbuild.oci.layer import LayerEntry
+    from mlbuild.publish.testing import fake_run_image
+    from mlbuild.runtime.config import load_config
+
+    config, data_dir = write_pipeline(tmp_path / "pipeline")
+    layout = tmp_path / "layout"
+    write_image(layout, tmp_path / "blobs", [[LayerEntry.file("/usr/local/bin/train", b"#!/bin/true\n", 0o755)]])
+    monkeypatch.setattr(local, "run_image", fake_run_image(tmp_path / "trainings.txt"))
+
+    def publish(**kwargs) -> local.LocalJob:
+        return local.publish_local(layout_dir=layout, ref=None, config=load_config(config), config_path=config, address="src/p:train",
+                                   data_dir=data_dir, overrides={}, root=tmp_path / "local", log=lambda line: None, **kwargs)  # fmt: skip
+
+    first = publish()
+    assert not first.reused and first.status == "Completed"
+    again = publish()
+    assert again.reused and again.name == first.name and len((tmp_path / "trainings.txt").read_text().splitlines()) == 1
+    job_file = first.job_dir / local.JOB_FILE
+    for tampered in ({"hyperparameters": {"scale": '"9"'}}, {"data": {}}, {"image_digest": "sha256:" + "0" * 64}, {"status": "Failed"}):
+        job_file.write_text(json.dumps({**json.loads(job_file.read_text()), **tampered}))
+        retrained = publish()
+        assert not retrained.reused and retrained.name == first.name, tampered
+    assert len((tmp_path / "trainings.txt").read_text().splitlines()) == 5
+    forced = publish(force=True)
+    assert forced.name.startswith(first.name + "-r") and len(forced.name) == len(first.name) + 16 and not forced.reused
 
 
 def test_local_markdown_shows_the_metric_change_versus_the_previous_model() -> None:

@@ -4,13 +4,18 @@
 (Debian's `docker-registry`) with htpasswd auth and keeps its access log, so a test can
 see which blobs were really uploaded (`uploaded_digests`) rather than trusting mlbuild's
 own count. `registry_tags` / `manifest_exists` check what a failed publish left behind.
+
+`fake_run_image` stands in for the local backend's container run, for tests of the job's claim
+and reuse rather than of bubblewrap.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
+from mlbuild.container_run.outcome import read_outcome
 from mlbuild.registry import local_server
+from mlbuild.runtime import contract, local_run
+from mlbuild.runtime.config import load_config
 # `"PUT /v2/<repo>/blobs/uploads/<uuid>?...digest=sha256%3A... HTTP/1.1" 201` in gorilla's combined log format
 _UPLOAD_LINE = re.compile(r'"PUT (?P<path>/v2/\S+/blobs/uploads/\S+) HTTP/[\d.]+" (?P<status>\d{3}) ')
 
@@ -92,3 +100,19 @@ def ecr_basic_credentials(region: str = "us-east-1", account: Optional[str] = No
     data = boto3.client("ecr", region_name=region).get_authorization_token(**kwargs)["authorizationData"][0]
     user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
     return user, password
+
+
+def fake_run_image(trainings: Path):
+    """A stand-in for `container_run.runner.run_image` (patch it into `publish.local`): stages a
+    real run folder (local_run), "trains" for half a second and appends its pid to `trainings`."""
+    def run_image(layout_dir, ref, config_path, address, data_dir, runs_dir, overrides):
+        staging = local_run.prepare_run(load_config(Path(config_path)), address, Path(data_dir), Path(runs_dir), overrides)
+        with open(trainings, "a") as f:  # NB: O_APPEND: one whole line per training
+            f.write(f"{os.getpid()}\n")
+        time.sleep(0.5)  # NB: long enough that every other publish starts while this one trains
+        (staging / contract.MODEL_DIR).mkdir()
+        (staging / contract.MODEL_DIR / "model.txt").write_text(f"scale={overrides.get('scale', '2.0')}\n")
+        (staging / contract.METRICS_FILE).write_text(json.dumps({"score": 1.5}))
+        return read_outcome(local_run.finish_run(staging, succeeded=True), 0)
+
+    return run_image

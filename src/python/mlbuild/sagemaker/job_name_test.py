@@ -6,7 +6,7 @@ import datetime
 import pytest
 
 from mlbuild.sagemaker.conftest import CONFIG_TEXT, OTHER_DIGEST, make_config, request_inputs
-from mlbuild.sagemaker.job_name import NAME_PATTERN, job_name, pipeline_name_from_address, request_hash, sanitize
+from mlbuild.sagemaker.job_name import NAME_PATTERN, forced_job_names, job_name, pipeline_name_from_address, request_hash, sanitize
 from mlbuild.sagemaker.job_request import build_request
 
 RUN = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
@@ -58,6 +58,19 @@ def test_forced_run_keeps_prefix_and_hash() -> None:
     forced = job_name("demo-train", build(), run=RUN)
     assert forced == plain + "-r20240506070809"
     assert job_name("a" * 200, build(), run=RUN).startswith(job_name("a" * 200, build()))
+
+
+def test_a_taken_forced_name_moves_on_to_the_next_seconds() -> None:
+    names = forced_job_names("demo-train", build(), RUN)
+    assert [next(names) for _ in range(3)] == [job_name("demo-train", build(), run=RUN + datetime.timedelta(seconds=s)) for s in range(3)]
+
+
+def test_one_scheme_for_any_jobs_inputs() -> None:
+    """A local job's inputs (lineage.reuse.run_inputs) are named by the same function as a request."""
+    inputs = {"artifact": OTHER_DIGEST, "hyperparameters": {"max_depth": "3"}, "data": {"train": OTHER_DIGEST}}
+    name = job_name("churn-train", inputs)
+    assert name == job_name("churn-train", dict(reversed(list(inputs.items())))) and NAME_PATTERN.match(name)
+    assert name == f"churn-train-{request_hash(inputs)[:12]}" != job_name("churn-train", {**inputs, "data": {}})
 
 
 @pytest.mark.parametrize(
