@@ -11,11 +11,11 @@ still with ECR's credentials and repository creation (see `ecr_repository`).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from mlbuild import console
 from mlbuild.lineage import remote
 from mlbuild.names import ECR_REGISTRY_ENV, aws_region
 from mlbuild.publish.local import layout_digest
@@ -95,7 +95,7 @@ def pinned_s3_data(config: PipelineConfig, s3: Any) -> Optional[List[Dict[str, s
             try:
                 data.append({"name": channel.name, "uri": channel.s3, "checksum": listing_checksum(s3, channel.s3), "pin": "s3-listing"})
             except MLBuildError as e:  # NB: the job is submitted; a record without a pin beats none
-                print(f"mlbuild: warning: could not pin {channel.s3} for the lineage record: {e}", file=sys.stderr)
+                console.warn(f"could not pin {channel.s3} for the lineage record: {e}")
     return data or None
 
 
@@ -115,9 +115,9 @@ def upload_records(records: Sequence[Any], report: Report, s3: Any) -> List[str]
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=record.canonical, ContentType="application/json")
         except Exception as e:  # noqa: BLE001 - never fail a submitted publish over its record
-            print(f"mlbuild: warning: could not upload the lineage record to s3://{bucket}/{key}: {e}", file=sys.stderr)
+            console.warn(f"could not upload the lineage record to s3://{bucket}/{key}: {e}")
             continue
-        print(f"mlbuild: lineage record at s3://{bucket}/{key}", file=sys.stderr)
+        console.say(f"lineage record at s3://{bucket}/{key}")
         uris.append(f"s3://{bucket}/{key}")
     return uris
 
@@ -153,7 +153,7 @@ def publish_aws(
     force: bool = False,
     previous_metrics: Optional[Mapping[str, float]] = None,
     follow: FollowOptions = FollowOptions(),
-    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    log: Callable[[str], None] = console.say,
 ) -> AwsPublication:
     """Push the image to ECR and submit its training job: the request is built (and validated)
     once, before anything is pushed, and submitted as built.
@@ -223,13 +223,11 @@ def push_image(layout_dir: Path, ref: Optional[str], config: PipelineConfig, add
 
 def _log_push(result: PushResult) -> None:
     # NB: one line with the push's byte counts, so a no-op re-push is visible in CI logs.
-    print(
-        f"mlbuild: pushed {result.image_uri}: {result.uploaded} blobs uploaded ({result.uploaded_bytes} bytes), "
+    console.say(
+        f"pushed {result.image_uri}: {result.uploaded} blobs uploaded ({result.uploaded_bytes} bytes), "
         f"{result.mounted} mounted ({result.mounted_bytes} bytes), {result.skipped} already present "
-        f"({result.skipped_bytes} bytes) in {result.seconds:.2f}s",
-        file=sys.stderr,
-        flush=True,
+        f"({result.skipped_bytes} bytes) in {result.seconds:.2f}s"
     )
     for digest in result.referrers:
         where = "listed by the registry's referrers API" if result.referrers_api else f"listed in the referrers index {referrers_tag(result.digest)}"
-        print(f"mlbuild: provenance {digest} pushed with the image ({where})", file=sys.stderr, flush=True)
+        console.say(f"provenance {digest} pushed with the image ({where})")

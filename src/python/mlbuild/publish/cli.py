@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, List, Mapping, Optional
 
+from mlbuild import console
 from mlbuild.lineage.collect import publish_record
 from mlbuild.lineage.compare import previous_metrics
 from mlbuild.lineage.digests import bare_hex
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         _check_folder(flag, folder)
     overrides = parse_assignments(args.assignments, config)
     args.report_dir.mkdir(parents=True, exist_ok=True)
-    print(f"mlbuild: publishing {args.address} with the {backend} backend", file=sys.stderr)
+    console.say(f"publishing {args.address} with the {backend} backend")
     if backend == "aws":
         return publish_to_aws(args, config, overrides)
     return publish_locally(args, config, overrides)
@@ -99,7 +99,7 @@ def publish_locally(args: argparse.Namespace, config: PipelineConfig, overrides:
     job = local.publish_local(
         layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
         data_dir=args.data_dir, overrides=overrides, root=args.local_root, image_digest=args.image_digest,
-        registry=args.registry, force=args.force, log=lambda line: print(f"mlbuild: {line}", file=sys.stderr),
+        registry=args.registry, force=args.force, log=console.say,
     )  # fmt: skip
     previous = local.previous_metrics(args.local_root, args.address, exclude=job.name)
     report = local.local_report(job, previous, git_sha=args.git_sha, pex_sha256=args.pex_sha256)
@@ -113,7 +113,7 @@ def write_report(report_dir: Path, report: Mapping[str, Any], markdown: str) -> 
     report_json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     report_md.write_text(markdown)
     print(markdown, end="", flush=True)
-    print(f"mlbuild: report written to {report_json} and {report_md}", file=sys.stderr)
+    console.say(f"report written to {report_json} and {report_md}")
 
 
 def _check_folder(flag: str, folder: Path) -> None:
@@ -149,7 +149,7 @@ def package_records(image_digest: Optional[str]) -> list:
 def record_publish(record) -> None:
     record_id = save(record)
     if record_id:
-        print(f"mlbuild: lineage record {record_id}", file=sys.stderr)
+        console.say(f"lineage record {record_id}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -157,11 +157,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return run(args)
     except MLBuildError as e:  # NB: OCI, registry and Debian errors are MLBuildErrors too.
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return console.fail(e, e.exit_code)
     except OSError as e:  # NB: the machine (a full disk, a vanished folder): one line, not a traceback
-        print(f"mlbuild: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_PLATFORM_ERROR
+        return console.fail(f"{e.filename or ''}: {e.strerror or e}", EXIT_PLATFORM_ERROR)
     except KeyboardInterrupt:
-        print("mlbuild: interrupted; a submitted SageMaker job keeps running.", file=sys.stderr)
+        console.say("interrupted; a submitted SageMaker job keeps running.")
         return EXIT_INTERRUPTED

@@ -25,11 +25,11 @@ import datetime
 import fcntl
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
 
+from mlbuild import console
 from mlbuild.container_run.runner import run_image
 from mlbuild.lineage.digests import model_checksum, tree_checksum
 from mlbuild.lineage.errors import RecordError
@@ -252,7 +252,7 @@ def previous_metrics(root: Path, address: str, exclude: str) -> Optional[Dict[st
         try:
             record = _read_job(path.parent)
         except PlatformError as e:  # NB: another job's broken file must not fail this publish
-            print(f"mlbuild: warning: {e}", file=sys.stderr)
+            console.warn(str(e))
             continue
         if record and record.get("pipeline_address") == address and record.get("status") == "Completed" and record.get("job_name") != exclude:
             jobs.append((str(record.get("end", "")), record))
