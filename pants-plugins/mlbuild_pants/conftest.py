@@ -12,14 +12,19 @@ from textwrap import dedent
 
 import pytest
 from pants.backend.python import target_types_rules
-from pants.backend.python.target_types import PythonSourcesGeneratorTarget
+from pants.backend.python.target_types import (
+    PythonRequirementTarget,
+    PythonSourcesGeneratorTarget,
+    PythonTestsGeneratorTarget,
+    PythonTestUtilsGeneratorTarget,
+)
 from pants.backend.python.util_rules import pex_from_targets
 from pants.backend.python.util_rules.pex import Pex
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.core.goals.package import BuiltPackage
 from pants.core.goals.run import RunRequest
 from pants.core.goals.tailor import PutativeTargets
-from pants.core.target_types import FilesGeneratorTarget
+from pants.core.target_types import FilesGeneratorTarget, GenericTarget
 from pants.core.util_rules import distdir
 from pants.engine.addresses import Address
 from pants.engine.fs import Digest, Snapshot
@@ -75,7 +80,8 @@ FILES = {
     "src/mlbuild/serving/cli.py": FAKE_SERVING,
     "src/mlbuild/lineage/__init__.py": "",
     "src/mlbuild/lineage/host_run.py": FAKE_HOST_RUN,
-    "src/mlbuild/BUILD": "python_sources()",
+    # NB: the tool PEX's target (`[mlbuild].tool_target`): the modules rules start with `python -m`.
+    "src/mlbuild/BUILD": 'python_sources()\ntarget(name="tool", dependencies=["./runtime/cli.py"])',
     "src/mlbuild/runtime/BUILD": "python_sources()",
     "src/mlbuild/serving/BUILD": "python_sources()",
     # NB: only its address is needed (the tests build no image): the lock is never read.
@@ -113,7 +119,15 @@ def rule_runner() -> RuleRunner:
             QueryRule(_ToolRequest, []),
             QueryRule(Snapshot, [Digest]),
         ],
-        target_types=[*register.target_types(), PythonSourcesGeneratorTarget, FilesGeneratorTarget],
+        target_types=[
+            *register.target_types(),
+            PythonRequirementTarget,
+            PythonSourcesGeneratorTarget,
+            PythonTestsGeneratorTarget,
+            PythonTestUtilsGeneratorTarget,
+            FilesGeneratorTarget,
+            GenericTarget,
+        ],
     )
     rule_runner.set_options(
         [
@@ -121,7 +135,7 @@ def rule_runner() -> RuleRunner:
             "--python-bootstrap-search-path=['<PYENV>', '<PATH>']",
             "--python-infer-use-rust-parser",
             "--source-root-patterns=['/src']",
-            "--mlbuild-library-source-root=src",
+            "--mlbuild-tool-target=src/mlbuild:tool",
         ],
         env_inherit=INHERITED_ENV,
     )

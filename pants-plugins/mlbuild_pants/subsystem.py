@@ -127,14 +127,15 @@ class MLBuildSubsystem(Subsystem):
             """
         ),
     )
-    library_source_root = StrOption(
-        default="src/python",
+    tool_target = StrOption(
+        default="src/python/mlbuild:tool",
         advanced=True,
         help=softwrap(
             """
-            The source root (relative to the build root) that holds the `mlbuild` package: the
-            runtime every pipeline ships and the tools `package`/`publish` run. The Pants plugin
-            itself lives in its own root (`pants-plugins/`), so edits there never restart pantsd.
+            The target the mlbuild tool PEX is built from: the modules `package`, `run` and
+            `publish` start with `python -m`; dependency inference adds the rest of the library
+            and its requirements. The Pants plugin itself lives in its own root
+            (`pants-plugins/`), so edits to the library never restart pantsd.
             """
         ),
     )

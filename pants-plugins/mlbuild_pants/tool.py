@@ -1,5 +1,8 @@
 """The mlbuild tool PEX: mlbuild's own plain-Python modules, run by rules as Processes.
 
+It is built from a target (`[mlbuild].tool_target`, `src/python/mlbuild:tool`): the modules the
+rules start with `python -m` and, by dependency inference, everything they import.
+
 Image assembly, the Debian base, the container runner, registry pushes and SageMaker calls
 all live in modules that never import Pants. Rules run them in a sandboxed Process, so
 their results are cached on disk and their bytes never pass through the Pants process.
@@ -11,51 +14,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Mapping
 
-from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.backend.python.util_rules.pex import Pex, PexRequest, VenvPex
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
-from pants.backend.python.util_rules.pex_requirements import PexRequirements, Resolve
-from pants.engine.fs import Digest, PathGlobs, RemovePrefix
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.engine.addresses import Address, AddressInput
+from pants.engine.fs import Digest
 from pants.engine.process import Process
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.util.frozendict import FrozenDict
 
 from mlbuild_pants.subsystem import MLBuildSubsystem
-
-# NB: paths relative to the source root that holds the `mlbuild` package. They are read
-# through the engine (not from this plugin's own folder), so an edit to them rebuilds the
-# tool without restarting pantsd, and the plugin imports none of them.
-TOOL_SOURCES = (
-    "mlbuild/__init__.py",
-    "mlbuild/base_image.py",
-    "mlbuild/names.py",
-    "mlbuild/stale_temps.py",
-    "mlbuild/atomic_write.py",
-    "mlbuild/console.py",
-    "mlbuild/oci",
-    "mlbuild/debian",
-    "mlbuild/runtime",
-    "mlbuild/container_run",
-    "mlbuild/registry",
-    "mlbuild/sagemaker",
-    "mlbuild/publish",
-    "mlbuild/lineage",
-    "mlbuild/zipapp",
-    "mlbuild/serving",
-)
-# NB: test helpers ship in test targets only (issue 15): servers started by tests, fakes, corpora.
-TEST_HELPERS = (
-    "**/testing.py",
-    "**/conftest.py",
-    "**/*_test.py",
-    "mlbuild/registry/local_server.py",
-    "mlbuild/registry/tampering_proxy.py",
-    "mlbuild/sagemaker/moto_server.py",
-    "mlbuild/oci/hostile_corpus.py",
-)
-TOOL_REQUIREMENTS = ("isal", "PyYAML", "boto3")
-
 
 # NB: mlbuild has no releases: its version is the digest of the library sources the tool was
 # built from (a PEP 440 local version), so provenance names exactly the code that built it.
@@ -111,31 +80,28 @@ class _ToolRequest:
     version: str
 
 
-def tool_globs(source_root: str) -> PathGlobs:
-    includes = [f"{source_root}/{entry}" + ("" if entry.endswith(".py") else "/**/*.py") for entry in TOOL_SOURCES]
-    excludes = [f"!{source_root}/{helper}" for helper in TEST_HELPERS]
-    return PathGlobs([*includes, *excludes])
-
-
 @rule
-async def mlbuild_tool_request(python_setup: PythonSetup, mlbuild: MLBuildSubsystem) -> _ToolRequest:
-    root = mlbuild.library_source_root
-    sources = await Get(Digest, RemovePrefix(await Get(Digest, PathGlobs, tool_globs(root)), root))
-    return _ToolRequest(
-        PexRequest(
+async def mlbuild_tool_request(mlbuild: MLBuildSubsystem) -> _ToolRequest:
+    """The tool PEX's request, from the `[mlbuild].tool_target` target and what it depends on.
+
+    NB: the library's sources come through the engine (not from this plugin's own folder), so an
+    edit to them rebuilds the tool without restarting pantsd, and the plugin imports none of them.
+    """
+    origin = "the option `[mlbuild].tool_target`"
+    address = await Get(Address, AddressInput, AddressInput.parse(mlbuild.tool_target, description_of_origin=origin))
+    # NB: resolved here so that a missing target is reported with the option that names it.
+    await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin=origin))
+    request = await Get(
+        PexRequest,
+        PexFromTargetsRequest(
+            [address],
             output_filename="mlbuild_tool.pex",
             internal_only=True,
-            requirements=PexRequirements(
-                TOOL_REQUIREMENTS,
-                from_superset=Resolve(python_setup.default_resolve, use_entire_lockfile=False),
-                description_of_origin="the mlbuild tool PEX",
-            ),
-            interpreter_constraints=InterpreterConstraints(python_setup.interpreter_constraints),
-            sources=sources,
             description="Building the mlbuild tool PEX",
         ),
-        version=VERSION_PREFIX + sources.fingerprint[:16],
     )
+    assert request.sources is not None
+    return _ToolRequest(request, version=VERSION_PREFIX + request.sources.fingerprint[:16])
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ user's matplotlibrc), no Software or time metadata. It carries the data it was d
 
 NB: matplotlib is imported in `render` only. The CLI imports this module for every command,
 and `inspect` or `runs` must not pay matplotlib's import (or its font cache on first use).
+Its imports are marked `no-infer-dep`: the mlbuild tool that Pants rules run never plots, so
+only the lineage CLI's PEX and the tests depend on matplotlib (see this folder's BUILD).
 """
 
 from __future__ import annotations
@@ -146,10 +148,10 @@ def labelled(count: int, width: int) -> List[int]:
 
 def _matplotlib():
     try:
-        import matplotlib
-        import matplotlib.style
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        import matplotlib  # pants: no-infer-dep
+        import matplotlib.style  # pants: no-infer-dep
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # pants: no-infer-dep
+        from matplotlib.figure import Figure  # pants: no-infer-dep
     except ImportError as e:
         raise PlatformError(
             f"plot needs matplotlib, which this Python lacks ({e}). Fix: run it from the lineage PEX, "
@@ -160,7 +162,7 @@ def _matplotlib():
 
 def _panel(ax: Any, c: Chart, m: int, shown: Sequence[int]) -> None:
     """Metric `m`: completed runs joined by a line, runs that did not complete shaded."""
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import ScalarFormatter  # pants: no-infer-dep
 
     points = [(i, r.values[m]) for i, r in enumerate(c.runs) if r.completed and r.values[m] is not None]
     ax.plot([i for i, _ in points], [v for _, v in points], color=LINE_COLOR, linewidth=1.2, zorder=2)
@@ -190,8 +192,8 @@ def _panel(ax: Any, c: Chart, m: int, shown: Sequence[int]) -> None:
 
 
 def _legend(fig: Any, c: Chart) -> None:
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    from matplotlib.lines import Line2D  # pants: no-infer-dep
+    from matplotlib.patches import Patch  # pants: no-infer-dep
 
     kinds = {r.kind for r in c.runs}
     handles = [Line2D([], [], color=LINE_COLOR, marker=mk, linestyle="none", label=text) for k, (mk, text) in MARKERS.items() if k in kinds]
