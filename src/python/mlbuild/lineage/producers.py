@@ -79,6 +79,11 @@ def configured_store() -> Optional[Store]:
 def save(record: Record) -> Optional[str]:
     store = configured_store()
     if store is None:
+        # NB: said, never silent: a record dropped without a word breaks "any hash leads back".
+        console.warn(
+            f"{ROOT_ENV_VAR} is not set, so this {record.kind} record is not kept. "
+            f"Fix: run through ./pants (which sets it), or set {ROOT_ENV_VAR}=.mlbuild/lineage."
+        )
         return None
     try:
         return store.put(record)

@@ -102,3 +102,16 @@ def test_without_the_variable_the_revision_comes_from_git_quietly(tmp_path: Path
     record = _stored(tmp_path / "store", producers.record_run(finished_run(tmp_path / "runs", "r2"), "src/p:train"))
     assert record["source"] == {"revision": head, "dirty": True}
     assert capfd.readouterr().err == ""  # quiet
+
+
+def test_a_record_with_no_store_configured_is_said_not_silently_dropped(monkeypatch, capsys, tmp_path: Path) -> None:
+    from mlbuild.lineage import testing
+
+    monkeypatch.delenv(ROOT_ENV_VAR, raising=False)
+    assert producers.save(testing.package()) is None
+    err = capsys.readouterr().err
+    assert f"{ROOT_ENV_VAR} is not set, so this package record is not kept" in err
+    # With the store configured the same record is kept, and nothing is said.
+    monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "lineage"))
+    assert producers.save(testing.package()) is not None
+    assert capsys.readouterr().err == ""
