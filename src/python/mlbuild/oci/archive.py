@@ -4,7 +4,7 @@ This is what `skopeo copy oci-archive:FILE ...` and `podman load` read.
 https://github.com/containers/image/blob/main/docs/containers-transports.5.md#oci-archivepathreference
 
 The tar is written by hand, header by header, so a blob's bytes are copied by the kernel
-(`copy_file_range`) instead of through Python in 16 KiB reads and writes: the archive of a
+(`mlbuild.kernel_copy`) instead of through Python in 16 KiB reads and writes: the archive of a
 ~100 MB image was 70 % of the time an app image took to assemble after a code edit. The
 bytes are exactly what `tarfile` writes (`archive_test.py` checks it).
 """
@@ -12,17 +12,16 @@ bytes are exactly what `tarfile` writes (`archive_test.py` checks it).
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
 from mlbuild.oci.determinism import DIR_MODE, FILE_MODE, TAR_ENCODING, TAR_FORMAT, tar_info
 from mlbuild.oci.blob_store import INDEX_DIR
+from mlbuild.kernel_copy import append_range
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
-COPY_CHUNK = 1 << 30
 
 
 def write_oci_archive(layout_dir: Path, archive_path: Path) -> None:
@@ -44,7 +43,7 @@ def write_oci_archive(layout_dir: Path, archive_path: Path) -> None:
             with open(path, "rb") as blob:
                 size = os.fstat(blob.fileno()).st_size
                 offset += _write(out, _header(tar_info(name, tarfile.REGTYPE, mode=FILE_MODE, size=size)))
-                _copy(blob, out, size)
+                append_range(blob, out, size)
                 offset += size + _write(out, tarfile.NUL * (-size % BLOCK))
         # NB: the end of archive (two zero blocks), then zeros up to a whole record, as tarfile does.
         offset += _write(out, tarfile.NUL * (2 * BLOCK))
@@ -59,23 +58,3 @@ def _header(info: tarfile.TarInfo) -> bytes:
 def _write(out: BinaryIO, data: bytes) -> int:
     out.write(data)
     return len(data)
-
-
-def _copy(src: BinaryIO, out: BinaryIO, size: int) -> None:
-    """Append `size` bytes of `src` to `out` in the kernel where it can (else through Python)."""
-    out.flush()
-    left = size
-    try:
-        while left:
-            copied = os.copy_file_range(src.fileno(), out.fileno(), min(left, COPY_CHUNK))
-            if copied == 0:
-                raise OSError(f"{src.name}: shorter than its {size} bytes")
-            left -= copied
-    except OSError as e:
-        if left != size or getattr(e, "errno", None) is None:
-            raise
-        # NB: copy_file_range refused outright (another filesystem on an old kernel, a
-        # pipe): copy in large chunks instead.
-        shutil.copyfileobj(src, out, 1 << 20)
-    # NB: copy_file_range moved the fd's offset behind Python's back; re-sync the object.
-    out.seek(0, os.SEEK_END)

@@ -21,7 +21,6 @@ Same inputs, same bytes: nothing reads the clock, the umask or the build path.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO, Dict, Iterable, List, Mapping, Tuple
 
+from mlbuild.kernel_copy import append_range
 from mlbuild.runtime.errors import PlatformError, UserError
 
 PEX_INFO = "PEX-INFO"
@@ -139,27 +139,27 @@ def _fresh_info(zinfo: zipfile.ZipInfo) -> zipfile.ZipInfo:
 
 
 def _copy_raw(raw: BinaryIO, zinfo: zipfile.ZipInfo, out: BinaryIO, dst: zipfile.ZipFile) -> None:
-    """Append `zinfo`'s compressed bytes as they are, with a local header of our own."""
+    """Append `zinfo`'s compressed bytes as they are (copied by the kernel), with a local header of our own.
+
+    NB: `zinfo` is the source's own entry, moved over to `dst` (the source is only read after
+    this for raw bytes): a copy per entry cost more than the bytes.
+    """
     raw.seek(zinfo.header_offset)
     header = LOCAL_HEADER.unpack(raw.read(LOCAL_HEADER.size))
     if header[0] != LOCAL_HEADER_SIGNATURE:
         raise zipfile.BadZipFile(f"bad local header for {zinfo.filename}")
     name_length, extra_length = header[-2], header[-1]
-    raw.seek(name_length + extra_length, os.SEEK_CUR)
-    new = copy.copy(zinfo)
-    new.flag_bits &= ~DATA_DESCRIPTOR_FLAG  # sizes and CRC go in the header written here
-    new.header_offset = out.tell()
-    out.write(new.FileHeader())
-    remaining = zinfo.compress_size
-    while remaining:
-        chunk = raw.read(min(remaining, 1 << 20))
-        if not chunk:
-            raise zipfile.BadZipFile(f"{zinfo.filename} is truncated")
-        out.write(chunk)
-        remaining -= len(chunk)
+    data_offset = zinfo.header_offset + LOCAL_HEADER.size + name_length + extra_length
+    zinfo.flag_bits &= ~DATA_DESCRIPTOR_FLAG  # sizes and CRC go in the header written here
+    zinfo.header_offset = out.tell()
+    out.write(zinfo.FileHeader())
+    try:
+        append_range(raw, out, zinfo.compress_size, offset=data_offset)
+    except OSError as e:
+        raise zipfile.BadZipFile(f"{zinfo.filename} is truncated ({e})") from e
     # NB: ZipFile writes the central directory from these on close, starting at start_dir.
-    dst.filelist.append(new)
-    dst.NameToInfo[new.filename] = new
+    dst.filelist.append(zinfo)
+    dst.NameToInfo[zinfo.filename] = zinfo
     dst.start_dir = out.tell()
     dst._didModify = True
 
