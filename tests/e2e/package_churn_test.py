@@ -6,32 +6,66 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import zipfile
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Mapping, Optional
 
 import pytest
 
 from e2e.repo import Result, copy_repo, pants, sha256_file
-from mlbuild.tools_required import require_tool
+from mlbuild.tools_required import missing_message, require_tool, skip_or_fail
 
 CHURN = "src/python/pipelines/churn:train"
 DIST = Path("dist/src.python.pipelines.churn")
 RUNS = Path("dist/mlbuild/runs/src.python.pipelines.churn/train")
 
 
-def package_from_scratch(repo: Path, scratch: Path, seed: str, umask: int) -> Result:
-    """A build that shares no cache with any other: fresh named caches, no process cache."""
+# The second build runs this much later, without waiting for it: its year, month, day, hour,
+# minute and second all differ from the first's, so a step that writes the time, even rounded to
+# the day or to a zip entry's two seconds, changes a byte.
+CLOCK_SKEW = timedelta(days=400, hours=7, minutes=13, seconds=17)
+# NB: libfaketime, preloaded. `$LIB` is the loader's own token for the library folder (what the
+# `faketime` CLI sets); the multithreaded variant, as Pants and pex run threads. The monotonic
+# clock stays real: the engine's timeouts need no faking. The faked clock also reaches TLS: the
+# second build's downloads check certificates at that time (the egress proxy's here are valid
+# for two years).
+LIBFAKETIME = "/usr/$LIB/faketime/libfaketimeMT.so.1"
+
+
+def later_clock() -> Dict[str, str]:
+    """The environment that runs a process CLOCK_SKEW later; tried on a child process first."""
+    env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": f"+{int(CLOCK_SKEW.total_seconds())}", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    probe = subprocess.run([sys.executable, "-c", "import time; print(time.time())"], env={**os.environ, **env},
+                           capture_output=True, text=True)  # fmt: skip
+    seen = float(probe.stdout) - time.time() if probe.returncode == 0 else 0.0
+    if abs(seen - CLOCK_SKEW.total_seconds()) > 60:
+        skip_or_fail(f"{missing_message('libfaketime', 'faketime')}: a child with LD_PRELOAD={LIBFAKETIME} ran "
+                     f"{seen:.0f} s ahead, not {CLOCK_SKEW}; {probe.stderr.strip()}")  # fmt: skip
+    return env
+
+
+def package_from_scratch(repo: Path, scratch: Path, seed: str, umask: int, clock: Optional[Mapping[str, str]] = None) -> Result:
+    """A build that shares no cache with any other: fresh named caches, no process cache.
+
+    `clock`: libfaketime's variables, for the Pants client and, through
+    `[subprocess-environment]`, for every Process that builds (pex, pip, mlbuild's own steps),
+    whose environment Pants otherwise clears.
+    """
     (scratch / "tmp").mkdir(parents=True)
+    clock = clock or {}
+    to_processes = [f"--subprocess-environment-env-vars=+{sorted(clock)!r}"] if clock else []
     return pants(
         repo,
         "--no-local-cache",
         f"--named-caches-dir={scratch / 'named_caches'}",
         f"--local-execution-root-dir={scratch / 'tmp'}",
+        *to_processes,
         "package",
         CHURN,
-        env={"TMPDIR": str(scratch / "tmp"), "PYTHONHASHSEED": seed},
+        env={"TMPDIR": str(scratch / "tmp"), "PYTHONHASHSEED": seed, **clock},
         umask=umask,
         timeout=2400,
     )
@@ -76,6 +110,7 @@ def plant_tampered_files(pex_root: Path) -> List[Path]:
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    later = later_clock()
     first = copy_repo(tmp_path_factory.mktemp("first") / "checkout")
     second = copy_repo(tmp_path_factory.mktemp("second-at-another-path") / "elsewhere" / "checkout")
     a = package_from_scratch(first, tmp_path_factory.mktemp("scratch-a"), seed="1", umask=0o022)
@@ -91,8 +126,8 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         ".deps/" + "/".join(p.relative_to(installed).parts[1:]) for p in installed.glob("*/*/**/__pycache__/*.pyc")
     }
     try:
-        time.sleep(3)  # NB: a later clock must not show up in any byte.
-        b = package_from_scratch(second, tmp_path_factory.mktemp("scratch-b"), seed="2", umask=0o077)
+        # NB: CLOCK_SKEW later: that clock must not show up in any byte.
+        b = package_from_scratch(second, tmp_path_factory.mktemp("scratch-b"), seed="2", umask=0o077, clock=later)
         assert b.exit_code == 0, b.stderr[-4000:]
     finally:
         for path in planted:
@@ -112,6 +147,12 @@ def dist_files(repo: Path) -> Dict[str, str]:
     }
 
 
+def created(repo: Path) -> List[datetime]:
+    """When the package's lineage records say they were made (by the provenance Process)."""
+    bodies = [json.loads(p.read_text()) for p in sorted((repo / "dist" / RECORDS).glob("*.json"))]
+    return [datetime.fromisoformat(body["created"].rstrip("Z")) for body in bodies]
+
+
 def package_records(repo: Path) -> List[dict]:
     """The package's lineage records without `created`, the one field that holds a time."""
     bodies = [json.loads(p.read_text()) for p in sorted((repo / "dist" / RECORDS).glob("*.json"))]
@@ -120,6 +161,10 @@ def package_records(repo: Path) -> List[dict]:
 
 def test_two_builds_from_scratch_are_byte_identical(builds) -> None:
     first, second, _ = builds
+    # The later clock reached the build's Processes: the provenance Process stamped the second
+    # record CLOCK_SKEW later (plus the minutes the hand run and the second build took).
+    (made_first,), (made_second,) = created(first), created(second)
+    assert CLOCK_SKEW < made_second - made_first < CLOCK_SKEW + timedelta(hours=1), (made_first, made_second)
     assert sha256_file(first / DIST / "train.pex") == sha256_file(second / DIST / "train.pex")
     assert summary(first) == summary(second)
     assert sha256_file(first / DIST / "train.oci.tar") == sha256_file(second / DIST / "train.oci.tar")
