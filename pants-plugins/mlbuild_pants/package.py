@@ -40,7 +40,7 @@ from pants.util.frozendict import FrozenDict
 from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 from mlbuild_pants.base_image import BaseImage, BaseImageRequest
-from mlbuild_pants.image import REQUIREMENTS_DIR, DependencyImage, DependencyImageRequest, PipelineImage, PipelineImageRequest, sha256_of
+from mlbuild_pants.image import REQUIREMENTS_DIR, PipelineImage, PipelineImageRequest, sha256_of
 from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest, with_immutable_inputs
 from mlbuild_pants.names import (
     DIST_LINEAGE_SUBDIR,
@@ -50,7 +50,6 @@ from mlbuild_pants.names import (
     OCI_BASE_NAME_LABEL,
     OCI_REVISION_LABEL,
     OCI_TITLE_LABEL,
-    PEX_SHA256_LABEL,
     PIPELINE_ADDRESS_ENV as ADDRESS_ENV_VAR,
     PIPELINE_ADDRESS_LABEL,
     PIPELINE_CONFIG_ENV as CONFIG_ENV_VAR,
@@ -171,19 +170,44 @@ PEX_SOURCES_DIR = "pex-sources"
 
 
 @dataclass(frozen=True)
+class PipelineCodeRequest:
+    field_set: MLPipelineFieldSet
+
+
+@dataclass(frozen=True)
+class PipelineCode:
+    """The pipeline's code as both the PEX and the image's app layer hold it."""
+
+    pex_request: PexFromTargetsRequest
+    app_sources: Digest  # stripped sources plus the config beside its module
+
+
+@rule(desc="Collecting an ml_pipeline's code")
+async def pipeline_code(request: PipelineCodeRequest) -> PipelineCode:
+    field_set = request.field_set
+    prepared, transitive = await MultiGet(
+        Get(MLPipelinePex, MLPipelinePexRequest(field_set)),
+        Get(TransitiveTargets, TransitiveTargetsRequest([field_set.address])),
+    )
+    sources = await Get(StrippedPythonSourceFiles, PythonSourceFilesRequest(transitive.closure))
+    app_sources = await Get(
+        Digest, MergeDigests([sources.stripped_source_files.snapshot.digest, prepared.request.additional_sources])
+    )
+    return PipelineCode(prepared.request, app_sources)
+
+
+@dataclass(frozen=True)
 class PipelineZipappRequest:
     field_set: MLPipelineFieldSet
 
 
 @dataclass(frozen=True)
 class PipelineZipapp:
-    """The pipeline's zipapp PEX, and its code as the PEX and the image's app layer hold it."""
+    """The pipeline's zipapp PEX."""
 
     digest: Digest
     path: str
     sha256: str
-    app_sources: Digest  # stripped sources plus the config beside its module
-    inject_env: FrozenDict[str, str]
 
 
 @rule(desc="Assembling an ml_pipeline PEX")
@@ -194,21 +218,14 @@ async def assemble_pipeline_zipapp(request: PipelineZipappRequest) -> PipelineZi
     Process copies its compressed entries as they are and adds the code and a new PEX-INFO.
     """
     field_set = request.field_set
-    prepared, transitive = await MultiGet(
-        Get(MLPipelinePex, MLPipelinePexRequest(field_set)),
-        Get(TransitiveTargets, TransitiveTargetsRequest([field_set.address])),
-    )
-    pex_request = prepared.request
+    code = await Get(PipelineCode, PipelineCodeRequest(field_set))
+    pex_request = code.pex_request
     requirements_request = requirements_only(pex_request, REQUIREMENTS_ZIPAPP, PexLayout.ZIPAPP, internal_only=False)
-    requirements, sources, tool = await MultiGet(
+    requirements, tool = await MultiGet(
         Get(Pex, PexFromTargetsRequest, requirements_request),
-        Get(StrippedPythonSourceFiles, PythonSourceFilesRequest(transitive.closure)),
         Get(MLBuildTool, MLBuildToolRequest()),
     )
-    app_sources = await Get(
-        Digest, MergeDigests([sources.stripped_source_files.snapshot.digest, pex_request.additional_sources])
-    )
-    inputs = await Get(Digest, AddPrefix(app_sources, PEX_SOURCES_DIR))
+    inputs = await Get(Digest, AddPrefix(code.app_sources, PEX_SOURCES_DIR))
     env_args = [arg for name, value in sorted(pex_request.inject_env.items()) for arg in ("--env", f"{name}={value}")]
     assert pex_request.main is not None
     process = await Get(
@@ -228,7 +245,7 @@ async def assemble_pipeline_zipapp(request: PipelineZipappRequest) -> PipelineZi
     # NB: the requirements zipapp (~70 MB) is only read: linked into the sandbox, not copied.
     result = await Get(ProcessResult, Process, with_immutable_inputs(process, {REQUIREMENTS_ZIPAPP_DIR: requirements.digest}))
     sha256 = sha256_of(await Get(DigestEntries, Digest, result.output_digest), field_set.pex_path)
-    return PipelineZipapp(result.output_digest, field_set.pex_path, sha256, app_sources, pex_request.inject_env)
+    return PipelineZipapp(result.output_digest, field_set.pex_path, sha256)
 
 
 @dataclass(frozen=True)
@@ -324,54 +341,55 @@ class PackageLineage:
 class PackageLineageRequest:
     field_set: MLPipelineFieldSet
     image: PipelineImage
+    pex_sha256: str  # the PEX built beside the image
 
 
 @rule(desc="Building an ml_pipeline's PEX and image")
 async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonSetup) -> BuiltMLPipeline:
     await Get(ValidatedConfig, ValidateConfigRequest(field_set))
-    prepared = await Get(MLPipelinePex, MLPipelinePexRequest(field_set))
     base_input = base_image_address_input(field_set.address, field_set.base_image)
     base_address = await Get(Address, AddressInput, base_input)
     resolve = field_set.resolve.normalized_value(python_setup)
     lockfile = python_setup.resolves[resolve]
-    base = await Get(BaseImage, BaseImageRequest(base_address, base_input.description_of_origin))
-    layer_split_bytes = field_set.layer_split_mb.value * 1024 * 1024
-    requirements = requirements_only(prepared.request, REQUIREMENTS_DIR, PexLayout.PACKED)
-    # NB: the dependency image is asked for here only so that it builds while the PEX does.
-    pex, _, lock_contents, revision = await MultiGet(
-        Get(PipelineZipapp, PipelineZipappRequest(field_set)),
-        Get(DependencyImage, DependencyImageRequest(requirements, base, layer_split_bytes)),
+    code, base, lock_contents, revision = await MultiGet(
+        Get(PipelineCode, PipelineCodeRequest(field_set)),
+        Get(BaseImage, BaseImageRequest(base_address, base_input.description_of_origin)),
         Get(DigestContents, PathGlobs([lockfile])),
         Get(SourceRevision, SourceRevisionRequest()),
     )
-    pex_sha256 = pex.sha256
     labels = {
         OCI_TITLE_LABEL: field_set.address.spec,
         OCI_REVISION_LABEL: revision.value,
         OCI_BASE_NAME_LABEL: str(base.address),
         OCI_BASE_DIGEST_LABEL: base.manifest_digest,
         PIPELINE_ADDRESS_LABEL: field_set.address.spec,
-        PEX_SHA256_LABEL: pex_sha256,
         LOCKFILE_PATH_LABEL: lockfile,
         LOCKFILE_SHA256_LABEL: "".join(hashlib.sha256(c.content).hexdigest() for c in lock_contents),
     }
     stem_dir, _, stem = field_set.pex_path.rpartition("/")
-    image = await Get(
-        PipelineImage,
-        PipelineImageRequest(
-            requirements_pex=requirements,
-            app_sources=pex.app_sources,
-            base=base,
-            out_dir=stem_dir or ".",
-            name=stem[: -len(".pex")],
-            layer_split_bytes=layer_split_bytes,
-            env=pex.inject_env,
-            labels=FrozenDict(labels),
+    layer_split_bytes = field_set.layer_split_mb.value * 1024 * 1024
+    # NB: the PEX and the image are siblings built from the same code, side by side: the image
+    # holds nothing of the PEX (not even its sha, which the provenance and the package record
+    # name), so after a code edit neither waits for the other.
+    pex, image = await MultiGet(
+        Get(PipelineZipapp, PipelineZipappRequest(field_set)),
+        Get(
+            PipelineImage,
+            PipelineImageRequest(
+                requirements_pex=requirements_only(code.pex_request, REQUIREMENTS_DIR, PexLayout.PACKED),
+                app_sources=code.app_sources,
+                base=base,
+                out_dir=stem_dir or ".",
+                name=stem[: -len(".pex")],
+                layer_split_bytes=layer_split_bytes,
+                env=code.pex_request.inject_env,
+                labels=FrozenDict(labels),
+            ),
         ),
     )
-    lineage = await Get(PackageLineage, PackageLineageRequest(field_set, image))
+    lineage = await Get(PackageLineage, PackageLineageRequest(field_set, image, pex.sha256))
     attested = dataclasses.replace(image, digest=lineage.digest)
-    return BuiltMLPipeline(pex.digest, field_set.pex_path, pex_sha256, attested, base, lineage.provenance_path, lineage.record_path)
+    return BuiltMLPipeline(pex.digest, field_set.pex_path, pex.sha256, attested, base, lineage.provenance_path, lineage.record_path)
 
 
 # NB: provenance reads the summary, the layout's index, manifests and config, and attaches a
@@ -409,7 +427,8 @@ async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTo
                 "-m", "mlbuild.lineage", "--root", LINEAGE_OUT, "provenance",
                 "--image-json", image.summary_path, "--out", provenance_path, "--config", config_path,
                 "--subject-name", f"{field_set.address.spec}@{image.manifest_digest}",
-                "--pants-version", PANTS_VERSION, "--mlbuild-version", tool.version, "--record", "--attach",
+                "--pants-version", PANTS_VERSION, "--mlbuild-version", tool.version, "--pex-sha256", request.pex_sha256,
+                "--record", "--attach",
             ),
             input_digest=inputs,
             output_files=(provenance_path,),

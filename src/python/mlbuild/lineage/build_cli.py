@@ -16,6 +16,7 @@ layout as a referrer of the image and prints the package record's id. The user C
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from mlbuild import console
 from mlbuild.lineage import collect, provenance
-from mlbuild.lineage.digests import file_sha256
+from mlbuild.lineage.digests import file_sha256, sha256_hex
 from mlbuild.lineage.errors import MLBuildError, UserError
 from mlbuild.lineage.record import Record, now
 from mlbuild.lineage.store import Store
@@ -99,6 +100,8 @@ def record_command(args: argparse.Namespace, store: Store) -> int:
 
 def provenance_command(args: argparse.Namespace, store: Store) -> int:
     build = collect.read_image_build(args.image_json, _labels(args))
+    if args.pex_sha256:
+        build = dataclasses.replace(build, pex=sha256_hex(args.pex_sha256, "--pex-sha256"))
     context = provenance.BuildContext(
         subject_name=args.subject_name,
         config_path=args.config,
@@ -153,6 +156,7 @@ def add_commands(sub: Any) -> None:
     g.add_argument("--pants-version", default="unknown")
     g.add_argument("--mlbuild-version", default="unknown")
     g.add_argument("--builder-id", default=provenance.DEFAULT_BUILDER_ID)
+    g.add_argument("--pex-sha256", help="the PEX built beside the image (a byproduct of the same build)")
     g.add_argument("--record", action="store_true", help="also add the package record; prints its id")
     g.add_argument("--attach", action="store_true", help="also store the statement in the OCI layout, as an OCI 1.1 referrer of the image")
     label_options(g)

@@ -30,3 +30,23 @@ def test_a_bad_record_body_is_a_user_error_naming_the_file(tmp_path: Path, capsy
     body.write_text("[1, 2]")
     assert build_cli.main(["--root", str(tmp_path / "store"), "record", "--kind", "run", "--json", str(body)]) == 2
     assert f"{body}: a record body must be a JSON object" in capsys.readouterr().err
+
+
+def test_the_pex_built_beside_an_image_is_named_in_its_record_and_statement(tmp_path: Path, capsys) -> None:
+    from mlbuild import names
+
+    labels = {k: v for k, v in LABELS.items() if k != names.PEX_SHA256_LABEL}  # images no longer carry it
+    summary = write_image(tmp_path / "dist", labels, MANIFEST)
+    out = tmp_path / "dist" / "train.provenance.json"
+    pex = "ab" * 32
+    argv = ["--root", str(tmp_path / "store"), "provenance", "--image-json", str(summary), "--out", str(out), "--record"]
+    assert build_cli.main([*argv, "--pex-sha256", pex]) == 0
+    record = Store(tmp_path / "store").get(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record.get("pex.sha256") == pex
+    byproducts = json.loads(out.read_text())["predicate"]["runDetails"]["byproducts"]
+    assert {"name": "pex", "digest": {"sha256": pex}} in byproducts
+    # Without it, an image with no label names no PEX at all (nothing guessed).
+    assert build_cli.main(argv) == 0
+    record = Store(tmp_path / "store").get(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record.get("pex.sha256") is None
+    assert build_cli.main([*argv, "--pex-sha256", "not-a-sha"]) == 2

@@ -117,7 +117,7 @@ def rebuilt_facts(checkout: Path, record: Record) -> Facts:
         revision=build.label(collect.REVISION_LABEL),
         manifest_digest=build.manifest_digest,
         config_digest=build.config_digest,
-        pex_sha256=file_sha256(pex) if pex.is_file() else build.label(collect.PEX_LABEL),
+        pex_sha256=file_sha256(pex) if pex.is_file() else build.pex_sha256,
         lockfile_sha256=build.label(collect.LOCKFILE_LABEL),
         config_sha256=file_sha256(checkout / config_path) if config_path and (checkout / config_path).is_file() else None,
         base_digest=build.label(collect.BASE_DIGEST_LABEL),

@@ -48,9 +48,16 @@ class ImageBuild:
     diff_ids: List[str]
     labels: Dict[str, str] = field(default_factory=dict)
     layout: Optional[Path] = None  # the OCI layout directory beside the summary
+    pex: Optional[str] = None  # the sha256 of the PEX built beside the image, when the builder says
 
     def label(self, name: str) -> Optional[str]:
         return self.labels.get(name) or None
+
+    @property
+    def pex_sha256(self) -> Optional[str]:
+        """The PEX built with this image: named by the build (`pants package` builds the two side
+        by side, so the image's bytes never wait for the PEX), else by an older image's label."""
+        return self.pex or self.label(PEX_LABEL)
 
 
 def labels_from_layout(summary_path: Path, summary: Mapping[str, Any]) -> Dict[str, str]:
@@ -101,7 +108,7 @@ def package_record(
         source=source_from_revision(revision) if revision else None,
         lockfile={"path": build.label(LOCKFILE_PATH_LABEL), "sha256": lock_sha} if lock_sha else None,
         config={"path": config_path, "sha256": config_sha256} if config_sha256 else None,
-        pex={"path": pex_path, "sha256": build.label(PEX_LABEL)} if build.label(PEX_LABEL) else None,
+        pex={"path": pex_path, "sha256": build.pex_sha256} if build.pex_sha256 else None,
         image={
             "ref": build.ref,
             "manifest_digest": build.manifest_digest,

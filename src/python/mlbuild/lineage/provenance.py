@@ -100,8 +100,8 @@ def statement(build: ImageBuild, context: BuildContext = BuildContext()) -> Dict
     dependencies.append(_descriptor("pants", f"pkg:pypi/pantsbuild.pants@{context.pants_version}"))
     dependencies.append(_descriptor("mlbuild", f"pkg:generic/mlbuild@{context.mlbuild_version}"))
     byproducts = [_descriptor("image-config", sha256=build.config_digest)]
-    if build.label(collect.PEX_LABEL):
-        byproducts.insert(0, _descriptor("pex", sha256=build.label(collect.PEX_LABEL)))
+    if build.pex_sha256:
+        byproducts.insert(0, _descriptor("pex", sha256=build.pex_sha256))
     metadata = {
         k: v
         for k, v in (("invocationId", context.invocation_id), ("startedOn", context.started_on), ("finishedOn", context.finished_on))
