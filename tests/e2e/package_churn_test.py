@@ -50,13 +50,13 @@ def later_clock() -> Dict[str, str]:
 def package_from_scratch(repo: Path, scratch: Path, seed: str, umask: int, clock: Optional[Mapping[str, str]] = None) -> Result:
     """A build that shares no cache with any other: fresh named caches, no process cache.
 
-    `clock`: libfaketime's variables, for the Pants client and, through
-    `[subprocess-environment]`, for every Process that builds (pex, pip, mlbuild's own steps),
-    whose environment Pants otherwise clears.
+    TMPDIR, the hash seed and `clock` (libfaketime's variables) go to the Pants client and,
+    through `[subprocess-environment]`, to every Process that builds (pex, pip, mlbuild's own
+    steps), whose environment Pants otherwise clears.
     """
     (scratch / "tmp").mkdir(parents=True)
-    clock = clock or {}
-    to_processes = [f"--subprocess-environment-env-vars=+{sorted(clock)!r}"] if clock else []
+    env = {"TMPDIR": str(scratch / "tmp"), "PYTHONHASHSEED": seed, **(clock or {})}
+    to_processes = [f"--subprocess-environment-env-vars=+{sorted(env)!r}"]
     return pants(
         repo,
         "--no-local-cache",
@@ -65,7 +65,7 @@ def package_from_scratch(repo: Path, scratch: Path, seed: str, umask: int, clock
         *to_processes,
         "package",
         CHURN,
-        env={"TMPDIR": str(scratch / "tmp"), "PYTHONHASHSEED": seed, **clock},
+        env=env,
         umask=umask,
         timeout=2400,
     )
@@ -199,12 +199,16 @@ def test_package_prints_digests_and_labels_lead_back_to_the_inputs(builds) -> No
     assert manifest["annotations"]["org.opencontainers.image.ref.name"] == "train"
     blob = first / DIST / "train.oci" / "blobs" / "sha256" / manifest_digest.split(":")[1]
     annotations = json.loads(blob.read_text())["annotations"]
-    assert annotations["org.mlbuild.pex.sha256"] == pex_sha
+    # The PEX is the image's sibling (built beside it, nothing of it inside, so an edit's two
+    # builds run side by side): the provenance attached to the image names it.
+    assert "org.mlbuild.pex.sha256" not in annotations
     assert annotations["org.mlbuild.pipeline.address"] == CHURN
     assert annotations["org.opencontainers.image.base.digest"].startswith("sha256:")
     assert len(annotations["org.mlbuild.lockfile.sha256"]) == 64
     # The builder names the mlbuild code that built it: the digest of the library's sources.
     statement = json.loads((first / DIST / "train.provenance.json").read_text())
+    byproducts = {b["name"]: b["digest"]["sha256"] for b in statement["predicate"]["runDetails"]["byproducts"]}
+    assert byproducts["pex"] == pex_sha
     builder = json.dumps(statement)
     assert "mlbuild@unknown" not in builder and '"mlbuild": "unknown"' not in builder
     assert "mlbuild@0.dev0+src." in builder
