@@ -83,6 +83,8 @@ def record_command(args: argparse.Namespace, store: Store) -> int:
         record = Record(body)
     elif args.kind == "package" and args.image_json:
         build = collect.read_image_build(args.image_json, _labels(args))
+        if args.pex_sha256:
+            build = dataclasses.replace(build, pex=sha256_hex(args.pex_sha256, "--pex-sha256"))
         record = collect.package_record(build, args.pipeline, args.config, _config_sha(args))
     elif args.kind == "run" and args.run_dir:
         if not args.pipeline:
@@ -144,7 +146,7 @@ def add_commands(sub: Any) -> None:
     r.add_argument("--report-json", help="publish: a SageMaker report JSON")
     r.add_argument("--pipeline", help="the pipeline address (default: from the image labels)")
     r.add_argument("--parent", action="append", default=[], help="a record id this one derives from (repeat)")
-    r.add_argument("--pex-sha256", help="run: the PEX it ran")
+    r.add_argument("--pex-sha256", help="run: the PEX it ran; package: the PEX built beside the image")
     r.add_argument("--image-digest", help="run: the image it ran")
     label_options(r)
 

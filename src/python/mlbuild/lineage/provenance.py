@@ -73,6 +73,16 @@ def _descriptor(name: str, uri: Optional[str] = None, sha256: Optional[str] = No
     return d
 
 
+def byproduct_sha256(statement: Mapping[str, Any], name: str) -> Optional[str]:
+    """The sha256 a statement gives for its byproduct `name` (e.g. "pex"), if it names one."""
+    run_details = (statement.get("predicate") or {}).get("runDetails") or {}
+    for item in run_details.get("byproducts") or []:
+        if isinstance(item, Mapping) and item.get("name") == name:
+            sha = (item.get("digest") or {}).get("sha256")
+            return str(sha) if sha else None
+    return None
+
+
 def statement(build: ImageBuild, context: BuildContext = BuildContext()) -> Dict[str, Any]:
     pipeline = build.label(collect.PIPELINE_LABEL)
     if not pipeline:

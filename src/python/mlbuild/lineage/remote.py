@@ -13,6 +13,7 @@ whose bytes don't hash to its name is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -198,8 +199,10 @@ def image_records(reference: str, environ: Optional[Mapping[str, str]] = None, *
         statements.append((referrer, statement))
     attached, config_path, config_sha = None, None, None
     if len(statements) == 1:
-        referrer, _ = statements[0]
+        referrer, statement = statements[0]
         attached = {"digest": referrer.descriptor.digest, "statement_sha256": hashlib.sha256(referrer.payload).hexdigest(), "subject": digest}
+        # NB: the PEX is built beside the image, not into it: the statement names it.
+        build = dataclasses.replace(build, pex=provenance.byproduct_sha256(statement, "pex"))
     elif statements:
         # NB: e.g. rebuilt by another mlbuild version; which one is "the" provenance is not ours to pick.
         listed = ", ".join(r.descriptor.digest for r, _ in statements)

@@ -8,10 +8,10 @@ from typing import Iterator
 
 import pytest
 
-from mlbuild.names import EXIT_NOT_VERIFIED
+from mlbuild.names import EXIT_NOT_VERIFIED, PEX_SHA256_LABEL
 from mlbuild.lineage.cli import main
 from mlbuild.lineage.store import Store
-from mlbuild.lineage.testing import LABELS
+from mlbuild.lineage.testing import LABELS, h
 from mlbuild.oci.archive import write_oci_archive
 from mlbuild.oci.image import Image, set_config
 from mlbuild.oci.layout import write_layout
@@ -35,8 +35,12 @@ def _run(capsys, *argv):
 
 
 def _package(tmp_path: Path, capsys) -> tuple[Path, str, str]:
-    """A labelled image, its provenance attached the way `pants package` does; (summary, digest, record id)."""
-    image = set_config(Image(), entrypoint=["train"], labels=LABELS)
+    """A labelled image, its provenance attached the way `pants package` does; (summary, digest, record id).
+
+    As `pants package` builds it: the PEX beside the image, named to the provenance step, not in a label.
+    """
+    labels = {k: v for k, v in LABELS.items() if k != PEX_SHA256_LABEL}
+    image = set_config(Image(), entrypoint=["train"], labels=labels)
     dist = tmp_path / "dist"
     entry = write_layout(image, dist / "train.oci", "train")
     write_oci_archive(dist / "train.oci", dist / "train.oci.tar")
@@ -49,6 +53,7 @@ def _package(tmp_path: Path, capsys) -> tuple[Path, str, str]:
     code, out, err = _run(
         capsys, "--root", tmp_path / "store", "provenance", "--image-json", dist / "train.image.json",
         "--out", dist / "train.provenance.json", "--config", tmp_path / "pipeline.yaml", "--record", "--attach",
+        "--pex-sha256", h("pex"),
     )  # fmt: skip
     assert code == 0, err
     return dist / "train.image.json", entry.digest, out.strip()
@@ -81,7 +86,9 @@ def test_a_fresh_clone_inspects_a_pushed_image_by_reference(registry: str, tmp_p
     lineage = json.loads(out)
     (fetched,) = lineage["records"].values()
     assert fetched["kind"] == "package" and fetched["image"]["manifest_digest"] == digest
-    for field in ("pex", "lockfile", "source", "config", "provenance"):
+    # The PEX comes from the statement pushed with the image (the image has no PEX label).
+    assert fetched["pex"]["sha256"] == local.get("pex.sha256") == h("pex")
+    for field in ("lockfile", "source", "config", "provenance"):
         assert fetched[field] == local.body[field], field
     # Twice, or from another machine: the same record id (created comes from the image).
     assert _run(capsys, "--root", tmp_path / "other", "fetch", pushed.image_uri)[1].split()[0] == lineage["focus"][0]
