@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
 
 from mlbuild.oci.determinism import DIR_MODE, FILE_MODE, TAR_ENCODING, TAR_FORMAT, tar_info
 from mlbuild.oci.blob_store import INDEX_DIR
@@ -33,28 +32,22 @@ def write_oci_archive(layout_dir: Path, archive_path: Path) -> None:
         if INDEX_DIR not in p.relative_to(layout_dir).parts and not p.name.startswith(".")
     )
     temp = Path(archive_path).with_name(f".{Path(archive_path).name}.tmp")
-    offset = 0
     with open(temp, "wb") as out:
         for path in paths:
             name = path.relative_to(layout_dir).as_posix()
             if path.is_dir():
-                offset += _write(out, _header(tar_info(name, tarfile.DIRTYPE, mode=DIR_MODE)))
+                out.write(_header(tar_info(name, tarfile.DIRTYPE, mode=DIR_MODE)))
                 continue
             with open(path, "rb") as blob:
                 size = os.fstat(blob.fileno()).st_size
-                offset += _write(out, _header(tar_info(name, tarfile.REGTYPE, mode=FILE_MODE, size=size)))
+                out.write(_header(tar_info(name, tarfile.REGTYPE, mode=FILE_MODE, size=size)))
                 append_range(blob, out, size)
-                offset += size + _write(out, tarfile.NUL * (-size % BLOCK))
+                out.write(tarfile.NUL * (-size % BLOCK))
         # NB: the end of archive (two zero blocks), then zeros up to a whole record, as tarfile does.
-        offset += _write(out, tarfile.NUL * (2 * BLOCK))
-        _write(out, tarfile.NUL * (-offset % RECORD))
+        out.write(tarfile.NUL * (2 * BLOCK))
+        out.write(tarfile.NUL * (-out.tell() % RECORD))
     os.replace(temp, archive_path)
 
 
 def _header(info: tarfile.TarInfo) -> bytes:
     return info.tobuf(TAR_FORMAT, TAR_ENCODING, "surrogateescape")
-
-
-def _write(out: BinaryIO, data: bytes) -> int:
-    out.write(data)
-    return len(data)
