@@ -62,6 +62,14 @@ def _labels(args: argparse.Namespace) -> Optional[Dict[str, str]]:
     return labels
 
 
+def _image_build(args: argparse.Namespace) -> collect.ImageBuild:
+    """The image build the summary describes, with the PEX built beside it when --pex-sha256 names one."""
+    build = collect.read_image_build(args.image_json, _labels(args))
+    if args.pex_sha256:
+        build = dataclasses.replace(build, pex=sha256_hex(args.pex_sha256, "--pex-sha256"))
+    return build
+
+
 def _config_sha(args: argparse.Namespace) -> Optional[str]:
     if getattr(args, "config_sha256", None):
         return args.config_sha256
@@ -82,9 +90,7 @@ def record_command(args: argparse.Namespace, store: Store) -> int:
         body.setdefault("created", now())
         record = Record(body)
     elif args.kind == "package" and args.image_json:
-        build = collect.read_image_build(args.image_json, _labels(args))
-        if args.pex_sha256:
-            build = dataclasses.replace(build, pex=sha256_hex(args.pex_sha256, "--pex-sha256"))
+        build = _image_build(args)
         record = collect.package_record(build, args.pipeline, args.config, _config_sha(args))
     elif args.kind == "run" and args.run_dir:
         if not args.pipeline:
@@ -101,9 +107,7 @@ def record_command(args: argparse.Namespace, store: Store) -> int:
 
 
 def provenance_command(args: argparse.Namespace, store: Store) -> int:
-    build = collect.read_image_build(args.image_json, _labels(args))
-    if args.pex_sha256:
-        build = dataclasses.replace(build, pex=sha256_hex(args.pex_sha256, "--pex-sha256"))
+    build = _image_build(args)
     context = provenance.BuildContext(
         subject_name=args.subject_name,
         config_path=args.config,
