@@ -133,3 +133,49 @@ def test_building_on_a_base_layout(tmp_path: Path) -> None:
     assert derived.env()["A"] == "override" and derived.env()["B"] == "2"
     assert derived.runtime_config["Cmd"] == ["--help"]
     assert derived.runtime_config["WorkingDir"] == "/opt/program"
+
+
+def _zip_layers(tmp_path: Path, sizes: dict[str, int], max_bytes: int | None) -> dict:
+    """A spec of one layer per wheel-like zip (members of the given sizes), split at `max_bytes`."""
+    import zipfile
+
+    layers = []
+    for name, size in sizes.items():
+        path = tmp_path / f"{name}.whl"
+        with zipfile.ZipFile(path, "w") as z:
+            for i in range(4):
+                z.writestr(f"{name}/part{i}.bin", bytes([i]) * (size // 4))
+            z.writestr(f"{name}/__init__.py", "X = 1\n")
+        layer: dict[str, Any] = {"name": f"dep-{name}", "zips": [{"src": path.name, "dest": f"/opt/deps/{name}", "bytecode": "cpython-311"}]}
+        if max_bytes:
+            layer["max_bytes"] = max_bytes
+        layers.append(layer)
+    return {"ref": "deps", "layers": layers}
+
+
+def test_a_layer_over_its_cap_is_split_by_path_and_each_part_depends_on_its_contents(tmp_path: Path) -> None:
+    spec = parse_spec(_zip_layers(tmp_path, {"big": 4000, "small": 40}, max_bytes=2100), base_dir=tmp_path)
+    image = build_image(spec, BlobStore(tmp_path / "store"), choose_compressor("zlib"))
+    names = [layer.descriptor.annotations["org.mlbuild.layer.name"] for layer in image.layers]
+    assert names == ["dep-big-1of2", "dep-big-2of2", "dep-small"]
+    # Another wheel beside it changes nothing of big's parts: their digests are their contents'.
+    (tmp_path / "other").mkdir()
+    again = parse_spec(_zip_layers(tmp_path / "other", {"big": 4000, "tiny": 10}, max_bytes=2100), base_dir=tmp_path / "other")
+    other = build_image(again, BlobStore(tmp_path / "store2"), choose_compressor("zlib"))
+    assert [layer.digest for layer in other.layers[:2]] == [layer.digest for layer in image.layers[:2]]
+
+
+def test_layers_built_in_parallel_are_the_same_bytes_as_one_at_a_time(tmp_path: Path) -> None:
+    spec = parse_spec(_zip_layers(tmp_path, {"a": 3000, "b": 2000, "c": 1000}, max_bytes=None), base_dir=tmp_path)
+    serial = build_image(spec, BlobStore(tmp_path / "s1"), choose_compressor("zlib"), workers=1)
+    parallel = build_image(spec, BlobStore(tmp_path / "s2"), choose_compressor("zlib"), workers=3)
+    assert [(l.digest, l.diff_id) for l in serial.layers] == [(l.digest, l.diff_id) for l in parallel.layers]
+    assert serial.config_bytes() == parallel.config_bytes()
+
+
+def test_more_layers_than_registries_handle_is_a_build_error_that_says_how_to_group(tmp_path: Path) -> None:
+    from mlbuild.oci import build as build_module
+
+    spec = parse_spec(_zip_layers(tmp_path, {f"w{i}": 8 for i in range(build_module.MAX_LAYERS + 1)}, None), base_dir=tmp_path)
+    with pytest.raises(Exception, match=r"101 layers.*layer_split_mb"):
+        build_image(spec, BlobStore(tmp_path / "store"), choose_compressor("zlib"))

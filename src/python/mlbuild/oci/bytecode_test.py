@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import marshal
+import tarfile
 import subprocess
 import sys
 import zipfile
@@ -13,6 +15,7 @@ import pytest
 from mlbuild.oci.bytecode import compile_source, pyc_path, require_cache_tag
 from mlbuild.oci.errors import SpecError
 from mlbuild.oci.layer import entries_from_zip
+from mlbuild.oci.layer_writer import write_tar
 
 TAG = sys.implementation.cache_tag
 SOURCE = b"import os\n\ndef where():\n    raise RuntimeError(__file__)\n\nVALUE = {'a': (1, 2.5, None), 'b': frozenset({'x', 'y'})}\n"
@@ -30,10 +33,16 @@ def _wheel(tmp_path: Path) -> Path:
 
 def test_every_compilable_module_gets_an_unchecked_hash_pyc_with_its_image_path(tmp_path: Path) -> None:
     entries = {e.path: e for e in entries_from_zip(_wheel(tmp_path), "/opt/deps/pkg.whl", TAG)}
-    pyc = entries[f"opt/deps/pkg.whl/pkg/__pycache__/__init__.{TAG}.pyc"]
-    assert pyc.data is not None and pyc.data != b"left behind by a run"
-    assert int.from_bytes(pyc.data[4:8], "little") == 0b01  # PEP 552: hash-based, unchecked
-    assert f"opt/deps/pkg.whl/pkg/__pycache__/py2_only.{TAG}.pyc" not in entries  # a SyntaxError: skipped
+    pyc = entries[f"opt/deps/pkg.whl/pkg/__pycache__/__init__.{TAG}.pyc"].read_bytes()
+    assert pyc is not None and pyc != b"left behind by a run"
+    assert int.from_bytes(pyc[4:8], "little") == 0b01  # PEP 552: hash-based, unchecked
+    # A SyntaxError: no bytecode, so the entry is left out when the layer is written.
+    py2 = entries[f"opt/deps/pkg.whl/pkg/__pycache__/py2_only.{TAG}.pyc"]
+    assert py2.read_bytes() is None
+    written = io.BytesIO()
+    write_tar(entries.values(), written)
+    names = tarfile.open(fileobj=io.BytesIO(written.getvalue())).getnames()
+    assert f"opt/deps/pkg.whl/pkg/__pycache__/__init__.{TAG}.pyc" in names and py2.path not in names
     assert "opt/deps/pkg.whl/pkg/__pycache__" in entries and entries["opt/deps/pkg.whl/pkg/__pycache__"].kind == "dir"
     assert not any(p.endswith(".pyc") for p in {e.path for e in entries_from_zip(_wheel(tmp_path), "/opt/deps/pkg.whl")})
 
@@ -46,7 +55,7 @@ def test_python_imports_the_pyc_as_it_is_and_it_names_the_image_path(tmp_path: P
             target.mkdir(parents=True, exist_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(entry.data or b"")
+            target.write_bytes(entry.read_bytes() or b"")
     # The source is replaced after compiling: an unchecked pyc is used as it is, so what runs
     # is the pyc (and the traceback still names the path inside the image).
     (root / "opt/deps/pkg.whl/pkg/__init__.py").write_bytes(SOURCE.replace(b"__file__", b"'changed'"))

@@ -2,6 +2,7 @@
 
     build  --spec spec.json --out DIR [--name NAME] [--cache DIR] [--compressor auto|isal|zlib] [--check-sagemaker]
            [--write-fs-index] [--base-fs-index FILE]
+    archive --layout DIR --out FILE.oci.tar
     unpack --layout DIR [--ref REF] --rootfs DIR [LIMITS]
     check  --layout DIR [--ref REF] [LIMITS]  (the layers as unpack sees them, and SageMaker's contract)
     LIMITS: --max-bytes N --max-entries N --max-file-bytes N --keep-special-modes (layer_rules.py)
@@ -20,8 +21,9 @@ from typing import Sequence
 
 from mlbuild import console
 from mlbuild.oci import sagemaker_contract
+from mlbuild.oci.archive import write_oci_archive
 from mlbuild.oci.blob_store import BlobStore
-from mlbuild.oci.build import build_image, write_outputs
+from mlbuild.oci.build import build_image, default_workers, thin_base_layers, write_outputs
 from mlbuild.oci.determinism import COMPRESSOR_CHOICES, choose_compressor
 from mlbuild.oci.errors import OCIError, PlatformError
 from mlbuild.oci.layer_rules import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_FILE_BYTES, UnpackLimits
@@ -42,7 +44,7 @@ def _build(args: argparse.Namespace) -> None:
         # NB: without --cache, blobs go to a scratch dir on the same filesystem as --out,
         # so the layout can hard-link them instead of copying.
         store = BlobStore(Path(args.cache) if args.cache else Path(scratch))
-        image = build_image(spec, store, compressor)
+        image = build_image(spec, store, compressor, workers=args.workers)
         if args.check_sagemaker or args.write_fs_index:
             base = json.loads(args.base_fs_index.read_text()) if args.base_fs_index else None
             fs = MergedFS.of_image(image, base=base)
@@ -50,8 +52,15 @@ def _build(args: argparse.Namespace) -> None:
                 sagemaker_contract.require(image, fs, (sagemaker_contract.TRAIN_PROGRAM, *args.check_program))
             if args.write_fs_index:
                 (out / f"{args.name or 'image'}{FS_INDEX_SUFFIX}").write_text(json.dumps(fs.index(image)))
-        outputs = write_outputs(image, out, spec.ref, args.name, archive=not args.no_archive)
+        outputs = write_outputs(
+            image, out, spec.ref, args.name, archive=not args.no_archive, omit_layers=thin_base_layers(spec, image)
+        )
     print(f"{spec.ref} {outputs.summary_data['manifest_digest']} ({compressor.id})")
+
+
+def _archive(args: argparse.Namespace) -> None:
+    read_layout(Path(args.layout))  # NB: a whole, valid layout first: every layer blob present
+    write_oci_archive(Path(args.layout), Path(args.out))
 
 
 def _limits(args: argparse.Namespace) -> UnpackLimits:
@@ -88,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--name", help="write <name>.oci/, <name>.oci.tar and <name>.image.json instead")
     b.add_argument("--cache", type=Path, help="a blob directory kept between builds (layer cache)")
     b.add_argument("--compressor", choices=COMPRESSOR_CHOICES, default="auto")
+    b.add_argument("--workers", type=_positive, default=default_workers(), help="layers built at once (default: one per CPU)")
     b.add_argument("--check-sagemaker", action="store_true", help="fail unless the SageMaker contract holds")
     b.add_argument(
         "--check-program", action="append", default=[], metavar="NAME",
@@ -100,6 +110,10 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--base-fs-index", type=Path, help=f"the base image's {FS_INDEX_SUFFIX} (used when its layers are the base's)")
     b.set_defaults(run=_build)
+    a = sub.add_parser("archive", help="pack a whole OCI layout into one oci-archive (what `skopeo copy oci-archive:` reads)")
+    a.add_argument("--layout", required=True, type=Path)
+    a.add_argument("--out", required=True, type=Path, help="the .oci.tar to write")
+    a.set_defaults(run=_archive)
     u = sub.add_parser("unpack", help="safely unpack an image from an OCI layout into a rootfs")
     u.add_argument("--layout", required=True, type=Path)
     u.add_argument("--ref")

@@ -15,6 +15,8 @@ day. So nothing here reads the clock, the user, the umask or the environment:
 
 from __future__ import annotations
 
+import functools
+
 import stat
 import tarfile
 import zlib
@@ -79,7 +81,7 @@ class Compressor:
 def _zlib() -> Compressor:
     return Compressor(
         id=f"zlib-{zlib.ZLIB_RUNTIME_VERSION}/level{COMPRESS_LEVEL}",
-        compressobj=lambda: zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS),
+        compressobj=functools.partial(zlib.compressobj, COMPRESS_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS),
         crc32=zlib.crc32,
     )
 
@@ -93,7 +95,7 @@ def _isal() -> Compressor | None:
     return Compressor(
         # NB: the bytes depend on the bundled ISA-L C library, so its version is in the id too.
         id=f"isal-{isal.__version__}+isa-l-{isal.ISAL_VERSION}/level{COMPRESS_LEVEL}",
-        compressobj=lambda: isal_zlib.compressobj(COMPRESS_LEVEL, isal_zlib.DEFLATED, -15),
+        compressobj=functools.partial(isal_zlib.compressobj, COMPRESS_LEVEL, isal_zlib.DEFLATED, -15),
         crc32=isal_zlib.crc32,
     )
 

@@ -40,7 +40,13 @@ def image_path(path: str, *, what: str) -> str:
 
 @dataclass(frozen=True)
 class LayerEntry:
-    """One tar entry of a layer to build. Exactly one of `data`/`source`/`target` fits `kind`."""
+    """One tar entry of a layer to build. Exactly one of `data`/`source`/`target` fits `kind`.
+
+    A file's content is `data`, or the file `source`, or with `member` set a member of the
+    zip `source` (streamed when the layer is written: nothing of a wheel is held in memory);
+    with `compile_as` too, the bytecode of that member compiled as `/compile_as` (made when
+    written; the entry is left out if Python cannot compile it).
+    """
 
     path: str  # relative to the image root, no leading '/'
     kind: str  # 'file' | 'dir' | 'symlink'
@@ -48,6 +54,29 @@ class LayerEntry:
     data: bytes | None = None  # in-memory file content
     source: Path | None = None  # on-disk file content, streamed
     target: str = ""  # symlink target, stored verbatim
+    member: str | None = None  # a member of the zip `source`
+    size: int = 0  # a zip member's uncompressed size (for splitting layers by bytes)
+    compile_as: str | None = None  # bytecode of `member`, compiled as this image path
+
+    def read_bytes(self) -> bytes | None:
+        """The content in memory (small files, tests); None for bytecode Python cannot compile."""
+        if self.data is not None:
+            return self.data
+        if self.member is not None:
+            assert self.source is not None
+            with zipfile.ZipFile(self.source) as archive:
+                data = archive.read(self.member)
+            return compile_source(self.compile_as, data) if self.compile_as is not None else data
+        return Path(self.source).read_bytes() if self.source is not None else b""
+
+    @property
+    def content_bytes(self) -> int:
+        """About how many bytes of content the entry adds to a layer (exact but for bytecode)."""
+        if self.data is not None:
+            return len(self.data)
+        if self.member is not None:
+            return self.size
+        return os.stat(self.source).st_size if self.source is not None else 0
 
     @classmethod
     def file(cls, path: str, data: bytes, mode: int = 0o644) -> LayerEntry:
@@ -124,6 +153,7 @@ def entries_from_zip(source: Path, dest_prefix: str, bytecode: str | None = None
         raise UserError(f"{source}: not a readable zip file ({e}).") from e
     files: dict[str, LayerEntry] = {}
     dirs: set[str] = set()
+    source = Path(source)
     with archive:
         for info in archive.infolist():
             name = info.filename.rstrip("/")
@@ -138,13 +168,15 @@ def entries_from_zip(source: Path, dest_prefix: str, bytecode: str | None = None
             if info.is_dir():
                 dirs.add(name)
             else:
-                mode = (info.external_attr >> 16) & 0o777 or 0o644
-                data = archive.read(info)
-                files[name] = LayerEntry.file(f"{prefix}/{name}", data, mode)
-                pyc = compile_source(f"{prefix}/{name}", data) if bytecode and name.endswith(".py") else None
-                if pyc is not None:
-                    cached = pyc_path(name, bytecode)  # type: ignore[arg-type]
-                    files[cached] = LayerEntry.file(f"{prefix}/{cached}", pyc, 0o644)
+                mode = normalised_file_mode((info.external_attr >> 16) & 0o777 or 0o644)
+                path = image_path(f"{prefix}/{name}", what="file")
+                files[name] = LayerEntry(path, "file", mode, source=source, member=info.filename, size=info.file_size)
+                if bytecode and name.endswith(".py"):
+                    cached = pyc_path(name, bytecode)
+                    files[cached] = LayerEntry(
+                        image_path(f"{prefix}/{cached}", what="file"), "file", 0o644,
+                        source=source, member=info.filename, size=info.file_size, compile_as=path,
+                    )
                     dirs.add(posixpath.dirname(cached))
     entries = [LayerEntry.directory(f"{prefix}/{d}") for d in dirs if d not in files]
     entries.extend(files.values())

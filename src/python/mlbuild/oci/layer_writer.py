@@ -10,10 +10,12 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import BinaryIO, Iterable, Mapping
 
 from mlbuild.oci.blob_store import BlobStore
+from mlbuild.oci.bytecode import compile_source
 from mlbuild.oci.descriptor import OCI_LAYER_GZIP, Descriptor
 from mlbuild.oci.determinism import (
     COMPRESSOR_ANNOTATION,
@@ -37,15 +39,47 @@ def write_tar(entries: Iterable[LayerEntry], sink: BinaryIO) -> None:
         if entry.path in by_path and by_path[entry.path] != entry:
             raise UserError(f"layer entry {'/' + entry.path!r}: given twice with different content; keep one.")
         by_path[entry.path] = entry
-    with tarfile.open(fileobj=sink, mode="w|", format=TAR_FORMAT, encoding=TAR_ENCODING) as tar:
+    with tarfile.open(fileobj=sink, mode="w|", format=TAR_FORMAT, encoding=TAR_ENCODING) as tar, _Zips() as zips:
         for path in sorted(by_path):
-            _add(tar, by_path[path])
+            _add(tar, by_path[path], zips)
 
 
-def _add(tar: tarfile.TarFile, entry: LayerEntry) -> None:
+class _Zips:
+    """The zips that a layer's members come from, each opened once while the layer is written."""
+
+    def __init__(self) -> None:
+        self.open: dict[Path, zipfile.ZipFile] = {}
+
+    def get(self, path: Path) -> zipfile.ZipFile:
+        if path not in self.open:
+            self.open[path] = zipfile.ZipFile(path)
+        return self.open[path]
+
+    def __enter__(self) -> _Zips:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for archive in self.open.values():
+            archive.close()
+
+
+def _add(tar: tarfile.TarFile, entry: LayerEntry, zips: _Zips) -> None:
     kind = _KINDS[entry.kind]
     if entry.kind != "file":
         tar.addfile(tar_info(entry.path, kind, mode=entry.mode, linkname=entry.target))
+    elif entry.member is not None:
+        assert entry.source is not None
+        try:
+            archive = zips.get(entry.source)
+            if entry.compile_as is not None:
+                pyc = compile_source(entry.compile_as, archive.read(entry.member))
+                if pyc is not None:  # NB: templates and Python 2 leftovers: never imported, not compiled
+                    tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=len(pyc)), io.BytesIO(pyc))
+                return
+            with archive.open(entry.member) as member:
+                tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=entry.size), member)
+        except (OSError, zipfile.BadZipFile) as e:
+            raise UserError(f"{entry.source}: cannot read {entry.member!r} for image path {'/' + entry.path!r} ({e}).") from e
     elif entry.data is not None:
         tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=len(entry.data)), io.BytesIO(entry.data))
     else:

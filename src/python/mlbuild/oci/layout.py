@@ -37,12 +37,17 @@ INDEX_FILE = "index.json"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 
 
-def write_layout(image: Image, layout_dir: Path, ref: str) -> Descriptor:
-    """Write `image` into `layout_dir` as `ref`; other refs already there are kept."""
+def write_layout(image: Image, layout_dir: Path, ref: str, omit_layers: frozenset[str] = frozenset()) -> Descriptor:
+    """Write `image` into `layout_dir` as `ref`; other refs already there are kept.
+
+    `omit_layers`: layer digests whose blobs the layout leaves out (a thin base's, which the
+    caller places beside the rest); the manifest lists them all the same.
+    """
     layout_dir = Path(layout_dir)
     store = BlobStore(layout_dir / "blobs")
     for layer in image.layers:
-        store.link_into(layer.digest, layer.blob_path)
+        if layer.digest not in omit_layers:
+            store.link_into(layer.digest, layer.blob_path)
     store.put_bytes(image.config_bytes())
     store.put_bytes(image.manifest_bytes())
     manifest = image.manifest_descriptor()
@@ -53,8 +58,12 @@ def write_layout(image: Image, layout_dir: Path, ref: str) -> Descriptor:
     return entry
 
 
-def read_layout(layout_dir: Path, ref: str | None = None) -> Image:
-    """Read the linux/amd64 image named `ref` (or the only image, if `ref` is None)."""
+def read_layout(layout_dir: Path, ref: str | None = None, layer_blobs: bool = True) -> Image:
+    """Read the linux/amd64 image named `ref` (or the only image, if `ref` is None).
+
+    `layer_blobs=False`: a thin layout, whose layer blobs are elsewhere; its layers are only
+    referenced (their `blob_path` may not exist), never read.
+    """
     layout_dir = Path(layout_dir)
     where = f"OCI layout {layout_dir}"
     if not (layout_dir / LAYOUT_FILE).is_file():
@@ -87,7 +96,7 @@ def read_layout(layout_dir: Path, ref: str | None = None) -> Image:
             # https://github.com/opencontainers/image-spec/blob/v1.1.0/media-types.md#compatibility-matrix
             desc = Descriptor(OCI_LAYER_GZIP, desc.digest, desc.size, desc.annotations)
         path = store.path(desc.digest)
-        if not path.is_file() or path.stat().st_size != desc.size:
+        if layer_blobs and (not path.is_file() or path.stat().st_size != desc.size):
             raise UserError(
                 f"{where}: layer blob {desc.digest} is missing or its size differs from the manifest's (corrupt or"
                 " replaced). Fix: rebuild or re-pull the image."

@@ -3,13 +3,18 @@
     {
       "ref": "trainer:1.0",                                  # ref name in the OCI layout
       "base": {"layout": "base/layout", "ref": "debian"},    # or null / absent: scratch
+                                                  # ("thin": true: the base layout holds its index,
+                                                  # manifest and config but not its layer blobs; the
+                                                  # new layout references them and leaves them out)
       "layers": [                                            # in order, bottom to top
         {"name": "deps",
          "files": [{"src": "dist/app.pex", "dest": "/opt/program/app.pex", "mode": "0755"}],
          "dirs": [{"src": "conf", "dest": "/opt/program/conf"}],
          "zips": [{"src": "deps/yaml.whl", "dest": "/opt/program/deps/yaml"}],   # unpacked, minus bytecode
                                                   # ("bytecode": "cpython-311": pycs compiled here)
-         "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/program/train"}]}
+         "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/program/train"}],
+         "max_bytes": 1073741824}                 # optional: split by path into layers of at most this
+                                                  # much content, named "<name>-<i>of<n>"
       ],
       "config": {"entrypoint": ["/opt/program/train"], "cmd": [], "env": {"PATH": "/usr/bin"},
                  "workdir": "/opt/program", "labels": {"k": "v"}},
@@ -37,12 +42,14 @@ from mlbuild.oci.layer import LayerEntry, entries_from_directory, entries_from_z
 class BaseSpec:
     layout: Path
     ref: str | None
+    thin: bool = False  # the base's layer blobs live elsewhere: referenced, never read or copied
 
 
 @dataclass(frozen=True)
 class LayerSpec:
     name: str
     entries: tuple[LayerEntry, ...]
+    max_bytes: int | None = None  # split by path into layers of at most this much content
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,10 @@ def parse_spec(data: Any, *, base_dir: Path, where: str = "spec") -> BuildSpec:
     top = _object(data, where, required={"ref"}, optional={"base", "layers", "config", "annotations"})
     base = None
     if top.get("base") is not None:
-        b = _object(top["base"], f"{where}: base", required={"layout"}, optional={"ref"})
-        base = BaseSpec(base_dir / _str(b["layout"], f"{where}: base.layout"), b.get("ref"))
+        b = _object(top["base"], f"{where}: base", required={"layout"}, optional={"ref", "thin"})
+        if not isinstance(b.get("thin", False), bool):
+            raise SpecError(f"{where}: base.thin: must be true or false.")
+        base = BaseSpec(base_dir / _str(b["layout"], f"{where}: base.layout"), b.get("ref"), b.get("thin", False))
     layers = tuple(
         _layer(item, base_dir, f"{where}: layers[{i}]") for i, item in enumerate(_list(top.get("layers", []), f"{where}: layers"))
     )
@@ -90,7 +99,10 @@ def parse_spec(data: Any, *, base_dir: Path, where: str = "spec") -> BuildSpec:
 
 
 def _layer(data: Any, base_dir: Path, where: str) -> LayerSpec:
-    layer = _object(data, where, required={"name"}, optional={"files", "dirs", "zips", "symlinks"})
+    layer = _object(data, where, required={"name"}, optional={"files", "dirs", "zips", "symlinks", "max_bytes"})
+    max_bytes = layer.get("max_bytes")
+    if max_bytes is not None and (not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1):
+        raise SpecError(f"{where}.max_bytes: must be a positive whole number of bytes.")
     entries: list[LayerEntry] = []
     for i, f in enumerate(_list(layer.get("files", []), f"{where}.files")):
         f = _object(f, f"{where}.files[{i}]", required={"src", "dest"}, optional={"mode"})
@@ -114,7 +126,7 @@ def _layer(data: Any, base_dir: Path, where: str) -> LayerSpec:
     for i, s in enumerate(_list(layer.get("symlinks", []), f"{where}.symlinks")):
         s = _object(s, f"{where}.symlinks[{i}]", required={"dest", "target"})
         entries.append(LayerEntry.symlink(s["dest"], _str(s["target"], f"{where}.symlinks[{i}].target")))
-    return LayerSpec(_str(layer["name"], f"{where}.name"), tuple(entries))
+    return LayerSpec(_str(layer["name"], f"{where}.name"), tuple(entries), max_bytes)
 
 
 def _object(value: Any, where: str, *, required: set[str] = set(), optional: set[str] = set()) -> dict[str, Any]:
