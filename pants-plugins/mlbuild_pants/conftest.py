@@ -27,7 +27,7 @@ from pants.core.goals.tailor import PutativeTargets
 from pants.core.target_types import FilesGeneratorTarget, GenericTarget
 from pants.core.util_rules import distdir
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, Snapshot
+from pants.engine.fs import EMPTY_DIGEST, Digest, Snapshot
 from pants.engine.rules import QueryRule
 from pants.engine.target import InferredDependencies
 from pants.testutil.rule_runner import RuleRunner
@@ -167,7 +167,7 @@ BUILT_TOY = BuiltMLPipeline(
     image=PipelineImage(
         digest=Digest("2" * 64, 200),
         layout_path="src.pipez.toy/train.oci",
-        archive_path="src.pipez.toy/train.oci.tar",
+        shared=EMPTY_DIGEST,
         summary_path="src.pipez.toy/train.image.json",
         manifest_digest=BUILT_MANIFEST,
     ),
@@ -181,4 +181,6 @@ BUILT_TOY = BuiltMLPipeline(
     ),
     provenance_path="src.pipez.toy/train.provenance.json",
     record_path="mlbuild/lineage/records/r1.json",
+    archive_digest=EMPTY_DIGEST,
+    archive_path="",
 )

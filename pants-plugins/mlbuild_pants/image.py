@@ -4,8 +4,8 @@ Layers, bottom to top, split by how often each part changes:
 
     1. the base image's layers, untouched (pinned by digest);
     2. the locked third-party dependencies, *installed* (unpacked, one folder per wheel
-       under /opt/mlbuild/deps): one layer per large wheel (> `layer_split_mb`), one for
-       the rest;
+       under /opt/mlbuild/deps): one layer per large wheel (> `layer_split_mb`), split by
+       path past `layer_max_mb`, and one for the rest;
     3. the pipeline's code and config, the mlbuild runtime, and `train`.
 
 Layers 1–2 form a dependency image built by its own Process from the requirements alone,
@@ -48,7 +48,7 @@ from pants.util.frozendict import FrozenDict
 
 from mlbuild_pants.base_image import CACHE_DIR, CACHE_NAME, BaseImage, read_summary
 from mlbuild_pants.names import APP_LAYER
-from mlbuild_pants.tool import MLBuildTool, with_immutable_inputs
+from mlbuild_pants.tool import MLBuildTool
 
 DEPS_DIR = "/opt/mlbuild/deps"
 APP_DIR = "/opt/mlbuild/app"
@@ -117,15 +117,16 @@ class PipelineImageRequest:
     out_dir: str
     name: str
     layer_split_bytes: int
+    layer_max_bytes: int
     env: FrozenDict[str, str]
     labels: FrozenDict[str, str]
 
 
 @dataclass(frozen=True)
 class PipelineImage:
-    digest: Digest
+    digest: Digest  # the summary and the layout minus `shared`: the code's blobs, config, manifest, index
+    shared: Digest  # the base and dependency layers' blobs, at their paths in the layout
     layout_path: str
-    archive_path: str
     summary_path: str
     manifest_digest: str
 
@@ -135,16 +136,21 @@ class DependencyImageRequest:
     requirements_pex: PexFromTargetsRequest
     base: BaseImage
     layer_split_bytes: int
+    layer_max_bytes: int
 
 
 @dataclass(frozen=True)
 class DependencyImage:
     """The base plus the installed dependencies: what every code change builds on."""
 
-    digest: Digest  # DEPS_IMAGE_DIR/deps.oci (and its archive and summary)
+    digest: Digest  # DEPS_IMAGE_DIR/deps.oci (and its summary and filesystem index)
     layout_path: str
     ref: str
     fs_index_path: str  # its merged filesystem (`mlbuild.oci build --write-fs-index`)
+    # NB: the two halves of `digest`: what an image built on it reads (index, manifests,
+    # configs, the filesystem index: kilobytes), and the layer blobs it only references.
+    small: Digest
+    layer_blobs: Digest  # under `layout_path`/blobs/sha256/
 
 
 SPEC_FILE = "spec.json"
@@ -195,6 +201,7 @@ def dependency_image_spec(request: DependencyImageRequest, groups: List[Tuple[st
         {
             "name": name,
             "zips": [{"src": f"{REQUIREMENTS_DIR}/.deps/{w}", "dest": f"{DEPS_DIR}/{w}", **extra} for w in wheels],
+            "max_bytes": request.layer_max_bytes,
         }
         for name, wheels in groups
     ]
@@ -208,7 +215,9 @@ def dependency_image_spec(request: DependencyImageRequest, groups: List[Tuple[st
 def app_image_spec(request: PipelineImageRequest, deps: DependencyImage) -> dict:
     return {
         "ref": request.name,
-        "base": {"layout": deps.layout_path, "ref": deps.ref},
+        # NB: thin: the dependency image's layer blobs are never read or copied after a code
+        # edit; the new layout references them and the rule places them beside it.
+        "base": {"layout": deps.layout_path, "ref": deps.ref, "thin": True},
         "layers": [
             {
                 "name": APP_LAYER,
@@ -252,17 +261,31 @@ async def build_dependency_image(request: DependencyImageRequest, tool: MLBuildT
             f"Installing {len(wheels)} locked wheels into the dependency layers",
         ),
     )
-    return DependencyImage(
-        result.output_digest,
-        f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.oci",
-        DEPS_IMAGE_NAME,
-        f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.fs.json",
+    layout_path = f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.oci"
+    summary = read_summary(
+        await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.image.json"])))
     )
+    layer_paths = layer_blob_paths(layout_path, summary)
+    small, layer_blobs = await MultiGet(
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs(["**", *(f"!{p}" for p in layer_paths)]))),
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs(layer_paths))),
+    )
+    return DependencyImage(
+        result.output_digest, layout_path, DEPS_IMAGE_NAME, f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.fs.json", small, layer_blobs
+    )
+
+
+def layer_blob_paths(layout_path: str, summary: dict) -> List[str]:
+    """Where an image's layer blobs are in its layout, from its summary (`image.json`)."""
+    return sorted({f"{layout_path}/blobs/sha256/{layer['digest'].split(':', 1)[1]}" for layer in summary["layers"]})
 
 
 @rule(desc="Building an ml_pipeline image")
 async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool) -> PipelineImage:
-    deps = await Get(DependencyImage, DependencyImageRequest(request.requirements_pex, request.base, request.layer_split_bytes))
+    deps = await Get(
+        DependencyImage,
+        DependencyImageRequest(request.requirements_pex, request.base, request.layer_split_bytes, request.layer_max_bytes),
+    )
     spec = app_image_spec(request, deps)
     files, app = await MultiGet(
         Get(
@@ -279,26 +302,28 @@ async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool)
         ),
         Get(Digest, AddPrefix(request.app_sources, APP_SOURCES)),
     )
-    # NB: the dependency image is the only base this Process reads (the Debian base's blobs
-    # are in it already), read-only: an immutable input, linked into the sandbox, not copied.
-    input_digest, deps_tree = await MultiGet(
-        Get(Digest, MergeDigests([files, app])), Get(Digest, RemovePrefix(deps.digest, DEPS_IMAGE_DIR))
-    )
-    process = await Get(
-        Process,
+    # NB: the dependency image's small files are all this Process reads of it (no layer blob):
+    # a code edit's build costs the same whatever the dependencies weigh.
+    input_digest = await Get(Digest, MergeDigests([files, app, deps.small]))
+    result = await Get(
+        ProcessResult,
         VenvPexProcess,
         oci_build(
-            tool, input_digest, request.out_dir, request.name, ("--check-sagemaker", "--check-program", "serve", "--base-fs-index", deps.fs_index_path),
+            tool, input_digest, request.out_dir, request.name,
+            ("--no-archive", "--check-sagemaker", "--check-program", "serve", "--base-fs-index", deps.fs_index_path),
             f"Assembling OCI image {request.out_dir}/{request.name}.oci",
         ),
     )
-    result = await Get(ProcessResult, Process, with_immutable_inputs(process, {DEPS_IMAGE_DIR: deps_tree}))
     summary_path = f"{request.out_dir}/{request.name}.image.json"
     summary = read_summary(await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([summary_path]))))
+    layout_path = f"{request.out_dir}/{summary['layout']}"
+    shared = await Get(
+        Digest, AddPrefix(await Get(Digest, RemovePrefix(deps.layer_blobs, deps.layout_path)), layout_path)
+    )
     return PipelineImage(
         digest=result.output_digest,
-        layout_path=f"{request.out_dir}/{summary['layout']}",
-        archive_path=f"{request.out_dir}/{summary['archive']}",
+        shared=shared,
+        layout_path=layout_path,
         summary_path=summary_path,
         manifest_digest=summary["manifest_digest"],
     )

@@ -58,15 +58,17 @@ def test_bytecode_tag_is_the_interpreters_cache_tag_when_its_name_says() -> None
 
 def test_the_dependency_image_compiles_its_wheels_only_for_a_known_interpreter() -> None:
     groups = [("dep-torch", ["torch-2.1.whl"]), ("deps", ["six-1.whl"])]
-    request = DependencyImageRequest(requirements_pex=None, base=base(), layer_split_bytes=1)  # type: ignore[arg-type]
+    request = DependencyImageRequest(requirements_pex=None, base=base(), layer_split_bytes=1, layer_max_bytes=1 << 30)  # type: ignore[arg-type]
     spec = dependency_image_spec(request, groups)
     assert spec["base"] == {"layout": "docker.debian-python3.11/base.oci", "ref": "base"}
     assert [layer["name"] for layer in spec["layers"]] == ["dep-torch", "deps"]
+    # Each layer is split by path past `layer_max_mb` (registries refuse multi-GB uploads).
+    assert {layer["max_bytes"] for layer in spec["layers"]} == {1 << 30}
     (torch,) = spec["layers"][0]["zips"]
     assert torch == {"src": "requirements/.deps/torch-2.1.whl", "dest": "/opt/mlbuild/deps/torch-2.1.whl", "bytecode": "cpython-311"}
     # Each wheel lands in the folder the launchers add to the path, one site dir a wheel.
     assert f'os.listdir("{os.path.dirname(torch["dest"])}")' in launcher("train", "/usr/bin/python3.11")
-    unknown = dependency_image_spec(DependencyImageRequest(None, base("/usr/bin/python3"), 1), groups)  # type: ignore[arg-type]
+    unknown = dependency_image_spec(DependencyImageRequest(None, base("/usr/bin/python3"), 1, 1 << 30), groups)  # type: ignore[arg-type]
     assert all("bytecode" not in z for layer in unknown["layers"] for z in layer["zips"])
 
 
@@ -91,13 +93,15 @@ def test_the_app_image_is_the_dependency_image_plus_the_code_labelled_and_annota
         out_dir="src.pipez.toy",
         name="train",
         layer_split_bytes=1,
+        layer_max_bytes=1 << 30,
         env=FrozenDict({"MLBUILD_PIPELINE_MODULE": "pipez.toy.model", "PYTHONUNBUFFERED": "0"}),
         labels=LABELS,
     )
-    deps = DependencyImage(EMPTY_DIGEST, "deps-image/deps.oci", "deps", "deps-image/deps.fs.json")
+    deps = DependencyImage(EMPTY_DIGEST, "deps-image/deps.oci", "deps", "deps-image/deps.fs.json", EMPTY_DIGEST, EMPTY_DIGEST)
     spec = app_image_spec(request, deps)
     # Built on the dependency image, never on the base directly: a code change re-pushes one layer.
-    assert spec["base"] == {"layout": "deps-image/deps.oci", "ref": "deps"}
+    # Thin: its layer blobs are referenced, never read, so a code edit costs the same whatever they weigh.
+    assert spec["base"] == {"layout": "deps-image/deps.oci", "ref": "deps", "thin": True}
     (layer,) = spec["layers"]
     # The code lands where the launchers look for it, after the dependencies.
     (code,) = layer["dirs"]

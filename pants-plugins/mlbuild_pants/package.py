@@ -29,7 +29,19 @@ from pants.core.util_rules.source_files import SourceFiles
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address, AddressInput
 from pants.backend.python.util_rules.pex import VenvPexProcess
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, DigestEntries, DigestSubset, FileEntry, MergeDigests, PathGlobs
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestEntries,
+    DigestSubset,
+    FileEntry,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+)
 from pants.engine.process import FallibleProcessResult, Process, ProcessResult
 from pants.version import VERSION as PANTS_VERSION
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -41,7 +53,8 @@ from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 from mlbuild_pants.base_image import BaseImage, BaseImageRequest
 from mlbuild_pants.image import REQUIREMENTS_DIR, PipelineImage, PipelineImageRequest, sha256_of
-from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest, with_immutable_inputs
+from mlbuild_pants.shared_blobs import SharedBlobs, SharedBlobsRequest
+from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest
 from mlbuild_pants.names import (
     DIST_LINEAGE_SUBDIR,
     LOCKFILE_PATH_LABEL,
@@ -59,7 +72,10 @@ from mlbuild_pants.target_types import (
     MLPipelineBaseImageField,
     MLPipelineConfigField,
     MLPipelineLargeWheelField,
+    MLPipelineLayerMaxField,
     MLPipelineModuleField,
+    MLPipelineOciArchiveField,
+    MLPipelinePexLayoutField,
     MLPipelineSampleDataField,
     base_image_address_input,
 )
@@ -86,6 +102,9 @@ class MLPipelineFieldSet(PackageFieldSet, RunFieldSet):
     sample_data: MLPipelineSampleDataField
     base_image: MLPipelineBaseImageField
     layer_split_mb: MLPipelineLargeWheelField
+    layer_max_mb: MLPipelineLayerMaxField
+    pex_layout: MLPipelinePexLayoutField
+    oci_archive: MLPipelineOciArchiveField
     resolve: PythonResolveField
     interpreter_constraints: InterpreterConstraintsField
     output_path: OutputPathField
@@ -197,55 +216,100 @@ async def pipeline_code(request: PipelineCodeRequest) -> PipelineCode:
 
 
 @dataclass(frozen=True)
-class PipelineZipappRequest:
+class PipelinePexRequest:
     field_set: MLPipelineFieldSet
 
 
 @dataclass(frozen=True)
-class PipelineZipapp:
-    """The pipeline's zipapp PEX."""
+class PipelinePex:
+    """The pipeline's PEX: a packed folder (default) or a zipapp file."""
 
-    digest: Digest
+    digest: Digest  # what depends on the code: the zipapp, or the packed PEX's PEX-INFO, __main__.py, sources
+    shared: Digest  # the packed PEX's `.bootstrap` and `.deps/`, unchanged by code edits (empty for a zipapp)
     path: str
-    sha256: str
+    sha256: str  # the file's; for a folder, of its `sha256sum` listing (see `pex_folder_sha256`)
+
+
+def pex_folder_sha256(entries: DigestEntries, root: str) -> str:
+    """The sha256 of a folder PEX: of the lines `sha256sum` prints for each of its files, by path.
+
+    NB: computed from the digests Pants already holds (no byte read), and checkable by hand:
+    `cd <name>.pex && find -L . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum`.
+    """
+    prefix = root + "/"
+    lines = sorted(
+        (e.path[len(prefix):], e.file_digest.fingerprint)
+        for e in entries
+        if isinstance(e, FileEntry) and e.path.startswith(prefix)
+    )
+    return hashlib.sha256("".join(f"{h}  ./{p}\n" for p, h in lines).encode()).hexdigest()
+
+
+# NB: the files of the requirements-only packed PEX that the code changes (the rest is shared).
+PACKED_CODE_FILES = ("PEX-INFO", "__main__.py")
 
 
 @rule(desc="Assembling an ml_pipeline PEX")
-async def assemble_pipeline_zipapp(request: PipelineZipappRequest) -> PipelineZipapp:
+async def assemble_pipeline_pex(request: PipelinePexRequest) -> PipelinePex:
     """The same PEX pex would build from the targets, in about a second after a code edit.
 
-    The requirements-only zipapp comes from Pants' cache unless the lockfile changed; the
-    Process copies its compressed entries as they are and adds the code and a new PEX-INFO.
+    The requirements-only PEX comes from Pants' cache unless the lockfile changed; the Process
+    adds the code and a new PEX-INFO. Packed (default), it reads only the requirements PEX's
+    PEX-INFO and `__main__.py` and writes only the code's files: the wheels are shared as they
+    are. Zipapp, it copies every compressed entry of the requirements zipapp into a new file.
     """
     field_set = request.field_set
     code = await Get(PipelineCode, PipelineCodeRequest(field_set))
     pex_request = code.pex_request
-    requirements_request = requirements_only(pex_request, REQUIREMENTS_ZIPAPP, PexLayout.ZIPAPP, internal_only=False)
+    packed = field_set.pex_layout.value == "packed"
+    requirements_request = (
+        requirements_only(pex_request, REQUIREMENTS_DIR, PexLayout.PACKED)
+        if packed
+        else requirements_only(pex_request, REQUIREMENTS_ZIPAPP, PexLayout.ZIPAPP, internal_only=False)
+    )
     requirements, tool = await MultiGet(
         Get(Pex, PexFromTargetsRequest, requirements_request),
         Get(MLBuildTool, MLBuildToolRequest()),
     )
-    inputs = await Get(Digest, AddPrefix(code.app_sources, PEX_SOURCES_DIR))
+    if packed:
+        code_files = [f"{REQUIREMENTS_DIR}/{name}" for name in PACKED_CODE_FILES]
+        requirements_input, shared_in_requirements = await MultiGet(
+            Get(Digest, DigestSubset(requirements.digest, PathGlobs(code_files))),
+            Get(Digest, DigestSubset(requirements.digest, PathGlobs(["**", *(f"!{f}" for f in code_files)]))),
+        )
+        requirements_arg = REQUIREMENTS_DIR
+        shared = await Get(
+            Digest, AddPrefix(await Get(Digest, RemovePrefix(shared_in_requirements, REQUIREMENTS_DIR)), field_set.pex_path)
+        )
+    else:
+        requirements_input = await Get(Digest, AddPrefix(requirements.digest, REQUIREMENTS_ZIPAPP_DIR))
+        requirements_arg = f"{REQUIREMENTS_ZIPAPP_DIR}/{REQUIREMENTS_ZIPAPP}"
+        shared = EMPTY_DIGEST
+    sources = await Get(Digest, AddPrefix(code.app_sources, PEX_SOURCES_DIR))
+    inputs = await Get(Digest, MergeDigests([sources, requirements_input]))
     env_args = [arg for name, value in sorted(pex_request.inject_env.items()) for arg in ("--env", f"{name}={value}")]
     assert pex_request.main is not None
-    process = await Get(
-        Process,
+    result = await Get(
+        ProcessResult,
         VenvPexProcess(
             tool.pex,
             argv=(
-                "-m", "mlbuild.zipapp", "--requirements", f"{REQUIREMENTS_ZIPAPP_DIR}/{REQUIREMENTS_ZIPAPP}",
+                "-m", "mlbuild.zipapp", "--layout", field_set.pex_layout.value, "--requirements", requirements_arg,
                 "--sources", PEX_SOURCES_DIR, "--out", field_set.pex_path, "--entry-point", pex_request.main.spec,
                 *env_args,
             ),
             input_digest=inputs,
-            output_files=(field_set.pex_path,),
+            output_files=() if packed else (field_set.pex_path,),
+            output_directories=(field_set.pex_path,) if packed else (),
             description=f"Assembling the PEX of ml_pipeline {field_set.address}",
         ),
     )
-    # NB: the requirements zipapp (~70 MB) is only read: linked into the sandbox, not copied.
-    result = await Get(ProcessResult, Process, with_immutable_inputs(process, {REQUIREMENTS_ZIPAPP_DIR: requirements.digest}))
-    sha256 = sha256_of(await Get(DigestEntries, Digest, result.output_digest), field_set.pex_path)
-    return PipelineZipapp(result.output_digest, field_set.pex_path, sha256)
+    if packed:
+        whole = await Get(DigestEntries, Digest, await Get(Digest, MergeDigests([result.output_digest, shared])))
+        sha256 = pex_folder_sha256(whole, field_set.pex_path)
+    else:
+        sha256 = sha256_of(await Get(DigestEntries, Digest, result.output_digest), field_set.pex_path)
+    return PipelinePex(result.output_digest, shared, field_set.pex_path, sha256)
 
 
 @dataclass(frozen=True)
@@ -298,13 +362,17 @@ class MLPipelineImageArtifact(BuiltPackageArtifact):
 
 @dataclass(frozen=True)
 class BuiltMLPipeline:
+    """The built outputs, as `dist/` holds them: shared blobs are links into `dist/mlbuild/blobs/`."""
+
     pex_digest: Digest
     pex_path: str
     pex_sha256: str
-    image: PipelineImage  # its digest also holds the provenance and the package's lineage record
+    image: PipelineImage  # its digest: the whole layout (linked), the provenance and the package's lineage record
     base: BaseImage
     provenance_path: str
     record_path: str
+    archive_digest: Digest  # the oci-archive, where `oci_archive=True`; else empty
+    archive_path: str
 
 
 @dataclass(frozen=True)
@@ -344,6 +412,44 @@ class PackageLineageRequest:
     pex_sha256: str  # the PEX built beside the image
 
 
+@dataclass(frozen=True)
+class OciArchiveRequest:
+    image: PipelineImage
+    wanted: bool
+
+
+@dataclass(frozen=True)
+class OciArchive:
+    digest: Digest
+    path: str
+
+
+@rule(desc="Writing an oci-archive")
+async def write_oci_archive(request: OciArchiveRequest) -> OciArchive:
+    """`<name>.oci.tar`: the image (without its provenance referrer) in one file, when asked for.
+
+    NB: every byte of the image again, on every code edit: hence opt-in (`oci_archive=True`).
+    """
+    image = request.image
+    path = image.layout_path[: -len(".oci")] + ".oci.tar"
+    if not request.wanted:
+        return OciArchive(EMPTY_DIGEST, "")
+    whole, tool = await MultiGet(
+        Get(Digest, MergeDigests([image.digest, image.shared])), Get(MLBuildTool, MLBuildToolRequest())
+    )
+    result = await Get(
+        ProcessResult,
+        VenvPexProcess(
+            tool.pex,
+            argv=("-m", "mlbuild.oci", "archive", "--layout", image.layout_path, "--out", path),
+            input_digest=whole,
+            output_files=(path,),
+            description=f"Writing the oci-archive {path}",
+        ),
+    )
+    return OciArchive(result.output_digest, path)
+
+
 @rule(desc="Building an ml_pipeline's PEX and image")
 async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonSetup) -> BuiltMLPipeline:
     await Get(ValidatedConfig, ValidateConfigRequest(field_set))
@@ -372,7 +478,7 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
     # holds nothing of the PEX (not even its sha, which the provenance and the package record
     # name), so after a code edit neither waits for the other.
     pex, image = await MultiGet(
-        Get(PipelineZipapp, PipelineZipappRequest(field_set)),
+        Get(PipelinePex, PipelinePexRequest(field_set)),
         Get(
             PipelineImage,
             PipelineImageRequest(
@@ -382,14 +488,31 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
                 out_dir=stem_dir or ".",
                 name=stem[: -len(".pex")],
                 layer_split_bytes=layer_split_bytes,
+                layer_max_bytes=field_set.layer_max_mb.value * 1024 * 1024,
                 env=code.pex_request.inject_env,
                 labels=FrozenDict(labels),
             ),
         ),
     )
-    lineage = await Get(PackageLineage, PackageLineageRequest(field_set, image, pex.sha256))
-    attested = dataclasses.replace(image, digest=lineage.digest)
-    return BuiltMLPipeline(pex.digest, field_set.pex_path, pex.sha256, attested, base, lineage.provenance_path, lineage.record_path)
+    shared = await Get(Digest, MergeDigests([pex.shared, image.shared]))
+    lineage, linked, archive = await MultiGet(
+        Get(PackageLineage, PackageLineageRequest(field_set, image, pex.sha256)),
+        Get(SharedBlobs, SharedBlobsRequest(shared, f"ml_pipeline {field_set.address}")),
+        Get(OciArchive, OciArchiveRequest(image, field_set.oci_archive.value)),
+    )
+    pex_links, image_links = await MultiGet(
+        Get(Digest, DigestSubset(linked.links, PathGlobs([f"{pex.path}/**"]))),
+        Get(Digest, DigestSubset(linked.links, PathGlobs([f"{image.layout_path}/**"]))),
+    )
+    pex_digest, image_digest = await MultiGet(
+        Get(Digest, MergeDigests([pex.digest, pex_links])),
+        Get(Digest, MergeDigests([lineage.digest, image_links])),
+    )
+    attested = dataclasses.replace(image, digest=image_digest)
+    return BuiltMLPipeline(
+        pex_digest, pex.path, pex.sha256, attested, base, lineage.provenance_path, lineage.record_path,
+        archive.digest, archive.path,
+    )
 
 
 # NB: provenance reads the summary, the layout's index, manifests and config, and attaches a
@@ -446,7 +569,7 @@ async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTo
 @rule(desc="Packaging an ml_pipeline")
 async def package_ml_pipeline(field_set: MLPipelineFieldSet) -> BuiltPackage:
     built = await Get(BuiltMLPipeline, MLPipelineFieldSet, field_set)
-    digest = await Get(Digest, MergeDigests([built.pex_digest, built.image.digest]))
+    digest = await Get(Digest, MergeDigests([built.pex_digest, built.image.digest, built.archive_digest]))
     image = built.image
     return BuiltPackage(
         digest,
@@ -458,7 +581,7 @@ async def package_ml_pipeline(field_set: MLPipelineFieldSet) -> BuiltPackage:
                 manifest_digest=image.manifest_digest,
                 pex_sha256=built.pex_sha256,
             ),
-            BuiltPackageArtifact(image.archive_path),
+            *((BuiltPackageArtifact(built.archive_path),) if built.archive_path else ()),
             BuiltPackageArtifact(image.summary_path),
             BuiltPackageArtifact(built.provenance_path, extra_log_lines=("also in the OCI layout, as a referrer of the image",)),
             BuiltPackageArtifact(built.record_path, extra_log_lines=("lineage record of this build",)),

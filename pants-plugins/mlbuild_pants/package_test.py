@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+
 import os
 import subprocess
 import zipfile
@@ -26,6 +29,7 @@ from mlbuild_pants.package import (
     MLPipelinePex,
     MLPipelinePexRequest,
     package_ml_pipeline,
+    pex_folder_sha256,
     provenance_inputs,
     requirements_only,
 )
@@ -89,7 +93,7 @@ def test_provenance_reads_the_summary_and_the_layouts_small_files_only() -> None
     image = PipelineImage(
         digest=EMPTY_DIGEST,
         layout_path="src.pipez.toy/train.oci",
-        archive_path="src.pipez.toy/train.oci.tar",
+        shared=EMPTY_DIGEST,
         summary_path="src.pipez.toy/train.image.json",
         manifest_digest="sha256:" + "0" * 64,
     )
@@ -131,11 +135,12 @@ def test_the_package_lists_every_output_and_the_image_says_what_publish_needs() 
             MockGet(Digest, (MergeDigests,), merge),
         ],
     )
-    assert merged == [MergeDigests([BUILT_TOY.pex_digest, BUILT_TOY.image.digest])] and package.digest == Digest("9" * 64, 1)
+    assert merged == [MergeDigests([BUILT_TOY.pex_digest, BUILT_TOY.image.digest, EMPTY_DIGEST])]
+    assert package.digest == Digest("9" * 64, 1)
+    # NB: no oci-archive unless the target asks for one (`oci_archive=True`).
     assert [a.relpath for a in package.artifacts] == [
         "src.pipez.toy/train.pex",
         "src.pipez.toy/train.oci",
-        "src.pipez.toy/train.oci.tar",
         "src.pipez.toy/train.image.json",
         "src.pipez.toy/train.provenance.json",
         "mlbuild/lineage/records/r1.json",
@@ -144,3 +149,26 @@ def test_the_package_lists_every_output_and_the_image_says_what_publish_needs() 
     found_package, image = image_artifact((package,), TOY)
     assert found_package is package
     assert (image.relpath, image.manifest_digest, image.pex_sha256) == ("src.pipez.toy/train.oci", BUILT_MANIFEST, BUILT_PEX_SHA256)
+    with_archive = dataclasses.replace(BUILT_TOY, archive_digest=Digest("4" * 64, 4), archive_path="src.pipez.toy/train.oci.tar")
+    archived = run_rule_with_mocks(
+        package_ml_pipeline,
+        rule_args=[field_set],
+        mock_gets=[
+            MockGet(BuiltMLPipeline, (MLPipelineFieldSet,), lambda _: with_archive),
+            MockGet(Digest, (MergeDigests,), merge),
+        ],
+    )
+    assert merged[-1] == MergeDigests([BUILT_TOY.pex_digest, BUILT_TOY.image.digest, Digest("4" * 64, 4)])
+    assert "src.pipez.toy/train.oci.tar" in [a.relpath for a in archived.artifacts]
+
+
+def test_a_folder_pex_is_named_by_the_sha256_of_its_sha256sum_listing() -> None:
+    entries = DigestEntries(
+        [
+            FileEntry("d/train.pex/b.py", FileDigest("b" * 64, 1)),
+            FileEntry("d/train.pex/.deps/x.whl", FileDigest("a" * 64, 2)),
+            FileEntry("d/other.txt", FileDigest("c" * 64, 3)),  # beside the PEX, not in it
+        ]
+    )
+    listing = f"{'a' * 64}  ./.deps/x.whl\n{'b' * 64}  ./b.py\n"
+    assert pex_folder_sha256(entries, "d/train.pex") == hashlib.sha256(listing.encode()).hexdigest()

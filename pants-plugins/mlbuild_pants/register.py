@@ -7,6 +7,7 @@ from mlbuild_pants import (
     package,
     publish,
     run,
+    shared_blobs,
     tailor,
     tool,
 )
@@ -25,6 +26,7 @@ def rules():
         *package.rules(),
         *publish.rules(),
         *run.rules(),
+        *shared_blobs.rules(),
         *tailor.rules(),
         *tool.rules(),
     ]

@@ -39,17 +39,6 @@ class MLBuildTool:
     version: str
 
 
-def with_immutable_inputs(process: Process, inputs: Mapping[str, Digest]) -> Process:
-    """`process` with more read-only inputs, each under its own folder of the sandbox.
-
-    NB: Pants materialises an immutable input once (per digest) and links it into every
-    sandbox, where a regular input is copied each time: the ~70-100 MB that a code edit never
-    changes (the dependency layers, the requirements zipapp) are then not copied per edit.
-    The Process must only read them (they are read-only).
-    """
-    return dataclasses.replace(process, immutable_input_digests=FrozenDict({**process.immutable_input_digests, **inputs}))
-
-
 @dataclass(frozen=True)
 class MLBuildToolPex:
     """For `pants run`/`publish`: a zipapp PEX, run as `python mlbuild_tool.pex -m <module>`."""

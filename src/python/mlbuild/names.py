@@ -77,6 +77,7 @@ APP_LAYER = "app"  # the pipeline image's top layer: code, config and `train`
 DIST_LINEAGE_SUBDIR = "mlbuild/lineage"  # under dist/: where `pants package` leaves records
 DIST_RUNS_SUBDIR = "mlbuild/runs"  # under dist/: local run folders
 DIST_PUBLISH_SUBDIR = "mlbuild/publish"  # under dist/: publish reports
+DIST_SHARED_BLOBS_SUBDIR = "mlbuild/blobs"  # under dist/: large outputs stored once, linked (shared_blobs.py)
 LINEAGE_STORE_DIR = ".mlbuild/lineage"  # the store, which takes in the dist/ inbox
 LOCAL_PUBLISH_DIR = ".mlbuild/local"  # the local publish backend: image store and jobs
 HOSTS_RECORD = "output/hosts.json"  # in a multi-host run folder: instance count, each host's shards

@@ -1,6 +1,9 @@
 """`python -m mlbuild.zipapp`: a thin command line over `assemble`, run by Pants as a Process.
 
-    --requirements REQS.pex --sources DIR --out OUT.pex --entry-point MODULE:FUNC [--env NAME=VALUE ...]
+    --requirements REQS.pex --sources DIR --out OUT.pex --entry-point MODULE:FUNC [--env NAME=VALUE ...] [--layout zipapp|packed]
+
+`--layout packed`: REQS.pex and OUT.pex are folders; only the code-dependent files are
+written to OUT.pex (PEX-INFO, __main__.py, the sources); the caller adds `.bootstrap` and `.deps/`.
 
 Prints the new pex hash. Exit codes: 0 ok, 2 user error, 3 platform error.
 """
@@ -14,7 +17,7 @@ from typing import Optional, Sequence
 
 from mlbuild import console
 from mlbuild.runtime.errors import MLBuildError
-from mlbuild.zipapp.assemble import assemble
+from mlbuild.zipapp.assemble import assemble, assemble_packed
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -24,6 +27,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--entry-point", required=True)
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="baked into PEX-INFO (inject_env)")
+    p.add_argument("--layout", choices=("zipapp", "packed"), default="zipapp", help="pex's layout of both PEXes")
     args = p.parse_args(argv)
     env = {}
     for item in args.env:
@@ -32,7 +36,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             p.error(f"--env {item!r}: expected NAME=VALUE")
         env[name] = value
     try:
-        print(assemble(args.requirements, args.sources, args.out, args.entry_point, env))
+        build = assemble_packed if args.layout == "packed" else assemble
+        print(build(args.requirements, args.sources, args.out, args.entry_point, env))
     except MLBuildError as e:
         return console.fail(e, e.exit_code)
     return 0

@@ -92,6 +92,45 @@ def assemble(
     return pex_hash
 
 
+def assemble_packed(
+    requirements_dir: Path,
+    sources_dir: Path,
+    out_dir: Path,
+    entry_point: str,
+    inject_env: Mapping[str, str],
+) -> str:
+    """Write the code-only part of the pipeline's packed PEX into `out_dir`; return its pex hash.
+
+    A packed PEX is a folder: `.bootstrap` and `.deps/<wheel>` (zips, pex's own), `PEX-INFO`,
+    `__main__.py` and the sources as plain files. Only the last three depend on the code, so
+    only they are written here (`requirements_dir` needs no more than its `PEX-INFO` and
+    `__main__.py`); the caller places `.bootstrap` and `.deps/` beside them unchanged, which is
+    what keeps a code edit's cost apart from the dependencies' size.
+    """
+    requirements_dir, out_dir = Path(requirements_dir), Path(out_dir)
+    sources = _sources(Path(sources_dir))
+    clashes = sorted({name.split("/")[0] for name, _ in sources} & {PEX_INFO, MAIN, ".bootstrap", ".deps"})
+    if clashes:
+        raise ZipappError(f"{sources_dir}: holds {clashes[0]}, a name the PEX itself uses")
+    try:
+        info = json.loads((requirements_dir / PEX_INFO).read_bytes())
+        main = (requirements_dir / MAIN).read_bytes()
+    except FileNotFoundError as e:
+        raise ZipappError(f"{requirements_dir}: no {Path(e.filename).name}; expected a packed requirements-only PEX") from e
+    new_info, pex_hash = _pex_info(info, sources, entry_point, inject_env)
+    files = [
+        (PEX_INFO, json.dumps(new_info, sort_keys=True).encode(), 0o644),
+        (MAIN, _main_with_hash(main, str(info.get("pex_hash")), pex_hash, requirements_dir), 0o755),
+        *((name, data, 0o644) for name, data in sources),
+    ]
+    for name, data, mode in files:
+        path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.chmod(path, mode)
+    return pex_hash
+
+
 def _sources(root: Path) -> List[Tuple[str, bytes]]:
     files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
     if not files:

@@ -20,7 +20,7 @@ import pytest
 from mlbuild.runtime.errors import PlatformError
 from mlbuild.tools_required import skip_or_fail
 from mlbuild.zipapp.__main__ import main
-from mlbuild.zipapp.assemble import ZipappError, assemble
+from mlbuild.zipapp.assemble import ZipappError, assemble, assemble_packed
 
 PEX_VERSION = "2.1.137"  # the launcher's pin (./pants)
 ENTRY_POINT = "demo.app:main"
@@ -153,3 +153,62 @@ def test_bad_inputs_exit_with_a_message_and_leave_nothing(tmp_path: Path, capsys
     with pytest.raises(ZipappError, match="no sources"):
         assemble(tmp_path / "not-a-zip.pex", tmp_path / "empty", out, ENTRY_POINT, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "not-a-zip.pex", "src"]
+
+
+@pytest.fixture(scope="module")
+def packed_requirements(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("packed")
+    _wheel(work)
+    out = work / "requirements"
+    subprocess.run(
+        [sys.executable, str(_pex_cli()), "--no-pypi", "-f", str(work), "tinydep", "-o", str(out), "--layout", "packed",
+         "--pex-root", str(work / "pex_root"), "--python", sys.executable],
+        check=True, capture_output=True,
+    )
+    return out
+
+
+def _packed(requirements: Path, sources: Path, out: Path, env: dict) -> str:
+    """The code part by `assemble_packed`, then the rest placed beside it as the Pants rule does."""
+    pex_hash = assemble_packed(requirements, sources, out, ENTRY_POINT, env)
+    for path in requirements.rglob("*"):
+        rel = path.relative_to(requirements)
+        if path.is_file() and rel.as_posix() not in ("PEX-INFO", "__main__.py"):
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(path, out / rel)  # NB: dist links them, as here
+    return pex_hash
+
+
+def test_packed_runs_with_shared_dependencies_and_writes_only_the_code(packed_requirements: Path, tmp_path: Path) -> None:
+    code_only = tmp_path / "code-only"
+    assemble_packed(packed_requirements, _sources(tmp_path / "src"), code_only, ENTRY_POINT, {"DEMO_NAME": "demo"})
+    written = sorted(p.relative_to(code_only).as_posix() for p in code_only.rglob("*") if p.is_file())
+    assert written == ["PEX-INFO", "__main__.py", "demo/__init__.py", "demo/app.py"]
+    out = tmp_path / "app.pex"
+    _packed(packed_requirements, _sources(tmp_path / "src"), out, {"DEMO_NAME": "demo"})
+    assert _run(out, tmp_path / "root") == "dep-ok demo v1 ['a', 'b']"
+
+
+def test_packed_code_change_changes_the_hash_and_what_runs(packed_requirements: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    h1 = _packed(packed_requirements, _sources(tmp_path / "s1", "v1"), tmp_path / "one.pex", {})
+    h2 = _packed(packed_requirements, _sources(tmp_path / "s2", "v2"), tmp_path / "two.pex", {})
+    assert h1 != h2
+    assert _run(tmp_path / "one.pex", root).split()[2] == "v1"
+    assert _run(tmp_path / "two.pex", root).split()[2] == "v2"
+    assert f"pex_hash='{h2}'".encode() in (tmp_path / "two.pex" / "__main__.py").read_bytes()
+
+
+def test_packed_same_inputs_same_bytes_and_clashes_refused(packed_requirements: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assemble_packed(packed_requirements, _sources(tmp_path / "src"), out, ENTRY_POINT, {"Z": "1", "A": "2"})
+    assert [p.read_bytes() for p in sorted(a.rglob("*")) if p.is_file()] == [
+        p.read_bytes() for p in sorted(b.rglob("*")) if p.is_file()
+    ]
+    (tmp_path / "bad" / ".deps").mkdir(parents=True)
+    (tmp_path / "bad" / ".deps" / "x").write_text("")
+    with pytest.raises(ZipappError, match="holds .deps"):
+        assemble_packed(packed_requirements, tmp_path / "bad", tmp_path / "c", ENTRY_POINT, {})
+    with pytest.raises(ZipappError, match="packed requirements-only PEX"):
+        assemble_packed(tmp_path / "nowhere", _sources(tmp_path / "src"), tmp_path / "d", ENTRY_POINT, {})
