@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from mlbuild.lineage import collect
-from mlbuild.lineage.digests import bare_hex, file_sha256
+from mlbuild.lineage.digests import bare_hex, file_sha256, pex_sha256
 from mlbuild.lineage.errors import UserError
 from mlbuild.lineage.rebuild_runner import RebuildFailed
 from mlbuild.lineage.record import Record
@@ -117,7 +117,7 @@ def rebuilt_facts(checkout: Path, record: Record) -> Facts:
         revision=build.label(collect.REVISION_LABEL),
         manifest_digest=build.manifest_digest,
         config_digest=build.config_digest,
-        pex_sha256=file_sha256(pex) if pex.is_file() else build.pex_sha256,
+        pex_sha256=pex_sha256(pex) if pex.exists() else build.pex_sha256,
         lockfile_sha256=build.label(collect.LOCKFILE_LABEL),
         config_sha256=file_sha256(checkout / config_path) if config_path and (checkout / config_path).is_file() else None,
         base_digest=build.label(collect.BASE_DIGEST_LABEL),

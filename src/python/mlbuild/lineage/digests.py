@@ -52,6 +52,24 @@ def file_sha256(path: Union[str, Path]) -> str:
     return h.hexdigest()
 
 
+def pex_sha256(path: Union[str, Path]) -> str:
+    """A PEX's sha256: the file's for a zipapp; for a packed PEX (a folder), that of its listing.
+
+    The listing is what `find -L . -type f | LC_ALL=C sort | xargs sha256sum` prints inside the
+    folder (links followed: dist/ links the wheels to its shared blobs), as the plugin names it.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        return file_sha256(root)
+    files = sorted(
+        os.path.relpath(os.path.join(folder, name), root)
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names
+    )
+    listing = "".join(f"{file_sha256(root / rel)}  ./{rel}\n" for rel in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 def _tree_lines(root: Path, rel: str, out: List[bytes]) -> None:
     # NB: os.scandir order is filesystem-dependent; sorting by name makes the checksum
     # independent of the machine. Symlinks are never followed: a link is its target text.

@@ -1,0 +1,23 @@
+
+
+def test_a_packed_pex_is_named_by_the_sha256_of_its_sha256sum_listing(tmp_path) -> None:
+    import hashlib
+    import os
+    import subprocess
+
+    from mlbuild.lineage.digests import file_sha256, pex_sha256
+
+    shared = tmp_path / "blobs"
+    shared.mkdir()
+    (shared / "wheel").write_bytes(b"a wheel")
+    folder = tmp_path / "train.pex"
+    (folder / ".deps").mkdir(parents=True)
+    (folder / "pipelines" / "churn").mkdir(parents=True)
+    (folder / "PEX-INFO").write_text("{}")
+    (folder / "pipelines" / "churn" / "pipeline.py").write_text("x = 1\n")
+    os.symlink(shared / "wheel", folder / ".deps" / "w-1.whl")  # as dist/ links the wheels
+    listing = subprocess.run(
+        "find -L . -type f | LC_ALL=C sort | xargs sha256sum", shell=True, cwd=folder, capture_output=True, check=True
+    ).stdout
+    assert pex_sha256(folder) == hashlib.sha256(listing).hexdigest()
+    assert pex_sha256(shared / "wheel") == file_sha256(shared / "wheel")  # a zipapp: the file's own
