@@ -319,6 +319,12 @@ def test_the_image_trains_the_same_model_as_pants_run(builds) -> None:
     assert "Traceback" not in contained.stdout + contained.stderr
     for name in ("model/model.pkl", "model/metrics.json", "model/features.json"):
         assert sha256_file(container_run / name) == sha256_file(local_run / name), name
+    # The same flags as `pants run`: an identical run is reused, `-- --force` trains again.
+    again = pants(first, "run", "--mlbuild-container", CHURN)
+    assert again.exit_code == 0 and f"(same image, hyperparameters and data): {container_run}" in again.stdout, again.stderr[-2000:]
+    forced = pants(first, "run", "--mlbuild-container", CHURN, "--", "--force")
+    assert forced.exit_code == 0, forced.stderr[-4000:]
+    assert (first / RUNS / "latest").resolve() not in (container_run, local_run)
 
 
 @require_tool("bwrap", "bubblewrap")

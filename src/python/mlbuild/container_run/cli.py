@@ -2,7 +2,10 @@
 
     python -m mlbuild.container_run --layout DIR [--ref REF] --config PIPELINE_YAML \
         --address ADDR --data-dir DIR --runs-dir DIR [--cache-dir DIR] [--network] \
-        [--instance-count N] [--no-gpus] [name=value ...]
+        [--instance-count N] [--no-gpus] [--force] [name=value ...]
+
+An identical finished run (same image, hyperparameters and data) is reused, as `pants run`
+reuses one, unless `--force`.
 
 `--instance-count N` runs N hosts together (default: the config's `sagemaker.instance_count`),
 as SageMaker runs `InstanceCount` instances; see multi_host.py.
@@ -27,7 +30,8 @@ from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP, check_keep
 from mlbuild.container_run.runner import run_image
-from mlbuild.lineage.producers import RunPins, record_run
+from mlbuild.lineage.producers import RunPins, print_reused, record_run, reusable_run_dir
+from mlbuild.runtime import hyperparameters, local_run
 from mlbuild.names import EXIT_INTERRUPTED
 
 
@@ -52,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gpus", action="store_true", help="give the sandbox no GPUs even when the host has some")
     p.add_argument("--pex-sha256", help="the PEX the image was built with, for the run's lineage record")
     p.add_argument("--image-digest", help="the image's manifest digest (sha256:...), for the run's lineage record")
+    p.add_argument(
+        "--force", action="store_true",
+        help="train even if an identical run already finished (same image, hyperparameters and data), as `pants run` takes it",
+    )
     p.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
     return p
 
@@ -84,11 +92,27 @@ def _overrides(assignments: Sequence[str], config_path: Path) -> dict[str, str]:
         return parse_assignments(assignments, config)
 
 
+def previous_run(args: argparse.Namespace, overrides: dict[str, str]) -> Path | None:
+    """A finished run of this image with these hyperparameters and data (the reuse `pants run` does).
+
+    NB: only for the config's own host count: `--instance-count` runs what the image does not pin.
+    """
+    if not args.image_digest or args.instance_count is not None:
+        return None
+    config = load_config(args.config)
+    encoded = hyperparameters.encode(hyperparameters.resolve(config, overrides, "command line"))
+    return reusable_run_dir(encoded, local_run.local_channel_dirs(config, args.data_dir), RunPins(image_digest=args.image_digest))
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
     try:
         check_keep(args.keep)  # NB: before anything runs or is written
         overrides = _overrides(args.assignments, args.config)
+        previous = None if args.force else previous_run(args, overrides)
+        if previous is not None:
+            print_reused(previous, RunPins(image_digest=args.image_digest), out)
+            return 0
         outcome = run_image(
             args.layout, args.ref, args.config, args.address, args.data_dir, args.runs_dir, overrides,
             cache_dir=args.cache_dir, stream=out, network=args.network, keep=args.keep,

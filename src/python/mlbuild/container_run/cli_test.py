@@ -89,3 +89,29 @@ def test_instance_count_and_no_gpus_reach_run_image(monkeypatch: pytest.MonkeyPa
     assert seen["kwargs"]["instance_count"] == 3 and seen["kwargs"]["use_gpus"] is False
     _, _, seen = _main(monkeypatch, outcome)
     assert seen["kwargs"]["instance_count"] is None and seen["kwargs"]["use_gpus"] is True  # None: the config's
+
+
+def test_an_identical_finished_run_is_reused_unless_forced_as_pants_run_does(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    previous = tmp_path / "runs" / "earlier"
+    (previous / "model").mkdir(parents=True)
+    (previous / "model" / "metrics.json").write_text('{"auc": 0.9}')
+    asked: list = []
+
+    def fake_previous_run(args: object, overrides: dict) -> Path:
+        asked.append(overrides)
+        return previous
+
+    monkeypatch.setattr(cli, "previous_run", fake_previous_run)
+    outcome = RunOutcome(Path("/runs/x/1"), 0, None, None)
+    code, out, seen = _main(monkeypatch, outcome, ["--image-digest", "sha256:" + "a" * 64, "seed=1"])
+    assert code == 0 and not seen and asked == [{"seed": "1"}]
+    assert f"an identical run already finished (same image, hyperparameters and data): {previous}" in out
+    assert "pass -- --force to train again" in out
+    code, out, seen = _main(monkeypatch, outcome, ["--image-digest", "sha256:" + "a" * 64, "--force", "seed=1"])
+    assert code == 0 and seen and len(asked) == 1  # forced: trained, never looked
+
+
+def test_no_reuse_when_the_host_count_is_not_the_images_own(tmp_path: Path) -> None:
+    args = cli.parser().parse_args([*ARGS, "--image-digest", "sha256:" + "a" * 64, "--instance-count", "2"])
+    assert cli.previous_run(args, {}) is None
+    assert cli.previous_run(cli.parser().parse_args(ARGS), {}) is None  # nothing pins what ran

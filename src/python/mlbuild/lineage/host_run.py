@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from mlbuild.lineage.producers import RunPins, record_run, reusable_run_dir
-from mlbuild.runtime import contract, hyperparameters, local_run
+from mlbuild.lineage.producers import RunPins, print_reused, record_run, reusable_run_dir
+from mlbuild.runtime import hyperparameters, local_run
 from mlbuild.runtime.cli import add_local_arguments, exit_code_of, local_command
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.runtime.pipeline import pipeline_from_environ
@@ -37,18 +37,11 @@ def previous_run(data_dir: Path, assignments: Sequence[str], pins: RunPins) -> O
     return reusable_run_dir(encoded, local_run.local_channel_dirs(pipeline.config, data_dir), pins)
 
 
-def print_reused(previous: Path) -> None:
-    print(f"mlbuild: an identical run already finished (same PEX, hyperparameters and data): {previous}")
-    print(f"  model:   {previous / contract.MODEL_DIR}/")
-    print("  " + (previous / contract.METRICS_FILE).read_text().strip().replace("\n", "\n  "))
-    print("  (pass -- --force to train again)")
-
-
 def run_on_host(data_dir: Path, runs_dir: Path, assignments: Sequence[str], pins: RunPins, force: bool = False) -> int:
     if not force:
         previous = previous_run(data_dir, assignments, pins)
         if previous is not None:
-            print_reused(previous)
+            print_reused(previous, pins)
             return 0
     address = pipeline_from_environ(os.environ).address
 

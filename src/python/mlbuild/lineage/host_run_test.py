@@ -62,7 +62,8 @@ def test_an_identical_finished_run_is_reused_unless_forced(pipeline: Path, tmp_p
     assert host_run.main(args) == 0
     assert "lineage: " in capsys.readouterr().out
     assert host_run.main(args) == 0
-    assert "an identical run already finished (same PEX, hyperparameters and data)" in capsys.readouterr().out
+    # NB: `pants run` runs the sources on the locked requirements, no PEX: it says so.
+    assert "an identical run already finished (same sources and locked requirements, hyperparameters and data)" in capsys.readouterr().out
     assert len(_runs(runs)) == 1
     assert host_run.main([*args, "scale=5"]) == 0  # other hyperparameters: trains
     (pipeline / "train" / "numbers.txt").write_text("1 2 3 5\n")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, TextIO
 
 from mlbuild import console
 from mlbuild.lineage.collect import run_record
@@ -24,6 +25,7 @@ from mlbuild.lineage.reuse import find_reusable_run
 from mlbuild.lineage.source import current_source
 from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import ROOT_ENV_VAR, Store, default_inbox
+from mlbuild.runtime.contract import METRICS_FILE, MODEL_DIR
 from mlbuild.names import IMAGE_DIGEST_ENV, PEX_SHA256_ENV, REQUIREMENTS_SHA256_ENV, SOURCES_SHA256_ENV
 
 
@@ -61,9 +63,17 @@ class RunPins:
 
     @property
     def artifact(self) -> Optional[str]:
-        """The one hash a reuse check keys on: the PEX's, else the sources/requirements pair's."""
+        """The one hash a reuse check keys on: the image's (a container run), else the PEX's, else
+        the sources/requirements pair's."""
         code = self.code
-        return self.pex_sha256 or (code["sha256"] if code else None)
+        return self.image_digest or self.pex_sha256 or (code["sha256"] if code else None)
+
+    @property
+    def describes(self) -> str:
+        """What the artifact is, in words, for "an identical run already finished (same ...)"."""
+        if self.image_digest:
+            return "image"
+        return "PEX" if self.pex_sha256 else "sources and locked requirements"
 
 
 def code_pin(environ: Mapping[str, str]) -> Optional[dict]:
@@ -109,6 +119,15 @@ def reusable_run_dir(
     record = find_reusable_run(store, artifact, hyperparameters, data)
     run_dir = record.get("extra.run_dir") if record is not None else None
     return Path(run_dir) if run_dir and (Path(run_dir) / "model").is_dir() else None
+
+
+def print_reused(previous: Path, pins: RunPins, out: Optional[TextIO] = None) -> None:
+    """What `pants run` says when it reuses a finished run instead of training again."""
+    out = out or sys.stdout
+    print(f"mlbuild: an identical run already finished (same {pins.describes}, hyperparameters and data): {previous}", file=out)
+    print(f"  model:   {previous / MODEL_DIR}/", file=out)
+    print("  " + (previous / METRICS_FILE).read_text().strip().replace("\n", "\n  "), file=out)
+    print("  (pass -- --force to train again)", file=out)
 
 
 def record_run(run_dir: Path, address: str, pins: Optional[RunPins] = None) -> Optional[str]:
