@@ -35,7 +35,7 @@ from pants.engine.fs import (
     SymlinkEntry,
 )
 from pants.engine.process import ProcessCacheScope, ProcessResult
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from mlbuild_pants.names import DIST_SHARED_BLOBS_SUBDIR
 from mlbuild_pants.tool import MLBuildTool
@@ -82,17 +82,20 @@ async def store_shared_blobs(
     store = shared_blobs_store(build_root, dist_dir)
     entries = await Get(DigestEntries, Digest, request.digest)
     want = want_of(entries)
-    want_digest = await Get(
-        Digest, CreateDigest([FileContent(WANT_FILE, json.dumps(want, sort_keys=True).encode())])
+    # NB: the check is asked about digests and sizes only, not paths: pipelines with the same
+    # dependencies ask the same question, which the engine runs once per `pants` command.
+    check_digest, want_digest = await MultiGet(
+        Get(Digest, CreateDigest([FileContent(WANT_FILE, json.dumps({h: {"size": w["size"]} for h, w in want.items()}, sort_keys=True).encode())])),
+        Get(Digest, CreateDigest([FileContent(WANT_FILE, json.dumps(want, sort_keys=True).encode())])),
     )
     check = await Get(
         ProcessResult,
         VenvPexProcess(
             tool.pex,
             argv=("-m", "mlbuild.shared_blobs", "missing", "--store", store, "--want", WANT_FILE),
-            input_digest=want_digest,
+            input_digest=check_digest,
             cache_scope=ProcessCacheScope.PER_SESSION,
-            description=f"Checking the shared blobs of {request.description}",
+            description=f"Checking {len(want)} shared blobs in {store}",
         ),
     )
     lacking = json.loads(check.stdout.decode() or "[]")

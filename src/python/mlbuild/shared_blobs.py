@@ -12,7 +12,7 @@ the same dependencies share every byte of them.
     python -m mlbuild.shared_blobs fill --store DIR --want WANT.json --from DIR
         places each wanted file (a path under --from) into the store, all-or-nothing per file
 
-WANT.json: {"<sha256 hex>": {"path": "<path under --from>", "size": <bytes>}, ...}.
+WANT.json: {"<sha256 hex>": {"path": "<path under --from>", "size": <bytes>}, ...} (`path`: for fill only).
 Exit codes: 0 ok, 2 user error, 3 platform error.
 """
 
