@@ -33,7 +33,9 @@ from pants.core.goals.package import BuiltPackage
 from pants.engine.fs import Digest, DigestSubset, PathGlobs
 from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.target_types import PythonResolveField
 
 from mlbuild_pants.package import (
     MLPipelineFieldSet,
@@ -43,7 +45,7 @@ from mlbuild_pants.package import (
 )
 from mlbuild_pants.run import lineage_environment
 from mlbuild_pants.subsystem import MLBuildSubsystem
-from mlbuild_pants.registries import RegistryConfigError, parse_registries, placeholder_values, plan_pushes
+from mlbuild_pants.registries import RegistryConfigError, mount_sources, parse_registries, placeholder_values, plan_pushes
 from mlbuild_pants.target_types import (
     MLPipelineConfigField,
     MLPipelineImageTagsField,
@@ -112,9 +114,25 @@ def report_dir(dist_dir: DistDir, address: Address) -> str:
     return os.path.join(str(dist_dir.relpath), PUBLISH_SUBDIR, address.spec_path.replace("/", "."), address.target_name)
 
 
+def siblings(all_targets: AllTargets, own: Address, resolve: str, python_setup: PythonSetup) -> Tuple:
+    """The other ml_pipeline targets of the same resolve that push (their images share layers)."""
+    return tuple(
+        t
+        for t in all_targets
+        if t.has_field(MLPipelineModuleField)
+        and t.address != own
+        and not t[MLPipelineSkipPushField].value
+        and t[PythonResolveField].normalized_value(python_setup) == resolve
+    )
+
+
 @rule(desc="Preparing to publish an ml_pipeline")
 async def publish_ml_pipeline(
-    request: PublishMLPipelineRequest, mlbuild: MLBuildSubsystem, build_root: BuildRoot, dist_dir: DistDir
+    request: PublishMLPipelineRequest,
+    mlbuild: MLBuildSubsystem,
+    build_root: BuildRoot,
+    dist_dir: DistDir,
+    python_setup: PythonSetup,
 ) -> PublishProcesses:
     address = request.field_set.address
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(address, description_of_origin="`pants publish`"))
@@ -150,13 +168,27 @@ async def publish_ml_pipeline(
         )
     except RegistryConfigError as e:
         raise ValueError(f"`pants publish {address}`: {e}") from None
+    all_targets = await Get(AllTargets)
+    resolve = wrapped.target[PythonResolveField].normalized_value(python_setup)
+    mounts = mount_sources(
+        pushes[0].repository if pushes else "",
+        [
+            (
+                t[MLPipelineRepositoryField].value or mlbuild.default_repository,
+                placeholder_values(t.address.spec_path, t.address.target_name, revision.value, image.manifest_digest),
+            )
+            for t in siblings(all_targets, address, resolve, python_setup)
+        ],
+    )
     push_processes = await MultiGet(
         Get(
             Process,
             PexProcess(
                 tool.pex,
                 argv=["-m", "mlbuild.registry", "push", "--layout", image.relpath, "--ref", ref, "--to", push.destination,
-                      *(arg for tag in push.tags for arg in ("--tag", tag))],
+                      *(arg for tag in push.tags for arg in ("--tag", tag)),
+                      # NB: a sibling pipeline's repository may hold the big layers already (torch).
+                      *(arg for repository in mounts for arg in ("--mount-from", repository))],
                 input_digest=layout,
                 extra_env=process_env,
                 description=f"Pushing {address} to {push.destination}",

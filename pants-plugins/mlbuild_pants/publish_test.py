@@ -18,7 +18,8 @@ from pants.core.util_rules.distdir import DistDir
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import EMPTY_DIGEST, Digest, DigestSubset
 from pants.engine.process import Process
-from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.engine.addresses import Address
+from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
 from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 from mlbuild_pants.conftest import BUILT_MANIFEST as MANIFEST, BUILT_PEX_SHA256 as PEX_SHA256, TOY, flag
@@ -48,7 +49,12 @@ def mlbuild(**options) -> SimpleNamespace:
 
 
 
-def publish(fields: dict, packages=PACKAGES, options: Optional[SimpleNamespace] = None, subsets: Optional[List] = None):
+PYTHON_SETUP = SimpleNamespace(enable_resolves=True, default_resolve="python-default", resolves={"python-default": "d.lock", "torch": "t.lock"})
+
+
+def publish(
+    fields: dict, packages=PACKAGES, options: Optional[SimpleNamespace] = None, subsets: Optional[List] = None, others: tuple = ()
+):
     target = MLPipelineTarget({"pipeline": "model.py", "config": "toy.yaml", "sample_data": "sample", **fields}, TOY)
     request = PublishMLPipelineRequest(MLPipelinePublishFieldSet.create(target), packages)
 
@@ -61,8 +67,9 @@ def publish(fields: dict, packages=PACKAGES, options: Optional[SimpleNamespace] 
 
     return run_rule_with_mocks(
         publish_ml_pipeline,
-        rule_args=[request, options or mlbuild(), SimpleNamespace(path="/repo"), DistDir(PurePath("dist"))],
+        rule_args=[request, options or mlbuild(), SimpleNamespace(path="/repo"), DistDir(PurePath("dist")), PYTHON_SETUP],
         mock_gets=[
+            MockGet(AllTargets, (), lambda: AllTargets([target, *others])),
             MockGet(WrappedTarget, (WrappedTargetRequest,), lambda _: WrappedTarget(target)),
             MockGet(Digest, (DigestSubset,), subset),
             MockGet(MLBuildToolPex, (MLBuildToolPexRequest,), lambda _: MLBuildToolPex(Pex(EMPTY_DIGEST, "tool.pex", None))),
@@ -73,6 +80,16 @@ def publish(fields: dict, packages=PACKAGES, options: Optional[SimpleNamespace] 
         ],
     )
 
+
+
+def test_a_push_mounts_the_big_layers_from_the_repositories_of_pipelines_of_the_same_resolve() -> None:
+    sibling = MLPipelineTarget({"config": "c.yaml"}, Address("src/pipez/other", target_name="train"))
+    torch = MLPipelineTarget({"config": "c.yaml", "resolve": "torch"}, Address("src/pipez/deep", target_name="train"))
+    quiet = MLPipelineTarget({"config": "c.yaml", "skip_push": True}, Address("src/pipez/quiet", target_name="train"))
+    push, _ = publish({"registries": ["@ci"]}, others=(sibling, torch, quiet))
+    argv = list(push.process.process.argv)
+    # Its sibling's repository only: another resolve shares no layers; a skip_push pipeline pushes none.
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--mount-from"] == ["other-train"]
 
 
 def test_publish_pushes_then_submits_the_image_package_built() -> None:

@@ -160,3 +160,27 @@ def placeholder_values(spec_path: str, target_name: str, revision: str, manifest
         "git_short_sha": short,
         "content_tag": content_tag(manifest_digest),
     }
+
+
+# NB: a registry probes every candidate with a HEAD per blob it lacks: a bound keeps a
+# monorepo's push from fanning out into thousands of requests.
+MAX_MOUNT_SOURCES = 20
+
+
+def mount_sources(own_repository: str, sibling_templates: Sequence[Tuple[str, Mapping[str, str]]]) -> Tuple[str, ...]:
+    """Repositories of sibling pipelines (same resolve, so likely the same big layers) to mount from.
+
+    A pipeline's first push to its own repository would upload every layer again, torch's 3 GB
+    included, although a sibling's repository in the same registry holds them: the registry
+    mounts a blob across repositories instead (`POST ?mount=&from=`, OCI distribution spec).
+    A sibling whose repository template does not interpolate is skipped (never an error here).
+    """
+    found = []
+    for template, values in sibling_templates:
+        try:
+            repository = interpolate(template, values, "a sibling's repository")
+        except RegistryConfigError:
+            continue
+        if REPOSITORY.match(repository) and repository != own_repository:
+            found.append(repository)
+    return tuple(sorted(set(found)))[:MAX_MOUNT_SOURCES]

@@ -86,3 +86,15 @@ def test_placeholder_values_from_the_address_and_revision() -> None:
     }
     assert placeholder_values("a/iris", "iris", "unknown", DIGEST)["pipeline"] == "iris"
     assert placeholder_values("a/iris", "iris", "unknown", DIGEST)["git_short_sha"] == "unknown"
+
+
+def test_mount_sources_are_the_siblings_repositories_without_its_own_and_bounded() -> None:
+    from mlbuild_pants.registries import MAX_MOUNT_SOURCES, mount_sources
+
+    values = lambda pipeline: {"pipeline": pipeline, "name": "train", "directory": pipeline}  # noqa: E731
+    siblings = [("{pipeline}", values("mlp2")), ("{pipeline}", values("mlp")), ("team/{directory}", values("mlp3")),
+                ("{unknown}", values("x")), ("{pipeline}", values("mlp2"))]
+    # Its own repository is not a source; a template that does not interpolate is skipped; sorted, once each.
+    assert mount_sources("mlp", siblings) == ("mlp2", "team/mlp3")
+    many = [("p{name}", {"name": str(i)}) for i in range(3 * MAX_MOUNT_SOURCES)]
+    assert len(mount_sources("mlp", many)) == MAX_MOUNT_SOURCES
