@@ -153,6 +153,10 @@ class DependencyImage:
     layer_blobs: Digest  # under `layout_path`/blobs/sha256/
 
 
+def dependency_image_request(request: PipelineImageRequest) -> DependencyImageRequest:
+    return DependencyImageRequest(request.requirements_pex, request.base, request.layer_split_bytes, request.layer_max_bytes)
+
+
 SPEC_FILE = "spec.json"
 
 
@@ -282,10 +286,7 @@ def layer_blob_paths(layout_path: str, summary: dict) -> List[str]:
 
 @rule(desc="Building an ml_pipeline image")
 async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool) -> PipelineImage:
-    deps = await Get(
-        DependencyImage,
-        DependencyImageRequest(request.requirements_pex, request.base, request.layer_split_bytes, request.layer_max_bytes),
-    )
+    deps = await Get(DependencyImage, DependencyImageRequest, dependency_image_request(request))
     spec = app_image_spec(request, deps)
     files, app = await MultiGet(
         Get(

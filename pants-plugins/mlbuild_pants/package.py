@@ -52,7 +52,15 @@ from pants.util.frozendict import FrozenDict
 from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
 from mlbuild_pants.base_image import BaseImage, BaseImageRequest
-from mlbuild_pants.image import REQUIREMENTS_DIR, PipelineImage, PipelineImageRequest, sha256_of
+from mlbuild_pants.image import (
+    REQUIREMENTS_DIR,
+    DependencyImage,
+    DependencyImageRequest,
+    PipelineImage,
+    PipelineImageRequest,
+    dependency_image_request,
+    sha256_of,
+)
 from mlbuild_pants.shared_blobs import SharedBlobs, SharedBlobsRequest
 from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest
 from mlbuild_pants.names import (
@@ -249,6 +257,30 @@ def pex_folder_sha256(entries: DigestEntries, root: str) -> str:
 PACKED_CODE_FILES = ("PEX-INFO", "__main__.py")
 
 
+@dataclass(frozen=True)
+class PackedPexPartsRequest:
+    requirements: PexFromTargetsRequest  # packed, requirements only
+    pex_path: str
+
+
+@dataclass(frozen=True)
+class PackedPexParts:
+    code_files: Digest  # REQUIREMENTS_DIR/{PEX-INFO,__main__.py}: what the assembly rewrites
+    shared: Digest  # everything else (`.bootstrap`, `.deps/`), placed under `pex_path` unchanged
+
+
+@rule
+async def packed_pex_parts(request: PackedPexPartsRequest) -> PackedPexParts:
+    requirements = await Get(Pex, PexFromTargetsRequest, request.requirements)
+    code_files = [f"{REQUIREMENTS_DIR}/{name}" for name in PACKED_CODE_FILES]
+    code, rest = await MultiGet(
+        Get(Digest, DigestSubset(requirements.digest, PathGlobs(code_files))),
+        Get(Digest, DigestSubset(requirements.digest, PathGlobs(["**", *(f"!{f}" for f in code_files)]))),
+    )
+    shared = await Get(Digest, AddPrefix(await Get(Digest, RemovePrefix(rest, REQUIREMENTS_DIR)), request.pex_path))
+    return PackedPexParts(code, shared)
+
+
 @rule(desc="Assembling an ml_pipeline PEX")
 async def assemble_pipeline_pex(request: PipelinePexRequest) -> PipelinePex:
     """The same PEX pex would build from the targets, in about a second after a code edit.
@@ -267,21 +299,12 @@ async def assemble_pipeline_pex(request: PipelinePexRequest) -> PipelinePex:
         if packed
         else requirements_only(pex_request, REQUIREMENTS_ZIPAPP, PexLayout.ZIPAPP, internal_only=False)
     )
-    requirements, tool = await MultiGet(
-        Get(Pex, PexFromTargetsRequest, requirements_request),
-        Get(MLBuildTool, MLBuildToolRequest()),
-    )
+    tool = await Get(MLBuildTool, MLBuildToolRequest())
     if packed:
-        code_files = [f"{REQUIREMENTS_DIR}/{name}" for name in PACKED_CODE_FILES]
-        requirements_input, shared_in_requirements = await MultiGet(
-            Get(Digest, DigestSubset(requirements.digest, PathGlobs(code_files))),
-            Get(Digest, DigestSubset(requirements.digest, PathGlobs(["**", *(f"!{f}" for f in code_files)]))),
-        )
-        requirements_arg = REQUIREMENTS_DIR
-        shared = await Get(
-            Digest, AddPrefix(await Get(Digest, RemovePrefix(shared_in_requirements, REQUIREMENTS_DIR)), field_set.pex_path)
-        )
+        parts = await Get(PackedPexParts, PackedPexPartsRequest(requirements_request, field_set.pex_path))
+        requirements_input, shared, requirements_arg = parts.code_files, parts.shared, REQUIREMENTS_DIR
     else:
+        requirements = await Get(Pex, PexFromTargetsRequest, requirements_request)
         requirements_input = await Get(Digest, AddPrefix(requirements.digest, REQUIREMENTS_ZIPAPP_DIR))
         requirements_arg = f"{REQUIREMENTS_ZIPAPP_DIR}/{REQUIREMENTS_ZIPAPP}"
         shared = EMPTY_DIGEST
@@ -450,6 +473,26 @@ async def write_oci_archive(request: OciArchiveRequest) -> OciArchive:
     return OciArchive(result.output_digest, path)
 
 
+@dataclass(frozen=True)
+class SharedFilesRequest:
+    field_set: MLPipelineFieldSet
+    image: PipelineImageRequest
+
+
+@rule
+async def shared_files(request: SharedFilesRequest) -> Digest:
+    """The outputs' files that come unchanged from the cached dependency builds, at their paths:
+    the base and dependency layers' blobs in the layout, the packed PEX's `.bootstrap` and `.deps/`."""
+    field_set, image = request.field_set, request.image
+    deps = await Get(DependencyImage, DependencyImageRequest, dependency_image_request(image))
+    layout_path = f"{image.out_dir}/{image.name}.oci"
+    layers = await Get(Digest, AddPrefix(await Get(Digest, RemovePrefix(deps.layer_blobs, deps.layout_path)), layout_path))
+    if field_set.pex_layout.value != "packed":
+        return layers
+    parts = await Get(PackedPexParts, PackedPexPartsRequest(image.requirements_pex, field_set.pex_path))
+    return await Get(Digest, MergeDigests([layers, parts.shared]))
+
+
 @rule(desc="Building an ml_pipeline's PEX and image")
 async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonSetup) -> BuiltMLPipeline:
     await Get(ValidatedConfig, ValidateConfigRequest(field_set))
@@ -477,27 +520,28 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
     # NB: the PEX and the image are siblings built from the same code, side by side: the image
     # holds nothing of the PEX (not even its sha, which the provenance and the package record
     # name), so after a code edit neither waits for the other.
-    pex, image = await MultiGet(
-        Get(PipelinePex, PipelinePexRequest(field_set)),
-        Get(
-            PipelineImage,
-            PipelineImageRequest(
-                requirements_pex=requirements_only(code.pex_request, REQUIREMENTS_DIR, PexLayout.PACKED),
-                app_sources=code.app_sources,
-                base=base,
-                out_dir=stem_dir or ".",
-                name=stem[: -len(".pex")],
-                layer_split_bytes=layer_split_bytes,
-                layer_max_bytes=field_set.layer_max_mb.value * 1024 * 1024,
-                env=code.pex_request.inject_env,
-                labels=FrozenDict(labels),
-            ),
-        ),
+    requirements_pex = requirements_only(code.pex_request, REQUIREMENTS_DIR, PexLayout.PACKED)
+    image_request = PipelineImageRequest(
+        requirements_pex=requirements_pex,
+        app_sources=code.app_sources,
+        base=base,
+        out_dir=stem_dir or ".",
+        name=stem[: -len(".pex")],
+        layer_split_bytes=layer_split_bytes,
+        layer_max_bytes=field_set.layer_max_mb.value * 1024 * 1024,
+        env=code.pex_request.inject_env,
+        labels=FrozenDict(labels),
     )
-    shared = await Get(Digest, MergeDigests([pex.shared, image.shared]))
-    lineage, linked, archive = await MultiGet(
-        Get(PackageLineage, PackageLineageRequest(field_set, image, pex.sha256)),
+    # NB: what the outputs share with every other build of these dependencies does not depend
+    # on the code, so it is checked in dist/mlbuild/blobs while the code's PEX and image build.
+    shared = await Get(Digest, SharedFilesRequest(field_set, image_request))
+    pex, image, linked = await MultiGet(
+        Get(PipelinePex, PipelinePexRequest(field_set)),
+        Get(PipelineImage, PipelineImageRequest, image_request),
         Get(SharedBlobs, SharedBlobsRequest(shared, f"ml_pipeline {field_set.address}")),
+    )
+    lineage, archive = await MultiGet(
+        Get(PackageLineage, PackageLineageRequest(field_set, image, pex.sha256)),
         Get(OciArchive, OciArchiveRequest(image, field_set.oci_archive.value)),
     )
     pex_links, image_links = await MultiGet(

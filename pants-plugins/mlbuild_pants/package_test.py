@@ -172,3 +172,13 @@ def test_a_folder_pex_is_named_by_the_sha256_of_its_sha256sum_listing() -> None:
     )
     listing = f"{'a' * 64}  ./.deps/x.whl\n{'b' * 64}  ./b.py\n"
     assert pex_folder_sha256(entries, "d/train.pex") == hashlib.sha256(listing.encode()).hexdigest()
+
+
+def test_the_store_listing_says_which_blobs_to_place() -> None:
+    from mlbuild_pants.shared_blobs import missing_from
+
+    want = {"a" * 64: {"path": "x/.deps/a.whl", "size": 3}, "b" * 64: {"path": "y", "size": 5}, "c" * 64: {"path": "z", "size": 7}}
+    listing = f"{'a' * 64} 3\n{'b' * 64} 4\n{'d' * 64} 9\n"
+    # b is there at another size (a torn copy): placed again; c is not there at all.
+    assert missing_from(listing, want) == ["b" * 64, "c" * 64]
+    assert missing_from("", want) == sorted(want)

@@ -9,8 +9,8 @@ PEX's `.bootstrap` and `.deps/`) are placed once in `dist/mlbuild/blobs/sha256/<
 the code's few files and a link per shared blob, whatever the dependencies weigh.
 
 Placing them is a side effect outside the sandbox, so it is checked on every run (a
-per-session Process: `rm -rf dist` or a remote-cache hit that skipped the build are noticed)
-and the bytes are copied only when missing. The links are absolute, so a Process sandbox or a
+per-session `find` of the store: `rm -rf dist` or a remote-cache hit that skipped the build
+are noticed) and the bytes are copied only when missing (`python -m mlbuild.shared_blobs fill`). The links are absolute, so a Process sandbox or a
 `pants run` chroot that holds the artifact reads the same files.
 """
 
@@ -34,7 +34,7 @@ from pants.engine.fs import (
     PathGlobs,
     SymlinkEntry,
 )
-from pants.engine.process import ProcessCacheScope, ProcessResult
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 
 from mlbuild_pants.names import DIST_SHARED_BLOBS_SUBDIR
@@ -67,6 +67,12 @@ def want_of(entries: DigestEntries) -> dict:
     }
 
 
+def missing_from(listing: str, want: dict) -> list:
+    """The wanted digests that a `<hex> <size>` listing of the store lacks (or has at another size)."""
+    present = dict(line.split(" ", 1) for line in listing.splitlines() if " " in line)
+    return sorted(h for h, w in want.items() if present.get(h) != str(w["size"]))
+
+
 def links_of(entries: DigestEntries, store: str) -> tuple:
     return tuple(
         SymlinkEntry(e.path, os.path.join(store, "sha256", e.file_digest.fingerprint))
@@ -82,25 +88,22 @@ async def store_shared_blobs(
     store = shared_blobs_store(build_root, dist_dir)
     entries = await Get(DigestEntries, Digest, request.digest)
     want = want_of(entries)
-    # NB: the check is asked about digests and sizes only, not paths: pipelines with the same
-    # dependencies ask the same question, which the engine runs once per `pants` command.
-    check_digest, want_digest = await MultiGet(
-        Get(Digest, CreateDigest([FileContent(WANT_FILE, json.dumps({h: {"size": w["size"]} for h, w in want.items()}, sort_keys=True).encode())])),
-        Get(Digest, CreateDigest([FileContent(WANT_FILE, json.dumps(want, sort_keys=True).encode())])),
-    )
-    check = await Get(
+    # NB: what the store holds, by one `find` (a few milliseconds, no interpreter to start): the
+    # same question for every pipeline of a command, so the engine runs it once per `pants` run.
+    listing = await Get(
         ProcessResult,
-        VenvPexProcess(
-            tool.pex,
-            argv=("-m", "mlbuild.shared_blobs", "missing", "--store", store, "--want", WANT_FILE),
-            input_digest=check_digest,
+        Process(
+            argv=("/bin/sh", "-c", 'find "$1/sha256" -maxdepth 1 -type f -printf "%f %s\\n" 2>/dev/null; true', "sh", store),
             cache_scope=ProcessCacheScope.PER_SESSION,
-            description=f"Checking {len(want)} shared blobs in {store}",
+            description=f"Listing the shared blobs in {store}",
         ),
     )
-    lacking = json.loads(check.stdout.decode() or "[]")
+    lacking = missing_from(listing.stdout.decode(), want)
     if lacking:
-        subset = await Get(Digest, DigestSubset(request.digest, PathGlobs([want[h]["path"] for h in lacking])))
+        subset, want_digest = await MultiGet(
+            Get(Digest, DigestSubset(request.digest, PathGlobs([want[h]["path"] for h in lacking]))),
+            Get(Digest, CreateDigest([FileContent(WANT_FILE, json.dumps({h: want[h] for h in lacking}, sort_keys=True).encode())])),
+        )
         inputs = await Get(Digest, MergeDigests([subset, want_digest]))
         await Get(
             ProcessResult,

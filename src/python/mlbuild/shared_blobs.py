@@ -7,12 +7,12 @@ in one content-addressed folder (`dist/mlbuild/blobs/sha256/<hex>`, read-only fi
 shape as an OCI layout's `blobs/`), and every output that holds one links to it; pipelines with
 the same dependencies share every byte of them.
 
-    python -m mlbuild.shared_blobs missing --store DIR --want WANT.json
-        prints the JSON list of the wanted digests that the store lacks (or holds at another size)
     python -m mlbuild.shared_blobs fill --store DIR --want WANT.json --from DIR
-        places each wanted file (a path under --from) into the store, all-or-nothing per file
+        places each wanted file that the store lacks (a path under --from) into it, all-or-nothing
+        per file
 
-WANT.json: {"<sha256 hex>": {"path": "<path under --from>", "size": <bytes>}, ...} (`path`: for fill only).
+WANT.json: {"<sha256 hex>": {"path": "<path under --from>", "size": <bytes>}, ...}.
+(The plugin finds what is missing with one `find` of the store; see mlbuild_pants/shared_blobs.py.)
 Exit codes: 0 ok, 2 user error, 3 platform error.
 """
 
@@ -87,7 +87,7 @@ def _read_want(path: Path) -> Dict[str, dict]:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read the wanted blobs ({e})") from e
-    if not isinstance(data, dict) or not all(isinstance(v, dict) and "size" in v for v in data.values()):
+    if not isinstance(data, dict) or not all(isinstance(v, dict) and {"path", "size"} <= v.keys() for v in data.values()):
         raise ValueError(f"{path}: expected {{hex: {{path, size}}}}")
     return data
 
@@ -95,20 +95,14 @@ def _read_want(path: Path) -> Dict[str, dict]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mlbuild.shared_blobs", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("missing", "fill"):
-        c = sub.add_parser(name)
-        c.add_argument("--store", required=True, type=Path)
-        c.add_argument("--want", required=True, type=Path)
-        if name == "fill":
-            c.add_argument("--from", dest="source_root", required=True, type=Path)
+    c = sub.add_parser("fill", help="place the wanted files the store lacks")
+    c.add_argument("--store", required=True, type=Path)
+    c.add_argument("--want", required=True, type=Path)
+    c.add_argument("--from", dest="source_root", required=True, type=Path)
     args = p.parse_args(argv)
     try:
-        want = _read_want(args.want)
-        if args.command == "missing":
-            print(json.dumps(missing(args.store, want)))
-        else:
-            placed = fill(args.store, want, args.source_root)
-            console.say(f"stored {placed} shared blob(s) in {args.store}")
+        placed = fill(args.store, _read_want(args.want), args.source_root)
+        console.say(f"stored {placed} shared blob(s) in {args.store}")
     except ValueError as e:
         return console.fail(e, 2)
     except OSError as e:

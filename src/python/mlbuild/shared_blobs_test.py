@@ -41,12 +41,13 @@ def test_a_blob_of_the_wrong_size_counts_as_missing(tmp_path):
     assert shared_blobs.blob_path(store, hex_digest).read_bytes() == b"abc"
 
 
-def test_cli_missing_prints_json_and_bad_want_is_exit_2(tmp_path, capsys):
+def test_cli_fills_and_a_bad_want_file_is_exit_2(tmp_path, capsys):
     root, want = _want(tmp_path, {"a.whl": b"x"})
     (tmp_path / "want.json").write_text(json.dumps(want))
-    assert shared_blobs.main(["missing", "--store", str(tmp_path / "s"), "--want", str(tmp_path / "want.json")]) == 0
-    assert json.loads(capsys.readouterr().out) == list(want)
-    (tmp_path / "bad.json").write_text("[1]")
-    assert shared_blobs.main(["missing", "--store", str(tmp_path / "s"), "--want", str(tmp_path / "bad.json")]) == 2
+    store = tmp_path / "s"
+    assert shared_blobs.main(["fill", "--store", str(store), "--want", str(tmp_path / "want.json"), "--from", str(root)]) == 0
+    assert shared_blobs.missing(store, want) == []
+    (tmp_path / "bad.json").write_text(json.dumps({"ab": {"size": 1}}))  # no path: nothing to fill from
+    assert shared_blobs.main(["fill", "--store", str(tmp_path / "t"), "--want", str(tmp_path / "bad.json"), "--from", str(root)]) == 2
     assert "bad.json" in capsys.readouterr().err
-    assert not os.path.exists(tmp_path / "s" / "sha256")
+    assert not os.path.exists(tmp_path / "t" / "sha256")
