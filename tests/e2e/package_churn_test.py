@@ -3,7 +3,6 @@ image run like SageMaker runs it."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -16,7 +15,7 @@ from typing import Dict, Iterator, List, Mapping, Optional
 
 import pytest
 
-from e2e.repo import Result, copy_repo, pants, sha256_file
+from e2e.repo import Result, copy_repo, pants, pex_sha256, sha256_file
 from mlbuild.tools_required import missing_message, require_tool, skip_or_fail
 
 CHURN = "src/python/pipelines/churn:train"
@@ -88,14 +87,6 @@ def default_pex_root() -> Path:
     # NB: what pex falls back to with no PEX_ROOT; Pants' processes get no HOME, so their
     # fallback is the account's home from the password database: the same folder here.
     return Path(os.path.expanduser("~")) / ".pex"
-
-
-def pex_sha256(folder: Path) -> str:
-    """A packed PEX's name: the sha256 of `find -L . -type f | LC_ALL=C sort | xargs sha256sum` in it."""
-    listing = subprocess.run(
-        "find -L . -type f | LC_ALL=C sort | xargs sha256sum", shell=True, cwd=folder, capture_output=True, check=True
-    ).stdout
-    return hashlib.sha256(listing).hexdigest()
 
 
 def pex_names(folder: Path) -> set:

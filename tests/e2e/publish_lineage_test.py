@@ -13,7 +13,7 @@ from typing import List
 
 import pytest
 
-from e2e.repo import copy_repo, pants, sha256_file
+from e2e.repo import copy_repo, pants, pex_sha256, sha256_file
 from mlbuild.registry.local_server import serve_registry
 from mlbuild.tools_required import require_tool
 
@@ -56,7 +56,7 @@ def image_digest(repo: Path) -> str:
 
 
 def test_inspect_the_image_digest_names_the_pex_and_the_pex_prefix_names_the_image(repo: Path) -> None:
-    digest, pex_sha = image_digest(repo), sha256_file(repo / DIST / "train.pex")
+    digest, pex_sha = image_digest(repo), pex_sha256(repo / DIST / "train.pex")
     by_image = pants(repo, "run", LINEAGE_CLI, "--", "inspect", digest, "--json")
     assert by_image.exit_code == 0, by_image.stderr[-3000:]
     assert pex_sha in by_image.stdout
@@ -78,7 +78,7 @@ def test_publish_locally_then_every_hash_leads_to_the_same_lineage(repo: Path) -
     assert "**Completed**" in markdown and report["job_name"] in markdown
 
     layer = json.loads((repo / DIST / "train.image.json").read_text())["layers"][-1]["digest"]
-    queries: List[str] = [image_digest(repo), sha256_file(repo / DIST / "train.pex")[:8], report["job_name"], report["model"]["sha256"], layer]
+    queries: List[str] = [image_digest(repo), pex_sha256(repo / DIST / "train.pex")[:8], report["job_name"], report["model"]["sha256"], layer]
     focus_lineages = []
     for query in queries:
         out = lineage(repo, "inspect", query, "--json")
@@ -133,12 +133,12 @@ def test_provenance_is_pushed_with_the_image_and_a_fresh_clone_finds_the_lineage
         fresh = lineage(repo, "--root", str(tmp_path / "fresh"), "inspect", pushed, "--json")
         assert fresh.returncode == 0, fresh.stderr
         (record,) = json.loads(fresh.stdout)["records"].values()
-        assert record["pex"]["sha256"] == sha256_file(repo / DIST / "train.pex")
+        assert record["pex"]["sha256"] == pex_sha256(repo / DIST / "train.pex")
         assert record["provenance"]["subject"] == image_digest(repo)
 
 
 def test_the_store_outlives_dist(repo: Path) -> None:
-    pex_sha = sha256_file(repo / DIST / "train.pex")
+    pex_sha = pex_sha256(repo / DIST / "train.pex")
     assert lineage(repo, "inspect", pex_sha[:10]).returncode == 0  # takes in dist/mlbuild/lineage
     kept = repo.parent / "dist-kept"
     shutil.move(str(repo / "dist"), str(kept))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from e2e.repo import SANDBOX, Result, copy_repo, pants, sha256_file
+from e2e.repo import SANDBOX, Result, copy_repo, pants, pex_sha256, sha256_file
 
 CHURN = "src/python/pipelines/churn:train"
 DIST = Path("dist/src.python.pipelines.churn")
@@ -112,7 +112,7 @@ def package(repo: Path, *args: str, timeout: int = 2400, env: Optional[Dict[str,
         seconds,
         counters(result.stderr),
         ran,
-        sha256_file(pex) if result.exit_code == 0 and pex.is_file() else None,
+        pex_sha256(pex) if result.exit_code == 0 and pex.exists() else None,
         json.loads(summary.read_text())["manifest_digest"] if result.exit_code == 0 and summary.is_file() else None,
     )
 

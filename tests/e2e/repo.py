@@ -64,6 +64,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def pex_sha256(path: Path) -> str:
+    """A PEX's sha256 as `package` prints it: the file's, or for a packed PEX (a folder) that of
+    `find -L . -type f | LC_ALL=C sort | xargs sha256sum` run in it."""
+    if not path.is_dir():
+        return sha256_file(path)
+    listing = subprocess.run(
+        "find -L . -type f | LC_ALL=C sort | xargs sha256sum", shell=True, cwd=path, capture_output=True, check=True
+    ).stdout
+    return hashlib.sha256(listing).hexdigest()
+
+
 # The repo's .gitignore: a copy's build outputs must not make its tree dirty.
 GITIGNORE = "/dist/\n/.mlbuild/\n/.pants.d/\n/.pids/\n__pycache__/\n*.pyc\n"
 

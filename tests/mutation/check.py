@@ -80,8 +80,8 @@ MUTATIONS: Tuple[Mutation, ...] = (
         name="layer annotations carry the build's TMPDIR",
         claim="reproducible image",
         path="src/python/mlbuild/oci/build.py",
-        old="{LAYER_NAME_ANNOTATION: layer_spec.name}",
-        new="{LAYER_NAME_ANNOTATION: layer_spec.name, 'tmp': __import__('tempfile').gettempdir()}",
+        old="{LAYER_NAME_ANNOTATION: name}",
+        new="{LAYER_NAME_ANNOTATION: name, 'tmp': __import__('tempfile').gettempdir()}",
         test_file="src/python/mlbuild/oci/build_test.py",
         must_fail="test_builds_are_byte_for_byte_reproducible_despite_noise[zlib]",
     ),
@@ -89,13 +89,14 @@ MUTATIONS: Tuple[Mutation, ...] = (
         name="PEX-INFO carries the sources' path",
         claim="reproducible PEX",
         path="src/python/mlbuild/zipapp/assemble.py",
-        old="            new_info, pex_hash = _pex_info(info, sources, entry_point, inject_env)\n",
+        # NB: the packed PEX, `package`'s default.
+        old="    new_info, pex_hash = _pex_info(info, sources, entry_point, inject_env)\n    files = [",
         new=(
-            "            new_info, pex_hash = _pex_info(info, sources, entry_point, inject_env)\n"
-            "            new_info['built_from'] = str(Path(sources_dir).resolve())  # MUTANT: path\n"
+            "    new_info, pex_hash = _pex_info(info, sources, entry_point, inject_env)\n"
+            "    new_info['built_from'] = str(Path(sources_dir).resolve())  # MUTANT: path\n    files = ["
         ),
         test_file="src/python/mlbuild/zipapp/assemble_test.py",
-        must_fail="test_same_inputs_give_the_same_bytes",
+        must_fail="test_packed_same_inputs_same_bytes_and_clashes_refused",
     ),
 )
 

@@ -200,12 +200,14 @@ def test_packed_code_change_changes_the_hash_and_what_runs(packed_requirements: 
 
 
 def test_packed_same_inputs_same_bytes_and_clashes_refused(packed_requirements: Path, tmp_path: Path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
+    a, b = tmp_path / "a" / "app.pex", tmp_path / "b" / "app.pex"
     for out in (a, b):
-        assemble_packed(packed_requirements, _sources(tmp_path / "src"), out, ENTRY_POINT, {"Z": "1", "A": "2"})
-    assert [p.read_bytes() for p in sorted(a.rglob("*")) if p.is_file()] == [
-        p.read_bytes() for p in sorted(b.rglob("*")) if p.is_file()
-    ]
+        # NB: sources at another path and another umask: neither may show in the bytes.
+        os.umask(0o077 if out is a else 0o022)
+        assemble_packed(packed_requirements, _sources(out.parent / "src"), out, ENTRY_POINT, {"Z": "1", "A": "2"})
+    os.umask(0o022)
+    files = lambda root: [(p.relative_to(root).as_posix(), p.read_bytes(), p.stat().st_mode) for p in sorted(root.rglob("*")) if p.is_file()]  # noqa: E731
+    assert files(a) == files(b)
     (tmp_path / "bad" / ".deps").mkdir(parents=True)
     (tmp_path / "bad" / ".deps" / "x").write_text("")
     with pytest.raises(ZipappError, match="holds .deps"):
