@@ -10,7 +10,7 @@ import json
 from types import SimpleNamespace
 from typing import List
 
-import pytest
+import pytest  # pants: no-infer-dep (Pants' own pytest runs these; the pants-plugins resolve has it only through testutil)
 from pants.backend.python.target_types import PythonSourcesGeneratorTarget
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textwrap import dedent
 
-import pytest
+import pytest  # pants: no-infer-dep (Pants' own pytest runs these; the pants-plugins resolve has it only through testutil)
 from pants.backend.python import target_types_rules
 from pants.backend.python.target_types import (
     PythonRequirementTarget,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textwrap import dedent
 
-import pytest
+import pytest  # pants: no-infer-dep (Pants' own pytest runs these; the pants-plugins resolve has it only through testutil)
 from pants.engine.addresses import Address
 from pants.engine.target import InferredDependencies
 from pants.testutil.rule_runner import RuleRunner

@@ -9,7 +9,7 @@ import os
 import subprocess
 import zipfile
 
-import pytest
+import pytest  # pants: no-infer-dep (Pants' own pytest runs these; the pants-plugins resolve has it only through testutil)
 from pants.backend.python.target_types import EntryPoint, PexLayout
 from pants.backend.python.util_rules.pex import Pex
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest

@@ -10,7 +10,7 @@ from pathlib import PurePath
 from types import SimpleNamespace
 from typing import List, Optional
 
-import pytest
+import pytest  # pants: no-infer-dep (Pants' own pytest runs these; the pants-plugins resolve has it only through testutil)
 from pants.backend.python.util_rules.pex import Pex, PexProcess
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact

@@ -1,4 +1,4 @@
-import pytest
+import pytest  # pants: no-infer-dep (Pants' own pytest runs these; the pants-plugins resolve has it only through testutil)
 
 from mlbuild_pants.registries import (
     Registry,

@@ -4,6 +4,7 @@ its generator run through Pants, `tailor`, the first errors, then a trained mode
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from e2e.repo import copy_repo, pants
@@ -72,6 +73,8 @@ sagemaker:
 
 def test_a_new_pipeline_from_the_readme(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path / "repo")
+    assert (repo / "bench").is_dir()  # NB: what a fresh clone has, as a user's tailor sees it
+    started = time.time()
     folder = repo / CANCER
     folder.mkdir(parents=True)
     (folder / "__init__.py").write_text("")
@@ -85,6 +88,9 @@ def test_a_new_pipeline_from_the_readme(tmp_path: Path) -> None:
     assert tailor.exit_code == 0, tailor.stderr[-3000:]
     build = (folder / "BUILD").read_text()
     assert "ml_pipeline(" in build and 'name="train"' in build, build
+    # Nothing outside the new folder: a fresh clone's bench/ once got a BUILD file, and then
+    # every command failed with NoSourceRootError.
+    assert sorted(p.parent.relative_to(repo).as_posix() for p in repo.rglob("BUILD") if p.stat().st_mtime > started) == [CANCER]
 
     # The generator runs with the resolve's locked packages.
     generated = pants(repo, "run", f"{CANCER}/generate_data.py")

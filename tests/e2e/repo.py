@@ -23,7 +23,7 @@ class Result:
 
 def copy_repo(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("pants", "pants.toml", "BUILD", "3rdparty", "docker", "pants-plugins", "src"):
+    for name in ("pants", "pants.toml", "BUILD", "3rdparty", "bench", "docker", "pants-plugins", "src"):
         source = SANDBOX / name
         if source.is_dir():
             shutil.copytree(source, dest / name, symlinks=True)
