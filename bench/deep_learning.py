@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -105,6 +106,36 @@ def tree_bytes(folder: Path) -> int:
 def exec_root() -> Path:
     cache = os.environ.get("MLBUILD_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mlbuild")
     return Path(cache) / "exec-root" / hashlib.sha256(str(REPO).encode()).hexdigest()[:16]
+
+
+class PeakRss:
+    """Samples the resident memory of mlbuild's build Processes (`-m mlbuild.…`) every 0.2 s."""
+
+    def __init__(self) -> None:
+        self.one = self.total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            sizes = []
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    if b"-m\0mlbuild." not in (proc / "cmdline").read_bytes():
+                        continue
+                    rss = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines() if line.startswith("VmRSS:"))
+                except (OSError, StopIteration, ValueError):
+                    continue
+                sizes.append(rss * 1024)
+            self.one, self.total = max(self.one, max(sizes, default=0)), max(self.total, sum(sizes))
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class Edits:
@@ -177,7 +208,9 @@ def pipeline_rows(name: str, runs: int, cold: bool) -> Dict[str, str]:
         pants("package", target)
         pants("run", target, "--", "--force")
         if cold:
-            rows["cold package (s)"] = f"{timed(lambda: pants('--no-local-cache', 'package', target)):.1f}"
+            with PeakRss() as peak:
+                rows["cold package (s)"] = f"{timed(lambda: pants('--no-local-cache', 'package', target)):.1f}"
+            rows["peak RSS, one / all mlbuild Processes (MB)"] = f"{peak.one / 1e6:.0f} / {peak.total / 1e6:.0f}"
             rows["floor: venv + tar|gzip (s)"] = f"{floor_cold(name):.1f}"
         rows["package, no change (s)"] = f"{median_of(runs, lambda: pants('package', target)):.2f}"
         dist0, store0 = written_bytes(REPO / "dist"), tree_bytes(STORE)
