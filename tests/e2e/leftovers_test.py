@@ -70,10 +70,10 @@ def wait_for_a_sandbox(root: Path, proc: subprocess.Popen, timeout: float = 600)
 
 
 def pantsd_pid(repo: Path) -> Optional[int]:
-    for path in (repo / ".pants.d").rglob("pid"):
-        if "pantsd" in str(path):
-            text = path.read_text().strip()
-            return int(text) if text.isdigit() else None
+    """pantsd's pid, from `.pids/<hash>/pantsd/pid` (Pants' `pants_subprocessdir`)."""
+    for path in (repo / ".pids").glob("*/pantsd/pid"):
+        text = path.read_text().strip()
+        return int(text) if text.isdigit() else None
     return None
 
 
