@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,13 +67,26 @@ def _write_layer(args: tuple) -> Layer:
     return write_layer(entries, BlobStore(store_root), compressor, {LAYER_NAME_ANNOTATION: name})
 
 
+def _die_with_parent() -> None:
+    """A pool worker dies with the build (Linux PR_SET_PDEATHSIG): a build killed by Pants or
+    Ctrl-C leaves no worker waiting on its queue forever."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def write_layers(layers: list[LayerSpec], store: BlobStore, compressor: Compressor, workers: int) -> list[Layer]:
     """Each layer tarred, hashed and compressed, `workers` at a time (processes: one core each)."""
     jobs = [(layer.entries, store.root, compressor, layer.name) for layer in layers]
     if workers <= 1 or len(jobs) <= 1:
         return [_write_layer(job) for job in jobs]
     # NB: fork: the workers need nothing but the job (no re-import of the tool); results keep their order.
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context, initializer=_die_with_parent) as pool:
         return list(pool.map(_write_layer, jobs))
 
 

@@ -179,3 +179,25 @@ def test_more_layers_than_registries_handle_is_a_build_error_that_says_how_to_gr
     spec = parse_spec(_zip_layers(tmp_path, {f"w{i}": 8 for i in range(build_module.MAX_LAYERS + 1)}, None), base_dir=tmp_path)
     with pytest.raises(Exception, match=r"101 layers.*layer_split_mb"):
         build_image(spec, BlobStore(tmp_path / "store"), choose_compressor("zlib"))
+
+
+def test_a_layer_worker_dies_with_its_build(tmp_path: Path) -> None:
+    """Killed by Pants or Ctrl-C mid-build, the build leaves no pool worker behind."""
+    script = f"""
+import os, sys, time
+sys.path.insert(0, {str(SRC_ROOT)!r})
+from mlbuild.oci import build
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=build._die_with_parent) as pool:
+    print(pool.submit(os.getpid).result(), flush=True)
+    time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{worker}") and "Z" not in open(f"/proc/{worker}/stat").read().split()[2]:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{worker}") or open(f"/proc/{worker}/stat").read().split()[2] == "Z"
