@@ -242,13 +242,14 @@ def pex_folder_sha256(entries: DigestEntries, root: str) -> str:
     """The sha256 of a folder PEX: of the lines `sha256sum` prints for each of its files, by path.
 
     NB: computed from the digests Pants already holds (no byte read), and checkable by hand:
-    `cd <name>.pex && find -L . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum`.
+    `cd <name>.pex && find -L . -type f -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs
+    sha256sum | sha256sum` (running a packed PEX writes bytecode beside its code: not built, not counted).
     """
     prefix = root + "/"
     lines = sorted(
         (e.path[len(prefix):], e.file_digest.fingerprint)
         for e in entries
-        if isinstance(e, FileEntry) and e.path.startswith(prefix)
+        if isinstance(e, FileEntry) and e.path.startswith(prefix) and "/__pycache__/" not in f"/{e.path}"
     )
     return hashlib.sha256("".join(f"{h}  ./{p}\n" for p, h in lines).encode()).hexdigest()
 

@@ -168,6 +168,7 @@ def test_a_folder_pex_is_named_by_the_sha256_of_its_sha256sum_listing() -> None:
             FileEntry("d/train.pex/b.py", FileDigest("b" * 64, 1)),
             FileEntry("d/train.pex/.deps/x.whl", FileDigest("a" * 64, 2)),
             FileEntry("d/other.txt", FileDigest("c" * 64, 3)),  # beside the PEX, not in it
+            FileEntry("d/train.pex/__pycache__/b.cpython-311.pyc", FileDigest("e" * 64, 4)),  # bytecode: not counted
         ]
     )
     listing = f"{'a' * 64}  ./.deps/x.whl\n{'b' * 64}  ./b.py\n"

@@ -159,11 +159,12 @@ RECORDS = "mlbuild/lineage/records"
 
 
 def dist_files(repo: Path) -> Dict[str, str]:
-    """sha256 of every file under dist/ but the lineage records (named by an id that hashes their time)."""
+    """sha256 of every file under dist/ but the lineage records (named by an id that hashes their
+    time) and the bytecode that running the packed PEX by hand wrote beside its code."""
     return {
         str(p.relative_to(repo / "dist")): sha256_file(p)
         for p in sorted((repo / "dist").rglob("*"))
-        if p.is_file() and not str(p.relative_to(repo / "dist")).startswith(RECORDS)
+        if p.is_file() and not str(p.relative_to(repo / "dist")).startswith(RECORDS) and "__pycache__" not in p.parts
     }
 
 

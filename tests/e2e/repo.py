@@ -66,11 +66,13 @@ def sha256_file(path: Path) -> str:
 
 def pex_sha256(path: Path) -> str:
     """A PEX's sha256 as `package` prints it: the file's, or for a packed PEX (a folder) that of
-    `find -L . -type f | LC_ALL=C sort | xargs sha256sum` run in it."""
+    `find -L . -type f -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum` run in it
+    (running a packed PEX writes bytecode beside its code files: not built, not counted)."""
     if not path.is_dir():
         return sha256_file(path)
     listing = subprocess.run(
-        "find -L . -type f | LC_ALL=C sort | xargs sha256sum", shell=True, cwd=path, capture_output=True, check=True
+        "find -L . -type f -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum",
+        shell=True, cwd=path, capture_output=True, check=True,
     ).stdout
     return hashlib.sha256(listing).hexdigest()
 

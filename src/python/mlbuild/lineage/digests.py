@@ -55,8 +55,10 @@ def file_sha256(path: Union[str, Path]) -> str:
 def pex_sha256(path: Union[str, Path]) -> str:
     """A PEX's sha256: the file's for a zipapp; for a packed PEX (a folder), that of its listing.
 
-    The listing is what `find -L . -type f | LC_ALL=C sort | xargs sha256sum` prints inside the
-    folder (links followed: dist/ links the wheels to its shared blobs), as the plugin names it.
+    The listing is what `find -L . -type f -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs
+    sha256sum` prints inside the folder (links followed: dist/ links the wheels to its shared
+    blobs), as the plugin names it. NB: bytecode is left out: running a packed PEX makes Python
+    write `__pycache__/` beside its loose code files, which is not what was built.
     """
     root = Path(path)
     if not root.is_dir():
@@ -65,6 +67,7 @@ def pex_sha256(path: Union[str, Path]) -> str:
         os.path.relpath(os.path.join(folder, name), root)
         for folder, _, names in os.walk(root, followlinks=True)
         for name in names
+        if "__pycache__" not in Path(folder).relative_to(root).parts
     )
     listing = "".join(f"{file_sha256(root / rel)}  ./{rel}\n" for rel in files)
     return hashlib.sha256(listing.encode()).hexdigest()
