@@ -2,6 +2,7 @@
 """Benchmark: deep-learning-size artifacts. churn (scikit-learn) and mlp (torch, ~3 GB of wheels) in one run.
 
     python3.11 bench/deep_learning.py [--runs 3] [--skip-cold] [--many 20,100] [--skip-push]
+    python3.11 bench/deep_learning.py --edits-only --runs 4   (churn and mlp edited in turn: same load for both)
 
 A benchmark, not a test: it prints a table and exits 0 unless a step fails outright. Every
 figure comes from this run, on this checkout, pantsd warm; edits append a comment to the
@@ -282,14 +283,38 @@ def many_pipelines(counts: List[int]) -> List[str]:
     return lines
 
 
+def interleaved_edits(runs: int) -> str:
+    """Code-only edits of churn and mlp taken in turn (the same load for both), `package` each."""
+    edits = {name: Edits(REPO / f"src/python/pipelines/{name}/pipeline.py") for name in PIPELINES}
+    times: Dict[str, List[float]] = {name: [] for name in PIPELINES}
+    try:
+        for name in PIPELINES:
+            pants("package", f"src/python/pipelines/{name}:train")
+        for _ in range(runs):
+            for name, edit in edits.items():
+                edit.edit()
+                times[name].append(timed(lambda: pants("package", f"src/python/pipelines/{name}:train")))
+    finally:
+        for edit in edits.values():
+            edit.restore()
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    return ", ".join(f"{name} {' '.join(f'{t:.2f}' for t in ts)} (median {medians[name]:.2f} s)" for name, ts in times.items()) + (
+        f"; mlp/churn {medians['mlp'] / medians['churn']:.2f}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-cold", action="store_true")
     parser.add_argument("--skip-push", action="store_true")
     parser.add_argument("--many", default="", help="comma-separated pipeline counts, e.g. 20,100")
+    parser.add_argument("--edits-only", action="store_true", help="only `package` after code-only edits, churn and mlp in turn")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.edits_only:
+        print(f"package after a code-only edit, in turn, {args.runs} each: {interleaved_edits(args.runs)}")
+        return 0
     columns = {name: pipeline_rows(name, args.runs, not args.skip_cold) for name in PIPELINES}
     print(f"\ndeep-learning size, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, medians of {args.runs}\n")
     print(f"{'row':<32} {'churn':>14} {'mlp (torch)':>14} {'mlp/churn':>10}")
