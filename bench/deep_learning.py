@@ -43,6 +43,9 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+# NB: the churn inner-loop benchmark's timing helpers and edits (this folder is on sys.path).
+from inner_loop import Edits, median_of, timed  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".mlbuild/bench/deep_learning"
 STORE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pants" / "lmdb_store"
@@ -79,21 +82,6 @@ def sh(argv: List[str], *, env: Optional[Dict[str, str]] = None, check: bool = T
 
 def pants(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return sh(["./pants", *args], cwd=cwd)
-
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def median_of(runs: int, fn: Callable[[], object], before: Callable[[], object] = lambda: None) -> float:
-    times = []
-    for _ in range(runs):
-        before()
-        times.append(timed(fn))
-    print(f"bench: {' '.join(f'{t:.2f}' for t in times)} s", file=sys.stderr, flush=True)
-    return statistics.median(times)
 
 
 def written_bytes(folder: Path) -> int:
@@ -137,18 +125,6 @@ class PeakRss:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-class Edits:
-    def __init__(self, path: Path) -> None:
-        self.path, self.original, self.n = path, path.read_bytes(), 0
-
-    def edit(self) -> None:
-        self.n += 1
-        self.path.write_bytes(self.original + f"\n# bench edit {self.n} {time.time_ns()}\n".encode())
-
-    def restore(self) -> None:
-        self.path.write_bytes(self.original)
 
 
 def dist_of(name: str) -> Path:

@@ -140,7 +140,20 @@ def base_image_address_input(address: Address, field: MLPipelineBaseImageField) 
     )
 
 
-class MLPipelineLargeWheelField(IntField):
+class _MegabytesField(IntField):
+    """A size in MB, at least 1."""
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
+        value = super().compute_value(raw_value, address)
+        if value < 1:
+            raise InvalidFieldException(
+                f"The `{cls.alias}` field of {address} is {value}. Fix: give a size in MB of at least 1."
+            )
+        return value
+
+
+class MLPipelineLargeWheelField(_MegabytesField):
     alias = "layer_split_mb"
     default = 8
     help = help_text(
@@ -155,17 +168,9 @@ class MLPipelineLargeWheelField(IntField):
         """
     )
 
-    @classmethod
-    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
-        value = super().compute_value(raw_value, address)
-        if value < 1:
-            raise InvalidFieldException(
-                f"The `{cls.alias}` field of {address} is {value}. Fix: give a size in MB of at least 1."
-            )
-        return value
 
 
-class MLPipelineLayerMaxField(IntField):
+class MLPipelineLayerMaxField(_MegabytesField):
     alias = "layer_max_mb"
     default = 1024
     help = help_text(
@@ -179,14 +184,6 @@ class MLPipelineLayerMaxField(IntField):
         """
     )
 
-    @classmethod
-    def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
-        value = super().compute_value(raw_value, address)
-        if value < 1:
-            raise InvalidFieldException(
-                f"The `{cls.alias}` field of {address} is {value}. Fix: give a size in MB of at least 1."
-            )
-        return value
 
 
 class MLPipelinePexLayoutField(StringField):
