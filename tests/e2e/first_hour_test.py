@@ -91,6 +91,10 @@ def test_a_new_pipeline_from_the_readme(tmp_path: Path) -> None:
     # Nothing outside the new folder: a fresh clone's bench/ once got a BUILD file, and then
     # every command failed with NoSourceRootError.
     assert sorted(p.parent.relative_to(repo).as_posix() for p in repo.rglob("BUILD") if p.stat().st_mtime > started) == [CANCER]
+    # ...and every command still works after it, as the README's next step shows.
+    iris = pants(repo, "run", "src/python/pipelines/iris:train")
+    assert iris.exit_code == 0, iris.stderr[-3000:]
+    assert "validation:accuracy" in iris.stdout + iris.stderr, (iris.stdout + iris.stderr)[-3000:]
 
     # The generator runs with the resolve's locked packages.
     generated = pants(repo, "run", f"{CANCER}/generate_data.py")
