@@ -105,6 +105,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stop_pantsd(repo)
     subprocess.run(["rm", "-rf", str(exec_root(repo))], check=False)
     Path(str(exec_root(repo)) + ".lock").unlink(missing_ok=True)
+    Path(str(exec_root(repo)) + ".checkout").unlink(missing_ok=True)
 
 
 def test_a_normal_end_leaves_no_file(repo: Path) -> None:
@@ -148,3 +149,25 @@ def test_pantsd_killed_mid_build_leaves_nothing_once_the_next_pants_starts(repo:
     wait_until_no_process_holds(exec_root(repo))
     assert run(repo, "--no-pantsd", "--version").returncode == 0
     assert files_under(exec_root(repo)) == []
+
+
+def test_the_folder_of_a_deleted_checkout_goes_at_the_next_launch(repo: Path, tmp_path: Path) -> None:
+    root = exec_root(repo).parent
+    gone, busy = root / "0000gone00000000", root / "0000busy00000000"
+    for folder in (gone, busy):
+        (folder / "process-execution-x").mkdir(parents=True)
+        (folder / "process-execution-x/file").write_text("left by a killed build")
+        Path(f"{folder}.checkout").write_text(f"{tmp_path / 'deleted-checkout'}\n")
+        Path(f"{folder}.lock").touch()
+    # A Pants process of that checkout still holds the lock: its folder is in use.
+    holder = subprocess.Popen(["flock", "-s", f"{busy}.lock", "sleep", "300"])
+    try:
+        time.sleep(0.5)
+        assert run(repo, "--no-pantsd", "--version").returncode == 0
+        assert not gone.exists() and not Path(f"{gone}.lock").exists() and not Path(f"{gone}.checkout").exists()
+        assert files_under(busy) == ["process-execution-x/file"]
+        assert Path(f"{exec_root(repo)}.checkout").read_text() == f"{repo}\n"
+    finally:
+        holder.kill()
+        holder.wait()
+        subprocess.run(["rm", "-rf", str(busy), f"{busy}.lock", f"{busy}.checkout"], check=False)
