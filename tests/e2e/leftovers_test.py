@@ -21,7 +21,7 @@ from typing import List, Optional
 
 import pytest
 
-from e2e.repo import copy_repo
+from e2e.repo import copy_repo, pantsd_pid, stop_pantsd
 
 IRIS = "src/python/pipelines/iris:train"
 
@@ -68,23 +68,6 @@ def wait_for_a_sandbox(root: Path, proc: subprocess.Popen, timeout: float = 600)
         assert proc.poll() is None, f"pants ended before any Process ran: {proc.stderr.read()[-2000:] if proc.stderr else ''}"
         time.sleep(0.1)
     raise AssertionError("no Process started")
-
-
-def pantsd_pid(repo: Path) -> Optional[int]:
-    """pantsd's pid, from `.pids/<hash>/pantsd/pid` (Pants' `pants_subprocessdir`)."""
-    for path in (repo / ".pids").glob("*/pantsd/pid"):
-        text = path.read_text().strip()
-        return int(text) if text.isdigit() else None
-    return None
-
-
-def stop_pantsd(repo: Path, sig: int = signal.SIGTERM) -> None:
-    pid = pantsd_pid(repo)
-    if pid:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def wait_until_no_process_holds(root: Path, timeout: float = 300) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ class Result:
 
 def copy_repo(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("pants", "pants.toml", "BUILD", "3rdparty", "bench", "docker", "pants-plugins", "src"):
+    for name in ("pants", "pants.toml", "BUILD", "3rdparty", "bench", "build-support", "docker", "pants-plugins", "src"):
         source = SANDBOX / name
         if source.is_dir():
             shutil.copytree(source, dest / name, symlinks=True)
@@ -90,3 +91,20 @@ def commit_copy(repo: Path, message: str = "copy of the repo") -> str:
     for args in (["init", "--quiet"], ["add", "-A"], ["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message]):
         subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def pantsd_pid(repo: Path) -> Optional[int]:
+    """pantsd's pid, from `.pids/<hash>/pantsd/pid` (Pants' `pants_subprocessdir`)."""
+    for path in (repo / ".pids").glob("*/pantsd/pid"):
+        text = path.read_text().strip()
+        return int(text) if text.isdigit() else None
+    return None
+
+
+def stop_pantsd(repo: Path, sig: int = signal.SIGTERM) -> None:
+    pid = pantsd_pid(repo)
+    if pid:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
