@@ -1,6 +1,6 @@
 """The offline base image: a committed Debian package lock -> rootfs -> a one-layer OCI image.
 
-    python -m mlbuild.base_image --lock packages.lock.json --out DIR --name base [--cache DIR]
+    python -m mlbuild.base_image --lock packages.lock.json --output DIR --name base [--cache-dir DIR]
 
 Run by Pants as one Process (the rootfs never leaves it: Pants digests would not keep its
 symlinks and modes). The image is identical for an identical lock, and every package is
@@ -16,13 +16,12 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from mlbuild import console
+from mlbuild import console, flags
 from mlbuild.debian import build_rootfs, load_lock
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.names import DEBIAN_LAYER, DEBIAN_LOCK_LABEL, LAYER_NAME_ANNOTATION, OCI_TITLE_LABEL
 from mlbuild.oci.build import write_outputs
 from mlbuild.oci.determinism import choose_compressor
-from mlbuild.runtime.errors import MLBuildError
 from mlbuild.oci.image import Image, add_layer, set_annotations, set_config
 from mlbuild.oci.layer import entries_from_directory
 from mlbuild.oci.layer_writer import write_layer
@@ -52,16 +51,17 @@ def build_debian_base(lock_path: Path, out_dir: Path, name: str, cache_dir: Opti
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlbuild.base_image", description=__doc__.splitlines()[0])
     parser.add_argument("--lock", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(flags.OUTPUT, type=Path, required=True, help="the folder to write the image into")
     parser.add_argument("--name", required=True)
-    parser.add_argument("--cache", type=Path, help="keeps downloaded .debs and compressed layers between builds")
+    parser.add_argument(flags.CACHE_DIR, type=Path, help="keeps downloaded .debs and compressed layers between builds")
     args = parser.parse_args(argv)
-    try:
-        summary = build_debian_base(args.lock, args.out, args.name, args.cache)
-    except MLBuildError as e:
-        return console.fail(e, getattr(e, "exit_code", 1))
-    print(f"{args.name} {summary['manifest_digest']}")
-    return 0
+
+    def run() -> int:
+        summary = build_debian_base(args.lock, args.output, args.name, args.cache_dir)
+        print(f"{args.name} {summary['manifest_digest']}")
+        return 0
+
+    return console.run_command(run, "mlbuild.base_image")
 
 
 if __name__ == "__main__":

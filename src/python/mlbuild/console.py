@@ -22,7 +22,11 @@ it. Lines, never a redrawn bar; each written whole and flushed:
   without the prefix; what a job prints (the container's output, CloudWatch's lines) is passed
   through as it is.
 
-NB: a leaf: imports nothing from mlbuild, so any layer may use it. The in-container runtime and
+`run_command` is the one boundary every command's `main()` goes through: an error that carries
+an `exit_code` becomes its `fail` line and that code, Ctrl-C the interrupt code, anything else a
+`bug` (traceback, then the line). The codes are `mlbuild.names`' one table.
+
+NB: a leaf: imports only `mlbuild.names` (itself a leaf), so any layer may use it. The in-container runtime and
 the model server keep `logging` (`%(asctime)s %(name)s %(levelname)s %(message)s`): that is what
 CloudWatch shows for a SageMaker job.
 """
@@ -34,6 +38,8 @@ import threading
 import time
 import traceback
 from typing import Callable, Optional, TextIO
+
+from mlbuild.names import EXIT_INTERRUPTED, EXIT_PLATFORM_ERROR, EXIT_UNEXPECTED
 
 PREFIX = "mlbuild: "
 MB = 1024 * 1024
@@ -65,6 +71,28 @@ def bug(command: str, exit_code: int) -> int:
     """An exception no handler expected: its traceback, then the one error line."""
     traceback.print_exc()
     return fail(f"{command} failed unexpectedly (a bug); please report the traceback above.", exit_code)
+
+
+def run_command(command: Callable[[], int], name: str, interrupted: str = "") -> int:
+    """Run a command's body and turn whatever it raises into an exit code, here and only here.
+
+    `name` is what a bug report names; `interrupted` says what Ctrl-C left behind (e.g. "a
+    submitted job keeps running in SageMaker"). Errors are duck-typed on an int `exit_code`
+    (the error classes live above this leaf module).
+    """
+    try:
+        return command()
+    except KeyboardInterrupt:
+        say(f"interrupted; {interrupted}" if interrupted else "interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the one place that turns any error into an exit code
+        code = getattr(e, "exit_code", None)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return fail(e, code)
+        if isinstance(e, OSError):  # NB: the machine (a full disk, permissions): one line, not a traceback
+            where = f"{e.filename}: " if e.filename else ""
+            return fail(f"{where}{e.strerror or e}", EXIT_PLATFORM_ERROR)
+        return bug(name, EXIT_UNEXPECTED)
 
 
 def megabytes(n: float) -> str:

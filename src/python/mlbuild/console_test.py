@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild import console
+from mlbuild import console, names
 
 
 def test_say_warn_fail_share_one_prefix_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,8 +76,41 @@ def test_a_small_fast_transfer_says_nothing_and_no_stream_is_quiet() -> None:
     quiet.finish()  # NB: nothing to write to, nothing raised
 
 
-def test_a_leaf_that_imports_nothing_from_mlbuild() -> None:
+def test_a_leaf_that_imports_only_the_names_table() -> None:
     tree = ast.parse((Path(__file__).parent / "console.py").read_text())
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert not {m for m in modules if m == "mlbuild" or m.startswith("mlbuild.")}
+    assert {m for m in modules if m == "mlbuild" or m.startswith("mlbuild.")} == {"mlbuild.names"}
+
+
+class _CodedError(Exception):
+    exit_code = 7
+
+
+def _raise(error: BaseException) -> int:
+    raise error
+
+
+@pytest.mark.parametrize(
+    "error, code, line",
+    [
+        (_CodedError("the provenance names another digest"), 7, "mlbuild: error: the provenance names another digest\n"),
+        (FileNotFoundError(2, "No such file or directory", "x.json"), 3, "mlbuild: error: x.json: No such file or directory\n"),
+        (KeyboardInterrupt(), 130, "mlbuild: interrupted; the run was marked failed\n"),
+    ],
+)
+def test_the_boundary_maps_errors_to_the_table_codes(error, code, line, capsys: pytest.CaptureFixture[str]) -> None:
+    assert console.run_command(lambda: _raise(error), "x", interrupted="the run was marked failed") == code
+    assert capsys.readouterr().err == line
+
+
+def test_the_boundary_turns_a_bug_into_its_traceback_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert console.run_command(lambda: _raise(ZeroDivisionError("oops")), "mlbuild inspect") == names.EXIT_UNEXPECTED
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError: oops" in err and err.endswith("mlbuild inspect failed unexpectedly (a bug); please report the traceback above.\n")
+
+
+def test_the_boundary_passes_the_command_s_own_code_and_argparse_exits_through() -> None:
+    assert console.run_command(lambda: 5, "x") == 5
+    with pytest.raises(SystemExit):
+        console.run_command(lambda: _raise(SystemExit(2)), "x")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from mlbuild import console
+from mlbuild.names import EXIT_USER_ERROR
 
 ALGORITHM = "sha256"
 READ_ONLY = 0o444
@@ -82,13 +83,19 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         shutil.copyfile(source, dest)
 
 
+class WantFileError(ValueError):
+    """The wanted-blobs file is unreadable or malformed: the caller's input."""
+
+    exit_code = EXIT_USER_ERROR
+
+
 def _read_want(path: Path) -> Dict[str, dict]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: cannot read the wanted blobs ({e})") from e
+        raise WantFileError(f"{path}: cannot read the wanted blobs ({e})") from e
     if not isinstance(data, dict) or not all(isinstance(v, dict) and {"path", "size"} <= v.keys() for v in data.values()):
-        raise ValueError(f"{path}: expected {{hex: {{path, size}}}}")
+        raise WantFileError(f"{path}: expected {{hex: {{path, size}}}}")
     return data
 
 
@@ -100,14 +107,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     c.add_argument("--want", required=True, type=Path)
     c.add_argument("--from", dest="source_root", required=True, type=Path)
     args = p.parse_args(argv)
-    try:
+
+    def run() -> int:
         placed = fill(args.store, _read_want(args.want), args.source_root)
         console.say(f"stored {placed} shared blob(s) in {args.store}")
-    except ValueError as e:
-        return console.fail(e, 2)
-    except OSError as e:
-        return console.fail(e, 3)
-    return 0
+        return 0
+
+    return console.run_command(run, "mlbuild.shared_blobs")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`python -m mlbuild.container_run`: run an image's `train` locally, like SageMaker, without Docker.
 
-    python -m mlbuild.container_run --layout DIR [--ref REF] --config PIPELINE_YAML \
+    python -m mlbuild.container_run --layout DIR [--ref-name REF] --config PIPELINE_YAML \
         --address ADDR --data-dir DIR --runs-dir DIR [--cache-dir DIR] [--network] \
         [--instance-count N] [--no-gpus] [--force] [name=value ...]
 
@@ -10,9 +10,10 @@ reuses one, unless `--force`.
 `--instance-count N` runs N hosts together (default: the config's `sagemaker.instance_count`),
 as SageMaker runs `InstanceCount` instances; see multi_host.py.
 
-Exit codes, decided only in `main`: 0 the run succeeded; otherwise train's own exit code
+Exit codes: 0 the run succeeded; otherwise train's own exit code
 (as `docker run` does; 128+N if killed by signal N), 2 for a user error (config,
-hyperparameters, data, image), 3 for a platform error (bwrap unusable, I/O failure).
+hyperparameters, data, image), 3 for a platform error (bwrap unusable, I/O failure), decided
+at the one boundary (`mlbuild.console.run_command`).
 """
 
 from __future__ import annotations
@@ -23,16 +24,15 @@ import sys
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from mlbuild import console
+from mlbuild import console, flags
 from mlbuild.runtime.config import load_config
-from mlbuild.runtime.errors import HyperparameterError, MLBuildError, PlatformError
+from mlbuild.runtime.errors import HyperparameterError, MLBuildError
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP, check_keep
 from mlbuild.container_run.runner import run_image
 from mlbuild.lineage.producers import RunPins, print_reused, record_run, reusable_run_dir
 from mlbuild.runtime import hyperparameters, local_run
-from mlbuild.names import EXIT_INTERRUPTED
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
         description="Run an OCI image like SageMaker's `docker run IMAGE train`, under bubblewrap.",
     )
     p.add_argument("--layout", required=True, type=Path, help="OCI image layout directory")
-    p.add_argument("--ref", help="image ref in the layout (default: its only image)")
+    p.add_argument(flags.REF_NAME, help="the image's ref name in the layout (default: its only image)")
     p.add_argument("--config", required=True, type=Path, help="the pipeline's pipeline.yaml")
     p.add_argument("--address", required=True, help="the pipeline target's address, e.g. src/python/pipelines/churn:train")
     p.add_argument("--data-dir", required=True, type=Path, help="sample data folder (one subfolder per channel)")
@@ -74,7 +74,8 @@ def report(outcome: RunOutcome, out: TextIO) -> None:
         out.write("  failure: " + outcome.failure_reason.strip().replace("\n", "\n           ") + "\n")
 
 
-def exit_code_of(outcome: RunOutcome) -> int:
+def outcome_exit_code(outcome: RunOutcome) -> int:
+    """The run's own exit code, as `docker run` passes it on."""
     if outcome.exit_code < 0:
         return 128 + -outcome.exit_code  # NB: the shell's convention for "killed by signal N".
     return min(outcome.exit_code, 255)
@@ -106,31 +107,24 @@ def previous_run(args: argparse.Namespace, overrides: dict[str, str]) -> Path | 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
-    try:
-        check_keep(args.keep)  # NB: before anything runs or is written
-        overrides = _overrides(args.assignments, args.config)
-        previous = None if args.force else previous_run(args, overrides)
-        if previous is not None:
-            print_reused(previous, RunPins(image_digest=args.image_digest), out)
-            return 0
-        outcome = run_image(
-            args.layout, args.ref, args.config, args.address, args.data_dir, args.runs_dir, overrides,
-            cache_dir=args.cache_dir, stream=out, network=args.network, keep=args.keep,
-            instance_count=args.instance_count, use_gpus=not args.no_gpus,
-        )
-    except MLBuildError as e:  # NB: OCI errors are MLBuildErrors too.
-        return console.fail(e, e.exit_code)
-    except OSError as e:
-        # NB: I/O failures of the machine (disk full, permissions) are not the user's input.
-        return console.fail(PlatformError(str(e)), PlatformError.exit_code)
-    except KeyboardInterrupt:
-        console.say("interrupted; the run was marked failed.")
-        return EXIT_INTERRUPTED
-    except Exception:  # noqa: BLE001 - the one place that turns bugs into an exit code
-        return console.bug("container_run", PlatformError.exit_code)
+    return console.run_command(lambda: run(args, out), "container_run", interrupted="the run was marked failed.")
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    check_keep(args.keep)  # NB: before anything runs or is written
+    overrides = _overrides(args.assignments, args.config)
+    previous = None if args.force else previous_run(args, overrides)
+    if previous is not None:
+        print_reused(previous, RunPins(image_digest=args.image_digest), out)
+        return 0
+    outcome = run_image(
+        args.layout, args.ref_name, args.config, args.address, args.data_dir, args.runs_dir, overrides,
+        cache_dir=args.cache_dir, stream=out, network=args.network, keep=args.keep,
+        instance_count=args.instance_count, use_gpus=not args.no_gpus,
+    )
     report(outcome, out)
     pins = RunPins(pex_sha256=args.pex_sha256, image_digest=args.image_digest)
     record_id = record_run(outcome.run_dir, args.address, pins if pins != RunPins() else None)
     if record_id:
         print(f"  lineage: {record_id}", file=out)
-    return exit_code_of(outcome)
+    return outcome_exit_code(outcome)

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
-from mlbuild import console
+from mlbuild import console, flags
 from mlbuild.runtime import contract
-from mlbuild.runtime.errors import MLBuildError, UserError
+from mlbuild.runtime.errors import UserError
 from mlbuild.runtime.local_run import run_dir_parent
 
 FAILED_SUFFIX = ".failed"
@@ -83,7 +83,7 @@ def choose_model(model: Optional[str], runs_dir: Path, address: str) -> Path:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mlbuild.container_run.serve_cli", description=__doc__.splitlines()[0])
     p.add_argument("--layout", type=Path, required=True, help="the pipeline image's OCI layout")
-    p.add_argument("--ref", help="the image's name in the layout (default: its only image)")
+    p.add_argument(flags.REF_NAME, help="the image's ref name in the layout (default: its only image)")
     p.add_argument("--address", required=True, help="the ml_pipeline target, e.g. src/python/pipelines/churn:train")
     p.add_argument("--runs-dir", type=Path, required=True, help="where `pants run` keeps local runs")
     p.add_argument("--model", help="a run/model folder, a model.tar.gz, or a lineage hash (default: the newest local run)")
@@ -100,24 +100,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mlbuild.container_run.serve import serve_image
 
     args = _parser().parse_args(argv)
-    try:
+
+    def serve() -> int:
         if args.transform is not None and args.output is None:
             raise UserError("--transform needs --output DIR (where `<input>.out` files go).")
         model = choose_model(args.model, args.runs_dir, args.address)
         console.say(f"serving {args.address} with the model in {model}")
-        with model_folder(model) as folder, serve_image(args.layout, args.ref, folder, workers=args.workers) as url:
+        with model_folder(model) as folder, serve_image(args.layout, args.ref_name, folder, workers=args.workers) as url:
             if args.transform is not None:
                 started = time.time()
                 result = _transform(url, args)
                 record_prediction(args, folder, started, [(r.input, r.output) for r in result.files])
                 return 0
             print(f"mlbuild: {url}/ping and {url}/invocations are up (Ctrl-C stops)", flush=True)
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        return 0
-    except MLBuildError as e:
-        return console.fail(e, e.exit_code)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:  # NB: Ctrl-C is how a server is meant to stop: success
+                return 0
+
+    return console.run_command(serve, "serve")
 
 
 def _transform(url: str, args: argparse.Namespace) -> Any:
@@ -153,7 +155,7 @@ def record_prediction(args: argparse.Namespace, model_dir: Path, started: float,
         args.address,
         job={"name": f"transform-{stamp}", "status": "Completed"},
         model={"checksum": checksum},
-        image={"manifest_digest": read_layout(args.layout, args.ref).manifest_descriptor().digest},
+        image={"manifest_digest": read_layout(args.layout, args.ref_name).manifest_descriptor().digest},
         data=[{"name": str(p.relative_to(args.transform) if p != args.transform else p.name), "uri": p.resolve().as_uri(), "checksum": tree_checksum(p)} for p in inputs],
         outputs=[{"name": str(p.relative_to(args.output)), "uri": p.resolve().as_uri(), "checksum": "sha256:" + file_sha256(p)} for p in outputs],
         parents=parents or None,

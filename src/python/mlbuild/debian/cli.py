@@ -1,11 +1,10 @@
-"""`python -m mlbuild.debian`: refresh a package lock, fetch it, build a rootfs from it.
+"""`./pants mlbuild lock-debian`: maintainers refresh the base image's Debian package lock.
 
-    python -m mlbuild.debian lock   [--packages P ...] --out packages.lock.json
-    python -m mlbuild.debian fetch  --lock packages.lock.json [--cache DIR]
-    python -m mlbuild.debian rootfs --lock packages.lock.json --out DIR [--cache DIR] [--force]
+    ./pants mlbuild lock-debian [--packages P ...] [--source MIRROR:SUITE] [--mirror KEY=URL] --output packages.lock.json
 
-Errors go to stderr as one `mlbuild: error:` line naming the file/field/fix; exit 2 for bad input
-(lock file), 1 for everything else.
+The Pants rules fetch the locked packages and build the rootfs (`mlbuild.base_image`). Errors go
+to stderr as one `mlbuild: error:` line naming the file/field/fix (the boundary,
+`mlbuild.console.run_command`); exit 2 for bad input (lock file), 1 for everything else.
 """
 
 from __future__ import annotations
@@ -13,15 +12,14 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from mlbuild import console
+from mlbuild import flags
 from mlbuild.debian import lock as lockfile
 from mlbuild.debian.errors import DebianError
-from mlbuild.debian.fetch import default_cache_dir, fetch_all
 from mlbuild.debian.lock import AptSource
 from mlbuild.debian.resolve import resolve_lock
-from mlbuild.debian.rootfs import build_rootfs
+from mlbuild.names import EXIT_INTERRUPTED, EXIT_OK, EXIT_PLATFORM_ERROR, EXIT_UNEXPECTED, EXIT_USER_ERROR
 
 
 def _mirror_overrides(values: Sequence[str]) -> dict[str, str]:
@@ -43,11 +41,11 @@ def _source(value: str) -> AptSource:
     return AptSource(parts[0], parts[1], comps)
 
 
-def _cmd_lock(args: argparse.Namespace) -> int:
+def lock_command(args: argparse.Namespace) -> int:
     previous = None
-    if args.out.exists():
+    if args.output.exists():
         try:
-            previous = lockfile.load(args.out)
+            previous = lockfile.load(args.output)
         except DebianError:
             previous = None
     packages = args.packages or (previous.inputs.packages if previous else lockfile.DEFAULT_PACKAGES)
@@ -56,10 +54,10 @@ def _cmd_lock(args: argparse.Namespace) -> int:
     arch = args.arch or (previous.inputs.architecture if previous else "amd64")
     start = time.monotonic()
     new = resolve_lock(packages, sources=sources, mirrors=mirrors, architecture=arch)
-    lockfile.write(new, args.out)
+    lockfile.write(new, args.output)
     changed = "created" if previous is None else "unchanged" if previous == new else "updated"
     print(
-        f"{args.out}: {len(new.packages)} packages, {new.total_size / 1e6:.1f} MB to download "
+        f"{args.output}: {len(new.packages)} packages, {new.total_size / 1e6:.1f} MB to download "
         f"({changed}, {time.monotonic() - start:.1f}s)"
     )
     if previous is not None and previous != new:
@@ -72,62 +70,17 @@ def _cmd_lock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_fetch(args: argparse.Namespace) -> int:
-    lock = lockfile.load(args.lock)
-    start = time.monotonic()
-    paths = fetch_all(lock, args.cache, mirrors=_mirror_overrides(args.mirror))
-    print(f"{len(paths)} packages verified in {args.cache or default_cache_dir()} ({time.monotonic() - start:.1f}s)")
-    return 0
-
-
-def _cmd_rootfs(args: argparse.Namespace) -> int:
-    lock = lockfile.load(args.lock)
-    start = time.monotonic()
-    result = build_rootfs(
-        lock, args.out, cache_dir=args.cache, mirrors=_mirror_overrides(args.mirror), replace=args.force
+def add_commands(sub: Any) -> None:
+    """The maintainers' `lock-debian` verb, on `sub` (the `./pants mlbuild` tree's subparsers)."""
+    p = flags.verb(
+        sub, "lock-debian", "maintainers: resolve the base image's Debian packages with apt and (re)write the lock file",
+        ["lock-debian --output docker/debian-python3.11/packages.lock.json",
+         "lock-debian --packages python3.11 ca-certificates --output packages.lock.json"],
+        (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_INTERRUPTED),
     )
-    s = result.summary
-    print(
-        f"{result.path}: {len(result.packages)} packages, {s.files} files, {s.bytes / 1e6:.1f} MB, "
-        f"tree sha256 {s.digest} ({time.monotonic() - start:.1f}s)"
-    )
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mlbuild.debian", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("lock", help="resolve packages with apt and (re)write the lock file")
     p.add_argument("--packages", nargs="+", help="top-level packages (default: the existing lock's inputs)")
     p.add_argument("--source", action="append", type=_source, help="MIRROR:SUITE[:COMPONENTS], repeatable")
     p.add_argument("--arch", help="Debian architecture (default: amd64)")
     p.add_argument("--mirror", action="append", default=[], metavar="KEY=URL", help="mirror base URL override")
-    p.add_argument("--out", type=Path, required=True, help="lock file to write")
-    p.set_defaults(func=_cmd_lock)
-
-    p = sub.add_parser("fetch", help="download and verify every locked .deb into the cache")
-    p.add_argument("--lock", type=Path, required=True)
-    p.add_argument("--cache", type=Path, help="cache dir (default: $XDG_CACHE_HOME/mlbuild/debs)")
-    p.add_argument("--mirror", action="append", default=[], metavar="KEY=URL")
-    p.set_defaults(func=_cmd_fetch)
-
-    p = sub.add_parser("rootfs", help="build the root filesystem directory from the lock")
-    p.add_argument("--lock", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="directory to create")
-    p.add_argument("--cache", type=Path, help="cache dir (default: $XDG_CACHE_HOME/mlbuild/debs)")
-    p.add_argument("--mirror", action="append", default=[], metavar="KEY=URL")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.set_defaults(func=_cmd_rootfs)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except DebianError as e:
-        return console.fail(e, e.exit_code)
-    except KeyboardInterrupt:
-        console.say("interrupted")
-        return 130
+    p.add_argument(flags.OUTPUT, type=Path, required=True, help="the lock file to write (its inputs are the defaults)")
+    p.set_defaults(run=lock_command)

@@ -75,20 +75,3 @@ def test_failed_build_leaves_no_output(tmp_path: Path) -> None:
     with pytest.raises(RootfsError, match="also shipped"):
         assemble_rootfs([("a", good), ("b", bad)], tmp_path / "out")
     assert list(tmp_path.glob("*out*")) == [] and list(tmp_path.glob(".out*")) == []
-
-
-def test_cli_lock_fetch_rootfs_offline(tmp_path: Path, fake_base, capsys) -> None:
-    from mlbuild.debian.cli import main
-
-    lock_path = tmp_path / "packages.lock.json"
-    lockfile.write(fake_base, lock_path)
-    cache = str(tmp_path / "cache")
-    assert main(["fetch", "--lock", str(lock_path), "--cache", cache]) == 0
-    assert main(["rootfs", "--lock", str(lock_path), "--out", str(tmp_path / "r"), "--cache", cache]) == 0
-    assert "3 packages" in capsys.readouterr().out
-    assert main(["rootfs", "--lock", str(lock_path), "--out", str(tmp_path / "r"), "--cache", cache]) == 1
-    assert "already exists" in capsys.readouterr().err
-    assert main(["rootfs", "--lock", str(tmp_path / "missing.json"), "--out", str(tmp_path / "s")]) == 2
-    err = capsys.readouterr().err
-    assert "missing.json: lock file not found" in err and "python -m mlbuild.debian lock" in err
-    assert not (tmp_path / "s").exists()

@@ -1,16 +1,15 @@
 """`python -m mlbuild.lineage.build_cli`: the lineage plumbing the build calls, apart from the user CLI.
 
-    [--root DIR] provenance --image-json X.image.json --out stmt.json [--labels F|JSON] [--label K=V ...]
+    [--lineage-dir DIR] provenance --image-json X.image.json --output stmt.json [--labels F|JSON] [--label K=V ...]
                [--config F] [--subject-name REF] [--source-uri URI] [--pants-version V]
                [--mlbuild-version V] [--builder-id URI] [--record] [--attach]
-    [--root DIR] record --kind package|run|publish --json FILE|-
-    [--root DIR] record --kind package --image-json X.image.json [--labels F|JSON] [--pipeline A] [--config F]
-    [--root DIR] record --kind run --run-dir DIR --pipeline A [--parent ID] [--pex-sha256 H] [--image-digest D]
-    [--root DIR] record --kind publish --report-json F [--parent ID]
+    [--lineage-dir DIR] record --kind package|run|publish --record-file FILE|-
+    [--lineage-dir DIR] record --kind package --image-json X.image.json [--labels F|JSON] [--pipeline A] [--config F]
+    [--lineage-dir DIR] record --kind run --run-dir DIR --pipeline A [--parent ID] [--pex-sha256 H] [--image-digest D]
+    [--lineage-dir DIR] record --kind publish --report-json F [--parent ID]
 
 `pants package` runs `provenance --record --attach`: it writes the statement, stores it in the
-layout as a referrer of the image and prints the package record's id. The user CLI
-(`mlbuild.lineage.cli`) still accepts both commands, for older callers.
+layout as a referrer of the image and prints the package record's id.
 """
 
 from __future__ import annotations
@@ -20,17 +19,14 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
-from mlbuild import console
+from mlbuild import console, flags
 from mlbuild.lineage import collect, provenance
 from mlbuild.lineage.digests import file_sha256, sha256_hex
-from mlbuild.lineage.errors import MLBuildError, UserError
+from mlbuild.lineage.errors import UserError
 from mlbuild.lineage.record import Record, now
 from mlbuild.lineage.store import Store
-from mlbuild.names import EXIT_INTERRUPTED, EXIT_PLATFORM_ERROR
-
-COMMANDS = ("record", "provenance")
 
 
 def load_json(source: str, what: str) -> Any:
@@ -81,12 +77,12 @@ def _config_sha(args: argparse.Namespace) -> Optional[str]:
 
 
 def record_command(args: argparse.Namespace, store: Store) -> int:
-    if args.json:
-        body = load_json(args.json, "record body")
+    if args.record_file:
+        body = load_json(args.record_file, "record body")
         if not isinstance(body, dict):
-            raise UserError(f"{args.json}: a record body must be a JSON object.")
+            raise UserError(f"{args.record_file}: a record body must be a JSON object.")
         if body.setdefault("kind", args.kind) != args.kind:
-            raise UserError(f"{args.json}: `kind` is {body['kind']!r} but --kind is {args.kind!r}.")
+            raise UserError(f"{args.record_file}: `kind` is {body['kind']!r} but --kind is {args.kind!r}.")
         body.setdefault("created", now())
         record = Record(body)
     elif args.kind == "package" and args.image_json:
@@ -100,7 +96,7 @@ def record_command(args: argparse.Namespace, store: Store) -> int:
         record = collect.publish_record(load_json(args.report_json, "report"), args.parent)
     else:
         raise UserError(
-            f"record --kind {args.kind}: give --json, or --image-json (package), --run-dir (run), --report-json (publish)."
+            f"record --kind {args.kind}: give --record-file, or --image-json (package), --run-dir (run), --report-json (publish)."
         )
     print(store.put(record))
     return 0
@@ -118,8 +114,8 @@ def provenance_command(args: argparse.Namespace, store: Store) -> int:
         builder_id=args.builder_id,
     )
     payload = provenance.statement_bytes(provenance.statement(build, context))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(payload)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(payload)
     attached = None
     if args.attach:
         if build.layout is None:
@@ -127,7 +123,7 @@ def provenance_command(args: argparse.Namespace, store: Store) -> int:
         # NB: the oci-archive stays image-only: skopeo and podman read an archive without a
         # ref name only when it holds one manifest, and that is how people load it.
         desc = provenance.attach(build, payload, build.layout)
-        attached = {"digest": desc.digest, "statement_sha256": file_sha256(args.out), "subject": build.manifest_digest}
+        attached = {"digest": desc.digest, "statement_sha256": file_sha256(args.output), "subject": build.manifest_digest}
     if args.record:
         print(store.put(collect.package_record(build, None, args.config, context.config_sha256, provenance=attached)))
     return 0
@@ -144,7 +140,7 @@ def add_commands(sub: Any) -> None:
 
     r = sub.add_parser("record", help="add a record; prints its id")
     r.add_argument("--kind", required=True, choices=("package", "run", "publish"))
-    r.add_argument("--json", help="a record body (JSON file, or - for stdin)")
+    r.add_argument(flags.RECORD_FILE, help="a record body (JSON file, or - for stdin)")
     r.add_argument("--image-json", type=Path, help="package: the `<name>.image.json` summary")
     r.add_argument("--run-dir", type=Path, help="run: a local run directory")
     r.add_argument("--report-json", help="publish: a SageMaker report JSON")
@@ -156,7 +152,7 @@ def add_commands(sub: Any) -> None:
 
     g = sub.add_parser("provenance", help="write an in-toto/SLSA v1 provenance statement for an image")
     g.add_argument("--image-json", type=Path, required=True)
-    g.add_argument("--out", type=Path, required=True)
+    g.add_argument(flags.OUTPUT, type=Path, required=True, help="the statement file to write")
     g.add_argument("--subject-name", help="the image reference to name (default: the summary's ref)")
     g.add_argument("--source-uri", default="git+file:.", help="e.g. git+https://github.com/org/repo")
     g.add_argument("--pants-version", default="unknown")
@@ -176,26 +172,16 @@ def run(args: argparse.Namespace, store: Store) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlbuild.lineage.build_cli", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage)")
+    parser.add_argument(flags.LINEAGE_DIR, type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage)")
     add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
-def exit_code_of(command: Callable[[], int]) -> int:
-    """Run a lineage command; its errors become exit codes here (both lineage CLIs use it)."""
-    try:
-        return command()
-    except MLBuildError as e:
-        return console.fail(e, e.exit_code)
-    except OSError as e:
-        return console.fail(e, EXIT_PLATFORM_ERROR)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return exit_code_of(lambda: run(args, Store(args.root) if args.root else Store.configured()))
+    return console.run_command(
+        lambda: run(args, Store(args.lineage_dir) if args.lineage_dir else Store.configured()), "mlbuild.lineage.build_cli"
+    )
 
 
 if __name__ == "__main__":

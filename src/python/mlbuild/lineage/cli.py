@@ -1,22 +1,21 @@
-"""`python -m mlbuild.lineage`: a thin CLI over the lineage modules.
+"""The lineage verbs of `./pants mlbuild`: a thin CLI over the lineage modules.
 
-    [--root DIR] inspect QUERY [--json] [--local-only]   QUERY: hash, sha256:hash, >=6-hex prefix, job name, repo@sha256:...
+    inspect QUERY [--json] [--local-only]   QUERY: hash, sha256:hash, >=6-hex prefix, job name, repo@sha256:...
                                              (not in the store: fetched from the job's S3 folder or the image's registry)
-    [--root DIR] fetch s3://B/PREFIX | REGISTRY/REPO@sha256:... | JOB   copy records into the store
-    [--root DIR] runs [PIPELINE] [--json]
-    [--root DIR] diff A B [--json]
-    [--root DIR] previous PIPELINE [--before ID]   prints the previous successful run's metrics as JSON
-    [--root DIR] plot PIPELINE [--metric NAME ...] --out FILE.png [--width PX] [--height PX]
+    fetch s3://B/PREFIX | REGISTRY/REPO@sha256:... | JOB   copy records into the store
+    runs [PIPELINE] [--json]
+    diff A B [--json]
+    previous PIPELINE [--before ID]   prints the previous successful run's metrics as JSON
+    plot PIPELINE [--metric NAME ...] --output FILE.png [--width PX] [--height PX]
     verify-provenance [STMT] (--digest sha256:... | --manifest FILE | --image-json X.image.json | --image REF)
-    [--root DIR] verify QUERY [--repo DIR] [--keep] [--reuse-cache] [--json]   rebuild from a clean checkout and compare
+    verify QUERY [--repo DIR] [--keep] [--reuse-cache] [--json]   rebuild from a clean checkout and compare
 
-The store root is --root, else $MLBUILD_LINEAGE_DIR, else ./.mlbuild/lineage (which takes in
-what `pants package` wrote to ./dist/mlbuild/lineage). A corrupt record file is skipped with a
-warning naming it (--strict: exit 3 instead). Errors
-become exit codes here and only here.
+The store root is --lineage-dir, else $MLBUILD_LINEAGE_DIR, else ./.mlbuild/lineage (which takes
+in what `pants package` wrote to ./dist/mlbuild/lineage). A corrupt record file is skipped with
+a warning naming it (--strict: exit 3 instead). Errors become exit codes at the one boundary,
+`mlbuild.console.run_command`.
 
-The build's plumbing (`record`, `provenance`) is `mlbuild.lineage.build_cli`; this CLI still
-accepts those two commands for older callers.
+The build's plumbing (`record`, `provenance`) is `mlbuild.lineage.build_cli`.
 """
 
 from __future__ import annotations
@@ -25,12 +24,11 @@ import argparse
 import json
 import os
 import re
-import sys
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, List
 
-from mlbuild import console
-from mlbuild.lineage import build_cli, collect, compare, graph, inspect, plot, provenance, verify
+from mlbuild import console, flags
+from mlbuild.lineage import collect, compare, graph, inspect, plot, provenance, verify
 from mlbuild.lineage.build_cli import load_json
 from mlbuild.lineage.digests import bare_hex, is_hex
 from mlbuild.lineage.errors import MLBuildError, NotFoundError, UserError
@@ -45,7 +43,6 @@ from mlbuild.names import (
     EXIT_UNEXPECTED,
     EXIT_USER_ERROR,
     aws_region,
-    exit_codes_epilog,
 )
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
 
@@ -65,7 +62,7 @@ def verify_command(args: argparse.Namespace) -> int:
     if args.image:
         from mlbuild.registry.referrers import fetch_referrers  # NB: urllib3; local commands need only the stdlib
 
-        digest, found = fetch_referrers(args.image, IN_TOTO_MEDIA_TYPE, allow_insecure_http=args.insecure)
+        digest, found = fetch_referrers(args.image, IN_TOTO_MEDIA_TYPE, allow_insecure_http=args.allow_insecure_http)
         if not statements:
             if not found:
                 raise VerificationError(f"{args.image}: the registry holds no provenance for {digest}.")
@@ -123,7 +120,7 @@ def fetch_records(source: str, args: argparse.Namespace) -> List[Record]:
         clients = Clients.create(args.region or source.split(":")[3] or None, os.environ)
         return remote.job_records(source, clients.sagemaker, clients.s3)
     if looks_like_image_reference(source):
-        return remote.image_records(source, allow_insecure_http=args.insecure)
+        return remote.image_records(source, allow_insecure_http=args.allow_insecure_http)
     if HEX64.fullmatch(bare_hex(source)):
         clients = Clients.create(args.region, os.environ)
         return remote.hash_records(bare_hex(source), clients.sagemaker, clients.s3)
@@ -148,7 +145,8 @@ def _not_found_locally(query: str, store: Store) -> NotFoundError:
     )
 
 
-def inspect_command(args: argparse.Namespace, store: Store) -> int:
+def inspect_command(args: argparse.Namespace) -> int:
+    store = _store(args)
     try:
         found = graph.lineage(store, args.query)
     except NotFoundError as not_found:
@@ -180,122 +178,162 @@ def inspect_command(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    store = Store(args.root, strict=args.strict) if args.root else Store.configured(strict=args.strict)
-    if args.command in build_cli.COMMANDS:
-        return build_cli.run(args, store)
-    if args.command == "inspect":
-        return inspect_command(args, store)
-    if args.command == "fetch":
-        fetched = fetch_records(args.source, args)
-        for record in fetched:
-            print(f"{store.put(record)}  {record.kind} {record.pipeline}")
-        console.say(f"{len(fetched)} record(s) from {args.source} in {store.root}")
-    elif args.command == "runs":
-        records = compare.runs(store, args.pipeline)
-        if not records:
-            of = f" of {args.pipeline!r}" if args.pipeline else ""
-            raise UserError(f"no runs{of} in {store.root}. Fix: `./pants run <pipeline target>` records one.")
-        if args.json:
-            _print_json(compare.runs_json(records))
-        else:
-            print(compare.runs_table(records), end="")
-    elif args.command == "diff":
-        d = compare.diff(store.get(args.a), store.get(args.b))
-        if args.json:
-            _print_json(d)
-        else:
-            print(compare.format_diff(d), end="")
-    elif args.command == "previous":
-        before = store.get(args.before) if args.before else None
-        _print_json(compare.previous_metrics(store, args.pipeline, before))
-    elif args.command == "plot":
-        data = plot.plot_metrics(compare.runs(store, args.pipeline), args.metric, args.width, args.height)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_bytes(data)
-        print(args.out)
-    elif args.command == "verify-provenance":
-        return verify_command(args)
-    elif args.command == "verify":
-        options = verify.Options(repo=args.repo, keep=args.keep, reuse_cache=args.reuse_cache)
-        if not args.json:
-            print(verify.verify(store, args.query, options))
-            return 0
-        try:
-            _print_json({"query": args.query, "verified": True, "message": verify.verify(store, args.query, options)})
-        except MLBuildError as e:  # NB: machines read stdout; every outcome is JSON there
-            differences = [
-                {"what": d.what, "recorded": d.recorded, "rebuilt": d.rebuilt, "why": d.why} for d in getattr(e, "differences", [])
-            ]
-            _print_json({"query": args.query, "verified": False, "message": str(e), "differences": differences, "exit_code": e.exit_code})
-            return console.fail(e, e.exit_code)
+def _store(args: argparse.Namespace) -> Store:
+    return Store(args.lineage_dir, strict=args.strict) if args.lineage_dir else Store.configured(strict=args.strict)
+
+
+def fetch_command(args: argparse.Namespace) -> int:
+    store = _store(args)
+    fetched = fetch_records(args.source, args)
+    for record in fetched:
+        print(f"{store.put(record)}  {record.kind} {record.pipeline}")
+    console.say(f"{len(fetched)} record(s) from {args.source} in {store.root}")
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlbuild.lineage",
-        description="Record and query what built, ran and published which artifact.",
-        epilog=exit_codes_epilog(EXIT_CODES),
+def runs_command(args: argparse.Namespace) -> int:
+    store = _store(args)
+    records = compare.runs(store, args.pipeline)
+    if not records:
+        of = f" of {args.pipeline!r}" if args.pipeline else ""
+        raise UserError(f"no runs{of} in {store.root}. Fix: `./pants run <pipeline target>` records one.")
+    if args.json:
+        _print_json(compare.runs_json(records))
+    else:
+        print(compare.runs_table(records), end="")
+    return 0
+
+
+def diff_command(args: argparse.Namespace) -> int:
+    store = _store(args)
+    d = compare.diff(store.get(args.a), store.get(args.b))
+    if args.json:
+        _print_json(d)
+    else:
+        print(compare.format_diff(d), end="")
+    return 0
+
+
+def previous_command(args: argparse.Namespace) -> int:
+    store = _store(args)
+    before = store.get(args.before) if args.before else None
+    _print_json(compare.previous_metrics(store, args.pipeline, before))
+    return 0
+
+
+def plot_command(args: argparse.Namespace) -> int:
+    data = plot.plot_metrics(compare.runs(_store(args), args.pipeline), args.metric, args.width, args.height)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(data)
+    print(args.output)
+    return 0
+
+
+def verify_rebuild_command(args: argparse.Namespace) -> int:
+    store = _store(args)
+    options = verify.Options(repo=args.repo, keep=args.keep, reuse_cache=args.reuse_cache)
+    if not args.json:
+        print(verify.verify(store, args.query, options))
+        return 0
+    try:
+        _print_json({"query": args.query, "verified": True, "message": verify.verify(store, args.query, options)})
+    except MLBuildError as e:  # NB: machines read stdout; every outcome is JSON there
+        differences = [
+            {"what": d.what, "recorded": d.recorded, "rebuilt": d.rebuilt, "why": d.why} for d in getattr(e, "differences", [])
+        ]
+        _print_json({"query": args.query, "verified": False, "message": str(e), "differences": differences, "exit_code": e.exit_code})
+        return console.fail(e, e.exit_code)
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """The lineage verbs, on `sub` (the `./pants mlbuild` tree's subparsers)."""
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        flags.LINEAGE_DIR, type=Path,
+        help="the lineage store (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage, taking in ./dist/mlbuild/lineage)",
     )
-    parser.add_argument("--root", type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage, taking in ./dist/mlbuild/lineage)")
-    parser.add_argument("--strict", action="store_true", help="fail (exit 3) on a corrupt record file instead of skipping it with a warning")
-    sub = parser.add_subparsers(dest="command", required=True)
-    # NB: `record` and `provenance` are build plumbing (mlbuild.lineage.build_cli); kept here so
-    # older callers (`python -m mlbuild.lineage ... provenance`) keep working.
-    build_cli.add_commands(sub)
+    store.add_argument("--strict", action="store_true", help="fail (exit 3) on a corrupt record file instead of skipping it with a warning")
 
     def remote_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--region", help="AWS region for job names and s3:// (default: AWS_REGION)")
-        p.add_argument("--insecure", action="store_true", help="allow plain-HTTP registries (a local test registry)")
+        flags.add_region(p, "AWS_REGION; for job names and s3://")
+        flags.add_allow_insecure_http(p)
 
-    i = sub.add_parser("inspect", help="the lineage of a hash, prefix, job name or image reference")
-    i.add_argument("query")
-    i.add_argument("--json", action="store_true")
+    i = flags.verb(
+        sub, "inspect", "the lineage of a hash, prefix, job name or image reference",
+        ["inspect 3f2a9c", "inspect churn-train-3f9a1c2b7d4e --json", "inspect 127.0.0.1:5000/ml/churn@sha256:<hex>"],
+        EXIT_CODES, parents=[store],
+    )
+    i.add_argument("query", help="hash, sha256:hash, >=6-hex prefix, job name, registry/repo@sha256:... (not in the store: fetched from beside it)")
+    flags.add_json(i, "the lineage")
     i.add_argument("--local-only", action="store_true", help="don't look beside the artifact (S3, registry) when the store lacks it")
     remote_options(i)
+    i.set_defaults(run=inspect_command)
 
-    h = sub.add_parser("fetch", help="copy records into the store from an s3:// prefix, an image reference or a SageMaker job")
-    h.add_argument("source")
+    h = flags.verb(
+        sub, "fetch", "copy records into the store from an s3:// prefix, an image reference or a SageMaker job",
+        ["fetch churn-train-3f9a1c2b7d4e", "fetch s3://bucket/models/churn-train-3f9a1c2b7d4e/mlbuild-lineage/"],
+        EXIT_CODES, parents=[store],
+    )
+    h.add_argument("source", help="s3://BUCKET/PREFIX, REGISTRY/REPO@sha256:..., a job name or ARN, or a full sha256")
     remote_options(h)
+    h.set_defaults(run=fetch_command)
 
-    s = sub.add_parser("runs", help="a pipeline's runs and their metrics, oldest first (every pipeline's without one)")
+    s = flags.verb(
+        sub, "runs", "a pipeline's runs and their metrics, oldest first (every pipeline's without one)",
+        ["runs", "runs src/python/pipelines/churn:train --json"], EXIT_CODES, parents=[store],
+    )
     s.add_argument("pipeline", nargs="?", help="a pipeline address, e.g. src/python/pipelines/churn:train (default: all)")
-    s.add_argument("--json", action="store_true")
+    flags.add_json(s, "the runs")
+    s.set_defaults(run=runs_command)
 
-    d = sub.add_parser("diff", help="what changed between two records")
-    d.add_argument("a")
-    d.add_argument("b")
-    d.add_argument("--json", action="store_true")
+    d = flags.verb(sub, "diff", "what changed between two records", ["diff 3f2a9c 7be01d", "diff 3f2a9c churn-train-3f9a1c2b7d4e --json"],
+                   EXIT_CODES, parents=[store])
+    d.add_argument("a", help="a record (hash, prefix or job name)")
+    d.add_argument("b", help="another record")
+    flags.add_json(d, "the differences")
+    d.set_defaults(run=diff_command)
 
-    v = sub.add_parser("previous", help="the metrics of the latest earlier successful run (JSON, or null)")
+    v = flags.verb(
+        sub, "previous", "the metrics of the latest earlier successful run (always JSON, or null)",
+        ["previous src/python/pipelines/churn:train --before 3f2a9c"], EXIT_CODES, parents=[store],
+    )
     v.add_argument("pipeline")
     v.add_argument("--before", help="a record (hash or job name); default: the latest of all")
+    v.set_defaults(run=previous_command)
 
-    p = sub.add_parser("plot", help="a PNG chart of metrics across the pipeline's runs, each run labelled by record id, time and revision")
+    p = flags.verb(
+        sub, "plot", "a PNG chart of metrics across a pipeline's runs, each run labelled by record id, time and revision",
+        ["plot src/python/pipelines/churn:train --metric accuracy --output dist/churn.png"], EXIT_CODES, parents=[store],
+    )
     p.add_argument("pipeline")
     p.add_argument("--metric", action="append", default=[], help="a metric to chart, one panel each (repeat; default: every numeric one)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(flags.OUTPUT, type=Path, required=True, help="the PNG file to write")
     p.add_argument("--width", type=int, help="pixels (default: wide enough to label up to 16 runs)")
     p.add_argument("--height", type=int, help="pixels (default: 140 + 200 per metric)")
+    p.set_defaults(run=plot_command)
 
-    f = sub.add_parser("verify-provenance", help="check a statement's subject is this image")
+    f = flags.verb(
+        sub, "verify-provenance", "check a provenance statement's subject is this image",
+        ["verify-provenance --image-json dist/src.python.pipelines.churn/train.image.json",
+         "verify-provenance --image 127.0.0.1:5000/ml/churn@sha256:<hex> --allow-insecure-http"],
+        EXIT_CODES,
+    )
     f.add_argument("statement", nargs="?", help="a statement file (default: the one in the layout / registry)")
     f.add_argument("--digest", help="sha256:<manifest hex>")
     f.add_argument("--manifest", type=Path, help="the manifest file itself")
     f.add_argument("--image-json", type=Path, help="the image summary (the statement defaults to the one in its layout)")
     f.add_argument("--image", help="registry/repo@sha256:... (the statement defaults to the one pushed with it)")
-    f.add_argument("--insecure", action="store_true", help="allow a plain-HTTP registry")
+    flags.add_allow_insecure_http(f)
+    f.set_defaults(run=verify_command)
 
-    b = sub.add_parser("verify", help="rebuild an artifact from a clean checkout of its recorded revision and compare")
+    b = flags.verb(
+        sub, "verify", "rebuild an artifact from a clean checkout of its recorded revision and compare",
+        ["verify sha256:<image digest>", "verify churn-train-3f9a1c2b7d4e --json"], EXIT_CODES, parents=[store],
+    )
     b.add_argument("query", help="an image digest, PEX sha256, record id, model sha256 or job name (a prefix is enough)")
     b.add_argument("--repo", type=Path, help="the git repository to clone (default: the current directory's top level)")
     b.add_argument("--keep", action="store_true", help="keep the temporary checkout")
     b.add_argument("--reuse-cache", action="store_true", help="let Pants reuse its process cache (faster; proves the inputs match, not that the build reproduces)")
-    b.add_argument("--json", action="store_true", help="print the outcome (and any differences) as JSON")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return build_cli.exit_code_of(lambda: run(args))
+    flags.add_json(b, "the outcome (and any differences)")
+    b.set_defaults(run=verify_rebuild_command)

@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence
 
 from mlbuild.lineage.producers import RunPins, print_reused, record_run, reusable_run_dir
 from mlbuild.runtime import hyperparameters, local_run
-from mlbuild.runtime.cli import add_local_arguments, exit_code_of, local_command
+from mlbuild.runtime.cli import add_local_arguments, local_command, run_entry_point
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.runtime.pipeline import pipeline_from_environ
 
@@ -73,7 +73,7 @@ def pins_of(args: argparse.Namespace) -> RunPins:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return exit_code_of(lambda: run_on_host(args.data_dir, args.runs_dir, args.assignments, pins_of(args), args.force))
+    return run_entry_point(lambda: run_on_host(args.data_dir, args.runs_dir, args.assignments, pins_of(args), args.force))
 
 
 if __name__ == "__main__":

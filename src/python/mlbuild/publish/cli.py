@@ -40,7 +40,7 @@ from mlbuild.runtime.hyperparameters import parse_assignments
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mlbuild.publish", description=__doc__.splitlines()[0])
     p.add_argument("--layout", type=Path, required=True, help="the pipeline image's OCI layout")
-    p.add_argument("--ref", help="the image's name in the layout")
+    p.add_argument(flags.REF_NAME, help="the image's ref name in the layout")
     p.add_argument("--config", type=Path, required=True, help="the pipeline's YAML config")
     p.add_argument("--address", required=True, help="the ml_pipeline target's address")
     p.add_argument("--data-dir", type=Path, required=True, help="the sample data folder (local backend)")
@@ -75,7 +75,7 @@ def publish_to_aws(args: argparse.Namespace, config: PipelineConfig, overrides: 
 
     store = configured_store()
     publication = aws.publish_aws(
-        layout_dir=args.layout, ref=args.ref, config=config, address=args.address, git_sha=args.git_sha,
+        layout_dir=args.layout, ref=args.ref_name, config=config, address=args.address, git_sha=args.git_sha,
         pex_sha256=args.pex_sha256, overrides=overrides, environ=os.environ, image_digest=args.image_digest,
         wait=args.wait, force=args.force, previous_metrics=previous_metrics(store, args.address) if store is not None else None,
     )  # fmt: skip
@@ -97,7 +97,7 @@ def publish_locally(args: argparse.Namespace, config: PipelineConfig, overrides:
     from mlbuild.publish import local
 
     job = local.publish_local(
-        layout_dir=args.layout, ref=args.ref, config=config, config_path=args.config, address=args.address,
+        layout_dir=args.layout, ref=args.ref_name, config=config, config_path=args.config, address=args.address,
         data_dir=args.data_dir, overrides=overrides, root=args.local_root, image_digest=args.image_digest,
         registry=args.registry, force=args.force, log=console.say,
     )  # fmt: skip
@@ -154,12 +154,4 @@ def record_publish(record) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return run(args)
-    except MLBuildError as e:  # NB: OCI, registry and Debian errors are MLBuildErrors too.
-        return console.fail(e, e.exit_code)
-    except OSError as e:  # NB: the machine (a full disk, a vanished folder): one line, not a traceback
-        return console.fail(f"{e.filename or ''}: {e.strerror or e}", EXIT_PLATFORM_ERROR)
-    except KeyboardInterrupt:
-        console.say("interrupted; a submitted SageMaker job keeps running.")
-        return EXIT_INTERRUPTED
+    return console.run_command(lambda: run(args), "mlbuild.publish", interrupted="a submitted SageMaker job keeps running.")

@@ -22,12 +22,12 @@ def test_push_pull_resolve(tmp_path: Path, capsys: pytest.CaptureFixture[str], m
         assert uri.startswith(f"{host}/team/app@sha256:")
         assert main(["resolve", f"{host}/team/app:v1"]) == 0
         assert capsys.readouterr().out.strip() == uri.split("@")[1]
-        assert main(["pull", uri, "--layout", str(tmp_path / "pulled"), "--cache", str(tmp_path / "cache"), "--json"]) == 0
+        assert main(["pull", uri, "--layout", str(tmp_path / "pulled"), "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
         assert uri.split("@")[1] in capsys.readouterr().out
 
 
 def test_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["pull", "127.0.0.1:1/x:latest", "--layout", str(tmp_path), "--cache", str(tmp_path)]) == 2
+    assert main(["pull", "127.0.0.1:1/x:latest", "--layout", str(tmp_path), "--cache-dir", str(tmp_path)]) == 2
     assert "pin it" in capsys.readouterr().err
     assert main(["push", "--layout", str(tmp_path / "missing"), "--to", "127.0.0.1:1/x"]) == 2
     assert "no oci-layout file" in capsys.readouterr().err

@@ -90,7 +90,7 @@ def _run(case: Case, i: int, registry: tuple[str, Path, str], work: Path, capsys
     script = Script([Lie(lie.method, lie.path, lie.rewrite, lie.after) for lie in case.lies])
     with tampering_proxy(host, script) as proxy:
         if case.command == "pull":
-            argv = ["pull", f"{proxy}/team/app@{digest}", "--layout", str(work / "layout"), "--cache", str(work / "cache")]
+            argv = ["pull", f"{proxy}/team/app@{digest}", "--layout", str(work / "layout"), "--cache-dir", str(work / "cache")]
         elif case.command == "resolve":
             argv = ["resolve", f"{proxy}/team/app:v1"]
         else:
@@ -133,7 +133,7 @@ def test_the_proxy_tells_the_truth_when_not_lying(registry: tuple[str, Path, str
     with tampering_proxy(host, Script()) as proxy:
         assert main(["resolve", f"{proxy}/team/app:v1"]) == 0
         assert capsys.readouterr().out.strip() == digest
-        assert main(["pull", f"{proxy}/team/app@{digest}", "--layout", str(tmp_path / "l"), "--cache", str(tmp_path / "c")]) == 0
+        assert main(["pull", f"{proxy}/team/app@{digest}", "--layout", str(tmp_path / "l"), "--cache-dir", str(tmp_path / "c")]) == 0
         for i, extra in enumerate(([], ["--no-verify"])):
             assert main(["push", "--layout", str(layout), "--to", f"{proxy}/truth/p{i}", *extra]) == 0
             assert capsys.readouterr().out.strip().endswith(digest)

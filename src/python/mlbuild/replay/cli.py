@@ -1,15 +1,15 @@
-"""`python -m mlbuild.replay JOB|HASH`: replay a training job locally and say whether it came out the same.
+"""`./pants mlbuild replay JOB|HASH`: replay a training job locally and say whether it came out the same.
 
-    python -m mlbuild.replay JOB|HASH [--sample-data DIR] [--expect-failure] [--json]
+    ./pants mlbuild replay JOB|HASH [--sample-data DIR] [--expect-failure] [--json]
         [--local-root DIR] [--cache-dir DIR] [--aws] [--region REGION]
 
 JOB|HASH: a local-backend job name, a lineage hash or unique prefix that leads to one job
 (image digest, model sha256, record id), or with --aws a SageMaker job name or ARN.
 The run's own output goes to stderr; the verdict to stdout (JSON with --json).
 
-Exit codes, decided only in `main`: 0 identical (or, with --expect-failure, the same
-failure), 1 the replay came out different, 2 a user error (unknown job, ambiguous prefix,
-changed data, missing credentials), 3 a platform error.
+Exit codes: 0 identical (or, with --expect-failure, the same failure), 1 the replay came out
+different, 2 a user error (unknown job, ambiguous prefix, changed data, missing credentials),
+3 a platform error; errors become codes at the one boundary, `mlbuild.console.run_command`.
 """
 
 from __future__ import annotations
@@ -19,28 +19,37 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, TextIO
+from typing import Any, TextIO
 
-from mlbuild import console
+from mlbuild import console, flags
 from mlbuild.container_run.rootfs_cache import default_cache_dir
 from mlbuild.lineage.store import Store
 from mlbuild.publish.local import LOCAL_ROOT
 from mlbuild.replay.job import AWS, resolve
 from mlbuild.replay.replay import ReplayResult, replay
-from mlbuild.runtime.errors import MLBuildError, PlatformError
+from mlbuild.names import EXIT_INTERRUPTED, EXIT_OK, EXIT_PLATFORM_ERROR, EXIT_UNEXPECTED, EXIT_USER_ERROR
+
+EXIT_CODES = (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_INTERRUPTED)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mlbuild.replay", description=__doc__.splitlines()[0])
+def add_commands(sub: Any) -> None:
+    """The `replay` verb, on `sub` (the `./pants mlbuild` tree's subparsers)."""
+    p = flags.verb(
+        sub, "replay", "replay a training job locally and say whether it came out the same",
+        ["replay churn-train-3f9a1c2b7d4e", "replay 3f2a9c --sample-data src/python/pipelines/churn/data --json",
+         "replay churn-train-3f9a1c2b7d4e --aws --region eu-west-1"],
+        EXIT_CODES,
+    )
     p.add_argument("job", metavar="JOB|HASH", help="a job name (local or, with --aws, SageMaker) or a lineage hash that leads to one")
     p.add_argument("--sample-data", type=Path, help="replay on this folder (one subfolder per channel) instead of the job's data")
     p.add_argument("--expect-failure", action="store_true", help="the job failed: exit 0 when the replay fails the same way")
-    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    flags.add_json(p, "the verdict")
     p.add_argument("--local-root", type=Path, default=LOCAL_ROOT, help="the local publish backend's folder (default: .mlbuild/local)")
-    p.add_argument("--cache-dir", type=Path, help="pulled images, data and unpacked images (default: ${XDG_CACHE_HOME:-~/.cache}/mlbuild)")
+    p.add_argument(flags.CACHE_DIR, type=Path, help="pulled images, data and unpacked images (default: ${XDG_CACHE_HOME:-~/.cache}/mlbuild)")
     p.add_argument("--aws", action="store_true", help="look the job up in SageMaker (DescribeTrainingJob) when it is not local")
-    p.add_argument("--region", help="with --aws: the region (default: AWS_REGION / AWS_DEFAULT_REGION)")
-    return p
+    flags.add_region(p, "AWS_REGION / AWS_DEFAULT_REGION; with --aws")
+    # NB: sys.stdout looked up per call, not bound at import (a test's capture replaces it)
+    p.set_defaults(run=lambda args: run(args, sys.stdout), interrupted="the replay's run was marked failed.")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -80,18 +89,3 @@ def show(result: ReplayResult, as_json: bool, out: TextIO) -> None:
     out.write("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in result.seconds.items()) + "\n")
     if result.record_id:
         out.write(f"  lineage: {result.record_id}\n")
-
-
-def main(argv: Optional[List[str]] = None, out: Optional[TextIO] = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        # NB: sys.stdout looked up per call, not bound at import (a test's capture replaces it)
-        return run(args, out or sys.stdout)
-    except MLBuildError as e:  # NB: lineage, OCI and registry errors are MLBuildErrors too
-        return console.fail(e, e.exit_code)
-    except OSError as e:  # NB: the machine (a full disk, permissions): one line, not a traceback
-        where = f"{e.filename}: " if e.filename else ""
-        return console.fail(f"{where}{e.strerror or e}", PlatformError.exit_code)
-    except KeyboardInterrupt:
-        console.say("interrupted; the replay's run was marked failed.")
-        return 130

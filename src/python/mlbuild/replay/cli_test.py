@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from pathlib import Path
 
 import pytest
 
+from mlbuild.commands import cli as commands
 from mlbuild.replay import cli
 from mlbuild.replay.testing import JOB, FakeRun, local_job
 
@@ -20,7 +22,8 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def main(repo: Path, *argv: str):
     out = io.StringIO()
-    code = cli.main([*argv, "--local-root", str(repo / "local"), "--cache-dir", str(repo / "cache")], out=out)
+    with contextlib.redirect_stdout(out):
+        code = commands.main(["replay", *argv, "--local-root", str(repo / "local"), "--cache-dir", str(repo / "cache")])
     return code, out.getvalue()
 
 
@@ -35,7 +38,7 @@ def test_json_verdict_and_exit_code(repo: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_prints_to_the_stdout_of_the_call(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setattr(cli, "replay", _with_run(FakeRun()))
-    assert cli.main([JOB, "--json", "--local-root", str(repo / "local"), "--cache-dir", str(repo / "cache")]) == 0
+    assert commands.main(["replay", JOB, "--json", "--local-root", str(repo / "local"), "--cache-dir", str(repo / "cache")]) == 0
     assert json.loads(capsys.readouterr().out)["outcome"] == "identical"
 
 

@@ -11,21 +11,22 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from mlbuild import console
+from mlbuild.names import EXIT_USER_ERROR
 from mlbuild.runtime.config import load_config
-from mlbuild.runtime.errors import UserError
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m mlbuild.runtime.check_config PATH", file=sys.stderr)
-        return 2
-    try:
-        load_config(Path(args[0]))
-    except UserError as e:
-        print(str(e), file=sys.stderr)
-        return e.exit_code
-    return 0
+        return console.fail("usage: python -m mlbuild.runtime.check_config PATH", EXIT_USER_ERROR)
+    path = Path(args[0])
+
+    def check() -> int:
+        load_config(path)
+        return 0
+
+    return console.run_command(check, "mlbuild.runtime.check_config")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ Only what runs inside the container lives here. The host side of a `pants run` (
 check, the lineage record) is `mlbuild.lineage.host_run`, which calls `local_command` with
 a hook; the runtime never imports lineage, so it is not in the PEX or the image.
 
-Errors become exit codes here and only here: 2 for the user's mistakes, 3 for mlbuild's.
+Errors become exit codes at the one boundary (`mlbuild.console.run_command`, the codes of
+`mlbuild.names`): 2 for the user's mistakes, 3 for mlbuild's, 1 for a bug.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+from mlbuild import console
 from mlbuild.runtime import contract, local_run
-from mlbuild.runtime.errors import MLBuildError
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.runtime.pipeline import pipeline_from_environ
 from mlbuild.runtime.train import configure_logging, quiet_missing_tools, run_training
@@ -80,15 +81,13 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
 
 
-def exit_code_of(command: Callable[[], int]) -> int:
-    """Run `command` the way every runtime entry point does: logging set up, errors as exit codes."""
+def run_entry_point(command: Callable[[], int], name: str = "train") -> int:
+    """Run `command` the way every runtime entry point does: logging set up, then the one boundary
+    (`mlbuild.console.run_command`) turns errors into `mlbuild.names`' exit codes. The SageMaker
+    failure file is written by the training itself (`run_training`), before the error gets here."""
     configure_logging()
     quiet_missing_tools()
-    try:
-        return command()
-    except MLBuildError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return e.exit_code
+    return console.run_command(command, name)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,9 +96,6 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train from the SageMaker layout under $MLBUILD_ML_BASE_DIR or /opt/ml")
     local = sub.add_parser("local", help="lay out a local run directory, then train")
     add_local_arguments(local)
-    # NB: accepted so older callers keep working; reusing a finished run is the host's job
-    # (mlbuild.lineage.host_run), so the runtime always trains.
-    local.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -107,8 +103,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv or ["train"])
     if args.command == "local":
-        return exit_code_of(lambda: local_command(args.data_dir, args.runs_dir, args.assignments))
-    return exit_code_of(lambda: train_command(contract.environ_base_dir()))
+        return run_entry_point(lambda: local_command(args.data_dir, args.runs_dir, args.assignments))
+    return run_entry_point(lambda: train_command(contract.environ_base_dir()))
 
 
 if __name__ == "__main__":

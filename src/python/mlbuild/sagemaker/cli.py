@@ -1,15 +1,16 @@
-"""`python -m mlbuild.sagemaker submit|wait|pull-data`: a thin CLI over the modules.
+"""The SageMaker verbs of `./pants mlbuild` (submit, wait, transform, pull-data): a thin CLI over the modules.
 
     submit --config pipeline.yaml --image-uri REPO@sha256:... --pipeline-address ADDR
            --git-sha SHA --pex-sha256 HEX [--metric NAME ...] [--force] [--wait]
            [--report-json F] [--report-md F] [--previous-metrics F] [name=value ...]
     wait JOB_NAME [--region R] [--no-logs] [--report-json F] [--report-md F]
-    pull-data --config pipeline.yaml [--dest data] [--channel NAME ...]
+    transform TRAINING_JOB --input s3://... --output s3://... [--wait] [--endpoint]
+    pull-data --config pipeline.yaml [--output data] [--channel NAME ...]
 
 Progress goes to stderr as `mlbuild: ` lines (mlbuild.console), a transform's status lines
 too; the Markdown report, and a transform's model/job/endpoint names, go to stdout. AWS credentials come from
 boto3's default chain: under Pants, forward `env.FORWARDED_ENV_VARS`. Errors become exit
-codes here and only here.
+codes at the one boundary, `mlbuild.console.run_command`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import argparse
 import json
 import math
 import os
-import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
-from mlbuild import console
+from mlbuild import console, flags
 from mlbuild.names import (
     EXIT_INTERRUPTED,
     EXIT_JOB_CONFLICT,
@@ -32,16 +32,16 @@ from mlbuild.names import (
     EXIT_PLATFORM_ERROR,
     EXIT_UNEXPECTED,
     EXIT_USER_ERROR,
-    exit_codes_epilog,
 )
 from mlbuild.runtime.config import load_config
-from mlbuild.runtime.errors import MLBuildError, UserError
+from mlbuild.runtime.errors import UserError
 from mlbuild.runtime.hyperparameters import parse_assignments, resolve
 from mlbuild.sagemaker.report import Report
 
 # NB: the meanings live in mlbuild.names' one table; these are the ones this command uses.
 EXIT_CODES = (
     EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_JOB_CONFLICT, EXIT_JOB_FAILED, EXIT_JOB_STILL_RUNNING,
+    EXIT_INTERRUPTED,
 )
 
 
@@ -136,8 +136,8 @@ def pull_data_command(args: argparse.Namespace, log: Callable[[str], None] = con
 
     config = load_config(args.config)
     clients = Clients.create(args.region or config.sagemaker.region)
-    pull_config(clients.s3, config, args.dest, args.channel, log=log)
-    log(f"Local run on this data: pass --data-dir {args.dest} to the runtime's `local` command.")
+    pull_config(clients.s3, config, args.output, args.channel, log=log)
+    log(f"Local run on this data: pass --data-dir {args.output} to the runtime's `local` command.")
 
 
 def _previous(path: Optional[Path]) -> Optional[Dict[str, float]]:
@@ -174,16 +174,31 @@ def _poll_seconds(text: str) -> float:
     return _seconds(text, inclusive=True)  # NB: 0 polls without pausing (moto finishes jobs at once)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlbuild.sagemaker",
-        description="Submit, follow and pull data for SageMaker training jobs.",
-        epilog=exit_codes_epilog(EXIT_CODES),
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _report_command(command: Callable[[argparse.Namespace], Followed]) -> Callable[[argparse.Namespace], int]:
+    """submit and wait: the report is written and printed before a failed job turns into an exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        report, outcome = command(args)
+        _write_reports(report, args)
+        print(report.to_markdown(), end="", flush=True)
+        if outcome is not None:
+            outcome.raise_for_status()
+        return 0
+
+    return run
+
+
+def _pull_data(args: argparse.Namespace) -> int:
+    pull_data_command(args)
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """The SageMaker verbs, on `sub` (the `./pants mlbuild` tree's subparsers)."""
+    still_running = "a submitted job keeps running in SageMaker."
 
     def follow_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--region", help="AWS region (default: config's sagemaker.region, AWS_REGION)")
+        flags.add_region(p, "the config's sagemaker.region, else AWS_REGION")
         p.add_argument("--poll-seconds", type=_poll_seconds, default=15.0)
         p.add_argument("--timeout-seconds", type=_seconds, default=None)
         p.add_argument("--no-logs", action="store_true", help="do not stream CloudWatch log lines")
@@ -191,7 +206,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--report-md", type=Path, help="write the report as Markdown here")
         p.add_argument("--previous-metrics", type=Path, help="JSON {metric: value} to compare with")
 
-    s = sub.add_parser("submit", help="build, validate and submit the training job (idempotent)")
+    s = flags.verb(
+        sub, "submit", "build, validate and submit a SageMaker training job (idempotent)",
+        ["submit --config src/python/pipelines/churn/pipeline.yaml --image-uri 123.dkr.ecr.eu-west-1.amazonaws.com/churn@sha256:<hex> "
+         "--pipeline-address src/python/pipelines/churn:train --git-sha <sha> --pex-sha256 <hex> --wait C=0.5"],
+        EXIT_CODES,
+    )
     s.add_argument("--config", type=Path, required=True, help="the pipeline's pipeline.yaml")
     s.add_argument("--image-uri", required=True, help="<registry>/<repository>@sha256:<digest>")
     s.add_argument("--image-digest", help="sha256:<hex>; must match the URI's digest")
@@ -204,15 +224,23 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--wait", action="store_true", help="follow the job to its end")
     follow_options(s)
     s.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
+    s.set_defaults(run=_report_command(submit_command), interrupted=still_running)
 
-    w = sub.add_parser("wait", help="follow a job: statuses, log lines, final metrics and artifact")
+    w = flags.verb(
+        sub, "wait", "follow a training job: statuses, log lines, final metrics and artifact",
+        ["wait churn-train-3f9a1c2b7d4e", "wait churn-train-3f9a1c2b7d4e --no-logs --report-md report.md"], EXIT_CODES,
+    )
     w.add_argument("job_name")
     follow_options(w)
+    w.set_defaults(run=_report_command(wait_command), interrupted=still_running)
 
-    t = sub.add_parser("transform", help="batch transform S3 data with a finished training job's model (idempotent)")
+    t = flags.verb(
+        sub, "transform", "batch transform S3 data with a finished training job's model (idempotent)",
+        ["transform churn-train-3f9a1c2b7d4e --input s3://bucket/in/ --output s3://bucket/out/ --wait"], EXIT_CODES,
+    )
     t.add_argument("training_job", help="the finished training job whose model and image to use")
     t.add_argument("--input", required=True, help="s3://bucket/prefix/: every object under it is transformed")
-    t.add_argument("--output", required=True, help="s3://bucket/prefix/: `<key>.out` files go here")
+    t.add_argument(flags.OUTPUT, required=True, help="s3://bucket/prefix/: `<key>.out` files go here")
     t.add_argument("--pipeline-name", help="model/job name prefix (default: the training job's, before its hash)")
     t.add_argument("--instance-type", default="ml.m5.large")
     t.add_argument("--instance-count", type=int, default=1)
@@ -221,33 +249,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--max-payload-mb", type=int, default=6)
     t.add_argument("--wait", action="store_true", help="follow the transform job to its end")
     t.add_argument("--endpoint", action="store_true", help="also create (or move) a real-time endpoint on the model")
-    t.add_argument("--region", help="AWS region (default: AWS_REGION)")
+    flags.add_region(t)
+    t.set_defaults(run=transform_command, interrupted="a submitted transform job keeps running in SageMaker.")
 
-    p = sub.add_parser("pull-data", help="pull the config's S3 channels into local folders")
-    p.add_argument("--config", type=Path, required=True)
-    p.add_argument("--dest", type=Path, default=Path("data"), help="folder for <channel>/ and manifests (default: data)")
+    p = flags.verb(
+        sub, "pull-data", "pull a pipeline config's S3 channels into local folders",
+        ["pull-data --config src/python/pipelines/churn/pipeline.yaml --output data --channel train"], EXIT_CODES,
+    )
+    p.add_argument("--config", type=Path, required=True, help="the pipeline's pipeline.yaml")
+    p.add_argument(flags.OUTPUT, type=Path, default=Path("data"), help="folder for <channel>/ and manifests (default: data)")
     p.add_argument("--channel", action="append", default=[], help="only this channel (repeat)")
-    p.add_argument("--region")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        if args.command == "pull-data":
-            pull_data_command(args)
-            return 0
-        if args.command == "transform":
-            return transform_command(args)
-        report, outcome = submit_command(args) if args.command == "submit" else wait_command(args)
-        # NB: the report is written and printed before a failed job turns into an exit code.
-        _write_reports(report, args)
-        print(report.to_markdown(), end="", flush=True)
-        if outcome is not None:
-            outcome.raise_for_status()
-        return 0
-    except MLBuildError as e:
-        return console.fail(e, e.exit_code)
-    except KeyboardInterrupt:
-        console.say("interrupted; a submitted job keeps running in SageMaker.")
-        return EXIT_INTERRUPTED
+    flags.add_region(p, "the config's sagemaker.region, else AWS_REGION")
+    p.set_defaults(run=_pull_data)

@@ -22,8 +22,9 @@ import sys
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence
 
+from mlbuild import console
 from mlbuild.runtime import contract
-from mlbuild.runtime.errors import MLBuildError, UserError
+from mlbuild.runtime.errors import UserError
 from mlbuild.runtime.pipeline import pipeline_from_environ
 from mlbuild.runtime.train import configure_logging, quiet_missing_tools
 from mlbuild.serving.app import DEFAULT_MAX_PAYLOAD_MB, MAX_PAYLOAD_ENV_VAR, InvocationsApp
@@ -122,13 +123,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     quiet_missing_tools()
     if args[:1] == ["serve"]:  # NB: `docker run IMAGE serve` with an Entrypoint passes it on
         args = args[1:]
-    try:
-        if args[:1] == ["transform"]:
-            return transform_command(_transform_parser().parse_args(args[1:]))
-        return serve_command(_serve_parser().parse_args(args))
-    except MLBuildError as e:
-        print(f"mlbuild: error: {e}", file=sys.stderr)
-        return e.exit_code
+    if args[:1] == ["transform"]:
+        transform_args = _transform_parser().parse_args(args[1:])
+        return console.run_command(lambda: transform_command(transform_args), "serve transform")
+    serve_args = _serve_parser().parse_args(args)
+    return console.run_command(lambda: serve_command(serve_args), "serve")
 
 
 if __name__ == "__main__":

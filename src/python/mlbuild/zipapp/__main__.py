@@ -1,11 +1,12 @@
 """`python -m mlbuild.zipapp`: a thin command line over `assemble`, run by Pants as a Process.
 
-    --requirements REQS.pex --sources DIR --out OUT.pex --entry-point MODULE:FUNC [--env NAME=VALUE ...] [--layout zipapp|packed]
+    --requirements REQS.pex --sources DIR --output OUT.pex --entry-point MODULE:FUNC [--env NAME=VALUE ...] [--layout zipapp|packed]
 
 `--layout packed`: REQS.pex and OUT.pex are folders; only the code-dependent files are
 written to OUT.pex (PEX-INFO, __main__.py, the sources); the caller adds `.bootstrap` and `.deps/`.
 
-Prints the new pex hash. Exit codes: 0 ok, 2 user error, 3 platform error.
+Prints the new pex hash. Exit codes (the boundary, `mlbuild.console.run_command`): 0 ok, 1 a bug,
+2 user error, 3 platform error.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from mlbuild import console
-from mlbuild.runtime.errors import MLBuildError
+from mlbuild import console, flags
 from mlbuild.zipapp.assemble import assemble, assemble_packed
 
 
@@ -24,7 +24,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mlbuild.zipapp", description=__doc__.splitlines()[0])
     p.add_argument("--requirements", required=True, type=Path, help="the requirements-only zipapp PEX")
     p.add_argument("--sources", required=True, type=Path, help="the code, source roots stripped")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument(flags.OUTPUT, required=True, type=Path, help="the PEX to write")
     p.add_argument("--entry-point", required=True)
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="baked into PEX-INFO (inject_env)")
     p.add_argument("--layout", choices=("zipapp", "packed"), default="zipapp", help="pex's layout of both PEXes")
@@ -35,12 +35,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not sep or not name:
             p.error(f"--env {item!r}: expected NAME=VALUE")
         env[name] = value
-    try:
-        build = assemble_packed if args.layout == "packed" else assemble
-        print(build(args.requirements, args.sources, args.out, args.entry_point, env))
-    except MLBuildError as e:
-        return console.fail(e, e.exit_code)
-    return 0
+    build = assemble_packed if args.layout == "packed" else assemble
+    return console.run_command(lambda: print(build(args.requirements, args.sources, args.output, args.entry_point, env)) or 0, "mlbuild.zipapp")
 
 
 if __name__ == "__main__":

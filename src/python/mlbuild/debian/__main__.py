@@ -1,5 +1,0 @@
-import sys
-
-from mlbuild.debian.cli import main
-
-sys.exit(main())

@@ -1,5 +1,0 @@
-import sys
-
-from mlbuild.lineage.cli import main
-
-sys.exit(main())

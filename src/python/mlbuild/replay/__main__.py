@@ -1,5 +1,0 @@
-import sys
-
-from mlbuild.replay.cli import main
-
-sys.exit(main())

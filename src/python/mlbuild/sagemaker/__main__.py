@@ -1,5 +1,0 @@
-import sys
-
-from mlbuild.sagemaker.cli import main
-
-sys.exit(main())
