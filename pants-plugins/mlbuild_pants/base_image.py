@@ -84,7 +84,7 @@ async def _pull_base_image(field_set: MLBaseImageFieldSet, tool: MLBuildTool, na
         ProcessResult,
         VenvPexProcess(
             tool.pex,
-            argv=("-m", "mlbuild.registry", "pull", reference, "--layout", layout, "--cache", f"{CACHE_DIR}/pull", "--ref-name", name),
+            argv=("-m", "mlbuild.registry", "pull", reference, "--layout", layout, "--cache-dir", f"{CACHE_DIR}/pull", "--ref-name", name),
             extra_env=dict(env),
             output_directories=(layout,),
             append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
@@ -126,7 +126,7 @@ async def build_base_image(request: BaseImageRequest, tool: MLBuildTool) -> Base
         ProcessResult,
         VenvPexProcess(
             tool.pex,
-            argv=("-m", "mlbuild.base_image", "--lock", lock_path, "--out", out_dir, "--name", name, "--cache", CACHE_DIR),
+            argv=("-m", "mlbuild.base_image", "--lock", lock_path, "--output", out_dir, "--name", name, "--cache-dir", CACHE_DIR),
             input_digest=lock.snapshot.digest,
             output_directories=(out_dir,),
             append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),

@@ -171,8 +171,8 @@ def oci_build(
     return VenvPexProcess(
         tool.pex,
         argv=(
-            "-m", "mlbuild.oci", "build", "--spec", SPEC_FILE, "--out", out_dir,
-            "--name", name, "--cache", f"{CACHE_DIR}/oci", *flags,
+            "-m", "mlbuild.oci", "build", "--spec", SPEC_FILE, "--output", out_dir,
+            "--name", name, "--cache-dir", f"{CACHE_DIR}/oci", *flags,
         ),
         input_digest=inputs,
         output_directories=(out_dir,),

@@ -319,7 +319,7 @@ async def assemble_pipeline_pex(request: PipelinePexRequest) -> PipelinePex:
             tool.pex,
             argv=(
                 "-m", "mlbuild.zipapp", "--layout", field_set.pex_layout.value, "--requirements", requirements_arg,
-                "--sources", PEX_SOURCES_DIR, "--out", field_set.pex_path, "--entry-point", pex_request.main.spec,
+                "--sources", PEX_SOURCES_DIR, "--output", field_set.pex_path, "--entry-point", pex_request.main.spec,
                 *env_args,
             ),
             input_digest=inputs,
@@ -465,7 +465,7 @@ async def write_oci_archive(request: OciArchiveRequest) -> OciArchive:
         ProcessResult,
         VenvPexProcess(
             tool.pex,
-            argv=("-m", "mlbuild.oci", "archive", "--layout", image.layout_path, "--out", path),
+            argv=("-m", "mlbuild.oci", "archive", "--layout", image.layout_path, "--output", path),
             input_digest=whole,
             output_files=(path,),
             description=f"Writing the oci-archive {path}",
@@ -592,8 +592,8 @@ async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTo
         VenvPexProcess(
             tool.pex,
             argv=(
-                "-m", "mlbuild.lineage", "--root", LINEAGE_OUT, "provenance",
-                "--image-json", image.summary_path, "--out", provenance_path, "--config", config_path,
+                "-m", "mlbuild.lineage.build_cli", "--lineage-dir", LINEAGE_OUT, "provenance",
+                "--image-json", image.summary_path, "--output", provenance_path, "--config", config_path,
                 "--subject-name", f"{field_set.address.spec}@{image.manifest_digest}",
                 "--pants-version", PANTS_VERSION, "--mlbuild-version", tool.version, "--pex-sha256", request.pex_sha256,
                 "--record", "--attach",

@@ -185,7 +185,7 @@ async def publish_ml_pipeline(
             Process,
             PexProcess(
                 tool.pex,
-                argv=["-m", "mlbuild.registry", "push", "--layout", image.relpath, "--ref", ref, "--to", push.destination,
+                argv=["-m", "mlbuild.registry", "push", "--layout", image.relpath, "--ref-name", ref, "--to", push.destination,
                       *(arg for tag in push.tags for arg in ("--tag", tag)),
                       # NB: a sibling pipeline's repository may hold the big layers already (torch).
                       *(arg for repository in mounts for arg in ("--mount-from", repository))],
@@ -199,7 +199,7 @@ async def publish_ml_pipeline(
     argv = [
         "-m", "mlbuild.publish",
         "--layout", image.relpath,
-        "--ref", ref,
+        "--ref-name", ref,
         "--config", os.path.join(root, address.spec_path, field_set.config.value),
         "--address", address.spec,
         "--data-dir", os.path.join(root, address.spec_path, field_set.sample_data.value),

@@ -111,7 +111,7 @@ def test_publish_pushes_then_submits_the_image_package_built() -> None:
     assert list(argv[1:3]) == ["-m", "mlbuild.publish"]
     # What ran is what `package` built: its PEX sha and manifest digest, from the artifact.
     assert (flag(argv, "--pex-sha256"), flag(argv, "--image-digest")) == (PEX_SHA256, MANIFEST)
-    assert (flag(argv, "--layout"), flag(argv, "--ref")) == ("src.pipez.toy/train.oci", "train")
+    assert (flag(argv, "--layout"), flag(argv, "--ref-name")) == ("src.pipez.toy/train.oci", "train")
     assert flag(argv, "--config") == "/repo/src/pipez/toy/toy.yaml"
     assert flag(argv, "--data-dir") == "/repo/src/pipez/toy/sample"
     assert flag(argv, "--git-sha") == REVISION

@@ -48,13 +48,17 @@ def build_debian_base(lock_path: Path, out_dir: Path, name: str, cache_dir: Opti
         return write_outputs(image, out_dir, name, name).summary_data
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlbuild.base_image", description=__doc__.splitlines()[0])
     parser.add_argument("--lock", type=Path, required=True)
     parser.add_argument(flags.OUTPUT, type=Path, required=True, help="the folder to write the image into")
     parser.add_argument("--name", required=True)
     parser.add_argument(flags.CACHE_DIR, type=Path, help="keeps downloaded .debs and compressed layers between builds")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
 
     def run() -> int:
         summary = build_debian_base(args.lock, args.output, args.name, args.cache_dir)

@@ -45,7 +45,6 @@ SYNONYMS = {
     "--allow-http": ALLOW_INSECURE_HTTP,
     "--ref": REF_NAME,
     "--root": LINEAGE_DIR,
-    "--store": LINEAGE_DIR,
     "--aws-region": REGION,
 }
 

@@ -99,14 +99,18 @@ def _read_want(path: Path) -> Dict[str, dict]:
     return data
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mlbuild.shared_blobs", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("fill", help="place the wanted files the store lacks")
     c.add_argument("--store", required=True, type=Path)
     c.add_argument("--want", required=True, type=Path)
     c.add_argument("--from", dest="source_root", required=True, type=Path)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
 
     def run() -> int:
         placed = fill(args.store, _read_want(args.want), args.source_root)

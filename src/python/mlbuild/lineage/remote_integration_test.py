@@ -9,7 +9,8 @@ from typing import Iterator
 import pytest
 
 from mlbuild.names import EXIT_NOT_VERIFIED, PEX_SHA256_LABEL
-from mlbuild.lineage.cli import main
+from mlbuild.commands.cli import main
+from mlbuild.lineage import build_cli
 from mlbuild.lineage.store import Store
 from mlbuild.lineage.testing import LABELS, h
 from mlbuild.oci.archive import write_oci_archive
@@ -50,11 +51,12 @@ def _package(tmp_path: Path, capsys) -> tuple[Path, str, str]:
     }  # fmt: skip
     (dist / "train.image.json").write_text(json.dumps(summary))
     (tmp_path / "pipeline.yaml").write_text("name: churn\n")
-    code, out, err = _run(
-        capsys, "--root", tmp_path / "store", "provenance", "--image-json", dist / "train.image.json",
-        "--out", dist / "train.provenance.json", "--config", tmp_path / "pipeline.yaml", "--record", "--attach",
+    code = build_cli.main([str(a) for a in (
+        "--lineage-dir", tmp_path / "store", "provenance", "--image-json", dist / "train.image.json",
+        "--output", dist / "train.provenance.json", "--config", tmp_path / "pipeline.yaml", "--record", "--attach",
         "--pex-sha256", h("pex"),
-    )  # fmt: skip
+    )])  # fmt: skip
+    out, err = capsys.readouterr()
     assert code == 0, err
     return dist / "train.image.json", entry.digest, out.strip()
 
@@ -69,7 +71,7 @@ def test_attached_provenance_is_in_the_layout_and_the_record(tmp_path: Path, cap
     code, out, _ = _run(capsys, "verify-provenance", "--image-json", summary)
     assert code == 0 and digest.split(":")[1] in out
     # Inspecting the statement's own hash leads to the package record.
-    code, out, _ = _run(capsys, "--root", tmp_path / "store", "inspect", record.get("provenance.digest"), "--json")
+    code, out, _ = _run(capsys, "inspect", "--lineage-dir", tmp_path / "store", record.get("provenance.digest"), "--json")
     assert code == 0 and json.loads(out)["focus"] == [record_id]
 
 
@@ -80,7 +82,7 @@ def test_a_fresh_clone_inspects_a_pushed_image_by_reference(registry: str, tmp_p
     local = Store(tmp_path / "store").get(record_id)
 
     fresh = tmp_path / "fresh-clone-store"
-    code, out, err = _run(capsys, "--root", fresh, "inspect", pushed.image_uri, "--json")
+    code, out, err = _run(capsys, "inspect", "--lineage-dir", fresh, pushed.image_uri, "--json")
     assert code == 0, err
     assert "fetched 1 record(s)" in err
     lineage = json.loads(out)
@@ -91,7 +93,7 @@ def test_a_fresh_clone_inspects_a_pushed_image_by_reference(registry: str, tmp_p
     for field in ("lockfile", "source", "config", "provenance"):
         assert fetched[field] == local.body[field], field
     # Twice, or from another machine: the same record id (created comes from the image).
-    assert _run(capsys, "--root", tmp_path / "other", "fetch", pushed.image_uri)[1].split()[0] == lineage["focus"][0]
+    assert _run(capsys, "fetch", "--lineage-dir", tmp_path / "other", pushed.image_uri)[1].split()[0] == lineage["focus"][0]
     # The provenance in the registry names the pushed digest; another digest fails.
     code, out, _ = _run(capsys, "verify-provenance", "--image", pushed.image_uri)
     assert code == 0 and out.count(f"{digest} (unsigned statement)") == 1
@@ -110,5 +112,5 @@ def _other_image(tmp_path: Path) -> Path:
 
 
 def test_an_unknown_image_is_a_clear_error(registry: str, tmp_path: Path, capsys) -> None:
-    code, _, err = _run(capsys, "--root", tmp_path, "inspect", f"{registry}/ml/none@sha256:{'1' * 64}")
+    code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, f"{registry}/ml/none@sha256:{'1' * 64}")
     assert code == 2 and "no lineage record mentions" in err and "Looking beside the artifact failed too" in err

@@ -9,7 +9,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import pytest
 
 from mlbuild.names import EXIT_NOT_VERIFIED
-from mlbuild.lineage import cli, collect, verify
+from mlbuild.commands import cli
+from mlbuild.lineage import collect, verify
 from mlbuild.lineage.errors import NotFoundError, UserError
 from mlbuild.lineage.provenance import PREDICATE_TYPE, STATEMENT_TYPE, VerificationError
 from mlbuild.lineage.record import Record, make_record
@@ -342,18 +343,18 @@ def test_cli_exit_codes(setup, monkeypatch, capsys) -> None:
     work.mkdir()
     monkeypatch.setattr(verify.tempfile, "tempdir", str(work))
     monkeypatch.setattr(verify, "run_command", FakeRunner(repo, write_build))
-    code = cli.main(["--root", str(store.root), "verify", record.get("image.manifest_digest"), "--repo", str(repo)])
+    code = cli.main(["verify", "--lineage-dir", str(store.root), record.get("image.manifest_digest"), "--repo", str(repo)])
     out, err = capsys.readouterr()
     assert code == 0 and out.startswith("verified: sha256:") and "rebuilding in" in err
 
     monkeypatch.setattr(verify, "run_command", FakeRunner(repo, lambda checkout: write_build(checkout, pex=b"changed")))
-    code = cli.main(["--root", str(store.root), "verify", record.id[:8]])
+    code = cli.main(["verify", "--lineage-dir", str(store.root), record.id[:8]])
     out, err = capsys.readouterr()
     assert code == EXIT_NOT_VERIFIED and "not reproducible" in err and "PEX sha256: recorded" in err
 
     dirty = package_record(repo / "dist/src.python.pipelines.churn/train.image.json", source={"revision": REV, "dirty": True}, created="2031-01-01T00:00:00Z")
     Store(store.root).put(dirty)
-    code = cli.main(["--root", str(store.root), "verify", dirty.id])
+    code = cli.main(["verify", "--lineage-dir", str(store.root), dirty.id])
     assert code == 2 and verify.DIRTY_REFUSAL in capsys.readouterr().err
 
 
@@ -408,13 +409,13 @@ def test_cli_json_outcomes_on_stdout_for_every_branch(setup, monkeypatch, capsys
     work.mkdir()
     monkeypatch.setattr(verify.tempfile, "tempdir", str(work))
     monkeypatch.setattr(verify, "run_command", FakeRunner(repo, write_build))
-    code = cli.main(["--root", str(store.root), "verify", record.id[:8], "--json", "--repo", str(repo)])
+    code = cli.main(["verify", "--lineage-dir", str(store.root), record.id[:8], "--json", "--repo", str(repo)])
     out, _ = capsys.readouterr()
     assert code == 0 and json.loads(out) == {"query": record.id[:8], "verified": True, "message": json.loads(out)["message"]}
     assert json.loads(out)["message"].startswith("verified: sha256:")
 
     monkeypatch.setattr(verify, "run_command", FakeRunner(repo, lambda checkout: write_build(checkout, pex=b"changed")))
-    code = cli.main(["--root", str(store.root), "verify", record.id[:8], "--json"])
+    code = cli.main(["verify", "--lineage-dir", str(store.root), record.id[:8], "--json"])
     out, err = capsys.readouterr()
     outcome = json.loads(out)
     assert code == EXIT_NOT_VERIFIED and outcome["verified"] is False and outcome["exit_code"] == EXIT_NOT_VERIFIED and outcome["query"] == record.id[:8]
@@ -424,7 +425,7 @@ def test_cli_json_outcomes_on_stdout_for_every_branch(setup, monkeypatch, capsys
 
     dirty = package_record(repo / "dist/src.python.pipelines.churn/train.image.json", source={"revision": REV, "dirty": True}, created="2031-01-01T00:00:00Z")
     Store(store.root).put(dirty)
-    code = cli.main(["--root", str(store.root), "verify", dirty.id, "--json"])
+    code = cli.main(["verify", "--lineage-dir", str(store.root), dirty.id, "--json"])
     out, err = capsys.readouterr()
     outcome = json.loads(out)
     assert code == 2 and verify.DIRTY_REFUSAL in outcome["message"]

@@ -250,7 +250,7 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     assert all(c["checksum"].startswith("sha256:") and c["pin"] == "s3-listing" for c in record_body["data"])
     assert record_body["hyperparameters"]
     # ...and a fresh clone (an empty store) finds it by the job name alone.
-    code = lineage_main(["--root", str(tmp_path / "fresh"), "inspect", name, "--json", "--region", "us-east-1"])
+    code = lineage_main(["inspect", "--lineage-dir", str(tmp_path / "fresh"), name, "--json", "--region", "us-east-1"])
     found = json.loads(capsys.readouterr().out)
     published_id = record_object["Key"].rsplit("/", 1)[1][: -len(".json")]
     assert code == 0 and published_id in found["records"]
@@ -262,11 +262,11 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     assert ended["parents"] == [published_id] and ended["pex"]["sha256"] == PEX_SHA256 and ended["metrics"]
     assert ended["pipeline"] == ADDRESS and ended["image"]["manifest_digest"] == digest
     # ...or by the job's ARN (the region comes from the ARN).
-    code = lineage_main(["--root", str(tmp_path / "fresh-arn"), "fetch", report["job_arn"]])
+    code = lineage_main(["fetch", "--lineage-dir", str(tmp_path / "fresh-arn"), report["job_arn"]])
     assert code == 0 and sorted(capsys.readouterr().out.split()[::3]) == sorted(found["records"])
     # ...or by the full PEX sha256 or image digest: SageMaker Search on the job's mlbuild tags.
     for query in (PEX_SHA256, digest):
-        code = lineage_main(["--root", str(tmp_path / f"fresh-{query[-4:]}"), "inspect", query, "--json", "--region", "us-east-1"])
+        code = lineage_main(["inspect", "--lineage-dir", str(tmp_path / f"fresh-{query[-4:]}"), query, "--json", "--region", "us-east-1"])
         by_hash = json.loads(capsys.readouterr().out)
         assert code == 0 and list(by_hash["records"]) == list(found["records"]), query
     assert run.markdown is not None

@@ -22,14 +22,14 @@ import os
 from pathlib import Path
 from typing import Any, List, Mapping, Optional
 
-from mlbuild import console
+from mlbuild import console, flags
 from mlbuild.lineage.collect import publish_record
 from mlbuild.lineage.compare import previous_metrics
 from mlbuild.lineage.digests import bare_hex
 from mlbuild.lineage.producers import configured_store, save
 from mlbuild.lineage.record import source_from_revision
 from mlbuild.lineage.source import current_source
-from mlbuild.names import EXIT_INTERRUPTED, EXIT_PLATFORM_ERROR, LOCAL_PUBLISH_DIR
+from mlbuild.names import LOCAL_PUBLISH_DIR
 from mlbuild.publish.backend import choose_backend
 from mlbuild.publish.report import aws_report
 from mlbuild.runtime.config import PipelineConfig, load_config

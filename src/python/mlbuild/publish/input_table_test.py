@@ -23,13 +23,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import pytest
 
 from mlbuild.container_run.testing import write_image
-from mlbuild.lineage import cli as lineage_cli
+from mlbuild.commands import cli as commands
+from mlbuild.lineage import build_cli
 from mlbuild.lineage.testing import PIPELINE, chain
 from mlbuild.oci.layer import LayerEntry
 from mlbuild.publish import cli as publish_cli
 from mlbuild.runtime import check_config, cli as runtime_cli, contract
 from mlbuild.runtime.pipeline import ADDRESS_ENV_VAR, CONFIG_ENV_VAR, MODULE_ENV_VAR
-from mlbuild.sagemaker import cli as sagemaker_cli
 
 GOOD_CONFIG = """\
 hyperparameters:
@@ -174,7 +174,7 @@ def publish(*extra: str, text: Optional[str | bytes] = None, env: Optional[Dict[
             w.monkeypatch.setenv(name, value)
         config_path = w.config if text is None else w.file("publish.yaml", text)
         argv = {
-            "--layout": str(w.layout), "--ref": "toy:1", "--config": str(config_path), "--address": ADDRESS,
+            "--layout": str(w.layout), "--ref-name": "toy:1", "--config": str(config_path), "--address": ADDRESS,
             "--data-dir": str(w.data), "--pex-sha256": "e" * 64, "--report-dir": str(w.reports),
             "--local-root": str(w.tmp / "local"), "--backend": "local",
         }
@@ -196,10 +196,13 @@ def lineage(*argv: str, body: Optional[bytes] = None, record: Optional[bytes] = 
             if inbox:
                 w.monkeypatch.setenv("MLBUILD_LINEAGE_INBOX", str(w.tmp / "inbox"))
         args = [a.format(tmp=w.tmp, body=w.file("body.json", body or b"")) for a in argv]
-        root = [] if inbox else ["--root", str(w.store)]
+        # NB: verify-provenance reads no store
+        root = [] if inbox or args[0] == "verify-provenance" else ["--lineage-dir", str(w.store)]
         if inbox:
             w.monkeypatch.setenv("MLBUILD_LINEAGE_DIR", str(w.store))
-        return lineage_cli.main, [*root, *args]
+        if args[0] == "record":  # NB: the build's plumbing, not a user verb
+            return build_cli.main, [*root, *args]
+        return commands.main, [*args, *root]
 
     return setup
 
@@ -207,7 +210,7 @@ def lineage(*argv: str, body: Optional[bytes] = None, record: Optional[bytes] = 
 def edited_record(w: World) -> Tuple[Main, List[str]]:
     path = w.store / "records" / f"{w.chain.run.id}.json"
     path.write_bytes(path.read_bytes().replace(b"0.9", b"0.99"))
-    return lineage_cli.main, ["--root", str(w.store), "runs"]
+    return commands.main, ["runs", "--lineage-dir", str(w.store)]
 
 
 def sagemaker(*argv: str, config: Optional[str | bytes] = None, env: Optional[Dict[str, str]] = None) -> Setup:
@@ -215,7 +218,7 @@ def sagemaker(*argv: str, config: Optional[str | bytes] = None, env: Optional[Di
         for name, value in (env or {}).items():
             w.monkeypatch.setenv(name, value)
         config_path = w.file("submit.yaml", SUBMIT_CONFIG if config is None else config)
-        return sagemaker_cli.main, [a.format(config=config_path, tmp=w.tmp) for a in argv]
+        return commands.main, [a.format(config=config_path, tmp=w.tmp) for a in argv]
 
     return setup
 
@@ -356,16 +359,16 @@ CASES: List[Case] = [
     Case("publish", "aws without a region", publish(backend="aws", text=GOOD_CONFIG.replace("  region: us-east-1\n", "")), 2, "`sagemaker.region` (or AWS_REGION) missing"),
     Case("publish", "aws with AWS_REGION not a region", publish(backend="aws", text=GOOD_CONFIG.replace("  region: us-east-1\n", ""), env={"AWS_REGION": "us east"}), 2, "AWS_REGION: 'us east' is not an AWS region code", says_file=False),
     # --- the lineage store and its CLI (python -m mlbuild.lineage) ---
-    Case("lineage", "record body a JSON list", lineage("record", "--kind", "run", "--json", "{body}", body=b"[1]"), 2, "a record body must be a JSON object"),
-    Case("lineage", "record body not JSON", lineage("record", "--kind", "run", "--json", "{body}", body=b"{kind"), 2, "record body is not valid JSON"),
-    Case("lineage", "record body not UTF-8", lineage("record", "--kind", "run", "--json", "{body}", body=b'{"kind": "\xff"}'), 2, "body.json"),
-    Case("lineage", "record metrics of the wrong type", lineage("record", "--kind", "run", "--json", "{body}", body=body(metrics={"auc": "high"})), 2, "record.metrics.auc: expected a number", says_file=False),
-    Case("lineage", "record job a string", lineage("record", "--kind", "run", "--json", "{body}", body=body(job="j")), 2, "record.job: expected an object", says_file=False),
-    Case("lineage", "record unknown field", lineage("record", "--kind", "run", "--json", "{body}", body=body(colour="red")), 2, "record: unknown field(s) colour", says_file=False),
-    Case("lineage", "record bad time", lineage("record", "--kind", "run", "--json", "{body}", body=body(created="yesterday")), 2, "record.created: 'yesterday' is not an ISO 8601 time", says_file=False),
-    Case("lineage", "record bad digest", lineage("record", "--kind", "run", "--json", "{body}", body=body(image={"manifest_digest": "sha256:xyz"})), 2, "record.image.manifest_digest", says_file=False),
-    Case("lineage", "record kind mismatch", lineage("record", "--kind", "package", "--json", "{body}", body=body()), 2, "`kind` is 'run' but --kind is 'package'"),
-    Case("lineage", "record file missing", lineage("record", "--kind", "run", "--json", "{tmp}/none.json"), 2, "none.json: cannot read record body"),
+    Case("lineage", "record body a JSON list", lineage("record", "--kind", "run", "--record-file", "{body}", body=b"[1]"), 2, "a record body must be a JSON object"),
+    Case("lineage", "record body not JSON", lineage("record", "--kind", "run", "--record-file", "{body}", body=b"{kind"), 2, "record body is not valid JSON"),
+    Case("lineage", "record body not UTF-8", lineage("record", "--kind", "run", "--record-file", "{body}", body=b'{"kind": "\xff"}'), 2, "body.json"),
+    Case("lineage", "record metrics of the wrong type", lineage("record", "--kind", "run", "--record-file", "{body}", body=body(metrics={"auc": "high"})), 2, "record.metrics.auc: expected a number", says_file=False),
+    Case("lineage", "record job a string", lineage("record", "--kind", "run", "--record-file", "{body}", body=body(job="j")), 2, "record.job: expected an object", says_file=False),
+    Case("lineage", "record unknown field", lineage("record", "--kind", "run", "--record-file", "{body}", body=body(colour="red")), 2, "record: unknown field(s) colour", says_file=False),
+    Case("lineage", "record bad time", lineage("record", "--kind", "run", "--record-file", "{body}", body=body(created="yesterday")), 2, "record.created: 'yesterday' is not an ISO 8601 time", says_file=False),
+    Case("lineage", "record bad digest", lineage("record", "--kind", "run", "--record-file", "{body}", body=body(image={"manifest_digest": "sha256:xyz"})), 2, "record.image.manifest_digest", says_file=False),
+    Case("lineage", "record kind mismatch", lineage("record", "--kind", "package", "--record-file", "{body}", body=body()), 2, "`kind` is 'run' but --kind is 'package'"),
+    Case("lineage", "record file missing", lineage("record", "--kind", "run", "--record-file", "{tmp}/none.json"), 2, "none.json: cannot read record body"),
     Case("lineage", "run record without pipeline", lineage("record", "--kind", "run", "--run-dir", "{tmp}"), 2, "--pipeline is required", says_file=False),
     Case("lineage", "unknown hash", lineage("inspect", "f" * 64, "--local-only"), 2, "no lineage record mentions", says_file=False),
     Case("lineage", "a word, not a hash", lineage("inspect", "churnish"), 2, "'churnish' is neither a record id or digest prefix", says_file=False),
@@ -388,9 +391,9 @@ CASES: List[Case] = [
     Case("lineage", "corrupt: pipeline a number", lineage("runs", record=body(pipeline=7)), 0, "record.pipeline"),
     Case("lineage", "corrupt: unknown kind", lineage("runs", record=body(kind="train")), 0, "record.kind: 'train' is not one of"),
     Case("lineage", "corrupt: schema 2", lineage("runs", record=body(schema=2)), 0, "record.schema: 2 is not supported"),
-    Case("lineage", "corrupt, strict: a JSON list", lineage("--strict", "runs", record=b"[1, 2]"), 3, "not a lineage record"),
-    Case("lineage", "corrupt, strict: not JSON", lineage("--strict", "runs", record=b"{half"), 3, "not a lineage record"),
-    Case("lineage", "corrupt, strict: wrong types", lineage("--strict", "inspect", "churn", record=body(job="j")), 3, "record.job: expected an object"),
+    Case("lineage", "corrupt, strict: a JSON list", lineage("runs", "--strict", record=b"[1, 2]"), 3, "not a lineage record"),
+    Case("lineage", "corrupt, strict: not JSON", lineage("runs", "--strict", record=b"{half"), 3, "not a lineage record"),
+    Case("lineage", "corrupt, strict: wrong types", lineage("inspect", "churn", "--strict", record=body(job="j")), 3, "record.job: expected an object"),
     Case("lineage", "corrupt inbox record", lineage("runs", record=b"[]", inbox=True), 0, "not taken in"),
     # --- python -m mlbuild.sagemaker (refused before any AWS call) ---
     Case("sagemaker", "submit: config not UTF-8", submit(config=b"\xff\n"), 2, "submit.yaml: not UTF-8 text"),

@@ -20,7 +20,7 @@ from mlbuild import console, flags
 from mlbuild.zipapp.assemble import assemble, assemble_packed
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mlbuild.zipapp", description=__doc__.splitlines()[0])
     p.add_argument("--requirements", required=True, type=Path, help="the requirements-only zipapp PEX")
     p.add_argument("--sources", required=True, type=Path, help="the code, source roots stripped")
@@ -28,6 +28,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--entry-point", required=True)
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="baked into PEX-INFO (inject_env)")
     p.add_argument("--layout", choices=("zipapp", "packed"), default="zipapp", help="pex's layout of both PEXes")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     env = {}
     for item in args.env:
