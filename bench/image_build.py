@@ -187,12 +187,12 @@ def mlbuild_rows(work: Path, input_dir: Path, runs: int) -> list[Row]:
         for i in range(runs):
             cache = work / f"cache-{compressor}-{i}"
             base = [sys.executable, "-m", "mlbuild.oci", "build", "--spec", str(spec), "--compressor", compressor]
-            cold.times.append(timed(base + ["--out", str(work / f"out-{compressor}-{i}-cold"), "--cache", str(cache)], env))
+            cold.times.append(timed(base + ["--output", str(work / f"out-{compressor}-{i}-cold"), "--cache-dir", str(cache)], env))
             summary = json.loads((work / f"out-{compressor}-{i}-cold" / "image.json").read_text())
             (layer,) = summary["layers"]
             blob = cache / "sha256" / layer["digest"].split(":", 1)[1]
             before = blob.stat()
-            warm.times.append(timed(base + ["--out", str(work / f"out-{compressor}-{i}-warm"), "--cache", str(cache)], env))
+            warm.times.append(timed(base + ["--output", str(work / f"out-{compressor}-{i}-warm"), "--cache-dir", str(cache)], env))
             after = blob.stat()
             (warm_layer,) = json.loads((work / f"out-{compressor}-{i}-warm" / "image.json").read_text())["layers"]
             if warm_layer["digest"] != layer["digest"] or (before.st_ino, before.st_mtime_ns) != (after.st_ino, after.st_mtime_ns):

@@ -166,7 +166,7 @@ def image_rows(runs: int, floor_python: Path) -> Dict[str, float]:
     rootfs = WORK / "rootfs"
     shutil.rmtree(rootfs, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src/python")}
-    sh([str(floor_python), "-m", "mlbuild.oci", "unpack", "--layout", str(DIST / "train.oci"), "--ref", "train", "--rootfs", str(rootfs)], env=env)
+    sh([str(floor_python), "-m", "mlbuild.oci", "unpack", "--layout", str(DIST / "train.oci"), "--ref-name", "train", "--rootfs", str(rootfs)], env=env)
     (rootfs / "opt/ml").mkdir(parents=True, exist_ok=True)  # the mount point SageMaker binds
     latest = (REPO / "dist/mlbuild/runs/src.python.pipelines.churn/train/latest").resolve()
 

@@ -178,7 +178,7 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def mlbuild_push(layout: Path, ref: str, dest: str, env: dict[str, str]) -> tuple[float, dict]:
-    cmd = [sys.executable, "-m", "mlbuild.registry", "push", "--layout", str(layout), "--ref", ref, "--to", dest, "--json"]
+    cmd = [sys.executable, "-m", "mlbuild.registry", "push", "--layout", str(layout), "--ref-name", ref, "--to", dest, "--json"]
     seconds, out = _timed(cmd, env)
     return seconds, json.loads(out.strip().splitlines()[-1])
 

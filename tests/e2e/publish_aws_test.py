@@ -7,7 +7,7 @@ replay/aws_integration_test.py) cannot: Pants runs publish in an empty environme
 AWS variables and endpoint URLs reach it only if the plugin forwards them (and the stand-in
 registry host only through `--mlbuild-ecr-registry`); the image pushed is the one
 `pants package` built; `lineage fetch s3://…` finds the record publish put beside the model;
-and `pants run …:mlbuild-replay -- JOB --aws` pulls that image by digest with the registry's
+and `pants mlbuild replay JOB --aws` pulls that image by digest with the registry's
 credentials, pulls the S3 channels against the pins, trains in the container runner and
 compares with the job's model.
 
@@ -40,7 +40,6 @@ from mlbuild.tools_required import require_tool
 CHURN = "src/python/pipelines/churn:train"
 DIST = Path("dist/src.python.pipelines.churn")
 REPORT = Path("dist/mlbuild/publish/src.python.pipelines.churn/train/report.json")
-REPLAY_CLI = "src/python/mlbuild/replay:mlbuild-replay"
 # From src/python/pipelines/churn/pipeline.yaml: the role's account, the channels, the output path.
 ACCOUNT = "123456789012"
 BUCKET = "mlbuild-example"
@@ -177,31 +176,31 @@ def test_publishing_again_uploads_nothing_and_submits_nothing(aws: StandIns, pub
 
 
 def lineage(repo: Path, env: Dict[str, Optional[str]], *args: str) -> subprocess.CompletedProcess:
-    """The lineage CLI from the copied sources, with the stand-ins' AWS environment."""
+    """`mlbuild VERB` from the copied sources, with the stand-ins' AWS environment."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLBUILD_LINEAGE", "AWS_"))}
     environ.update({k: v for k, v in env.items() if v is not None})
     environ["PYTHONPATH"] = str(repo / "src/python")
-    return subprocess.run([sys.executable, "-m", "mlbuild.lineage", *args], cwd=repo, env=environ, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mlbuild.commands.cli", *args], cwd=repo, env=environ, capture_output=True, text=True)
 
 
 def test_lineage_fetch_of_the_s3_output_prefix_finds_the_job_in_a_fresh_store(aws: StandIns, published, tmp_path: Path) -> None:
     repo, report, _, _ = published
     fresh = tmp_path / "fresh-store"
-    fetched = lineage(repo, aws.env, "--root", str(fresh), "fetch", MODELS)
+    fetched = lineage(repo, aws.env, "fetch", "--lineage-dir", str(fresh), MODELS)
     assert fetched.returncode == 0, fetched.stderr[-3000:]
     # NB: `<id>  <kind> <pipeline>` a line: the job's publish record among what publish put beside the model
     kinds = [line.split()[1] for line in fetched.stdout.splitlines() if line.strip()]
     assert "publish" in kinds and f"mlbuild: {len(kinds)} record(s) from {MODELS}" in fetched.stderr, (fetched.stdout, fetched.stderr)
-    found = lineage(repo, aws.env, "--root", str(fresh), "inspect", report["job_name"], "--json")
+    found = lineage(repo, aws.env, "inspect", "--lineage-dir", str(fresh), report["job_name"], "--json")
     assert found.returncode == 0, found.stderr[-3000:]
     assert report["job_name"] in found.stdout and image_summary(repo)["manifest_digest"] in found.stdout
-    missing = lineage(repo, aws.env, "--root", str(tmp_path / "other"), "fetch", "s3://no-such-bucket/models/")
+    missing = lineage(repo, aws.env, "fetch", "--lineage-dir", str(tmp_path / "other"), "s3://no-such-bucket/models/")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stderr[-3000:]
     assert "Fix: check the URI" in missing.stderr and not (tmp_path / "other").exists()
 
 
 def replay(repo: Path, aws: StandIns, cache: Path, job: str) -> tuple:
-    result = pants(repo, "run", REPLAY_CLI, "--", job, "--aws", "--json", "--cache-dir", str(cache), env=aws.env)
+    result = pants(repo, "mlbuild", "replay", job, "--aws", "--json", "--cache-dir", str(cache), env=aws.env)
     assert "{" in result.stdout, result.stderr[-4000:]
     return result.exit_code, json.loads(result.stdout[result.stdout.index("{"):]), result.stderr
 
@@ -247,7 +246,7 @@ def test_a_changed_channel_is_named_and_nothing_is_run(aws: StandIns, published,
     key = CHANNELS["validation"] + "late-arrival.csv"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"customer_id\n1\n")
     try:
-        result = pants(repo, "run", REPLAY_CLI, "--", report["job_name"], "--aws", "--cache-dir", str(tmp_path / "cache"), env=aws.env)
+        result = pants(repo, "mlbuild", "replay", report["job_name"], "--aws", "--cache-dir", str(tmp_path / "cache"), env=aws.env)
     finally:
         s3.delete_object(Bucket=BUCKET, Key=key)
     assert result.exit_code == 2, (result.exit_code, result.stderr[-3000:])

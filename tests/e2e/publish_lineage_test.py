@@ -19,7 +19,6 @@ from mlbuild.tools_required import require_tool
 
 CHURN = "src/python/pipelines/churn:train"
 DIST = Path("dist/src.python.pipelines.churn")
-LINEAGE_CLI = "src/python/mlbuild/lineage:mlbuild-lineage"
 # NB: a laptop with no AWS set up: publish must pick the local backend by itself.
 NO_AWS = {
     "AWS_ACCESS_KEY_ID": None,
@@ -36,10 +35,10 @@ MISMATCH = 7
 
 
 def lineage(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    """The lineage CLI straight from the copied sources, reading the repo's default store."""
+    """`mlbuild VERB` straight from the copied sources, reading the repo's default store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLBUILD_LINEAGE")}
     env["PYTHONPATH"] = str(repo / "src/python")
-    return subprocess.run([sys.executable, "-m", "mlbuild.lineage", *args], cwd=repo, env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mlbuild.commands.cli", *args], cwd=repo, env=env, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,7 @@ def image_digest(repo: Path) -> str:
 
 def test_inspect_the_image_digest_names_the_pex_and_the_pex_prefix_names_the_image(repo: Path) -> None:
     digest, pex_sha = image_digest(repo), pex_sha256(repo / DIST / "train.pex")
-    by_image = pants(repo, "run", LINEAGE_CLI, "--", "inspect", digest, "--json")
+    by_image = pants(repo, "mlbuild", "inspect", digest, "--json")
     assert by_image.exit_code == 0, by_image.stderr[-3000:]
     assert pex_sha in by_image.stdout
     by_pex = lineage(repo, "inspect", pex_sha[:10], "--json")
@@ -104,7 +103,7 @@ def test_runs_table_plot_and_provenance(repo: Path, tmp_path: Path) -> None:
     runs = json.loads(lineage(repo, "runs", CHURN, "--json").stdout)
     assert len({json.dumps(r.get("hyperparameters"), sort_keys=True) for r in runs}) >= 2
     plot = tmp_path / "auc.png"
-    assert lineage(repo, "plot", CHURN, "--metric", "validation:auc", "--out", str(plot)).returncode == 0
+    assert lineage(repo, "plot", CHURN, "--metric", "validation:auc", "--output", str(plot)).returncode == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     statement = repo / DIST / "train.provenance.json"
@@ -130,7 +129,7 @@ def test_provenance_is_pushed_with_the_image_and_a_fresh_clone_finds_the_lineage
         ok = lineage(repo, "verify-provenance", "--image", pushed)
         assert ok.returncode == 0 and image_digest(repo) in ok.stdout, ok.stderr
         # Another machine, no records at all: the image reference alone gives its lineage.
-        fresh = lineage(repo, "--root", str(tmp_path / "fresh"), "inspect", pushed, "--json")
+        fresh = lineage(repo, "inspect", "--lineage-dir", str(tmp_path / "fresh"), pushed, "--json")
         assert fresh.returncode == 0, fresh.stderr
         (record,) = json.loads(fresh.stdout)["records"].values()
         assert record["pex"]["sha256"] == pex_sha256(repo / DIST / "train.pex")

@@ -11,11 +11,10 @@ import pytest
 
 from e2e.publish_lineage_test import CHURN, NO_AWS
 from e2e.repo import copy_repo, pants
-from mlbuild.replay import cli
+from mlbuild.commands import cli
 from mlbuild.replay.verdict import archive_files
 from mlbuild.tools_required import require_tool
 
-REPLAY_CLI = "src/python/mlbuild/replay:mlbuild-replay"
 REPORT = Path("dist/mlbuild/publish/src.python.pipelines.churn/train/report.json")
 
 pytestmark = require_tool("bwrap", "bubblewrap")
@@ -35,7 +34,7 @@ def replay(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     monkeypatch.delenv("MLBUILD_LINEAGE_DIR", raising=False)
     capsys.readouterr()
     start = time.monotonic()
-    code = cli.main([*args, "--json", "--cache-dir", str(repo.parent / "cache")])
+    code = cli.main(["replay", *args, "--json", "--cache-dir", str(repo.parent / "cache")])
     seconds = time.monotonic() - start
     captured = capsys.readouterr()
     assert captured.out, captured.err[-4000:]
@@ -44,7 +43,7 @@ def replay(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 
 def test_replay_by_job_name_through_pants_is_identical(repo: Path) -> None:
     job = json.loads((repo / REPORT).read_text())["job_name"]
-    result = pants(repo, "run", REPLAY_CLI, "--", job, "--json", env=NO_AWS)
+    result = pants(repo, "mlbuild", "replay", job, "--json", env=NO_AWS)
     assert result.exit_code == 0, result.stderr[-4000:]
     verdict = json.loads(result.stdout[result.stdout.index("{"):])
     assert verdict["outcome"] == "identical" and verdict["job"] == job
@@ -64,7 +63,7 @@ def test_replay_by_model_sha256_prefix_is_identical_and_reuses_everything(
     assert "reused" in second[2] and "unpacked in" not in second[2] and not second[1]["image_pulled"]
     print(f"replay wall seconds: first {first[3]:.1f}, second {second[3]:.1f}; phases {second[1]['seconds']}")
     # The replay is recorded under the job's record.
-    inspect = pants(repo, "run", "src/python/mlbuild/lineage:mlbuild-lineage", "--", "inspect", report["job_name"], "--json")
+    inspect = pants(repo, "mlbuild", "inspect", report["job_name"], "--json")
     assert inspect.exit_code == 0, inspect.stderr[-3000:]
     assert second[1]["record_id"] in inspect.stdout
 

@@ -30,7 +30,7 @@ def _main(monkeypatch: pytest.MonkeyPatch, result: object, extra: list[str] = []
 
 def test_success_prints_run_model_and_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
     outcome = RunOutcome(Path("/runs/x/1"), 0, None, {"auc": 0.9})
-    code, out, seen = _main(monkeypatch, outcome, ["--ref", "t:1", "--network", "max_depth=3", "seed=1"])
+    code, out, seen = _main(monkeypatch, outcome, ["--ref-name", "t:1", "--network", "max_depth=3", "seed=1"])
     assert code == 0
     assert "run complete: /runs/x/1" in out and "model:   /runs/x/1/model/" in out and '{"auc": 0.9}' in out
     assert seen["args"][1] == "t:1" and seen["args"][6] == {"max_depth": "3", "seed": "1"}

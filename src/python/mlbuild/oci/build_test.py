@@ -62,7 +62,7 @@ def _cli_build(work: Path, *, seed: int, umask: int, top_text: str = "v1", compr
     tmp = work / "tmp"
     tmp.mkdir()
     env = {**os.environ, "PYTHONPATH": str(SRC_ROOT), "TMPDIR": str(tmp), "PYTHONHASHSEED": str(seed)}
-    cmd = [sys.executable, "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--out", "out", "--compressor", compressor]
+    cmd = [sys.executable, "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--output", "out", "--compressor", compressor]
     subprocess.run(cmd, cwd=work, env=env, check=True, preexec_fn=lambda: os.umask(umask))
     return work / "out"
 
@@ -122,7 +122,7 @@ def test_building_on_a_base_layout(tmp_path: Path) -> None:
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": str(SRC_ROOT)}
-    cmd = [sys.executable, "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--out", "out", "--check-sagemaker"]
+    cmd = [sys.executable, "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--output", "out", "--check-sagemaker"]
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True)
     base = read_layout(base_out / "layout", "trainer:1")
     derived = read_layout(tmp_path / "out" / "layout", "derived")

@@ -19,10 +19,10 @@ def test_build_check_and_unpack(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (tmp_path / "train").chmod(0o755)
     spec = _write_spec(tmp_path, {"ref": "t", "layers": [{"name": "app", "files": [{"src": "train", "dest": "/usr/local/bin/train"}]}]})
     out = tmp_path / "out"
-    assert main(["build", "--spec", str(spec), "--out", str(out), "--cache", str(tmp_path / "cache"), "--check-sagemaker"]) == 0
+    assert main(["build", "--spec", str(spec), "--output", str(out), "--cache-dir", str(tmp_path / "cache"), "--check-sagemaker"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["image.json", "image.tar", "layout"]
-    assert main(["check", "--layout", str(out / "layout"), "--ref", "t"]) == 0
-    assert main(["unpack", "--layout", str(out / "layout"), "--ref", "t", "--rootfs", str(tmp_path / "rootfs")]) == 0
+    assert main(["check", "--layout", str(out / "layout"), "--ref-name", "t"]) == 0
+    assert main(["unpack", "--layout", str(out / "layout"), "--ref-name", "t", "--rootfs", str(tmp_path / "rootfs")]) == 0
     assert (tmp_path / "rootfs" / "usr" / "local" / "bin" / "train").read_text() == "#!/usr/bin/python3\n"
 
 
@@ -36,7 +36,7 @@ def test_build_check_and_unpack(tmp_path: Path, capsys: pytest.CaptureFixture[st
 )
 def test_user_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: dict, code: int, message: str) -> None:
     path = _write_spec(tmp_path, spec)
-    assert main(["build", "--spec", str(path), "--out", str(tmp_path / "out"), "--check-sagemaker"]) == code
+    assert main(["build", "--spec", str(path), "--output", str(tmp_path / "out"), "--check-sagemaker"]) == code
     assert message in capsys.readouterr().err
 
 
@@ -47,7 +47,7 @@ def test_platform_errors_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[st
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("mlbuild.oci.cli.write_outputs", broken)
-    assert main(["build", "--spec", str(path), "--out", str(tmp_path / "out")]) == 3
+    assert main(["build", "--spec", str(path), "--output", str(tmp_path / "out")]) == 3
     assert "No space left" in capsys.readouterr().err
 
 
@@ -61,7 +61,7 @@ def test_a_check_on_a_base_index_sees_what_a_full_replay_sees(tmp_path: Path) ->
     (tmp_path / "train").chmod(0o755)
     base_spec = _write_spec(tmp_path, {"ref": "deps", "layers": [{"name": "deps", "files": [{"src": "lib.py", "dest": "/opt/deps/lib.py"}]}]})
     base_out = tmp_path / "deps-image"
-    assert main(["build", "--spec", str(base_spec), "--out", str(base_out), "--name", "deps", "--no-archive", "--write-fs-index"]) == 0
+    assert main(["build", "--spec", str(base_spec), "--output", str(base_out), "--name", "deps", "--no-archive", "--write-fs-index"]) == 0
     index = base_out / "deps.fs.json"
     assert json.loads(index.read_text())["nodes"]["opt/deps/lib.py"][0] == "file"
     app_spec = tmp_path / "app.json"
@@ -70,7 +70,7 @@ def test_a_check_on_a_base_index_sees_what_a_full_replay_sees(tmp_path: Path) ->
         "layers": [{"name": "app", "files": [{"src": "train", "dest": "/usr/local/bin/train", "mode": "0755"}]}],
     }))
     out = tmp_path / "out"
-    assert main(["build", "--spec", str(app_spec), "--out", str(out), "--name", "app", "--check-sagemaker", "--base-fs-index", str(index)]) == 0
+    assert main(["build", "--spec", str(app_spec), "--output", str(out), "--name", "app", "--check-sagemaker", "--base-fs-index", str(index)]) == 0
     image = read_layout(out / "app.oci", "app")
     resumed = MergedFS.of_image(image, base=json.loads(index.read_text()))
     assert resumed.nodes == MergedFS.of_image(image).nodes

@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterator, Optional
 import pytest
 
 from mlbuild.oci.layout import read_layout
-from mlbuild.lineage.cli import main as lineage_main
+from mlbuild.commands.cli import main as lineage_main
 from mlbuild.publish.cli import main
 from mlbuild.publish.testing import (
     Registry,
@@ -182,7 +182,7 @@ def publish(tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFi
     report_dir = tmp_path / f"report-{name}"
     since = registry.log_size()
     code = main([
-        "--backend", "aws", "--layout", str(layout), "--ref", "img:1", "--config", str(config),
+        "--backend", "aws", "--layout", str(layout), "--ref-name", "img:1", "--config", str(config),
         "--address", ADDRESS, "--data-dir", str(tmp_path / "unused-sample-data"),
         "--pex-sha256", PEX_SHA256, "--git-sha", GIT_SHA, "--report-dir", str(report_dir),
     ])  # fmt: skip

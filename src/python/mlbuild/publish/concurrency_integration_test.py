@@ -37,7 +37,7 @@ def _publish(argv: List[str], barrier) -> None:  # a forked child: one `python -
 
 def _publish_at_once(tmp: Path, layout: Path, round: str, *extra: str) -> List[dict]:
     config, data_dir = tmp / "pipeline" / "pipeline.yaml", tmp / "pipeline" / "sample_data"
-    argv = ["--layout", str(layout), "--ref", "tiny:1", "--config", str(config), "--address", ADDRESS, "--data-dir", str(data_dir),
+    argv = ["--layout", str(layout), "--ref-name", "tiny:1", "--config", str(config), "--address", ADDRESS, "--data-dir", str(data_dir),
             "--pex-sha256", "a" * 64, "--git-sha", "0" * 40, "--backend", "local", "--local-root", str(tmp / "local")]
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(N)

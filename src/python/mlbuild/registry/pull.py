@@ -66,7 +66,7 @@ def pull_to_layout(
     require_digest(reference)
     ref = parse_reference(reference)
     assert ref.digest
-    for flag, path in (("--layout", layout_dir), ("--cache", cache_dir)):
+    for flag, path in (("--layout", layout_dir), ("--cache-dir", cache_dir)):
         if Path(path).exists() and not Path(path).is_dir():
             raise RegistryUserError(f"{flag} {path}: is a file, not a directory. Fix: give a directory (it is created if missing).")
     client = connect(ref, push=False, credentials=credentials, allow_insecure_http=allow_insecure_http, retry=retry, env=env)

@@ -87,12 +87,12 @@ def test_a_corrupt_blob_in_the_registry_is_refused_and_not_cached(registry: Loca
     assert not (tmp_path / "cache" / "sha256" / layer[7:]).exists() and not (tmp_path / "layout").exists()
 
 
-@pytest.mark.parametrize("flag", ["--layout", "--cache"])
+@pytest.mark.parametrize("flag", ["--layout", "--cache-dir"])
 def test_layout_or_cache_that_is_a_file_is_a_user_error(
     flag: str, registry: LocalRegistry, pushed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "file").write_text("not a directory")
-    paths = {"--layout": str(tmp_path / "layout"), "--cache": str(tmp_path / "cache"), flag: str(tmp_path / "file")}
+    paths = {"--layout": str(tmp_path / "layout"), "--cache-dir": str(tmp_path / "cache"), flag: str(tmp_path / "file")}
     assert main(["pull", f"{registry.host}/base@{pushed}", *[x for k, v in paths.items() for x in (k, v)]]) == 2
     err = capsys.readouterr().err
     assert f"{flag} {tmp_path / 'file'}: is a file" in err and len(err.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlbuild.sagemaker.aws import Clients
-from mlbuild.sagemaker.cli import main
+from mlbuild.commands.cli import main
 from mlbuild.sagemaker.conftest import ADDRESS, CONFIG_TEXT, GIT_SHA, IMAGE_URI, OTHER_DIGEST, PEX_SHA256
 
 

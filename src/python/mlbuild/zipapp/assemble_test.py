@@ -144,7 +144,7 @@ def test_a_pex_that_already_holds_the_code_is_refused(requirements_pex: Path, tm
 def test_bad_inputs_exit_with_a_message_and_leave_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "app.pex"
     assert main(["--requirements", str(tmp_path / "missing.pex"), "--sources", str(_sources(tmp_path / "src")),
-                 "--out", str(out), "--entry-point", ENTRY_POINT]) == 2
+                 "--output", str(out), "--entry-point", ENTRY_POINT]) == 2
     assert "missing.pex: no such file" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     (tmp_path / "not-a-zip.pex").write_bytes(b"#!/usr/bin/env python3\nnot a zip")
