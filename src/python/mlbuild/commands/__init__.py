@@ -1,1 +1,1 @@
-"""`./pants mlbuild VERB`: the one command line for people (see cli.py)."""
+"""`./pants ml VERB`: the one command line for people (see cli.py)."""

@@ -1,4 +1,4 @@
-"""`./pants mlbuild VERB ...`: every user-facing verb under one argparse tree.
+"""`./pants ml VERB ...`: every user-facing verb under one argparse tree.
 
 The verbs live with their libraries (lineage, replay, sagemaker, registry, debian); each
 module's `add_commands(sub)` adds its verbs with `set_defaults(run=...)`, and `main` runs the
@@ -28,7 +28,7 @@ GROUPS = (lineage_cli, replay_cli, sagemaker_cli, registry_cli, debian_cli)
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=flags.PANTS_COMMAND,
-        description="Build, run, trace and ship mlbuild pipelines. `./pants mlbuild VERB --help` shows a verb's flags and examples.",
+        description="Build, run, trace and ship mlbuild pipelines. `./pants ml VERB --help` shows a verb's flags and examples.",
         epilog="exit codes:\n" + "".join(f"  {code:>3}  {meaning}\n" for code, meaning in EXIT_CODES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

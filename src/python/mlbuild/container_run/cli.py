@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     )
     report(outcome, out)
     pins = RunPins(pex_sha256=args.pex_sha256, image_digest=args.image_digest)
-    record_id = record_run(outcome.run_dir, args.address, pins if pins != RunPins() else None)
+    record_id = record_run(outcome.run_dir, args.address, pins)
     if record_id:
         print(f"  lineage: {record_id}", file=out)
     return outcome_exit_code(outcome)

@@ -26,7 +26,7 @@ from mlbuild.runtime.cli import add_local_arguments, local_command, run_entry_po
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.runtime.pipeline import pipeline_from_environ
 
-INSPECT_COMMAND = "./pants mlbuild inspect"
+INSPECT_COMMAND = "./pants ml inspect"
 
 
 def previous_run(data_dir: Path, assignments: Sequence[str], pins: RunPins) -> Optional[Path]:
@@ -66,9 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def pins_of(args: argparse.Namespace) -> RunPins:
-    """The pins on the command line; with none given, the MLBUILD_* variables older rules set."""
-    given = RunPins(args.pex_sha256, args.image_digest, args.sources_sha256, args.requirements_sha256)
-    return given if given != RunPins() else RunPins.from_environ(os.environ)
+    """The pins the Pants rule put on the command line."""
+    return RunPins(args.pex_sha256, args.image_digest, args.sources_sha256, args.requirements_sha256)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -26,7 +26,6 @@ from mlbuild.lineage.source import current_source
 from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import ROOT_ENV_VAR, Store, default_inbox
 from mlbuild.runtime.contract import METRICS_FILE, MODEL_DIR
-from mlbuild.names import IMAGE_DIGEST_ENV, PEX_SHA256_ENV, REQUIREMENTS_SHA256_ENV, SOURCES_SHA256_ENV
 
 
 @dataclass(frozen=True)
@@ -41,16 +40,6 @@ class RunPins:
     image_digest: Optional[str] = None
     sources_sha256: Optional[str] = None
     requirements_sha256: Optional[str] = None
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> "RunPins":
-        """The pins from the MLBUILD_* variables callers set before issue 15 (kept for them)."""
-        return cls(
-            pex_sha256=environ.get(PEX_SHA256_ENV) or None,
-            image_digest=environ.get(IMAGE_DIGEST_ENV) or None,
-            sources_sha256=environ.get(SOURCES_SHA256_ENV) or None,
-            requirements_sha256=environ.get(REQUIREMENTS_SHA256_ENV) or None,
-        )
 
     @property
     def code(self) -> Optional[dict]:
@@ -76,11 +65,6 @@ class RunPins:
         return "PEX" if self.pex_sha256 else "sources and locked requirements"
 
 
-def code_pin(environ: Mapping[str, str]) -> Optional[dict]:
-    """`RunPins.from_environ(environ).code` (kept for callers that still pass the environment)."""
-    return RunPins.from_environ(environ).code
-
-
 def configured_store() -> Optional[Store]:
     root = os.environ.get(ROOT_ENV_VAR)
     return Store(Path(root), [default_inbox()]) if root else None
@@ -103,7 +87,7 @@ def save(record: Record) -> Optional[str]:
 
 
 def reusable_run_dir(
-    hyperparameters: Mapping[str, str], channel_dirs: Mapping[str, Path], pins: Optional[RunPins] = None
+    hyperparameters: Mapping[str, str], channel_dirs: Mapping[str, Path], pins: RunPins
 ) -> Optional[Path]:
     """The directory of a finished run of this code with these hyperparameters and data, if any.
 
@@ -111,7 +95,6 @@ def reusable_run_dir(
     sha256, or for a run from sources the sources and requirements digests, the data by its
     tree checksum. A run whose directory is gone does not count.
     """
-    pins = RunPins.from_environ(os.environ) if pins is None else pins
     store, artifact = configured_store(), pins.artifact
     if store is None or not artifact:
         return None
@@ -130,14 +113,10 @@ def print_reused(previous: Path, pins: RunPins, out: Optional[TextIO] = None) ->
     print("  (pass -- --force to train again)", file=out)
 
 
-def record_run(run_dir: Path, address: str, pins: Optional[RunPins] = None) -> Optional[str]:
-    """Record a finished (or failed) run directory; returns the record id.
-
-    `pins=None` reads them from the MLBUILD_* variables (container_run still sets those).
-    """
+def record_run(run_dir: Path, address: str, pins: RunPins = RunPins()) -> Optional[str]:
+    """Record a finished (or failed) run directory; returns the record id."""
     if configured_store() is None:
         return None
-    pins = RunPins.from_environ(os.environ) if pins is None else pins
     record = run_record(
         run_dir,
         address,

@@ -34,12 +34,6 @@ def test_the_code_pin_needs_both_digests_and_pins_the_pair() -> None:
     assert producers.RunPins().artifact is None
 
 
-def test_the_pins_still_come_from_the_old_variables_when_not_passed() -> None:
-    environ = {names.PEX_SHA256_ENV: "d" * 64, names.IMAGE_DIGEST_ENV: "sha256:" + "e" * 64, names.SOURCES_SHA256_ENV: ""}
-    assert producers.RunPins.from_environ(environ) == producers.RunPins(pex_sha256="d" * 64, image_digest="sha256:" + "e" * 64)
-    assert producers.code_pin({names.SOURCES_SHA256_ENV: SOURCES, names.REQUIREMENTS_SHA256_ENV: REQUIREMENTS})["sources_sha256"] == SOURCES
-
-
 def test_a_run_from_sources_is_recorded_and_reused_by_its_code_pin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "store"))
     for var in (names.PEX_SHA256_ENV, names.SOURCES_SHA256_ENV, names.REQUIREMENTS_SHA256_ENV):

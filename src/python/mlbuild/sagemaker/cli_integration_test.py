@@ -124,9 +124,9 @@ def test_pull_data(aws: str, config: Path, tmp_path: Path, capsys) -> None:
     s3.put_object(Bucket="demo-bucket", Key="demo/data/train/a.csv", Body=b"x\n")
     s3.put_object(Bucket="demo-bucket", Key="demo/data/validation/b.csv", Body=b"y\n")
     dest = tmp_path / "data"
-    assert main(["pull-data", "--config", str(config), "--dest", str(dest)]) == 0
+    assert main(["pull-data", "--config", str(config), "--output", str(dest)]) == 0
     assert (dest / "train/a.csv").read_bytes() == b"x\n" and (dest / "validation/b.csv").exists()
-    assert main(["pull-data", "--config", str(config), "--dest", str(dest)]) == 0
+    assert main(["pull-data", "--config", str(config), "--output", str(dest)]) == 0
     assert "0 downloaded" in capsys.readouterr().err.splitlines()[-2]
 
 
