@@ -319,7 +319,7 @@ class MLBaseImageDebianLockField(SingleSourceField):
     expected_file_extensions = (".json",)
     help = help_text(
         """
-        A Debian package lock (written by `./pants ml lock-debian`) to assemble an offline,
+        A Debian package lock (written by `./pants mlbuild lock-debian`) to assemble an offline,
         distroless-style base from: every .deb is downloaded from the Debian mirror, checked
         against the lock's sha256 and unpacked without running maintainer scripts.
 
@@ -336,7 +336,7 @@ class MLBaseImageReferenceField(StringField):
         (a tag may stand before the digest for readability). Pulled once into a local cache keyed
         by digest, with docker `config.json` credentials or, for ECR, a boto3 token.
         Covers python-slim images and AWS Deep Learning Containers. Find a tag's digest with
-        `./pants ml resolve REGISTRY/REPO:TAG`.
+        `./pants mlbuild resolve REGISTRY/REPO:TAG`.
 
         Example: `ml_base_image(name="slim", image="registry.example.com/python@sha256:…", python="/usr/local/bin/python3.11")`
         """
@@ -348,7 +348,7 @@ class MLBaseImageReferenceField(StringField):
         if value is not None and not re.search(r"@sha256:[0-9a-f]{64}$", value):
             raise InvalidFieldException(
                 f"The `{cls.alias}` field of {address} is {value!r}, which is not pinned by digest. "
-                "Fix: append `@sha256:<digest>`; `./pants ml resolve <image>` prints it."
+                "Fix: append `@sha256:<digest>`; `./pants mlbuild resolve <image>` prints it."
             )
         return value
 
@@ -406,5 +406,5 @@ class MLBaseImageTarget(Target):
             raise InvalidTargetException(
                 f"The ml_base_image {self.address} sets {'both' if has_lock else 'neither'} of `debian_lock` and `image`. "
                 "Fix: set exactly one: `debian_lock=\"packages.lock.json\"` (write it with "
-                "`./pants ml lock-debian --output packages.lock.json`) or `image=\"REGISTRY/REPO@sha256:...\"`."
+                "`./pants mlbuild lock-debian --output packages.lock.json`) or `image=\"REGISTRY/REPO@sha256:...\"`."
             )

@@ -95,6 +95,11 @@ def test_a_new_pipeline_from_the_readme(tmp_path: Path) -> None:
     iris = pants(repo, "run", "src/python/pipelines/iris:train")
     assert iris.exit_code == 0, iris.stderr[-3000:]
     assert "validation:accuracy" in iris.stdout + iris.stderr, (iris.stdout + iris.stderr)[-3000:]
+    # The one command line for mlbuild's own verbs: the launcher's `mlbuild` goal.
+    verbs = pants(repo, "mlbuild", "--help")
+    assert verbs.exit_code == 0, verbs.stderr[-3000:]
+    for verb in ("inspect", "runs", "diff", "plot", "verify", "replay", "submit", "transform", "pull-data", "push"):
+        assert f"    {verb}" in verbs.stdout, verbs.stdout
 
     # The generator runs with the resolve's locked packages.
     generated = pants(repo, "run", f"{CANCER}/generate_data.py")

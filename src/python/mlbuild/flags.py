@@ -1,6 +1,6 @@
 """The flag glossary: one spelling, and one meaning, for every concept mlbuild's commands share.
 
-Every command line (the `./pants ml` tree and the internal CLIs that Pants rules start
+Every command line (the `./pants mlbuild` tree and the internal CLIs that Pants rules start
 with `python -m`) names these concepts with these flags, so a user who learnt one command knows
 the others. `flags_test.py` walks every parser and fails on a synonym from `SYNONYMS` or a
 `--json` that does anything but print JSON.
@@ -48,7 +48,7 @@ SYNONYMS = {
     "--aws-region": REGION,
 }
 
-PANTS_COMMAND = "./pants ml"
+PANTS_COMMAND = "./pants mlbuild"
 
 
 def add_json(parser: argparse.ArgumentParser, what: str = "the result") -> None:
@@ -67,7 +67,7 @@ def add_region(parser: argparse.ArgumentParser, default: str = "AWS_REGION, else
 
 
 def verb(sub: Any, name: str, summary: str, examples: Sequence[str], codes: Iterable[int], **kwargs: Any) -> argparse.ArgumentParser:
-    """A subcommand whose --help ends with its examples (`./pants ml ...`) and exit codes."""
+    """A subcommand whose --help ends with its examples (`./pants mlbuild ...`) and exit codes."""
     epilog = "examples:\n" + "".join(f"  {PANTS_COMMAND} {e}\n" for e in examples)
     epilog += "\nexit codes:\n" + "".join(f"  {code:>3}  {EXIT_CODES[code]}\n" for code in codes)
     return sub.add_parser(

@@ -1,4 +1,4 @@
-"""Every parser (the `./pants ml` tree and the internal CLIs Pants rules start) speaks the glossary."""
+"""Every parser (the `./pants mlbuild` tree and the internal CLIs Pants rules start) speaks the glossary."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from mlbuild.serving import cli as serving_cli
 from mlbuild.zipapp import __main__ as zipapp
 
 PARSERS: Dict[str, Callable[[], argparse.ArgumentParser]] = {
-    "./pants ml": commands.parser,
+    "./pants mlbuild": commands.parser,
     "python -m mlbuild.registry": registry_cli._parser,
     "python -m mlbuild.lineage.build_cli": build_cli._parser,
     "python -m mlbuild.lineage.host_run": host_run._parser,
@@ -60,7 +60,7 @@ def test_every_parser_uses_the_glossary_s_one_spelling() -> None:
 
 def test_the_walk_sees_every_parser_and_verb() -> None:
     seen = {where for where, _, _ in _options()}
-    assert {"./pants ml inspect", "./pants ml lock-debian", "python -m mlbuild.oci build", "serve transform"} <= seen
+    assert {"./pants mlbuild inspect", "./pants mlbuild lock-debian", "python -m mlbuild.oci build", "serve transform"} <= seen
 
 
 @pytest.mark.parametrize(

@@ -1,1 +1,1 @@
-"""`./pants ml VERB`: the one command line for people (see cli.py)."""
+"""`./pants mlbuild VERB`: the one command line for people (see cli.py)."""

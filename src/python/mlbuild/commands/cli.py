@@ -1,9 +1,9 @@
-"""`./pants ml VERB ...`: every user-facing verb under one argparse tree.
+"""`./pants mlbuild VERB ...`: every user-facing verb under one argparse tree.
 
 The verbs live with their libraries (lineage, replay, sagemaker, registry, debian); each
 module's `add_commands(sub)` adds its verbs with `set_defaults(run=...)`, and `main` runs the
 chosen one through the one error → exit-code boundary, `mlbuild.console.run_command`. Pants
-runs it from the repo root (`[cli.alias] mlbuild` in pants.toml), where the lineage store
+runs it from the repo root (the `./pants` launcher turns `mlbuild VERB` into `run src/python/mlbuild/commands:mlbuild -- VERB`), where the lineage store
 (.mlbuild/lineage, taking in dist/mlbuild/lineage) and the local backend (.mlbuild/local) live.
 """
 
@@ -28,7 +28,7 @@ GROUPS = (lineage_cli, replay_cli, sagemaker_cli, registry_cli, debian_cli)
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=flags.PANTS_COMMAND,
-        description="Build, run, trace and ship mlbuild pipelines. `./pants ml VERB --help` shows a verb's flags and examples.",
+        description="Build, run, trace and ship mlbuild pipelines. `./pants mlbuild VERB --help` shows a verb's flags and examples.",
         epilog="exit codes:\n" + "".join(f"  {code:>3}  {meaning}\n" for code, meaning in EXIT_CODES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

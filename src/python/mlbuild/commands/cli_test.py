@@ -22,7 +22,7 @@ def test_the_top_help_lists_every_verb_and_the_exit_codes(capsys: pytest.Capture
     with pytest.raises(SystemExit) as e:
         cli.main(["--help"])
     out = capsys.readouterr().out
-    assert e.value.code == 0 and out.startswith("usage: ./pants ml")
+    assert e.value.code == 0 and out.startswith("usage: ./pants mlbuild")
     assert all(f"\n    {verb}" in out for verb in VERBS), out
     assert "130  interrupted (Ctrl-C)" in out
 
@@ -32,8 +32,8 @@ def test_each_verb_s_help_has_an_example_and_its_exit_codes(verb: str, capsys: p
     with pytest.raises(SystemExit) as e:
         cli.main([verb, "--help"])
     out = capsys.readouterr().out
-    assert e.value.code == 0 and out.startswith(f"usage: ./pants ml {verb}")
-    assert f"examples:\n  ./pants ml {verb}" in out and "exit codes:\n    0  success" in out
+    assert e.value.code == 0 and out.startswith(f"usage: ./pants mlbuild {verb}")
+    assert f"examples:\n  ./pants mlbuild {verb}" in out and "exit codes:\n    0  success" in out
 
 
 def test_a_user_error_is_one_line_and_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,4 +14,4 @@ def test_the_committed_reference_is_what_the_code_renders() -> None:
 def test_the_reference_names_every_verb_flag_and_exit_code() -> None:
     text = reference.render()
     assert "## replay" in text and "| `--allow-insecure-http` |" in text and "| 130 | interrupted (Ctrl-C) |" in text
-    assert "## lock-debian" in text and "  ./pants ml lock-debian --output" in text
+    assert "## lock-debian" in text and "  ./pants mlbuild lock-debian --output" in text

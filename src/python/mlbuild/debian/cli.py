@@ -1,6 +1,6 @@
-"""`./pants ml lock-debian`: maintainers refresh the base image's Debian package lock.
+"""`./pants mlbuild lock-debian`: maintainers refresh the base image's Debian package lock.
 
-    ./pants ml lock-debian [--packages P ...] [--source MIRROR:SUITE] [--mirror KEY=URL] --output packages.lock.json
+    ./pants mlbuild lock-debian [--packages P ...] [--source MIRROR:SUITE] [--mirror KEY=URL] --output packages.lock.json
 
 The Pants rules fetch the locked packages and build the rootfs (`mlbuild.base_image`). Errors go
 to stderr as one `mlbuild: error:` line naming the file/field/fix (the boundary,
@@ -71,7 +71,7 @@ def lock_command(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """The maintainers' `lock-debian` verb, on `sub` (the `./pants ml` tree's subparsers)."""
+    """The maintainers' `lock-debian` verb, on `sub` (the `./pants mlbuild` tree's subparsers)."""
     p = flags.verb(
         sub, "lock-debian", "maintainers: resolve the base image's Debian packages with apt and (re)write the lock file",
         ["lock-debian --output docker/debian-python3.11/packages.lock.json",

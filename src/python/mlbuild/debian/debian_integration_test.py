@@ -86,7 +86,7 @@ def test_committed_lock_matches_its_inputs(fresh_lock) -> None:
     committed = _committed_lock()
     assert committed.inputs == fresh_lock.inputs
     # Versions move with security updates; the package set rarely does. A difference here
-    # means: refresh the lock (./pants ml lock-debian --output ...).
+    # means: refresh the lock (./pants mlbuild lock-debian --output ...).
     assert {p.name for p in committed.packages} == {p.name for p in fresh_lock.packages}
 
 

@@ -53,7 +53,7 @@ def verify_file(path: Path, pkg: LockedPackage) -> None:
             f"{pkg.name} {pkg.version} ({pkg.deb_name}): sha256 mismatch: the lock says "
             f"{pkg.sha256} ({pkg.size} bytes), the download is {digest} ({size} bytes). "
             "If the mirror now serves a different build, refresh the lock "
-            "(`./pants ml lock-debian`); otherwise the download was corrupted or tampered with"
+            "(`./pants mlbuild lock-debian`); otherwise the download was corrupted or tampered with"
         )
 
 
@@ -124,7 +124,7 @@ def fetch_package(
                     raise FetchError(
                         f"{pkg.name} {pkg.version}: download of {url} failed ({e}), and so did the "
                         f"fallback ({apt_err}). If the mirror dropped this version, refresh the lock: "
-                        "./pants ml lock-debian --output LOCKFILE"
+                        "./pants mlbuild lock-debian --output LOCKFILE"
                     ) from None
                 os.replace(got, tmp)
         verify_file(tmp, pkg)

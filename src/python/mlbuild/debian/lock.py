@@ -27,7 +27,7 @@ from mlbuild.debian.errors import LockFileError
 LOCK_VERSION = 1
 
 REFRESH_HINT = (
-    "regenerate it with `./pants ml lock-debian --output FILE` "
+    "regenerate it with `./pants mlbuild lock-debian --output FILE` "
     "(see docker/debian-python3.11/README.md)"
 )
 

@@ -95,7 +95,7 @@ def test_invalid_lock_names_file_and_field(tmp_path: Path, mutate, message) -> N
     with pytest.raises(LockFileError, match=message) as err:
         lockfile.load(path)
     assert str(path) in str(err.value)
-    assert "./pants ml lock-debian --output" in str(err.value)
+    assert "./pants mlbuild lock-debian --output" in str(err.value)
 
 
 def test_missing_and_non_json_lock(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The lineage verbs of `./pants ml`: a thin CLI over the lineage modules.
+"""The lineage verbs of `./pants mlbuild`: a thin CLI over the lineage modules.
 
     inspect QUERY [--json] [--local-only]   QUERY: hash, sha256:hash, >=6-hex prefix, job name, repo@sha256:...
                                              (not in the store: fetched from the job's S3 folder or the image's registry)
@@ -247,7 +247,7 @@ def verify_rebuild_command(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """The lineage verbs, on `sub` (the `./pants ml` tree's subparsers)."""
+    """The lineage verbs, on `sub` (the `./pants mlbuild` tree's subparsers)."""
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
         flags.LINEAGE_DIR, type=Path,

@@ -172,7 +172,7 @@ def test_an_unknown_job_on_a_machine_without_aws_is_a_clear_error(tmp_path, caps
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, "churn-train-3f9a1c2b7d4e")
     assert code == 2 and "'churn-train-3f9a1c2b7d4e' is neither a record id or digest prefix" in err
     assert "nor a job name found in the lineage store" in err
-    assert "./pants ml runs" in err
+    assert "./pants mlbuild runs" in err
     assert "AWS" not in err and "FORWARDED_ENV_VARS" not in err and "python -m mlbuild.lineage" not in err
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, "churn-train-3f9a1c2b7d4e", "--local-only")
     assert code == 2 and "AWS" not in err
@@ -184,13 +184,13 @@ def test_inspect_of_a_word_says_plainly_what_it_is_not_and_how_to_list_what_exis
     chain(tmp_path)
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, "cancer")
     assert code == 2 and "'cancer' is neither a record id or digest prefix" in err and "record(s))" in err
-    assert "`./pants ml runs`" in err and "AWS" not in err and "python -m" not in err
+    assert "`./pants mlbuild runs`" in err and "AWS" not in err and "python -m" not in err
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, PIPELINE)  # a pipeline address: its runs
-    assert code == 2 and f"is a pipeline address" in err and f"`./pants ml runs {PIPELINE}`" in err
+    assert code == 2 and f"is a pipeline address" in err and f"`./pants mlbuild runs {PIPELINE}`" in err
     monkeypatch.setenv("AWS_REGION", "eu-west-1")  # still no AWS detour for what can't be a job name
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, PIPELINE)
     assert code == 2 and "AWS" not in err
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, "f" * 12)  # an unknown hex prefix
-    assert code == 2 and "no lineage record mentions" in err and "`./pants ml runs`" in err and "python -m" not in err
+    assert code == 2 and "no lineage record mentions" in err and "`./pants mlbuild runs`" in err and "python -m" not in err
     code, out, _ = _run(capsys, "runs", "--lineage-dir", tmp_path)  # what the message suggests works without a pipeline
     assert code == 0 and "accuracy" in out

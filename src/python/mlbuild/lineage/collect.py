@@ -2,7 +2,7 @@
 
     package  <- `<name>.image.json` + the image's labels (`org.mlbuild.*`, OCI base/revision)
     run      <- a local run directory (input/config, input/data/<channel>, model/)
-    publish  <- `./pants ml submit|wait ... --report-json` output
+    publish  <- `./pants mlbuild submit|wait ... --report-json` output
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from mlbuild.runtime.cli import add_local_arguments, local_command, run_entry_po
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.runtime.pipeline import pipeline_from_environ
 
-INSPECT_COMMAND = "./pants ml inspect"
+INSPECT_COMMAND = "./pants mlbuild inspect"
 
 
 def previous_run(data_dir: Path, assignments: Sequence[str], pins: RunPins) -> Optional[Path]:

@@ -18,7 +18,7 @@ from mlbuild.lineage.record import Record
 
 MIN_PREFIX = 6
 # What error messages suggest to see which records exist (the README's spelling).
-RUNS_COMMAND = "./pants ml runs"
+RUNS_COMMAND = "./pants mlbuild runs"
 JOB = "job:"
 REF = "ref:"
 # Hash-valued fields (dotted path into the record) and whether the value is a list.

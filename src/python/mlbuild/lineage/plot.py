@@ -155,7 +155,7 @@ def _matplotlib():
     except ImportError as e:
         raise PlatformError(
             f"plot needs matplotlib, which this Python lacks ({e}). Fix: run it from the lineage PEX, "
-            "`./pants ml plot …` (3rdparty/python/default.lock has it)."
+            "`./pants mlbuild plot …` (3rdparty/python/default.lock has it)."
         ) from None
     return matplotlib, Figure, FigureCanvasAgg
 

@@ -140,7 +140,7 @@ def test_the_cli_does_not_import_matplotlib() -> None:
 
 def test_without_matplotlib_it_says_how_to_run_it(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(PlatformError, match="plot needs matplotlib.*./pants ml plot") as e:
+    with pytest.raises(PlatformError, match="plot needs matplotlib.*./pants mlbuild plot") as e:
         plot.plot_metric(_records(), "accuracy")
     assert e.value.exit_code == 3
 

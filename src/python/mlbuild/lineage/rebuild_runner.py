@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 from mlbuild.lineage.errors import PlatformError, UserError
 
 # NB: variables that would make the checkout's Pants (or the plugin it imports) come from
-# somewhere other than the checkout: `./pants ml verify` runs from a PEX (PEX_* variables), a
+# somewhere other than the checkout: `./pants mlbuild verify` runs from a PEX (PEX_* variables), a
 # hand run may set PYTHONPATH=src/python, and the plugin is on Pants' pythonpath.
 SCRUBBED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PEX", "PEX_ROOT", "PEX_PATH", "PEX_MODULE", "PEX_SCRIPT")
 

@@ -1,6 +1,6 @@
 """The bad-input table (issue 11): every case drives a real command line in-process
 (`python -m mlbuild.runtime.check_config`, the runtime's `local`, `python -m mlbuild.publish`,
-`./pants ml` (lineage and SageMaker verbs)) and asserts the exit code, a
+`./pants mlbuild` (lineage and SageMaker verbs)) and asserts the exit code, a
 one-line message that names the file or field, no traceback, and nothing half-written.
 
 It prints its totals (cases / refused / passed). Nothing here reaches AWS or a registry:
@@ -358,7 +358,7 @@ CASES: List[Case] = [
     Case("publish", "no --layout", publish(layout=None), 2, "the following arguments are required: --layout", says_file=False),
     Case("publish", "aws without a region", publish(backend="aws", text=GOOD_CONFIG.replace("  region: us-east-1\n", "")), 2, "`sagemaker.region` (or AWS_REGION) missing"),
     Case("publish", "aws with AWS_REGION not a region", publish(backend="aws", text=GOOD_CONFIG.replace("  region: us-east-1\n", ""), env={"AWS_REGION": "us east"}), 2, "AWS_REGION: 'us east' is not an AWS region code", says_file=False),
-    # --- the lineage store and its CLI (./pants ml; record: mlbuild.lineage.build_cli) ---
+    # --- the lineage store and its CLI (./pants mlbuild; record: mlbuild.lineage.build_cli) ---
     Case("lineage", "record body a JSON list", lineage("record", "--kind", "run", "--record-file", "{body}", body=b"[1]"), 2, "a record body must be a JSON object"),
     Case("lineage", "record body not JSON", lineage("record", "--kind", "run", "--record-file", "{body}", body=b"{kind"), 2, "record body is not valid JSON"),
     Case("lineage", "record body not UTF-8", lineage("record", "--kind", "run", "--record-file", "{body}", body=b'{"kind": "\xff"}'), 2, "body.json"),
@@ -395,7 +395,7 @@ CASES: List[Case] = [
     Case("lineage", "corrupt, strict: not JSON", lineage("runs", "--strict", record=b"{half"), 3, "not a lineage record"),
     Case("lineage", "corrupt, strict: wrong types", lineage("inspect", "churn", "--strict", record=body(job="j")), 3, "record.job: expected an object"),
     Case("lineage", "corrupt inbox record", lineage("runs", record=b"[]", inbox=True), 0, "not taken in"),
-    # --- ./pants ml submit/wait/pull-data (refused before any AWS call) ---
+    # --- ./pants mlbuild submit/wait/pull-data (refused before any AWS call) ---
     Case("sagemaker", "submit: config not UTF-8", submit(config=b"\xff\n"), 2, "submit.yaml: not UTF-8 text"),
     Case("sagemaker", "submit: config s3:// output", submit(config=SUBMIT_CONFIG.replace("s3://demo-bucket/models/", "s3://")), 2, "`sagemaker.output_path`: 's3://' names no bucket"),
     Case("sagemaker", "submit: image URI without digest", submit(image="123456789012.dkr.ecr.us-east-1.amazonaws.com/toy:latest"), 2, "toy:latest", says_file=False),

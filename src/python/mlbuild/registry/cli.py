@@ -1,6 +1,6 @@
 """The registry verbs (push, pull, resolve: images by digest): parse and call; errors become exit codes at the boundary.
 
-`./pants ml push|pull|resolve` for people; `python -m mlbuild.registry` (the same parser) for
+`./pants mlbuild push|pull|resolve` for people; `python -m mlbuild.registry` (the same parser) for
 the Pants rules that push and pull. Exit codes: 0 ok; 2 user error (bad reference, credentials,
 permissions: fix the input); 3 platform error (registry/network failure, digest mismatch: retry
 or report); 130 interrupted.
@@ -27,7 +27,7 @@ EXIT_CODES = (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EX
 
 
 def add_commands(sub: Any) -> None:
-    """The registry verbs, on `sub` (the `./pants ml` tree's subparsers, or this module's own)."""
+    """The registry verbs, on `sub` (the `./pants mlbuild` tree's subparsers, or this module's own)."""
     push = flags.verb(
         sub, "push", "push an image from an OCI layout; prints the image URI with its digest",
         ["push --layout dist/src.python.pipelines.churn/train.oci --to 127.0.0.1:5000/ml/churn"], EXIT_CODES,

@@ -45,7 +45,7 @@ def require_digest(text: str) -> None:
     if not ref.digest:
         raise ReferenceError(
             f"{text!r} is a tag, which can move; base images are pulled by digest only. Fix: pin it as"
-            f" '{ref.repo_uri}@sha256:<digest>' (find the digest with `./pants ml resolve {text}`"
+            f" '{ref.repo_uri}@sha256:<digest>' (find the digest with `./pants mlbuild resolve {text}`"
             f" or `skopeo inspect docker://{text}`)."
         )
 

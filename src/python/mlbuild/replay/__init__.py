@@ -12,5 +12,5 @@ files and metrics are compared with the job's.
     data.py     the job's data, checked against its pins, as a data folder for the runner
     verdict.py  identical / metrics differ / model differs / failures, and exit codes
     replay.py   replay(): the steps in order, and the replay's lineage record
-    cli.py      `./pants ml replay`
+    cli.py      `./pants mlbuild replay`
 """

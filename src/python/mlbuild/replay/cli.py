@@ -1,6 +1,6 @@
-"""`./pants ml replay JOB|HASH`: replay a training job locally and say whether it came out the same.
+"""`./pants mlbuild replay JOB|HASH`: replay a training job locally and say whether it came out the same.
 
-    ./pants ml replay JOB|HASH [--sample-data DIR] [--expect-failure] [--json]
+    ./pants mlbuild replay JOB|HASH [--sample-data DIR] [--expect-failure] [--json]
         [--local-root DIR] [--cache-dir DIR] [--aws] [--region REGION]
 
 JOB|HASH: a local-backend job name, a lineage hash or unique prefix that leads to one job
@@ -33,7 +33,7 @@ EXIT_CODES = (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EX
 
 
 def add_commands(sub: Any) -> None:
-    """The `replay` verb, on `sub` (the `./pants ml` tree's subparsers)."""
+    """The `replay` verb, on `sub` (the `./pants mlbuild` tree's subparsers)."""
     p = flags.verb(
         sub, "replay", "replay a training job locally and say whether it came out the same",
         ["replay churn-train-3f9a1c2b7d4e", "replay 3f2a9c --sample-data src/python/pipelines/churn/data --json",

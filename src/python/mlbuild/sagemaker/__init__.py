@@ -15,7 +15,7 @@ Modules, one concept each:
     log_tail.py     CloudWatch Logs streaming for a job
     wait.py         follow a job to its end
     s3_data.py      pull an S3 channel to a local folder with a checksum manifest
-    cli.py          `./pants ml submit|wait|transform|pull-data`
+    cli.py          `./pants mlbuild submit|wait|transform|pull-data`
 
 NB: importing this package must stay free of side effects and of boto3, so the Pants
 plugin (its own resolve, CPython 3.9) can import `env.FORWARDED_ENV_VARS` alone.

@@ -1,4 +1,4 @@
-"""The SageMaker verbs of `./pants ml` (submit, wait, transform, pull-data): a thin CLI over the modules.
+"""The SageMaker verbs of `./pants mlbuild` (submit, wait, transform, pull-data): a thin CLI over the modules.
 
     submit --config pipeline.yaml --image-uri REPO@sha256:... --pipeline-address ADDR
            --git-sha SHA --pex-sha256 HEX [--metric NAME ...] [--force] [--wait]
@@ -194,7 +194,7 @@ def _pull_data(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """The SageMaker verbs, on `sub` (the `./pants ml` tree's subparsers)."""
+    """The SageMaker verbs, on `sub` (the `./pants mlbuild` tree's subparsers)."""
     still_running = "a submitted job keeps running in SageMaker."
 
     def follow_options(p: argparse.ArgumentParser) -> None:

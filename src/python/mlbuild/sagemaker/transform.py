@@ -80,7 +80,7 @@ def spec_from_training_job(
     if described.get("TrainingJobStatus") != "Completed":
         raise UserError(
             f"training job {name} is {described.get('TrainingJobStatus') or 'in an unknown state'}: only a Completed job "
-            "has a model to transform with. Fix: name a finished job (./pants ml wait JOB)."
+            "has a model to transform with. Fix: name a finished job (./pants mlbuild wait JOB)."
         )
     model = (described.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
     image = (described.get("AlgorithmSpecification") or {}).get("TrainingImage")

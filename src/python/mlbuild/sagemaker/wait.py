@@ -120,7 +120,7 @@ def follow(
         if timeout_seconds is not None and clock() - start >= timeout_seconds:
             raise WaitTimeoutError(
                 f"Training job {job_name} is still {status} after {int(timeout_seconds)}s; it keeps running. "
-                f"Fix: follow it again with `./pants ml wait {job_name}`."
+                f"Fix: follow it again with `./pants mlbuild wait {job_name}`."
             )
         sleep(poll_seconds)
     if tail is not None:
