@@ -11,7 +11,7 @@ from pants.util.strutil import softwrap
 
 class MLBuildSubsystem(Subsystem):
     options_scope = "mlbuild"
-    help = "Options for mlbuild's ml_pipeline targets (see the repo's README)."
+    help = "Options for mlbuild's ml_pipeline targets (see docs/ in the repo)."
 
     container = BoolOption(
         default=False,

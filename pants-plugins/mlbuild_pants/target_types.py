@@ -77,7 +77,7 @@ class MLPipelineConfigField(SingleSourceField):
         """
         The pipeline's YAML config, beside the BUILD file: hyperparameters with typed defaults,
         data channels (local sample path and S3 URI), and the SageMaker job settings.
-        See the README's "Pipeline config" section for every key.
+        Every key: docs/reference/pipeline-yaml.md in the repo.
 
         Example: `ml_pipeline(name="train", config="churn.yaml")`
         """

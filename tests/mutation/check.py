@@ -1,8 +1,8 @@
-"""Mutation check: the tests behind the two strongest README claims must fail when the claim breaks.
+"""Mutation check: the tests behind the two strongest claims of docs/internals/tests.md must fail when the claim breaks.
 
     python3 tests/mutation/check.py            # from the repo root; exit 0 only if every mutant is caught
 
-Claims (README "What the tests prove"):
+Claims (docs/internals/tests.md, "What the tests prove"):
 - "same seed, same model": a runtime that no longer seeds `random`/numpy must fail the test that
   trains the same pipeline twice and compares the model bytes.
 - "byte-for-byte reproducible builds": a build that lets the clock or the path it runs in into
@@ -49,7 +49,7 @@ class PatchError(Exception):
 @dataclass(frozen=True)
 class Mutation:
     name: str  # what the mutant does, for the table
-    claim: str  # the README claim it breaks
+    claim: str  # the claim (docs/internals/tests.md) it breaks
     path: str  # file, relative to the repo root
     old: str  # exact snippet, must occur once
     new: str

@@ -3,25 +3,8 @@
 One YAML file per pipeline holds its hyperparameters (typed defaults), its data channels
 (a local sample path and an S3 URI each) and its SageMaker job settings. Everything is
 validated on load; an error names the file, the key, what was expected and how to fix it.
-
-    hyperparameters:
-      learning_rate: 0.1            # type inferred from the default: float
-      max_depth: {type: int, default: 3, min: 1, max: 16}
-      loss: {type: str, default: log_loss, choices: [log_loss]}
-    metrics: [validation:auc]       # scraped from the job's log by SageMaker
-    channels:
-      train:
-        local: train                # default: the channel's name, under the target's sample_data folder
-        s3: s3://my-bucket/churn/train/
-        content_type: text/csv
-    sagemaker:
-      role: arn:aws:iam::123456789012:role/SageMakerTraining
-      instance_type: ml.m5.large
-      instance_count: 1
-      volume_size_gb: 30
-      max_runtime_seconds: 3600
-      output_path: s3://my-bucket/churn/models/
-      image_repository: mlbuild/churn  # ECR repository (default: the pipeline's name)
+Every key, its default and what is refused: docs/reference/pipeline-yaml.md (keep it in step
+with this parser).
 """
 
 from __future__ import annotations

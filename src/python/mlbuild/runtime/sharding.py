@@ -14,7 +14,7 @@ the sorted host list (algo-1 gets keys 0, N, 2N, ...). A script must therefore n
 Fewer objects than hosts is an error here (SageMaker would start hosts with an empty channel,
 which almost always means a forgotten split): the message names the channel and the counts.
 
-Model output (documented in the README): SageMaker tars each host's `/opt/ml/model` into the
+Model output (documented in docs/guides/running.md): SageMaker tars each host's `/opt/ml/model` into the
 same `model.tar.gz`; mlbuild's multi-host run merges the hosts' model folders the same way and
 fails when two hosts wrote the same file with different bytes. Write the model on the leader
 (`ctx.is_leader`) only.
