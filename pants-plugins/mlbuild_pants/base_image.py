@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
+from typing import Dict, Optional
 
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
@@ -65,6 +67,18 @@ class BaseImage:
     python: str
 
 
+def bytecode_tag(python: str) -> Optional[str]:
+    """'/usr/bin/python3.11' -> 'cpython-311': the cache tag of the base's interpreter, if its name says."""
+    found = re.fullmatch(r".*/python(\d)\.(\d+)", python)
+    return f"cpython-{found.group(1)}{found.group(2)}" if found else None
+
+
+def bytecode_field(python: str) -> Dict[str, str]:
+    """A spec item's `bytecode` for the base's interpreter: its `.py` files are compiled at build time."""
+    tag = bytecode_tag(python)
+    return {"bytecode": tag} if tag else {}
+
+
 def read_summary(contents: DigestContents) -> dict:
     (summary,) = contents
     return json.loads(summary.content)
@@ -122,11 +136,17 @@ async def build_base_image(request: BaseImageRequest, tool: MLBuildTool) -> Base
         return await _pull_base_image(field_set, tool, name, out_dir)
     lock = await Get(HydratedSources, HydrateSourcesRequest(field_set.debian_lock))
     (lock_path,) = lock.snapshot.files
+    # NB: the standard library is compiled at build time: Debian compiles it in a post-install
+    # script, which an offline rootfs build never runs, so every container start would.
+    bytecode = tuple(f"--{k}={v}" for k, v in bytecode_field(field_set.python.value).items())
     result = await Get(
         ProcessResult,
         VenvPexProcess(
             tool.pex,
-            argv=("-m", "mlbuild.base_image", "--lock", lock_path, "--output", out_dir, "--name", name, "--cache-dir", CACHE_DIR),
+            argv=(
+                "-m", "mlbuild.base_image", "--lock", lock_path, "--output", out_dir, "--name", name, "--cache-dir", CACHE_DIR,
+                *bytecode,
+            ),
             input_digest=lock.snapshot.digest,
             output_directories=(out_dir,),
             append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),

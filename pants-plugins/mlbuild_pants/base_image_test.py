@@ -15,18 +15,18 @@ from pants.backend.python.target_types import PythonSourcesGeneratorTarget
 from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.addresses import Address
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST, DigestContents, DigestSubset, FileContent
+from pants.engine.fs import EMPTY_DIGEST, EMPTY_FILE_DIGEST, DigestContents, DigestSubset, FileContent, Snapshot
 from pants.engine.process import ProcessCacheScope, ProcessResult
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, WrappedTarget, WrappedTargetRequest
 from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
 from mlbuild_pants.base_image import BaseImage, BaseImageRequest, build_base_image
-from mlbuild_pants.conftest import unexpected
 from mlbuild_pants.target_types import MLBaseImageTarget
 
 SLIM = Address("docker/slim", target_name="slim")
 PINNED = "r.io/python:3.11@sha256:" + "0" * 64
 OTHER_DIGEST, OURS_DIGEST = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+LOCK = Snapshot.create_for_testing(["docker/deb/packages.lock.json"], ["docker/deb"])
 
 
 
@@ -47,7 +47,7 @@ def build(target, processes: List[VenvPexProcess], index: dict) -> BaseImage:
             MockGet(EnvironmentVars, (EnvironmentVarsRequest,), lambda r: EnvironmentVars({"HOME": "/home/me"})),
             MockGet(ProcessResult, (VenvPexProcess,), run),
             MockGet(DigestContents, (DigestSubset,), contents),
-            MockGet(HydratedSources, (HydrateSourcesRequest,), unexpected),
+            MockGet(HydratedSources, (HydrateSourcesRequest,), lambda _: HydratedSources(LOCK, None)),
         ],
     )
 
@@ -79,3 +79,16 @@ def test_a_pulled_base_is_pinned_to_the_manifest_named_after_the_target() -> Non
     # The pull sees the caller's credentials, so its result must never reach a persistent cache.
     assert dict(pull.extra_env) == {"HOME": "/home/me"}
     assert pull.cache_scope == ProcessCacheScope.PER_RESTART_SUCCESSFUL
+
+
+def test_a_debian_base_ships_its_standard_library_compiled_for_its_python() -> None:
+    summary = {"layout": "deb.oci", "ref": "deb", "manifest_digest": OURS_DIGEST}
+    for python, expected in (("/usr/bin/python3.11", ["--bytecode=cpython-311"]), ("/usr/bin/python3", [])):
+        target = MLBaseImageTarget({"debian_lock": "packages.lock.json", "python": python}, Address("docker/deb", target_name="deb"))
+        processes: List[VenvPexProcess] = []
+        built = build(target, processes, summary)
+        assert (built.layout_path, built.manifest_digest, built.python) == ("docker.deb/deb.oci", OURS_DIGEST, python)
+        (assemble,) = processes
+        argv = list(assemble.argv)
+        assert argv[:4] == ["-m", "mlbuild.base_image", "--lock", "docker/deb/packages.lock.json"]
+        assert [a for a in argv if a.startswith("--bytecode")] == expected

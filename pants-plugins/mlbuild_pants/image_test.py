@@ -8,14 +8,13 @@ from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST
 from pants.util.frozendict import FrozenDict
 
-from mlbuild_pants.base_image import BaseImage
+from mlbuild_pants.base_image import BaseImage, bytecode_tag
 from mlbuild_pants.image import (
     PROGRAMS,
     DependencyImage,
     DependencyImageRequest,
     PipelineImageRequest,
     app_image_spec,
-    bytecode_tag,
     dependency_image_spec,
     launcher,
     layer_groups,
@@ -85,11 +84,11 @@ def test_launchers_put_the_deps_then_the_code_on_the_path_and_call_their_program
     compile(serve, "serve", "exec")
 
 
-def test_the_app_image_is_the_dependency_image_plus_the_code_labelled_and_annotated_alike() -> None:
-    request = PipelineImageRequest(
+def app_request(python: str = "/usr/bin/python3.11") -> PipelineImageRequest:
+    return PipelineImageRequest(
         requirements_pex=None,  # type: ignore[arg-type]
         app_sources=EMPTY_DIGEST,
-        base=base(),
+        base=base(python),
         out_dir="src.pipez.toy",
         name="train",
         layer_split_bytes=1,
@@ -97,8 +96,14 @@ def test_the_app_image_is_the_dependency_image_plus_the_code_labelled_and_annota
         env=FrozenDict({"MLBUILD_PIPELINE_MODULE": "pipez.toy.model", "PYTHONUNBUFFERED": "0"}),
         labels=LABELS,
     )
-    deps = DependencyImage(EMPTY_DIGEST, "deps-image/deps.oci", "deps", "deps-image/deps.fs.json", EMPTY_DIGEST, EMPTY_DIGEST)
-    spec = app_image_spec(request, deps)
+
+
+DEPS = DependencyImage(EMPTY_DIGEST, "deps-image/deps.oci", "deps", "deps-image/deps.fs.json", EMPTY_DIGEST, EMPTY_DIGEST)
+
+
+def test_the_app_image_is_the_dependency_image_plus_the_code_labelled_and_annotated_alike() -> None:
+    request = app_request()
+    spec = app_image_spec(request, DEPS)
     # Built on the dependency image, never on the base directly: a code change re-pushes one layer.
     # Thin: its layer blobs are referenced, never read, so a code edit costs the same whatever they weigh.
     assert spec["base"] == {"layout": "deps-image/deps.oci", "ref": "deps", "thin": True}
@@ -106,6 +111,10 @@ def test_the_app_image_is_the_dependency_image_plus_the_code_labelled_and_annota
     # The code lands where the launchers look for it, after the dependencies.
     (code,) = layer["dirs"]
     assert code["src"] == "app" and f'sys.path.append("{code["dest"]}")' in launcher("train", "/usr/bin/python3.11")
+    # Compiled at build time like the dependencies: `train` and each `serve` worker import it as is.
+    assert code["bytecode"] == "cpython-311"
+    (unknown,) = app_image_spec(app_request("/usr/bin/python3"), DEPS)["layers"][0]["dirs"]
+    assert "bytecode" not in unknown
     # A launcher a program, executable, on PATH: SageMaker starts the container as `train` or `serve`.
     launchers = {f["src"]: f for f in layer["files"]}
     assert set(launchers) == set(PROGRAMS) == {"train", "serve"}

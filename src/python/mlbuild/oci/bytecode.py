@@ -12,8 +12,11 @@ instead ships `.pyc` files made from the locked sources:
   * only by a builder whose interpreter has the image Python's cache tag: the magic number
     of another minor version would make them dead weight (refused, not skipped).
 
-Bytecode that a *run* left behind is never taken (layer.py drops it from every input); this
-module is the only source of `.pyc` files in a layer.
+The same holds for every `.py` an image ships: the Debian base's standard library (Debian
+compiles it in a post-install script, which an offline rootfs build never runs) and the
+pipeline's own code in the top layer. Bytecode that a *run* left behind is never taken
+(layer.py drops it from every input); this module is the only source of `.pyc` files in a
+layer.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from importlib import _bootstrap_external  # type: ignore[attr-defined]
 from mlbuild.oci.errors import SpecError
 
 
-def require_cache_tag(tag: str, where: str) -> None:
+def require_cache_tag(tag: str, where: str, fix: str = "or leave `bytecode` out") -> None:
     """Refuse to compile for an interpreter whose bytecode this builder cannot write."""
     ours = sys.implementation.cache_tag
     if tag != ours:
         raise SpecError(
             f"{where}: bytecode for {tag!r} requested, but the builder runs {ours!r}. "
-            f"Fix: build with the image's Python minor version, or leave `bytecode` out."
+            f"Fix: build with the image's Python minor version, {fix}."
         )
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from mlbuild.oci.bytecode import compile_source, pyc_path, require_cache_tag
 from mlbuild.oci.errors import SpecError
-from mlbuild.oci.layer import entries_from_zip
+from mlbuild.oci.layer import entries_from_directory, entries_from_zip, with_bytecode
 from mlbuild.oci.layer_writer import write_tar
 
 TAG = sys.implementation.cache_tag
@@ -89,3 +89,38 @@ def test_a_builder_of_another_python_refuses_rather_than_writing_dead_pycs() -> 
     with pytest.raises(SpecError, match="builder runs"):
         require_cache_tag("cpython-39", "layers[1].zips[0].bytecode")
     assert pyc_path("a/b/mod.py", "cpython-311") == "a/b/__pycache__/mod.cpython-311.pyc"
+
+
+def test_a_tree_gets_a_pyc_for_every_module_and_every_module_symlink(tmp_path: Path) -> None:
+    # A Debian standard library as unpacked: no bytecode, and `.py` symlinks (relative and absolute).
+    root = tmp_path / "rootfs"
+    (root / "usr/lib/python3.11/json").mkdir(parents=True)
+    (root / "etc/python3.11").mkdir(parents=True)
+    (root / "usr/lib/python3.11/json/__init__.py").write_bytes(SOURCE)
+    (root / "usr/lib/python3.11/_sysconfigdata__x86_64-linux-gnu.py").write_bytes(b"build_time_vars = {}\n")
+    (root / "usr/lib/python3.11/_sysconfigdata__linux_x86_64-linux-gnu.py").symlink_to("_sysconfigdata__x86_64-linux-gnu.py")
+    (root / "etc/python3.11/sitecustomize.py").write_bytes(b"X = 1\n")
+    (root / "usr/lib/python3.11/sitecustomize.py").symlink_to("/etc/python3.11/sitecustomize.py")
+    (root / "usr/lib/python3.11/dangling.py").symlink_to("/nowhere.py")
+    (root / "usr/lib/python3.11/__pycache__").mkdir()
+    (root / f"usr/lib/python3.11/__pycache__/stale.{TAG}.pyc").write_bytes(b"left behind by a run")
+    entries = {e.path: e for e in with_bytecode(entries_from_directory(root, "/"), TAG)}
+    lib = "usr/lib/python3.11"
+    pycs = sorted(p for p in entries if p.endswith(".pyc"))
+    assert pycs == sorted(
+        f"{folder}/__pycache__/{name}.{TAG}.pyc"
+        for folder, name in [
+            ("etc/python3.11", "sitecustomize"), (f"{lib}/json", "__init__"), (lib, "_sysconfigdata__x86_64-linux-gnu"),
+            (lib, "_sysconfigdata__linux_x86_64-linux-gnu"), (lib, "sitecustomize"),
+        ]
+    )
+    assert entries[f"{lib}/json/__pycache__"].kind == "dir"
+    # The link's pyc is its target's code under the link's name: where Python looks and what it reports.
+    linked = entries[f"{lib}/__pycache__/sitecustomize.{TAG}.pyc"].read_bytes()
+    assert linked is not None and marshal.loads(linked[16:]).co_filename == f"/{lib}/sitecustomize.py"
+    assert linked[8:16] == entries[f"etc/python3.11/__pycache__/sitecustomize.{TAG}.pyc"].read_bytes()[8:16]  # type: ignore[index]
+    written = io.BytesIO()
+    write_tar(entries.values(), written)
+    tar = tarfile.open(fileobj=io.BytesIO(written.getvalue()))
+    pyc = tar.extractfile(f"{lib}/json/__pycache__/__init__.{TAG}.pyc").read()  # type: ignore[union-attr]
+    assert pyc == compile_source(f"{lib}/json/__init__.py", SOURCE) and int.from_bytes(pyc[4:8], "little") == 0b01

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import posixpath
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlbuild.oci.bytecode import compile_source, pyc_path
 from mlbuild.oci.descriptor import Descriptor
 from mlbuild.oci.determinism import DIR_MODE, file_kind, normalised_file_mode
 from mlbuild.oci.errors import UserError
+from mlbuild.oci.rootfs_path import Node, PathRefused, resolve
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class LayerEntry:
 
     A file's content is `data`, or the file `source`, or with `member` set a member of the
     zip `source` (streamed when the layer is written: nothing of a wheel is held in memory);
-    with `compile_as` too, the bytecode of that member compiled as `/compile_as` (made when
+    with `compile_as`, the bytecode of that content compiled as `/compile_as` (made when
     written; the entry is left out if Python cannot compile it).
     """
 
@@ -60,14 +61,17 @@ class LayerEntry:
 
     def read_bytes(self) -> bytes | None:
         """The content in memory (small files, tests); None for bytecode Python cannot compile."""
-        if self.data is not None:
-            return self.data
         if self.member is not None:
             assert self.source is not None
             with zipfile.ZipFile(self.source) as archive:
-                data = archive.read(self.member)
-            return compile_source(self.compile_as, data) if self.compile_as is not None else data
-        return Path(self.source).read_bytes() if self.source is not None else b""
+                return self.compiled(archive.read(self.member))
+        if self.data is None and self.source is not None:
+            return self.compiled(Path(self.source).read_bytes())
+        return self.compiled(self.data or b"")
+
+    def compiled(self, content: bytes) -> bytes | None:
+        """What this entry holds, given its source's bytes: them, or their bytecode if `compile_as`."""
+        return content if self.compile_as is None else compile_source(self.compile_as, content)
 
     @property
     def content_bytes(self) -> int:
@@ -143,8 +147,8 @@ def entries_from_zip(source: Path, dest_prefix: str, bytecode: str | None = None
     Bytecode in the zip never enters a layer: it is machine state that a cache may have
     picked up from a run, not part of the locked input (issue 18). With `bytecode` (a cache
     tag such as "cpython-311"), every `.py` gets a pyc compiled here from its own bytes
-    (bytecode.py). Every folder gets an entry, so the layer's bytes do not depend on whether
-    the zip lists them.
+    (`with_bytecode`). Every folder gets an entry, so the layer's bytes do not depend on
+    whether the zip lists them.
     """
     prefix = image_path(dest_prefix, what="destination prefix")
     try:
@@ -171,13 +175,41 @@ def entries_from_zip(source: Path, dest_prefix: str, bytecode: str | None = None
                 mode = normalised_file_mode((info.external_attr >> 16) & 0o777 or 0o644)
                 path = image_path(f"{prefix}/{name}", what="file")
                 files[name] = LayerEntry(path, "file", mode, source=source, member=info.filename, size=info.file_size)
-                if bytecode and name.endswith(".py"):
-                    cached = pyc_path(name, bytecode)
-                    files[cached] = LayerEntry(
-                        image_path(f"{prefix}/{cached}", what="file"), "file", 0o644,
-                        source=source, member=info.filename, size=info.file_size, compile_as=path,
-                    )
-                    dirs.add(posixpath.dirname(cached))
     entries = [LayerEntry.directory(f"{prefix}/{d}") for d in dirs if d not in files]
     entries.extend(files.values())
-    return sorted(entries, key=lambda e: e.path)
+    return with_bytecode(entries, bytecode) if bytecode else sorted(entries, key=lambda e: e.path)
+
+
+def with_bytecode(entries: list[LayerEntry], tag: str) -> list[LayerEntry]:
+    """`entries` plus, for every `.py` among them, its pyc for cache tag `tag` (bytecode.py).
+
+    A `.py` symlink (Debian's `sitecustomize.py -> /etc/python3.11/sitecustomize.py`) gets
+    the pyc of the file it resolves to inside these entries, compiled under the link's own
+    path: that is where the import system looks for it. Bytecode already among the entries
+    is dropped (a run's leftovers, or pycs of another interpreter): this is the only source
+    of `.pyc` files in a layer. Sorted by path.
+    """
+    kept = {e.path: e for e in entries if not is_bytecode(e.path)}
+
+    def lookup(path: str) -> Node | None:
+        entry = kept.get(path)
+        return None if entry is None else Node(entry.kind, entry.mode, entry.target)
+
+    out = dict(kept)
+    for entry in kept.values():
+        if not entry.path.endswith(".py") or entry.kind == "dir":
+            continue
+        source = entry
+        if entry.kind == "symlink":
+            try:
+                resolved = "/".join(resolve(lookup, entry.path.split("/"), follow_last=True, chroot=True))
+            except PathRefused:
+                continue  # NB: a loop or a path through a file: Python could not import it either
+            if resolved not in kept or kept[resolved].kind != "file":
+                continue  # NB: dangling, or outside this layer: nothing here to compile
+            source = kept[resolved]
+        cached = pyc_path(entry.path, tag)
+        out[cached] = replace(source, path=cached, mode=0o644, compile_as=entry.path)
+        folder = posixpath.dirname(cached)
+        out.setdefault(folder, LayerEntry.directory(folder))
+    return sorted(out.values(), key=lambda e: e.path)

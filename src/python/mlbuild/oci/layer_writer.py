@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Mapping
 
 from mlbuild.oci.blob_store import BlobStore
-from mlbuild.oci.bytecode import compile_source
 from mlbuild.oci.descriptor import OCI_LAYER_GZIP, Descriptor
 from mlbuild.oci.determinism import (
     COMPRESSOR_ANNOTATION,
@@ -67,16 +66,14 @@ def _add(tar: tarfile.TarFile, entry: LayerEntry, zips: _Zips) -> None:
     kind = _KINDS[entry.kind]
     if entry.kind != "file":
         tar.addfile(tar_info(entry.path, kind, mode=entry.mode, linkname=entry.target))
+    elif entry.compile_as is not None:
+        pyc = entry.compiled(_source_bytes(entry, zips))
+        if pyc is not None:  # NB: templates and Python 2 leftovers: never imported, not compiled
+            tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=len(pyc)), io.BytesIO(pyc))
     elif entry.member is not None:
         assert entry.source is not None
         try:
-            archive = zips.get(entry.source)
-            if entry.compile_as is not None:
-                pyc = compile_source(entry.compile_as, archive.read(entry.member))
-                if pyc is not None:  # NB: templates and Python 2 leftovers: never imported, not compiled
-                    tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=len(pyc)), io.BytesIO(pyc))
-                return
-            with archive.open(entry.member) as member:
+            with zips.get(entry.source).open(entry.member) as member:
                 tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=entry.size), member)
         except (OSError, zipfile.BadZipFile) as e:
             raise UserError(f"{entry.source}: cannot read {entry.member!r} for image path {'/' + entry.path!r} ({e}).") from e
@@ -90,6 +87,20 @@ def _add(tar: tarfile.TarFile, entry: LayerEntry, zips: _Zips) -> None:
                 tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=size), f)
         except OSError as e:
             raise UserError(f"{entry.source}: cannot read it for image path {'/' + entry.path!r} ({e.strerror}).") from e
+
+
+def _source_bytes(entry: LayerEntry, zips: _Zips) -> bytes:
+    """The bytes of the source an entry is compiled from: in memory, a zip member or a file."""
+    if entry.data is not None:
+        return entry.data
+    assert entry.source is not None
+    try:
+        if entry.member is not None:
+            return zips.get(entry.source).read(entry.member)
+        return Path(entry.source).read_bytes()
+    except (OSError, zipfile.BadZipFile) as e:
+        what = f"{entry.member!r}" if entry.member is not None else "it"
+        raise UserError(f"{entry.source}: cannot read {what} to compile it for image path {'/' + entry.path!r} ({e}).") from e
 
 
 def gzip_stream(source: BinaryIO, sink: BinaryIO, compressor: Compressor) -> None:

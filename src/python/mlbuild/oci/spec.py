@@ -11,7 +11,8 @@
          "files": [{"src": "dist/app.pex", "dest": "/opt/program/app.pex", "mode": "0755"}],
          "dirs": [{"src": "conf", "dest": "/opt/program/conf"}],
          "zips": [{"src": "deps/yaml.whl", "dest": "/opt/program/deps/yaml"}],   # unpacked, minus bytecode
-                                                  # ("bytecode": "cpython-311": pycs compiled here)
+                                                  # (on dirs and zips, "bytecode": "cpython-311":
+                                                  # pycs compiled here, see bytecode.py)
          "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/program/train"}],
          "max_bytes": 1073741824}                 # optional: split by path into layers of at most this
                                                   # much content, named "<name>-<i>of<n>"
@@ -35,7 +36,7 @@ from typing import Any, Mapping
 
 from mlbuild.oci.bytecode import require_cache_tag
 from mlbuild.oci.errors import SpecError
-from mlbuild.oci.layer import LayerEntry, entries_from_directory, entries_from_zip
+from mlbuild.oci.layer import LayerEntry, entries_from_directory, entries_from_zip, with_bytecode
 
 
 @dataclass(frozen=True)
@@ -112,21 +113,29 @@ def _layer(data: Any, base_dir: Path, where: str) -> LayerSpec:
         mode = _mode(f["mode"], f"{where}.files[{i}].mode") if "mode" in f else None
         entries.append(LayerEntry.file_from(f["dest"], src, mode))
     for i, d in enumerate(_list(layer.get("dirs", []), f"{where}.dirs")):
-        d = _object(d, f"{where}.dirs[{i}]", required={"src", "dest"})
-        entries.extend(entries_from_directory(base_dir / _str(d["src"], f"{where}.dirs[{i}].src"), d["dest"]))
+        d = _object(d, f"{where}.dirs[{i}]", required={"src", "dest"}, optional={"bytecode"})
+        found = entries_from_directory(base_dir / _str(d["src"], f"{where}.dirs[{i}].src"), d["dest"])
+        tag = _bytecode(d, f"{where}.dirs[{i}]")
+        entries.extend(with_bytecode(found, tag) if tag else found)
     for i, z in enumerate(_list(layer.get("zips", []), f"{where}.zips")):
         z = _object(z, f"{where}.zips[{i}]", required={"src", "dest"}, optional={"bytecode"})
         src = base_dir / _str(z["src"], f"{where}.zips[{i}].src")
         if not src.is_file():
             raise SpecError(f"{where}.zips[{i}].src: {src} is not a file.")
-        tag = _str(z["bytecode"], f"{where}.zips[{i}].bytecode") if "bytecode" in z else None
-        if tag:
-            require_cache_tag(tag, f"{where}.zips[{i}].bytecode")
-        entries.extend(entries_from_zip(src, z["dest"], tag))
+        entries.extend(entries_from_zip(src, z["dest"], _bytecode(z, f"{where}.zips[{i}]")))
     for i, s in enumerate(_list(layer.get("symlinks", []), f"{where}.symlinks")):
         s = _object(s, f"{where}.symlinks[{i}]", required={"dest", "target"})
         entries.append(LayerEntry.symlink(s["dest"], _str(s["target"], f"{where}.symlinks[{i}].target")))
     return LayerSpec(_str(layer["name"], f"{where}.name"), tuple(entries), max_bytes)
+
+
+def _bytecode(item: dict[str, Any], where: str) -> str | None:
+    """The cache tag an item's `.py` files are compiled for, if it names one this builder can write."""
+    if "bytecode" not in item:
+        return None
+    tag = _str(item["bytecode"], f"{where}.bytecode")
+    require_cache_tag(tag, f"{where}.bytecode")
+    return tag
 
 
 def _object(value: Any, where: str, *, required: set[str] = set(), optional: set[str] = set()) -> dict[str, Any]:
