@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import pickle
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -21,8 +22,11 @@ import gunicorn
 import pytest
 import yaml
 
-from mlbuild.container_run.testing import real_train_image, rootfs_entries, write_image
-from mlbuild.oci.layer import LayerEntry, entries_from_directory
+from mlbuild.container_run.bwrap_probe import check_bwrap
+from mlbuild.container_run.testing import base_layer_entries, real_train_image, write_image
+from mlbuild.oci.layer import LayerEntry, entries_from_directory, with_bytecode
+from mlbuild.oci.layout import read_layout
+from mlbuild.oci.unpack import unpack_image
 from mlbuild.runtime.pipeline import load_pipeline
 from mlbuild.serving.predictor import Predictor
 from mlbuild.container_run.serve import serve_image
@@ -83,8 +87,9 @@ def layout(tmp_path_factory: pytest.TempPathFactory, pipeline_dir: Path) -> Path
         *entries_from_directory(_package(yaml), "/opt/mlbuild/deps/yaml"),
         LayerEntry.file("/usr/local/bin/serve", SERVE.encode(), 0o755),
     ]
-    app = [e for e in app if "__pycache__" not in e.path]
-    write_image(work / "serve-layout", work / "blobs", [rootfs_entries(work / "base-rootfs"), app], env=ENV, workdir="/opt/program")
+    # NB: compiled as the image's app and dependency layers are (with_bytecode drops the host's pycs).
+    app = with_bytecode(app, sys.implementation.cache_tag)
+    write_image(work / "serve-layout", work / "blobs", [base_layer_entries(work / "base-rootfs"), app], env=ENV, workdir="/opt/program")
     return work / "serve-layout"
 
 
@@ -115,3 +120,28 @@ def test_the_image_serves_in_the_sandbox_and_answers_like_predict_in_process(lay
         assert (status, json.loads(body)) == (200, {"predictions": expected})
         assert post(url, b"1,2\n3\n", "text/csv")[0] == 400
     assert "serving on http://127.0.0.1:" in log.read_text() and "(2 workers)" in log.read_text()
+
+
+# NB: what `train` and `serve` import before the pipeline's own code (the runtime and serving
+# modules an image's app layer holds, gunicorn's master and worker), with the launchers' path.
+IMPORTS = """
+import sys
+sys.path[:0] = ["/opt/mlbuild/app", "/opt/mlbuild/deps"]
+import mlbuild.runtime.cli, mlbuild.runtime.train, mlbuild.runtime.local_run
+import mlbuild.serving.cli, mlbuild.serving.server, mlbuild.serving.local_server, mlbuild.serving.model_source
+import gunicorn.arbiter, gunicorn.workers.sync
+"""
+
+
+def test_a_fresh_container_compiles_no_module_to_start_train_or_serve(layout: Path, tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs"
+    unpack_image(read_layout(layout, None), rootfs)
+    sandbox = [check_bwrap(), "--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-all", "--clearenv"]
+    done = subprocess.run([*sandbox, "/usr/bin/python3.11", "-I", "-v", "-c", IMPORTS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if not line.startswith(("#", "import ")))
+    loaded = [line[len("# code object from ") :].strip("'") for line in done.stderr.splitlines() if line.startswith("# code object from ")]
+    # Python says where each module's code came from: a .py means it compiled it, on every start.
+    assert [path for path in loaded if not path.endswith(".pyc")] == []
+    assert "could not create" not in done.stderr
+    for module in ("/usr/lib/python3.11/json/__pycache__/decoder", "/opt/mlbuild/app/mlbuild/serving/__pycache__/server", "/opt/mlbuild/deps/yaml/__pycache__/__init__"):
+        assert f"{module}.{sys.implementation.cache_tag}.pyc" in loaded, module

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
+from mlbuild.base_image import rootfs_entries
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.determinism import choose_compressor
 from mlbuild.oci.image import Image, add_layer, set_config
-from mlbuild.oci.layer import LayerEntry, entries_from_directory
+from mlbuild.oci.layer import LayerEntry
 from mlbuild.oci.layer_writer import write_layer
 from mlbuild.oci.layout import write_layout
 
@@ -105,19 +106,6 @@ if me == hosts[0]:
 """
 
 
-def rootfs_entries(rootfs: Path) -> list[LayerEntry]:
-    """Layer entries for a whole root filesystem (entries_from_directory wants a non-root prefix)."""
-    entries: list[LayerEntry] = []
-    for child in sorted(Path(rootfs).iterdir()):
-        if child.is_symlink():
-            entries.append(LayerEntry.symlink(child.name, os.readlink(child)))
-        elif child.is_dir():
-            entries += [LayerEntry.directory(child.name), *entries_from_directory(child, child.name)]
-        else:
-            entries.append(LayerEntry.file_from(child.name, child))
-    return entries
-
-
 def write_pipeline(root: Path, data: Mapping[str, Mapping[str, str]] | None = None) -> tuple[Path, Path]:
     """A pipeline.yaml and its sample data folder (channel -> file name -> text) under `root`."""
     config = root / "pipeline.yaml"
@@ -155,6 +143,11 @@ def write_image(
 COMMITTED_LOCK = Path(__file__).resolve().parents[4] / "docker/debian-python3.11/packages.lock.json"
 
 
+def base_layer_entries(rootfs: Path) -> list[LayerEntry]:
+    """The Debian base's layer as `mlbuild.base_image` makes it: its standard library compiled."""
+    return rootfs_entries(rootfs, sys.implementation.cache_tag)
+
+
 def real_train_image(work: Path, ref: str = "test:1", script: str = TRAIN_SCRIPT) -> Path:
     """The layout of a REAL image, the committed Debian base plus `train` (`script`), under `work`.
 
@@ -179,5 +172,5 @@ def real_train_image(work: Path, ref: str = "test:1", script: str = TRAIN_SCRIPT
     except FetchError as e:
         skip_or_fail(f"cannot fetch the base's .debs (mirror unreachable or lock stale): {e}")
     train = [LayerEntry.file("/usr/local/bin/train", script.encode(), 0o755)]
-    write_image(work / "layout", work / "blobs", [rootfs_entries(rootfs), train], workdir="/opt/program", ref=ref)
+    write_image(work / "layout", work / "blobs", [base_layer_entries(rootfs), train], workdir="/opt/program", ref=ref)
     return work / "layout"
