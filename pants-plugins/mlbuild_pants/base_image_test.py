@@ -47,7 +47,7 @@ def build(target, processes: List[VenvPexProcess], index: dict) -> BaseImage:
             MockGet(EnvironmentVars, (EnvironmentVarsRequest,), lambda r: EnvironmentVars({"HOME": "/home/me"})),
             MockGet(ProcessResult, (VenvPexProcess,), run),
             MockGet(DigestContents, (DigestSubset,), contents),
-            MockGet(HydratedSources, (HydrateSourcesRequest,), lambda _: HydratedSources(LOCK, None)),
+            MockGet(HydratedSources, (HydrateSourcesRequest,), lambda _: HydratedSources(LOCK, {"includes": ["docker/deb/packages.lock.json"]}, None)),
         ],
     )
 
