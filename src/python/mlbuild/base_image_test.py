@@ -70,8 +70,8 @@ def test_two_builds_in_fresh_processes_give_the_same_image(lock_path: Path, tmp_
     for run, seed in (("a", "1"), ("b", "2")):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONHASHSEED": seed}
         done = subprocess.run(
-            [sys.executable, "-m", "mlbuild.base_image", "--lock", str(lock_path), "--out", str(tmp_path / run),
-             "--name", "base", "--cache", str(tmp_path / f"cache-{run}"), "--bytecode", TAG],
+            [sys.executable, "-m", "mlbuild.base_image", "--lock", str(lock_path), "--output", str(tmp_path / run),
+             "--name", "base", "--cache-dir", str(tmp_path / f"cache-{run}"), "--bytecode", TAG],
             capture_output=True, text=True, env=env,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
