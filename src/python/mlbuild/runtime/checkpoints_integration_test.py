@@ -1,26 +1,30 @@
 """Kill a local job mid-training, run it again: it resumes from the newest checkpoint (issue 12 item 5).
 
 The pipeline (written below, run by the runtime's own `local` command in a subprocess) chains
-a hash through `steps` iterations, saving a checkpoint after each. The first run is killed
-with SIGKILL once it has saved a few; the re-run of the same job (same hyperparameters) finds
-them in the job's checkpoint store, does only the remaining iterations, and writes exactly the
-model bytes of an uninterrupted run.
+a hash through `steps` iterations, saving a checkpoint after each. The first run is told (by
+an environment variable, so the job's hyperparameters stay the same) to stop after checkpoint
+10 and say so; the test kills it with SIGKILL on that line, so checkpoint 10 is the newest one.
+The re-run of the same job finds them in the job's checkpoint store, resumes from step 10
+exactly, does only the remaining iterations, and writes exactly the model bytes of an
+uninterrupted run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
+from typing import List
 
 import pytest
 
 PIPELINE = '''
-import hashlib, time
+import hashlib, os, threading
 from mlbuild.runtime import checkpoints
 
 def load(ctx):
@@ -33,7 +37,9 @@ def train(ctx, _):
     for step in range(start, ctx.hp["steps"]):
         state = hashlib.sha256(state + str(step).encode()).digest()
         checkpoints.save(ctx.checkpoints_dir, step + 1, state)
-        time.sleep(ctx.hp["pause"])
+        if str(step + 1) == os.environ.get("HOLD_AFTER_CHECKPOINT"):
+            print(f"holding after checkpoint {step + 1}", flush=True)
+            threading.Event().wait()  # until the test kills this process
     return {"state": state, "iterations": ctx.hp["steps"] - start, "resumed_from": start}
 
 def evaluate(ctx, model, _):
@@ -45,12 +51,12 @@ def save(ctx, model):
 CONFIG = """\
 hyperparameters:
   steps: 60
-  pause: 0.05
 channels: {}
 sagemaker:
   checkpoint_s3_uri: s3://bucket/ckpt/
 """
 ADDRESS = "src/python/ckptpipe:train"
+HOLD = 10
 
 
 @pytest.fixture
@@ -64,7 +70,7 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _start(project: Path, runs: Path) -> subprocess.Popen:
+def _start(project: Path, runs: Path, **extra_env: str) -> subprocess.Popen:
     mlbuild_root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
@@ -73,9 +79,33 @@ def _start(project: Path, runs: Path) -> subprocess.Popen:
         "MLBUILD_PIPELINE_MODULE": "ckptpipe.pipeline",
         "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
         "MLBUILD_PIPELINE_ADDRESS": ADDRESS,
+        **extra_env,
     }
     argv = [sys.executable, "-m", "mlbuild.runtime.cli", "local", "--data-dir", str(project / "data"), "--runs-dir", str(runs)]
     return subprocess.Popen(argv, env=env, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_line(proc: subprocess.Popen, marker: str, timeout: float = 120) -> List[str]:
+    """The process's output up to the first line containing `marker` (fails if it exits or times out first)."""
+    lines: "queue.Queue[str]" = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.put(line)
+        lines.put("")  # end of output
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: List[str] = []
+    while True:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no line with {marker!r} within {timeout} s; output so far:\n{''.join(seen)[-3000:]}")
+        if not line:
+            pytest.fail(f"exited before a line with {marker!r}:\n{''.join(seen)[-3000:]}")
+        seen.append(line)
+        if marker in line:
+            return seen
 
 
 def _finished_run(proc: subprocess.Popen, runs: Path) -> Path:
@@ -86,19 +116,17 @@ def _finished_run(proc: subprocess.Popen, runs: Path) -> Path:
 
 def test_a_killed_job_resumes_from_its_newest_checkpoint(project: Path) -> None:
     runs = project / "runs"
-    first = _start(project, runs)
-    store = runs / "src.python.ckptpipe/train/checkpoints"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(store.glob("*/checkpoint-*"))) < 10:
-        time.sleep(0.05)
+    first = _start(project, runs, HOLD_AFTER_CHECKPOINT=str(HOLD))
+    out = _wait_for_line(first, f"holding after checkpoint {HOLD}")
     first.send_signal(signal.SIGKILL)
-    out, _ = first.communicate(timeout=30)
+    assert first.wait(timeout=30) == -signal.SIGKILL
+    store = runs / "src.python.ckptpipe/train/checkpoints"
     saved = sorted(p.name for p in store.glob("*/checkpoint-*"))
-    assert 10 <= len(saved) < 60, (saved, out[-3000:])  # killed mid-training
+    assert saved == [f"checkpoint-{step:09d}.bin" for step in range(1, HOLD + 1)], (saved, "".join(out)[-3000:])
 
     resumed = _finished_run(_start(project, runs), runs)
     metrics = json.loads((resumed / "model/metrics.json").read_text())
-    assert metrics["resumed_from"] >= 10 and metrics["iterations"] == 60 - metrics["resumed_from"] < 60
+    assert (metrics["resumed_from"], metrics["iterations"]) == (HOLD, 60 - HOLD)  # from the newest: 10
 
     fresh_runs = project / "fresh"
     fresh = _finished_run(_start(project, fresh_runs), fresh_runs)
