@@ -15,7 +15,7 @@ from pants.backend.python.util_rules.pex import Pex, PexProcess
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact
 from pants.core.util_rules.distdir import DistDir
-from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.env_vars import CompleteEnvironmentVars, EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import EMPTY_DIGEST, Digest, DigestSubset
 from pants.engine.process import Process
 from pants.engine.addresses import Address
@@ -49,6 +49,16 @@ def mlbuild(**options) -> SimpleNamespace:
 
 
 
+# NB: the user's whole environment; the mock hands the rule only the names it asks for, as Pants does.
+HOST_ENV = CompleteEnvironmentVars(
+    {"AWS_PROFILE": "dev", "AWS_REGION": "eu-west-1", "PATH": "/bin", "HOME": "/home/me", "EDITOR": "vi", "GITHUB_TOKEN": "secret"}
+)
+
+
+def environment_vars(request: EnvironmentVarsRequest) -> EnvironmentVars:
+    return EnvironmentVars(HOST_ENV.get_subset(request.requested, allowed=request.allowed))
+
+
 PYTHON_SETUP = SimpleNamespace(enable_resolves=True, default_resolve="python-default", resolves={"python-default": "d.lock", "torch": "t.lock"})
 
 
@@ -74,7 +84,7 @@ def publish(
             MockGet(Digest, (DigestSubset,), subset),
             MockGet(MLBuildToolPex, (MLBuildToolPexRequest,), lambda _: MLBuildToolPex(Pex(EMPTY_DIGEST, "tool.pex", None))),
             MockGet(SourceRevision, (SourceRevisionRequest,), lambda _: SourceRevision(REVISION)),
-            MockGet(EnvironmentVars, (EnvironmentVarsRequest,), lambda r: EnvironmentVars({"AWS_PROFILE": "dev", "PATH": "/bin"})),
+            MockGet(EnvironmentVars, (EnvironmentVarsRequest,), environment_vars),
             MockGet(PexEnvironment, (), lambda: SimpleNamespace(named_caches_dir=PurePath("/caches"))),
             MockGet(Process, (PexProcess,), process),
         ],
@@ -119,7 +129,8 @@ def test_publish_pushes_then_submits_the_image_package_built() -> None:
     assert flag(argv, "--backend") == "local" and "--wait" in argv and "--force" not in argv
     env = job.process.process.env
     # InteractiveProcess starts from an empty environment: what boto3 and the tools need is forwarded.
-    assert (env["AWS_PROFILE"], env["PATH"]) == ("dev", "/bin")
+    assert (env["AWS_PROFILE"], env["AWS_REGION"], env["PATH"]) == ("dev", "eu-west-1", "/bin")
+    assert env["HOME"] == "/home/me" and "EDITOR" not in env and "GITHUB_TOKEN" not in env  # only what it forwards
     assert (env["MLBUILD_LINEAGE_DIR"], env["MLBUILD_LINEAGE_INBOX"]) == ("/repo/.mlbuild/lineage", "/repo/dist/mlbuild/lineage")
     assert env["PEX_ROOT"].startswith("/caches/")
     assert job.get_output_data()["report_json"] == "dist/mlbuild/publish/src.pipez.toy/train/report.json"
