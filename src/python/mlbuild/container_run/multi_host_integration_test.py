@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from pathlib import Path
+from typing import Iterator, List
 
 import pytest
 
 from mlbuild.container_run.runner import run_image
-from mlbuild.container_run.testing import MULTI_HOST_TRAIN_SCRIPT, real_train_image
+from mlbuild.container_run.testing import MULTI_HOST_TRAIN_SCRIPT, non_loopback_addresses, reaches, real_train_image
 from mlbuild.runtime.errors import DataError
 
 ADDRESS = "src/python/pipelines/tiny:train"
 CONFIG = """\
 hyperparameters:
   label: run
+  probe: ""
+  wait_s: 60
 channels:
   train: {distribution: ShardedByS3Key}
   validation: {}
@@ -30,17 +34,37 @@ sagemaker:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    layout = real_train_image(tmp_path_factory.mktemp("image"), script=MULTI_HOST_TRAIN_SCRIPT)
-    root = tmp_path_factory.mktemp("pipeline")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return real_train_image(tmp_path_factory.mktemp("image"), script=MULTI_HOST_TRAIN_SCRIPT)
+
+
+@pytest.fixture(scope="module")
+def rootfs_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The unpacked-image cache (content-addressed): shared so each test does not unpack the base again."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def env(image: Path, rootfs_cache: Path, tmp_path: Path) -> dict:
+    """A pipeline of this test's own: its config, data and runs folder."""
+    root = tmp_path / "pipeline"
+    (root / "data/train").mkdir(parents=True)
     (root / "pipeline.yaml").write_text(CONFIG)
     for i in range(5):
-        (root / "data/train").mkdir(parents=True, exist_ok=True)
         (root / f"data/train/part-{i}.csv").write_text("".join(f"{i},{j}\n" for j in range(i + 1)))
     (root / "data/validation").mkdir(parents=True)
     (root / "data/validation/v.csv").write_text("1\n")
-    return {"layout_dir": layout, "ref": None, "config_path": root / "pipeline.yaml", "address": ADDRESS,
-            "data_dir": root / "data", "runs_dir": root / "runs", "cache_dir": root / "cache", "use_gpus": False}
+    return {"layout_dir": image, "ref": None, "config_path": root / "pipeline.yaml", "address": ADDRESS,
+            "data_dir": root / "data", "runs_dir": root / "runs", "cache_dir": rootfs_cache, "use_gpus": False}
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A TCP listener on every address of this machine, for the route-out probe."""
+    with socket.socket() as server:
+        server.bind(("0.0.0.0", 0))
+        server.listen(16)
+        yield server
 
 
 def _run(env: dict, **kwargs: object) -> tuple:
@@ -58,7 +82,8 @@ def test_two_hosts_find_each_other_and_split_the_shards(env: dict) -> None:
     assert hosts["algo-2"]["hostname"] == "algo-2"
     # NB: connected by name; the source address is lo's primary one (127.0.0.1), as the kernel picks it.
     assert [name for name, peer in hosts["algo-1"]["got"]] == ["algo-2"]
-    assert not hosts["algo-1"]["outside"] and not hosts["algo-2"]["outside"]  # loopback only
+    # NB: like SageMaker's platform, the runner sets no SM_* variable: the image's toolkit (mlbuild's train) does.
+    assert hosts["algo-1"]["sm_free"] and hosts["algo-2"]["sm_free"]
     # ShardedByS3Key: keys 0, 2, 4 to algo-1 and 1, 3 to algo-2; disjoint, covering the channel.
     assert hosts["algo-1"]["files"] == ["part-0.csv", "part-2.csv", "part-4.csv"]
     assert hosts["algo-2"]["files"] == ["part-1.csv", "part-3.csv"]
@@ -70,6 +95,36 @@ def test_two_hosts_find_each_other_and_split_the_shards(env: dict) -> None:
     resource = json.loads((outcome.run_dir / "hosts/algo-2/input/config/resourceconfig.json").read_text())
     assert resource["current_host"] == "algo-2" and resource["hosts"] == ["algo-1", "algo-2"]
     assert json.loads((outcome.run_dir / "input/config/resourceconfig.json").read_text())["current_host"] == "algo-1"
+
+
+def test_no_route_out_of_the_job_network(env: dict, listener: socket.socket) -> None:
+    """The hosts cannot reach a listener on this machine, by loopback or by its other addresses."""
+    port = listener.getsockname()[1]
+    targets = [f"{address}:{port}" for address in ["127.0.0.1", *non_loopback_addresses()]]
+    # The positive control: the same probe, outside the sandbox, reaches the listener at every address.
+    assert {t: reaches(t) for t in targets} == {t: True for t in targets}
+    outcome, out = _run(env, overrides={"probe": " ".join(targets)})
+    assert outcome.exit_code == 0, out
+    for host in ("algo-1", "algo-2"):
+        assert json.loads((outcome.model_dir / f"{host}.json").read_text())["reached"] == {t: False for t in targets}
+    assert _accepted(listener) == len(targets)  # the control's connections, none from the hosts
+
+
+def _accepted(listener: socket.socket) -> int:
+    listener.setblocking(False)
+    count = 0
+    while True:
+        try:
+            listener.accept()[0].close()
+        except BlockingIOError:
+            return count
+        count += 1
+
+
+def test_a_leader_waiting_for_a_host_that_never_connects_fails_in_time(env: dict) -> None:
+    outcome, out = _run(env, overrides={"label": "silent", "wait_s": "3"})
+    assert outcome.exit_code == 4, out
+    assert "algo-1 waited 3 s for the other hosts; only [] connected" in outcome.failure_reason
 
 
 def test_the_override_flag_beats_the_config(env: dict) -> None:
@@ -89,10 +144,13 @@ def test_one_failing_host_fails_the_job_and_is_named(env: dict) -> None:
 
 
 def test_more_hosts_than_shards_is_refused_before_anything_runs(env: dict) -> None:
-    before = sorted(p.name for p in (env["runs_dir"] / "src.python.pipelines.tiny/train").iterdir())
     with pytest.raises(DataError, match="ShardedByS3Key over 5 object.*instance_count` is 6"):
         _run(env, instance_count=6)
-    assert sorted(p.name for p in (env["runs_dir"] / "src.python.pipelines.tiny/train").iterdir()) == before
+    assert _files(env["runs_dir"]) == []
+
+
+def _files(folder: Path) -> List[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
 
 
 @pytest.mark.parametrize("count", [1, 2])

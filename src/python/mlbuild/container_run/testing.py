@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import inspect
+import socket
+import struct
 import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
@@ -54,7 +58,36 @@ print("trained on", rows, "as", os.getuid(), "in", os.getcwd(), flush=True)
 """
 
 
-MULTI_HOST_TRAIN_SCRIPT = """\
+def reaches(target: str) -> bool:
+    """Whether a TCP connection to `host:port` opens (the multi-host script's route-out probe)."""
+    address, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((address, int(port)), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def non_loopback_addresses() -> list[str]:
+    """This machine's IPv4 addresses outside 127.0.0.0/8 (SIOCGIFADDR per interface; none offline)."""
+    found = []
+    for _, name in socket.if_nameindex():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                reply = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))  # SIOCGIFADDR
+            except OSError:  # no IPv4 address on this interface
+                continue
+        address = socket.inet_ntoa(reply[20:24])
+        if not address.startswith("127."):
+            found.append(address)
+    return found
+
+
+# NB: hyperparameters: `probe`, space-separated host:port targets each host tries to reach;
+# `wait_s`, how long the leader waits for each other host (and the others for the leader);
+# `label`: `fail` makes the last host fail, `silent` makes it exit without connecting.
+MULTI_HOST_TRAIN_SCRIPT = (
+    """\
 #!/usr/bin/python3.11
 # One host of a multi-host job: the leader listens on its own address, the others connect by name.
 import json, os, socket, sys, time
@@ -62,34 +95,47 @@ base = "/opt/ml"
 resource = json.load(open(f"{base}/input/config/resourceconfig.json"))
 hp = json.load(open(f"{base}/input/config/hyperparameters.json"))
 me, hosts = resource["current_host"], resource["hosts"]
+wait_s = json.loads(hp["wait_s"])
 files = sorted(os.listdir(f"{base}/input/data/train"))
 rows = sum(len(open(f"{base}/input/data/train/{f}").read().splitlines()) for f in files)
 print("host", me, "of", hosts, "files", files, flush=True)
-if json.loads(hp["label"]) == "fail" and me == hosts[-1]:
-    open(f"{base}/output/failure", "w").write(f"DataError: {me} was told to fail\\n")
-    sys.exit(3)
+def fail(message, code):
+    open(f"{base}/output/failure", "w").write(message + "\\n")
+    sys.exit(code)
+label = json.loads(hp["label"])
+if label in ("fail", "silent") and me == hosts[-1]:
+    if label == "silent":
+        sys.exit(0)
+    fail(f"DataError: {me} was told to fail", 3)
 got = []
 if me == hosts[0]:
     server = socket.socket()
     server.bind((socket.gethostbyname(me), 5000))
     server.listen()
+    server.settimeout(wait_s)
     for _ in hosts[1:]:
-        conn, peer = server.accept()
-        got.append([conn.recv(100).decode(), peer[0]])
+        try:
+            conn, peer = server.accept()
+            conn.settimeout(wait_s)
+            got.append([conn.recv(100).decode(), peer[0]])
+        except socket.timeout:
+            fail(f"TimeoutError: {me} waited {wait_s} s for the other hosts; only {sorted(n for n, _ in got)} connected", 4)
 else:
-    for attempt in range(300):
+    deadline = time.monotonic() + wait_s
+    while True:
         try:
             socket.create_connection((hosts[0], 5000), timeout=1).sendall(me.encode())
             break
-        except OSError:
+        except OSError as e:
+            if time.monotonic() > deadline:
+                fail(f"TimeoutError: {me} could not connect to {hosts[0]}:5000 within {wait_s} s: {e}", 4)
             time.sleep(0.1)
-try:
-    socket.create_connection(("1.1.1.1", 80), timeout=2)
-    outside = True
-except OSError:
-    outside = False
+"""
+    + inspect.getsource(reaches)
+    + """\
+probe = json.loads(hp["probe"]).split()
 report = {"host": me, "hostname": socket.gethostname(), "address": socket.gethostbyname(me), "files": files,
-          "rows": rows, "got": sorted(got), "outside": outside, "sm_free": "SM_HOSTS" not in os.environ}
+          "rows": rows, "got": sorted(got), "reached": {t: reaches(t) for t in probe}, "sm_free": "SM_HOSTS" not in os.environ}
 checkpoints = f"{base}/checkpoints"
 if os.path.isdir(checkpoints):  # a job with a checkpoint config: count this host's runs there
     counter = f"{checkpoints}/{me}-runs"
@@ -104,6 +150,7 @@ json.dump(report, open(f"{base}/model/{me}.json", "w"), sort_keys=True)
 if me == hosts[0]:
     json.dump({"rows_leader": rows}, open(f"{base}/model/metrics.json", "w"))
 """
+)
 
 
 def write_pipeline(root: Path, data: Mapping[str, Mapping[str, str]] | None = None) -> tuple[Path, Path]:
