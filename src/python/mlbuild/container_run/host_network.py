@@ -47,6 +47,8 @@ _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 _NLMSG_ERROR = 2
 _IFA_ADDRESS, _IFA_LOCAL = 1, 2
 _RT_SCOPE_HOST = 254
+# NB: the kernel answers an RTM_NEWADDR at once; a bound wait turns a lost reply into an error, not a hang.
+_NETLINK_REPLY_TIMEOUT_S = 5.0
 
 
 def _rtattr(kind: int, payload: bytes) -> bytes:
@@ -76,9 +78,16 @@ def add_loopback_addresses(addresses: Sequence[str]) -> None:
     """Add the hosts' addresses to `lo` of the current network namespace (needs CAP_NET_ADMIN there)."""
     index = socket.if_nametoindex("lo")
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.settimeout(_NETLINK_REPLY_TIMEOUT_S)
         sock.bind((0, 0))
         for seq, address in enumerate(addresses, start=1):
             sock.send(newaddr_message(address, index, seq))
-            code = ack_error(sock.recv(65536))
+            try:
+                reply = sock.recv(65536)
+            except socket.timeout:
+                raise OSError(
+                    errno.ETIMEDOUT, f"adding {address} to lo: no netlink reply within {_NETLINK_REPLY_TIMEOUT_S:g} s"
+                ) from None
+            code = ack_error(reply)
             if code not in (0, errno.EEXIST):
                 raise OSError(code, f"adding {address} to lo: {os.strerror(code)}")

@@ -31,3 +31,36 @@ def test_ack_error() -> None:
     ack = struct.pack("IHHII", 36, 2, 0, 1, 0) + struct.pack("i", -17) + b"\0" * 16
     assert host_network.ack_error(ack) == 17
     assert host_network.ack_error(struct.pack("IHHII", 16, 3, 0, 1, 0)) == 0
+
+
+class _SilentNetlink:
+    """A netlink socket whose reply never comes: recv waits out the socket's timeout."""
+
+    def __init__(self, *args: object) -> None:
+        self.timeout = None
+
+    def __enter__(self) -> "_SilentNetlink":
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        pass
+
+    def settimeout(self, seconds: float) -> None:
+        self.timeout = seconds
+
+    def bind(self, address: object) -> None:
+        pass
+
+    def send(self, data: bytes) -> int:
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        if self.timeout is None:
+            raise AssertionError("recv without a timeout would wait forever")
+        raise socket.timeout("timed out")
+
+
+def test_a_missing_netlink_reply_is_an_error_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host_network.socket, "socket", _SilentNetlink)
+    with pytest.raises(OSError, match=r"adding 127.0.1.1 to lo: no netlink reply within 5 s"):
+        host_network.add_loopback_addresses(["127.0.1.1"])
