@@ -4,7 +4,7 @@
                                $MLBUILD_ML_BASE_DIR/model or /opt/ml/model, on 0.0.0.0:8080
                                ($SAGEMAKER_BIND_TO_PORT), one worker per CPU
     serve --bind 127.0.0.1:0 --port-file F [--model-dir D] [--workers N] [--max-payload-mb M]
-          [--timeout S] [--queue Q]
+          [--timeout S] [--queue Q] [--header-timeout S] [--body-timeout S]
     transform INPUT --output DIR (--url http://HOST:PORT | --model-dir D|model.tar.gz) [...]
                                a batch transform of a file or folder, driving a running server
                                (--url) or one started on loopback for the model in D
@@ -30,6 +30,7 @@ from mlbuild.runtime.pipeline import pipeline_from_environ
 from mlbuild.runtime.train import configure_logging, quiet_missing_tools
 from mlbuild.serving.app import DEFAULT_MAX_PAYLOAD_MB, MAX_PAYLOAD_ENV_VAR, InvocationsApp
 from mlbuild.serving.content_types import SUPPORTED, media_type
+from mlbuild.serving.front import Limits
 from mlbuild.serving.predictor import Predictor
 from mlbuild.serving.server import (
     DEFAULT_TIMEOUT_SECONDS,
@@ -77,6 +78,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-payload-mb", type=_positive, help=f"largest request body (default ${MAX_PAYLOAD_ENV_VAR}, else {DEFAULT_MAX_PAYLOAD_MB})")
     parser.add_argument("--timeout", type=_positive, help=f"seconds an invocation may take before a 504 (default ${TIMEOUT_ENV_VAR}, else {DEFAULT_TIMEOUT_SECONDS})")
     parser.add_argument("--queue", type=_positive, help=f"invocations waiting for a worker before a 503 (default {QUEUE_PER_WORKER} per worker)")
+    parser.add_argument("--header-timeout", type=_positive, default=int(Limits.header_seconds), help="seconds a request's headers may take from their first byte (default %(default)s): then 408")
+    parser.add_argument("--body-timeout", type=_positive, default=int(Limits.body_seconds), help="seconds a request's body may take (default %(default)s): then 408")
     return parser
 
 
@@ -88,7 +91,8 @@ def serve_command(args: argparse.Namespace) -> int:
     workers = args.workers or default_workers(environ)
     max_payload_mb = args.max_payload_mb or default_max_payload_mb(environ)
     app = InvocationsApp(predictor, max_payload_mb, workers)
-    options = ServerOptions(args.bind or default_bind(environ), workers, args.timeout or default_timeout(environ), args.port_file, max_payload_mb, args.queue)
+    options = ServerOptions(args.bind or default_bind(environ), workers, args.timeout or default_timeout(environ), args.port_file, max_payload_mb, args.queue,
+                            args.header_timeout, args.body_timeout)
     return run_server(app, options)
 
 

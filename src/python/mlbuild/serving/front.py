@@ -36,6 +36,7 @@ log = logging.getLogger("mlbuild.serving")
 MB = 1024 * 1024
 HEAD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
+LINGER_SECONDS = 2.0
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
            408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
            431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
@@ -49,7 +50,7 @@ class Limits:
     header_seconds: float = 10.0
     body_seconds: float = 60.0
     idle_seconds: float = 75.0  # NB: longer than the 60 s clients such as SageMaker's keep a connection idle
-    drain_seconds: float = 20.0
+    drain_seconds: float = 20.0  # NB: then the workers' 2 s: under the 30 s SageMaker gives before SIGKILL
     max_connections: int = 1000
     write_seconds: float = 60.0
 
@@ -112,6 +113,7 @@ class Front:
         try:
             if len(self.connections) > self.limits.max_connections:
                 await self._send(writer, overloaded(f"over {self.limits.max_connections} connections open"), close=True)
+                await self._linger(reader, writer)
                 return
             server = writer.get_extra_info("sockname")[:2]
             while not self.draining:
@@ -126,6 +128,7 @@ class Front:
                 self.connections[task] = False
                 close = await self._one_request(first, reader, writer, server)
                 if close:
+                    await self._linger(reader, writer)
                     return
         except (ConnectionError, asyncio.CancelledError):
             pass
@@ -251,6 +254,21 @@ class Front:
             writer.transport.abort()
             return True
         return close
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Half-close, then read and drop what the client still sends for a moment.
+
+        NB: closing a socket with unread input sends a reset, and the client may lose our
+        answer (a 413 or 503 sent before its body was read) to it: nginx's lingering_close.
+        """
+        try:
+            if writer.can_write_eof() and not writer.is_closing():
+                writer.write_eof()
+            async with asyncio.timeout(LINGER_SECONDS):
+                while await reader.read(CHUNK):
+                    pass
+        except (TimeoutError, ConnectionError, OSError):
+            pass
 
     # --- the server --------------------------------------------------------------------------
 

@@ -74,10 +74,12 @@ class ServerOptions:
     port_file: Optional[Path] = None  # written (atomically) with the bound port once ready
     max_payload_mb: int = 6
     queue: Optional[int] = None  # requests waiting for a worker before 503 (default 16 per worker)
+    header_seconds: float = Limits.header_seconds
+    body_seconds: float = Limits.body_seconds
 
     def limits(self) -> Limits:
         buffer_mb = max(MIN_BUFFER_MB, (self.workers + 2) * self.max_payload_mb)
-        return Limits(max_body_bytes=self.max_payload_mb * MB, buffer_bytes=buffer_mb * MB)
+        return Limits(self.max_payload_mb * MB, buffer_mb * MB, self.header_seconds, self.body_seconds)
 
     def queue_size(self) -> int:
         return self.queue if self.queue is not None else QUEUE_PER_WORKER * self.workers

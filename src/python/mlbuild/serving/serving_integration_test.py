@@ -1,4 +1,4 @@
-"""`serve` for real: gunicorn on loopback serving churn and iris models trained from the sample data.
+"""`serve` for real: on loopback serving churn and iris models trained from the sample data.
 
 The predictions over HTTP (and through the batch transform) must equal calling the pipeline's
 `predict` in-process on the same records.

@@ -2,8 +2,8 @@
 
 The front (front.py) puts a request it has read completely on a bounded queue; one slot per
 worker takes it, hands the worker the request's WSGI environ and body over a socketpair and
-waits for the answer until the request's deadline. The worker runs the WSGI app as gunicorn's
-sync workers did, so every 4xx and 5xx of app.py is unchanged.
+waits for the answer until the request's deadline. The worker runs the WSGI app as a WSGI
+server would, so every 4xx and 5xx of app.py is unchanged.
 
     queue full                   503 at once, with Retry-After (the caller retries)
     deadline passed in the queue 503 (the request never reached a worker)
@@ -64,7 +64,7 @@ def _recv_exact(sock: socket.socket, size: int) -> Optional[bytearray]:
 
 
 def call_app(app: Callable[..., Any], environ: Dict[str, Any], body: bytes) -> Response:
-    environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+    environ = {"CONTENT_LENGTH": str(len(body)), **environ, "wsgi.input": io.BytesIO(body)}
     seen: Dict[str, Any] = {}
 
     def start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> None:
@@ -229,7 +229,10 @@ class Pool:
                 job.future.set_result(overloaded(f"the request waited {self.timeout:.0f} s in the queue"))
                 continue
             worker = self.workers[index]
-            if worker is None:  # NB: its replacement failed to start; try again now
+            if worker is not None and worker.reader.at_eof():  # NB: died while idle: replace it, no one to tell
+                log.error("worker %d %s while idle; replaced", worker.pid, describe_exit(await worker.reap()))
+                worker = self.workers[index] = None
+            if worker is None:  # NB: its replacement failed to start, or it died idle; start one now
                 worker = self.workers[index] = await self._spawn()
             self.busy += 1
             try:
