@@ -10,8 +10,10 @@ in the standard library, so the image needs nothing more.
     headers                      complete within `header_seconds` of their first byte, else
                                  408 and closed; over 64 KiB: 431
     body                         complete within `body_seconds`, else 408; over the payload
-                                 limit: 413 before it is read; buffered bodies of all
-                                 connections together over `buffer_bytes`: 503
+                                 limit: 413 before it is read; a body is admitted whole
+                                 (Content-Length) when the bodies held by all connections
+                                 leave room in `buffer_bytes`, else it waits (unread) up to
+                                 `buffer_wait_seconds` and gets 503
     connections                  over `max_connections`: 503 and closed
     SIGTERM                      stop accepting, close idle connections, answer every request
                                  already read (queued ones included), then stop the workers;
@@ -53,6 +55,7 @@ class Limits:
     drain_seconds: float = 20.0  # NB: then the workers' 2 s: under the 30 s SageMaker gives before SIGKILL
     max_connections: int = 1000
     write_seconds: float = 60.0
+    buffer_wait_seconds: float = 2.0
 
 
 class BadRequest(Exception):
@@ -100,6 +103,7 @@ class Front:
     def __init__(self, app: Callable[..., Any], pool: Pool, limits: Limits) -> None:
         self.app, self.pool, self.limits = app, pool, limits
         self.buffered = 0
+        self._freed = asyncio.Event()
         self.draining = False
         self.connections: Dict["asyncio.Task[Any]", bool] = {}  # task -> idle (waiting for a request)
         self.answered = 0
@@ -156,6 +160,8 @@ class Front:
             if length is not None and length > self.limits.max_body_bytes:
                 # NB: the app words the 413 from CONTENT_LENGTH alone; the body is never read.
                 return await self._send(writer, call_app(self.app, {**environ, "CONTENT_LENGTH": str(length)}, b""), close=True)
+            if length:
+                await self._hold(length, held)  # NB: the whole body, before reading it: an admitted request can always finish
             if headers.get("expect", "").lower() == "100-continue" and (length or "chunked" in headers.get("transfer-encoding", "")):
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             try:
@@ -171,7 +177,9 @@ class Front:
         except BadRequest as e:
             return await self._send(writer, e.response, close=True)
         finally:
-            self.buffered -= held[0]
+            if held[0]:
+                self.buffered -= held[0]
+                self._freed.set()
 
     def _length(self, headers: Dict[str, str]) -> Optional[int]:
         if "transfer-encoding" in headers:
@@ -185,24 +193,26 @@ class Front:
             raise BadRequest(400, f"Content-Length {value!r} is not a number")
         return int(value)
 
-    def _hold(self, size: int, held: List[int]) -> None:
+    async def _hold(self, size: int, held: List[int]) -> None:
+        """Count `size` more bytes against the shared buffer, waiting a moment for room (the
+        client's bytes wait in its socket meanwhile); 503 when none comes."""
         if self.buffered + size > self.limits.buffer_bytes:
-            raise BadRequest(503, f"server busy: request bodies being read or queued fill its {self.limits.buffer_bytes // MB} MB buffer. Retry after 1 s.")
+            try:
+                async with asyncio.timeout(self.limits.buffer_wait_seconds):
+                    while self.buffered + size > self.limits.buffer_bytes:
+                        self._freed.clear()
+                        await self._freed.wait()
+            except TimeoutError:
+                raise BadRequest(503, f"server busy: request bodies being read or queued fill its {self.limits.buffer_bytes // MB} MB buffer. "
+                                      f"Retry after 1 s.") from None
         self.buffered += size
         held[0] += size
 
     async def _body(self, reader: asyncio.StreamReader, length: Optional[int], held: List[int]) -> bytes:
-        """The whole body, counted in `held` (and against the buffer) as it arrives."""
+        """The whole body; a chunked one is counted in `held` (and against the buffer) as it arrives."""
         parts: List[bytes] = []
         if length is not None:
-            remaining = length
-            while remaining:
-                chunk = await reader.read(min(CHUNK, remaining))
-                if not chunk:
-                    raise asyncio.IncompleteReadError(b"", remaining)
-                self._hold(len(chunk), held)
-                parts.append(chunk)
-                remaining -= len(chunk)
+            return await reader.readexactly(length) if length else b""
         else:
             while True:
                 size_line = await reader.readuntil(b"\r\n")
@@ -216,7 +226,7 @@ class Front:
                     break
                 if held[0] + size > self.limits.max_body_bytes:
                     raise BadRequest(413, f"payload too large: the chunked body is over the {self.limits.max_body_bytes // MB} MB limit")
-                self._hold(size, held)
+                await self._hold(size, held)
                 parts.append(await reader.readexactly(size))
                 await reader.readexactly(2)
         return b"".join(parts) if len(parts) != 1 else parts[0]

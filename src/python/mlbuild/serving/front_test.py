@@ -137,7 +137,7 @@ def test_bodies_past_the_shared_buffer_get_503_and_the_buffer_is_given_back(tmp_
         seen.append(statuses(third))
         assert front.buffered == 0
 
-    run(tmp_path, client, buffer_bytes=2 * MB)
+    run(tmp_path, client, buffer_bytes=2 * MB, buffer_wait_seconds=0.3)
     assert seen == [[200], [200], [503]]
 
 

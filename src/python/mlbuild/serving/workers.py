@@ -186,7 +186,10 @@ class Pool:
 
     def __init__(self, app: Callable[..., Any], workers: int, queue_size: int, timeout: float, init: Callable[[], None] = lambda: None) -> None:
         self.app, self.size, self.timeout, self.init = app, workers, timeout, init
-        self.queue: "asyncio.Queue[Optional[Job]]" = asyncio.Queue(queue_size)
+        self.queue_size = queue_size
+        # NB: unbounded; submit() bounds it. A job put for an idle slot stays in the queue
+        # until that slot's task runs, so a maxsize would refuse work a worker is free for.
+        self.queue: "asyncio.Queue[Optional[Job]]" = asyncio.Queue()
         self.workers: List[Optional[_Worker]] = [None] * workers
         self.busy = 0
         self.replaced = 0
@@ -213,10 +216,10 @@ class Pool:
     def submit(self, environ: Dict[str, Any], body: bytes) -> "asyncio.Future[Response]":
         """The answer's future; already done with a 503 when the queue is full."""
         future: "asyncio.Future[Response]" = asyncio.get_running_loop().create_future()
-        try:
+        if self.queue.qsize() + self.busy >= self.size + self.queue_size:
+            future.set_result(overloaded(f"{self.size} workers busy and {self.queue_size} requests waiting"))
+        else:
             self.queue.put_nowait(Job(environ, body, time.monotonic() + self.timeout, future))
-        except asyncio.QueueFull:
-            future.set_result(overloaded(f"{self.size} workers busy and {self.queue.maxsize} requests waiting"))
         return future
 
     async def _slot(self, index: int) -> None:
@@ -228,30 +231,38 @@ class Pool:
             if remaining <= 0:
                 job.future.set_result(overloaded(f"the request waited {self.timeout:.0f} s in the queue"))
                 continue
-            worker = self.workers[index]
+            self.busy += 1
+            try:
+                answer = await self._run(index, job, remaining)
+            finally:
+                self.busy -= 1
+            if not job.future.done():
+                job.future.set_result(answer)
+
+    async def _run(self, index: int, job: Job, remaining: float) -> Response:
+        worker = self.workers[index]
+        try:
             if worker is not None and worker.reader.at_eof():  # NB: died while idle: replace it, no one to tell
                 log.error("worker %d %s while idle; replaced", worker.pid, describe_exit(await worker.reap()))
                 worker = self.workers[index] = None
             if worker is None:  # NB: its replacement failed to start, or it died idle; start one now
                 worker = self.workers[index] = await self._spawn()
-            self.busy += 1
-            try:
-                async with asyncio.timeout(remaining):
-                    answer = await worker.call(job.environ, job.body)
-            except TimeoutError:
-                log.error("POST /invocations: 504 predict did not finish within %.0f s; worker %d killed and replaced", self.timeout, worker.pid)
-                worker.kill()
-                await self._replace(index, worker)
-                answer = plain(504, f"predict() did not finish within {self.timeout:.0f} s (SAGEMAKER_MODEL_SERVER_TIMEOUT or --timeout); "
-                                    "its worker was restarted. Fix: send fewer records per request, or raise the limit.\n")
-            except (asyncio.IncompleteReadError, ConnectionError, OSError):
-                how = describe_exit(await self._replace(index, worker))
-                log.error("POST /invocations: 502 worker %d %s mid-request; replaced", worker.pid, how)
-                answer = plain(502, f"the worker running this request {how}; it was replaced. Retry the request.\n")
-            finally:
-                self.busy -= 1
-            if not job.future.done():
-                job.future.set_result(answer)
+        except OSError as e:
+            log.error("could not start a worker: %s", e)
+            return overloaded(f"no worker could be started ({e})")
+        try:
+            async with asyncio.timeout(remaining):
+                return await worker.call(job.environ, job.body)
+        except TimeoutError:
+            log.error("POST /invocations: 504 predict did not finish within %.0f s; worker %d killed and replaced", self.timeout, worker.pid)
+            worker.kill()
+            await self._replace(index, worker)
+            return plain(504, f"predict() did not finish within {self.timeout:.0f} s (SAGEMAKER_MODEL_SERVER_TIMEOUT or --timeout); "
+                              "its worker was restarted. Fix: send fewer records per request, or raise the limit.\n")
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            how = describe_exit(await self._replace(index, worker))
+            log.error("POST /invocations: 502 worker %d %s mid-request; replaced", worker.pid, how)
+            return plain(502, f"the worker running this request {how}; it was replaced. Retry the request.\n")
 
     async def _replace(self, index: int, worker: _Worker) -> Optional[int]:
         self.workers[index] = None
