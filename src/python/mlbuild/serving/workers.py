@@ -98,6 +98,17 @@ def worker_loop(sock: socket.socket, app: Callable[..., Any]) -> None:
             sock.sendall(data)
 
 
+def _die_with_server() -> None:
+    """NB: a worker stuck in a hung predict never reads the EOF a dead server leaves it; the
+    kernel kills it instead (Linux's PR_SET_PDEATHSIG; elsewhere nothing)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # NB: 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _child(sock: socket.socket, app: Callable[..., Any], init: Callable[[], None]) -> None:
     code = 1
     try:
@@ -107,6 +118,7 @@ def _child(sock: socket.socket, app: Callable[..., Any], init: Callable[[], None
         fd = sock.fileno()
         os.closerange(3, fd)
         os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+        _die_with_server()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # NB: Ctrl-C reaches the whole group; the server drains
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
