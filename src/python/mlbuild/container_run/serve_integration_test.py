@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib
 import json
 import pickle
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -42,6 +44,9 @@ def evaluate(ctx, model, features):
     return {"scale": model["scale"]}
 
 def predict(ctx, model, records):
+    if records and records[0][0] == "kill":  # NB: a worker dying mid-request (the fault test)
+        import os
+        os.kill(os.getpid(), 9)
     return [round(model["scale"] * sum(float(v) for v in row), 6) for row in records]
 '''
 PIPELINE_YAML = "hyperparameters:\n  scale: 2.5\nchannels:\n  train: {}\n"
@@ -143,3 +148,27 @@ def test_a_fresh_container_compiles_no_module_to_start_train_or_serve(layout: Pa
     assert "could not create" not in done.stderr
     for module in ("/usr/lib/python3.11/json/__pycache__/decoder", "/opt/mlbuild/app/mlbuild/serving/__pycache__/server", "/opt/mlbuild/deps/yaml/__pycache__/__init__"):
         assert f"{module}.{sys.implementation.cache_tag}.pyc" in loaded, module
+
+
+def test_in_the_sandbox_slow_clients_do_not_stop_ping_and_a_killed_worker_fails_only_its_request(layout: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.pkl").write_bytes(pickle.dumps({"scale": 2.5}, protocol=5))
+    log = tmp_path / "serve.log"
+    with serve_image(layout, None, model_dir, workers=2, cache_dir=tmp_path / "cache", log_path=log) as url:
+        host, port = url.rsplit("/", 1)[-1].split(":")
+        slow = [socket.create_connection((host, int(port))) for _ in range(8)]  # NB: 4 x workers, headers never finished
+        for sock in slow:
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+        took = []
+        for _ in range(10):
+            start = time.perf_counter()
+            with urllib.request.urlopen(f"{url}/ping", timeout=10) as ping:
+                assert ping.status == 200
+            took.append(time.perf_counter() - start)
+        assert max(took) < 2 and sorted(took)[5] < 0.1, took
+        status, body = post(url, b"kill\n", "text/csv")
+        assert status == 502 and b"killed by signal 9" in body, log.read_text()
+        assert post(url, b"1,2,3\n", "text/csv") == (200, b"15.0\n")
+        for sock in slow:
+            sock.close()
