@@ -1,7 +1,8 @@
 #!/usr/bin/env python3.11
-"""Benchmark: `serve` (gunicorn) against a minimal stdlib server doing the same predict.
+"""Benchmark: `serve` against a minimal stdlib server doing the same predict, and under faults.
 
-    PYTHONPATH=src/python python3.11 bench/serve.py [--quick] [--seconds 5] [--workers N] [--json FILE]
+    PYTHONPATH=src/python python3.11 bench/serve.py [--quick] [--seconds 5] [--workers N]
+        [--compare GIT_REF] [--faults | --faults-only] [--json FILE]
 
 A benchmark, not a test: it prints the numbers and exits 0 unless something fails outright.
 It trains the churn pipeline on its committed sample data (a few seconds), then measures, all
@@ -12,17 +13,26 @@ on 127.0.0.1:
   - POST /invocations: requests/s and p50/p99 latency for 1-row and 1,000-row CSV payloads at
     1, 4 and 16 concurrent clients (keep-alive HTTP/1.1 connections, one per client thread, in
     a separate process from the servers), against
-      serve      mlbuild's server: gunicorn, pre-forked sync workers (default: one per CPU)
+      serve      mlbuild's server: an asyncio front before pre-forked workers (default: one per CPU)
+      serve@REF  with --compare: `serve` as it was at that commit (e.g. the gunicorn one), same run
       reference  http.server.ThreadingHTTPServer in one process, calling the very same
                  parse/predict/serialise functions, so the difference is the server's overhead;
   - batch transform: rows/s of the transform agent (MultiRecord, 6 MB payloads, as many
-    concurrent requests as workers) over a 100,000-row file, through each server.
+    concurrent requests as workers) over a 100,000-row file, through each server;
+  - with --faults (or --faults-only, which needs no scikit-learn): the load-and-fault suite,
+    each server fresh per scenario with a pipeline whose predict sleeps, hangs or dies on cue:
+    max(8, 4 x workers) clients stalled in their headers, a hung predict (cut at 3 s), a worker
+    killed with -9 mid-request, twice the capacity for --overload-seconds (default 60) open
+    loop, 48 clients sending 6 MB payloads, SIGTERM under 16 clients; for each: /ping p50/p99
+    (pinged every 100 ms meanwhile), answers by status, refused connections, requests left
+    without an answer, and the peak memory (Pss) of the server and its workers together.
 
 The overhead of a server at 1,000-row payloads is its p50 at 1 client minus the in-process
 p50 of the predict stage alone (records already parsed), as a share of the latter (goal: at
 most 20 %; parsing the CSV and writing the answer count as overhead); the 1-row p99 at 4 clients has a
-goal of under 50 ms. Needs the lock's scikit-learn and gunicorn (a Pants-built venv, or
-`python3.11 -m venv --system-site-packages V && V/bin/pip install scikit-learn==1.5.2 gunicorn==27.0.1`).
+goal of under 50 ms. Needs the lock's scikit-learn (and gunicorn for a --compare with a
+gunicorn `serve`): a Pants-built venv (`./pants export --resolve=python-default`), or
+`python3.11 -m venv --system-site-packages V && V/bin/pip install scikit-learn==1.5.2 gunicorn==27.0.1`.
 """
 
 from __future__ import annotations
@@ -190,16 +200,19 @@ SCENARIOS = ("slow clients", "hung predict", "kill -9 mid-request", "2x overload
 
 
 def _tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants, in MB (0 once it is gone)."""
+    """Proportional set size of a process and its descendants, in MB (0 once it is gone).
+
+    NB: Pss, not the sum of RSS: forked workers share the server's pages (the model, the
+    interpreter), and RSS would count them once per process."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            status = Path(f"/proc/{p}/status").read_text()
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
             todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
         except OSError:
             continue
-        total += int(next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")), "0"))
+        total += int(next((line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:")), "0"))
     return total / 1024
 
 
@@ -220,17 +233,22 @@ def _post(host: str, port: int, body: bytes, timeout: float = 10) -> int:
         conn.close()
 
 
-def _ping_s(host: str, port: int) -> float:
+def _ping_s(host: str, port: int, failures: Dict[str, int]) -> float:
+    """Seconds a GET /ping took; inf when it failed (counted in `failures` by status or error)."""
     start = time.perf_counter()
     conn = http.client.HTTPConnection(host, port, timeout=10)
     try:
         conn.request("GET", "/ping")
-        ok = conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        ok = False
+        status = conn.getresponse().status
+        why = None if status == 200 else str(status)
+    except (OSError, http.client.HTTPException) as e:
+        why = type(e).__name__
     finally:
         conn.close()
-    return time.perf_counter() - start if ok else float("inf")
+    if why is None:
+        return time.perf_counter() - start
+    failures[why] = failures.get(why, 0) + 1
+    return float("inf")
 
 
 def fault(name: str, url: str, pid: int, workers: int, seconds: float) -> Dict[str, object]:
@@ -243,6 +261,7 @@ def fault(name: str, url: str, pid: int, workers: int, seconds: float) -> Dict[s
     lock = threading.Lock()
     stop = threading.Event()
     extra: Dict[str, object] = {}
+    ping_failures: Dict[str, int] = {}
 
     def record(status: int) -> None:
         with lock:
@@ -250,7 +269,7 @@ def fault(name: str, url: str, pid: int, workers: int, seconds: float) -> Dict[s
 
     def pinger() -> None:
         while not stop.is_set():
-            pings.append(_ping_s(host, port_n))
+            pings.append(_ping_s(host, port_n, ping_failures))
             stop.wait(0.1)
 
     def sampler() -> None:
@@ -322,6 +341,8 @@ def fault(name: str, url: str, pid: int, workers: int, seconds: float) -> Dict[s
     stop.set()
     for t in background:
         t.join()
+    if ping_failures:
+        extra["ping_failures"] = ping_failures
     ordered = sorted(p for p in pings if p != float("inf"))
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")  # noqa: E731
     count = lambda pred: sum(1 for s in statuses if pred(s))  # noqa: E731

@@ -208,11 +208,22 @@ class Front:
         self.buffered += size
         held[0] += size
 
-    async def _body(self, reader: asyncio.StreamReader, length: Optional[int], held: List[int]) -> bytes:
+    async def _body(self, reader: asyncio.StreamReader, length: Optional[int], held: List[int]) -> "bytes | bytearray":
         """The whole body; a chunked one is counted in `held` (and against the buffer) as it arrives."""
         parts: List[bytes] = []
         if length is not None:
-            return await reader.readexactly(length) if length else b""
+            # NB: into one buffer of the announced size: readexactly() would hold the body
+            # three times over (its buffer, a slice, the bytes) at the moment it returns.
+            body = bytearray(length)
+            with memoryview(body) as view:
+                got = 0
+                while got < length:
+                    chunk = await reader.read(min(CHUNK, length - got))
+                    if not chunk:
+                        raise asyncio.IncompleteReadError(b"", length - got)
+                    view[got:got + len(chunk)] = chunk
+                    got += len(chunk)
+            return body
         else:
             while True:
                 size_line = await reader.readuntil(b"\r\n")
@@ -231,11 +242,11 @@ class Front:
                 await reader.readexactly(2)
         return b"".join(parts) if len(parts) != 1 else parts[0]
 
-    async def _answer(self, method: str, environ: Dict[str, Any], body: bytes) -> Response:
+    async def _answer(self, method: str, environ: Dict[str, Any], body: "bytes | bytearray") -> Response:
         path = environ["PATH_INFO"]
         if path == "/ping":
             # NB: the model is loaded before the workers fork; the front answers without them.
-            if self.pool.alive():
+            if self.pool.healthy():
                 return plain(200, "")
             return plain(503, "no prediction worker is running (they are being restarted; see the server log)\n")
         if path == "/invocations" and method == "POST":

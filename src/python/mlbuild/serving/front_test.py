@@ -25,6 +25,9 @@ class EchoPool:
     def alive(self) -> int:
         return self.workers
 
+    def healthy(self) -> bool:
+        return self.workers > 0
+
     def submit(self, environ: Dict[str, Any], body: bytes) -> "asyncio.Future[Any]":
         self.bodies.append(body)
         future = asyncio.get_running_loop().create_future()

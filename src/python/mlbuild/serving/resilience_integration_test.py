@@ -206,3 +206,18 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_promptly(fa
             assert [f.result()[0] for f in futures] == [200] * 6
         assert proc.wait(timeout=30) == 0
         assert time.perf_counter() - start < 10
+
+
+def test_ping_stays_200_while_the_only_worker_is_killed_and_replaced(faults: Tuple[Path, dict]) -> None:
+    model, env = faults
+    with server_process(model, workers=1, environ=env, args=["--timeout", "1"]) as (url, _):
+        with ThreadPoolExecutor(1) as pool:
+            hung = pool.submit(invoke, url, "hang\n")
+            pings = []
+            while not hung.done():
+                pings.append(request(url, "GET", "/ping", timeout=5)[0])
+                time.sleep(0.01)
+            assert hung.result()[0] == 504
+        pings += [request(url, "GET", "/ping")[0] for _ in range(20)]
+        assert set(pings) == {200} and len(pings) > 40
+        assert invoke(url, "1,1\n")[0::2] == (200, b"4.0\n")

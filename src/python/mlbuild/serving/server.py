@@ -129,9 +129,23 @@ def _more_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+def _return_big_buffers() -> None:
+    """NB: glibc raises its mmap threshold to the size of each large block freed (up to 32 MB),
+    so after a few 6 MB bodies they come from the heap, and the heap keeps what a burst of them
+    took (a flood of 6 MB payloads: 439 MB peak for the server and its workers). A fixed 1 MB
+    threshold maps every body of its own and unmaps it when freed. Forked workers inherit it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-3, 1024 * 1024)  # NB: -3 = M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # NB: not glibc
+        pass
+
+
 def run_server(app: Callable[..., Any], options: ServerOptions) -> int:
     """Serve until SIGTERM/SIGINT, then drain (front.py); 0 once stopped."""
     _more_files()
+    _return_big_buffers()
     listener = listen(options.bind)
     pool = Pool(app, options.workers, options.queue_size(), options.timeout_seconds, init=lambda: limit_native_threads(os.environ))
     front = Front(app, pool, options.limits())

@@ -37,6 +37,7 @@ log = logging.getLogger("mlbuild.serving")
 # NB: a frame is (environ or status+headers, pickled) then the raw body, so a large body is
 # never copied into a pickle.
 FRAME = struct.Struct("!IQ")
+WRITE_CHUNK = 256 * 1024
 Response = Tuple[int, List[Tuple[str, str]], bytes]
 RETRY_AFTER_SECONDS = 1
 CRASH_LOOP_SECONDS = 1.0  # a worker that dies this soon after its start is replaced after a pause
@@ -63,7 +64,7 @@ def _recv_exact(sock: socket.socket, size: int) -> Optional[bytearray]:
     return data
 
 
-def call_app(app: Callable[..., Any], environ: Dict[str, Any], body: bytes) -> Response:
+def call_app(app: Callable[..., Any], environ: Dict[str, Any], body: "bytes | bytearray") -> Response:
     environ = {"CONTENT_LENGTH": str(len(body)), **environ, "wsgi.input": io.BytesIO(body)}
     seen: Dict[str, Any] = {}
 
@@ -88,7 +89,7 @@ def worker_loop(sock: socket.socket, app: Callable[..., Any]) -> None:
         meta, body = _recv_exact(sock, meta_size), _recv_exact(sock, body_size)
         if meta is None or body is None:
             return
-        status, headers, data = call_app(app, pickle.loads(meta), bytes(body))
+        status, headers, data = call_app(app, pickle.loads(meta), body)
         answer = pickle.dumps((status, headers))
         head = FRAME.pack(len(answer), len(data)) + answer
         if len(data) < 65536:  # NB: one write for the usual small answer
@@ -148,7 +149,7 @@ def describe_exit(status: Optional[int]) -> str:
 @dataclass
 class Job:
     environ: Dict[str, Any]
-    body: bytes
+    body: "bytes | bytearray"
     deadline: float
     future: "asyncio.Future[Response]"
 
@@ -160,11 +161,13 @@ class _Worker:
     writer: asyncio.StreamWriter
     started: float = field(default_factory=time.monotonic)
 
-    async def call(self, environ: Dict[str, Any], body: bytes) -> Response:
+    async def call(self, environ: Dict[str, Any], body: "bytes | bytearray") -> Response:
         meta = pickle.dumps(environ)
         self.writer.write(FRAME.pack(len(meta), len(body)) + meta)
-        if body:
-            self.writer.write(body)
+        view = memoryview(body)  # NB: not released here: a transport may still hold slices of it
+        for start in range(0, len(body), WRITE_CHUNK):  # NB: the transport copies what it cannot send at once
+            self.writer.write(view[start:start + WRITE_CHUNK])
+            await self.writer.drain()
         await self.writer.drain()
         meta_size, body_size = FRAME.unpack(await self.reader.readexactly(FRAME.size))
         status, headers = pickle.loads(await self.reader.readexactly(meta_size))
@@ -204,11 +207,17 @@ class Pool:
         self.queue: "asyncio.Queue[Optional[Job]]" = asyncio.Queue()
         self.workers: List[Optional[_Worker]] = [None] * workers
         self.busy = 0
+        self.starting = 0
         self.replaced = 0
         self._tasks: List["asyncio.Task[None]"] = []
 
     def alive(self) -> int:
         return sum(1 for w in self.workers if w is not None)
+
+    def healthy(self) -> bool:
+        """A worker is running or being started: /ping's 200. NB: a worker replaced after a
+        timeout or a crash is a moment's gap, not a reason for SageMaker to pull the instance."""
+        return self.alive() > 0 or self.starting > 0
 
     async def _spawn(self) -> _Worker:
         parent, child = socket.socketpair()
@@ -225,7 +234,7 @@ class Pool:
             self.workers[i] = await self._spawn()
         self._tasks = [asyncio.create_task(self._slot(i)) for i in range(self.size)]
 
-    def submit(self, environ: Dict[str, Any], body: bytes) -> "asyncio.Future[Response]":
+    def submit(self, environ: Dict[str, Any], body: "bytes | bytearray") -> "asyncio.Future[Response]":
         """The answer's future; already done with a 503 when the queue is full."""
         future: "asyncio.Future[Response]" = asyncio.get_running_loop().create_future()
         if self.queue.qsize() + self.busy >= self.size + self.queue_size:
@@ -268,7 +277,7 @@ class Pool:
         except TimeoutError:
             log.error("POST /invocations: 504 predict did not finish within %.0f s; worker %d killed and replaced", self.timeout, worker.pid)
             worker.kill()
-            await self._replace(index, worker)
+            await self._replace(index, worker, crashed=False)
             return plain(504, f"predict() did not finish within {self.timeout:.0f} s (SAGEMAKER_MODEL_SERVER_TIMEOUT or --timeout); "
                               "its worker was restarted. Fix: send fewer records per request, or raise the limit.\n")
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
@@ -276,16 +285,20 @@ class Pool:
             log.error("POST /invocations: 502 worker %d %s mid-request; replaced", worker.pid, how)
             return plain(502, f"the worker running this request {how}; it was replaced. Retry the request.\n")
 
-    async def _replace(self, index: int, worker: _Worker) -> Optional[int]:
+    async def _replace(self, index: int, worker: _Worker, crashed: bool = True) -> Optional[int]:
         self.workers[index] = None
-        status = await worker.reap()
-        self.replaced += 1
-        if time.monotonic() - worker.started < CRASH_LOOP_SECONDS:
-            await asyncio.sleep(CRASH_LOOP_SECONDS)
+        self.starting += 1
         try:
-            self.workers[index] = await self._spawn()
-        except OSError as e:  # NB: e.g. out of memory for fork; the next request retries
-            log.error("could not start a worker: %s", e)
+            status = await worker.reap()
+            self.replaced += 1
+            if crashed and time.monotonic() - worker.started < CRASH_LOOP_SECONDS:
+                await asyncio.sleep(CRASH_LOOP_SECONDS)
+            try:
+                self.workers[index] = await self._spawn()
+            except OSError as e:  # NB: e.g. out of memory for fork; the next request retries
+                log.error("could not start a worker: %s", e)
+        finally:
+            self.starting -= 1
         return status
 
     async def stop(self, grace: float) -> None:
