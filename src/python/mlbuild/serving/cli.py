@@ -28,7 +28,7 @@ from mlbuild.runtime import contract
 from mlbuild.runtime.errors import UserError
 from mlbuild.runtime.pipeline import pipeline_from_environ
 from mlbuild.runtime.train import configure_logging, quiet_missing_tools
-from mlbuild.serving.app import DEFAULT_MAX_PAYLOAD_MB, MAX_PAYLOAD_ENV_VAR, InvocationsApp
+from mlbuild.serving.app import DEFAULT_MAX_PAYLOAD_MB, MAX_PAYLOAD_ENV_VAR, InvocationsApp, LoadFailedApp
 from mlbuild.serving.content_types import SUPPORTED, media_type
 from mlbuild.serving.front import Limits
 from mlbuild.serving.predictor import Predictor
@@ -83,17 +83,30 @@ def _serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_failure(e: Exception) -> str:
+    """The line a failed load is answered with, logged once with the traceback of what raised
+    (the pipeline's load_model, or mlbuild's bug); none for mlbuild's own complete message,
+    such as a missing model.pkl."""
+    line = str(e) if isinstance(e, MLBuildError) else f"{type(e).__name__}: {e}"
+    raised = e.__cause__ if isinstance(e, MLBuildError) else e
+    log.error("the model failed to load: %s", line, exc_info=raised)
+    return line
+
+
 def serve_command(args: argparse.Namespace) -> int:
     environ = os.environ
     base_dir = contract.environ_base_dir()
     model_dir = args.model_dir or base_dir / contract.MODEL_DIR
-    predictor = Predictor.load(pipeline_from_environ(environ), base_dir, model_dir)
     workers = args.workers or default_workers(environ)
     max_payload_mb = args.max_payload_mb or default_max_payload_mb(environ)
-    app = InvocationsApp(predictor, max_payload_mb, workers)
     options = ServerOptions(args.bind or default_bind(environ), workers, args.timeout or default_timeout(environ), args.port_file, max_payload_mb, args.queue,
                             args.header_timeout, args.body_timeout)
-    return run_server(app, options)
+    pipeline = pipeline_from_environ(environ)  # NB: not a pipeline image (no MLBUILD_PIPELINE_MODULE): exit 3 at once
+    try:
+        predictor = Predictor.load(pipeline, base_dir, model_dir)
+    except Exception as e:  # NB: SageMaker must see a failing /ping (and why), not a container that exits
+        return run_server(LoadFailedApp(load_failure(e)), options, model_loaded=False)
+    return run_server(InvocationsApp(predictor, max_payload_mb, workers), options)
 
 
 def _transform_parser() -> argparse.ArgumentParser:

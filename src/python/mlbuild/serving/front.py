@@ -18,6 +18,8 @@ in the standard library, so the image needs nothing more.
     SIGTERM                      stop accepting, close idle connections, answer every request
                                  already read (queued ones included), then stop the workers;
                                  whatever is left at `drain_seconds` gets 503
+    no pool (the model failed    the app answers every request itself (cli.py serves
+    to load)                     LoadFailedApp: a 500 saying why, /ping included)
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def wsgi_environ(method: str, target: str, version: str, headers: Dict[str, str]
 
 
 class Front:
-    def __init__(self, app: Callable[..., Any], pool: Pool, limits: Limits) -> None:
+    def __init__(self, app: Callable[..., Any], pool: Optional[Pool], limits: Limits) -> None:
         self.app, self.pool, self.limits = app, pool, limits
         self.buffered = 0
         self._freed = asyncio.Event()
@@ -244,6 +246,8 @@ class Front:
 
     async def _answer(self, method: str, environ: Dict[str, Any], body: "bytes | bytearray") -> Response:
         path = environ["PATH_INFO"]
+        if self.pool is None:
+            return call_app(self.app, environ, body)
         if path == "/ping":
             # NB: the model is loaded before the workers fork; the front answers without them.
             if self.pool.healthy():
@@ -298,12 +302,13 @@ class Front:
         stop = asyncio.Event()
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(number, stop.set)
-        await self.pool.start()
+        if self.pool is not None:
+            await self.pool.start()
         server = await asyncio.start_server(self.handle, sock=listener, limit=HEAD_LIMIT)
         ready()
         await stop.wait()
         started = time.monotonic()
-        log.info("SIGTERM: no new connections; finishing %d requests in flight or queued", self.pool.busy + self.pool.queue.qsize())
+        log.info("SIGTERM: no new connections; finishing %d requests in flight or queued", (self.pool.busy + self.pool.queue.qsize()) if self.pool else 0)
         server.close()
         self.draining = True
         for task, idle in list(self.connections.items()):
@@ -312,9 +317,11 @@ class Front:
         pending: Set["asyncio.Task[Any]"] = set(self.connections)
         if pending:
             _, pending = await asyncio.wait(pending, timeout=self.limits.drain_seconds)
-        self.pool.fail_queued("the server is shutting down")
+        if self.pool is not None:
+            self.pool.fail_queued("the server is shutting down")
         for task in pending:
             task.cancel()
-        await self.pool.stop(grace=2.0)
+        if self.pool is not None:
+            await self.pool.stop(grace=2.0)
         log.info("stopped in %.1f s (%d answers sent)", time.monotonic() - started, self.answered)
 

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence, Tuple
@@ -49,6 +51,26 @@ def wait_for_port(port_file: Path, proc: "subprocess.Popen[bytes]", log_path: Pa
     raise ServerStartError(f"serve was not ready after {timeout:.0f}s:\n{log_tail(log_path)}")
 
 
+def check_ping(url: str, log_path: Path) -> None:
+    """ServerStartError unless GET /ping answers 200: a server whose model failed to load
+    stays up (as SageMaker needs) but is of no use here; its answer says why."""
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=30):
+            return
+    except urllib.error.HTTPError as e:
+        why = f"answered {e.code}: {e.read().decode(errors='replace').strip()}"
+    except OSError as e:
+        why = f"failed: {e}"
+    raise ServerStartError(f"serve is up but GET /ping {why}\n{log_tail(log_path)}")
+
+
+def wait_until_ready(port_file: Path, proc: "subprocess.Popen[bytes]", log_path: Path, timeout: float = STARTUP_SECONDS) -> str:
+    """`http://127.0.0.1:PORT` once the server listens and its /ping answers 200."""
+    url = f"http://127.0.0.1:{wait_for_port(port_file, proc, log_path, timeout)}"
+    check_ping(url, log_path)
+    return url
+
+
 def stop(proc: "subprocess.Popen[bytes]") -> None:
     """SIGTERM (the server drains: at most 30 s, SageMaker's limit), then SIGKILL if it lingers."""
     if proc.poll() is None:
@@ -79,8 +101,7 @@ def server_process(
         with open(log_path, "ab") as log:
             proc = subprocess.Popen([*serve_argv(Path(model_dir), port_file, workers), *args], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
-            port = wait_for_port(port_file, proc, log_path)
-            yield f"http://127.0.0.1:{port}", proc
+            yield wait_until_ready(port_file, proc, log_path), proc
         finally:
             stop(proc)
 

@@ -1,8 +1,8 @@
-"""`serve` under the conditions an endpoint lives in, over real sockets (issue 30).
+"""`serve` under the conditions an endpoint lives in, over real sockets.
 
 Slow clients that never finish their headers or bodies, a predict that hangs, workers that
 die mid-request, more clients than workers, a flood of maximum-size payloads, SIGTERM under
-load. The server is the real `python -m mlbuild.serving` with 2 workers, serving `faultpipe`
+load, a model that fails to load. The server is the real `python -m mlbuild.serving` with 2 workers, serving `faultpipe`
 (testing.py): its predict hangs, exits, is killed or sleeps when the first column says so.
 """
 
@@ -12,6 +12,8 @@ import http.client
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from mlbuild.serving.local_server import server_process
+from mlbuild.serving.local_server import serve_argv, server_process, stop, wait_for_port
 from mlbuild.serving.testing import fault_pipeline
 
 Answer = Tuple[int, Dict[str, str], bytes]
@@ -220,3 +222,29 @@ def test_ping_stays_200_while_the_only_worker_is_killed_and_replaced(faults: Tup
         pings += [request(url, "GET", "/ping")[0] for _ in range(20)]
         assert set(pings) == {200} and len(pings) > 40
         assert invoke(url, "1,1\n")[0::2] == (200, b"4.0\n")
+
+
+def test_a_model_that_fails_to_load_fails_ping_with_the_reason_and_the_server_stays_up(faults: Tuple[Path, dict], tmp_path: Path) -> None:
+    _, env = faults
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "corrupt").write_text("")
+    log = tmp_path / "serve.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(serve_argv(model, tmp_path / "port", 2), env={**env, "PYTHONPATH": os.pathsep.join([env["PYTHONPATH"], *filter(None, sys.path)])},
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{wait_for_port(tmp_path / 'port', proc, log)}"
+        reason = f"the model failed to load: pipeline src/python/faultpipe:train: stage load_model() raised ValueError: cannot unpickle {model}/corrupt: truncated"
+        for method, path, body in (("GET", "/ping", b""), ("POST", "/invocations", b"1,2\n"), ("GET", "/ping", b"")):
+            status, _, answer = request(url, method, path, body, timeout=10)
+            assert status == 500 and answer.decode().startswith(reason), (method, path, status, answer)
+        time.sleep(0.5)
+        assert proc.poll() is None and workers_of(proc.pid) == []  # NB: up, and no worker forked for a model that is not there
+        start = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0 and time.perf_counter() - start < 5
+    finally:
+        stop(proc)
+    text = log.read_text()
+    assert text.count("Traceback") == 1 and "ValueError: cannot unpickle" in text, text

@@ -8,8 +8,10 @@ s SageMaker waits, so the client gets our 504 rather than SageMaker's).
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
 
 The model is loaded before the server starts (in this process, shared with the forked workers
-copy-on-write), so a missing model fails `serve` at once with exit 2, and /ping answers 200
-from the front as soon as it listens.
+copy-on-write), and /ping answers 200 from the front as soon as it listens. A model that fails
+to load does not end `serve`: it listens without workers and answers every request, /ping
+included, with a 500 naming the failure (app.LoadFailedApp), until SIGTERM. SageMaker then
+sees an unhealthy container with the reason in its answers, not one that exited.
 
 NB: why not gunicorn (pre-forked sync workers): a sync worker reads the request
 itself, so as many slow clients as workers stop /ping for everyone (gunicorn's docs ask for a
@@ -106,10 +108,14 @@ def limit_native_threads(environ: Mapping[str, str]) -> None:
     threadpool_limits(1)
 
 
-def _ready(listener: socket.socket, options: ServerOptions) -> None:
+def _ready(listener: socket.socket, options: ServerOptions, model_loaded: bool) -> None:
     host, port = listener.getsockname()[:2]
-    print(f"mlbuild: serving on http://{host}:{port} ({options.workers} workers, {options.timeout_seconds:.0f} s per request, "
-          f"{options.queue_size()} queued at most): GET /ping, POST /invocations", file=sys.stderr, flush=True)
+    if model_loaded:
+        print(f"mlbuild: serving on http://{host}:{port} ({options.workers} workers, {options.timeout_seconds:.0f} s per request, "
+              f"{options.queue_size()} queued at most): GET /ping, POST /invocations", file=sys.stderr, flush=True)
+    else:
+        print(f"mlbuild: listening on http://{host}:{port} without a model: every request, GET /ping included, "
+              "answers 500 with the load failure above", file=sys.stderr, flush=True)
     if options.port_file is not None:
         temporary = options.port_file.with_name(options.port_file.name + ".tmp")
         temporary.write_text(f"{port}\n")
@@ -143,12 +149,13 @@ def _return_big_buffers() -> None:
         pass
 
 
-def run_server(app: Callable[..., Any], options: ServerOptions) -> int:
-    """Serve until SIGTERM/SIGINT, then drain (front.py); 0 once stopped."""
+def run_server(app: Callable[..., Any], options: ServerOptions, model_loaded: bool = True) -> int:
+    """Serve until SIGTERM/SIGINT, then drain (front.py); 0 once stopped. Without a loaded
+    model, no workers: the front hands every request to `app` itself."""
     _more_files()
     _return_big_buffers()
     listener = listen(options.bind)
-    pool = Pool(app, options.workers, options.queue_size(), options.timeout_seconds, init=lambda: limit_native_threads(os.environ))
+    pool = Pool(app, options.workers, options.queue_size(), options.timeout_seconds, init=lambda: limit_native_threads(os.environ)) if model_loaded else None
     front = Front(app, pool, options.limits())
-    asyncio.run(front.serve(listener, lambda: _ready(listener, options)))
+    asyncio.run(front.serve(listener, lambda: _ready(listener, options, model_loaded)))
     return 0

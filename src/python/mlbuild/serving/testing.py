@@ -83,6 +83,9 @@ def evaluate(ctx, model, features):
     return {}
 
 def load_model(ctx, model_dir):
+    """Raises when the model folder holds a file named `corrupt`."""
+    if (model_dir / "corrupt").exists():
+        raise ValueError(f"cannot unpickle {model_dir / 'corrupt'}: truncated")
     return {"scale": 2}
 
 def predict(ctx, model, records):
@@ -105,7 +108,8 @@ def predict(ctx, model, records):
 
 
 def fault_pipeline(root: Path) -> dict:
-    """Write `faultpipe` (a pipeline whose predict can hang, exit, be killed or sleep) under
+    """Write `faultpipe` (a pipeline whose predict can hang, exit, be killed or sleep, and whose
+    load_model raises for a model folder holding `corrupt`) under
     `root`; the environment (with PYTHONPATH) a `serve` child needs to load it."""
     import os
 
