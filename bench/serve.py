@@ -30,9 +30,10 @@ on 127.0.0.1:
 The overhead of a server at 1,000-row payloads is its p50 at 1 client minus the in-process
 p50 of the predict stage alone (records already parsed), as a share of the latter (goal: at
 most 20 %; parsing the CSV and writing the answer count as overhead); the 1-row p99 at 4 clients has a
-goal of under 50 ms. Needs the lock's scikit-learn (and gunicorn for a --compare with a
-gunicorn `serve`): a Pants-built venv (`./pants export --resolve=python-default`), or
-`python3.11 -m venv --system-site-packages V && V/bin/pip install scikit-learn==1.5.2 gunicorn==27.0.1`.
+goal of under 50 ms. Needs the lock's scikit-learn: a Pants-built venv (`./pants export
+--resolve=python-default`), or `python3.11 -m venv --system-site-packages V && V/bin/pip install
+scikit-learn==1.5.2`; a --compare with a commit whose `serve` ran on gunicorn (c43269e and before)
+needs gunicorn==27.0.1 there too (the lock no longer has it).
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def _require(happy: bool = True, gunicorn: bool = False) -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        print(f"bench/serve.py needs {', '.join(missing)} (the lockfile's versions). Fix: run it with a Python that has "
-              f"them, e.g. python3.11 -m venv --system-site-packages V && V/bin/pip install scikit-learn==1.5.2 "
-              f"gunicorn==27.0.1 numpy==2.1.3, then PYTHONPATH=src/python V/bin/python bench/serve.py", file=sys.stderr)
+        print(f"bench/serve.py needs {', '.join(missing)}. Fix: run it with a Python that has them, e.g. "
+              f"python3.11 -m venv --system-site-packages V && V/bin/pip install scikit-learn==1.5.2 numpy==2.1.3"
+              f"{' gunicorn==27.0.1' if gunicorn else ''}, then PYTHONPATH=src/python V/bin/python bench/serve.py", file=sys.stderr)
         sys.exit(2)
 
 
@@ -88,7 +89,7 @@ def reference_server(model_dir: Path, run_dir: Path, port_file: Path) -> None:
     except ImportError:  # NB: --faults-only needs no scikit-learn (nor its threadpoolctl)
         pass
     else:
-        threadpool_limits(1)  # NB: as each gunicorn worker runs (server.limit_native_threads); see also OMP_NUM_THREADS below
+        threadpool_limits(1)  # NB: as each serve worker runs (server.limit_native_threads); see also OMP_NUM_THREADS below
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -96,7 +97,7 @@ def reference_server(model_dir: Path, run_dir: Path, port_file: Path) -> None:
         def setup(self) -> None:
             super().setup()
             # NB: headers and body go out in two writes; without TCP_NODELAY the body waits for
-            # the client's delayed ACK (40 ms). gunicorn sets it on its listener.
+            # the client's delayed ACK (40 ms). asyncio (serve's front) sets it on every connection.
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_GET(self) -> None:
@@ -117,7 +118,8 @@ def reference_server(model_dir: Path, run_dir: Path, port_file: Path) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port_file.write_text(str(server.server_port))
+    port_file.with_suffix(".tmp").write_text(str(server.server_port))
+    os.replace(port_file.with_suffix(".tmp"), port_file)  # NB: whole, or the starter may read it empty
     server.serve_forever()
 
 
@@ -440,6 +442,9 @@ def _servers(model_dir: Path, run_dir: Path, workers: int, environ: Dict[str, st
 
 
 def happy_path(args: argparse.Namespace, work: Path, workers: int, seconds: float, old_tree: Optional[Path]) -> Dict[str, object]:
+    """Every server up at once, every cell measured on each in turn (the order reversed every
+    other round), `args.rounds` times: medians and ranges, so a shared machine's load falls on
+    all of them alike."""
     from threadpoolctl import threadpool_limits
 
     from mlbuild.serving.predictor import Predictor
@@ -448,7 +453,7 @@ def happy_path(args: argparse.Namespace, work: Path, workers: int, seconds: floa
     transform_rows = 10_000 if args.quick else args.transform_rows
     environ = {**os.environ, **pipeline_environ(PIPELINE), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     os.environ.update(pipeline_environ(PIPELINE))
-    results: Dict[str, object] = {"transform_rows": transform_rows}
+    results: Dict[str, object] = {"transform_rows": transform_rows, "rounds": args.rounds, "load_average_before": os.getloadavg()}
     print(f"training {PIPELINE} on its sample data ...", file=sys.stderr)
     pipeline, run_dir = train_real(PIPELINE, work / "runs")
     model_dir = run_dir / "model"
@@ -457,21 +462,39 @@ def happy_path(args: argparse.Namespace, work: Path, workers: int, seconds: floa
     with threadpool_limits(1):
         floor = {name: in_process_ms(predictor, body, seconds) for name, body in payloads.items()}
     results["in_process_p50_ms"] = floor
-    table: List[Dict[str, object]] = []
-    transform: Dict[str, float] = {}
-    for server_name, start in _servers(model_dir, run_dir, workers, environ, old_tree, args.compare).items():
-        with start() as (url, _):
+    cells: Dict[Tuple[str, str, int], List[Dict[str, float]]] = {}
+    rates: Dict[str, List[float]] = {}
+    with ExitStack() as stack:
+        urls = {name: stack.enter_context(start())[0] for name, start in _servers(model_dir, run_dir, workers, environ, old_tree, args.compare).items()}
+        for url in urls.values():
             for body in payloads.values():  # NB: warm every worker (lazy imports, first predict)
                 run_load(url, body, workers * 2, min(1.0, seconds))
+        for round_ in range(args.rounds):
+            order = list(urls) if round_ % 2 == 0 else list(reversed(urls))
             for payload_name, body in payloads.items():
                 for clients in CLIENTS:
-                    cell = run_load(url, body, clients, seconds)
-                    table.append({"server": server_name, "payload": payload_name, "clients": clients, **cell})
-                    print(f"{server_name:12} {payload_name:9} {clients:2} clients: {cell['rps']:8.1f} req/s  p50 {cell['p50_ms']:7.2f} ms  p99 {cell['p99_ms']:7.2f} ms  errors {cell['errors']}", file=sys.stderr)
-            transform[server_name] = transform_rows_per_second(url, transform_rows, workers, work)
-    results["invocations"] = table
-    results["transform_rows_per_s"] = transform
+                    for server_name in order:
+                        cell = run_load(urls[server_name], body, clients, seconds)
+                        cells.setdefault((server_name, payload_name, clients), []).append(cell)
+                        print(f"round {round_ + 1} {server_name:12} {payload_name:9} {clients:2} clients: {cell['rps']:8.1f} req/s  p50 {cell['p50_ms']:7.2f} ms  "
+                              f"p99 {cell['p99_ms']:7.2f} ms  errors {cell['errors']}", file=sys.stderr)
+            for server_name in order:
+                (work / f"transform-{round_}").mkdir(exist_ok=True)
+                rates.setdefault(server_name, []).append(transform_rows_per_second(urls[server_name], transform_rows, workers, work / f"transform-{round_}"))
+    results["invocations"] = [{"server": server, "payload": payload, "clients": clients, **summary(runs)} for (server, payload, clients), runs in
+                              sorted(cells.items(), key=lambda item: (list(urls).index(item[0][0]), item[0][1], item[0][2]))]
+    results["transform_rows_per_s"] = {name: {"median": statistics.median(values), "range": [min(values), max(values)]} for name, values in rates.items()}
+    results["load_average_after"] = os.getloadavg()
     return results
+
+
+def summary(runs: List[Dict[str, float]]) -> Dict[str, object]:
+    """Medians of a cell's runs, with the range of each figure and the errors summed."""
+    out: Dict[str, object] = {"errors": sum(int(r["errors"]) for r in runs)}
+    for key in ("rps", "p50_ms", "p99_ms"):
+        values = [r[key] for r in runs]
+        out[key], out[f"{key}_range"] = statistics.median(values), [min(values), max(values)]
+    return out
 
 
 def faults(args: argparse.Namespace, work: Path, workers: int, old_tree: Optional[Path]) -> List[Dict[str, object]]:
@@ -489,6 +512,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 s a cell, a 10,000-row transform, 4 s fault scenarios: checks it works, not figures")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long each load cell runs (default 5)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every cell this many times, the servers interleaved (default 1): medians and ranges")
     parser.add_argument("--workers", type=int, help="serve's workers (default: one per CPU)")
     parser.add_argument("--transform-rows", type=int, default=100_000)
     parser.add_argument("--compare", metavar="GIT_REF", help="also measure `serve` as it was at this commit (e.g. main), in the same run")
@@ -499,7 +523,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--check", action="store_true", help="exit 1 when serve misses a goal of the fault suite (for CI)")
     args = parser.parse_args()
-    _require(happy=not args.faults_only, gunicorn=bool(args.compare))
+    _require(happy=not args.faults_only)
     from mlbuild.serving.server import cpu_count
 
     seconds = 1.0 if args.quick else args.seconds
@@ -508,6 +532,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mlbuild-bench-serve-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         old_tree = stack.enter_context(tree_at(args.compare)) if args.compare else None
+        if old_tree is not None and "gunicorn" in (old_tree / "mlbuild/serving/server.py").read_text():
+            _require(happy=False, gunicorn=True)
         if not args.faults_only:
             results.update(happy_path(args, work, workers, seconds, old_tree))
             _report(results)
@@ -556,22 +582,41 @@ def _report_faults(results: Dict[str, object]) -> None:
 
 def _report(results: Dict[str, object]) -> None:
     floor = results["in_process_p50_ms"]  # type: ignore[assignment]
-    print(f"\n{results['cpus']} CPUs, serve with {results['workers']} workers, {results['seconds_per_cell']} s a cell\n")
+    print(f"\n{results['cpus']} CPUs, serve with {results['workers']} workers, {results['seconds_per_cell']} s a cell, {results['rounds']} rounds "
+          f"interleaved (medians, ranges in brackets); load average {_load(results['load_average_before'])} before, {_load(results['load_average_after'])} after\n")
     for payload in ("1 row", "1000 rows"):
         cell = floor[payload]  # type: ignore[index]
         print(f"in-process, {payload}, p50: predict stage {cell['predict']:.2f} ms; with parsing and the CSV answer {cell['parse_predict_serialise']:.2f} ms")
     print()
+    rows: List[Dict[str, object]] = results["invocations"]  # type: ignore[assignment]
+    span = lambda row, key, fmt: f"{row[key]:{fmt}} [{row[key + '_range'][0]:{fmt}}-{row[key + '_range'][1]:{fmt}}]"  # noqa: E731
     print("| server | payload | clients | req/s | p50 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|---:|")
-    for row in results["invocations"]:  # type: ignore[attr-defined]
-        print(f"| {row['server']} | {row['payload']} | {row['clients']} | {row['rps']:.1f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} |")
-    for row in results["invocations"]:  # type: ignore[attr-defined]
+    for row in rows:
+        print(f"| {row['server']} | {row['payload']} | {row['clients']} | {span(row, 'rps', '.1f')} | {span(row, 'p50_ms', '.2f')} | {span(row, 'p99_ms', '.2f')} | {row['errors']} |")
+    for row in rows:
         if row["payload"] == "1000 rows" and row["clients"] == 1:
             predict = floor["1000 rows"]["predict"]  # type: ignore[index]
-            overhead = (row["p50_ms"] - predict) / predict * 100
+            overhead = (float(row["p50_ms"]) - predict) / predict * 100  # type: ignore[arg-type]
             print(f"\n{row['server']}: overhead at 1000 rows, 1 client: {overhead:+.1f} % of the in-process predict stage (goal <= 20 %)", end="")
         if row["payload"] == "1 row" and row["clients"] == 4:
             print(f"\n{row['server']}: 1-row p99 at 4 clients: {row['p99_ms']:.2f} ms (goal < 50 ms)", end="")
-    print("\n\nbatch transform, " + ", ".join(f"{name}: {rate:,.0f} rows/s" for name, rate in results["transform_rows_per_s"].items()) + f" ({results['transform_rows']:,} rows)")  # type: ignore[attr-defined]
+    transform: Dict[str, Dict[str, object]] = results["transform_rows_per_s"]  # type: ignore[assignment]
+    print("\n\nbatch transform, " + ", ".join(f"{name}: {t['median']:,.0f} rows/s [{t['range'][0]:,.0f}-{t['range'][1]:,.0f}]" for name, t in transform.items())  # type: ignore[index]
+          + f" ({results['transform_rows']:,} rows)")
+    if results.get("compare"):
+        old = f"serve@{results['compare']}"
+        by = {(r["server"], r["payload"], r["clients"]): r for r in rows}
+        print(f"\nserve / {old} (medians; req/s above 1 and latency below 1 are better):")
+        for (server, payload, clients), row in by.items():
+            if server == "serve":
+                base = by[(old, payload, clients)]
+                print(f"  {payload:9} {clients:2} clients: req/s {float(row['rps']) / float(base['rps']):.2f}, p50 {float(row['p50_ms']) / float(base['p50_ms']):.2f}, "  # type: ignore[arg-type]
+                      f"p99 {float(row['p99_ms']) / float(base['p99_ms']):.2f}")  # type: ignore[arg-type]
+        print(f"  batch transform: rows/s {float(transform['serve']['median']) / float(transform[old]['median']):.2f}")  # type: ignore[arg-type]
+
+
+def _load(average: object) -> str:
+    return "/".join(f"{v:.1f}" for v in average)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
