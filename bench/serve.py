@@ -194,7 +194,7 @@ def run_load(url: str, body: bytes, clients: int, seconds: float) -> Dict[str, f
     return json.loads(out.stdout)
 
 
-# --- the load-and-fault suite (issue 30) -----------------------------------------------------
+# --- the load-and-fault suite -----------------------------------------------------------------
 #
 # Each scenario runs against a fresh server of each kind serving `faultpipe` (its predict
 # sleeps, hangs or dies when the first column says so), with SAGEMAKER_MODEL_SERVER_TIMEOUT=3,
@@ -549,7 +549,7 @@ def main() -> int:
 
 
 def check_faults(rows: List[Dict[str, object]]) -> List[str]:
-    """What `serve` (this tree) got wrong in the suite, by issue 30's goals; [] when nothing."""
+    """What `serve` (this tree) got wrong in the suite, against SageMaker's hosting limits and its own design; [] when nothing."""
     missed = []
     for row in rows:
         if row["server"] != "serve":
