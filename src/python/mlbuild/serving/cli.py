@@ -25,7 +25,7 @@ from typing import List, Mapping, Optional, Sequence
 
 from mlbuild import console
 from mlbuild.runtime import contract
-from mlbuild.runtime.errors import UserError
+from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.runtime.pipeline import pipeline_from_environ
 from mlbuild.runtime.train import configure_logging, quiet_missing_tools
 from mlbuild.serving.app import DEFAULT_MAX_PAYLOAD_MB, MAX_PAYLOAD_ENV_VAR, InvocationsApp, LoadFailedApp
