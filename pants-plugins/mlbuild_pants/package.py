@@ -92,7 +92,7 @@ from mlbuild_pants.target_types import (
 # these variables, which pex bakes into PEX-INFO (`--inject-env`), so the container's
 # `train` needs no arguments. Names match mlbuild.runtime.pipeline (which Pants can't import).
 RUNTIME_ENTRY_POINT = EntryPoint("mlbuild.runtime.cli", "main")
-# NB: every pipeline ships `serve` (the image's hosting program) and its server, gunicorn.
+# NB: every pipeline ships `serve`, the image's hosting program (mlbuild.serving: standard library only).
 SERVING_ENTRY_POINT = EntryPoint("mlbuild.serving.cli", "main")
 # NB: lineage records land in dist/mlbuild/lineage/, the store `inspect` reads by default.
 LINEAGE_OUT = DIST_LINEAGE_SUBDIR

@@ -28,7 +28,7 @@ from mlbuild.container_run.runner import prepare_rootfs
 from mlbuild.container_run.sandbox import ML_DIR, SandboxSpec, bwrap_argv, container_env
 from mlbuild.oci.layout import read_layout
 from mlbuild.runtime import contract
-from mlbuild.serving.local_server import STARTUP_SECONDS, stop, wait_for_port
+from mlbuild.serving.local_server import STARTUP_SECONDS, stop, wait_until_ready
 from mlbuild.serving.model_source import ModelSourceError, unpack_model_archive
 
 SERVE = "serve"
@@ -79,7 +79,6 @@ def serve_image(
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(bwrap_argv(spec, bwrap), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
             try:
-                port = wait_for_port(staging / PORT_FILE, proc, log_path, startup_seconds)
-                yield f"http://127.0.0.1:{port}"
+                yield wait_until_ready(staging / PORT_FILE, proc, log_path, startup_seconds)
             finally:
                 stop(proc)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import importlib
 import json
 import pickle
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator
 
-import gunicorn
 import pytest
 import yaml
 
@@ -43,6 +44,9 @@ def evaluate(ctx, model, features):
     return {"scale": model["scale"]}
 
 def predict(ctx, model, records):
+    if records and records[0][0] == "kill":  # NB: a worker dying mid-request (the fault test)
+        import os
+        os.kill(os.getpid(), 9)
     return [round(model["scale"] * sum(float(v) for v in row), 6) for row in records]
 '''
 PIPELINE_YAML = "hyperparameters:\n  scale: 2.5\nchannels:\n  train: {}\n"
@@ -83,7 +87,6 @@ def layout(tmp_path_factory: pytest.TempPathFactory, pipeline_dir: Path) -> Path
     app = [
         *entries_from_directory(REPO_SRC / "mlbuild", "/opt/mlbuild/app/mlbuild"),
         *entries_from_directory(pipeline_dir / "sbxpipe", "/opt/mlbuild/app/sbxpipe"),
-        *entries_from_directory(_package(gunicorn), "/opt/mlbuild/deps/gunicorn"),
         *entries_from_directory(_package(yaml), "/opt/mlbuild/deps/yaml"),
         LayerEntry.file("/usr/local/bin/serve", SERVE.encode(), 0o755),
     ]
@@ -119,17 +122,17 @@ def test_the_image_serves_in_the_sandbox_and_answers_like_predict_in_process(lay
         status, body = post(url, json.dumps(records).encode(), "application/json")
         assert (status, json.loads(body)) == (200, {"predictions": expected})
         assert post(url, b"1,2\n3\n", "text/csv")[0] == 400
-    assert "serving on http://127.0.0.1:" in log.read_text() and "(2 workers)" in log.read_text()
+    assert "serving on http://127.0.0.1:" in log.read_text() and "(2 workers," in log.read_text()
 
 
 # NB: what `train` and `serve` import before the pipeline's own code (the runtime and serving
-# modules an image's app layer holds, gunicorn's master and worker), with the launchers' path.
+# modules an image's app layer holds, the server's front and workers), with the launchers' path.
 IMPORTS = """
 import sys
 sys.path[:0] = ["/opt/mlbuild/app", "/opt/mlbuild/deps"]
 import mlbuild.runtime.cli, mlbuild.runtime.train, mlbuild.runtime.local_run
 import mlbuild.serving.cli, mlbuild.serving.server, mlbuild.serving.local_server, mlbuild.serving.model_source
-import gunicorn.arbiter, gunicorn.workers.sync
+import mlbuild.serving.front, mlbuild.serving.workers
 """
 
 
@@ -145,3 +148,27 @@ def test_a_fresh_container_compiles_no_module_to_start_train_or_serve(layout: Pa
     assert "could not create" not in done.stderr
     for module in ("/usr/lib/python3.11/json/__pycache__/decoder", "/opt/mlbuild/app/mlbuild/serving/__pycache__/server", "/opt/mlbuild/deps/yaml/__pycache__/__init__"):
         assert f"{module}.{sys.implementation.cache_tag}.pyc" in loaded, module
+
+
+def test_in_the_sandbox_slow_clients_do_not_stop_ping_and_a_killed_worker_fails_only_its_request(layout: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.pkl").write_bytes(pickle.dumps({"scale": 2.5}, protocol=5))
+    log = tmp_path / "serve.log"
+    with serve_image(layout, None, model_dir, workers=2, cache_dir=tmp_path / "cache", log_path=log) as url:
+        host, port = url.rsplit("/", 1)[-1].split(":")
+        slow = [socket.create_connection((host, int(port))) for _ in range(8)]  # NB: 4 x workers, headers never finished
+        for sock in slow:
+            sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+        took = []
+        for _ in range(10):
+            start = time.perf_counter()
+            with urllib.request.urlopen(f"{url}/ping", timeout=10) as ping:
+                assert ping.status == 200
+            took.append(time.perf_counter() - start)
+        assert max(took) < 2 and sorted(took)[5] < 0.1, took
+        status, body = post(url, b"kill\n", "text/csv")
+        assert status == 502 and b"killed by signal 9" in body, log.read_text()
+        assert post(url, b"1,2,3\n", "text/csv") == (200, b"15.0\n")
+        for sock in slow:
+            sock.close()

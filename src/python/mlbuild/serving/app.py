@@ -4,6 +4,9 @@
     POST /invocations            records in (Content-Type), predictions out (Accept)
     GET  /execution-parameters   what batch transform may ask for (MaxPayloadInMB, ...)
 
+When the model failed to load, `LoadFailedApp` serves instead: every request, /ping included,
+is a 500 naming the failure, so SageMaker's health check fails with the reason in its answer.
+
 Bad requests get a one-line text/plain answer saying what is wrong and the fix: 400 (malformed
 body, wrong column count), 405, 406 (unsupported Accept), 413 (over the payload limit, refused
 before the body is read), 415 (unsupported Content-Type). A failing `predict` is a 500 whose
@@ -96,6 +99,17 @@ class InvocationsApp:
         if len(body) > limit:
             raise PayloadTooLarge(_too_large(None, self.max_payload_mb))
         return body
+
+
+class LoadFailedApp:
+    """The WSGI callable that serves when no model could be loaded: a 500 for every request,
+    saying why (`reason`: the exception's line)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        return _answer(start_response, 500, f"the model failed to load: {self.reason}\n", [])
 
 
 def _too_large(size: Optional[int], limit_mb: int) -> str:

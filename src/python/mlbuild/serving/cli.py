@@ -4,6 +4,7 @@
                                $MLBUILD_ML_BASE_DIR/model or /opt/ml/model, on 0.0.0.0:8080
                                ($SAGEMAKER_BIND_TO_PORT), one worker per CPU
     serve --bind 127.0.0.1:0 --port-file F [--model-dir D] [--workers N] [--max-payload-mb M]
+          [--timeout S] [--queue Q] [--header-timeout S] [--body-timeout S]
     transform INPUT --output DIR (--url http://HOST:PORT | --model-dir D|model.tar.gz) [...]
                                a batch transform of a file or folder, driving a running server
                                (--url) or one started on loopback for the model in D
@@ -24,13 +25,23 @@ from typing import List, Mapping, Optional, Sequence
 
 from mlbuild import console
 from mlbuild.runtime import contract
-from mlbuild.runtime.errors import UserError
+from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.runtime.pipeline import pipeline_from_environ
 from mlbuild.runtime.train import configure_logging, quiet_missing_tools
-from mlbuild.serving.app import DEFAULT_MAX_PAYLOAD_MB, MAX_PAYLOAD_ENV_VAR, InvocationsApp
+from mlbuild.serving.app import DEFAULT_MAX_PAYLOAD_MB, MAX_PAYLOAD_ENV_VAR, InvocationsApp, LoadFailedApp
 from mlbuild.serving.content_types import SUPPORTED, media_type
+from mlbuild.serving.front import Limits
 from mlbuild.serving.predictor import Predictor
-from mlbuild.serving.server import ServerOptions, default_bind, default_timeout, default_workers, run_server
+from mlbuild.serving.server import (
+    DEFAULT_TIMEOUT_SECONDS,
+    QUEUE_PER_WORKER,
+    TIMEOUT_ENV_VAR,
+    ServerOptions,
+    default_bind,
+    default_timeout,
+    default_workers,
+    run_server,
+)
 from mlbuild.serving.transform import ASSEMBLE_WITH, BATCH_STRATEGIES, SPLIT_TYPES, TransformConfig, run_transform
 
 log = logging.getLogger("mlbuild.serving")
@@ -65,17 +76,37 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", type=Path, help="the model folder (default $MLBUILD_ML_BASE_DIR/model, else /opt/ml/model)")
     parser.add_argument("--port-file", type=Path, help="write the bound port here once serving")
     parser.add_argument("--max-payload-mb", type=_positive, help=f"largest request body (default ${MAX_PAYLOAD_ENV_VAR}, else {DEFAULT_MAX_PAYLOAD_MB})")
+    parser.add_argument("--timeout", type=_positive, help=f"seconds an invocation may take before a 504 (default ${TIMEOUT_ENV_VAR}, else {DEFAULT_TIMEOUT_SECONDS})")
+    parser.add_argument("--queue", type=_positive, help=f"invocations waiting for a worker before a 503 (default {QUEUE_PER_WORKER} per worker)")
+    parser.add_argument("--header-timeout", type=_positive, default=int(Limits.header_seconds), help="seconds a request's headers may take from their first byte (default %(default)s): then 408")
+    parser.add_argument("--body-timeout", type=_positive, default=int(Limits.body_seconds), help="seconds a request's body may take (default %(default)s): then 408")
     return parser
+
+
+def load_failure(e: Exception) -> str:
+    """The line a failed load is answered with, logged once with the traceback of what raised
+    (the pipeline's load_model, or mlbuild's bug); none for mlbuild's own complete message,
+    such as a missing model.pkl."""
+    line = str(e) if isinstance(e, MLBuildError) else f"{type(e).__name__}: {e}"
+    raised = e.__cause__ if isinstance(e, MLBuildError) else e
+    log.error("the model failed to load: %s", line, exc_info=raised)
+    return line
 
 
 def serve_command(args: argparse.Namespace) -> int:
     environ = os.environ
     base_dir = contract.environ_base_dir()
     model_dir = args.model_dir or base_dir / contract.MODEL_DIR
-    predictor = Predictor.load(pipeline_from_environ(environ), base_dir, model_dir)
     workers = args.workers or default_workers(environ)
-    app = InvocationsApp(predictor, args.max_payload_mb or default_max_payload_mb(environ), workers)
-    return run_server(app, ServerOptions(args.bind or default_bind(environ), workers, default_timeout(environ), args.port_file))
+    max_payload_mb = args.max_payload_mb or default_max_payload_mb(environ)
+    options = ServerOptions(args.bind or default_bind(environ), workers, args.timeout or default_timeout(environ), args.port_file, max_payload_mb, args.queue,
+                            args.header_timeout, args.body_timeout)
+    pipeline = pipeline_from_environ(environ)  # NB: not a pipeline image (no MLBUILD_PIPELINE_MODULE): exit 3 at once
+    try:
+        predictor = Predictor.load(pipeline, base_dir, model_dir)
+    except Exception as e:  # NB: SageMaker must see a failing /ping (and why), not a container that exits
+        return run_server(LoadFailedApp(load_failure(e)), options, model_loaded=False)
+    return run_server(InvocationsApp(predictor, max_payload_mb, workers), options)
 
 
 def _transform_parser() -> argparse.ArgumentParser:

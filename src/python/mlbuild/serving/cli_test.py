@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlbuild.serving import cli
-from mlbuild.serving.server import ServerOptions, default_bind, default_workers, settings
+from mlbuild.serving.server import ServerOptions, default_bind, default_timeout, default_workers
 
 
 def test_sagemakers_port_and_worker_variables_are_honoured() -> None:
@@ -23,13 +23,17 @@ def test_sagemakers_port_and_worker_variables_are_honoured() -> None:
     assert cli.default_max_payload_mb({}) == 6
 
 
-def test_gunicorn_settings_pre_fork_sync_workers_without_a_control_socket() -> None:
-    chosen = settings(ServerOptions("127.0.0.1:0", 4))
-    assert (chosen["bind"], chosen["workers"], chosen["worker_class"], chosen["control_socket_disable"]) == (["127.0.0.1:0"], 4, "sync", True)
-    assert callable(chosen["post_worker_init"]) and callable(chosen["when_ready"])
+def test_server_options_bound_the_queue_the_buffer_and_the_body() -> None:
+    options = ServerOptions("127.0.0.1:0", 4, max_payload_mb=20)
+    limits = options.limits()
+    assert (options.timeout_seconds, options.queue_size()) == (50, 64)
+    assert (limits.max_body_bytes, limits.buffer_bytes) == (20 * 1024 * 1024, 6 * 20 * 1024 * 1024)
+    assert ServerOptions("127.0.0.1:0", 1, queue=3).queue_size() == 3
+    assert ServerOptions("127.0.0.1:0", 1).limits().buffer_bytes == 64 * 1024 * 1024
+    assert default_timeout({"SAGEMAKER_MODEL_SERVER_TIMEOUT": "20"}) == 20 and default_timeout({}) == 50
 
 
-@pytest.mark.parametrize("argv, message", [(["--bind", "8080"], "expected HOST:PORT"), (["--workers", "0"], "expected 1 or more")])
+@pytest.mark.parametrize("argv, message", [(["--bind", "8080"], "expected HOST:PORT"), (["--workers", "0"], "expected 1 or more"), (["--timeout", "x"], "not a whole number")])
 def test_bad_arguments_exit_2_with_the_fix(argv: list, message: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as raised:
         cli.main(argv)
@@ -53,7 +57,7 @@ def test_serve_imports_nothing_the_image_does_not_ship() -> None:
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
     forbidden = [m for m in loaded if m.split(".")[0] in ("boto3", "botocore") or m.startswith(("mlbuild.lineage", "mlbuild.publish", "mlbuild.sagemaker"))]
     assert forbidden == []
-    assert "gunicorn" in loaded
+    assert {"mlbuild.serving.front", "mlbuild.serving.workers"} <= set(loaded) and "gunicorn" not in loaded
 
 
 @pytest.mark.parametrize("omp, expected", [(None, {1}), ("2", {2})])

@@ -1,4 +1,4 @@
-"""`serve` for real: gunicorn on loopback serving churn and iris models trained from the sample data.
+"""`serve` for real: on loopback serving churn and iris models trained from the sample data.
 
 The predictions over HTTP (and through the batch transform) must equal calling the pipeline's
 `predict` in-process on the same records.
@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from mlbuild.serving.cli import main
-from mlbuild.serving.local_server import local_server
+from mlbuild.serving.local_server import ServerStartError, local_server, stop, wait_for_port
 from mlbuild.serving.predictor import Predictor
 from mlbuild.serving.testing import REPO_SRC, pipeline_environ, train_real
 
@@ -109,22 +109,33 @@ def test_iris_predicts_species_with_the_default_stages(tmp_path: Path) -> None:
         assert (status, body) == (400, b"each record must have 4 columns (the training columns without the label), got 3.\n")
 
 
-def test_serve_without_a_model_exits_2_naming_the_file(tmp_path: Path) -> None:
+def test_serve_without_a_model_stays_up_and_its_ping_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "model").mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlbuild.serving", "--bind", "127.0.0.1:0"],
-        env={**environ("iris", MLBUILD_ML_BASE_DIR=str(tmp_path)), "PYTHONPATH": os.pathsep.join(sys.path)},
-        capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 2
-    assert f"{tmp_path}/model/model.pkl: no model to load (it has nothing)" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    log = tmp_path / "serve.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlbuild.serving", "--bind", "127.0.0.1:0", "--port-file", str(tmp_path / "port")],
+            env={**environ("iris", MLBUILD_ML_BASE_DIR=str(tmp_path)), "PYTHONPATH": os.pathsep.join(sys.path)},
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{wait_for_port(tmp_path / 'port', proc, log)}"
+        with pytest.raises(urllib.error.HTTPError) as ping:
+            urllib.request.urlopen(f"{url}/ping", timeout=30)
+        assert ping.value.code == 500
+        assert ping.value.read().decode() == f"the model failed to load: {tmp_path}/model/model.pkl: no model to load (it has nothing). " \
+            "Fix: serve the model folder of a finished training run (its model/ or an unpacked model.tar.gz), " \
+            "or define load_model(ctx, model_dir) in the pipeline to read what its save() writes.\n"
+        assert post(url, b"1,2,3,4\n", {"Content-Type": "text/csv"})[0] == 500
+    finally:
+        stop(proc)
+    output = log.read_text()
+    assert proc.returncode == 0 and f"{tmp_path}/model/model.pkl: no model to load (it has nothing)" in output
+    assert "Traceback" not in output, output
 
 
 def test_a_server_that_cannot_start_is_reported_with_the_end_of_its_log(tmp_path: Path) -> None:
-    from mlbuild.serving.local_server import ServerStartError
-
     (tmp_path / "model").mkdir()
-    with pytest.raises(ServerStartError, match=r"serve exited with 2 before it was ready:\n(.|\n)*model\.pkl: no model to load"):
+    with pytest.raises(ServerStartError, match=r"serve is up but GET /ping answered 500: the model failed to load: .*model\.pkl: no model to load"):
         with local_server(tmp_path / "model", environ=environ("iris")):
             pass

@@ -68,3 +68,56 @@ def thread_server(app: Callable[..., Any]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+FAULT_PIPELINE_PY = '''\
+import os, time
+
+def load(ctx):
+    return None
+
+def train(ctx, features):
+    return {}
+
+def evaluate(ctx, model, features):
+    return {}
+
+def load_model(ctx, model_dir):
+    """Raises when the model folder holds a file named `corrupt`."""
+    if (model_dir / "corrupt").exists():
+        raise ValueError(f"cannot unpickle {model_dir / 'corrupt'}: truncated")
+    return {"scale": 2}
+
+def predict(ctx, model, records):
+    """Sums each row, doubled; a first column of hang, exit, kill or sleep,SECONDS misbehaves."""
+    out = []
+    for row in records:
+        if row[0] == "hang":
+            time.sleep(3600)
+        elif row[0] == "exit":
+            os._exit(3)
+        elif row[0] == "kill":
+            os.kill(os.getpid(), 9)
+        elif row[0] == "sleep":
+            time.sleep(float(row[1]))
+            out.append(0.0)
+            continue
+        out.append(model["scale"] * sum(float(v) for v in row))
+    return out
+'''
+
+
+def fault_pipeline(root: Path) -> dict:
+    """Write `faultpipe` (a pipeline whose predict can hang, exit, be killed or sleep, and whose
+    load_model raises for a model folder holding `corrupt`) under
+    `root`; the environment (with PYTHONPATH) a `serve` child needs to load it."""
+    import os
+
+    package = root / "faultpipe"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text("")
+    (package / "pipeline.py").write_text(FAULT_PIPELINE_PY)
+    (package / "pipeline.yaml").write_text("hyperparameters: {}\nchannels:\n  train: {}\n")
+    (root / "model").mkdir(exist_ok=True)
+    return {**os.environ, "MLBUILD_PIPELINE_MODULE": "faultpipe.pipeline", "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
+            "MLBUILD_PIPELINE_ADDRESS": "src/python/faultpipe:train", "PYTHONPATH": str(root)}
