@@ -10,19 +10,15 @@ their results are cached on disk and their bytes never pass through the Pants pr
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Dict, Mapping
+from typing import Dict
 
 from pants.backend.python.util_rules.pex import Pex, PexRequest, VenvPex
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.engine.addresses import Address, AddressInput
-from pants.engine.fs import Digest
-from pants.engine.process import Process
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
-from pants.util.frozendict import FrozenDict
 
 from mlbuild_pants.subsystem import MLBuildSubsystem
 

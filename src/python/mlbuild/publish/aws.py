@@ -77,9 +77,9 @@ def check_channel_data(config: PipelineConfig, s3: Any) -> None:
             found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0)
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "error")
-            raise UserError(f"{key}: cannot list {channel.s3} ({code}). Fix: create the bucket and upload the data, or grant the caller s3:ListBucket.")
+            raise UserError(f"{key}: cannot list {channel.s3} ({code}). Fix: create the bucket and upload the data, or grant the caller s3:ListBucket.") from e
         except BotoCoreError as e:
-            raise UserError(f"{key}: cannot reach S3 to check {channel.s3} ({e}). Fix: check AWS credentials, region and endpoint.")
+            raise UserError(f"{key}: cannot reach S3 to check {channel.s3} ({e}). Fix: check AWS credentials, region and endpoint.") from e
         if not found:
             raise UserError(
                 f"{key}: no objects under {channel.s3}. Fix: upload the channel's data there "

@@ -164,7 +164,7 @@ def _read_job(job_dir: Path) -> Optional[Dict[str, Any]]:
     except FileNotFoundError:
         return None
     except ValueError as e:
-        raise PlatformError(f"{job_dir / JOB_FILE}: not JSON ({e}). Fix: delete {job_dir} and publish again.")
+        raise PlatformError(f"{job_dir / JOB_FILE}: not JSON ({e}). Fix: delete {job_dir} and publish again.") from e
     return record if isinstance(record, dict) else None
 
 

@@ -4,6 +4,8 @@ import json
 import os
 import tarfile
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import pytest
 
@@ -134,7 +136,7 @@ def test_an_unbuilt_or_misnamed_layout_is_a_user_error(tmp_path: Path) -> None:
         layout_digest(tmp_path, "other")
 
 
-def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: dict = {}) -> tuple:
+def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: Mapping[str, object] = MappingProxyType({})) -> tuple:
     """`python -m mlbuild.publish` (local backend) with the job itself stubbed out."""
     import json
 

@@ -9,7 +9,6 @@ verified blobs in its cache. Prints `lying registry: cases N / refused R / passe
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator

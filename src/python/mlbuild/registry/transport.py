@@ -29,6 +29,8 @@ USER_AGENT = "mlbuild-registry/1"
 # NB: bodies that are buffered (manifests, API answers, errors) are capped; distribution
 # refuses manifests over 4 MiB. Blobs never buffer: they stream through a sink.
 MAX_BUFFERED_BODY = 8 * 1024 * 1024
+# NB: urllib3 clones a Timeout before it starts a clock on it, so one instance serves every Transport.
+DEFAULT_TIMEOUT = urllib3.Timeout(connect=15, read=300)
 
 
 class Transport:
@@ -40,7 +42,7 @@ class Transport:
         retry: RetryPolicy = RetryPolicy(),
         allow_insecure_http: bool = False,
         insecure_registries: frozenset[str] = frozenset(),
-        timeout: urllib3.Timeout = urllib3.Timeout(connect=15, read=300),
+        timeout: urllib3.Timeout = DEFAULT_TIMEOUT,
         pool_size: int = 4,
     ) -> None:
         self.ref = ref

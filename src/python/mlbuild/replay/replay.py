@@ -209,7 +209,7 @@ def _hyperparameter_notes(job: ReplayJob, run_dir: Path) -> List[str]:
     respelled = sorted(k for k in job.hyperparameters if k in written and written[k] != job.hyperparameters[k])
     if not respelled:
         return []
-    return [f"hyperparameters given in the canonical encoding, as the job's decode to the same values: "
+    return ["hyperparameters given in the canonical encoding, as the job's decode to the same values: "
             + ", ".join(f"{k}={job.hyperparameters[k]!r} -> {written[k]!r}" for k in respelled)]
 
 

@@ -187,7 +187,7 @@ def parse_config(text: str, source: str) -> PipelineConfig:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{source}: malformed YAML{where}: {problem}. Fix: correct the YAML syntax there.")
+        raise ConfigError(f"{source}: malformed YAML{where}: {problem}. Fix: correct the YAML syntax there.") from e
     doc = r.mapping(doc, "")
     r.only_keys(doc, "", ("hyperparameters", "channels", "metrics", "sagemaker"))
     return PipelineConfig(
@@ -212,11 +212,11 @@ def load_config(path: Path) -> PipelineConfig:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found. Fix: create it, or point the target's `config` field at it.")
+        raise ConfigError(f"{path}: config file not found. Fix: create it, or point the target's `config` field at it.") from None
     except IsADirectoryError:
-        raise directory_error(str(path))
+        raise directory_error(str(path)) from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config file ({e.strerror}). Fix: check the path and its permissions.")
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror}). Fix: check the path and its permissions.") from e
     return parse_config(config_text(data, str(path)), str(path))
 
 

@@ -279,7 +279,7 @@ def load_pipeline(module_name: str, config_resource: str, address: str = "") -> 
     try:
         data = importlib.resources.files(package).joinpath(config_resource).read_bytes()
     except (FileNotFoundError, ModuleNotFoundError) as e:
-        raise PlatformError(f"config {config_resource!r} is not packaged beside {module_name!r}: {e}")
+        raise PlatformError(f"config {config_resource!r} is not packaged beside {module_name!r}: {e}") from e
     except IsADirectoryError:
         raise directory_error(source) from None
     return Pipeline(address or module_name, module, parse_config(config_text(data, source), source))
