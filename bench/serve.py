@@ -165,7 +165,7 @@ def load(url: str, body: bytes, clients: int, seconds: float) -> Dict[str, float
         t.join()
     elapsed = time.monotonic() - started
     ordered = sorted(latencies)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")  # noqa: E731
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
     return {"requests": len(ordered), "errors": errors[0], "rps": len(ordered) / elapsed, "p50_ms": pick(0.50), "p99_ms": pick(0.99)}
 
 

@@ -39,11 +39,11 @@ def later_clock() -> Dict[str, str]:
     """The environment that runs a process CLOCK_SKEW later; tried on a child process first."""
     env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": f"+{int(CLOCK_SKEW.total_seconds())}", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     probe = subprocess.run([sys.executable, "-c", "import time; print(time.time())"], env={**os.environ, **env},
-                           capture_output=True, text=True)  # fmt: skip
+                           capture_output=True, text=True)
     seen = float(probe.stdout) - time.time() if probe.returncode == 0 else 0.0
     if abs(seen - CLOCK_SKEW.total_seconds()) > 60:
         skip_or_fail(f"{missing_message('libfaketime', 'faketime')}: a child with LD_PRELOAD={LIBFAKETIME} ran "
-                     f"{seen:.0f} s ahead, not {CLOCK_SKEW}; {probe.stderr.strip()}")  # fmt: skip
+                     f"{seen:.0f} s ahead, not {CLOCK_SKEW}; {probe.stderr.strip()}")
     return env
 
 

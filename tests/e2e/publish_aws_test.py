@@ -65,7 +65,7 @@ class StandIns:
         import boto3
 
         return boto3.client(service, region_name="us-east-1", endpoint_url=self.endpoint,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,7 @@ def commit_copy(repo: Path, message: str = "copy of the repo") -> str:
     record the commit, and publish tags the job with it); returns the commit id."""
     (repo / ".gitignore").write_text(GITIGNORE)
     env = {**os.environ, "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.com",
-           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.com"}  # fmt: skip
+           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.com"}
     for args in (["init", "--quiet"], ["add", "-A"], ["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message]):
         subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()

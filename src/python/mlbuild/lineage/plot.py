@@ -72,7 +72,7 @@ class Chart:
                  "label": r.label, "values": dict(zip(self.metrics, r.values))}
                 for r in self.runs
             ],
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def _panel(ax: Any, c: Chart, m: int, shown: Sequence[int]) -> None:
         if not r.completed:
             ax.axvspan(i - 0.4, i + 0.4, color=NOT_COMPLETED_COLOR, alpha=0.15, linewidth=0, zorder=1)
             ax.text(i, 0.5, f"{r.status} {r.record[:SHORT]}", transform=ax.get_xaxis_transform(), rotation=90,
-                    ha="center", va="center", color=NOT_COMPLETED_COLOR)  # fmt: skip
+                    ha="center", va="center", color=NOT_COMPLETED_COLOR)
             if r.values[m] is not None:
                 ax.plot([i], [r.values[m]], linestyle="none", marker="X", color=NOT_COMPLETED_COLOR, zorder=3)
     if len(c.runs) <= ANNOTATE_UP_TO:

@@ -119,7 +119,7 @@ def test_same_records_same_bytes_whatever_the_order_cache_or_hash_seed(tmp_path)
         "sys.stdout.buffer.write(plot.plot_metrics(_records()))"
     )
     env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl"), "PYTHONHASHSEED": "12345",
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # fmt: skip
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     other = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=True).stdout
     assert _sha256(other) == first
 

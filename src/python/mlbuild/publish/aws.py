@@ -114,7 +114,7 @@ def upload_records(records: Sequence[Any], report: Report, s3: Any) -> List[str]
         bucket, key = remote.s3_key(output_path, job, record.id)
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=record.canonical, ContentType="application/json")
-        except Exception as e:  # noqa: BLE001 - never fail a submitted publish over its record
+        except Exception as e:  # NB: never fail a submitted publish over its record
             console.warn(f"could not upload the lineage record to s3://{bucket}/{key}: {e}")
             continue
         console.say(f"lineage record at s3://{bucket}/{key}")

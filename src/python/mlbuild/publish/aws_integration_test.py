@@ -185,7 +185,7 @@ def publish(tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFi
         "--backend", "aws", "--layout", str(layout), "--ref-name", "img:1", "--config", str(config),
         "--address", ADDRESS, "--data-dir", str(tmp_path / "unused-sample-data"),
         "--pex-sha256", PEX_SHA256, "--git-sha", GIT_SHA, "--report-dir", str(report_dir),
-    ])  # fmt: skip
+    ])
     out, err = capsys.readouterr()
     m = _PUSH_LINE.search(err)
     push = {k: (v if k == "uri" else int(v)) for k, v in m.groupdict().items()} if m else None
@@ -195,7 +195,7 @@ def publish(tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFi
         json.loads(report_json.read_text()) if report_json.exists() else None,
         report_md.read_text() if report_md.exists() else None,
         push, registry.uploaded_digests(since),
-    )  # fmt: skip
+    )
 
 
 # --- the tests
@@ -229,7 +229,7 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     assert described["AlgorithmSpecification"]["TrainingImage"] == image_uri == report["image_uri"]
     assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in described["InputDataConfig"]] == [
         "s3://bucket/data/train/", "s3://bucket/data/validation/",
-    ]  # fmt: skip
+    ]
     assert described["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/T"
 
     # The report: console and CloudWatch links, the model artifact, in the JSON and the Markdown.
@@ -285,7 +285,7 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
         inspected = subprocess.run(
             [skopeo, "inspect", "--tls-verify=false", "--creds", aws.creds, f"docker://{image_uri}"],
             check=True, capture_output=True, text=True,
-        )  # fmt: skip
+        )
         assert json.loads(inspected.stdout)["Digest"] == digest
 
 
@@ -349,7 +349,7 @@ BAD_INPUTS = [
 def test_bad_inputs_are_clear_errors_and_publish_nothing(
     aws: Registry, foreign_registry: Registry, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
     edit: Optional[Callable[[str], str]], built: bool, foreign: bool, fragments: list,
-) -> None:  # fmt: skip
+) -> None:
     target = foreign_registry if foreign else aws
     monkeypatch.setenv("MLBUILD_ECR_REGISTRY", target.host)
     repo = "mlbuild/bad"
@@ -383,7 +383,7 @@ def test_the_typed_api_returns_the_report_and_the_digest_pants_built(aws: Regist
     common = dict(
         layout_dir=layout, ref="img:1", config=config, address=ADDRESS, git_sha=GIT_SHA, pex_sha256=PEX_SHA256,
         overrides={"max_depth": "6"}, environ=os.environ,
-    )  # fmt: skip
+    )
     # A digest that is not the layout's (the layout changed after the build): nothing is submitted.
     with pytest.raises(Exception, match="the build reported"):
         aws_backend.publish_aws(**common, image_digest="sha256:" + "0" * 64)

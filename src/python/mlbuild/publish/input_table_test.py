@@ -428,7 +428,7 @@ def _call(main: Main, argv: List[str]) -> Outcome:
             code = main(argv)
         except SystemExit as e:  # NB: argparse's usage errors
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        except BaseException:  # noqa: BLE001 - that is the finding: a traceback for the user
+        except BaseException:  # NB: that is the finding: a traceback for the user
             code, escaped = None, traceback.format_exc()
     return Outcome(code, out.getvalue(), err.getvalue(), escaped)
 

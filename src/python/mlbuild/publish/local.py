@@ -242,7 +242,7 @@ def local_report(job: LocalJob, previous: Optional[Mapping[str, float]] = None, 
     return publish_report.local_report(
         job.record, job_name=job.name, status=job.status, reused=job.reused, image_uri=job.image_uri,
         previous=previous, git_sha=git_sha, pex_sha256=pex_sha256,
-    )  # fmt: skip
+    )
 
 
 def previous_metrics(root: Path, address: str, exclude: str) -> Optional[Dict[str, float]]:

@@ -88,7 +88,7 @@ def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(tm
 
     def publish(**kwargs) -> local.LocalJob:
         return local.publish_local(layout_dir=layout, ref=None, config=load_config(config), config_path=config, address="src/p:train",
-                                   data_dir=data_dir, overrides={}, root=tmp_path / "local", log=lambda line: None, **kwargs)  # fmt: skip
+                                   data_dir=data_dir, overrides={}, root=tmp_path / "local", log=lambda line: None, **kwargs)
 
     first = publish()
     assert not first.reused and first.status == "Completed"

@@ -36,7 +36,7 @@ def local(tmp_path: Path) -> LocalJob:
         "image_digest": DIGEST, "pipeline_address": "src/python/pipelines/churn:train", "run_dir": str(tmp_path / "run"),
         "metrics": {"auc": 0.8}, "failure_reason": None, "exit_code": 0,
         "model": {"uri": str(tmp_path / "model.tar.gz"), "sha256": "c" * 64, "checksum": "sha256:" + "e" * 64},
-    }  # fmt: skip
+    }
     return LocalJob("churn-train-123", "Completed", record["image_uri"], True, record, tmp_path)
 
 

@@ -195,7 +195,7 @@ def replay_record(job: ReplayJob, run_dir: Path, verdict: Verdict) -> Record:
 def save_record(store: Store, record: Record) -> Optional[str]:
     try:
         return store.put(record)
-    except Exception as e:  # noqa: BLE001 - the verdict stands even when the store is unwritable
+    except Exception as e:  # NB: the verdict stands even when the store is unwritable
         console.warn(f"could not write the replay's lineage record: {e}")
         return None
 

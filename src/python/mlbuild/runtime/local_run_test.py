@@ -36,7 +36,7 @@ def _stage(tmp_path: Path, barrier, results) -> None:  # runs in a forked child
     local_run._write_json = write_after_everyone_chose
     try:
         results.put(str(local_run.prepare_run(CONFIG, ADDRESS, _data(tmp_path), tmp_path / "runs", {})))
-    except Exception as e:  # noqa: BLE001 - reported to the test, which fails on it
+    except Exception as e:  # NB: reported to the test, which fails on it
         results.put(f"error: {e!r}")
 
 

@@ -291,12 +291,12 @@ def _import(module_name: str, address: str) -> ModuleType:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
-            raise PlatformError(f"cannot import pipeline module {module_name!r}: {e}")
+            raise PlatformError(f"cannot import pipeline module {module_name!r}: {e}") from e
         raise PipelineError(f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}") from e
     except SyntaxError as e:
         spot = f"{_names_for(module_name, address).name(e.filename)}:{e.lineno}: " if e.filename else ""
         raise PipelineError(f"{spot}pipeline module {module_name!r} has a syntax error: {e.msg}. Fix: correct the code there.") from e
-    except Exception as e:  # noqa: BLE001 - the module's own top-level code raised
+    except Exception as e:  # NB: the module's own top-level code raised
         raise PipelineError(f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}") from e
 
 
