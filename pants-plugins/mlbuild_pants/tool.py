@@ -49,8 +49,9 @@ class MLBuildToolPexRequest:
 
 # NB: a zipapp PEX unpacks its wheels into PEX_ROOT and Python then writes .pyc files there.
 # Without this it would be the account's ~/.pex; the build's cache is Pants' `pex_root`
-# named cache, which must only ever be written by builds (issue 18). So PEXes run by hand
-# through `pants run`/`publish` get a cache of their own that no build reads.
+# named cache, which must only ever be written by builds (bytecode a run wrote there entered
+# the next build's PEX). So PEXes run by hand through `pants run`/`publish` get a cache of
+# their own that no build reads.
 RUN_PEX_ROOT_CACHE = "mlbuild_run_pex_root"
 
 

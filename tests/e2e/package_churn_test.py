@@ -108,7 +108,8 @@ def ask_for_the_archive(repo: Path) -> None:
 
 
 def run_the_pex_as_a_user_would(repo: Path, scratch: Path) -> None:
-    """The trap of issue 18: the default PEX_ROOT, and Python free to write bytecode there."""
+    """The trap of a PEX run by hand: the default PEX_ROOT, and Python free to write bytecode there
+    (bytecode that once entered the next build's PEX through a shared cache)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEX_") and k != "PYTHONDONTWRITEBYTECODE"}
     argv = ["python3.11", str(repo / DIST / "train.pex"), "local", "--data-dir", "src/python/pipelines/churn/data",
             "--runs-dir", str(scratch / "runs"), "--force"]

@@ -1,4 +1,4 @@
-"""One progress/log style for mlbuild's host-side commands (issue 15).
+"""One progress/log style for mlbuild's host-side commands.
 
 Every line a command writes about its own work goes to stderr and starts with `mlbuild: `, so
 a CI log, or the stderr Pants shows when a process fails, reads the same whichever tool wrote

@@ -1,4 +1,4 @@
-"""The hostile-layer corpus (hostile_corpus.py) against `unpack` and `check` (issue 11 items 2, 3, 10, 11).
+"""The hostile-layer corpus (hostile_corpus.py) against `unpack` and `check`.
 
 Every refused case: unpack raises a UserError naming the layer with the expected reason, nothing
 outside the root changes and nothing partial is left; `python -m mlbuild.oci check` exits 2 with

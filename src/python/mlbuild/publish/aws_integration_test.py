@@ -398,7 +398,7 @@ def test_the_typed_api_returns_the_report_and_the_digest_pants_built(aws: Regist
 
 
 def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_data(aws: Registry, tmp_path: Path, capsys) -> None:
-    """What `pants publish` submits for a config like lightgbm_dist's (issue 12): 2 spot instances."""
+    """What `pants publish` submits for a config like lightgbm_dist's: 2 spot instances."""
 
     def multi_instance_spot(text: str) -> str:
         text = text.replace("    s3: s3://bucket/data/train/\n", "    s3: s3://bucket/data/train/\n    distribution: ShardedByS3Key\n")

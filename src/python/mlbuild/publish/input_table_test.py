@@ -1,4 +1,4 @@
-"""The bad-input table (issue 11): every case drives a real command line in-process
+"""The bad-input table: every case drives a real command line in-process
 (`python -m mlbuild.runtime.check_config`, the runtime's `local`, `python -m mlbuild.publish`,
 `./pants mlbuild` (lineage and SageMaker verbs)) and asserts the exit code, a
 one-line message that names the file or field, no traceback, and nothing half-written.

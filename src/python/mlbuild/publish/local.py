@@ -118,7 +118,7 @@ def publish_local(
     name = _claim_forced_name(root / "jobs", pipeline, inputs) if force else job_name(pipeline, inputs)
     job_dir = root / "jobs" / name
     # NB: the job is claimed while it trains: an identical publish started meanwhile waits here,
-    # then finds it completed and reuses it, instead of training a second time (issue 11).
+    # then finds it completed and reuses it, instead of training a second time.
     with _locked(job_dir / JOB_LOCK, f"job {name} (an identical publish is training it)", log):
         existing = _read_job(job_dir)
         if existing is not None and not force and is_reusable(existing.get("status"), _job_inputs(existing), inputs):

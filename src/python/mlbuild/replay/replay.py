@@ -185,7 +185,7 @@ def replay_record(job: ReplayJob, run_dir: Path, verdict: Verdict) -> Record:
     """A run record of the replay whose parent is the job's record; `extra.replay` says the verdict.
 
     NB: the store has no "replay" kind; a run record with a parent link and the verdict in
-    `extra` needs no change to lineage/ (see the report of issue 16 for the `inspect` line).
+    `extra` needs no change to lineage/; `inspect` shows the verdict from there.
     """
     body = run_record(run_dir, job.address, parents=[job.record_id] if job.record_id else (), image_digest=job.image_digest).body
     body["extra"] = {**(body.get("extra") or {}), "replay": {"of": job.name, "of_record": job.record_id, "verdict": verdict.outcome}}

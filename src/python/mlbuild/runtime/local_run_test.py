@@ -76,7 +76,7 @@ def _age(path: Path, seconds: float) -> None:
 
 
 def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path: Path, capsys) -> None:
-    """Leftover of issue 11: kill -9 left `.<id>.incomplete` forever."""
+    """A run killed with -9 leaves `.<id>.incomplete` behind; the next run removes it."""
     parent = local_run.run_dir_parent(tmp_path / "runs", ADDRESS)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
