@@ -198,9 +198,9 @@ def in_process_ms(predictor: object, body: bytes, seconds: float) -> Dict[str, f
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline or len(times["predict"]) < 5:
         start = time.perf_counter()
-        predictor.predict(records)  # type: ignore[attr-defined]
+        predictor.predict(records)
         middle = time.perf_counter()
-        serialise(predictor.predict(parse_records(body, CSV)), CSV)  # type: ignore[attr-defined]
+        serialise(predictor.predict(parse_records(body, CSV)), CSV)
         times["predict"].append((middle - start) * 1000)
         times["parse_predict_serialise"].append((time.perf_counter() - middle) * 1000)
     return {name: statistics.median(values) for name, values in times.items()}
@@ -272,23 +272,23 @@ def main() -> int:
 
 
 def _report(results: Dict[str, object]) -> None:
-    floor = results["in_process_p50_ms"]  # type: ignore[assignment]
+    floor = results["in_process_p50_ms"]
     print(f"\n{results['cpus']} CPUs, serve with {results['workers']} workers, {results['seconds_per_cell']} s a cell\n")
     for payload in ("1 row", "1000 rows"):
-        cell = floor[payload]  # type: ignore[index]
+        cell = floor[payload]
         print(f"in-process, {payload}, p50: predict stage {cell['predict']:.2f} ms; with parsing and the CSV answer {cell['parse_predict_serialise']:.2f} ms")
     print()
     print("| server | payload | clients | req/s | p50 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|---:|")
-    for row in results["invocations"]:  # type: ignore[attr-defined]
+    for row in results["invocations"]:
         print(f"| {row['server']} | {row['payload']} | {row['clients']} | {row['rps']:.1f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} |")
-    for row in results["invocations"]:  # type: ignore[attr-defined]
+    for row in results["invocations"]:
         if row["payload"] == "1000 rows" and row["clients"] == 1:
-            predict = floor["1000 rows"]["predict"]  # type: ignore[index]
+            predict = floor["1000 rows"]["predict"]
             overhead = (row["p50_ms"] - predict) / predict * 100
             print(f"\n{row['server']}: overhead at 1000 rows, 1 client: {overhead:+.1f} % of the in-process predict stage (goal <= 20 %)", end="")
         if row["payload"] == "1 row" and row["clients"] == 4:
             print(f"\n{row['server']}: 1-row p99 at 4 clients: {row['p99_ms']:.2f} ms (goal < 50 ms)", end="")
-    print("\n\nbatch transform, " + ", ".join(f"{name}: {rate:,.0f} rows/s" for name, rate in results["transform_rows_per_s"].items()) + f" ({results['transform_rows']:,} rows)")  # type: ignore[attr-defined]
+    print("\n\nbatch transform, " + ", ".join(f"{name}: {rate:,.0f} rows/s" for name, rate in results["transform_rows_per_s"].items()) + f" ({results['transform_rows']:,} rows)")
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def default_pex_root() -> Path:
 
 def pex_names(folder: Path) -> set:
     """Every name in a packed PEX as a zipapp would list it: its files, and each wheel zip's members."""
-    names = set()
+    names: set[str] = set()
     for path in folder.rglob("*"):
         rel = path.relative_to(folder).as_posix()
         if rel.startswith(".deps/") and path.is_file():

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Mapping, Optional
 
 # NB: Pants materialises the `//:repo` files target at the sandbox root, which is the cwd.
 SANDBOX = Path.cwd()
@@ -35,7 +35,7 @@ def copy_repo(dest: Path) -> Path:
 
 
 def pants(
-    repo: Path, *args: str, timeout: int = 1200, env: Optional[Dict[str, Optional[str]]] = None, umask: Optional[int] = None
+    repo: Path, *args: str, timeout: int = 1200, env: Optional[Mapping[str, Optional[str]]] = None, umask: Optional[int] = None
 ) -> Result:
     """Run ./pants in `repo`; `env` entries are set, or removed when None."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}

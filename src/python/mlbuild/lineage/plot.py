@@ -164,7 +164,7 @@ def _panel(ax: Any, c: Chart, m: int, shown: Sequence[int]) -> None:
     """Metric `m`: completed runs joined by a line, runs that did not complete shaded."""
     from matplotlib.ticker import ScalarFormatter  # pants: no-infer-dep
 
-    points = [(i, r.values[m]) for i, r in enumerate(c.runs) if r.completed and r.values[m] is not None]
+    points = [(i, v) for i, r in enumerate(c.runs) if r.completed and (v := r.values[m]) is not None]
     ax.plot([i for i, _ in points], [v for _, v in points], color=LINE_COLOR, linewidth=1.2, zorder=2)
     for kind, (marker, _) in MARKERS.items():
         mine = [(i, v) for i, v in points if c.runs[i].kind == kind]
@@ -196,7 +196,7 @@ def _legend(fig: Any, c: Chart) -> None:
     from matplotlib.patches import Patch  # pants: no-infer-dep
 
     kinds = {r.kind for r in c.runs}
-    handles = [Line2D([], [], color=LINE_COLOR, marker=mk, linestyle="none", label=text) for k, (mk, text) in MARKERS.items() if k in kinds]
+    handles: List[Any] = [Line2D([], [], color=LINE_COLOR, marker=mk, linestyle="none", label=text) for k, (mk, text) in MARKERS.items() if k in kinds]
     if not all(r.completed for r in c.runs):
         handles.append(Patch(color=NOT_COMPLETED_COLOR, alpha=0.3, label="did not complete (status shown)"))
     if handles:

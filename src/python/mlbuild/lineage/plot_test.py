@@ -10,7 +10,7 @@ import sys
 from typing import List
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from mlbuild.lineage import cli, plot
 from mlbuild.lineage.errors import PlatformError, UserError
@@ -28,8 +28,9 @@ def _records() -> List[Record]:
     return [*runs, failed, publish(pkg, runs[-1], "2024-05-07T12:00:00Z")]
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes) -> PngImagePlugin.PngImageFile:
     image = Image.open(io.BytesIO(data))
+    assert isinstance(image, PngImagePlugin.PngImageFile)
     image.load()  # NB: decodes every row: a truncated or corrupt PNG raises here
     return image
 

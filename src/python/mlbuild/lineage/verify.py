@@ -72,7 +72,7 @@ def check_rebuilt_provenance(checkout: Path, record: Record) -> str:
                 [Difference("provenance digest", recorded, None, "the rebuilt layout holds no statement")],
             )
         return "the rebuilt layout holds no provenance (built before mlbuild stored it there)"
-    assert build is not None
+    assert build is not None and build.layout is not None  # NB: `stored` needs both
     subject = provenance.verify_statement(provenance.from_layout(build.layout, build.manifest_digest) or {}, build.manifest_digest)
     rebuilt = stored.descriptor.digest
     if recorded and recorded != rebuilt:

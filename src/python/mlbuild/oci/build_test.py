@@ -194,6 +194,7 @@ with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), init
     time.sleep(60)
 """
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
     worker = int(proc.stdout.readline())
     proc.kill()
     proc.wait()

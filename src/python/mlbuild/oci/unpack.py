@@ -117,7 +117,7 @@ class _Unpacker:
         for member, tar in iter_layer(layer, self.budget):
             self._guard(layer, member, functools.partial(self._entry, layer, tar))
 
-    def _guard(self, layer: Layer, member: tarfile.TarInfo, action) -> None:  # type: ignore[no-untyped-def]
+    def _guard(self, layer: Layer, member: tarfile.TarInfo, action) -> None:
         try:
             action(member)
         except PathRefused as e:

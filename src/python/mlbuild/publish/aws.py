@@ -59,6 +59,7 @@ def ecr_home_repository(config: PipelineConfig, address: str, environ: Mapping[s
             "backend (`sagemaker.backend: local`)."
         )
     region = resolve_region(sm.region, environ)  # NB: refuses a malformed AWS_REGION before it becomes a host name
+    assert sm.role is not None  # NB: `missing` above refused a config without one
     account = sm.role.split(":")[4]
     repository = sm.image_repository or pipeline_name_from_address(address)
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{repository}"

@@ -15,7 +15,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import pytest
 
@@ -380,7 +380,7 @@ def test_the_typed_api_returns_the_report_and_the_digest_pants_built(aws: Regist
     layout = make_layout(tmp_path / "typed")
     digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
     config = load_config(write_config(tmp_path / "pipeline.yaml", "mlbuild/typed"))
-    common = dict(
+    common: Dict[str, Any] = dict(
         layout_dir=layout, ref="img:1", config=config, address=ADDRESS, git_sha=GIT_SHA, pex_sha256=PEX_SHA256,
         overrides={"max_depth": "6"}, environ=os.environ,
     )
@@ -409,7 +409,7 @@ def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_dat
 
     config = write_config(tmp_path / "pipeline.yaml", "mlbuild/spot", multi_instance_spot)
     run = publish(tmp_path, make_layout(tmp_path / "img"), config, capsys, aws, "spot")
-    assert run.code == 0, run.err
+    assert run.code == 0 and run.report is not None, run.err
     described = sagemaker().describe_training_job(TrainingJobName=run.report["job_name"])
     assert described["ResourceConfig"]["InstanceCount"] == 2
     assert described["EnableManagedSpotTraining"] is True

@@ -5,7 +5,7 @@ import os
 import tarfile
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 import pytest
 
@@ -95,6 +95,7 @@ def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(tm
     again = publish()
     assert again.reused and again.name == first.name and len((tmp_path / "trainings.txt").read_text().splitlines()) == 1
     job_file = first.job_dir / local.JOB_FILE
+    tampered: dict
     for tampered in ({"hyperparameters": {"scale": '"9"'}}, {"data": {}}, {"image_digest": "sha256:" + "0" * 64}, {"status": "Failed"}):
         job_file.write_text(json.dumps({**json.loads(job_file.read_text()), **tampered}))
         retrained = publish()
@@ -148,7 +149,7 @@ def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit:
     run_dir = tmp_path / ".mlbuild" / "local" / "runs" / "r1"
     (run_dir / "output").mkdir(parents=True, exist_ok=True)
     (run_dir / "output" / "train.log").write_text("2026 mlbuild INFO stage load: started\n")
-    record = {
+    record: dict[str, Any] = {
         "job_name": "cancer-train-1", "status": status, "image_uri": "oci:/s/cancer@sha256:" + "a" * 64,
         "image_digest": "sha256:" + "a" * 64, "pipeline_address": "src/python/pipelines/cancer:train",
         "hyperparameters": {"C": "1.0"}, "data": {}, "run_dir": str(run_dir), "start": "2026-01-01T00:00:00Z",

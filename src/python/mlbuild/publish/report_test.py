@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ def aws() -> Report:
 
 
 def local(tmp_path: Path) -> LocalJob:
-    record = {
+    record: dict[str, Any] = {
         "job_name": "churn-train-123", "status": "Completed", "image_uri": f"oci:{tmp_path}/churn@{DIGEST}",
         "image_digest": DIGEST, "pipeline_address": "src/python/pipelines/churn:train", "run_dir": str(tmp_path / "run"),
         "metrics": {"auc": 0.8}, "failure_reason": None, "exit_code": 0,

@@ -40,7 +40,7 @@ class Case:
     fragment: str  # in the one-line error
 
 
-def _lie(method: str, path: str, rewrite, after: int = 0) -> Lie:  # type: ignore[no-untyped-def]
+def _lie(method: str, path: str, rewrite, after: int = 0) -> Lie:
     return Lie(method, path, rewrite, after)
 
 

@@ -20,6 +20,7 @@ from mlbuild.registry.auth import Authenticator
 from mlbuild.registry.errors import RegistryPlatformError, RegistryUserError, TransientError
 from mlbuild.registry.reference import Reference
 from mlbuild.registry.responses import Response, error_for
+from mlbuild.registry.progress import ProgressReader
 from mlbuild.registry.retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 T = TypeVar("T")
@@ -65,7 +66,7 @@ class Transport:
         where: str,
         ok: Iterable[int] = (200,),
         headers: dict[str, str] | None = None,
-        body: bytes | BinaryIO | None = None,
+        body: bytes | BinaryIO | ProgressReader | None = None,
         retry: bool = True,
         sink: Callable[[urllib3.BaseHTTPResponse], T] | None = None,
     ) -> Response:

@@ -114,7 +114,7 @@ def example_assignment(config: Optional[PipelineConfig], name: str = "") -> str:
 
 def parse_assignments(args: Iterable[str], config: Optional[PipelineConfig] = None) -> Dict[str, str]:
     """`name=value` command-line overrides, as raw strings; `config` makes the hint its own."""
-    result = {}
+    result: Dict[str, str] = {}
     for arg in args:
         name, sep, value = arg.partition("=")
         name = name.strip().lstrip("-").replace("-", "_")

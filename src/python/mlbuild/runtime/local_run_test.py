@@ -25,7 +25,8 @@ def _data(tmp_path: Path) -> Path:
 
 
 def _stage(tmp_path: Path, barrier, results) -> None:  # runs in a forked child
-    write, waited = local_run._write_json, []
+    write = local_run._write_json
+    waited: list = []
 
     def write_after_everyone_chose(path: Path, value: object) -> None:
         # NB: widens the race on purpose: every child has picked its folder before any writes.

@@ -262,7 +262,8 @@ def load_pipeline(module_name: str, config_resource: str, address: str = "") -> 
     """Import the pipeline module and read the config that sits beside it in its package."""
     module = _import(module_name, address)
     names = SourceNames.of(module, address)
-    module_file = names.name(module.__file__) if getattr(module, "__file__", None) else module_name
+    file = getattr(module, "__file__", None)
+    module_file = names.name(file) if file else module_name
     missing = [s for s in REQUIRED_STAGES if not callable(getattr(module, s, None))]
     if missing:
         raise ConfigError(

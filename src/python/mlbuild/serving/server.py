@@ -59,7 +59,7 @@ class ServerOptions:
     port_file: Optional[Path] = None  # written (atomically) with the bound port once ready
 
 
-class _GunicornApp(BaseApplication):  # type: ignore[misc]
+class _GunicornApp(BaseApplication):
     """gunicorn's programmatic entry: our settings, our already-built WSGI app."""
 
     def __init__(self, app: Callable[..., Any], settings: Dict[str, Any]) -> None:
