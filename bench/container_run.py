@@ -68,7 +68,7 @@ def main() -> int:
 
         config, data_dir = write_pipeline(work / "pipeline")
         env = {"layout_dir": layout, "ref": None, "config_path": config, "address": "src/python/pipelines/tiny:train",
-               "data_dir": data_dir, "runs_dir": work / "runs", "cache_dir": work / "run-cache"}  # fmt: skip
+               "data_dir": data_dir, "runs_dir": work / "runs", "cache_dir": work / "run-cache"}
         for name in ("cold", "warm"):
             start = time.monotonic()
             outcome = run_image(**env, overrides={"scale": "3"}, stream=io.StringIO())
@@ -84,12 +84,12 @@ def main() -> int:
         assert not cold.reused and warm.reused
         python = ["/usr/bin/python3.11", "-S", "-c", ""]
         sandboxed = [bwrap, "--ro-bind", str(cold.path), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-                     "--unshare-all", "--die-with-parent", "--clearenv", "--", *python]  # fmt: skip
+                     "--unshare-all", "--die-with-parent", "--clearenv", "--", *python]
         host = timed_median([str(cold.path) + python[0], *python[1:]], args.runs)
         boxed = timed_median(sandboxed, args.runs)
         print(f"unpack cold: {cold.seconds:.2f}s, reuse warm: {warm.seconds * 1000:.1f}ms")
         print(f"python -S start (median of {args.runs}): {host * 1000:.1f}ms on the host, "
-              f"{boxed * 1000:.1f}ms under bwrap (overhead {(boxed - host) * 1000:.1f}ms)")  # fmt: skip
+              f"{boxed * 1000:.1f}ms under bwrap (overhead {(boxed - host) * 1000:.1f}ms)")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 # NB: the churn inner-loop benchmark's timing helpers and edits (this folder is on sys.path).
-from inner_loop import Edits, median_of, timed  # noqa: E402
+from inner_loop import Edits, median_of, timed
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".mlbuild/bench/deep_learning"
@@ -157,7 +157,7 @@ def floor_cold(name: str) -> float:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        import isal  # noqa: F401
+        import isal
 
         gzip = f"{sys.executable} -m isal.igzip -1 -c"
     except ImportError:

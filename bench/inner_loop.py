@@ -151,7 +151,7 @@ def image_env(layout: Path) -> List[str]:
     """`--setenv NAME VALUE` for each of the image config's Env, as a container runtime applies them."""
     index = json.loads((layout / "index.json").read_text())
     (manifest,) = [m for m in index["manifests"] if "artifactType" not in m]
-    blob = lambda digest: json.loads((layout / "blobs/sha256" / digest.split(":")[1]).read_text())  # noqa: E731
+    blob = lambda digest: json.loads((layout / "blobs/sha256" / digest.split(":")[1]).read_text())
     config = blob(blob(manifest["digest"])["config"]["digest"])
     argv: List[str] = []
     for item in config["config"].get("Env", []):

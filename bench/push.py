@@ -57,13 +57,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src" / "python"))
 
-from mlbuild.oci.blob_store import BlobStore  # noqa: E402
-from mlbuild.oci.determinism import choose_compressor  # noqa: E402
-from mlbuild.oci.layer import LayerEntry  # noqa: E402
-from mlbuild.oci.layer_reader import iter_layer, read_member  # noqa: E402
-from mlbuild.oci.layer_writer import write_layer  # noqa: E402
-from mlbuild.oci.layout import read_layout, write_layout  # noqa: E402
-from mlbuild.registry import push_layout  # noqa: E402
+from mlbuild.oci.blob_store import BlobStore
+from mlbuild.oci.determinism import choose_compressor
+from mlbuild.oci.layer import LayerEntry
+from mlbuild.oci.layer_reader import iter_layer, read_member
+from mlbuild.oci.layer_writer import write_layer
+from mlbuild.oci.layout import read_layout, write_layout
+from mlbuild.registry import push_layout
 
 DEFAULT_LAYOUT = ROOT / "dist" / "src.python.pipelines.churn" / "train.oci"
 PANTS_TARGET = "src/python/pipelines/churn:train"

@@ -33,8 +33,8 @@ from typing import Dict, List
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "src" / "python")]
 
-from e2e import buildgrid_server  # noqa: E402
-from e2e.remote_cache_flow import Build, clean_dist, clone, empty_cache_args, package, remote_cache_args  # noqa: E402
+from e2e import buildgrid_server
+from e2e.remote_cache_flow import Build, clean_dist, clone, empty_cache_args, package, remote_cache_args
 
 ROWS = ("cold", "remote-warm", "local-warm", "other PATH", "no cache")
 

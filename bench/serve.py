@@ -180,7 +180,7 @@ def load(url: str, body: bytes, clients: int, seconds: float) -> Dict[str, float
         t.join()
     elapsed = time.monotonic() - started
     ordered = sorted(latencies)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")  # noqa: E731
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
     return {"requests": len(ordered), "errors": errors[0], "rps": len(ordered) / elapsed, "p50_ms": pick(0.50), "p99_ms": pick(0.99)}
 
 
@@ -349,8 +349,8 @@ def fault(name: str, url: str, pid: int, workers: int, seconds: float) -> Dict[s
     if ping_failures:
         extra["ping_failures"] = ping_failures
     ordered = sorted(p for p in pings if p != float("inf"))
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")  # noqa: E731
-    count = lambda pred: sum(1 for s in statuses if pred(s))  # noqa: E731
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+    count = lambda pred: sum(1 for s in statuses if pred(s))
     return {"scenario": name, "ping_p50_ms": pick(0.5), "ping_p99_ms": pick(0.99), "ping_failed": len(pings) - len(ordered),
             "ok": count(lambda s: s == 200), "5xx": count(lambda s: s >= 500 and s != 503), "503": count(lambda s: s == 503),
             "refused": count(lambda s: s == -1), "no_answer": count(lambda s: s == 0), "peak_mb": round(peak[0]), **extra}
@@ -360,7 +360,7 @@ def run_faults(servers: Dict[str, object], workers: int, seconds: float, overloa
     rows: List[Dict[str, object]] = []
     for scenario in SCENARIOS:
         for server_name, start in servers.items():
-            with start() as (url, proc):  # type: ignore[operator]
+            with start() as (url, proc):
                 length = overload_seconds if scenario == "2x overload" else seconds
                 out = subprocess.run([sys.executable, __file__, "--fault", scenario, url, str(proc.pid), str(workers), str(length)],
                                      capture_output=True, text=True)
@@ -400,9 +400,9 @@ def in_process_ms(predictor: object, body: bytes, seconds: float) -> Dict[str, f
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline or len(times["predict"]) < 5:
         start = time.perf_counter()
-        predictor.predict(records)  # type: ignore[attr-defined]
+        predictor.predict(records)
         middle = time.perf_counter()
-        serialise(predictor.predict(parse_records(body, CSV)), CSV)  # type: ignore[attr-defined]
+        serialise(predictor.predict(parse_records(body, CSV)), CSV)
         times["predict"].append((middle - start) * 1000)
         times["parse_predict_serialise"].append((time.perf_counter() - middle) * 1000)
     return {name: statistics.median(values) for name, values in times.items()}
@@ -542,7 +542,7 @@ def main() -> int:
             _report_faults(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-    missed = check_faults(results.get("faults", [])) if args.check else []  # type: ignore[arg-type]
+    missed = check_faults(results.get("faults", [])) if args.check else []
     for line in missed:
         print(f"bench/serve.py: serve missed a goal: {line}", file=sys.stderr)
     return 1 if missed else 0
@@ -555,7 +555,7 @@ def check_faults(rows: List[Dict[str, object]]) -> List[str]:
         if row["server"] != "serve":
             continue
         name = row["scenario"]
-        if float(row["ping_p99_ms"]) >= 2000:  # type: ignore[arg-type]
+        if float(row["ping_p99_ms"]) >= 2000:
             missed.append(f"{name}: /ping p99 {row['ping_p99_ms']:.0f} ms (goal < 2 s)")
         if row["ping_failed"] and name != "SIGTERM under load":  # NB: after SIGTERM, refused is right
             missed.append(f"{name}: {row['ping_failed']} /ping failed ({row.get('ping_failures')})")
@@ -565,7 +565,7 @@ def check_faults(rows: List[Dict[str, object]]) -> List[str]:
             missed.append(f"{name}: the hung request got {row.get('hung_status')} (goal 504)")
         if name == "kill -9 mid-request" and row["5xx"] != 1:
             missed.append(f"{name}: {row['5xx']} requests failed (goal: only the killed one)")
-        if name == "SIGTERM under load" and not float(row.get("exit_s", 99)) < 30:  # type: ignore[arg-type]
+        if name == "SIGTERM under load" and not float(row.get("exit_s", 99)) < 30:
             missed.append(f"{name}: exited after {row.get('exit_s')} s (goal < 30 s)")
     return missed
 
@@ -574,34 +574,34 @@ def _report_faults(results: Dict[str, object]) -> None:
     print(f"\nload-and-fault suite: {results['workers']} workers, predict cut at {FAULT_TIMEOUT_S} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)\n")
     print("| scenario | server | /ping p50 ms | /ping p99 ms | /ping failed | 200 | 5xx | 503 | refused | no answer | peak MB | notes |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for row in results["faults"]:  # type: ignore[attr-defined]
+    for row in results["faults"]:
         notes = ", ".join(f"{k} {v}" for k, v in row.items() if k not in FAULT_COLUMNS)
         print(f"| {row['scenario']} | {row['server']} | {row['ping_p50_ms']:.1f} | {row['ping_p99_ms']:.1f} | {row['ping_failed']} | {row['ok']} | "
               f"{row['5xx']} | {row['503']} | {row['refused']} | {row['no_answer']} | {row['peak_mb']} | {notes} |")
 
 
 def _report(results: Dict[str, object]) -> None:
-    floor = results["in_process_p50_ms"]  # type: ignore[assignment]
+    floor = results["in_process_p50_ms"]
     print(f"\n{results['cpus']} CPUs, serve with {results['workers']} workers, {results['seconds_per_cell']} s a cell, {results['rounds']} rounds "
           f"interleaved (medians, ranges in brackets); load average {_load(results['load_average_before'])} before, {_load(results['load_average_after'])} after\n")
     for payload in ("1 row", "1000 rows"):
-        cell = floor[payload]  # type: ignore[index]
+        cell = floor[payload]
         print(f"in-process, {payload}, p50: predict stage {cell['predict']:.2f} ms; with parsing and the CSV answer {cell['parse_predict_serialise']:.2f} ms")
     print()
-    rows: List[Dict[str, object]] = results["invocations"]  # type: ignore[assignment]
-    span = lambda row, key, fmt: f"{row[key]:{fmt}} [{row[key + '_range'][0]:{fmt}}-{row[key + '_range'][1]:{fmt}}]"  # noqa: E731
+    rows: List[Dict[str, object]] = results["invocations"]
+    span = lambda row, key, fmt: f"{row[key]:{fmt}} [{row[key + '_range'][0]:{fmt}}-{row[key + '_range'][1]:{fmt}}]"
     print("| server | payload | clients | req/s | p50 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|---:|")
     for row in rows:
         print(f"| {row['server']} | {row['payload']} | {row['clients']} | {span(row, 'rps', '.1f')} | {span(row, 'p50_ms', '.2f')} | {span(row, 'p99_ms', '.2f')} | {row['errors']} |")
     for row in rows:
         if row["payload"] == "1000 rows" and row["clients"] == 1:
-            predict = floor["1000 rows"]["predict"]  # type: ignore[index]
-            overhead = (float(row["p50_ms"]) - predict) / predict * 100  # type: ignore[arg-type]
+            predict = floor["1000 rows"]["predict"]
+            overhead = (float(row["p50_ms"]) - predict) / predict * 100
             print(f"\n{row['server']}: overhead at 1000 rows, 1 client: {overhead:+.1f} % of the in-process predict stage (goal <= 20 %)", end="")
         if row["payload"] == "1 row" and row["clients"] == 4:
             print(f"\n{row['server']}: 1-row p99 at 4 clients: {row['p99_ms']:.2f} ms (goal < 50 ms)", end="")
-    transform: Dict[str, Dict[str, object]] = results["transform_rows_per_s"]  # type: ignore[assignment]
-    print("\n\nbatch transform, " + ", ".join(f"{name}: {t['median']:,.0f} rows/s [{t['range'][0]:,.0f}-{t['range'][1]:,.0f}]" for name, t in transform.items())  # type: ignore[index]
+    transform: Dict[str, Dict[str, object]] = results["transform_rows_per_s"]
+    print("\n\nbatch transform, " + ", ".join(f"{name}: {t['median']:,.0f} rows/s [{t['range'][0]:,.0f}-{t['range'][1]:,.0f}]" for name, t in transform.items())
           + f" ({results['transform_rows']:,} rows)")
     if results.get("compare"):
         old = f"serve@{results['compare']}"
@@ -610,13 +610,13 @@ def _report(results: Dict[str, object]) -> None:
         for (server, payload, clients), row in by.items():
             if server == "serve":
                 base = by[(old, payload, clients)]
-                print(f"  {payload:9} {clients:2} clients: req/s {float(row['rps']) / float(base['rps']):.2f}, p50 {float(row['p50_ms']) / float(base['p50_ms']):.2f}, "  # type: ignore[arg-type]
-                      f"p99 {float(row['p99_ms']) / float(base['p99_ms']):.2f}")  # type: ignore[arg-type]
-        print(f"  batch transform: rows/s {float(transform['serve']['median']) / float(transform[old]['median']):.2f}")  # type: ignore[arg-type]
+                print(f"  {payload:9} {clients:2} clients: req/s {float(row['rps']) / float(base['rps']):.2f}, p50 {float(row['p50_ms']) / float(base['p50_ms']):.2f}, "
+                      f"p99 {float(row['p99_ms']) / float(base['p99_ms']):.2f}")
+        print(f"  batch transform: rows/s {float(transform['serve']['median']) / float(transform[old]['median']):.2f}")
 
 
 def _load(average: object) -> str:
-    return "/".join(f"{v:.1f}" for v in average)  # type: ignore[attr-defined]
+    return "/".join(f"{v:.1f}" for v in average)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def test_a_pulled_base_is_pinned_to_the_manifest_named_after_the_target() -> Non
     assert argv[:4] == ["-m", "mlbuild.registry", "pull", PINNED]
     assert argv[argv.index("--layout") + 1] == "docker.slim/slim.oci" and argv[argv.index("--ref-name") + 1] == "slim"
     # The pull sees the caller's credentials, so its result must never reach a persistent cache.
-    assert dict(pull.extra_env) == {"HOME": "/home/me"}
+    assert dict(pull.extra_env or {}) == {"HOME": "/home/me"}
     assert pull.cache_scope == ProcessCacheScope.PER_RESTART_SUCCESSFUL
 
 

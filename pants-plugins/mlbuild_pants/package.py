@@ -42,7 +42,7 @@ from pants.engine.fs import (
     PathGlobs,
     RemovePrefix,
 )
-from pants.engine.process import FallibleProcessResult, Process, ProcessResult
+from pants.engine.process import FallibleProcessResult, ProcessResult
 from pants.version import VERSION as PANTS_VERSION
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, TransitiveTargets, TransitiveTargetsRequest
@@ -218,7 +218,7 @@ async def pipeline_code(request: PipelineCodeRequest) -> PipelineCode:
     )
     sources = await Get(StrippedPythonSourceFiles, PythonSourceFilesRequest(transitive.closure))
     app_sources = await Get(
-        Digest, MergeDigests([sources.stripped_source_files.snapshot.digest, prepared.request.additional_sources])
+        Digest, MergeDigests([sources.stripped_source_files.snapshot.digest, prepared.request.additional_sources or EMPTY_DIGEST])
     )
     return PipelineCode(prepared.request, app_sources)
 
@@ -380,6 +380,7 @@ async def validate_pipeline_config(request: ValidateConfigRequest) -> ValidatedC
 class MLPipelineImageArtifact(BuiltPackageArtifact):
     """The image's layout in a BuiltPackage, with what `publish` needs to know about it."""
 
+    relpath: str  # NB: always a path here (Pants' BuiltPackageArtifact allows None)
     manifest_digest: str = ""
     pex_sha256: str = ""
 

@@ -6,7 +6,7 @@ its processes are only described here, never run.
 
 from __future__ import annotations
 
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from types import SimpleNamespace
 from typing import List, Optional
 
@@ -73,11 +73,11 @@ def publish(
         return LAYOUT_DIGEST
 
     def process(p: PexProcess) -> Process:
-        return Process(argv=("tool.pex", *p.argv), description=p.description, input_digest=p.input_digest, env=p.extra_env)
+        return Process(argv=("tool.pex", *p.argv), description=p.description, input_digest=p.input_digest or EMPTY_DIGEST, env=p.extra_env)
 
     return run_rule_with_mocks(
         publish_ml_pipeline,
-        rule_args=[request, options or mlbuild(), SimpleNamespace(path="/repo"), DistDir(PurePath("dist")), PYTHON_SETUP],
+        rule_args=[request, options or mlbuild(), SimpleNamespace(path="/repo"), DistDir(Path("dist")), PYTHON_SETUP],
         mock_gets=[
             MockGet(AllTargets, (), lambda: AllTargets([target, *others])),
             MockGet(WrappedTarget, (WrappedTargetRequest,), lambda _: WrappedTarget(target)),

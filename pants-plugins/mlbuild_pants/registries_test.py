@@ -91,7 +91,7 @@ def test_placeholder_values_from_the_address_and_revision() -> None:
 def test_mount_sources_are_the_siblings_repositories_without_its_own_and_bounded() -> None:
     from mlbuild_pants.registries import MAX_MOUNT_SOURCES, mount_sources
 
-    values = lambda pipeline: {"pipeline": pipeline, "name": "train", "directory": pipeline}  # noqa: E731
+    values = lambda pipeline: {"pipeline": pipeline, "name": "train", "directory": pipeline}
     siblings = [("{pipeline}", values("mlp2")), ("{pipeline}", values("mlp")), ("team/{directory}", values("mlp3")),
                 ("{unknown}", values("x")), ("{pipeline}", values("mlp2"))]
     # Its own repository is not a source; a template that does not interpolate is skipped; sorted, once each.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from types import SimpleNamespace
 from typing import Tuple
 
@@ -79,7 +79,7 @@ def run_with_mocks(**options) -> Tuple[RunRequest, list]:
     pex_request = PexFromTargetsRequest([TOY], output_filename="src.pipez.toy/train.pex", internal_only=False)
     request = run_rule_with_mocks(
         run_ml_pipeline,
-        rule_args=[MLPipelineFieldSet.create(target), DistDir(PurePath("dist")), mlbuild],
+        rule_args=[MLPipelineFieldSet.create(target), DistDir(Path("dist")), mlbuild],
         mock_gets=[
             MockGet(RunRequest, (SourcesRunRequest,), unexpected),
             MockGet(MLPipelinePex, (MLPipelinePexRequest,), lambda _: MLPipelinePex(pex_request)),

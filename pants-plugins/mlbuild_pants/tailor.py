@@ -32,7 +32,7 @@ async def find_putative_ml_pipelines(
 ) -> PutativeTargets:
     # NB: only an ml_pipeline's `config` makes a pipeline config "owned". Other targets may
     # own the file too (a `files` target globbing `src/**` for tests, a `resources` target),
-    # and Pants' AllOwnedSources would then hide the new pipeline from tailor (issue 10).
+    # and Pants' AllOwnedSources would then hide the new pipeline from tailor.
     configs = await Get(Paths, PathGlobs, request.path_globs(*CONFIG_NAMES))
     pipeline_configs = {
         os.path.join(t.address.spec_path, t[MLPipelineConfigField].value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional
+from typing import Optional, cast
 
 from pants.backend.python.target_types import (
     EntryPointField,
@@ -42,7 +42,7 @@ class MLPipelineDependenciesField(Dependencies):
 
 class MLPipelineModuleField(EntryPointField):
     alias = "pipeline"
-    default = "pipeline.py"
+    default = "pipeline.py"  # type: ignore[assignment]  # NB: Pants types EntryPointField's default as None
     help = help_text(
         """
         The module holding the pipeline's stages: `load(ctx)`, optional `featurize(ctx, raw)`,
@@ -84,7 +84,7 @@ class MLPipelineConfigField(SingleSourceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
         if value is not None and os.path.dirname(value):
             raise InvalidFieldException(
@@ -97,6 +97,7 @@ class MLPipelineConfigField(SingleSourceField):
 class MLPipelineSampleDataField(StringField):
     alias = "sample_data"
     default = "data"
+    value: str
     help = help_text(
         """
         The folder of local sample data, relative to the BUILD file, with one subfolder per
@@ -109,7 +110,7 @@ class MLPipelineSampleDataField(StringField):
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
-        value = super().compute_value(raw_value, address)
+        value = cast(str, super().compute_value(raw_value, address))  # NB: never None: it has a default
         if os.path.isabs(value) or ".." in value.split("/") or not value.strip():
             raise InvalidFieldException(
                 f"The `{cls.alias}` field of {address} is {value!r}. "
@@ -121,6 +122,7 @@ class MLPipelineSampleDataField(StringField):
 class MLPipelineBaseImageField(StringField):
     alias = "base_image"
     default = "//docker/debian-python3.11:base"
+    value: str
     help = help_text(
         """
         The address of the `ml_base_image` target the pipeline's OCI image is built on.
@@ -143,9 +145,11 @@ def base_image_address_input(address: Address, field: MLPipelineBaseImageField) 
 class _MegabytesField(IntField):
     """A size in MB, at least 1."""
 
+    value: int
+
     @classmethod
     def compute_value(cls, raw_value: Optional[int], address: Address) -> int:
-        value = super().compute_value(raw_value, address)
+        value = cast(int, super().compute_value(raw_value, address))  # NB: never None: subclasses set a default
         if value < 1:
             raise InvalidFieldException(
                 f"The `{cls.alias}` field of {address} is {value}. Fix: give a size in MB of at least 1."
@@ -190,6 +194,7 @@ class MLPipelinePexLayoutField(StringField):
     alias = "pex_layout"
     valid_choices = ("packed", "zipapp")
     default = "packed"
+    value: str
     help = help_text(
         """
         How `pants package` writes the pipeline's PEX (pex's own layouts).
@@ -356,6 +361,7 @@ class MLBaseImageReferenceField(StringField):
 class MLBaseImagePythonField(StringField):
     alias = "python"
     default = "/usr/bin/python3.11"
+    value: str
     help = help_text(
         """
         The absolute path of the image's Python interpreter; the image's `train` launcher runs
@@ -367,7 +373,7 @@ class MLBaseImagePythonField(StringField):
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> str:
-        value = super().compute_value(raw_value, address)
+        value = cast(str, super().compute_value(raw_value, address))  # NB: never None: it has a default
         if not value.startswith("/"):
             raise InvalidFieldException(
                 f"The `{cls.alias}` field of {address} is {value!r}. Fix: give an absolute path such as /usr/bin/python3.11."

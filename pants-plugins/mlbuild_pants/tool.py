@@ -10,19 +10,15 @@ their results are cached on disk and their bytes never pass through the Pants pr
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Dict, Mapping
+from typing import Dict
 
 from pants.backend.python.util_rules.pex import Pex, PexRequest, VenvPex
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.engine.addresses import Address, AddressInput
-from pants.engine.fs import Digest
-from pants.engine.process import Process
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
-from pants.util.frozendict import FrozenDict
 
 from mlbuild_pants.subsystem import MLBuildSubsystem
 
@@ -53,8 +49,9 @@ class MLBuildToolPexRequest:
 
 # NB: a zipapp PEX unpacks its wheels into PEX_ROOT and Python then writes .pyc files there.
 # Without this it would be the account's ~/.pex; the build's cache is Pants' `pex_root`
-# named cache, which must only ever be written by builds (issue 18). So PEXes run by hand
-# through `pants run`/`publish` get a cache of their own that no build reads.
+# named cache, which must only ever be written by builds (bytecode a run wrote there entered
+# the next build's PEX). So PEXes run by hand through `pants run`/`publish` get a cache of
+# their own that no build reads.
 RUN_PEX_ROOT_CACHE = "mlbuild_run_pex_root"
 
 

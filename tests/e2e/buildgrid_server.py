@@ -125,7 +125,7 @@ def ensure_installed() -> Path:
                 env=_pip_env(), capture_output=True, text=True, timeout=900,
             )
         except subprocess.TimeoutExpired:
-            raise BuildGridUnavailable(f"pip install buildgrid=={VERSION} took over 15 minutes (is PyPI reachable?)")
+            raise BuildGridUnavailable(f"pip install buildgrid=={VERSION} took over 15 minutes (is PyPI reachable?)") from None
         if proc.returncode != 0:
             raise BuildGridUnavailable(
                 f"pip could not install buildgrid=={VERSION} (is PyPI reachable?): {proc.stderr.strip()[-1500:]}"
@@ -136,7 +136,7 @@ def ensure_installed() -> Path:
         except OSError:  # NB: another process finished first; use its venv.
             shutil.rmtree(staging, ignore_errors=True)
             if not (venv / "installed").is_file():
-                raise BuildGridUnavailable(f"{venv} is in the way and holds no finished install. Fix: remove it.")
+                raise BuildGridUnavailable(f"{venv} is in the way and holds no finished install. Fix: remove it.") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

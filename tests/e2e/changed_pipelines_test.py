@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, Iterator, List
 
 import pytest
 
@@ -23,7 +23,7 @@ DEFAULT_RESOLVE = [CHURN, IRIS, LIGHTGBM]
 EVERY = [CHURN, IRIS, LIGHTGBM, MLP]
 
 
-def append(path: str, text: str) -> Callable[[Path], None]:
+def append(path: str, text: str) -> Callable[[Path], object]:
     return lambda repo: (repo / path).write_text((repo / path).read_text() + text)
 
 
@@ -51,7 +51,7 @@ CHANGES: Dict[str, tuple] = {
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     repo = copy_repo(tmp_path_factory.mktemp("changed") / "repo")
     (repo / "bench/README.md").write_text("benchmarks\n")
     commit_copy(repo)

@@ -1,4 +1,4 @@
-"""The distributed example on 2 local hosts vs 1, as a user runs it (issue 12 item 4).
+"""The distributed example on 2 local hosts vs 1, as a user runs it.
 
 `./pants run --mlbuild-container src/python/pipelines/lightgbm_dist:train` builds the image and
 runs it on the config's `instance_count: 2` hosts: each reads its `ShardedByS3Key` share of the

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List
 
 import pytest
 
@@ -82,7 +82,7 @@ def wait_until_no_process_holds(root: Path, timeout: float = 300) -> None:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     repo = copy_repo(tmp_path_factory.mktemp("leftovers") / "repo")
     yield repo
     stop_pantsd(repo)

@@ -39,11 +39,11 @@ def later_clock() -> Dict[str, str]:
     """The environment that runs a process CLOCK_SKEW later; tried on a child process first."""
     env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": f"+{int(CLOCK_SKEW.total_seconds())}", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     probe = subprocess.run([sys.executable, "-c", "import time; print(time.time())"], env={**os.environ, **env},
-                           capture_output=True, text=True)  # fmt: skip
+                           capture_output=True, text=True)
     seen = float(probe.stdout) - time.time() if probe.returncode == 0 else 0.0
     if abs(seen - CLOCK_SKEW.total_seconds()) > 60:
         skip_or_fail(f"{missing_message('libfaketime', 'faketime')}: a child with LD_PRELOAD={LIBFAKETIME} ran "
-                     f"{seen:.0f} s ahead, not {CLOCK_SKEW}; {probe.stderr.strip()}")  # fmt: skip
+                     f"{seen:.0f} s ahead, not {CLOCK_SKEW}; {probe.stderr.strip()}")
     return env
 
 
@@ -91,7 +91,7 @@ def default_pex_root() -> Path:
 
 def pex_names(folder: Path) -> set:
     """Every name in a packed PEX as a zipapp would list it: its files, and each wheel zip's members."""
-    names = set()
+    names: set[str] = set()
     for path in folder.rglob("*"):
         rel = path.relative_to(folder).as_posix()
         if rel.startswith(".deps/") and path.is_file():
@@ -108,7 +108,8 @@ def ask_for_the_archive(repo: Path) -> None:
 
 
 def run_the_pex_as_a_user_would(repo: Path, scratch: Path) -> None:
-    """The trap of issue 18: the default PEX_ROOT, and Python free to write bytecode there."""
+    """The trap of a PEX run by hand: the default PEX_ROOT, and Python free to write bytecode there
+    (bytecode that once entered the next build's PEX through a shared cache)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEX_") and k != "PYTHONDONTWRITEBYTECODE"}
     argv = ["python3.11", str(repo / DIST / "train.pex"), "local", "--data-dir", "src/python/pipelines/churn/data",
             "--runs-dir", str(scratch / "runs"), "--force"]

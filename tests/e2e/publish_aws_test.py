@@ -1,6 +1,6 @@
 """`./pants publish` to the AWS backend through Pants, then the job replayed from S3 and the
 registry, against stand-ins: moto (a real HTTP server: ECR's API, SageMaker, S3) and a real
-`docker-registry` with htpasswd auth standing in for the ECR registry host (issues 16, 17).
+`docker-registry` with htpasswd auth standing in for the ECR registry host.
 
 What it proves that the in-process tests (publish/aws_integration_test.py,
 replay/aws_integration_test.py) cannot: Pants runs publish in an empty environment, so the
@@ -65,7 +65,7 @@ class StandIns:
         import boto3
 
         return boto3.client(service, region_name="us-east-1", endpoint_url=self.endpoint,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from e2e.repo import SANDBOX, Result, copy_repo, pants, pex_sha256, sha256_file
+from e2e.repo import SANDBOX, Result, copy_repo, pants, pex_sha256
 
 CHURN = "src/python/pipelines/churn:train"
 DIST = Path("dist/src.python.pipelines.churn")

@@ -1,5 +1,5 @@
 """Publish churn with the local backend, then replay the job by its name and by a model
-sha256 prefix (identical), and a job made to fail (the same failure) (issue 16)."""
+sha256 prefix (identical), and a job made to fail (the same failure)."""
 
 from __future__ import annotations
 

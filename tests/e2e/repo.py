@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Mapping, Optional
 
 # NB: Pants materialises the `//:repo` files target at the sandbox root, which is the cwd.
 SANDBOX = Path.cwd()
@@ -35,7 +35,7 @@ def copy_repo(dest: Path) -> Path:
 
 
 def pants(
-    repo: Path, *args: str, timeout: int = 1200, env: Optional[Dict[str, Optional[str]]] = None, umask: Optional[int] = None
+    repo: Path, *args: str, timeout: int = 1200, env: Optional[Mapping[str, Optional[str]]] = None, umask: Optional[int] = None
 ) -> Result:
     """Run ./pants in `repo`; `env` entries are set, or removed when None."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
@@ -87,7 +87,7 @@ def commit_copy(repo: Path, message: str = "copy of the repo") -> str:
     record the commit, and publish tags the job with it); returns the commit id."""
     (repo / ".gitignore").write_text(GITIGNORE)
     env = {**os.environ, "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.com",
-           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.com"}  # fmt: skip
+           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.com"}
     for args in (["init", "--quiet"], ["add", "-A"], ["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message]):
         subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()

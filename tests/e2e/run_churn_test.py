@@ -55,7 +55,7 @@ def test_same_seed_gives_the_same_model_and_overrides_pass_through(repo: Path) -
     before = sorted(p.name for p in (repo / RUNS).iterdir())
     reused = pants(repo, "run", CHURN, "--", "max_depth=3")
     assert reused.exit_code == 0, reused.stderr[-3000:]
-    assert f"an identical run already finished (same sources and locked requirements, hyperparameters and data): " in reused.stdout
+    assert "an identical run already finished (same sources and locked requirements, hyperparameters and data): " in reused.stdout
     assert first.name in reused.stdout and "run complete" not in reused.stdout
     assert sorted(p.name for p in (repo / RUNS).iterdir()) == before
 

@@ -7,7 +7,6 @@ import csv
 from pathlib import Path
 from typing import List
 
-import pytest
 
 from e2e.publish_lineage_test import NO_AWS
 from e2e.repo import copy_repo, pants

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fresh-machine test (issue 10): the README's first command on a clean Debian 12.
+# Fresh-machine test: the README's first command on a clean Debian 12.
 #
 # The CI machines have pyenv's CPython 3.9, so the launcher's Debian route (python3.9 from
 # bullseye, a venv without ensurepip) never runs there. This builds a clean Debian 12 root laid

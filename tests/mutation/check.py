@@ -27,7 +27,6 @@ slow to run once per mutant.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -149,7 +148,7 @@ def run_tests(root: Path, test_files: Iterable[str], log: Path) -> Tuple[int, Di
     argv = [
         "./pants", "--no-pantsd", "--no-watch-filesystem", "--no-dynamic-ui",
         "test", "--report", f"--report-dir={REPORT_DIR}", *sorted(set(test_files)),
-    ]  # fmt: skip
+    ]
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
@@ -185,7 +184,7 @@ def check(mutations: Sequence[Mutation], repo: Path, keep: bool = False) -> int:
         not_passing = {t: baseline.get(t, "not run") for t in sorted(expected) if baseline.get(t) != "passed"}
         if not_passing:
             print(f"mutation check: without mutations these tests do not pass (pants exit {code}): {not_passing}; "
-                  f"log: {log}", file=sys.stderr)  # fmt: skip
+                  f"log: {log}", file=sys.stderr)
             keep = True
             return 1
 
@@ -206,7 +205,7 @@ def check(mutations: Sequence[Mutation], repo: Path, keep: bool = False) -> int:
             rows.append([mutation.claim, mutation.name, mutation.path, key(mutation.test_file, mutation.must_fail), result])
         print(table(rows))
         print(f"mutation check: {len(mutations) - survivors}/{len(mutations)} mutants caught in "
-              f"{time.monotonic() - started:.0f} s")  # fmt: skip
+              f"{time.monotonic() - started:.0f} s")
         if survivors:
             keep = True
             print(f"mutation check: a test that should prove its claim did not fail; log: {log}", file=sys.stderr)

@@ -73,7 +73,7 @@ def test_two_builds_in_fresh_processes_give_the_same_image(lock_path: Path, tmp_
             [sys.executable, "-m", "mlbuild.base_image", "--lock", str(lock_path), "--output", str(tmp_path / run),
              "--name", "base", "--cache-dir", str(tmp_path / f"cache-{run}"), "--bytecode", TAG],
             capture_output=True, text=True, env=env,
-        )  # fmt: skip
+        )
         assert done.returncode == 0, done.stderr
         digests.add(json.loads((tmp_path / run / "base.image.json").read_text())["manifest_digest"])
     assert len(digests) == 1

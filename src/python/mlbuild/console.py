@@ -1,4 +1,4 @@
-"""One progress/log style for mlbuild's host-side commands (issue 15).
+"""One progress/log style for mlbuild's host-side commands.
 
 Every line a command writes about its own work goes to stderr and starts with `mlbuild: `, so
 a CI log, or the stderr Pants shows when a process fails, reads the same whichever tool wrote
@@ -85,7 +85,7 @@ def run_command(command: Callable[[], int], name: str, interrupted: str = "") ->
     except KeyboardInterrupt:
         say(f"interrupted; {interrupted}" if interrupted else "interrupted")
         return EXIT_INTERRUPTED
-    except Exception as e:  # noqa: BLE001 - the one place that turns any error into an exit code
+    except Exception as e:  # NB: the one place that turns any error into an exit code
         code = getattr(e, "exit_code", None)
         if isinstance(code, int) and not isinstance(code, bool):
             return fail(e, code)

@@ -39,7 +39,11 @@ def test_bug_prints_the_traceback_then_one_error_line(capsys: pytest.CaptureFixt
 
 def test_lines_from_threads_stay_whole() -> None:
     out = io.StringIO()
-    threads = [threading.Thread(target=lambda i=i: [console.say(f"line {i} " + "x" * 200, out) for _ in range(50)]) for i in range(8)]
+    def say_50(i: int) -> None:
+        for _ in range(50):
+            console.say(f"line {i} " + "x" * 200, out)
+
+    threads = [threading.Thread(target=say_50, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:

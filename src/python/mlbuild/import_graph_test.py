@@ -1,4 +1,4 @@
-"""The import graph of the library (issue 15): which package may import which."""
+"""The import graph of the library: which package may import which."""
 
 import ast
 from pathlib import Path

@@ -1,5 +1,4 @@
 import errno
-import io
 from pathlib import Path
 
 import pytest

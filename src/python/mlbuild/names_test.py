@@ -5,8 +5,8 @@ from mlbuild import names
 
 LIBRARY = Path(names.__file__).parent
 
-# NB: modules whose owners still define their own copy (issue 15 asks them to import
-# mlbuild.names instead); remove a line when its module does.
+# NB: modules that still define their own copy of a shared name instead of importing it
+# from mlbuild.names; remove a line when its module does.
 PENDING: dict = {}
 
 

@@ -51,7 +51,7 @@ def is_stale(path: Path, now: float | None = None) -> bool:
 
 def remove_stale_temps(parent: Path, now: float | None = None) -> list[str]:
     """Remove this module's stale temp folders in `parent`; returns their names."""
-    removed = []
+    removed: list[str] = []
     try:
         children = list(parent.iterdir())
     except (FileNotFoundError, NotADirectoryError):
@@ -66,7 +66,7 @@ def remove_stale_temps(parent: Path, now: float | None = None) -> list[str]:
 def remove_tree(path: Path) -> None:
     """shutil.rmtree that also removes read-only directories (images have 0555 ones); gone already is fine."""
 
-    def make_writable(func, p, exc_info):  # type: ignore[no-untyped-def]
+    def make_writable(func, p, exc_info):
         if isinstance(exc_info[1], FileNotFoundError):
             return
         os.chmod(os.path.dirname(p), stat.S_IRWXU)

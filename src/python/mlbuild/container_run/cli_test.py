@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -14,7 +15,7 @@ from mlbuild.container_run.outcome import RunOutcome
 ARGS = ["--layout", "L", "--config", "c.yaml", "--address", "a:b", "--data-dir", "d", "--runs-dir", "r"]
 
 
-def _main(monkeypatch: pytest.MonkeyPatch, result: object, extra: list[str] = []) -> tuple[int, str, dict]:
+def _main(monkeypatch: pytest.MonkeyPatch, result: object, extra: Sequence[str] = ()) -> tuple[int, str, dict]:
     seen: dict = {}
 
     def fake_run_image(*args: object, **kwargs: object) -> RunOutcome:

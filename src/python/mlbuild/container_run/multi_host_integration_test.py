@@ -1,4 +1,4 @@
-"""Integration: a REAL image run on 2 and 3 local hosts under bwrap (issue 12 item 3).
+"""Integration: a REAL image run on 2 and 3 local hosts under bwrap.
 
 The hosts find each other by name (algo-1..N) on a loopback-only network, each sees its own
 share of a ShardedByS3Key channel, the log is one stream prefixed per host, and one failing

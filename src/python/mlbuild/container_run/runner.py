@@ -19,7 +19,7 @@ import posixpath
 import subprocess
 import sys
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, TextIO
+from typing import Mapping, Optional, Protocol, Sequence, TextIO
 
 from mlbuild import console
 from mlbuild.oci.layout import read_layout
@@ -150,6 +150,14 @@ def run_hosts(
     return 0, tail
 
 
+class Writer(Protocol):
+    """Where a job's output goes: a console stream, or _Tee (the console plus the log file)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class _Tee:
     """The console stream plus the job's combined log file."""
 
@@ -217,7 +225,7 @@ def prepare_rootfs(rootfs: Path, workdir: str) -> None:
         make_file(rootfs, path)
 
 
-def stream_process(argv: list[str], stream: TextIO) -> tuple[int, list[str]]:
+def stream_process(argv: list[str], stream: Writer) -> tuple[int, list[str]]:
     """Run `argv`, copying its stdout and stderr (merged, like a job's log) to `stream` as they come."""
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -15,6 +15,7 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, Literal
 
 from mlbuild.debian.errors import DebFormatError
 
@@ -75,7 +76,7 @@ def _decompress_zstd(payload: bytes, source: str) -> bytes:
 
 def _open_tar(payload: bytes, member: str, source: str) -> tarfile.TarFile:
     suffix = member.rsplit(".tar", 1)[-1]
-    modes = {"": "r:", ".xz": "r:xz", ".gz": "r:gz", ".bz2": "r:bz2"}
+    modes: Dict[str, Literal["r:", "r:xz", "r:gz", "r:bz2"]] = {"": "r:", ".xz": "r:xz", ".gz": "r:gz", ".bz2": "r:bz2"}
     try:
         if suffix == ".zst":
             return tarfile.open(fileobj=io.BytesIO(_decompress_zstd(payload, source)), mode="r:")

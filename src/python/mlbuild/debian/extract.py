@@ -108,7 +108,7 @@ class _Unpacker:
             f = tar.extractfile(info)
             assert f is not None
             content = f.read()
-            same = lambda p: (  # noqa: E731
+            same = lambda p: (
                 not p.is_symlink() and p.is_file() and p.read_bytes() == content
                 and stat.S_IMODE(p.lstat().st_mode) == mode
             )

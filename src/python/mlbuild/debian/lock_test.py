@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ SHA_B = "b" * 64
 
 
 def _pkg(name: str, sha: str = SHA_A, **kw) -> LockedPackage:
-    fields = dict(
+    fields: dict[str, Any] = dict(
         name=name,
         version="1:2.0+deb12u1",
         architecture="amd64",

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.debian import lock as lockfile
 from mlbuild.debian.errors import RootfsError
 from mlbuild.debian.rootfs import assemble_rootfs, build_rootfs
 from mlbuild.debian.testing import Entry, make_deb, make_mirror

@@ -13,7 +13,7 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 from mlbuild.debian.lock import AptSource, LockedPackage, LockInputs, PackageLock
 
@@ -31,7 +31,9 @@ class Entry:
 
 def _tar_bytes(entries: Sequence[Entry], compression: str) -> bytes:
     buf = io.BytesIO()
-    mode = "w:" if compression in ("", "zst") else f"w:{compression}"
+    # NB: a zst member is a plain tar that the zstd binary compresses below.
+    modes: dict[str, Literal["w:", "w:gz", "w:xz", "w:bz2"]] = {"": "w:", "zst": "w:", "gz": "w:gz", "xz": "w:xz", "bz2": "w:bz2"}
+    mode = modes[compression]
     with tarfile.open(fileobj=buf, mode=mode, format=tarfile.GNU_FORMAT) as tar:
         for e in entries:
             info = tarfile.TarInfo(e.path)

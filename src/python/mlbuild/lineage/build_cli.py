@@ -33,13 +33,13 @@ def load_json(source: str, what: str) -> Any:
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as e:
-        raise UserError(f"{source}: cannot read {what} ({e.strerror or e}).")
+        raise UserError(f"{source}: cannot read {what} ({e.strerror or e}).") from e
     except UnicodeDecodeError as e:
-        raise UserError(f"{source}: {what} is not UTF-8 JSON (byte {e.start}). Fix: write it as UTF-8.")
+        raise UserError(f"{source}: {what} is not UTF-8 JSON (byte {e.start}). Fix: write it as UTF-8.") from e
     try:
         return json.loads(text)
     except ValueError as e:
-        raise UserError(f"{source}: {what} is not valid JSON ({e}).")
+        raise UserError(f"{source}: {what} is not valid JSON ({e}).") from e
 
 
 def _labels(args: argparse.Namespace) -> Optional[Dict[str, str]]:

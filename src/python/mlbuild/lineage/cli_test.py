@@ -186,7 +186,7 @@ def test_inspect_of_a_word_says_plainly_what_it_is_not_and_how_to_list_what_exis
     assert code == 2 and "'cancer' is neither a record id or digest prefix" in err and "record(s))" in err
     assert "`./pants mlbuild runs`" in err and "AWS" not in err and "python -m" not in err
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, PIPELINE)  # a pipeline address: its runs
-    assert code == 2 and f"is a pipeline address" in err and f"`./pants mlbuild runs {PIPELINE}`" in err
+    assert code == 2 and "is a pipeline address" in err and f"`./pants mlbuild runs {PIPELINE}`" in err
     monkeypatch.setenv("AWS_REGION", "eu-west-1")  # still no AWS detour for what can't be a job name
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, PIPELINE)
     assert code == 2 and "AWS" not in err

@@ -31,9 +31,9 @@ def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise UserError(f"{path}: {what} not found.")
+        raise UserError(f"{path}: {what} not found.") from None
     except (OSError, ValueError) as e:
-        raise UserError(f"{path}: {what} is not readable JSON ({e}).")
+        raise UserError(f"{path}: {what} is not readable JSON ({e}).") from e
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,6 @@ def run_record(
     data_dir = run_dir / "input" / "data"
     channels = sorted(p for p in data_dir.iterdir()) if data_dir.is_dir() else []
     model_dir, metrics_file = run_dir / "model", run_dir / "model" / "metrics.json"
-    model_file = model_dir / "model.pkl"
     failed = run_dir.name.endswith(".failed") or (run_dir / "output" / "failure").exists()
     return make_record(
         "run",

@@ -82,7 +82,7 @@ def runs_table(records: Sequence[Record]) -> str:
         rev = (revision[:12] + ("*" if r.get("source.dirty") else "")) if revision else "-"
         hps = [",".join(f"{n}={r.hyperparameters[n]}" for n in varying if n in r.hyperparameters) or "-"] if varying else []
         rows.append([*([r.pipeline] if several else []), r.created, r.id[:12], r.kind, r.status or "-", rev,
-                     *(_cell(r.metrics.get(m)) for m in metrics), *hps])  # fmt: skip
+                     *(_cell(r.metrics.get(m)) for m in metrics), *hps])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     first_metric, after_metrics = len(lead) + 5, len(lead) + 5 + len(metrics)
     # NB: text left-aligned, metrics right-aligned so decimal columns line up.
@@ -106,7 +106,7 @@ def diff(a: Record, b: Record) -> Dict[str, Any]:
         {"channel": n, "a": da.get(n), "b": db.get(n), "changed": da.get(n) != db.get(n),
          **({"comparable": False} if n in pa and n in pb and pa[n] != pb[n] else {})}
         for n in sorted(set(da) | set(db))
-    ]  # fmt: skip
+    ]
     ha, hb = a.hyperparameters, b.hyperparameters
     hps = [{"name": n, "a": ha.get(n), "b": hb.get(n), "changed": ha.get(n) != hb.get(n)} for n in sorted(set(ha) | set(hb))]
     metrics = []

@@ -7,6 +7,7 @@ Records keep each field in its natural spelling; the index keys everything by ba
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -47,7 +48,7 @@ def oci_digest(value: str, what: str) -> str:
 def file_sha256(path: Union[str, Path]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
+        for chunk in iter(functools.partial(f.read, CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
 
@@ -141,13 +142,13 @@ def model_checksum(path: Union[str, Path]) -> str:
                         f = tar.extractfile(member)
                         assert f is not None
                         h = hashlib.sha256()
-                        for chunk in iter(lambda: f.read(CHUNK), b""):
+                        for chunk in iter(functools.partial(f.read, CHUNK), b""):
                             h.update(chunk)
                         entries.append((name, b"F" + h.hexdigest().encode()))
                     elif member.issym():
                         entries.append((name, b"L" + member.linkname.encode()))
         except (tarfile.TarError, OSError) as e:
-            raise RecordError(f"{path}: not a readable model archive ({e}).")
+            raise RecordError(f"{path}: not a readable model archive ({e}).") from e
     else:
         raise RecordError(f"{path}: no model directory or archive to checksum.")
     return _files_checksum(entries)

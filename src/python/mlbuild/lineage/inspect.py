@@ -23,7 +23,7 @@ def headline(record: Record) -> str:
         parts.append(f"job {record.get('job.name')}")
     if record.status:
         parts.append(record.status)
-    if record.get("extra.replay.verdict"):  # NB: written by mlbuild.replay (issue 16)
+    if record.get("extra.replay.verdict"):  # NB: written by mlbuild.replay
         parts.append(f"replayed on {record.created[:10]}: {record.get('extra.replay.verdict')}")
     return "  ".join(parts)
 

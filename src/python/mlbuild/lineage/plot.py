@@ -72,7 +72,7 @@ class Chart:
                  "label": r.label, "values": dict(zip(self.metrics, r.values))}
                 for r in self.runs
             ],
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def _panel(ax: Any, c: Chart, m: int, shown: Sequence[int]) -> None:
     """Metric `m`: completed runs joined by a line, runs that did not complete shaded."""
     from matplotlib.ticker import ScalarFormatter  # pants: no-infer-dep
 
-    points = [(i, r.values[m]) for i, r in enumerate(c.runs) if r.completed and r.values[m] is not None]
+    points = [(i, v) for i, r in enumerate(c.runs) if r.completed and (v := r.values[m]) is not None]
     ax.plot([i for i, _ in points], [v for _, v in points], color=LINE_COLOR, linewidth=1.2, zorder=2)
     for kind, (marker, _) in MARKERS.items():
         mine = [(i, v) for i, v in points if c.runs[i].kind == kind]
@@ -173,7 +173,7 @@ def _panel(ax: Any, c: Chart, m: int, shown: Sequence[int]) -> None:
         if not r.completed:
             ax.axvspan(i - 0.4, i + 0.4, color=NOT_COMPLETED_COLOR, alpha=0.15, linewidth=0, zorder=1)
             ax.text(i, 0.5, f"{r.status} {r.record[:SHORT]}", transform=ax.get_xaxis_transform(), rotation=90,
-                    ha="center", va="center", color=NOT_COMPLETED_COLOR)  # fmt: skip
+                    ha="center", va="center", color=NOT_COMPLETED_COLOR)
             if r.values[m] is not None:
                 ax.plot([i], [r.values[m]], linestyle="none", marker="X", color=NOT_COMPLETED_COLOR, zorder=3)
     if len(c.runs) <= ANNOTATE_UP_TO:
@@ -196,7 +196,7 @@ def _legend(fig: Any, c: Chart) -> None:
     from matplotlib.patches import Patch  # pants: no-infer-dep
 
     kinds = {r.kind for r in c.runs}
-    handles = [Line2D([], [], color=LINE_COLOR, marker=mk, linestyle="none", label=text) for k, (mk, text) in MARKERS.items() if k in kinds]
+    handles: List[Any] = [Line2D([], [], color=LINE_COLOR, marker=mk, linestyle="none", label=text) for k, (mk, text) in MARKERS.items() if k in kinds]
     if not all(r.completed for r in c.runs):
         handles.append(Patch(color=NOT_COMPLETED_COLOR, alpha=0.3, label="did not complete (status shown)"))
     if handles:

@@ -10,7 +10,7 @@ import sys
 from typing import List
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from mlbuild.lineage import cli, plot
 from mlbuild.lineage.errors import PlatformError, UserError
@@ -28,8 +28,9 @@ def _records() -> List[Record]:
     return [*runs, failed, publish(pkg, runs[-1], "2024-05-07T12:00:00Z")]
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes) -> PngImagePlugin.PngImageFile:
     image = Image.open(io.BytesIO(data))
+    assert isinstance(image, PngImagePlugin.PngImageFile)
     image.load()  # NB: decodes every row: a truncated or corrupt PNG raises here
     return image
 
@@ -119,7 +120,7 @@ def test_same_records_same_bytes_whatever_the_order_cache_or_hash_seed(tmp_path)
         "sys.stdout.buffer.write(plot.plot_metrics(_records()))"
     )
     env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl"), "PYTHONHASHSEED": "12345",
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # fmt: skip
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     other = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=True).stdout
     assert _sha256(other) == first
 

@@ -81,7 +81,7 @@ def save(record: Record) -> Optional[str]:
         return None
     try:
         return store.put(record)
-    except Exception as e:  # noqa: BLE001 - lineage must never turn a finished run into a failure
+    except Exception as e:  # NB: lineage must never turn a finished run into a failure
         console.warn(f"could not write the lineage record: {e}")
         return None
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -52,7 +53,8 @@ def test_a_run_from_sources_is_recorded_and_reused_by_its_code_pin(tmp_path: Pat
     assert producers.reusable_run_dir({"lr": "0.1"}, channels, edited) is None
 
 
-def _stored(store: Path, record_id: str) -> dict:
+def _stored(store: Path, record_id: Optional[str]) -> dict:
+    assert record_id, "no record was written"
     return json.loads(next(store.rglob(f"{record_id}.json")).read_text())
 
 

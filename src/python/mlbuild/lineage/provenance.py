@@ -179,7 +179,7 @@ def verify_statement(statement: Mapping[str, Any], manifest_digest: str) -> Dict
     try:
         want = sha256_hex(manifest_digest, "digest")
     except RecordError as e:
-        raise UserError(str(e))
+        raise UserError(str(e)) from e
     if not isinstance(statement, Mapping) or statement.get("_type") != STATEMENT_TYPE:
         raise VerificationError(f"not an in-toto Statement v1 (`_type` must be {STATEMENT_TYPE}).")
     if statement.get("predicateType") != PREDICATE_TYPE:

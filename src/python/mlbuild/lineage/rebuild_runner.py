@@ -59,7 +59,7 @@ def run_command(argv: Sequence[str], cwd: Optional[Path] = None, stream: bool = 
             raise RebuildFailed(f"`{' '.join(argv)}`{where} exited {code}; its output is above.")
         return ""
     except FileNotFoundError as e:
-        raise RebuildFailed(f"`{argv[0]}`{where}: not found ({e}).")
+        raise RebuildFailed(f"`{argv[0]}`{where}: not found ({e}).") from e
 
 
 def pants_argv(pipeline: str, reuse_cache: bool = False, named_caches: Optional[Path] = None) -> List[str]:
@@ -71,4 +71,4 @@ def git_toplevel(runner: Runner, cwd: Optional[Path] = None) -> Path:
     try:
         return Path(runner(["git", "rev-parse", "--show-toplevel"], cwd, False).strip())
     except RebuildFailed as e:
-        raise UserError(f"not in a git repository, and no --repo given ({e}).")
+        raise UserError(f"not in a git repository, and no --repo given ({e}).") from e

@@ -52,7 +52,7 @@ def utc_timestamp(value: Any, what: str) -> str:
             # NB: Python 3.9's fromisoformat rejects a trailing "Z".
             moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
         except ValueError:
-            raise RecordError(f"{what}: {value!r} is not an ISO 8601 time, e.g. 2024-05-01T10:00:00Z.")
+            raise RecordError(f"{what}: {value!r} is not an ISO 8601 time, e.g. 2024-05-01T10:00:00Z.") from None
     else:
         raise RecordError(f"{what}: expected an ISO 8601 time string, got {type(value).__name__}.")
     if moment.tzinfo is not None:

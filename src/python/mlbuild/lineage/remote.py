@@ -133,7 +133,7 @@ def ended_record(job: Mapping[str, Any], records: List[Record], sagemaker: Any) 
             "name": job["TrainingJobName"], "arn": job["TrainingJobArn"], "status": status,
             "region": sagemaker.meta.region_name,
             "start": job.get("TrainingStartTime"), "end": job["TrainingEndTime"],
-        },  # fmt: skip
+        },
         model={"uri": model} if model else None,
         metrics=metrics or None,
         parents=[r.id for r in published] or None,

@@ -48,14 +48,14 @@ def _package(tmp_path: Path, capsys) -> tuple[Path, str, str]:
     summary = {
         "ref": "train", "layout": "train.oci", "archive": "train.oci.tar", "manifest_digest": entry.digest,
         "config_digest": image.config_descriptor().digest, "layers": [],
-    }  # fmt: skip
+    }
     (dist / "train.image.json").write_text(json.dumps(summary))
     (tmp_path / "pipeline.yaml").write_text("name: churn\n")
     code = build_cli.main([str(a) for a in (
         "--lineage-dir", tmp_path / "store", "provenance", "--image-json", dist / "train.image.json",
         "--output", dist / "train.provenance.json", "--config", tmp_path / "pipeline.yaml", "--record", "--attach",
         "--pex-sha256", h("pex"),
-    )])  # fmt: skip
+    )])
     out, err = capsys.readouterr()
     assert code == 0, err
     return dist / "train.image.json", entry.digest, out.strip()

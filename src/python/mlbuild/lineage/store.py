@@ -156,7 +156,7 @@ class Store:
                 # NB: two writers of the same record race harmlessly: same name, same bytes.
                 write_durably(path, record.canonical, prefix=f".{record.id}.", suffix=".tmp")
             except OSError as e:
-                raise StoreError(f"{self.records_dir}: cannot write lineage record {record.id} ({e}).")
+                raise StoreError(f"{self.records_dir}: cannot write lineage record {record.id} ({e}).") from e
         if self._records is not None and self._index is not None and record.id not in self._records:
             self._records[record.id] = record
             self._index.add(record)

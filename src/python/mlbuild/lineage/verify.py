@@ -72,7 +72,7 @@ def check_rebuilt_provenance(checkout: Path, record: Record) -> str:
                 [Difference("provenance digest", recorded, None, "the rebuilt layout holds no statement")],
             )
         return "the rebuilt layout holds no provenance (built before mlbuild stored it there)"
-    assert build is not None
+    assert build is not None and build.layout is not None  # NB: `stored` needs both
     subject = provenance.verify_statement(provenance.from_layout(build.layout, build.manifest_digest) or {}, build.manifest_digest)
     rebuilt = stored.descriptor.digest
     if recorded and recorded != rebuilt:
@@ -111,14 +111,14 @@ def verify(
     try:
         runner(["git", "-C", str(repo), "cat-file", "-e", f"{revision}^{{commit}}"], None, False)
     except RebuildFailed:
-        raise CannotRebuild(f"cannot rebuild: revision {revision} is not in {repo}. Fix: fetch it, or pass --repo with a clone that has it.")
+        raise CannotRebuild(f"cannot rebuild: revision {revision} is not in {repo}. Fix: fetch it, or pass --repo with a clone that has it.") from None
     log(f"package record {record.id[:12]}: {record.pipeline} at {revision}, image {record.get('image.manifest_digest')}")
     checkout = Path(tempfile.mkdtemp(prefix="mlbuild-verify-", dir=str(options.workdir) if options.workdir else None))
     try:
         runner(["git", "clone", "--no-hardlinks", "--quiet", str(repo), str(checkout)], None, False)
         runner(["git", "-C", str(checkout), "checkout", "--quiet", revision], None, False)
         # NB: fresh named caches too: the developer's pex_root (wheels, installed wheels,
-        # venvs) is state a build could read (issue 18); a verdict must not depend on it.
+        # venvs) is state a build could read (its .pyc files once entered a PEX); a verdict must not depend on it.
         argv = pants_argv(record.pipeline, options.reuse_cache, checkout.parent / f"{checkout.name}-named-caches")
         shutil.rmtree(checkout.parent / f"{checkout.name}-named-caches", ignore_errors=True)
         log(f"rebuilding in {checkout}: {' '.join(argv)}")

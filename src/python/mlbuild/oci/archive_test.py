@@ -44,7 +44,8 @@ def test_the_archive_is_what_tarfile_writes(layout: Path, tmp_path: Path) -> Non
     assert (tmp_path / "mine.tar").read_bytes() == (tmp_path / "reference.tar").read_bytes()
     with tarfile.open(tmp_path / "mine.tar") as tar:
         member = tar.getmember(f"blobs/sha256/{513:064d}")
-        assert tar.extractfile(member).read() == (layout / "blobs/sha256" / f"{513:064d}").read_bytes()
+        extracted = tar.extractfile(member)
+        assert extracted is not None and extracted.read() == (layout / "blobs/sha256" / f"{513:064d}").read_bytes()
 
 
 def test_without_copy_file_range_the_bytes_are_the_same(layout: Path, tmp_path: Path, monkeypatch) -> None:

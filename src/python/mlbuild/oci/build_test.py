@@ -126,9 +126,9 @@ def test_building_on_a_base_layout(tmp_path: Path) -> None:
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True)
     base = read_layout(base_out / "layout", "trainer:1")
     derived = read_layout(tmp_path / "out" / "layout", "derived")
-    assert [l.digest for l in derived.layers[:2]] == [l.digest for l in base.layers]
+    assert [layer.digest for layer in derived.layers[:2]] == [layer.digest for layer in base.layers]
     assert len(derived.layers) == 3
-    assert derived.config["rootfs"]["diff_ids"] == [l.diff_id for l in derived.layers]
+    assert derived.config["rootfs"]["diff_ids"] == [layer.diff_id for layer in derived.layers]
     assert len(derived.config["history"]) == 3
     assert derived.env()["A"] == "override" and derived.env()["B"] == "2"
     assert derived.runtime_config["Cmd"] == ["--help"]
@@ -169,7 +169,7 @@ def test_layers_built_in_parallel_are_the_same_bytes_as_one_at_a_time(tmp_path: 
     spec = parse_spec(_zip_layers(tmp_path, {"a": 3000, "b": 2000, "c": 1000}, max_bytes=None), base_dir=tmp_path)
     serial = build_image(spec, BlobStore(tmp_path / "s1"), choose_compressor("zlib"), workers=1)
     parallel = build_image(spec, BlobStore(tmp_path / "s2"), choose_compressor("zlib"), workers=3)
-    assert [(l.digest, l.diff_id) for l in serial.layers] == [(l.digest, l.diff_id) for l in parallel.layers]
+    assert [(layer.digest, layer.diff_id) for layer in serial.layers] == [(layer.digest, layer.diff_id) for layer in parallel.layers]
     assert serial.config_bytes() == parallel.config_bytes()
 
 
@@ -194,6 +194,7 @@ with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), init
     time.sleep(60)
 """
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
     worker = int(proc.stdout.readline())
     proc.kill()
     proc.wait()

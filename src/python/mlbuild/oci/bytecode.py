@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib.util
 import posixpath
 import sys
-from importlib import _bootstrap_external  # type: ignore[attr-defined]
+from importlib import _bootstrap_external
 
 from mlbuild.oci.errors import SpecError
 
@@ -55,4 +55,4 @@ def compile_source(image_path: str, source: bytes) -> bytes | None:
         code = compile(source, "/" + image_path, "exec", dont_inherit=True, optimize=0)
     except (SyntaxError, ValueError):
         return None
-    return bytes(_bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False))
+    return bytes(_bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False))  # type: ignore[attr-defined]  # NB: private, so not in typeshed

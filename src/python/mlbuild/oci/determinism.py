@@ -21,7 +21,7 @@ import stat
 import tarfile
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from mlbuild.names import LAYER_COMPRESSOR_ANNOTATION
 from mlbuild.oci.errors import UserError
@@ -34,7 +34,7 @@ CREATED = "1980-01-01T00:00:00Z"
 
 # NB: PAX, not GNU: PAX is what the OCI image spec references and Python writes PAX
 # extended headers only when a field needs one (long or non-ASCII names, huge sizes).
-TAR_FORMAT = tarfile.PAX_FORMAT
+TAR_FORMAT: Final = tarfile.PAX_FORMAT
 TAR_ENCODING = "utf-8"
 
 DIR_MODE = 0o755

@@ -1,4 +1,4 @@
-"""The hostile-layer corpus (hostile_corpus.py) against `unpack` and `check` (issue 11 items 2, 3, 10, 11).
+"""The hostile-layer corpus (hostile_corpus.py) against `unpack` and `check`.
 
 Every refused case: unpack raises a UserError naming the layer with the expected reason, nothing
 outside the root changes and nothing partial is left; `python -m mlbuild.oci check` exits 2 with
@@ -79,7 +79,7 @@ def _run(case: Case, work: Path, capsys: pytest.CaptureFixture[str]) -> list[str
             problems.append(f"refused an acceptable layer: unpack {unpack_error!r}, check {check_error!r}")
         for rel, mode in case.modes.items():
             got = stat.S_IMODE(os.lstat(root / rel).st_mode) if root.exists() else None
-            seen = fs.lookup(rel).mode if fs and fs.lookup(rel) else None
+            seen = node.mode if fs and (node := fs.lookup(rel)) else None
             if got != mode or seen != mode:
                 problems.append(f"{rel}: unpack mode {got and oct(got)}, check mode {seen and oct(seen)}, expected {oct(mode)}")
     return problems

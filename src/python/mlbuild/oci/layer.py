@@ -145,7 +145,7 @@ def entries_from_zip(source: Path, dest_prefix: str, bytecode: str | None = None
     """Entries for a zip's members (e.g. an installed wheel packed by pex), under `dest_prefix`.
 
     Bytecode in the zip never enters a layer: it is machine state that a cache may have
-    picked up from a run, not part of the locked input (issue 18). With `bytecode` (a cache
+    picked up from a run, not part of the locked input. With `bytecode` (a cache
     tag such as "cpython-311"), every `.py` gets a pyc compiled here from its own bytes
     (`with_bytecode`). Every folder gets an entry, so the layer's bytes do not depend on
     whether the zip lists them.

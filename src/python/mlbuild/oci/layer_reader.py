@@ -26,7 +26,7 @@ def _inflate_errors() -> tuple[type[BaseException], ...]:
     try:
         from isal.igzip_lib import IsalError
 
-        return (*errors, IsalError)
+        return (*errors, IsalError)  # type: ignore[arg-type]  # NB: isal's stub declares the class as an instance
     except ImportError:
         return errors
 

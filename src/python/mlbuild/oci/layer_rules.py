@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tarfile
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import Any, Mapping
 
 from mlbuild.names import UNPACK_KEEP_SPECIAL_MODES_ENV, UNPACK_MAX_BYTES_ENV, UNPACK_MAX_ENTRIES_ENV, UNPACK_MAX_FILE_BYTES_ENV
 from mlbuild.oci.errors import UserError
@@ -56,7 +56,8 @@ class UnpackLimits:
         return cls(**values, keep_special_modes=env.get(KEEP_MODES_ENV, "") == "1")
 
     def with_options(self, **given: int | None) -> UnpackLimits:
-        return replace(self, **{k: v for k, v in given.items() if v is not None})
+        changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        return replace(self, **changes)
 
 
 @dataclass

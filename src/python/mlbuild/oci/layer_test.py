@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import pytest
 
@@ -9,7 +11,7 @@ from mlbuild.oci.errors import UserError
 from mlbuild.oci.layer import entries_from_zip, is_bytecode
 
 
-def make_zip(path: Path, members: dict[str, bytes], modes: dict[str, int] = {}) -> Path:
+def make_zip(path: Path, members: dict[str, bytes], modes: Mapping[str, int] = MappingProxyType({})) -> Path:
     with zipfile.ZipFile(path, "w") as z:
         for name, data in members.items():
             info = zipfile.ZipInfo(name)

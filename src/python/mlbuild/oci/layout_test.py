@@ -47,7 +47,7 @@ def test_layout_round_trip_and_other_refs_are_kept(tmp_path: Path) -> None:
     back = read_layout(layout, REF)
     assert back.config_bytes() == image.config_bytes()
     assert back.manifest_bytes() == image.manifest_bytes()
-    assert [l.diff_id for l in back.layers] == [l.diff_id for l in image.layers]
+    assert [layer.diff_id for layer in back.layers] == [layer.diff_id for layer in image.layers]
     with pytest.raises(UserError, match="found 0 matching"):
         read_layout(layout, "nope")
     with pytest.raises(UserError, match="found 2 matching"):
@@ -72,7 +72,7 @@ def test_reads_a_nested_index_and_docker_layer_types(tmp_path: Path) -> None:
     top = {"mediaType": OCI_INDEX, "digest": n_digest, "size": len(nested), "annotations": {REF_NAME_ANNOTATION: "multi"}}
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
     back = read_layout(layout, "multi")
-    assert [l.descriptor.media_type for l in back.layers] == [OCI_LAYER_GZIP, OCI_LAYER_GZIP]
+    assert [layer.descriptor.media_type for layer in back.layers] == [OCI_LAYER_GZIP, OCI_LAYER_GZIP]
     assert back.config_bytes() == image.config_bytes()
 
 
@@ -99,7 +99,7 @@ def test_skopeo_accepts_the_layout_and_the_archive(tmp_path: Path) -> None:
         info = json.loads(out)
         assert info["Digest"] == image.manifest_descriptor().digest
         assert info["Architecture"] == "amd64" and info["Os"] == "linux"
-        assert info["Layers"] == [l.digest for l in image.layers]
+        assert info["Layers"] == [layer.digest for layer in image.layers]
     # A full copy re-reads and verifies every blob.
     subprocess.run(["skopeo", "copy", f"oci:{tmp_path / 'layout'}:{REF}", f"oci:{tmp_path / 'copy'}:x"], check=True, capture_output=True)
 

@@ -37,7 +37,7 @@ class MergedFS:
         fs = cls(limits)
         layers = list(image.layers)
         below = list(base.get("layers", [])) if base else []
-        if below and [layer.digest for layer in layers[: len(below)]] == below:
+        if base and below and [layer.digest for layer in layers[: len(below)]] == below:
             fs.nodes = {path: Node(kind, mode, link) for path, (kind, mode, link) in base["nodes"].items()}
             layers = layers[len(below) :]
         for layer in layers:
@@ -81,7 +81,7 @@ class MergedFS:
         for member in members:
             self._guard(layer, member, self._entry)
 
-    def _guard(self, layer: Layer, member: tarfile.TarInfo, action) -> None:  # type: ignore[no-untyped-def]
+    def _guard(self, layer: Layer, member: tarfile.TarInfo, action) -> None:
         try:
             action(member)
         except PathRefused as e:

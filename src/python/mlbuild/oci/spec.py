@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import AbstractSet, Any, Mapping
 
 from mlbuild.oci.bytecode import require_cache_tag
 from mlbuild.oci.errors import SpecError
@@ -138,7 +138,7 @@ def _bytecode(item: dict[str, Any], where: str) -> str | None:
     return tag
 
 
-def _object(value: Any, where: str, *, required: set[str] = set(), optional: set[str] = set()) -> dict[str, Any]:
+def _object(value: Any, where: str, *, required: AbstractSet[str] = frozenset(), optional: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SpecError(f"{where}: must be a JSON object.")
     missing = sorted(required - value.keys())

@@ -18,6 +18,7 @@ siblings of dead processes are removed by the next unpack (stale_temps.py).
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import tarfile
@@ -114,9 +115,9 @@ class _Unpacker:
         for member, _ in iter_layer(layer, self.budget.fork()):
             self._guard(layer, member, self._whiteout)
         for member, tar in iter_layer(layer, self.budget):
-            self._guard(layer, member, lambda m: self._entry(layer, tar, m))
+            self._guard(layer, member, functools.partial(self._entry, layer, tar))
 
-    def _guard(self, layer: Layer, member: tarfile.TarInfo, action) -> None:  # type: ignore[no-untyped-def]
+    def _guard(self, layer: Layer, member: tarfile.TarInfo, action) -> None:
         try:
             action(member)
         except PathRefused as e:

@@ -59,6 +59,7 @@ def ecr_home_repository(config: PipelineConfig, address: str, environ: Mapping[s
             "backend (`sagemaker.backend: local`)."
         )
     region = resolve_region(sm.region, environ)  # NB: refuses a malformed AWS_REGION before it becomes a host name
+    assert sm.role is not None  # NB: `missing` above refused a config without one
     account = sm.role.split(":")[4]
     repository = sm.image_repository or pipeline_name_from_address(address)
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{repository}"
@@ -77,9 +78,9 @@ def check_channel_data(config: PipelineConfig, s3: Any) -> None:
             found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0)
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "error")
-            raise UserError(f"{key}: cannot list {channel.s3} ({code}). Fix: create the bucket and upload the data, or grant the caller s3:ListBucket.")
+            raise UserError(f"{key}: cannot list {channel.s3} ({code}). Fix: create the bucket and upload the data, or grant the caller s3:ListBucket.") from e
         except BotoCoreError as e:
-            raise UserError(f"{key}: cannot reach S3 to check {channel.s3} ({e}). Fix: check AWS credentials, region and endpoint.")
+            raise UserError(f"{key}: cannot reach S3 to check {channel.s3} ({e}). Fix: check AWS credentials, region and endpoint.") from e
         if not found:
             raise UserError(
                 f"{key}: no objects under {channel.s3}. Fix: upload the channel's data there "
@@ -114,7 +115,7 @@ def upload_records(records: Sequence[Any], report: Report, s3: Any) -> List[str]
         bucket, key = remote.s3_key(output_path, job, record.id)
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=record.canonical, ContentType="application/json")
-        except Exception as e:  # noqa: BLE001 - never fail a submitted publish over its record
+        except Exception as e:  # NB: never fail a submitted publish over its record
             console.warn(f"could not upload the lineage record to s3://{bucket}/{key}: {e}")
             continue
         console.say(f"lineage record at s3://{bucket}/{key}")

@@ -15,7 +15,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import pytest
 
@@ -185,7 +185,7 @@ def publish(tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFi
         "--backend", "aws", "--layout", str(layout), "--ref-name", "img:1", "--config", str(config),
         "--address", ADDRESS, "--data-dir", str(tmp_path / "unused-sample-data"),
         "--pex-sha256", PEX_SHA256, "--git-sha", GIT_SHA, "--report-dir", str(report_dir),
-    ])  # fmt: skip
+    ])
     out, err = capsys.readouterr()
     m = _PUSH_LINE.search(err)
     push = {k: (v if k == "uri" else int(v)) for k, v in m.groupdict().items()} if m else None
@@ -195,7 +195,7 @@ def publish(tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFi
         json.loads(report_json.read_text()) if report_json.exists() else None,
         report_md.read_text() if report_md.exists() else None,
         push, registry.uploaded_digests(since),
-    )  # fmt: skip
+    )
 
 
 # --- the tests
@@ -229,7 +229,7 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     assert described["AlgorithmSpecification"]["TrainingImage"] == image_uri == report["image_uri"]
     assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in described["InputDataConfig"]] == [
         "s3://bucket/data/train/", "s3://bucket/data/validation/",
-    ]  # fmt: skip
+    ]
     assert described["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/T"
 
     # The report: console and CloudWatch links, the model artifact, in the JSON and the Markdown.
@@ -285,7 +285,7 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
         inspected = subprocess.run(
             [skopeo, "inspect", "--tls-verify=false", "--creds", aws.creds, f"docker://{image_uri}"],
             check=True, capture_output=True, text=True,
-        )  # fmt: skip
+        )
         assert json.loads(inspected.stdout)["Digest"] == digest
 
 
@@ -349,7 +349,7 @@ BAD_INPUTS = [
 def test_bad_inputs_are_clear_errors_and_publish_nothing(
     aws: Registry, foreign_registry: Registry, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
     edit: Optional[Callable[[str], str]], built: bool, foreign: bool, fragments: list,
-) -> None:  # fmt: skip
+) -> None:
     target = foreign_registry if foreign else aws
     monkeypatch.setenv("MLBUILD_ECR_REGISTRY", target.host)
     repo = "mlbuild/bad"
@@ -380,10 +380,10 @@ def test_the_typed_api_returns_the_report_and_the_digest_pants_built(aws: Regist
     layout = make_layout(tmp_path / "typed")
     digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
     config = load_config(write_config(tmp_path / "pipeline.yaml", "mlbuild/typed"))
-    common = dict(
+    common: Dict[str, Any] = dict(
         layout_dir=layout, ref="img:1", config=config, address=ADDRESS, git_sha=GIT_SHA, pex_sha256=PEX_SHA256,
         overrides={"max_depth": "6"}, environ=os.environ,
-    )  # fmt: skip
+    )
     # A digest that is not the layout's (the layout changed after the build): nothing is submitted.
     with pytest.raises(Exception, match="the build reported"):
         aws_backend.publish_aws(**common, image_digest="sha256:" + "0" * 64)
@@ -398,7 +398,7 @@ def test_the_typed_api_returns_the_report_and_the_digest_pants_built(aws: Regist
 
 
 def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_data(aws: Registry, tmp_path: Path, capsys) -> None:
-    """What `pants publish` submits for a config like lightgbm_dist's (issue 12): 2 spot instances."""
+    """What `pants publish` submits for a config like lightgbm_dist's: 2 spot instances."""
 
     def multi_instance_spot(text: str) -> str:
         text = text.replace("    s3: s3://bucket/data/train/\n", "    s3: s3://bucket/data/train/\n    distribution: ShardedByS3Key\n")
@@ -409,7 +409,7 @@ def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_dat
 
     config = write_config(tmp_path / "pipeline.yaml", "mlbuild/spot", multi_instance_spot)
     run = publish(tmp_path, make_layout(tmp_path / "img"), config, capsys, aws, "spot")
-    assert run.code == 0, run.err
+    assert run.code == 0 and run.report is not None, run.err
     described = sagemaker().describe_training_job(TrainingJobName=run.report["job_name"])
     assert described["ResourceConfig"]["InstanceCount"] == 2
     assert described["EnableManagedSpotTraining"] is True

@@ -78,7 +78,7 @@ def publish_to_aws(args: argparse.Namespace, config: PipelineConfig, overrides: 
         layout_dir=args.layout, ref=args.ref_name, config=config, address=args.address, git_sha=args.git_sha,
         pex_sha256=args.pex_sha256, overrides=overrides, environ=os.environ, image_digest=args.image_digest,
         wait=args.wait, force=args.force, previous_metrics=previous_metrics(store, args.address) if store is not None else None,
-    )  # fmt: skip
+    )
     # NB: the report is written and the record made before a failed job becomes an exit code.
     write_report(args.report_dir, aws_report(publication.report), publication.report.to_markdown())
     record = publish_record(
@@ -100,7 +100,7 @@ def publish_locally(args: argparse.Namespace, config: PipelineConfig, overrides:
         layout_dir=args.layout, ref=args.ref_name, config=config, config_path=args.config, address=args.address,
         data_dir=args.data_dir, overrides=overrides, root=args.local_root, image_digest=args.image_digest,
         registry=args.registry, force=args.force, log=console.say,
-    )  # fmt: skip
+    )
     previous = local.previous_metrics(args.local_root, args.address, exclude=job.name)
     report = local.local_report(job, previous, git_sha=args.git_sha, pex_sha256=args.pex_sha256)
     record_publish(local.local_record(job, publish_source(args.git_sha)))

@@ -1,4 +1,4 @@
-"""Concurrent local publishes (issue 11 item 4): N identical ones train once and the others
+"""Concurrent local publishes: N identical ones train once and the others
 reuse that job; N `--force` ones make N distinct jobs; the lineage store stays consistent.
 
 Each publish is a separate (forked) process running the real `python -m mlbuild.publish`

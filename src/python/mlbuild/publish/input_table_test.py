@@ -1,4 +1,4 @@
-"""The bad-input table (issue 11): every case drives a real command line in-process
+"""The bad-input table: every case drives a real command line in-process
 (`python -m mlbuild.runtime.check_config`, the runtime's `local`, `python -m mlbuild.publish`,
 `./pants mlbuild` (lineage and SageMaker verbs)) and asserts the exit code, a
 one-line message that names the file or field, no traceback, and nothing half-written.
@@ -18,7 +18,7 @@ import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -112,7 +112,7 @@ class World:
         return path
 
 
-Main = Callable[[Sequence[str]], int]
+Main = Callable[[List[str]], int]
 Setup = Callable[[World], Tuple[Main, List[str]]]
 
 
@@ -170,8 +170,8 @@ def container(**files: str | bytes) -> Setup:
 
 def publish(*extra: str, text: Optional[str | bytes] = None, env: Optional[Dict[str, str]] = None, **paths: Optional[str]) -> Setup:
     def setup(w: World) -> Tuple[Main, List[str]]:
-        for name, value in (env or {}).items():
-            w.monkeypatch.setenv(name, value)
+        for name, setting in (env or {}).items():
+            w.monkeypatch.setenv(name, setting)
         config_path = w.config if text is None else w.file("publish.yaml", text)
         argv = {
             "--layout": str(w.layout), "--ref-name": "toy:1", "--config": str(config_path), "--address": ADDRESS,
@@ -183,7 +183,7 @@ def publish(*extra: str, text: Optional[str | bytes] = None, env: Optional[Dict[
             if value is None:
                 argv.pop(flag)
             else:
-                argv[flag] = value.format(tmp=w.tmp, config=w.config) if value else value
+                argv[flag] = value.format(tmp=w.tmp, config=w.config)
         return publish_cli.main, [*itertools.chain.from_iterable(argv.items()), *extra]
 
     return setup
@@ -215,8 +215,8 @@ def edited_record(w: World) -> Tuple[Main, List[str]]:
 
 def sagemaker(*argv: str, config: Optional[str | bytes] = None, env: Optional[Dict[str, str]] = None) -> Setup:
     def setup(w: World) -> Tuple[Main, List[str]]:
-        for name, value in (env or {}).items():
-            w.monkeypatch.setenv(name, value)
+        for name, setting in (env or {}).items():
+            w.monkeypatch.setenv(name, setting)
         config_path = w.file("submit.yaml", SUBMIT_CONFIG if config is None else config)
         return commands.main, [a.format(config=config_path, tmp=w.tmp) for a in argv]
 
@@ -428,7 +428,7 @@ def _call(main: Main, argv: List[str]) -> Outcome:
             code = main(argv)
         except SystemExit as e:  # NB: argparse's usage errors
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        except BaseException:  # noqa: BLE001 - that is the finding: a traceback for the user
+        except BaseException:  # NB: that is the finding: a traceback for the user
             code, escaped = None, traceback.format_exc()
     return Outcome(code, out.getvalue(), err.getvalue(), escaped)
 

@@ -118,7 +118,7 @@ def publish_local(
     name = _claim_forced_name(root / "jobs", pipeline, inputs) if force else job_name(pipeline, inputs)
     job_dir = root / "jobs" / name
     # NB: the job is claimed while it trains: an identical publish started meanwhile waits here,
-    # then finds it completed and reuses it, instead of training a second time (issue 11).
+    # then finds it completed and reuses it, instead of training a second time.
     with _locked(job_dir / JOB_LOCK, f"job {name} (an identical publish is training it)", log):
         existing = _read_job(job_dir)
         if existing is not None and not force and is_reusable(existing.get("status"), _job_inputs(existing), inputs):
@@ -164,7 +164,7 @@ def _read_job(job_dir: Path) -> Optional[Dict[str, Any]]:
     except FileNotFoundError:
         return None
     except ValueError as e:
-        raise PlatformError(f"{job_dir / JOB_FILE}: not JSON ({e}). Fix: delete {job_dir} and publish again.")
+        raise PlatformError(f"{job_dir / JOB_FILE}: not JSON ({e}). Fix: delete {job_dir} and publish again.") from e
     return record if isinstance(record, dict) else None
 
 
@@ -242,7 +242,7 @@ def local_report(job: LocalJob, previous: Optional[Mapping[str, float]] = None, 
     return publish_report.local_report(
         job.record, job_name=job.name, status=job.status, reused=job.reused, image_uri=job.image_uri,
         previous=previous, git_sha=git_sha, pex_sha256=pex_sha256,
-    )  # fmt: skip
+    )
 
 
 def previous_metrics(root: Path, address: str, exclude: str) -> Optional[Dict[str, float]]:

@@ -4,6 +4,8 @@ import json
 import os
 import tarfile
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import pytest
 
@@ -86,13 +88,14 @@ def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(tm
 
     def publish(**kwargs) -> local.LocalJob:
         return local.publish_local(layout_dir=layout, ref=None, config=load_config(config), config_path=config, address="src/p:train",
-                                   data_dir=data_dir, overrides={}, root=tmp_path / "local", log=lambda line: None, **kwargs)  # fmt: skip
+                                   data_dir=data_dir, overrides={}, root=tmp_path / "local", log=lambda line: None, **kwargs)
 
     first = publish()
     assert not first.reused and first.status == "Completed"
     again = publish()
     assert again.reused and again.name == first.name and len((tmp_path / "trainings.txt").read_text().splitlines()) == 1
     job_file = first.job_dir / local.JOB_FILE
+    tampered: dict
     for tampered in ({"hyperparameters": {"scale": '"9"'}}, {"data": {}}, {"image_digest": "sha256:" + "0" * 64}, {"status": "Failed"}):
         job_file.write_text(json.dumps({**json.loads(job_file.read_text()), **tampered}))
         retrained = publish()
@@ -134,7 +137,7 @@ def test_an_unbuilt_or_misnamed_layout_is_a_user_error(tmp_path: Path) -> None:
         layout_digest(tmp_path, "other")
 
 
-def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: dict = {}) -> tuple:
+def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: Mapping[str, object] = MappingProxyType({})) -> tuple:
     """`python -m mlbuild.publish` (local backend) with the job itself stubbed out."""
     import json
 
@@ -146,7 +149,7 @@ def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit:
     run_dir = tmp_path / ".mlbuild" / "local" / "runs" / "r1"
     (run_dir / "output").mkdir(parents=True, exist_ok=True)
     (run_dir / "output" / "train.log").write_text("2026 mlbuild INFO stage load: started\n")
-    record = {
+    record: dict[str, Any] = {
         "job_name": "cancer-train-1", "status": status, "image_uri": "oci:/s/cancer@sha256:" + "a" * 64,
         "image_digest": "sha256:" + "a" * 64, "pipeline_address": "src/python/pipelines/cancer:train",
         "hyperparameters": {"C": "1.0"}, "data": {}, "run_dir": str(run_dir), "start": "2026-01-01T00:00:00Z",

@@ -2,7 +2,7 @@
 
 Each backend fills what it knows and leaves the rest None: a local job has a run directory
 but no ARN, console link or region; a SageMaker job the reverse. The keys each backend wrote
-before issue 15 keep their names and values; the keys the other backend wrote are added,
+before the two shared this report keep their names and values; the keys the other backend wrote are added,
 meaning the same thing (`metrics` = `final_metrics`, `model` = {`model_artifact`,
 `artifact_sha256`}, `reused` = not `created`, `logs` = the log's path or URL).
 """

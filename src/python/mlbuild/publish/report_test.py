@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,12 +32,12 @@ def aws() -> Report:
 
 
 def local(tmp_path: Path) -> LocalJob:
-    record = {
+    record: dict[str, Any] = {
         "job_name": "churn-train-123", "status": "Completed", "image_uri": f"oci:{tmp_path}/churn@{DIGEST}",
         "image_digest": DIGEST, "pipeline_address": "src/python/pipelines/churn:train", "run_dir": str(tmp_path / "run"),
         "metrics": {"auc": 0.8}, "failure_reason": None, "exit_code": 0,
         "model": {"uri": str(tmp_path / "model.tar.gz"), "sha256": "c" * 64, "checksum": "sha256:" + "e" * 64},
-    }  # fmt: skip
+    }
     return LocalJob("churn-train-123", "Completed", record["image_uri"], True, record, tmp_path)
 
 

@@ -49,7 +49,11 @@ def test_basic_challenge() -> None:
 def test_bearer_flow_uses_basic_creds_and_scopes() -> None:
     seen: list[tuple[str, dict]] = []
     auth = Authenticator("reg", Credentials("u", "p"), scopes=("repository:a:pull,push", "repository:b:pull"))
-    auth.fetch = lambda url, headers: (seen.append((url, headers)), (200, b'{"token":"T1"}'))[1]
+    def fetch(url: str, headers: dict) -> tuple[int, bytes]:
+        seen.append((url, headers))
+        return 200, b'{"token":"T1"}'
+
+    auth.fetch = fetch
     auth.respond('Bearer realm="https://auth/token",service="svc",scope="repository:a:pull,push"', None, "x")
     assert auth.header() == "Bearer T1"
     url, headers = seen[0]

@@ -19,8 +19,8 @@ from mlbuild import console, flags
 from mlbuild.names import EXIT_INTERRUPTED, EXIT_OK, EXIT_PLATFORM_ERROR, EXIT_UNEXPECTED, EXIT_USER_ERROR
 from mlbuild.registry import plain_http, quirks
 from mlbuild.registry.ecr import EcrRepositorySettings
-from mlbuild.registry.pull import pull_to_layout, resolve_digest
-from mlbuild.registry.push import push_layout
+from mlbuild.registry.pull import PullResult, pull_to_layout, resolve_digest
+from mlbuild.registry.push import PushResult, push_layout
 from mlbuild.registry.reference import parse_reference
 
 EXIT_CODES = (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_INTERRUPTED)
@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> object:
+def _run(args: argparse.Namespace) -> PushResult | PullResult | str:
     insecure = args.allow_insecure_http
     target = args.to if args.command == "push" else args.reference
     env = plain_http.with_insecure(os.environ, parse_reference(target).registry) if insecure else os.environ
@@ -97,16 +97,16 @@ def _at_least_one(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     result = _run(args)
     if args.json:
-        print(json.dumps(asdict(result) if hasattr(result, "__dataclass_fields__") else {"digest": result}, sort_keys=True))  # type: ignore[arg-type]
-    elif args.command == "push":
-        print(result.image_uri)  # type: ignore[attr-defined]
+        print(json.dumps({"digest": result} if isinstance(result, str) else asdict(result), sort_keys=True))
+    elif isinstance(result, PushResult):
+        print(result.image_uri)
         r = result
         console.say(
-            f"pushed {r.digest} tags {','.join(r.tags)}: {r.uploaded} uploaded ({r.uploaded_bytes} B), "  # type: ignore[attr-defined]
-            f"{r.mounted} mounted, {r.skipped} skipped in {r.seconds:.2f}s"  # type: ignore[attr-defined]
+            f"pushed {r.digest} tags {','.join(r.tags)}: {r.uploaded} uploaded ({r.uploaded_bytes} B), "
+            f"{r.mounted} mounted, {r.skipped} skipped in {r.seconds:.2f}s"
         )
-    elif args.command == "pull":
-        print(result.digest)  # type: ignore[attr-defined]
+    elif isinstance(result, PullResult):
+        print(result.digest)
     else:
         print(result)
     return 0

@@ -98,6 +98,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     upstream: tuple[str, int]
     plan: Plan
+    _headers_buffer: list[bytes]  # NB: BaseHTTPRequestHandler's own, which typeshed leaves out
 
     def log_message(self, *args: object) -> None:
         pass

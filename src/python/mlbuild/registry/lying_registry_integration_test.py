@@ -9,7 +9,6 @@ verified blobs in its cache. Prints `lying registry: cases N / refused R / passe
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -41,7 +40,7 @@ class Case:
     fragment: str  # in the one-line error
 
 
-def _lie(method: str, path: str, rewrite, after: int = 0) -> Lie:  # type: ignore[no-untyped-def]
+def _lie(method: str, path: str, rewrite, after: int = 0) -> Lie:
     return Lie(method, path, rewrite, after)
 
 

@@ -1,4 +1,4 @@
-"""Credentials never travel over plain HTTP to a non-loopback host (issue 11 item 1).
+"""Credentials never travel over plain HTTP to a non-loopback host.
 
 NB: '127.1' is a spelling of 127.0.0.1 that the resolver accepts but the registry layer counts as
 remote (only localhost, 127.0.0.0/8 in dotted quads and ::1 are loopback), so these tests can play a

@@ -34,7 +34,7 @@ def pushed(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) ->
     return push_layout(layout, None, f"{registry.host}/base:1", progress=None, env=ENV).digest
 
 
-def _pull(ref: str, tmp: Path, name: str = "layout", cache: str = "cache"):  # type: ignore[no-untyped-def]
+def _pull(ref: str, tmp: Path, name: str = "layout", cache: str = "cache"):
     return pull_to_layout(ref, tmp / name, tmp / cache, progress=None, env=ENV, retry=FAST)
 
 

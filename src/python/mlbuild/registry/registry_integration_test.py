@@ -106,7 +106,7 @@ def test_referrer_travels_with_the_image_and_is_found_by_the_image_digest(regist
         index = json.loads(subprocess.run(
             [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{registry}/att/app:{referrers_tag(image.digest)}"],
             check=True, capture_output=True, text=True,
-        ).stdout)  # fmt: skip
+        ).stdout)
         assert [m["digest"] for m in index["manifests"]] == [attached.digest]
     again = push_layout(layout, None, f"{registry}/att/app", progress=None, env=env)
     assert (again.uploaded, again.skipped) == (0, 5)

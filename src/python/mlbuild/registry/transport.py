@@ -20,6 +20,7 @@ from mlbuild.registry.auth import Authenticator
 from mlbuild.registry.errors import RegistryPlatformError, RegistryUserError, TransientError
 from mlbuild.registry.reference import Reference
 from mlbuild.registry.responses import Response, error_for
+from mlbuild.registry.progress import ProgressReader
 from mlbuild.registry.retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 T = TypeVar("T")
@@ -29,6 +30,8 @@ USER_AGENT = "mlbuild-registry/1"
 # NB: bodies that are buffered (manifests, API answers, errors) are capped; distribution
 # refuses manifests over 4 MiB. Blobs never buffer: they stream through a sink.
 MAX_BUFFERED_BODY = 8 * 1024 * 1024
+# NB: urllib3 clones a Timeout before it starts a clock on it, so one instance serves every Transport.
+DEFAULT_TIMEOUT = urllib3.Timeout(connect=15, read=300)
 
 
 class Transport:
@@ -40,7 +43,7 @@ class Transport:
         retry: RetryPolicy = RetryPolicy(),
         allow_insecure_http: bool = False,
         insecure_registries: frozenset[str] = frozenset(),
-        timeout: urllib3.Timeout = urllib3.Timeout(connect=15, read=300),
+        timeout: urllib3.Timeout = DEFAULT_TIMEOUT,
         pool_size: int = 4,
     ) -> None:
         self.ref = ref
@@ -63,7 +66,7 @@ class Transport:
         where: str,
         ok: Iterable[int] = (200,),
         headers: dict[str, str] | None = None,
-        body: bytes | BinaryIO | None = None,
+        body: bytes | BinaryIO | ProgressReader | None = None,
         retry: bool = True,
         sink: Callable[[urllib3.BaseHTTPResponse], T] | None = None,
     ) -> Response:

@@ -63,7 +63,7 @@ class UploadJournal:
         return found
 
 
-def cancel_stale(client, journal: UploadJournal) -> int:  # type: ignore[no-untyped-def]
+def cancel_stale(client, journal: UploadJournal) -> int:
     """DELETE the upload sessions dead pushes left open; returns how many the registry cancelled."""
     cancelled = 0
     for record, url in journal.stale():

@@ -1,4 +1,4 @@
-"""kill -9 mid-push leaves an upload session open on the registry; the next push cancels it (issue 11 leftover)."""
+"""kill -9 mid-push leaves an upload session open on the registry; the next push cancels it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Replay a training job locally and say whether it came out the same (issue 16).
+"""Replay a training job locally and say whether it came out the same.
 
 Plain Python (never imports Pants). A job is named by its local-backend name, a lineage
 hash that leads to it (image digest, model sha256, record id; a unique prefix is enough)

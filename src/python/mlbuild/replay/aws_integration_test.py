@@ -102,4 +102,5 @@ def test_a_sagemaker_job_replays_from_s3_and_is_identical(clients: aws.Clients, 
     assert result.verdict.outcome == v.IDENTICAL, result.verdict.text()
     assert "job metrics the pipeline does not define were not compared: train:progress" in result.verdict.notes
     assert not any("no final metrics" in n for n in result.verdict.notes)  # score was compared
+    assert result.record_id is not None
     assert store.get(result.record_id).get("parents") == [parent]

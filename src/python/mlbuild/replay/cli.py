@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         clients = None
         job = resolve(args.job, jobs_dir, store)
-    extra = {}
+    extra: dict[str, Any] = {}
     if job.backend == AWS:
         assert clients is not None
         extra = {"fetch_model": aws.model_fetcher(clients), "fetch_data": aws.data_fetcher(clients, cache_dir)}

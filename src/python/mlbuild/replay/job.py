@@ -63,7 +63,7 @@ def local_job(jobs_dir: Path, name: str) -> Optional[ReplayJob]:
     except FileNotFoundError:
         return None
     except (ValueError, OSError) as e:
-        raise PlatformError(f"{path}: not readable JSON ({e}). Fix: delete {path.parent} and publish again.")
+        raise PlatformError(f"{path}: not readable JSON ({e}). Fix: delete {path.parent} and publish again.") from e
     if not isinstance(body, dict) or not all(k in body for k in ("image_uri", "image_digest", "pipeline_address", "status")):
         raise PlatformError(f"{path}: not a local job record (no image, pipeline or status). Fix: delete {path.parent} and publish again.")
     run_dir = Path(body.get("run_dir") or "")

@@ -185,7 +185,7 @@ def replay_record(job: ReplayJob, run_dir: Path, verdict: Verdict) -> Record:
     """A run record of the replay whose parent is the job's record; `extra.replay` says the verdict.
 
     NB: the store has no "replay" kind; a run record with a parent link and the verdict in
-    `extra` needs no change to lineage/ (see the report of issue 16 for the `inspect` line).
+    `extra` needs no change to lineage/; `inspect` shows the verdict from there.
     """
     body = run_record(run_dir, job.address, parents=[job.record_id] if job.record_id else (), image_digest=job.image_digest).body
     body["extra"] = {**(body.get("extra") or {}), "replay": {"of": job.name, "of_record": job.record_id, "verdict": verdict.outcome}}
@@ -195,7 +195,7 @@ def replay_record(job: ReplayJob, run_dir: Path, verdict: Verdict) -> Record:
 def save_record(store: Store, record: Record) -> Optional[str]:
     try:
         return store.put(record)
-    except Exception as e:  # noqa: BLE001 - the verdict stands even when the store is unwritable
+    except Exception as e:  # NB: the verdict stands even when the store is unwritable
         console.warn(f"could not write the replay's lineage record: {e}")
         return None
 
@@ -209,7 +209,7 @@ def _hyperparameter_notes(job: ReplayJob, run_dir: Path) -> List[str]:
     respelled = sorted(k for k in job.hyperparameters if k in written and written[k] != job.hyperparameters[k])
     if not respelled:
         return []
-    return [f"hyperparameters given in the canonical encoding, as the job's decode to the same values: "
+    return ["hyperparameters given in the canonical encoding, as the job's decode to the same values: "
             + ", ".join(f"{k}={job.hyperparameters[k]!r} -> {written[k]!r}" for k in respelled)]
 
 

@@ -101,7 +101,7 @@ def archive_files(archive: Path) -> Dict[str, str]:
                         h.update(chunk)
                     files[name] = h.hexdigest()
     except (tarfile.TarError, OSError) as e:
-        raise PlatformError(f"{archive}: not a readable model archive ({e}). Fix: publish the job again.")
+        raise PlatformError(f"{archive}: not a readable model archive ({e}). Fix: publish the job again.") from e
     return files
 
 

@@ -1,4 +1,4 @@
-"""Kill a local job mid-training, run it again: it resumes from the newest checkpoint (issue 12 item 5).
+"""Kill a local job mid-training, run it again: it resumes from the newest checkpoint.
 
 The pipeline (written below, run by the runtime's own `local` command in a subprocess) chains
 a hash through `steps` iterations, saving a checkpoint after each. The first run is told (by

@@ -78,9 +78,14 @@ def test_local_run_writes_model_and_metrics_and_moves_latest(pipeline: Path, tmp
 
 
 def test_container_train_and_local_run_share_one_code_path(pipeline: Path, tmp_path: Path, monkeypatch) -> None:
-    calls = []
+    calls: list[Path] = []
     real = train.run_training
-    monkeypatch.setattr(cli, "run_training", lambda base, p: calls.append(Path(base)) or real(base, p))
+
+    def run_training(base, p):
+        calls.append(Path(base))
+        return real(base, p)
+
+    monkeypatch.setattr(cli, "run_training", run_training)
     runs = tmp_path / "runs"
     assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs)]) == 0
     local_run = next(runs.glob("*/train/latest")).resolve()
@@ -152,7 +157,8 @@ def test_metric_lines_match_the_definitions_regex() -> None:
 
     line = metrics.format_line("validation:auc", 0.8123)
     (definition,) = metrics.metric_definitions(["validation:auc"])
-    assert float(re.search(definition["Regex"], f"2026 INFO {line}").group(1)) == 0.8123
+    found = re.search(definition["Regex"], f"2026 INFO {line}")
+    assert found and float(found.group(1)) == 0.8123
     assert re.search(definition["Regex"], metrics.format_line("validation:auc_x", 1.0)) is None
 
 

@@ -187,7 +187,7 @@ def parse_config(text: str, source: str) -> PipelineConfig:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{source}: malformed YAML{where}: {problem}. Fix: correct the YAML syntax there.")
+        raise ConfigError(f"{source}: malformed YAML{where}: {problem}. Fix: correct the YAML syntax there.") from e
     doc = r.mapping(doc, "")
     r.only_keys(doc, "", ("hyperparameters", "channels", "metrics", "sagemaker"))
     return PipelineConfig(
@@ -212,11 +212,11 @@ def load_config(path: Path) -> PipelineConfig:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found. Fix: create it, or point the target's `config` field at it.")
+        raise ConfigError(f"{path}: config file not found. Fix: create it, or point the target's `config` field at it.") from None
     except IsADirectoryError:
-        raise directory_error(str(path))
+        raise directory_error(str(path)) from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config file ({e.strerror}). Fix: check the path and its permissions.")
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror}). Fix: check the path and its permissions.") from e
     return parse_config(config_text(data, str(path)), str(path))
 
 
@@ -311,7 +311,8 @@ def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
     instance_type = r.optional(value, key, "instance_type", str, "ml.m5.large", "write an instance type such as ml.m5.large")
     if not _INSTANCE_TYPE.match(instance_type):
         raise r.fail(f"{key}.instance_type", f"expected an ml.* instance type, got {instance_type!r}", "write e.g. ml.m5.large")
-    ints = {}
+    # NB: keyword arguments of SageMakerConfig, checked field by field above it.
+    ints: Dict[str, Any] = {}
     for name, default, high in (
         ("instance_count", 1, MAX_INSTANCE_COUNT),
         ("volume_size_gb", 30, MAX_VOLUME_SIZE_GB),
@@ -340,7 +341,7 @@ def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
             "add `checkpoint_s3_uri: s3://<bucket>/<prefix>/` under `sagemaker:` and save checkpoints to "
             "ctx.checkpoints_dir (mlbuild.runtime.checkpoints), or set `spot: false`",
         )
-    lists = {}
+    lists: Dict[str, Any] = {}
     for name in ("subnets", "security_group_ids"):
         items = value.get(name) or []
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):

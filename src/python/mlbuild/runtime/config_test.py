@@ -59,11 +59,11 @@ def test_parses_typed_hyperparameters_channels_and_job() -> None:
         ("sagemaker: {instance_count: '2'}", "`sagemaker.instance_count`: expected int, got str '2'"),
         ("sagemaker: {subnets: [a]}", "VPC config needs both `subnets` and `security_group_ids`"),
         ("sagemaker: {spot: true, max_wait_seconds: 10}", "`sagemaker.max_wait_seconds`: must be at least max_runtime_seconds"),
-        # issue 12: managed spot needs checkpoints, and the wait covers the runtime
+        # managed spot needs checkpoints, and the wait covers the runtime
         ("sagemaker: {spot: true}", "`sagemaker.checkpoint_s3_uri`: missing, but `spot: true`"),
         ("sagemaker: {spot: true, max_runtime_seconds: 7200, max_wait_seconds: 3600, checkpoint_s3_uri: 's3://bucket/c/'}",
          "`sagemaker.max_wait_seconds`: must be at least max_runtime_seconds (3600 < 7200)"),
-        # issue 11 item 8: these were accepted silently
+        # malformed S3 URIs and bucket names, caught before SageMaker sees them
         ("sagemaker: {output_path: 's3://'}", "`sagemaker.output_path`: 's3://' names no bucket"),
         ("sagemaker: {output_path: 's3://My_Bucket/m/'}", "'My_Bucket' in 's3://My_Bucket/m/' is not a valid S3 bucket name"),
         ("sagemaker: {checkpoint_s3_uri: 's3://a..b/c'}", "`sagemaker.checkpoint_s3_uri`: 'a..b' in"),
@@ -77,7 +77,7 @@ def test_parses_typed_hyperparameters_channels_and_job() -> None:
         ("hyperparameters: {d: {type: int, default: 3, min: 5, max: 1}}", "`hyperparameters.d.min`: 5.0 is above max 1.0"),
         ("hyperparameters:\n  depth: 3\n  depth: 5\n", "key 'depth' appears twice in one mapping (lines 2 and 3)"),
         ("sagemaker: {role: x}\nsagemaker: {}\n", "key 'sagemaker' appears twice"),
-        # issue 11 item 9: botocore's InvalidRegionError was a traceback
+        # a bad region is a config error, not botocore's InvalidRegionError traceback
         ("sagemaker: {region: 'not a region!'}", "`sagemaker.region`: 'not a region!' is not an AWS region code"),
     ],
 )

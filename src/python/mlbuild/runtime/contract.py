@@ -96,13 +96,13 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{path}: missing. SageMaker (or the local runner) writes it before `train`.")
+        raise UserError(f"{path}: missing. SageMaker (or the local runner) writes it before `train`.") from None
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 (byte {e.start}); SageMaker writes UTF-8 JSON here.")
+        raise UserError(f"{path}: not UTF-8 (byte {e.start}); SageMaker writes UTF-8 JSON here.") from e
     except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON ({e}).")
+        raise UserError(f"{path}: not valid JSON ({e}).") from e
     except OSError as e:
-        raise UserError(f"{path}: unreadable ({e.strerror or e}); SageMaker (or the local runner) writes a JSON file here.")
+        raise UserError(f"{path}: unreadable ({e.strerror or e}); SageMaker (or the local runner) writes a JSON file here.") from e
 
 
 def _object(path: Path, value: Any, of_objects: bool = False) -> Dict[str, Any]:

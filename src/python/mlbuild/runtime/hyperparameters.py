@@ -58,7 +58,7 @@ def coerce(spec: HyperparameterSpec, raw: str, source: str) -> Any:
             try:
                 value = int(decoded.strip())
             except ValueError:
-                raise _type_error(spec, raw, source)
+                raise _type_error(spec, raw, source) from None
         else:
             raise _type_error(spec, raw, source)
     else:  # float
@@ -67,7 +67,7 @@ def coerce(spec: HyperparameterSpec, raw: str, source: str) -> Any:
         try:
             value = float(decoded)
         except (TypeError, ValueError):
-            raise _type_error(spec, raw, source)
+            raise _type_error(spec, raw, source) from None
         if math.isnan(value) or math.isinf(value):
             raise _type_error(spec, raw, source)
     spec.check(value, source)
@@ -114,7 +114,7 @@ def example_assignment(config: Optional[PipelineConfig], name: str = "") -> str:
 
 def parse_assignments(args: Iterable[str], config: Optional[PipelineConfig] = None) -> Dict[str, str]:
     """`name=value` command-line overrides, as raw strings; `config` makes the hint its own."""
-    result = {}
+    result: Dict[str, str] = {}
     for arg in args:
         name, sep, value = arg.partition("=")
         name = name.strip().lstrip("-").replace("-", "_")

@@ -25,7 +25,8 @@ def _data(tmp_path: Path) -> Path:
 
 
 def _stage(tmp_path: Path, barrier, results) -> None:  # runs in a forked child
-    write, waited = local_run._write_json, []
+    write = local_run._write_json
+    waited: list = []
 
     def write_after_everyone_chose(path: Path, value: object) -> None:
         # NB: widens the race on purpose: every child has picked its folder before any writes.
@@ -36,7 +37,7 @@ def _stage(tmp_path: Path, barrier, results) -> None:  # runs in a forked child
     local_run._write_json = write_after_everyone_chose
     try:
         results.put(str(local_run.prepare_run(CONFIG, ADDRESS, _data(tmp_path), tmp_path / "runs", {})))
-    except Exception as e:  # noqa: BLE001 - reported to the test, which fails on it
+    except Exception as e:  # NB: reported to the test, which fails on it
         results.put(f"error: {e!r}")
 
 
@@ -76,7 +77,7 @@ def _age(path: Path, seconds: float) -> None:
 
 
 def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path: Path, capsys) -> None:
-    """Leftover of issue 11: kill -9 left `.<id>.incomplete` forever."""
+    """A run killed with -9 leaves `.<id>.incomplete` behind; the next run removes it."""
     parent = local_run.run_dir_parent(tmp_path / "runs", ADDRESS)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -262,7 +262,8 @@ def load_pipeline(module_name: str, config_resource: str, address: str = "") -> 
     """Import the pipeline module and read the config that sits beside it in its package."""
     module = _import(module_name, address)
     names = SourceNames.of(module, address)
-    module_file = names.name(module.__file__) if getattr(module, "__file__", None) else module_name
+    file = getattr(module, "__file__", None)
+    module_file = names.name(file) if file else module_name
     missing = [s for s in REQUIRED_STAGES if not callable(getattr(module, s, None))]
     if missing:
         raise ConfigError(
@@ -279,7 +280,7 @@ def load_pipeline(module_name: str, config_resource: str, address: str = "") -> 
     try:
         data = importlib.resources.files(package).joinpath(config_resource).read_bytes()
     except (FileNotFoundError, ModuleNotFoundError) as e:
-        raise PlatformError(f"config {config_resource!r} is not packaged beside {module_name!r}: {e}")
+        raise PlatformError(f"config {config_resource!r} is not packaged beside {module_name!r}: {e}") from e
     except IsADirectoryError:
         raise directory_error(source) from None
     return Pipeline(address or module_name, module, parse_config(config_text(data, source), source))
@@ -291,12 +292,12 @@ def _import(module_name: str, address: str) -> ModuleType:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
-            raise PlatformError(f"cannot import pipeline module {module_name!r}: {e}")
+            raise PlatformError(f"cannot import pipeline module {module_name!r}: {e}") from e
         raise PipelineError(f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}") from e
     except SyntaxError as e:
         spot = f"{_names_for(module_name, address).name(e.filename)}:{e.lineno}: " if e.filename else ""
         raise PipelineError(f"{spot}pipeline module {module_name!r} has a syntax error: {e.msg}. Fix: correct the code there.") from e
-    except Exception as e:  # noqa: BLE001 - the module's own top-level code raised
+    except Exception as e:  # NB: the module's own top-level code raised
         raise PipelineError(f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}") from e
 
 

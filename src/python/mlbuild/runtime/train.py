@@ -122,7 +122,7 @@ def run_log(path: Path) -> Iterator[Optional[TextIO]]:
     if log.getEffectiveLevel() > logging.INFO:  # NB: the log file always has the stages' progress
         log.setLevel(logging.INFO)
     stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(stdout, file), _Tee(stderr, file)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = _Tee(stdout, file), _Tee(stderr, file)
     try:
         yield file
     finally:
@@ -179,11 +179,12 @@ def _train(base_dir: Path, pipeline: Pipeline) -> Dict[str, float]:
         hosts=tuple(env.hosts), current_host=env.current_host, num_cpus=cpus, num_gpus=gpus,
         network_interface=env.network_interface,
     )
-    raw = _call_stage(pipeline, "load", pipeline.stage("load"), ctx)
+    # NB: load_pipeline checked that the module defines the required stages.
+    raw = _call_stage(pipeline, "load", pipeline.module.load, ctx)
     featurize = pipeline.stage("featurize")
     features = _call_stage(pipeline, "featurize", featurize, ctx, raw) if featurize else raw
-    model = _call_stage(pipeline, "train", pipeline.stage("train"), ctx, features)
-    scores = _call_stage(pipeline, "evaluate", pipeline.stage("evaluate"), ctx, model, features)
+    model = _call_stage(pipeline, "train", pipeline.module.train, ctx, features)
+    scores = _call_stage(pipeline, "evaluate", pipeline.module.evaluate, ctx, model, features)
     scores = metrics.validate(scores, f"pipeline {pipeline.address}")
     _call_stage(pipeline, "save", pipeline.stage("save") or default_save, ctx, model)
     metrics.emit(scores, env.metrics_file)

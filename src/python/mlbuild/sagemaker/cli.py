@@ -146,7 +146,7 @@ def _previous(path: Optional[Path]) -> Optional[Dict[str, float]]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read previous metrics ({e}). Fix: pass a JSON object of metric name to number.")
+        raise UserError(f"{path}: cannot read previous metrics ({e}). Fix: pass a JSON object of metric name to number.") from e
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object of metric name to number.")
     return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

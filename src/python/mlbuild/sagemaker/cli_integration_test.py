@@ -22,7 +22,7 @@ def submit_args(config: Path, *extra: str) -> list:
         "--pex-sha256", PEX_SHA256,
         "--metric", "validation:auc",
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture

@@ -151,7 +151,7 @@ INPUT_ERRORS = [
 
 
 @pytest.mark.parametrize("overrides,error,fragment", [c[1:] for c in INPUT_ERRORS], ids=[c[0] for c in INPUT_ERRORS])
-def test_input_errors(overrides: dict, error: type, fragment: str) -> None:
+def test_input_errors(overrides: dict, error: type[Exception], fragment: str) -> None:
     with pytest.raises(error) as e:
         build(**overrides)
     assert fragment in str(e.value)

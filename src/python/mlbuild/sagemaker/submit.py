@@ -80,7 +80,7 @@ def submit(
 def _submit_forced(request: Mapping[str, Any], pipeline_name: str, sagemaker: Any, run: datetime.datetime, log: Callable[[str], None]) -> Submission:
     """A deliberate re-run always starts a new job: when its `-r<UTC time>` name is taken
     (another --force in the same second), the next second's name is tried, so the name keeps
-    its format and length and no forced run is ever taken for another (issue 11)."""
+    its format and length and no forced run is ever taken for another."""
     for attempt in range(FORCED_NAME_ATTEMPTS):
         name = job_name(pipeline_name, request, run=run + datetime.timedelta(seconds=attempt))
         if describe_training_job(sagemaker, name) is not None:

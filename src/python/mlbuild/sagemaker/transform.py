@@ -181,7 +181,8 @@ def _create(sagemaker: Any, operation: str, arn_key: str, request: Mapping[str, 
 def _differences(existing: Mapping[str, Any], wanted: Mapping[str, Any], paths: Sequence[Sequence[str]]) -> List[str]:
     found = []
     for path in paths:
-        have, want = existing, wanted
+        have: Any = existing
+        want: Any = wanted
         for key in path:
             have = (have or {}).get(key) if isinstance(have, Mapping) else None
             want = (want or {}).get(key) if isinstance(want, Mapping) else None

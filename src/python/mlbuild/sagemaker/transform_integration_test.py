@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, List
+from typing import Any, Callable, List
 
 import boto3
 import pytest
@@ -61,13 +61,20 @@ def test_moto_accepts_the_model_and_the_transform_and_the_job_is_followed_to_its
     assert any("Status: Completed" in line for line in out)
 
 
+def _counted(calls: List[str], operation: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        calls.append(operation)
+        return original(*args, **kwargs)
+
+    return call
+
+
 def test_a_second_identical_submit_is_recognised_not_resubmitted(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
     sagemaker = client()
     first = submit_transform(SPEC, sagemaker)
     calls: List[str] = []
     for operation in ("create_model", "create_transform_job"):
-        original = getattr(sagemaker, operation)
-        monkeypatch.setattr(sagemaker, operation, lambda *a, _op=operation, _f=original, **k: (calls.append(_op), _f(*a, **k))[1])
+        monkeypatch.setattr(sagemaker, operation, _counted(calls, operation, getattr(sagemaker, operation)))
     # NB: another git sha in the tags is the same transform
     second = submit_transform(dataclasses.replace(SPEC, tags=({"Key": "mlbuild:git-sha", "Value": "4567def"},)), sagemaker)
     assert calls == []

@@ -37,8 +37,8 @@ def test_follow_streams_logs_and_hashes_the_artifact(aws: str) -> None:
     lines: List[str] = []
     outcome = follow(job, sagemaker=clients.sagemaker, logs=clients.logs, s3=clients.s3, out=lines.append, sleep=lambda _: None)
     assert outcome.status == "Completed" and outcome.exit_code == 0  # moto completes jobs at once
-    assert [l for l in lines if l.startswith("[algo-1")] == [f"[algo-1-1700000000] line {i}" for i in range(3)]
+    assert [line for line in lines if line.startswith("[algo-1")] == [f"[algo-1-1700000000] line {i}" for i in range(3)]
     assert outcome.log_stream == stream
     assert outcome.model_artifact == artifact
     assert outcome.artifact_sha256 == hashlib.sha256(payload).hexdigest()
-    assert any(l.endswith("Status: Completed") for l in lines)
+    assert any(line.endswith("Status: Completed") for line in lines)

@@ -129,7 +129,7 @@ def test_transitions_logs_and_completion(aws: str) -> None:
     ]
     assert "[  0m45s] Status: Completed" in lines
     assert "[  0m45s] Completed: Training job completed" in lines
-    log_lines = [l for l in lines if l.startswith("[algo-1")]
+    log_lines = [line for line in lines if line.startswith("[algo-1")]
     assert log_lines == [
         "[algo-1-1700000000] loading data",
         "[algo-1-1700000000] mlbuild-metric validation:auc=0.8125;",
@@ -162,7 +162,7 @@ def test_unreachable_artifact_has_no_sha(aws: str) -> None:
     _bucket(clients, {})
     outcome = follow(JOB, sagemaker=sm, s3=clients.s3, out=lines.append, clock=clock, sleep=clock.sleep)
     assert outcome.succeeded and outcome.artifact_sha256 is None
-    assert any("not readable (NoSuchKey)" in l for l in lines)
+    assert any("not readable (NoSuchKey)" in line for line in lines)
 
 
 def test_timeout_and_unknown_job() -> None:
@@ -195,7 +195,7 @@ def test_logs_access_denied_does_not_stop_following() -> None:
     clock = Clock()
     outcome = follow(JOB, sagemaker=sm, logs=DeniedLogs(), out=lines.append, clock=clock, sleep=clock.sleep)
     assert outcome.succeeded
-    assert sum("not streaming logs" in l for l in lines) == 1
+    assert sum("not streaming logs" in line for line in lines) == 1
 
 
 def test_a_finished_spot_job_reports_training_against_billable_seconds(aws: str) -> None:
@@ -204,7 +204,7 @@ def test_a_finished_spot_job_reports_training_against_billable_seconds(aws: str)
     ended = job("Completed", "Completed", [], TrainingTimeInSeconds=1000, BillableTimeInSeconds=300,
                 EnableManagedSpotTraining=True, ResourceConfig={"InstanceCount": 2})
     lines: List[str] = []
-    clients, clock = Clients.create(), Clock()
+    clock = Clock()
     outcome = follow(JOB, sagemaker=ScriptedSageMaker([ended]), s3=None, out=lines.append, clock=clock, sleep=clock.sleep)
     expected = "1000 s training, 300 s billable per instance (600 instance-seconds on 2 instances); managed spot saved 70.0%"
     assert outcome.billing == expected and f"[  0m00s] Billing: {expected}" in lines

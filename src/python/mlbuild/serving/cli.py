@@ -134,7 +134,7 @@ def transform_command(args: argparse.Namespace) -> int:
         args.content_type, args.accept, args.split_type, args.batch_strategy, args.max_payload_mb,
         args.assemble_with, args.max_concurrent_transforms,
     ).validate()
-    say = lambda line: print(f"mlbuild: {line}", file=sys.stderr)  # noqa: E731
+    say = lambda line: print(f"mlbuild: {line}", file=sys.stderr)
     if args.url:
         result = run_transform(args.url, args.input, args.output, config, say)
     else:

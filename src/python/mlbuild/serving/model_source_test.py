@@ -24,6 +24,14 @@ def file_member(name: str, data: bytes, mode: int = 0o644) -> tuple:
     return info, data
 
 
+def _member(name: str, **attrs: object) -> tarfile.TarInfo:
+    """A header-only member (a link, a fifo) with `attrs` set on its TarInfo."""
+    info = tarfile.TarInfo(name)
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    return info
+
+
 def test_a_folder_is_served_as_it_is(tmp_path: Path) -> None:
     with model_folder(tmp_path) as folder:
         assert folder == tmp_path
@@ -43,8 +51,8 @@ def test_an_archive_is_unpacked_into_a_temporary_folder_removed_after(tmp_path: 
     [
         (file_member("../evil", b"x"), "outside the model folder"),
         (file_member("/etc/evil", b"x"), "outside the model folder"),
-        ((lambda i: (setattr(i, "type", tarfile.SYMTYPE), setattr(i, "linkname", "/etc/passwd"), i)[-1])(tarfile.TarInfo("link")), "is a link"),
-        ((lambda i: (setattr(i, "type", tarfile.FIFOTYPE), i)[-1])(tarfile.TarInfo("fifo")), "special file"),
+        (_member("link", type=tarfile.SYMTYPE, linkname="/etc/passwd"), "is a link"),
+        (_member("fifo", type=tarfile.FIFOTYPE), "special file"),
     ],
 )
 def test_hostile_members_are_refused(tmp_path: Path, member: object, message: str) -> None:

@@ -7,7 +7,6 @@ The predictions over HTTP (and through the batch transform) must equal calling t
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import subprocess
@@ -16,7 +15,7 @@ import tarfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 

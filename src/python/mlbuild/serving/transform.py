@@ -124,7 +124,7 @@ def batches(data: bytes, config: TransformConfig, source: str) -> Iterator[Batch
         yield Batch(data, 1, data.count(b"\n") + 1, 1)
         return
     pending: List[bytes] = []
-    size, first = 0, 0
+    size, first, previous = 0, 0, 0
     for number, line in enumerate(data.splitlines(keepends=True), 1):
         if not line.strip():
             continue

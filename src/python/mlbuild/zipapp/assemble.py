@@ -200,7 +200,7 @@ def _copy_raw(raw: BinaryIO, zinfo: zipfile.ZipInfo, out: BinaryIO, dst: zipfile
     dst.filelist.append(zinfo)
     dst.NameToInfo[zinfo.filename] = zinfo
     dst.start_dir = out.tell()
-    dst._didModify = True
+    dst._didModify = True  # type: ignore[attr-defined]  # NB: ZipFile's private "write the directory on close" flag
 
 
 def _add_sources(dst: zipfile.ZipFile, sources: List[Tuple[str, bytes]], existing: Iterable[str]) -> None:

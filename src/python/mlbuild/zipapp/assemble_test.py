@@ -206,7 +206,7 @@ def test_packed_same_inputs_same_bytes_and_clashes_refused(packed_requirements: 
         os.umask(0o077 if out is a else 0o022)
         assemble_packed(packed_requirements, _sources(out.parent / "src"), out, ENTRY_POINT, {"Z": "1", "A": "2"})
     os.umask(0o022)
-    files = lambda root: [(p.relative_to(root).as_posix(), p.read_bytes(), p.stat().st_mode) for p in sorted(root.rglob("*")) if p.is_file()]  # noqa: E731
+    files = lambda root: [(p.relative_to(root).as_posix(), p.read_bytes(), p.stat().st_mode) for p in sorted(root.rglob("*")) if p.is_file()]
     assert files(a) == files(b)
     (tmp_path / "bad" / ".deps").mkdir(parents=True)
     (tmp_path / "bad" / ".deps" / "x").write_text("")

@@ -20,7 +20,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 def main() -> None:
     iris = load_iris()
-    rows = {"train": [], "validation": []}
+    rows: dict[str, list] = {"train": [], "validation": []}
     seen_per_class: dict[int, int] = {}
     for features, target in zip(iris.data.tolist(), iris.target.tolist()):
         n = seen_per_class.get(target, 0)

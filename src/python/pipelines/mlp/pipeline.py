@@ -47,6 +47,9 @@ class MLP(nn.Module):
     """Standardise, one ReLU hidden layer, one logit. `mean` and `scale` are buffers: saved with
     the weights, so serving standardises exactly as training did."""
 
+    mean: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, n_features: int, hidden: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest  # pants: no-infer-dep (Pants runs the tests with its own pytest; the torch resolve has none)
@@ -72,7 +73,7 @@ def test_the_same_seed_trains_the_same_bytes_and_metrics(tmp_path: Path, channel
 def test_predict_returns_one_probability_per_record(tmp_path: Path, channels) -> None:
     ctx, model, _ = _run(tmp_path, channels)
     served = pipeline.load_model(ctx, ctx.model_dir)
-    records = [["0.5", "1", "-0.5", "2", "0", "0", "50", "-1"], [0.0] * 8, {f"x{i}": i for i in range(8)}, [1e6] * 8]
+    records: list[Any] = [["0.5", "1", "-0.5", "2", "0", "0", "50", "-1"], [0.0] * 8, {f"x{i}": i for i in range(8)}, [1e6] * 8]
     p = np.asarray(pipeline.predict(ctx, served, records))
     assert p.shape == (4,)
     assert np.all((p >= 0.0) & (p <= 1.0))
