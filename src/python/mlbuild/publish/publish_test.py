@@ -58,7 +58,7 @@ def test_job_name_pins_image_hyperparameters_and_data(tmp_path: Path) -> None:
     data = {"train": tree_checksum(tmp_path / "train")}
     image, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
-    def name(digest: str, hp: dict, channels: dict) -> str:  # NB: as publish_local names its job
+    def name(digest: str, hp: dict, channels: dict) -> str:  # NB: as LocalBackend.train names its job
         return job_name(pipeline_name_from_address("src/python/pipelines/churn:train"), run_inputs(digest, hp, channels))
 
     first = name(image, {"depth": "3"}, data)

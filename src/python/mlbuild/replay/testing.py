@@ -43,7 +43,7 @@ def write_model(model_dir: Path, files: Mapping[str, str], metrics: Mapping[str,
 
 
 def local_job(root: Path, *, status: str = "Completed", failure: Optional[str] = None, name: str = JOB) -> Dict[str, Any]:
-    """A finished job under `root/local/jobs/<name>/` as publish_local leaves it; returns job.json."""
+    """A finished job under `root/local/jobs/<name>/` as the local backend leaves it; returns job.json."""
     local = root / "local"
     image = tiny_image(local / "registry", root / "blobs")
     digest = image.manifest_descriptor().digest
