@@ -30,7 +30,8 @@ from pathlib import Path
 
 from mlbuild.container_run.bwrap_probe import check_bwrap
 from mlbuild.container_run.rootfs_cache import RootfsCache
-from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.runner import RunPlan, run_image
+from mlbuild.runtime.config import load_config
 from mlbuild.container_run.testing import TRAIN_SCRIPT, rootfs_entries, write_image, write_pipeline
 from mlbuild.debian import build_rootfs, load_lock
 from mlbuild.oci.layer import LayerEntry
@@ -67,11 +68,11 @@ def main() -> int:
         print(f"base rootfs + image: {time.monotonic() - start:.2f}s")
 
         config, data_dir = write_pipeline(work / "pipeline")
-        env = {"layout_dir": layout, "ref": None, "config_path": config, "address": "src/python/pipelines/tiny:train",
-               "data_dir": data_dir, "runs_dir": work / "runs", "cache_dir": work / "run-cache"}
+        env = {"layout_dir": layout, "ref": None, "config": load_config(config), "address": "src/python/pipelines/tiny:train",
+               "data_dir": data_dir, "runs_dir": work / "runs", "cache_dir": work / "run-cache"}  # fmt: skip
         for name in ("cold", "warm"):
             start = time.monotonic()
-            outcome = run_image(**env, overrides={"scale": "3"}, stream=io.StringIO())
+            outcome = run_image(RunPlan(**env, overrides={"scale": "3"}), stream=io.StringIO())
             assert outcome.exit_code == 0, outcome.failure_reason
             print(f"run {name}: {time.monotonic() - start:.2f}s")
 
@@ -84,12 +85,12 @@ def main() -> int:
         assert not cold.reused and warm.reused
         python = ["/usr/bin/python3.11", "-S", "-c", ""]
         sandboxed = [bwrap, "--ro-bind", str(cold.path), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-                     "--unshare-all", "--die-with-parent", "--clearenv", "--", *python]
+                     "--unshare-all", "--die-with-parent", "--clearenv", "--", *python]  # fmt: skip
         host = timed_median([str(cold.path) + python[0], *python[1:]], args.runs)
         boxed = timed_median(sandboxed, args.runs)
         print(f"unpack cold: {cold.seconds:.2f}s, reuse warm: {warm.seconds * 1000:.1f}ms")
         print(f"python -S start (median of {args.runs}): {host * 1000:.1f}ms on the host, "
-              f"{boxed * 1000:.1f}ms under bwrap (overhead {(boxed - host) * 1000:.1f}ms)")
+              f"{boxed * 1000:.1f}ms under bwrap (overhead {(boxed - host) * 1000:.1f}ms)")  # fmt: skip
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

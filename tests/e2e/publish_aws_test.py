@@ -138,7 +138,7 @@ def test_publish_through_pants_pushes_the_packaged_image_to_the_stand_in_and_sub
     # --mlbuild-ecr-registry and the endpoint reached the publish process: the image went to the
     # stand-in (not to <account>.dkr.ecr...), with the token moto's ECR API handed out.
     image_uri = f"{aws.registry.host}/{REPOSITORY}@{digest}"
-    assert report["backend"] == "aws" and report["created"] is True and report["image_uri"] == image_uri
+    assert report["backend"] == "aws" and report["reused"] is False and report["image_uri"] == image_uri
     assert manifest_exists(aws.registry, REPOSITORY, digest)
     assert registry_tags(aws.registry, REPOSITORY)  # the content-hash tag
     assert uploaded, "the registry's access log shows no blob uploaded by the publish"
@@ -150,7 +150,7 @@ def test_publish_through_pants_pushes_the_packaged_image_to_the_stand_in_and_sub
         f"s3://{BUCKET}/{prefix}" for prefix in CHANNELS.values()
     ]
     assert described["HyperParameters"]["max_depth"] == "4" and described["RoleArn"].startswith(f"arn:aws:iam::{ACCOUNT}:")
-    assert report["model_artifact"] == f"{MODELS}{report['job_name']}/output/model.tar.gz"
+    assert report["model"]["uri"] == f"{MODELS}{report['job_name']}/output/model.tar.gz"
     tags = tags_to_dict(aws.client("sagemaker").list_tags(ResourceArn=described["TrainingJobArn"])["Tags"])
     assert sha in tags.values() and digest in tags.values(), tags  # provenance tags: the commit and the image
 
@@ -170,7 +170,7 @@ def test_publishing_again_uploads_nothing_and_submits_nothing(aws: StandIns, pub
     again = publish(repo, aws)
     assert again.exit_code == 0, again.stderr[-4000:]
     second = json.loads((repo / REPORT).read_text())
-    assert (second["job_name"], second["created"]) == (report["job_name"], False)
+    assert (second["job_name"], second["reused"]) == (report["job_name"], True)
     assert aws.registry.uploaded_digests(since) == []  # the registry's own account
     assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == jobs_before  # nothing submitted
 
@@ -211,7 +211,7 @@ def test_the_job_replays_from_s3_and_the_registry_and_is_identical(aws: StandIns
     run = completed_run(repo, pants(repo, "run", CHURN, "--", "--force", env=aws.env))
     archive = tmp_path / "model.tar.gz"
     write_model_archive(run / "model", archive)
-    bucket, key = report["model_artifact"][len("s3://"):].split("/", 1)
+    bucket, key = report["model"]["uri"][len("s3://"):].split("/", 1)
     aws.client("s3").upload_file(str(archive), bucket, key)
 
     cache = tmp_path / "cache"

@@ -4,8 +4,8 @@ Plain Python (never imports Pants). The image is unpacked once into a cache, the
 under bubblewrap with a read-only root and an /opt/ml laid out from the pipeline's local
 data and config (mlbuild.runtime.local_run).
 
-    from mlbuild.container_run import run_image
-    outcome = run_image(layout_dir, ref, config_path, address, data_dir, runs_dir, overrides)
+    from mlbuild.container_run import RunPlan, run_image
+    outcome = run_image(RunPlan(layout_dir, ref, load_config(path), address, data_dir, runs_dir, overrides))
 
     errors.py        ImageCommandError, RootfsError (user), SandboxUnavailableError (platform)
     rootfs_view.py   host-side path lookups inside a rootfs that never leave it
@@ -26,7 +26,7 @@ data and config (mlbuild.runtime.local_run).
 
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import RootfsCache, default_cache_dir
-from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.runner import RunPlan, run_image
 from mlbuild.container_run.sandbox import SandboxSpec, bwrap_argv, container_env
 
-__all__ = ["RootfsCache", "RunOutcome", "SandboxSpec", "bwrap_argv", "container_env", "default_cache_dir", "run_image"]
+__all__ = ["RootfsCache", "RunOutcome", "RunPlan", "SandboxSpec", "bwrap_argv", "container_env", "default_cache_dir", "run_image"]

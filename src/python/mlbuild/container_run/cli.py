@@ -30,7 +30,7 @@ from mlbuild.runtime.errors import HyperparameterError, MLBuildError
 from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP, check_keep
-from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.runner import RunPlan, run_image
 from mlbuild.lineage.producers import RunPins, print_reused, record_run, reusable_run_dir
 from mlbuild.runtime import hyperparameters, local_run
 
@@ -117,11 +117,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if previous is not None:
         print_reused(previous, RunPins(image_digest=args.image_digest), out)
         return 0
-    outcome = run_image(
-        args.layout, args.ref_name, args.config, args.address, args.data_dir, args.runs_dir, overrides,
-        cache_dir=args.cache_dir, stream=out, network=args.network, keep=args.keep,
+    plan = RunPlan(
+        args.layout, args.ref_name, load_config(args.config), args.address, args.data_dir, args.runs_dir, overrides,
+        cache_dir=args.cache_dir, network=args.network, keep=args.keep,
         instance_count=args.instance_count, use_gpus=not args.no_gpus,
     )
+    outcome = run_image(plan, stream=out)
     report(outcome, out)
     pins = RunPins(pex_sha256=args.pex_sha256, image_digest=args.image_digest)
     record_id = record_run(outcome.run_dir, args.address, pins)

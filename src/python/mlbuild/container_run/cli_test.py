@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 
@@ -15,11 +14,18 @@ from mlbuild.container_run.outcome import RunOutcome
 ARGS = ["--layout", "L", "--config", "c.yaml", "--address", "a:b", "--data-dir", "d", "--runs-dir", "r"]
 
 
-def _main(monkeypatch: pytest.MonkeyPatch, result: object, extra: Sequence[str] = ()) -> tuple[int, str, dict]:
+@pytest.fixture(autouse=True)
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ARGS' c.yaml, in a folder of the test's own."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("hyperparameters:\n  max_depth: 3\n  seed: 1\n")
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, result: object, extra: list[str] = []) -> tuple[int, str, dict]:
     seen: dict = {}
 
-    def fake_run_image(*args: object, **kwargs: object) -> RunOutcome:
-        seen.update(args=args, kwargs=kwargs)
+    def fake_run_image(plan: object, stream: object = None) -> RunOutcome:
+        seen.update(plan=plan)
         if isinstance(result, BaseException):
             raise result
         return result  # type: ignore[return-value]
@@ -34,8 +40,8 @@ def test_success_prints_run_model_and_metrics(monkeypatch: pytest.MonkeyPatch) -
     code, out, seen = _main(monkeypatch, outcome, ["--ref-name", "t:1", "--network", "max_depth=3", "seed=1"])
     assert code == 0
     assert "run complete: /runs/x/1" in out and "model:   /runs/x/1/model/" in out and '{"auc": 0.9}' in out
-    assert seen["args"][1] == "t:1" and seen["args"][6] == {"max_depth": "3", "seed": "1"}
-    assert seen["kwargs"]["network"] is True
+    assert seen["plan"].ref == "t:1" and seen["plan"].overrides == {"max_depth": "3", "seed": "1"}
+    assert seen["plan"].network is True and seen["plan"].config.source == ARGS[3]  # NB: parsed once, handed over
 
 
 @pytest.mark.parametrize("exit_code, expect", [(1, 1), (2, 2), (300, 255), (-9, 137)])
@@ -87,9 +93,9 @@ def test_keep_0_is_a_user_error_before_anything_runs(tmp_path: Path, capsys: pyt
 def test_instance_count_and_no_gpus_reach_run_image(monkeypatch: pytest.MonkeyPatch) -> None:
     outcome = RunOutcome(Path("/runs/x/1"), 0, None, None)
     _, _, seen = _main(monkeypatch, outcome, ["--instance-count", "3", "--no-gpus"])
-    assert seen["kwargs"]["instance_count"] == 3 and seen["kwargs"]["use_gpus"] is False
+    assert seen["plan"].instance_count == 3 and seen["plan"].use_gpus is False
     _, _, seen = _main(monkeypatch, outcome)
-    assert seen["kwargs"]["instance_count"] is None and seen["kwargs"]["use_gpus"] is True  # None: the config's
+    assert seen["plan"].instance_count is None and seen["plan"].use_gpus is True  # None: the config's
 
 
 def test_an_identical_finished_run_is_reused_unless_forced_as_pants_run_does(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

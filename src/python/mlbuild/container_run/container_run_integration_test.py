@@ -18,7 +18,8 @@ import pytest
 from mlbuild.oci.layout import read_layout
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import RootfsCache
-from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.runner import RunPlan, run_image
+from mlbuild.runtime.config import load_config
 from mlbuild.container_run.testing import real_train_image, write_pipeline
 
 ADDRESS = "src/python/pipelines/tiny:train"
@@ -33,14 +34,14 @@ def image_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def env(image_layout: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("pipeline")
     config, data_dir = write_pipeline(root)
-    return {"layout_dir": image_layout, "ref": None, "config_path": config, "address": ADDRESS,
+    return {"layout_dir": image_layout, "ref": None, "config": load_config(config), "address": ADDRESS,
             "data_dir": data_dir, "runs_dir": root / "runs", "cache_dir": root / "cache"}
 
 
 def _run(env: dict, **overrides: str) -> tuple[RunOutcome, str, float]:
     out = io.StringIO()
     start = time.monotonic()
-    outcome = run_image(**env, overrides=overrides, stream=out)
+    outcome = run_image(RunPlan(**env, overrides=overrides), stream=out)
     return outcome, out.getvalue(), time.monotonic() - start
 
 

@@ -15,7 +15,8 @@ from typing import Iterator, List
 
 import pytest
 
-from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.runner import RunPlan, run_image
+from mlbuild.runtime.config import load_config
 from mlbuild.container_run.testing import MULTI_HOST_TRAIN_SCRIPT, non_loopback_addresses, reaches, real_train_image
 from mlbuild.runtime.errors import DataError
 
@@ -54,7 +55,7 @@ def env(image: Path, rootfs_cache: Path, tmp_path: Path) -> dict:
         (root / f"data/train/part-{i}.csv").write_text("".join(f"{i},{j}\n" for j in range(i + 1)))
     (root / "data/validation").mkdir(parents=True)
     (root / "data/validation/v.csv").write_text("1\n")
-    return {"layout_dir": image, "ref": None, "config_path": root / "pipeline.yaml", "address": ADDRESS,
+    return {"layout_dir": image, "ref": None, "config": load_config(root / "pipeline.yaml"), "address": ADDRESS,
             "data_dir": root / "data", "runs_dir": root / "runs", "cache_dir": rootfs_cache, "use_gpus": False}
 
 
@@ -70,7 +71,7 @@ def listener() -> Iterator[socket.socket]:
 def _run(env: dict, **kwargs: object) -> tuple:
     out = io.StringIO()
     overrides = kwargs.pop("overrides", {})
-    outcome = run_image(**env, overrides=overrides, stream=out, **kwargs)  # type: ignore[arg-type]
+    outcome = run_image(RunPlan(**env, overrides=overrides, **kwargs), stream=out)  # type: ignore[arg-type]
     return outcome, out.getvalue()
 
 
@@ -158,7 +159,7 @@ def test_checkpoints_survive_a_rerun_on_every_host(env: dict, tmp_path: Path, co
     """Issue 12 item 5: /opt/ml/checkpoints is the job's store, kept between runs of the same job."""
     config = tmp_path / "pipeline.yaml"
     config.write_text(CONFIG + "  checkpoint_s3_uri: s3://bucket/ckpt/\n")
-    job = {**env, "config_path": config, "runs_dir": tmp_path / "runs"}
+    job = {**env, "config": load_config(config), "runs_dir": tmp_path / "runs"}
     first, out = _run(job, instance_count=count)
     assert first.exit_code == 0, out
     again, out = _run(job, instance_count=count)

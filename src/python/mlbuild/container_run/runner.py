@@ -1,6 +1,6 @@
 """`run_image`: run an OCI image's `train` on the pipeline's local data, like SageMaker would.
 
-    check bwrap -> load and validate config, overrides, channels and the image
+    check bwrap -> validate the plan's config, overrides, channels and the image
     -> rootfs from the cache -> resolve `train` -> prepare_run (staged /opt/ml)
     -> bwrap, streaming output -> finish_run(succeeded=exit code 0) -> RunOutcome
     (N > 1 hosts: multi_host.py lays out a /opt/ml per host and host_group.py runs them together)
@@ -24,7 +24,7 @@ from typing import Mapping, Optional, Protocol, Sequence, TextIO
 from mlbuild import console
 from mlbuild.oci.layout import read_layout
 from mlbuild.runtime import contract, hyperparameters
-from mlbuild.runtime.config import PipelineConfig, load_config
+from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.local_run import checkpoints_store, finish_run, job_key, local_channel_dirs, prepare_run
 from mlbuild.container_run import gpu, multi_host
 from mlbuild.container_run.bwrap_probe import check_bwrap, check_host_network
@@ -37,46 +37,50 @@ from mlbuild.container_run.sandbox import FILE_MOUNT_POINTS, MOUNT_POINTS, Sandb
 TAIL_LINES = 20
 
 
-def run_image(
-    layout_dir: Path,
-    ref: Optional[str],
-    config_path: Path,
-    address: str,
-    data_dir: Path,
-    runs_dir: Path,
-    overrides: Mapping[str, str],
-    cache_dir: Optional[Path] = None,
-    stream: TextIO = sys.stdout,
-    *,
-    network: bool = False,
-    keep: int = DEFAULT_KEEP,
-    instance_count: Optional[int] = None,
-    use_gpus: bool = True,
-    gpu_binds: Optional[gpu.GpuBinds] = None,
-    environment: Optional[Mapping[str, str]] = None,
-) -> RunOutcome:
-    """Run the image's `train` on `instance_count` hosts (default: the config's `sagemaker.instance_count`).
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What `run_image` runs: an image from a layout, the parsed config, the data and where runs go.
 
-    GPUs: `gpu_binds` when given (tests pass a fake /dev's), else what `gpu.discover()` finds on
-    this host, unless `use_gpus` is False. `environment`: a job's `Environment` (CreateTrainingJob),
-    set over the image's own, as SageMaker sets it.
+    `instance_count` defaults to the config's `sagemaker.instance_count`. GPUs: `gpu_binds` when
+    given (tests pass a fake /dev's), else what `gpu.discover()` finds on this host, unless
+    `use_gpus` is False. `environment`: a job's `Environment` (CreateTrainingJob), set over the
+    image's own, as SageMaker sets it.
     """
+
+    layout_dir: Path
+    ref: Optional[str]
+    config: PipelineConfig
+    address: str
+    data_dir: Path
+    runs_dir: Path
+    overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    cache_dir: Optional[Path] = None
+    network: bool = False
+    keep: int = DEFAULT_KEEP
+    instance_count: Optional[int] = None
+    use_gpus: bool = True
+    gpu_binds: Optional[gpu.GpuBinds] = None
+    environment: Optional[Mapping[str, str]] = None
+
+
+def run_image(plan: RunPlan, stream: TextIO = sys.stdout) -> RunOutcome:
+    """Run the image's `train` on the plan's hosts, streaming its output to `stream`."""
+    config, instance_count = plan.config, plan.instance_count
     bwrap = check_bwrap()
-    config = load_config(Path(config_path))
-    values = hyperparameters.resolve(config, overrides, "command line")
-    channels = local_channel_dirs(config, Path(data_dir))
+    values = hyperparameters.resolve(config, plan.overrides, "command line")
+    channels = local_channel_dirs(config, Path(plan.data_dir))
     count = config.sagemaker.instance_count if instance_count is None else instance_count
     multi_host.check_instance_count(count, "--instance-count" if instance_count is not None else f"{config.source}: `sagemaker.instance_count`")
     plans = multi_host.plan_hosts(config, channels, count) if count > 1 else []  # NB: sharding errors before any run dir
     if count > 1:
         check_host_network(bwrap)
-    gpus = (gpu_binds or gpu.discover()) if use_gpus else gpu.GpuBinds((), ())
-    image = read_layout(Path(layout_dir), ref)
-    env = {**container_env(image.env()), **dict(environment or {}), **gpus.env(image.env())}
+    gpus = (plan.gpu_binds or gpu.discover()) if plan.use_gpus else gpu.GpuBinds((), ())
+    image = read_layout(Path(plan.layout_dir), plan.ref)
+    env = {**container_env(image.env()), **dict(plan.environment or {}), **gpus.env(image.env())}
     workdir = posixpath.normpath(posixpath.join("/", image.runtime_config.get("WorkingDir") or "/"))
     argv = docker_argv(image.runtime_config)
 
-    cache = RootfsCache(cache_dir, keep)
+    cache = RootfsCache(plan.cache_dir, plan.keep)
     with cache.use(image, prepare=lambda root: prepare_rootfs(root, workdir)) as rootfs:
         how = "reused" if rootfs.reused else "unpacked"
         console.say(f"rootfs {rootfs.key[:12]} {how} in {rootfs.seconds:.2f}s: {rootfs.path}", stream)
@@ -84,13 +88,13 @@ def run_image(
         prepare_optional_mounts(rootfs.path, gpus=bool(gpus.devices))
         if gpus.devices:
             console.say(f"GPUs: {gpus.gpu_count} ({', '.join(gpus.devices)}); driver libraries: {len(gpus.libraries)}", stream)
-        staging = prepare_run(config, address, Path(data_dir), Path(runs_dir), overrides, link_channels=False)
+        staging = prepare_run(config, plan.address, Path(plan.data_dir), Path(plan.runs_dir), plan.overrides, link_channels=False)
         key = job_key(hyperparameters.encode(values))
         store = checkpoints_store(staging.parent, key, count) if config.sagemaker.checkpoint_s3_uri else None
         try:
             make_sagemaker_dirs(staging, config)
             spec = SandboxSpec(
-                rootfs.path.resolve(), staging.resolve(), tuple(command), env, workdir, channels, network,
+                rootfs.path.resolve(), staging.resolve(), tuple(command), env, workdir, channels, plan.network,
                 checkpoints=store.resolve() if store else None, gpus=gpus,
             )
             if count == 1:

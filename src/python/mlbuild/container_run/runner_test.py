@@ -8,6 +8,7 @@ import pytest
 
 from mlbuild.oci.errors import UserError as OCIUserError
 from mlbuild.oci.layer import LayerEntry
+from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import DataError, HyperparameterError
 from mlbuild.container_run import runner
 from mlbuild.container_run.errors import ImageCommandError, SandboxUnavailableError
@@ -22,7 +23,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     # An image whose train is a shell script: the distroless trap.
     write_image(layout, tmp_path / "blobs", [[LayerEntry.file("/usr/local/bin/train", b"#!/bin/sh\necho hi\n", 0o755)]])
     return {
-        "layout_dir": layout, "ref": None, "config_path": config, "address": "src/p:train",
+        "layout_dir": layout, "ref": None, "config": load_config(config), "address": "src/p:train",
         "data_dir": data_dir, "runs_dir": tmp_path / "runs", "overrides": {}, "cache_dir": tmp_path / "cache",
     }
 
@@ -40,7 +41,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
 )
 def test_errors_come_before_the_run_dir(setup: dict, change: dict, error: type, creates_cache: bool) -> None:
     with pytest.raises(error):
-        runner.run_image(**{**setup, **change})
+        runner.run_image(runner.RunPlan(**{**setup, **change}))
     assert not setup["runs_dir"].exists()
     assert setup["cache_dir"].exists() == creates_cache
 
@@ -51,7 +52,8 @@ def test_missing_bwrap_is_checked_first(setup: dict, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(runner, "check_bwrap", missing)
     with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap"):
-        runner.run_image(**{**setup, "config_path": Path("/nonexistent.yaml")})
+        runner.run_image(runner.RunPlan(**setup))
+    assert not setup["runs_dir"].exists() and not setup["cache_dir"].exists()
 
 
 def test_prepare_rootfs_makes_mount_points_and_workdir(tmp_path: Path) -> None:

@@ -85,11 +85,13 @@ def test_record_from_artifacts(tmp_path, capsys) -> None:
     report.write_text(json.dumps({
         "job_name": "churn-1", "job_arn": "arn:aws:sagemaker:eu-west-1:1:training-job/churn-1", "region": "eu-west-1",
         "image_uri": "r/churn@sha256:" + h("m"), "status": "Completed", "pipeline_address": PIPELINE, "git_sha": "b" * 40,
-        "pex_sha256": h("pex"), "final_metrics": {"acc": 0.6}, "model_artifact": "s3://b/churn-1/output/model.tar.gz",
+        "pex_sha256": h("pex"), "metrics": {"acc": 0.6}, "model": {"uri": "s3://b/churn-1/output/model.tar.gz", "sha256": None},
     }))
     code, out, err = _build(capsys, "--lineage-dir", root, "record", "--kind", "publish", "--report-json", report, "--parent", record.id)
     assert code == 0, err
-    assert Store(root).get("churn-1").parents == [record.id]
+    published = Store(root).get("churn-1")
+    assert published.parents == [record.id] and published.metrics == {"acc": 0.6}
+    assert published.get("model.uri") == "s3://b/churn-1/output/model.tar.gz"
 
 
 def test_provenance_and_verify(tmp_path, capsys) -> None:

@@ -192,7 +192,8 @@ def publish_record(
     image_digest: Optional[str] = None,
     **fields: Any,
 ) -> Record:
-    """A record from a SageMaker `Report.to_dict()`; `fields` add what the report lacks (data, hyperparameters).
+    """A record from a SageMaker job's `JobReport.to_dict()` (report.json); `fields` add what the
+    report lacks (data, hyperparameters).
 
     `image_digest` is the manifest digest the publisher pushed; without it (a report read
     from a file) it is the one pinned in the report's `image_uri`.
@@ -216,10 +217,15 @@ def publish_record(
             "region": report.get("region") or None,
             "status": status if status and status != "Unknown" else None,
         },
-        model={"uri": report.get("model_artifact"), "sha256": report.get("artifact_sha256")}
-        if report.get("model_artifact")
-        else None,
-        metrics=report.get("final_metrics") or None,
+        model=_report_model(report.get("model")),
+        metrics=report.get("metrics") or None,
         parents=list(parents) or None,
         **fields,
     )
+
+
+def _report_model(model: Any) -> Optional[dict]:
+    """report.json's `model` ({"uri", "sha256"}) as a record's, without the keys it does not know yet."""
+    if not isinstance(model, Mapping) or not model.get("uri"):
+        return None
+    return {"uri": model["uri"], "sha256": model.get("sha256")}

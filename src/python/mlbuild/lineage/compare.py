@@ -159,18 +159,28 @@ def format_diff(d: Dict[str, Any]) -> str:
 
 
 def previous_run(
-    store: Store, pipeline: str, before: Optional[Record] = None, kinds: Sequence[str] = RUN_KINDS
+    store: Store,
+    pipeline: str,
+    before: Optional[Record] = None,
+    kinds: Sequence[str] = RUN_KINDS,
+    exclude_job: Optional[str] = None,
 ) -> Optional[Record]:
-    """The latest successful run of `pipeline` created before `before` (or at all), with metrics."""
+    """The latest successful run of `pipeline` created before `before` (or at all), with metrics;
+    never one of job `exclude_job` (a publish that reused a job is not its own previous run)."""
     candidates = [
         r
         for r in runs(store, pipeline, kinds)
-        if r.succeeded and r.metrics and (before is None or r.created < before.created)
+        if r.succeeded
+        and r.metrics
+        and (before is None or r.created < before.created)
+        and (exclude_job is None or r.get("job.name") != exclude_job)
     ]
     return candidates[-1] if candidates else None
 
 
-def previous_metrics(store: Store, pipeline: str, before: Optional[Record] = None) -> Optional[Dict[str, Any]]:
-    """`Report(previous_metrics=...)`'s input: the previous successful run's metrics, or None."""
-    record = previous_run(store, pipeline, before)
+def previous_metrics(
+    store: Store, pipeline: str, before: Optional[Record] = None, exclude_job: Optional[str] = None
+) -> Optional[Dict[str, Any]]:
+    """A job report's `previous_metrics`: the previous successful run's metrics, or None."""
+    record = previous_run(store, pipeline, before, exclude_job=exclude_job)
     return record.metrics if record else None

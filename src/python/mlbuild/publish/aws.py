@@ -11,24 +11,26 @@ still with ECR's credentials and repository creation (see `ecr_repository`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from mlbuild import console
 from mlbuild.lineage import remote
 from mlbuild.names import ECR_REGISTRY_ENV, aws_region
-from mlbuild.publish.local import layout_digest
+from mlbuild.job_report import JobReport
+from mlbuild.lineage.collect import publish_record
+from mlbuild.publish.backend import Previous, Publication, PushedImage, Transformed, layout_digest
 from mlbuild.registry import ecr
 from mlbuild.registry.errors import AuthError
 from mlbuild.registry.push import PushResult, push_layout
 from mlbuild.registry.referrers import referrers_tag
 from mlbuild.registry.reference import parse_reference
-from mlbuild.runtime.hyperparameters import encode, resolve
+from mlbuild.runtime.hyperparameters import resolve
 from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.errors import MLBuildError, PlatformError, UserError
 from mlbuild.sagemaker.aws import Clients, resolve_region
-from mlbuild.sagemaker.report import Report
 from mlbuild.sagemaker.s3_data import listing_checksum
 from mlbuild.sagemaker.job_name import pipeline_name_from_address
 from mlbuild.sagemaker.job_request import build_request
@@ -100,7 +102,7 @@ def pinned_s3_data(config: PipelineConfig, s3: Any) -> Optional[List[Dict[str, s
     return data or None
 
 
-def upload_records(records: Sequence[Any], report: Report, s3: Any) -> List[str]:
+def upload_records(records: Sequence[Any], report: JobReport, s3: Any) -> List[str]:
     """Put the publish's lineage records next to the model in S3, so a fresh clone can find them.
 
     `<output_path>/<job>/mlbuild-lineage/<record id>.json`, for the publish record and the
@@ -124,77 +126,109 @@ def upload_records(records: Sequence[Any], report: Report, s3: Any) -> List[str]
 
 
 @dataclass(frozen=True)
-class AwsPublication:
-    """What an AWS publish did: the job's report (with its outcome when followed) and what it ran."""
+class AwsJob:
+    """A submitted SageMaker job: its report (with its outcome once followed) and what it ran."""
 
-    report: Report
-    outcome: Optional[Outcome]  # None unless followed (--wait)
+    report: JobReport
+    outcome: Optional[Outcome]  # None unless followed
     image_digest: str  # the manifest digest pushed and run
     hyperparameters: Dict[str, str]  # the resolved values, encoded as the job got them
-    clients: Any  # the session's clients, for the record's S3 pins and upload
+    config: PipelineConfig
 
-    def raise_for_status(self) -> None:
-        """A followed job that did not complete becomes JobFailedError (exit 5)."""
-        if self.outcome is not None:
-            self.outcome.raise_for_status()
+    @property
+    def name(self) -> str:
+        return self.report.job_name
 
 
-def publish_aws(
-    *,
-    layout_dir: Path,
-    ref: Optional[str],
-    config: PipelineConfig,
-    address: str,
-    git_sha: str,
-    pex_sha256: str,
-    overrides: Mapping[str, str],
-    environ: Mapping[str, str],
-    image_digest: Optional[str] = None,
-    wait: bool = False,
-    force: bool = False,
-    previous_metrics: Optional[Mapping[str, float]] = None,
-    follow: FollowOptions = FollowOptions(),
-    log: Callable[[str], None] = console.say,
-) -> AwsPublication:
-    """Push the image to ECR and submit its training job: the request is built (and validated)
-    once, before anything is pushed, and submitted as built.
+@dataclass
+class AwsBackend:
+    """ECR + SageMaker (the `Backend` protocol). The job request is built (and validated) once, in
+    `push`, before anything is pushed, and submitted as built in `train`."""
 
-    `image_digest` is the manifest digest the build reported (Pants knows it); without it the
-    layout's index says.
-    """
-    digest = image_digest or layout_digest(layout_dir, ref)
-    values = resolve(config, overrides, "command line")
-    destination = ecr_repository(config, address, environ)
-    request = build_request(
-        config,
-        image_uri=f"{destination}@{digest}",
-        hyperparameter_values=values,
-        pipeline_address=address,
-        git_sha=git_sha,
-        pex_sha256=pex_sha256,
-        metric_names=config.metrics,
-        image_digest=digest,
-    )
-    clients = Clients.create(config.sagemaker.region, environ)
-    check_channel_data(config, clients.s3)
-    result = push_image(layout_dir, ref, config, address, destination, environ)
-    if result.digest != digest:
-        raise PlatformError(
-            f"{layout_dir}: pushed manifest {result.digest}, but the build reported {digest}. "
-            "Fix: package again (`./pants package`) so the layout and its digest agree, then publish."
+    environ: Mapping[str, str]
+    follow: Optional[FollowOptions] = None  # follow the job to its end (`--wait`); None: submit and return
+    log: Callable[[str], None] = console.say
+    name: str = "aws"
+    _request: Optional[Dict[str, Any]] = field(default=None, init=False, repr=False)
+    _clients: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def clients(self) -> Any:
+        if self._clients is None:
+            raise PlatformError("AwsBackend: push before train (a bug).")
+        return self._clients
+
+    def push(self, publication: Publication) -> PushedImage:
+        config, address = publication.config, publication.address
+        digest = publication.image_digest or layout_digest(publication.layout_dir, publication.ref)
+        destination = ecr_repository(config, address, self.environ)
+        self._request = build_request(
+            config,
+            image_uri=f"{destination}@{digest}",
+            hyperparameter_values=resolve(config, publication.overrides, "command line"),
+            pipeline_address=address,
+            git_sha=publication.git_sha,
+            pex_sha256=publication.pex_sha256,
+            image_digest=digest,
         )
-    report = submit_job(
-        request,
-        pipeline_name=pipeline_name_from_address(address),
-        clients=clients,
-        force=force,
-        previous_metrics=previous_metrics,
-        log=log,
-    )
-    outcome = None
-    if wait:
-        report, outcome = follow_report(report, clients, follow, out=log)
-    return AwsPublication(report, outcome, digest, encode(values), clients)
+        self._clients = Clients.create(config.sagemaker.region, self.environ)
+        check_channel_data(config, self._clients.s3)
+        result = push_image(publication.layout_dir, publication.ref, config, address, destination, self.environ)
+        if result.digest != digest:
+            raise PlatformError(
+                f"{publication.layout_dir}: pushed manifest {result.digest}, but the build reported {digest}. "
+                "Fix: package again (`./pants package`) so the layout and its digest agree, then publish."
+            )
+        return PushedImage(f"{destination}@{digest}", digest)
+
+    def train(self, publication: Publication, image: PushedImage) -> AwsJob:
+        if self._request is None:
+            raise PlatformError("AwsBackend: push before train (a bug).")
+        report = submit_job(
+            self._request, pipeline_name=pipeline_name_from_address(publication.address), clients=self.clients,
+            force=publication.force, log=self.log,
+        )  # fmt: skip
+        return AwsJob(report, None, image.digest, dict(self._request["HyperParameters"]), publication.config)
+
+    def wait(self, job: AwsJob) -> AwsJob:
+        if self.follow is None:
+            return job
+        report, outcome = follow_report(job.report, self.clients, self.follow, out=self.log)
+        return dataclasses.replace(job, report=report, outcome=outcome)
+
+    def report(self, job: AwsJob, previous: Previous) -> JobReport:
+        return job.report.replace(
+            previous_metrics=dict(previous.metrics) if previous.metrics is not None else None,
+            previous_note=previous.note,
+        )
+
+    def record(self, job: AwsJob, report: JobReport) -> Any:
+        return publish_record(
+            report.to_dict(), image_digest=job.image_digest, hyperparameters=job.hyperparameters,
+            data=pinned_s3_data(job.config, self.clients.s3),
+        )  # fmt: skip
+
+    def share(self, records: Sequence[Any], job: AwsJob) -> None:
+        upload_records(records, job.report, self.clients.s3)
+
+    def exit_code(self, job: AwsJob) -> int:
+        """A followed job that did not complete becomes JobFailedError (exit 5)."""
+        if job.outcome is not None:
+            job.outcome.raise_for_status()
+        return 0
+
+    def transform(self, job: AwsJob, input_path: str, output: str) -> Transformed:
+        """A SageMaker batch transform of `input_path` (s3://) with the job's model, followed when the job was."""
+        from mlbuild.sagemaker.aws import describe_training_job
+        from mlbuild.sagemaker.transform import follow_transform, spec_from_training_job, submit_transform
+
+        described = describe_training_job(self.clients.sagemaker, job.report.job_name) or {}
+        pipeline = pipeline_name_from_address(job.report.pipeline_address)
+        spec = spec_from_training_job(described, pipeline, input_path, output)
+        submission = submit_transform(spec, self.clients.sagemaker, self.log)
+        if self.follow is not None:
+            follow_transform(submission.job.name, sagemaker=self.clients.sagemaker, out=self.log).raise_for_status()
+        return Transformed(output, f"transform job {submission.job.name} ({submission.status}) with the model of {job.report.job_name}")
 
 
 def push_image(layout_dir: Path, ref: Optional[str], config: PipelineConfig, address: str, destination: str, environ: Mapping[str, str]) -> PushResult:

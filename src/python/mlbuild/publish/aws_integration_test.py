@@ -15,7 +15,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional
 
 import pytest
 
@@ -185,7 +185,7 @@ def publish(tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFi
         "--backend", "aws", "--layout", str(layout), "--ref-name", "img:1", "--config", str(config),
         "--address", ADDRESS, "--data-dir", str(tmp_path / "unused-sample-data"),
         "--pex-sha256", PEX_SHA256, "--git-sha", GIT_SHA, "--report-dir", str(report_dir),
-    ])
+    ])  # fmt: skip
     out, err = capsys.readouterr()
     m = _PUSH_LINE.search(err)
     push = {k: (v if k == "uri" else int(v)) for k, v in m.groupdict().items()} if m else None
@@ -195,7 +195,7 @@ def publish(tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFi
         json.loads(report_json.read_text()) if report_json.exists() else None,
         report_md.read_text() if report_md.exists() else None,
         push, registry.uploaded_digests(since),
-    )
+    )  # fmt: skip
 
 
 # --- the tests
@@ -224,20 +224,20 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     # Exactly one job, running the pushed image by digest.
     (job,) = training_jobs()
     report = run.report
-    assert report is not None and report["created"] is True and job["TrainingJobName"] == report["job_name"]
+    assert report is not None and report["reused"] is False and job["TrainingJobName"] == report["job_name"]
     described = sagemaker().describe_training_job(TrainingJobName=report["job_name"])
     assert described["AlgorithmSpecification"]["TrainingImage"] == image_uri == report["image_uri"]
     assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in described["InputDataConfig"]] == [
         "s3://bucket/data/train/", "s3://bucket/data/validation/",
-    ]
+    ]  # fmt: skip
     assert described["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/T"
 
     # The report: console and CloudWatch links, the model artifact, in the JSON and the Markdown.
     name = report["job_name"]
     assert report["console_url"] == f"https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/{name}"
-    assert report["log_url"].startswith("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:")
-    assert name in report["log_url"]
-    assert report["model_artifact"] == f"s3://bucket/models/{name}/output/model.tar.gz"
+    assert report["logs"].startswith("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:")
+    assert name in report["logs"]
+    assert report["model"]["uri"] == f"s3://bucket/models/{name}/output/model.tar.gz"
     # The lineage record sits next to the model, so a fresh clone can find it.
     import boto3
 
@@ -270,7 +270,7 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
         by_hash = json.loads(capsys.readouterr().out)
         assert code == 0 and list(by_hash["records"]) == list(found["records"]), query
     assert run.markdown is not None
-    for link in (report["console_url"], report["log_url"], report["model_artifact"], image_uri):
+    for link in (report["console_url"], report["logs"], report["model"]["uri"], image_uri):
         assert link in run.markdown
     assert run.out == run.markdown  # printed as written
 
@@ -285,7 +285,7 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
         inspected = subprocess.run(
             [skopeo, "inspect", "--tls-verify=false", "--creds", aws.creds, f"docker://{image_uri}"],
             check=True, capture_output=True, text=True,
-        )
+        )  # fmt: skip
         assert json.loads(inspected.stdout)["Digest"] == digest
 
 
@@ -301,7 +301,7 @@ def test_republishing_the_same_artifact_uploads_nothing_and_submits_nothing(aws:
     assert (second.push["uploaded"], second.push["uploaded_bytes"], second.push["skipped"]) == (0, 0, len(layout_blobs(layout)))
     assert second.registry_uploads == []
     assert first.report is not None and second.report is not None
-    assert second.report["job_name"] == first.report["job_name"] and second.report["created"] is False
+    assert second.report["job_name"] == first.report["job_name"] and second.report["reused"] is True
     assert "already exists with the same image and hyperparameters" in second.err
     assert len(training_jobs()) == 1  # NB: moto would accept a duplicate; this is mlbuild's describe-first check
 
@@ -323,7 +323,7 @@ def test_a_code_only_change_uploads_only_the_new_layer(aws: Registry, tmp_path: 
     assert (run.push["uploaded"], run.push["uploaded_bytes"]) == (len(fresh), sum(fresh.values()))
     assert run.push["skipped"] == len(new) - len(fresh)
     assert sorted(run.registry_uploads) == sorted(fresh)
-    assert run.report is not None and run.report["created"] is True and len(training_jobs()) == 2  # a new image is a new job
+    assert run.report is not None and run.report["reused"] is False and len(training_jobs()) == 2  # a new image is a new job
 
 
 def _drop(line: str) -> Callable[[str], str]:
@@ -349,7 +349,7 @@ BAD_INPUTS = [
 def test_bad_inputs_are_clear_errors_and_publish_nothing(
     aws: Registry, foreign_registry: Registry, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
     edit: Optional[Callable[[str], str]], built: bool, foreign: bool, fragments: list,
-) -> None:
+) -> None:  # fmt: skip
     target = foreign_registry if foreign else aws
     monkeypatch.setenv("MLBUILD_ECR_REGISTRY", target.host)
     repo = "mlbuild/bad"
@@ -373,32 +373,87 @@ def test_bad_inputs_are_clear_errors_and_publish_nothing(
     assert ecr_repositories() == ([repo] if foreign else [])
 
 
-def test_the_typed_api_returns_the_report_and_the_digest_pants_built(aws: Registry, tmp_path: Path) -> None:
-    from mlbuild.publish import aws as aws_backend
+def test_the_typed_api_refuses_a_digest_that_is_not_the_layouts(aws: Registry, tmp_path: Path) -> None:
+    from mlbuild.publish.aws import AwsBackend
+    from mlbuild.publish.backend import Publication
     from mlbuild.runtime.config import load_config
 
     layout = make_layout(tmp_path / "typed")
-    digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
     config = load_config(write_config(tmp_path / "pipeline.yaml", "mlbuild/typed"))
-    common: Dict[str, Any] = dict(
-        layout_dir=layout, ref="img:1", config=config, address=ADDRESS, git_sha=GIT_SHA, pex_sha256=PEX_SHA256,
-        overrides={"max_depth": "6"}, environ=os.environ,
-    )
     # A digest that is not the layout's (the layout changed after the build): nothing is submitted.
+    publication = Publication(layout, "img:1", config, ADDRESS, {}, GIT_SHA, PEX_SHA256, image_digest="sha256:" + "0" * 64)
     with pytest.raises(Exception, match="the build reported"):
-        aws_backend.publish_aws(**common, image_digest="sha256:" + "0" * 64)
+        AwsBackend(os.environ).push(publication)
     assert training_jobs() == []
 
-    published = aws_backend.publish_aws(**common, image_digest=digest)
-    assert published.image_digest == digest and published.outcome is None
-    assert published.report.created is True and published.report.image_uri == f"{aws.host}/mlbuild/typed@{digest}"
-    assert published.hyperparameters["max_depth"] == "6"
-    (job,) = training_jobs()
-    assert job["TrainingJobName"] == published.report.job_name
+
+def _local_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from mlbuild.container_run.testing import write_pipeline
+    from mlbuild.publish import local
+    from mlbuild.publish.testing import fake_run_image
+
+    _, data_dir = write_pipeline(tmp_path / "sample")
+    for channel in ("train", "validation"):  # NB: the AWS config's channels, as sample data
+        (data_dir / channel).mkdir(parents=True, exist_ok=True)
+        (data_dir / channel / "rows.csv").write_text("a,b\n1,2\n")
+    monkeypatch.setattr(local, "run_image", fake_run_image(tmp_path / "trainings.txt"))
+    return local.LocalBackend(data_dir, tmp_path / "local", log=lambda line: None)
+
+
+def _aws_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from mlbuild.publish.aws import AwsBackend
+    from mlbuild.sagemaker.wait import FollowOptions
+
+    return AwsBackend(os.environ, follow=FollowOptions(poll_seconds=0, logs=False), log=lambda line: None)
+
+
+@pytest.mark.parametrize("make_backend", [_local_backend, _aws_backend], ids=["local", "aws"])
+def test_both_backends_publish_through_the_same_calls(
+    aws: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_backend
+) -> None:
+    """The `Backend` protocol, driven by the one workflow: the same publication, the same report
+    type, previous metrics from the lineage store, the record kept there."""
+    from mlbuild.job_report import REPORT_KEYS, JobReport, render_markdown
+    from mlbuild.lineage.record import make_record
+    from mlbuild.lineage.store import Store
+    from mlbuild.publish import workflow
+    from mlbuild.publish.backend import Publication
+    from mlbuild.runtime.config import load_config
+
+    layout = make_layout(tmp_path / "img")
+    digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    config = load_config(write_config(tmp_path / "pipeline.yaml", "mlbuild/table"))
+    publication = Publication(layout, "img:1", config, ADDRESS, {"max_depth": "6"}, GIT_SHA, PEX_SHA256, image_digest=digest)
+    store = Store(tmp_path / "store")
+    store.put(make_record("run", ADDRESS, "2020-01-01T00:00:00Z", job={"name": "earlier", "status": "Completed"},
+                          metrics={"validation:auc": 0.5}))  # fmt: skip
+    backend = make_backend(tmp_path, monkeypatch)
+    written: list = []
+    published = workflow.publish(backend, publication, store, write_report=written.append, save_record=store.put)
+
+    report = published.report
+    assert written == [report] and isinstance(report, JobReport) and report.backend == backend.name
+    assert sorted(report.to_dict()) == list(REPORT_KEYS)
+    assert report.status == "Completed" and report.image_digest == digest and report.reused is False
+    assert report.pipeline_address == ADDRESS and report.git_sha == GIT_SHA and report.pex_sha256 == PEX_SHA256
+    assert report.model and report.model["uri"] and report.metrics
+    assert report.previous_metrics == {"validation:auc": 0.5} and "| previous |" in render_markdown(report)
+    assert backend.exit_code(published.job) == 0
+    (record,) = [r for r in store.records() if r.kind == "publish"]
+    assert record.get("job.name") == report.job_name and record.get("image.manifest_digest") == digest
+
+    # Published again: the same job, reused, and still compared with the run before it, not itself.
+    again = workflow.publish(backend, publication, store, write_report=written.append, save_record=store.put).report
+    assert again.job_name == report.job_name and again.reused is True
+    assert again.previous_metrics == {"validation:auc": 0.5}
+
+    # No lineage store: the report says so.
+    alone = workflow.publish(backend, publication, None, write_report=written.append, save_record=lambda r: None).report
+    assert alone.previous_metrics is None and "no lineage store" in render_markdown(alone)
 
 
 def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_data(aws: Registry, tmp_path: Path, capsys) -> None:
-    """What `pants publish` submits for a config like lightgbm_dist's: 2 spot instances."""
+    """What `pants publish` submits for a config like lightgbm_dist's (issue 12): 2 spot instances."""
 
     def multi_instance_spot(text: str) -> str:
         text = text.replace("    s3: s3://bucket/data/train/\n", "    s3: s3://bucket/data/train/\n    distribution: ShardedByS3Key\n")
@@ -409,7 +464,7 @@ def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_dat
 
     config = write_config(tmp_path / "pipeline.yaml", "mlbuild/spot", multi_instance_spot)
     run = publish(tmp_path, make_layout(tmp_path / "img"), config, capsys, aws, "spot")
-    assert run.code == 0 and run.report is not None, run.err
+    assert run.code == 0, run.err
     described = sagemaker().describe_training_job(TrainingJobName=run.report["job_name"])
     assert described["ResourceConfig"]["InstanceCount"] == 2
     assert described["EnableManagedSpotTraining"] is True

@@ -4,10 +4,10 @@
         --data-dir DIR --pex-sha256 HEX [--image-digest sha256:HEX] --git-sha SHA --report-dir DIR
         [--backend auto|local|aws] [--registry HOST:PORT/REPO] [--wait] [--force] [name=value ...]
 
-A thin shell: the config is loaded once here, and the backends are typed calls
-(`aws.publish_aws` returns the job's `Report`, `local.publish_local` its `LocalJob`); the
-lineage record is built from what they return. Writes `report.json` (one schema for both
-backends, publish/report.py) and `report.md` (postable verbatim as a PR comment) to
+A thin shell: the config is loaded once here, the backend chosen and made, and
+`workflow.publish` drives it through the `Backend` protocol (push, train, wait, report,
+record). Writes `report.json` (`JobReport.to_dict()`, one schema for both backends) and
+`report.md` (`job_report.render_markdown`, postable verbatim as a PR comment) to
 --report-dir and prints the Markdown. Exit codes are decided here only, from mlbuild.names'
 table: 0 ok, 2 user error (including a local job whose pipeline raised), 3 platform error,
 4 job name conflict, 5 job failed (also a local job that failed otherwise, e.g. killed),
@@ -17,22 +17,21 @@ table: 0 ok, 2 user error (including a local job whose pipeline raised), 3 platf
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
-from typing import Any, List, Mapping, Optional
+from typing import List, Optional
 
 from mlbuild import console, flags
-from mlbuild.lineage.collect import publish_record
-from mlbuild.lineage.compare import previous_metrics
+from mlbuild.job_report import JobReport, render_markdown
 from mlbuild.lineage.digests import bare_hex
 from mlbuild.lineage.producers import configured_store, save
 from mlbuild.lineage.record import source_from_revision
 from mlbuild.lineage.source import current_source
+from mlbuild.lineage.store import Store
 from mlbuild.names import LOCAL_PUBLISH_DIR
-from mlbuild.publish.backend import choose_backend
-from mlbuild.publish.report import aws_report
-from mlbuild.runtime.config import PipelineConfig, load_config
+from mlbuild.publish import workflow
+from mlbuild.publish.backend import Backend, Publication, choose_backend
+from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import MLBuildError, UserError
 from mlbuild.runtime.hyperparameters import parse_assignments
 
@@ -59,58 +58,42 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    backend = choose_backend(config, args.backend, os.environ)
+    choice = choose_backend(config, args.backend, os.environ)
     for flag, folder in (("--report-dir", args.report_dir), ("--local-root", args.local_root)):
         _check_folder(flag, folder)
-    overrides = parse_assignments(args.assignments, config)
+    publication = Publication(
+        layout_dir=args.layout, ref=args.ref_name, config=config, address=args.address,
+        overrides=parse_assignments(args.assignments, config), git_sha=args.git_sha, pex_sha256=args.pex_sha256,
+        image_digest=args.image_digest, force=args.force,
+    )  # fmt: skip
     args.report_dir.mkdir(parents=True, exist_ok=True)
-    console.say(f"publishing {args.address} with the {backend} backend")
-    if backend == "aws":
-        return publish_to_aws(args, config, overrides)
-    return publish_locally(args, config, overrides)
-
-
-def publish_to_aws(args: argparse.Namespace, config: PipelineConfig, overrides: Mapping[str, str]) -> int:
-    from mlbuild.publish import aws
-
+    console.say(f"publishing {args.address} with the {choice} backend")
+    backend = make_backend(choice, args)
     store = configured_store()
-    publication = aws.publish_aws(
-        layout_dir=args.layout, ref=args.ref_name, config=config, address=args.address, git_sha=args.git_sha,
-        pex_sha256=args.pex_sha256, overrides=overrides, environ=os.environ, image_digest=args.image_digest,
-        wait=args.wait, force=args.force, previous_metrics=previous_metrics(store, args.address) if store is not None else None,
-    )
-    # NB: the report is written and the record made before a failed job becomes an exit code.
-    write_report(args.report_dir, aws_report(publication.report), publication.report.to_markdown())
-    record = publish_record(
-        publication.report.to_dict(),
-        image_digest=publication.image_digest,
-        hyperparameters=publication.hyperparameters,
-        data=aws.pinned_s3_data(config, publication.clients.s3),
-    )
-    record_publish(record)
-    aws.upload_records([*package_records(publication.image_digest), record], publication.report, publication.clients.s3)
-    publication.raise_for_status()
-    return 0
+    published = workflow.publish(
+        backend, publication, store,
+        write_report=lambda report: write_report(args.report_dir, report),
+        save_record=record_publish,
+        package_records=package_records(store, args.image_digest) if choice == "aws" else (),
+    )  # fmt: skip
+    return backend.exit_code(published.job)
 
 
-def publish_locally(args: argparse.Namespace, config: PipelineConfig, overrides: Mapping[str, str]) -> int:
-    from mlbuild.publish import local
+def make_backend(choice: str, args: argparse.Namespace) -> Backend:
+    if choice == "aws":
+        from mlbuild.publish.aws import AwsBackend
+        from mlbuild.sagemaker.wait import FollowOptions
 
-    job = local.publish_local(
-        layout_dir=args.layout, ref=args.ref_name, config=config, config_path=args.config, address=args.address,
-        data_dir=args.data_dir, overrides=overrides, root=args.local_root, image_digest=args.image_digest,
-        registry=args.registry, force=args.force, log=console.say,
-    )
-    previous = local.previous_metrics(args.local_root, args.address, exclude=job.name)
-    report = local.local_report(job, previous, git_sha=args.git_sha, pex_sha256=args.pex_sha256)
-    record_publish(local.local_record(job, publish_source(args.git_sha)))
-    write_report(args.report_dir, report, local.local_markdown(report))
-    return local.job_exit_code(job)
+        return AwsBackend(os.environ, follow=FollowOptions() if args.wait else None)
+    from mlbuild.publish.local import LocalBackend
+
+    return LocalBackend(args.data_dir, args.local_root, args.registry, source=publish_source(args.git_sha))
 
 
-def write_report(report_dir: Path, report: Mapping[str, Any], markdown: str) -> None:
+def write_report(report_dir: Path, report: JobReport) -> None:
     report_json, report_md = report_dir / "report.json", report_dir / "report.md"
-    report_json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    markdown = render_markdown(report)
+    report_json.write_text(report.to_json())
     report_md.write_text(markdown)
     print(markdown, end="", flush=True)
     console.say(f"report written to {report_json} and {report_md}")
@@ -135,9 +118,8 @@ def publish_source(git_sha: str) -> Optional[dict]:
     return current_source(os.environ)
 
 
-def package_records(image_digest: Optional[str]) -> list:
+def package_records(store: Optional[Store], digest: Optional[str]) -> list:
     """The local package records of the published image: uploaded with the publish record."""
-    store, digest = configured_store(), image_digest
     if store is None or not digest:
         return []
     try:

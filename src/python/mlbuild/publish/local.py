@@ -27,22 +27,22 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence
 
 from mlbuild import console
-from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.runner import RunPlan, run_image
+from mlbuild.job_report import JobReport
 from mlbuild.lineage.digests import model_checksum, tree_checksum
 from mlbuild.lineage.errors import RecordError
 from mlbuild.lineage.record import Record, make_record
 from mlbuild.lineage.reuse import is_reusable, run_inputs
 from mlbuild.oci.layout import read_layout, write_layout
-from mlbuild.publish import report as publish_report
+from mlbuild.publish.backend import Previous, Publication, PushedImage, Transformed, layout_digest
 from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.oci import referrer
 from mlbuild.registry.push import content_tag, push_layout
 from mlbuild.runtime import contract, hyperparameters
-from mlbuild.names import EXIT_JOB_FAILED, HOSTS_RECORD, LOCAL_PUBLISH_DIR, image_entries
-from mlbuild.runtime.config import PipelineConfig
+from mlbuild.names import EXIT_JOB_FAILED, HOSTS_RECORD, LOCAL_PUBLISH_DIR
 from mlbuild.runtime.errors import PlatformError, UserError
 from mlbuild.runtime.local_run import local_channel_dirs
 from mlbuild.sagemaker.job_name import forced_job_names, job_name, pipeline_name_from_address
@@ -61,22 +61,7 @@ class LocalJob:
     reused: bool
     record: Dict[str, Any]
     job_dir: Path
-
-
-def layout_digest(layout_dir: Path, ref: Optional[str]) -> str:
-    """The manifest digest of image `ref` in an OCI layout; a user error if it isn't there."""
-    index_file = Path(layout_dir) / "index.json"
-    if not index_file.is_file():
-        raise UserError(
-            f"{layout_dir}: not an OCI image layout (no index.json); the image was not built. "
-            "Fix: build it first (`./pants package <pipeline target>`) and pass its `.oci` folder as --layout."
-        )
-    for manifest in image_entries(json.loads(index_file.read_text()), ref):
-        return manifest["digest"]
-    raise UserError(
-        f"{layout_dir}: no image named {ref!r} in index.json. "
-        "Fix: pass the --ref the image was built with, or rebuild the image layout."
-    )
+    publication: Optional[Publication] = None  # what was published (None for a job read back from job.json alone)
 
 
 def store_image(layout_dir: Path, ref: Optional[str], digest: str, repository: str, root: Path, registry: Optional[str]) -> str:
@@ -89,73 +74,108 @@ def store_image(layout_dir: Path, ref: Optional[str], digest: str, repository: s
     return f"oci:{store}/{repository}@{digest}"
 
 
-def publish_local(
-    *,
-    layout_dir: Path,
-    ref: Optional[str],
-    config: PipelineConfig,
-    config_path: Path,
-    address: str,
-    data_dir: Path,
-    overrides: Mapping[str, str],
-    root: Path = LOCAL_ROOT,
-    registry: Optional[str] = None,
-    force: bool = False,
-    log=print,
-    image_digest: Optional[str] = None,
-) -> LocalJob:
-    values = hyperparameters.resolve(config, overrides, "command line")
-    encoded = hyperparameters.encode(values)
-    data = {name: tree_checksum(path) for name, path in local_channel_dirs(config, data_dir).items()}
-    digest = image_digest or layout_digest(layout_dir, ref)  # NB: Pants passes the digest it built
-    repository = config.sagemaker.image_repository or pipeline_name_from_address(address)
-    # NB: write_layout rewrites the local store's index.json: one writer at a time (a registry serialises itself).
-    with _locked(root / ".registry.lock", "the local image store", log) if not registry else contextlib.nullcontext():
-        image_uri = store_image(layout_dir, ref, digest, repository, root, registry)
-    log(f"image: {image_uri}")
-    inputs = run_inputs(digest, encoded, data)  # NB: what names the job and what reuse compares
-    pipeline = pipeline_name_from_address(address)
-    name = _claim_forced_name(root / "jobs", pipeline, inputs) if force else job_name(pipeline, inputs)
-    job_dir = root / "jobs" / name
-    # NB: the job is claimed while it trains: an identical publish started meanwhile waits here,
-    # then finds it completed and reuses it, instead of training a second time.
-    with _locked(job_dir / JOB_LOCK, f"job {name} (an identical publish is training it)", log):
-        existing = _read_job(job_dir)
-        if existing is not None and not force and is_reusable(existing.get("status"), _job_inputs(existing), inputs):
-            log(f"job {name} already completed with this image, hyperparameters and data: reusing it (--force to train again)")
-            return LocalJob(name, "Completed", image_uri, True, existing, job_dir)
-        started = _now()
-        outcome = run_image(layout_dir, ref, config_path, address, data_dir, root / "runs", overrides)
-        record: Dict[str, Any] = {
-            "job_name": name,
-            "status": "Completed" if outcome.succeeded else "Failed",
-            "image_uri": image_uri,
-            "image_digest": digest,
-            "pipeline_address": address,
-            "hyperparameters": encoded,
-            "data": data,
-            "run_dir": str(outcome.run_dir),
-            "start": started,
-            "end": _now(),
-            "metrics": outcome.metrics or {},
-            "failure_reason": outcome.failure_reason,
-            "exit_code": outcome.exit_code,
-        }
-        log_file = Path(outcome.run_dir) / contract.LOG_FILE
-        if log_file.is_file():
-            record["log"] = str(log_file)  # NB: on N hosts, every host's lines, prefixed [algo-N]
-        hosts_file = Path(outcome.run_dir) / HOSTS_RECORD
-        if hosts_file.is_file():
-            record["hosts"] = json.loads(hosts_file.read_text())
-        if outcome.succeeded:
-            archive = job_dir / "output" / "model.tar.gz"
-            sha256 = write_model_archive(outcome.model_dir, archive)
-            record["model"] = {"uri": str(archive), "sha256": sha256, "checksum": model_checksum(archive)}
-        job_dir.mkdir(parents=True, exist_ok=True)
-        tmp = job_dir / f".{JOB_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, job_dir / JOB_FILE)
-        return LocalJob(name, record["status"], image_uri, False, record, job_dir)
+@dataclass
+class LocalBackend:
+    """The offline backend (the `Backend` protocol): a local OCI store or registry, mlbuild's
+    container runner on the sample data, jobs and their records under `root`."""
+
+    data_dir: Path  # the sample data the job trains on
+    root: Path = LOCAL_ROOT
+    registry: Optional[str] = None  # push here (host:port/repo) instead of the local OCI store
+    source: Optional[Mapping[str, Any]] = None  # the revision published, for the lineage record
+    log: Callable[[str], None] = console.say
+    name: str = "local"
+
+    def push(self, publication: Publication) -> PushedImage:
+        digest = publication.image_digest or layout_digest(publication.layout_dir, publication.ref)  # NB: Pants passes the digest it built
+        repository = publication.config.sagemaker.image_repository or pipeline_name_from_address(publication.address)
+        # NB: write_layout rewrites the local store's index.json: one writer at a time (a registry serialises itself).
+        registry = self.registry
+        with _locked(self.root / ".registry.lock", "the local image store", self.log) if not registry else contextlib.nullcontext():
+            image_uri = store_image(publication.layout_dir, publication.ref, digest, repository, self.root, registry)
+        self.log(f"image: {image_uri}")
+        return PushedImage(image_uri, digest)
+
+    def train(self, publication: Publication, image: PushedImage) -> LocalJob:
+        config, address, root = publication.config, publication.address, self.root
+        values = hyperparameters.resolve(config, publication.overrides, "command line")
+        encoded = hyperparameters.encode(values)
+        data = {name: tree_checksum(path) for name, path in local_channel_dirs(config, self.data_dir).items()}
+        inputs = run_inputs(image.digest, encoded, data)  # NB: what names the job and what reuse compares
+        pipeline = pipeline_name_from_address(address)
+        name = _claim_forced_name(root / "jobs", pipeline, inputs) if publication.force else job_name(pipeline, inputs)
+        job_dir = root / "jobs" / name
+        # NB: the job is claimed while it trains: an identical publish started meanwhile waits here,
+        # then finds it completed and reuses it, instead of training a second time.
+        with _locked(job_dir / JOB_LOCK, f"job {name} (an identical publish is training it)", self.log):
+            existing = _read_job(job_dir)
+            if existing is not None and not publication.force and is_reusable(existing.get("status"), _job_inputs(existing), inputs):
+                self.log(f"job {name} already completed with this image, hyperparameters and data: reusing it (--force to train again)")
+                return LocalJob(name, "Completed", image.uri, True, existing, job_dir, publication)
+            started = _now()
+            plan = RunPlan(
+                layout_dir=publication.layout_dir, ref=publication.ref, config=config, address=address,
+                data_dir=self.data_dir, runs_dir=root / "runs", overrides=publication.overrides,
+            )  # fmt: skip
+            outcome = run_image(plan)
+            record: Dict[str, Any] = {
+                "job_name": name,
+                "status": "Completed" if outcome.succeeded else "Failed",
+                "image_uri": image.uri,
+                "image_digest": image.digest,
+                "pipeline_address": address,
+                "hyperparameters": encoded,
+                "data": data,
+                "run_dir": str(outcome.run_dir),
+                "start": started,
+                "end": _now(),
+                "metrics": outcome.metrics or {},
+                "failure_reason": outcome.failure_reason,
+                "exit_code": outcome.exit_code,
+            }
+            log_file = Path(outcome.run_dir) / contract.LOG_FILE
+            if log_file.is_file():
+                record["log"] = str(log_file)  # NB: on N hosts, every host's lines, prefixed [algo-N]
+            hosts_file = Path(outcome.run_dir) / HOSTS_RECORD
+            if hosts_file.is_file():
+                record["hosts"] = json.loads(hosts_file.read_text())
+            if outcome.succeeded:
+                archive = job_dir / "output" / "model.tar.gz"
+                sha256 = write_model_archive(outcome.model_dir, archive)
+                record["model"] = {"uri": str(archive), "sha256": sha256, "checksum": model_checksum(archive)}
+            job_dir.mkdir(parents=True, exist_ok=True)
+            tmp = job_dir / f".{JOB_FILE}.{os.getpid()}"
+            tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, job_dir / JOB_FILE)
+            return LocalJob(name, record["status"], image.uri, False, record, job_dir, publication)
+
+    def wait(self, job: LocalJob) -> LocalJob:
+        return job  # NB: a local job runs in the foreground: train returns once it has ended
+
+    def report(self, job: LocalJob, previous: Previous) -> JobReport:
+        return local_report(job, previous)
+
+    def record(self, job: LocalJob, report: JobReport) -> Record:
+        return local_record(job, self.source)
+
+    def share(self, records: Sequence[Record], job: LocalJob) -> None:
+        return None  # NB: the local lineage store is the only place a local job's records go
+
+    def exit_code(self, job: LocalJob) -> int:
+        return job_exit_code(job)
+
+    def transform(self, job: LocalJob, input_path: str, output: str) -> Transformed:
+        """Serve the job's model.tar.gz with the image's own `serve` and transform `input_path` through it."""
+        from mlbuild.container_run.serve import serve_image
+        from mlbuild.serving.transform import TransformConfig, run_transform
+
+        model = (job.record.get("model") or {}).get("uri")
+        if job.status != "Completed" or not model:
+            raise UserError(f"job {job.name} is {job.status} and has no model to transform with. Fix: publish a job that completes.")
+        publication = job.publication
+        with serve_image(publication.layout_dir, publication.ref, Path(model)) as url:
+            result = run_transform(url, Path(input_path), Path(output), TransformConfig().validate(), self.log)
+        return Transformed(output, f"{result.records} records from {len(result.files)} files with the model of {job.name}")
 
 
 def _read_job(job_dir: Path) -> Optional[Dict[str, Any]]:
@@ -164,7 +184,7 @@ def _read_job(job_dir: Path) -> Optional[Dict[str, Any]]:
     except FileNotFoundError:
         return None
     except ValueError as e:
-        raise PlatformError(f"{job_dir / JOB_FILE}: not JSON ({e}). Fix: delete {job_dir} and publish again.") from e
+        raise PlatformError(f"{job_dir / JOB_FILE}: not JSON ({e}). Fix: delete {job_dir} and publish again.")
     return record if isinstance(record, dict) else None
 
 
@@ -237,34 +257,32 @@ def local_record(job: LocalJob, source: Optional[Mapping[str, Any]] = None) -> R
     )
 
 
-def local_report(job: LocalJob, previous: Optional[Mapping[str, float]] = None, git_sha: str = "", pex_sha256: str = "") -> Dict[str, Any]:
-    """The job's report in the schema both backends share (publish/report.py)."""
-    return publish_report.local_report(
-        job.record, job_name=job.name, status=job.status, reused=job.reused, image_uri=job.image_uri,
-        previous=previous, git_sha=git_sha, pex_sha256=pex_sha256,
+def local_report(job: LocalJob, previous: Previous) -> JobReport:
+    """The job's report, from its job record (`job.json`)."""
+    r, publication = job.record, job.publication
+    model = r.get("model")
+    hosts = r.get("hosts") or {}
+    return JobReport(
+        backend="local",
+        job_name=job.name,
+        status=job.status,
+        image_uri=job.image_uri,
+        pipeline_address=r.get("pipeline_address") or "",
+        image_digest=r.get("image_digest"),
+        git_sha=(publication.git_sha if publication else "") or None,
+        pex_sha256=(publication.pex_sha256 if publication else "") or None,
+        reused=job.reused,
+        run_dir=r.get("run_dir"),
+        # NB: a job on N hosts: its count and each host's data shards (container_run's hosts.json).
+        instance_count=hosts.get("instance_count", 1),
+        hosts=hosts.get("hosts"),
+        logs=r.get("log"),
+        model={"uri": model.get("uri"), "sha256": model.get("sha256")} if model else None,
+        metrics=dict(r.get("metrics") or {}),
+        failure_reason=r.get("failure_reason"),
+        previous_metrics=dict(previous.metrics) if previous.metrics is not None else None,
+        previous_note=previous.note,
     )
-
-
-def previous_metrics(root: Path, address: str, exclude: str) -> Optional[Dict[str, float]]:
-    """The metrics of the latest other completed local job of this pipeline, for the diff."""
-    jobs = []
-    for path in (root / "jobs").glob(f"*/{JOB_FILE}"):
-        try:
-            record = _read_job(path.parent)
-        except PlatformError as e:  # NB: another job's broken file must not fail this publish
-            console.warn(str(e))
-            continue
-        if record and record.get("pipeline_address") == address and record.get("status") == "Completed" and record.get("job_name") != exclude:
-            jobs.append((str(record.get("end", "")), record))
-    metrics = max(jobs, key=lambda j: j[0])[1].get("metrics") if jobs else None
-    return metrics if isinstance(metrics, dict) else None
-
-
-def _link(path: Optional[str]) -> str:
-    """A Markdown link to a local file (opens in editors and viewers that render the report)."""
-    if not path:
-        return "-"
-    return f"[`{path}`]({Path(path).resolve().as_uri()})"
 
 
 def job_exit_code(job: LocalJob) -> int:
@@ -274,39 +292,3 @@ def job_exit_code(job: LocalJob) -> int:
         return 0
     code = job.record.get("exit_code")
     return code if code in (UserError.exit_code, PlatformError.exit_code) else FAILED_JOB_EXIT_CODE
-
-
-def _hosts_line(hosts: Sequence[Mapping[str, Any]]) -> str:
-    """`algo-1 (leader): train 4 files; algo-2: train 4 files`: each host and its shares."""
-    def shares(host: Mapping[str, Any]) -> str:
-        return ", ".join(f"{channel} {len(share.get('keys', []))} files" for channel, share in sorted(host.get("channels", {}).items()))
-
-    return "; ".join(f"{h['host']}{' (leader)' if h.get('leader') else ''}: {shares(h)}" for h in hosts)
-
-
-def local_markdown(report: Mapping[str, Any]) -> str:
-    model = report.get("model") or {}
-    lines = [
-        f"### mlbuild: `{report['pipeline_address']}` trained locally: **{report['status']}**",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| Image | `{report['image_uri']}` |",
-        f"| Job | `{report['job_name']}`{' (reused: identical image, hyperparameters and data)' if report['reused'] else ''} |",
-        f"| Run directory (inputs, outputs) | `{report['run_dir']}` |",
-        f"| Log | {_link(report.get('logs')) if report.get('logs') != report.get('run_dir') else '-'} |",
-        *([f"| Hosts | {_hosts_line(report['hosts'])} |"] if report.get("hosts") else []),
-        f"| Model | `{model.get('uri', '-')}` |",
-        f"| Model sha256 | `{model.get('sha256', '-')}` |",
-    ]
-    if report.get("failure_reason"):
-        lines += ["", "**Failure reason**", "", "```", str(report["failure_reason"]).strip(), "```"]
-    metrics = report.get("metrics") or {}
-    previous = report.get("previous_metrics") or {}
-    if metrics:
-        lines += ["", "| Metric | Value | Previous | Change |", "|---|---|---|---|"]
-        for name in sorted(metrics):
-            value, before = metrics[name], previous.get(name)
-            change = f"{value - before:+.4g}" if isinstance(before, (int, float)) and isinstance(value, (int, float)) else "-"
-            lines.append(f"| `{name}` | {value:.4g} | {before if before is not None else '-'} | {change} |")
-    return "\n".join(lines) + "\n"

@@ -4,16 +4,13 @@ import json
 import os
 import tarfile
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Mapping
 
 import pytest
 
 from mlbuild.publish import local
-from mlbuild.publish.backend import choose_backend
+from mlbuild.publish.backend import Publication, choose_backend
 from mlbuild.lineage.digests import tree_checksum
 from mlbuild.lineage.reuse import run_inputs
-from mlbuild.publish.local import local_markdown
 from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.runtime.config import parse_config
 from mlbuild.sagemaker.job_name import job_name, pipeline_name_from_address
@@ -61,7 +58,7 @@ def test_job_name_pins_image_hyperparameters_and_data(tmp_path: Path) -> None:
     data = {"train": tree_checksum(tmp_path / "train")}
     image, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
-    def name(digest: str, hp: dict, channels: dict) -> str:  # NB: as publish_local names its job
+    def name(digest: str, hp: dict, channels: dict) -> str:  # NB: as LocalBackend.train names its job
         return job_name(pipeline_name_from_address("src/python/pipelines/churn:train"), run_inputs(digest, hp, channels))
 
     first = name(image, {"depth": "3"}, data)
@@ -86,16 +83,17 @@ def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(tm
     write_image(layout, tmp_path / "blobs", [[LayerEntry.file("/usr/local/bin/train", b"#!/bin/true\n", 0o755)]])
     monkeypatch.setattr(local, "run_image", fake_run_image(tmp_path / "trainings.txt"))
 
-    def publish(**kwargs) -> local.LocalJob:
-        return local.publish_local(layout_dir=layout, ref=None, config=load_config(config), config_path=config, address="src/p:train",
-                                   data_dir=data_dir, overrides={}, root=tmp_path / "local", log=lambda line: None, **kwargs)
+    backend = local.LocalBackend(data_dir, tmp_path / "local", log=lambda line: None)
+
+    def publish(force: bool = False) -> local.LocalJob:
+        publication = Publication(layout, None, load_config(config), "src/p:train", {}, force=force)
+        return backend.train(publication, backend.push(publication))
 
     first = publish()
     assert not first.reused and first.status == "Completed"
     again = publish()
     assert again.reused and again.name == first.name and len((tmp_path / "trainings.txt").read_text().splitlines()) == 1
     job_file = first.job_dir / local.JOB_FILE
-    tampered: dict
     for tampered in ({"hyperparameters": {"scale": '"9"'}}, {"data": {}}, {"image_digest": "sha256:" + "0" * 64}, {"status": "Failed"}):
         job_file.write_text(json.dumps({**json.loads(job_file.read_text()), **tampered}))
         retrained = publish()
@@ -103,17 +101,6 @@ def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(tm
     assert len((tmp_path / "trainings.txt").read_text().splitlines()) == 5
     forced = publish(force=True)
     assert forced.name.startswith(first.name + "-r") and len(forced.name) == len(first.name) + 16 and not forced.reused
-
-
-def test_local_markdown_shows_the_metric_change_versus_the_previous_model() -> None:
-    report = {
-        "pipeline_address": "p:train", "status": "Completed", "image_uri": "oci:/s/p@sha256:aa", "job_name": "p-1",
-        "reused": False, "run_dir": "/r", "model": {"uri": "/m/model.tar.gz", "sha256": "ff"},
-        "metrics": {"validation:auc": 0.85}, "previous_metrics": {"validation:auc": 0.8}, "failure_reason": None,
-    }
-    markdown = local_markdown(report)
-    assert "| `validation:auc` | 0.85 | 0.8 | +0.05 |" in markdown
-    assert "`/m/model.tar.gz`" in markdown and "**Completed**" in markdown
 
 
 def test_a_broken_aws_profile_is_a_clear_error_not_a_silent_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +113,7 @@ def test_a_broken_aws_profile_is_a_clear_error_not_a_silent_fallback(monkeypatch
 
 
 def test_an_unbuilt_or_misnamed_layout_is_a_user_error(tmp_path: Path) -> None:
-    from mlbuild.publish.local import layout_digest
+    from mlbuild.publish.backend import layout_digest
     from mlbuild.runtime.errors import UserError
 
     with pytest.raises(UserError, match="the image was not built. Fix: build it first"):
@@ -137,9 +124,12 @@ def test_an_unbuilt_or_misnamed_layout_is_a_user_error(tmp_path: Path) -> None:
         layout_digest(tmp_path, "other")
 
 
-def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: Mapping[str, object] = MappingProxyType({})) -> tuple:
-    """`python -m mlbuild.publish` (local backend) with the job itself stubbed out."""
+def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: dict = {}) -> tuple:
+    """`python -m mlbuild.publish` (local backend) with the push and the job itself stubbed out."""
+    import dataclasses
     import json
+
+    from mlbuild.publish.backend import PushedImage
 
     from mlbuild.publish import cli, local
 
@@ -149,7 +139,7 @@ def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit:
     run_dir = tmp_path / ".mlbuild" / "local" / "runs" / "r1"
     (run_dir / "output").mkdir(parents=True, exist_ok=True)
     (run_dir / "output" / "train.log").write_text("2026 mlbuild INFO stage load: started\n")
-    record: dict[str, Any] = {
+    record = {
         "job_name": "cancer-train-1", "status": status, "image_uri": "oci:/s/cancer@sha256:" + "a" * 64,
         "image_digest": "sha256:" + "a" * 64, "pipeline_address": "src/python/pipelines/cancer:train",
         "hyperparameters": {"C": "1.0"}, "data": {}, "run_dir": str(run_dir), "start": "2026-01-01T00:00:00Z",
@@ -157,7 +147,8 @@ def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit:
         "exit_code": outcome_exit, "log": str(run_dir / "output" / "train.log"), **extra,
     }
     job = local.LocalJob("cancer-train-1", status, record["image_uri"], False, record, tmp_path / "job")
-    monkeypatch.setattr(local, "publish_local", lambda **kwargs: job)
+    monkeypatch.setattr(local.LocalBackend, "push", lambda self, publication: PushedImage(record["image_uri"], record["image_digest"]))
+    monkeypatch.setattr(local.LocalBackend, "train", lambda self, publication, image: dataclasses.replace(job, publication=publication))
     reports = tmp_path / "reports"
     code = cli.main([
         "--layout", str(tmp_path / "x.oci"), "--config", str(config), "--address", record["pipeline_address"],
@@ -180,7 +171,7 @@ def test_the_report_links_the_runs_log(monkeypatch: pytest.MonkeyPatch, tmp_path
     code, report, markdown = _publish_with(monkeypatch, tmp_path, 0, "Completed")
     log = tmp_path / ".mlbuild" / "local" / "runs" / "r1" / "output" / "train.log"
     assert code == 0 and report["logs"] == str(log)
-    assert f"| Log | [`{log}`]({log.resolve().as_uri()}) |" in markdown
+    assert f"| Logs | [`{log}`]({log.resolve().as_uri()}) |" in markdown
     assert "Run directory (logs" not in markdown
 
 
@@ -214,17 +205,3 @@ def test_model_checksum_is_the_same_for_the_folder_and_its_archive(tmp_path: Pat
     (tmp_path / "model" / "sub" / "vocab.txt").write_text("a\n")
     write_model_archive(tmp_path / "model", tmp_path / "model.tar.gz")
     assert model_checksum(tmp_path / "model") == model_checksum(tmp_path / "model.tar.gz")
-
-
-def test_previous_metrics_skip_a_broken_job_file(tmp_path: Path, capsys) -> None:
-    """Issue 11: one job.json that is not JSON (a full disk, a hand edit) made every later
-    local publish end in a traceback after its job had finished."""
-    jobs = tmp_path / "jobs"
-    good = {"job_name": "a-1", "pipeline_address": "p:t", "status": "Completed", "end": "2024-01-02T00:00:00Z", "metrics": {"auc": 0.8}}
-    for name, text in (("a-1", json.dumps(good)), ("a-2", "{half"), ("a-3", "[]"), ("a-4", json.dumps({**good, "job_name": "a-4", "end": 7}))):
-        (jobs / name).mkdir(parents=True)
-        (jobs / name / local.JOB_FILE).write_text(text)
-    (jobs / "a-5").mkdir()  # NB: a forced job claimed, then killed before it wrote job.json
-    assert local.previous_metrics(tmp_path, "p:t", exclude="a-9") == {"auc": 0.8}
-    err = capsys.readouterr().err
-    assert f"mlbuild: warning: {jobs / 'a-2' / local.JOB_FILE}: not JSON" in err and err.count("\n") == 1

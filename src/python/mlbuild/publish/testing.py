@@ -27,7 +27,6 @@ from typing import Iterator, List, Optional, Tuple
 from mlbuild.container_run.outcome import read_outcome
 from mlbuild.registry import local_server
 from mlbuild.runtime import contract, local_run
-from mlbuild.runtime.config import load_config
 # `"PUT /v2/<repo>/blobs/uploads/<uuid>?...digest=sha256%3A... HTTP/1.1" 201` in gorilla's combined log format
 _UPLOAD_LINE = re.compile(r'"PUT (?P<path>/v2/\S+/blobs/uploads/\S+) HTTP/[\d.]+" (?P<status>\d{3}) ')
 
@@ -105,8 +104,9 @@ def ecr_basic_credentials(region: str = "us-east-1", account: Optional[str] = No
 def fake_run_image(trainings: Path):
     """A stand-in for `container_run.runner.run_image` (patch it into `publish.local`): stages a
     real run folder (local_run), "trains" for half a second and appends its pid to `trainings`."""
-    def run_image(layout_dir, ref, config_path, address, data_dir, runs_dir, overrides):
-        staging = local_run.prepare_run(load_config(Path(config_path)), address, Path(data_dir), Path(runs_dir), overrides)
+    def run_image(plan):
+        overrides = plan.overrides
+        staging = local_run.prepare_run(plan.config, plan.address, Path(plan.data_dir), Path(plan.runs_dir), overrides)
         with open(trainings, "a") as f:  # NB: O_APPEND: one whole line per training
             f.write(f"{os.getpid()}\n")
         time.sleep(0.5)  # NB: long enough that every other publish starts while this one trains

@@ -13,7 +13,6 @@ model) is found before anything is written; the replay's folder is
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 
 from mlbuild import console
 from mlbuild.container_run.outcome import RunOutcome
-from mlbuild.container_run.runner import run_image
+from mlbuild.container_run.runner import RunPlan, run_image
 from mlbuild.lineage.collect import run_record
 from mlbuild.lineage.digests import file_sha256
 from mlbuild.lineage.record import Record
@@ -37,11 +36,10 @@ from mlbuild.runtime.config import config_text, parse_config
 from mlbuild.runtime.errors import UserError
 
 REPLAYS_DIR = "replays"
-CONFIG_FILE = "pipeline.yaml"
 MODEL_ARCHIVE = "model.tar.gz"
 FINISHED = ("Completed", "Failed")
 
-Run = Callable[..., RunOutcome]
+Run = Callable[[RunPlan, TextIO], RunOutcome]
 # (job, work folder) -> job model archive path; the AWS side downloads it, the local one has it
 FetchModel = Callable[[ReplayJob, Path], Path]
 # (job, config) -> {channel: folder}; the AWS side pulls S3 channels into the cache
@@ -116,14 +114,13 @@ def replay(
         channels = fetch_data(job, config)
     lap("data")
     work.mkdir(parents=True, exist_ok=True)
-    config_path = work / CONFIG_FILE
-    _write_atomically(config_path, config_bytes)
     if sample_data is None:
         data_dir = link_data_dir(config, channels, work / "data")
-    outcome = run(
-        image.layout_dir, image.ref, config_path, job.address, data_dir, work / "runs", job.hyperparameters,
-        cache_dir=cache_dir, stream=stream, instance_count=job.instance_count, environment=job.environment,
-    )
+    plan = RunPlan(
+        image.layout_dir, image.ref, config, job.address, data_dir, work / "runs", job.hyperparameters,
+        cache_dir=cache_dir, instance_count=job.instance_count, environment=job.environment,
+    )  # fmt: skip
+    outcome = run(plan, stream)
     lap("run")
     notes += _hyperparameter_notes(job, outcome.run_dir)
     job_metrics, replay_metrics = job.metrics, outcome.metrics or {}
@@ -211,9 +208,3 @@ def _hyperparameter_notes(job: ReplayJob, run_dir: Path) -> List[str]:
         return []
     return ["hyperparameters given in the canonical encoding, as the job's decode to the same values: "
             + ", ".join(f"{k}={job.hyperparameters[k]!r} -> {written[k]!r}" for k in respelled)]
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

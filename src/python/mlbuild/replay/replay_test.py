@@ -11,7 +11,7 @@ from mlbuild.lineage.store import Store
 from mlbuild.replay import verdict as v
 from mlbuild.replay.job import resolve
 from mlbuild.replay.replay import REPLAYS_DIR, replay, sagemaker_metrics
-from mlbuild.replay.testing import ADDRESS, CONFIG, JOB, MODEL, FakeRun, local_job
+from mlbuild.replay.testing import ADDRESS, JOB, MODEL, FakeRun, local_job
 from mlbuild.runtime.errors import UserError
 
 
@@ -33,10 +33,12 @@ def test_identical_replay_runs_the_jobs_image_config_hyperparameters_and_data(tm
     result = go(tmp_path, job, store, run)
     assert result.verdict.outcome == v.IDENTICAL and result.verdict.exit_code == 0
     assert any("byte-identical" in n for n in result.verdict.notes)
-    call = run.calls[0]
-    assert (call["ref"], call["address"], call["overrides"]) == ("tiny:t1", ADDRESS, {"scale": "2.0"})
-    assert Path(call["config_path"]).read_text() == CONFIG  # NB: read from the image, not the repo
-    assert (Path(call["data_dir"]) / "train").resolve() == (tmp_path / "data" / "train").resolve()
+    plan = run.calls[0]
+    assert (plan.ref, plan.address, dict(plan.overrides)) == ("tiny:t1", ADDRESS, {"scale": "2.0"})
+    # NB: the config is the image's, parsed in memory: not the repo's, and not written to disk to be read back
+    assert plan.config.source.endswith(":/opt/mlbuild/app/pipelines/tiny/pipeline.yaml") and [c.name for c in plan.config.channels] == ["train"]
+    assert not list((tmp_path / "local").rglob("pipeline.yaml"))
+    assert (Path(plan.data_dir) / "train").resolve() == (tmp_path / "data" / "train").resolve()
     record = store.get(result.record_id)
     assert record.kind == "run" and record.get("parents") == [parent]
     assert record.get("extra.replay") == {"of": JOB, "of_record": parent, "verdict": v.IDENTICAL}
@@ -94,8 +96,8 @@ def test_what_the_replay_cannot_reproduce_is_said_with_the_verdict(tmp_path: Pat
                      environment={"B": "2", "A": "1"})
     run = FakeRun()
     notes = go(tmp_path, shaped, store, run).verdict.notes
-    assert run.calls[-1]["instance_count"] == 2  # replayed on as many local hosts
-    assert run.calls[-1]["environment"] == {"B": "2", "A": "1"}  # with the job's environment
+    assert run.calls[-1].instance_count == 2  # replayed on as many local hosts
+    assert run.calls[-1].environment == {"B": "2", "A": "1"}  # with the job's environment
     assert not any("instances" in n for n in notes), notes
     assert any("checkpoints (s3://b/ckpt/) were not restored" in n for n in notes), notes
     assert not any("environment" in n for n in notes), notes

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 from mlbuild.container_run.outcome import RunOutcome, read_outcome
+from mlbuild.container_run.runner import RunPlan
 from mlbuild.container_run.testing import write_image
 from mlbuild.lineage.digests import model_checksum, tree_checksum
 from mlbuild.names import PIPELINE_CONFIG_ENV, PIPELINE_MODULE_ENV
@@ -42,7 +43,7 @@ def write_model(model_dir: Path, files: Mapping[str, str], metrics: Mapping[str,
 
 
 def local_job(root: Path, *, status: str = "Completed", failure: Optional[str] = None, name: str = JOB) -> Dict[str, Any]:
-    """A finished job under `root/local/jobs/<name>/` as publish_local leaves it; returns job.json."""
+    """A finished job under `root/local/jobs/<name>/` as the local backend leaves it; returns job.json."""
     local = root / "local"
     image = tiny_image(local / "registry", root / "blobs")
     digest = image.manifest_descriptor().digest
@@ -78,9 +79,9 @@ class FakeRun:
         self.model, self.metrics, self.failure = dict(model), dict(metrics), failure
         self.calls: list = []
 
-    def __call__(self, layout_dir, ref, config_path, address, data_dir, runs_dir, overrides, **kwargs) -> RunOutcome:
-        self.calls.append(dict(layout_dir=layout_dir, ref=ref, config_path=config_path, address=address,
-                               data_dir=data_dir, overrides=dict(overrides), **kwargs))
+    def __call__(self, plan: RunPlan, stream: Any = None) -> RunOutcome:
+        self.calls.append(plan)
+        runs_dir, data_dir, overrides = plan.runs_dir, plan.data_dir, plan.overrides
         run_dir = Path(runs_dir) / f"run{len(list(Path(runs_dir).glob('run*'))) + 1 if Path(runs_dir).is_dir() else 1}"
         (run_dir / "input" / "config").mkdir(parents=True)
         (run_dir / contract.HYPERPARAMETERS_FILE).write_text(json.dumps(dict(overrides)))

@@ -11,7 +11,7 @@ Modules, one concept each:
     job_name.py     deterministic job names from the request hash
     submit.py       describe-before-create idempotent submission
     links.py        console, CloudWatch and model-artifact addresses
-    report.py       the submission/outcome report as JSON and Markdown
+    report.py       a job's `JobReport` (mlbuild.job_report) from its request, description and outcome
     log_tail.py     CloudWatch Logs streaming for a job
     wait.py         follow a job to its end
     s3_data.py      pull an S3 channel to a local folder with a checksum manifest

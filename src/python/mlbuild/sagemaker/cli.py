@@ -36,7 +36,7 @@ from mlbuild.names import (
 from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import UserError
 from mlbuild.runtime.hyperparameters import parse_assignments, resolve
-from mlbuild.sagemaker.report import Report
+from mlbuild.job_report import JobReport, render_markdown
 
 # NB: the meanings live in mlbuild.names' one table; these are the ones this command uses.
 EXIT_CODES = (
@@ -45,7 +45,7 @@ EXIT_CODES = (
 )
 
 
-Followed = Tuple[Report, Any]  # (report, wait.Outcome or None when not followed)
+Followed = Tuple[JobReport, Any]  # (report, wait.Outcome or None when not followed)
 
 
 def submit_command(args: argparse.Namespace, log: Callable[[str], None] = console.say) -> Followed:
@@ -106,6 +106,7 @@ def transform_command(args: argparse.Namespace, log: Callable[[str], None] = con
 def wait_command(args: argparse.Namespace, log: Callable[[str], None] = console.say) -> Followed:
     from mlbuild.sagemaker import tags
     from mlbuild.sagemaker.aws import Clients, describe_training_job, translate
+    from mlbuild.sagemaker.report import report_for_job
 
     clients = Clients.create(args.region)
     job = describe_training_job(clients.sagemaker, args.job_name)
@@ -113,18 +114,18 @@ def wait_command(args: argparse.Namespace, log: Callable[[str], None] = console.
         raise UserError(f"no training job named {args.job_name!r} in {clients.region}. Fix: check the name and --region.")
     with translate("ListTags"):
         found = tags.tags_to_dict(clients.sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", []))
-    report = Report.for_job(
+    report = report_for_job(
         job,
         clients.region,
         pipeline_address=found.get(tags.PIPELINE_ADDRESS, ""),
-        git_sha=found.get(tags.GIT_SHA, ""),
-        pex_sha256=found.get(tags.PEX_SHA256, ""),
+        git_sha=found.get(tags.GIT_SHA) or None,
+        pex_sha256=found.get(tags.PEX_SHA256) or None,
         previous_metrics=_previous(args.previous_metrics),
     )
     return _follow(report, clients, args, log)
 
 
-def _follow(report: Report, clients: Any, args: argparse.Namespace, log: Callable[[str], None]) -> Followed:
+def _follow(report: JobReport, clients: Any, args: argparse.Namespace, log: Callable[[str], None]) -> Followed:
     from mlbuild.sagemaker.wait import FollowOptions, follow_report
 
     return follow_report(report, clients, FollowOptions(args.poll_seconds, args.timeout_seconds, not args.no_logs), out=log)
@@ -152,11 +153,11 @@ def _previous(path: Optional[Path]) -> Optional[Dict[str, float]]:
     return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _write_reports(report: Report, args: argparse.Namespace) -> None:
+def _write_reports(report: JobReport, args: argparse.Namespace) -> None:
     if getattr(args, "report_json", None):
         Path(args.report_json).write_text(report.to_json())
     if getattr(args, "report_md", None):
-        Path(args.report_md).write_text(report.to_markdown())
+        Path(args.report_md).write_text(render_markdown(report))
 
 
 def _seconds(text: str, least: float = 0.0, inclusive: bool = False) -> float:
@@ -180,7 +181,7 @@ def _report_command(command: Callable[[argparse.Namespace], Followed]) -> Callab
     def run(args: argparse.Namespace) -> int:
         report, outcome = command(args)
         _write_reports(report, args)
-        print(report.to_markdown(), end="", flush=True)
+        print(render_markdown(report), end="", flush=True)
         if outcome is not None:
             outcome.raise_for_status()
         return 0
@@ -219,7 +220,7 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--pipeline-name", help="job name prefix (default: from the address)")
     s.add_argument("--git-sha", required=True)
     s.add_argument("--pex-sha256", required=True)
-    s.add_argument("--metric", action="append", default=[], help="a metric name the pipeline reports (repeat)")
+    s.add_argument("--metric", action="append", default=[], help="a metric name to scrape besides the config's `metrics` (repeat)")
     s.add_argument("--force", action="store_true", help="deliberate re-run: a new job under a run-suffixed name")
     s.add_argument("--wait", action="store_true", help="follow the job to its end")
     follow_options(s)

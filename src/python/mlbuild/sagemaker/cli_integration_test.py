@@ -20,7 +20,6 @@ def submit_args(config: Path, *extra: str) -> list:
         "--pipeline-address", ADDRESS,
         "--git-sha", GIT_SHA,
         "--pex-sha256", PEX_SHA256,
-        "--metric", "validation:auc",
         *extra,
     ]
 
@@ -28,7 +27,7 @@ def submit_args(config: Path, *extra: str) -> list:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "pipeline.yaml"
-    path.write_text(CONFIG_TEXT)
+    path.write_text(CONFIG_TEXT + "metrics: [validation:auc]\n")
     return path
 
 
@@ -38,7 +37,7 @@ def test_submit_is_idempotent_and_reports(aws: str, config: Path, tmp_path: Path
     assert main(args) == 0
     out = capsys.readouterr()
     data = json.loads(report_json.read_text())
-    assert data["created"] is True and data["image_uri"] == IMAGE_URI
+    assert data["reused"] is False and data["image_uri"] == IMAGE_URI
     assert report_md.read_text() == out.out
     assert f"`{data['job_name']}`" in out.out and "Created training job" in out.err
     job = Clients.create().sagemaker.describe_training_job(TrainingJobName=data["job_name"])
@@ -46,7 +45,7 @@ def test_submit_is_idempotent_and_reports(aws: str, config: Path, tmp_path: Path
 
     assert main(args) == 0
     again = json.loads(report_json.read_text())
-    assert again["job_name"] == data["job_name"] and again["created"] is False
+    assert again["job_name"] == data["job_name"] and again["reused"] is True
     assert "already exists" in capsys.readouterr().err
     assert len(Clients.create().sagemaker.list_training_jobs()["TrainingJobSummaries"]) == 1
 
@@ -59,10 +58,10 @@ def test_submit_and_wait(aws: str, config: Path, tmp_path: Path, capsys) -> None
     assert code == 0
     data = json.loads(report_json.read_text())
     assert data["status"] == "Completed"
-    assert data["final_metrics"] == {"train:progress": 100.0}  # what moto reports
+    assert data["metrics"] == {"train:progress": 100.0}  # what moto reports
     assert data["versus_previous"] == [{"metric": "train:progress", "previous": 50.0, "current": 100.0, "change": 50.0}]
     out = capsys.readouterr()
-    assert "Final status: Completed" in out.err and "| `train:progress` | 50 | 100 | +50 (+100.00%) |" in out.out
+    assert "Final status: Completed" in out.err and "| `train:progress` | 100 | 50 | +50 (+100.00%) |" in out.out
 
     waited = tmp_path / "waited.json"
     assert main(["wait", data["job_name"], "--poll-seconds", "0", "--no-logs", "--report-json", str(waited)]) == 0

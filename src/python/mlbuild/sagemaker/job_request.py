@@ -52,7 +52,9 @@ def build_request(
     metric_names: Sequence[str] = (),
     image_digest: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """The CreateTrainingJob request minus `TrainingJobName`; raises UserError subclasses."""
+    """The CreateTrainingJob request minus `TrainingJobName`; raises UserError subclasses.
+
+    Its metric definitions are the config's `metrics` plus any `metric_names`."""
     image = parse_image_uri(image_uri, "--image-uri")
     if image_digest is not None and check_digest(image_digest, "--image-digest") != image.digest:
         raise UserError(
@@ -61,7 +63,9 @@ def build_request(
         )
     _check_provenance(pipeline_address, git_sha, pex_sha256)
     encoded = _encode_hyperparameters(config, hyperparameter_values)
-    definitions = _metric_definitions(metric_names)
+    # NB: the config's metrics always; `metric_names` only adds to them, so `pants publish` and
+    # `mlbuild-sagemaker submit` send the same definitions for the same pipeline.
+    definitions = _metric_definitions([*config.metrics, *metric_names])
     problems = list(_config_problems(config))
     if problems:
         raise ConfigError(_format_problems(config.source, problems))

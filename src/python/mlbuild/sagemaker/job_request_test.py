@@ -230,3 +230,19 @@ def git_sha_ok(git_sha: str) -> bool:
     from mlbuild.sagemaker import job_request
 
     return bool(job_request._GIT_SHA.match(git_sha))
+
+
+def test_the_configs_metrics_are_always_scraped_and_metric_names_only_add() -> None:
+    """`pants publish` passes no metric names and `mlbuild-sagemaker submit` its --metric: the same
+    pipeline gets the same definitions either way."""
+    from mlbuild.sagemaker.conftest import CONFIG_TEXT
+
+    config = make_config(CONFIG_TEXT + "metrics: [validation:auc]\n")
+
+    def names(**overrides) -> list:
+        request = build(config=config, **overrides)
+        return [d["Name"] for d in request["AlgorithmSpecification"]["MetricDefinitions"]]
+
+    assert names(metric_names=[]) == ["validation:auc"]
+    assert names(metric_names=["validation:auc"]) == ["validation:auc"]
+    assert names(metric_names=["train:rows"]) == ["train:rows", "validation:auc"]

@@ -5,17 +5,18 @@ import json
 from mlbuild.sagemaker import links
 from mlbuild.sagemaker.conftest import ADDRESS, DIGEST, GIT_SHA, IMAGE_URI, PEX_SHA256, make_config, request_inputs
 from mlbuild.sagemaker.job_request import build_request
-from mlbuild.sagemaker.report import Report
+from mlbuild.job_report import JobReport, render_markdown
+from mlbuild.sagemaker.report import report_for_request, with_outcome
 from mlbuild.sagemaker.wait import Outcome
 
 JOB = "demo-train-0123456789ab"
 ARN = f"arn:aws:sagemaker:eu-west-1:123456789012:training-job/{JOB}"
 
 
-def report(**extra) -> Report:
+def report(**extra) -> JobReport:
     config = make_config()
     request = build_request(config, **request_inputs(config=config))
-    return Report.for_request(request, JOB, ARN, "eu-west-1", status="InProgress", created=True, **extra)
+    return report_for_request(request, JOB, ARN, "eu-west-1", status="InProgress", **extra)
 
 
 def test_links() -> None:
@@ -35,21 +36,21 @@ def test_json_contents() -> None:
     assert data["job_name"] == JOB and data["job_arn"] == ARN
     assert data["pipeline_address"] == ADDRESS and data["git_sha"] == GIT_SHA and data["pex_sha256"] == PEX_SHA256
     assert data["console_url"] == links.console_job_url("eu-west-1", JOB)
-    assert data["log_url"] == links.log_url("eu-west-1", JOB)
-    assert data["model_artifact"] == f"s3://demo-bucket/demo/models/{JOB}/output/model.tar.gz"
-    assert data["status"] == "InProgress" and data["created"] is True
-    assert "versus_previous" not in data
+    assert data["logs"] == links.log_url("eu-west-1", JOB)
+    assert data["model"] == {"uri": f"s3://demo-bucket/demo/models/{JOB}/output/model.tar.gz", "sha256": None}
+    assert data["status"] == "InProgress" and data["reused"] is False and data["backend"] == "aws"
+    assert data["versus_previous"] is None
 
 
 def test_markdown_before_the_job_ends() -> None:
-    text = report().to_markdown()
-    assert text.startswith(f"### SageMaker training job `{JOB}`: InProgress\n")
+    text = render_markdown(report())
+    assert text.startswith(f"### mlbuild: `{ADDRESS}`, job `{JOB}` on SageMaker: **InProgress**\n")
     assert f"| Image | `{IMAGE_URI}` |" in text
     assert f"[{JOB}]({links.console_job_url('eu-west-1', JOB)}) (`{ARN}`)" in text
     assert f"[CloudWatch: {JOB}/*]({links.log_url('eu-west-1', JOB)})" in text
     assert f"`s3://demo-bucket/demo/models/{JOB}/output/model.tar.gz`" in text
     assert "_No final metrics yet._" in text
-    assert "#### Versus previous" in text and "_No previous run to compare with._" in text
+    assert "_No previous run recorded: nothing to compare with._" in text
 
 
 def test_outcome_metrics_and_versus_previous() -> None:
@@ -61,16 +62,15 @@ def test_outcome_metrics_and_versus_previous() -> None:
         artifact_sha256="9" * 64,
         log_stream=f"{JOB}/algo-1-1700000000",
     )
-    r = report(previous_metrics={"validation:auc": 0.8, "train:rows": 100.0}, previous_label="main").with_outcome(outcome)
-    text = r.to_markdown()
+    r = with_outcome(report(previous_metrics={"validation:auc": 0.8, "train:rows": 100.0}, previous_label="main"), outcome)
+    text = render_markdown(r)
     assert f"`s3://demo-bucket/demo/models/{JOB}/output/model.tar.gz` (sha256 `{'9' * 64}`)" in text
     assert f"[CloudWatch: {JOB}/algo-1-1700000000]" in text
     assert "````\nAlgorithmError: ```boom``` | bad\n````" in text
-    assert "| `validation:auc` | 0.85 |" in text
-    assert "| Metric | main | this run | change |" in text
-    assert "| `validation:auc` | 0.8 | 0.85 | +0.05 (+6.25%) |" in text
-    assert "| `train:rows` | 100 | n/a | n/a |" in text
+    assert "| Metric | this run | main | change |" in text
+    assert "| `validation:auc` | 0.85 | 0.8 | +0.05 (+6.25%) |" in text
+    assert "| `train:rows` | n/a | 100 | n/a |" in text
     data = json.loads(r.to_json())  # NaN must not leak into JSON
-    assert data["final_metrics"]["validation:log_loss"] == "nan"
+    assert data["metrics"]["validation:log_loss"] == "nan"
     assert [row["metric"] for row in data["versus_previous"]] == ["train:rows", "validation:auc", "validation:log_loss"]
-    assert data["status"] == "Failed" and data["artifact_sha256"] == "9" * 64
+    assert data["status"] == "Failed" and data["model"]["sha256"] == "9" * 64

@@ -20,7 +20,8 @@ from mlbuild.sagemaker.aws import describe_training_job, is_resource_in_use, tra
 from mlbuild.sagemaker.errors import JobConflictError
 from mlbuild.sagemaker.job_name import job_name
 from mlbuild.sagemaker.job_request import image_digest_of
-from mlbuild.sagemaker.report import Report
+from mlbuild.job_report import JobReport
+from mlbuild.sagemaker.report import report_for_request
 
 # NB: SageMaker and framework containers may add their own keys (sagemaker_*, _tuning_*);
 # they are not the pipeline's and never make two jobs different.
@@ -108,7 +109,7 @@ def submit_job(
     force: bool = False,
     previous_metrics: Optional[Mapping[str, float]] = None,
     log: Callable[[str], None] = lambda line: None,
-) -> Report:
+) -> JobReport:
     """Submit `request` (built and validated once by the caller) and report what happened.
 
     The typed entry point publish and the CLI share: no argv, no files; `clients` is an
@@ -116,13 +117,13 @@ def submit_job(
     """
     submission = submit(request, pipeline_name=pipeline_name, sagemaker=clients.sagemaker, force=force, log=log)
     log(submission.message)
-    return Report.for_request(
+    return report_for_request(
         request,
         submission.job_name,
         submission.job_arn,
         clients.region,
         status=submission.status,
-        created=submission.created,
+        reused=not submission.created,
         message=submission.message,
         previous_metrics=dict(previous_metrics) if previous_metrics is not None else None,
     )

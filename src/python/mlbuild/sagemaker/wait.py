@@ -22,6 +22,7 @@ from mlbuild.sagemaker.billing import billing_summary
 from mlbuild.sagemaker.errors import AwsError, JobFailedError, WaitTimeoutError
 from mlbuild.sagemaker.links import model_artifact_uri
 from mlbuild.sagemaker.log_tail import LogTail
+from mlbuild.sagemaker.report import with_outcome
 from mlbuild.sagemaker.s3_data import s3_object_sha256
 
 DEFAULT_POLL_SECONDS = 15.0
@@ -62,7 +63,7 @@ class FollowOptions:
 
 
 def follow_report(report: Any, clients: Any, options: FollowOptions = FollowOptions(), out: Callable[[str], None] = console.say) -> Tuple[Any, Outcome]:
-    """Follow the job of a `report.Report` to its end; the report with the outcome folded in."""
+    """Follow the job of a `JobReport` to its end; the report with the outcome folded in."""
     outcome = follow(
         report.job_name,
         sagemaker=clients.sagemaker,
@@ -72,7 +73,7 @@ def follow_report(report: Any, clients: Any, options: FollowOptions = FollowOpti
         poll_seconds=options.poll_seconds,
         timeout_seconds=options.timeout_seconds,
     )
-    return report.with_outcome(outcome), outcome
+    return with_outcome(report, outcome), outcome
 
 
 def elapsed_label(seconds: float) -> str:

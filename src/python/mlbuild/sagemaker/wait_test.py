@@ -199,7 +199,8 @@ def test_logs_access_denied_does_not_stop_following() -> None:
 
 
 def test_a_finished_spot_job_reports_training_against_billable_seconds(aws: str) -> None:
-    from mlbuild.sagemaker.report import Report
+    from mlbuild.job_report import JobReport, render_markdown
+    from mlbuild.sagemaker.report import with_outcome
 
     ended = job("Completed", "Completed", [], TrainingTimeInSeconds=1000, BillableTimeInSeconds=300,
                 EnableManagedSpotTraining=True, ResourceConfig={"InstanceCount": 2})
@@ -208,6 +209,6 @@ def test_a_finished_spot_job_reports_training_against_billable_seconds(aws: str)
     outcome = follow(JOB, sagemaker=ScriptedSageMaker([ended]), s3=None, out=lines.append, clock=clock, sleep=clock.sleep)
     expected = "1000 s training, 300 s billable per instance (600 instance-seconds on 2 instances); managed spot saved 70.0%"
     assert outcome.billing == expected and f"[  0m00s] Billing: {expected}" in lines
-    report = Report(job_name=JOB, job_arn="arn", region="us-east-1", image_uri="r@sha256:" + "0" * 64, output_path="s3://b/", status="InProgress")
-    folded = report.with_outcome(outcome)
-    assert folded.to_dict()["billing"] == expected and f"| Billing | {expected} |" in folded.to_markdown()
+    report = JobReport("aws", JOB, "InProgress", "r@sha256:" + "0" * 64, job_arn="arn", region="us-east-1", output_path="s3://b/")
+    folded = with_outcome(report, outcome)
+    assert folded.to_dict()["billing"] == expected and f"| Billing | {expected} |" in render_markdown(folded)
