@@ -56,7 +56,8 @@ HOST_ENV = CompleteEnvironmentVars(
 
 
 def environment_vars(request: EnvironmentVarsRequest) -> EnvironmentVars:
-    return EnvironmentVars(HOST_ENV.get_subset(request.requested, allowed=request.allowed))
+    allowed = None if request.allowed is None else tuple(request.allowed)
+    return EnvironmentVars(dict(HOST_ENV.get_subset(tuple(request.requested), allowed=allowed)).items())
 
 
 PYTHON_SETUP = SimpleNamespace(enable_resolves=True, default_resolve="python-default", resolves={"python-default": "d.lock", "torch": "t.lock"})

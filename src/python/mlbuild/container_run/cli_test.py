@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from typing import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "c.yaml").write_text("hyperparameters:\n  max_depth: 3\n  seed: 1\n")
 
 
-def _main(monkeypatch: pytest.MonkeyPatch, result: object, extra: list[str] = []) -> tuple[int, str, dict]:
+def _main(monkeypatch: pytest.MonkeyPatch, result: object, extra: Sequence[str] = ()) -> tuple[int, str, dict]:
     seen: dict = {}
 
     def fake_run_image(plan: object, stream: object = None) -> RunOutcome:

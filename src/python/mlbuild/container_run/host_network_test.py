@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import Optional
 
 import pytest
 
@@ -37,7 +38,7 @@ class _SilentNetlink:
     """A netlink socket whose reply never comes: recv waits out the socket's timeout."""
 
     def __init__(self, *args: object) -> None:
-        self.timeout = None
+        self.timeout: Optional[float] = None
 
     def __enter__(self) -> "_SilentNetlink":
         return self

@@ -465,6 +465,7 @@ def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_dat
     config = write_config(tmp_path / "pipeline.yaml", "mlbuild/spot", multi_instance_spot)
     run = publish(tmp_path, make_layout(tmp_path / "img"), config, capsys, aws, "spot")
     assert run.code == 0, run.err
+    assert run.report is not None
     described = sagemaker().describe_training_job(TrainingJobName=run.report["job_name"])
     assert described["ResourceConfig"]["InstanceCount"] == 2
     assert described["EnableManagedSpotTraining"] is True

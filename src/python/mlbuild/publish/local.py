@@ -173,6 +173,8 @@ class LocalBackend:
         if job.status != "Completed" or not model:
             raise UserError(f"job {job.name} is {job.status} and has no model to transform with. Fix: publish a job that completes.")
         publication = job.publication
+        if publication is None:
+            raise UserError(f"job {job.name} was not published from an image layout here. Fix: publish it again, then transform.")
         with serve_image(publication.layout_dir, publication.ref, Path(model)) as url:
             result = run_transform(url, Path(input_path), Path(output), TransformConfig().validate(), self.log)
         return Transformed(output, f"{result.records} records from {len(result.files)} files with the model of {job.name}")
@@ -184,7 +186,7 @@ def _read_job(job_dir: Path) -> Optional[Dict[str, Any]]:
     except FileNotFoundError:
         return None
     except ValueError as e:
-        raise PlatformError(f"{job_dir / JOB_FILE}: not JSON ({e}). Fix: delete {job_dir} and publish again.")
+        raise PlatformError(f"{job_dir / JOB_FILE}: not JSON ({e}). Fix: delete {job_dir} and publish again.") from e
     return record if isinstance(record, dict) else None
 
 

@@ -4,6 +4,7 @@ import json
 import os
 import tarfile
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -94,6 +95,7 @@ def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(tm
     again = publish()
     assert again.reused and again.name == first.name and len((tmp_path / "trainings.txt").read_text().splitlines()) == 1
     job_file = first.job_dir / local.JOB_FILE
+    tampered: dict
     for tampered in ({"hyperparameters": {"scale": '"9"'}}, {"data": {}}, {"image_digest": "sha256:" + "0" * 64}, {"status": "Failed"}):
         job_file.write_text(json.dumps({**json.loads(job_file.read_text()), **tampered}))
         retrained = publish()
@@ -124,7 +126,7 @@ def test_an_unbuilt_or_misnamed_layout_is_a_user_error(tmp_path: Path) -> None:
         layout_digest(tmp_path, "other")
 
 
-def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: dict = {}) -> tuple:
+def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: Optional[dict] = None) -> tuple:
     """`python -m mlbuild.publish` (local backend) with the push and the job itself stubbed out."""
     import dataclasses
     import json
@@ -144,7 +146,7 @@ def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit:
         "image_digest": "sha256:" + "a" * 64, "pipeline_address": "src/python/pipelines/cancer:train",
         "hyperparameters": {"C": "1.0"}, "data": {}, "run_dir": str(run_dir), "start": "2026-01-01T00:00:00Z",
         "end": "2026-01-01T00:01:00Z", "metrics": {}, "failure_reason": None if status == "Completed" else "pipeline raised",
-        "exit_code": outcome_exit, "log": str(run_dir / "output" / "train.log"), **extra,
+        "exit_code": outcome_exit, "log": str(run_dir / "output" / "train.log"), **(extra or {}),
     }
     job = local.LocalJob("cancer-train-1", status, record["image_uri"], False, record, tmp_path / "job")
     monkeypatch.setattr(local.LocalBackend, "push", lambda self, publication: PushedImage(record["image_uri"], record["image_digest"]))

@@ -36,7 +36,7 @@ def publish(
     store: Optional[Store],
     *,
     write_report: Callable[[JobReport], None],
-    save_record: Callable[[Any], None],
+    save_record: Callable[[Any], object],
     package_records: Sequence[Any] = (),
 ) -> Published:
     """Push, train, wait; the report is written and the record kept before a failed job

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Tuple, cast
 
 import pytest
 
@@ -14,6 +14,7 @@ from mlbuild.serving.app import InvocationsApp
 from mlbuild.serving.front import MB, BadRequest, Front, Limits, parse_head
 from mlbuild.serving.predictor import Predictor, serving_context
 from mlbuild.serving.testing import SumModel, fake_pipeline
+from mlbuild.serving.workers import Pool
 
 
 class EchoPool:
@@ -38,7 +39,7 @@ class EchoPool:
 def run(tmp_path: Path, client: Callable[[int, Front], Awaitable[None]], pool: Any = None, **limits: Any) -> Front:
     pipeline = fake_pipeline()
     app = InvocationsApp(Predictor(pipeline, serving_context(pipeline, tmp_path, tmp_path), SumModel()), max_payload_mb=1)
-    front = Front(app, pool or EchoPool(), Limits(**{"max_body_bytes": 1 * MB, "buffer_bytes": 4 * MB, **limits}))
+    front = Front(app, cast(Pool, pool or EchoPool()), Limits(**{"max_body_bytes": 1 * MB, "buffer_bytes": 4 * MB, **limits}))
 
     async def main() -> None:
         server = await asyncio.start_server(front.handle, "127.0.0.1", 0, limit=64 * 1024)

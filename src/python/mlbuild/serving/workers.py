@@ -91,11 +91,11 @@ def worker_loop(sock: socket.socket, app: Callable[..., Any]) -> None:
             return
         status, headers, data = call_app(app, pickle.loads(meta), body)
         answer = pickle.dumps((status, headers))
-        head = FRAME.pack(len(answer), len(data)) + answer
+        frame = FRAME.pack(len(answer), len(data)) + answer
         if len(data) < 65536:  # NB: one write for the usual small answer
-            sock.sendall(head + data)
+            sock.sendall(frame + data)
         else:
-            sock.sendall(head)
+            sock.sendall(frame)
             sock.sendall(data)
 
 
