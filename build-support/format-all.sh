@@ -5,10 +5,6 @@
 #
 # NB: ruff runs with `--select=I` here, so `fix` only sorts imports; the fixes of the other
 # rules (e.g. deleting an import ruff thinks unused) stay a person's call.
-#
-# The first run touches most files, so it is run once on main after the open branches have
-# merged; from then on .ci/run checks formatting and import order without the interim
-# `--black-skip --ruff-args=--ignore=I001` it carries until that run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PANTS_CONCURRENT=True ./pants --no-pantsd --ruff-args="--select=I" fix ::

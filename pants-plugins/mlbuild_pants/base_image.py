@@ -24,13 +24,13 @@ from pants.engine.target import (
 from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 
+from mlbuild_pants.names import FORWARDED_ENV_VARS, OCI_REF_NAME_ANNOTATION
 from mlbuild_pants.target_types import (
     MLBaseImageDebianLockField,
     MLBaseImagePythonField,
     MLBaseImageReferenceField,
 )
 from mlbuild_pants.tool import MLBuildTool
-from mlbuild_pants.names import FORWARDED_ENV_VARS, OCI_REF_NAME_ANNOTATION
 
 # NB: downloaded .debs and compressed layers survive between builds in this named cache.
 CACHE_NAME = "mlbuild"
@@ -98,7 +98,18 @@ async def _pull_base_image(field_set: MLBaseImageFieldSet, tool: MLBuildTool, na
         ProcessResult,
         VenvPexProcess(
             tool.pex,
-            argv=("-m", "mlbuild.registry", "pull", reference, "--layout", layout, "--cache-dir", f"{CACHE_DIR}/pull", "--ref-name", name),
+            argv=(
+                "-m",
+                "mlbuild.registry",
+                "pull",
+                reference,
+                "--layout",
+                layout,
+                "--cache-dir",
+                f"{CACHE_DIR}/pull",
+                "--ref-name",
+                name,
+            ),
             extra_env=dict(env),
             output_directories=(layout,),
             append_only_caches=FrozenDict({CACHE_NAME: CACHE_DIR}),
@@ -106,7 +117,9 @@ async def _pull_base_image(field_set: MLBaseImageFieldSet, tool: MLBuildTool, na
             description=f"Pulling base image {reference}",
         ),
     )
-    index = read_summary(await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{layout}/index.json"]))))
+    index = read_summary(
+        await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{layout}/index.json"])))
+    )
     (manifest,) = [m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) == name]
     return BaseImage(
         address=field_set.address,
@@ -144,7 +157,16 @@ async def build_base_image(request: BaseImageRequest, tool: MLBuildTool) -> Base
         VenvPexProcess(
             tool.pex,
             argv=(
-                "-m", "mlbuild.base_image", "--lock", lock_path, "--output", out_dir, "--name", name, "--cache-dir", CACHE_DIR,
+                "-m",
+                "mlbuild.base_image",
+                "--lock",
+                lock_path,
+                "--output",
+                out_dir,
+                "--name",
+                name,
+                "--cache-dir",
+                CACHE_DIR,
                 *bytecode,
             ),
             input_digest=lock.snapshot.digest,

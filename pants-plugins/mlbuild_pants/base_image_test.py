@@ -29,7 +29,6 @@ OTHER_DIGEST, OURS_DIGEST = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 LOCK = Snapshot.create_for_testing(["docker/deb/packages.lock.json"], ["docker/deb"])
 
 
-
 def build(target, processes: List[VenvPexProcess], index: dict) -> BaseImage:
     def run(process: VenvPexProcess) -> ProcessResult:
         processes.append(process)
@@ -41,13 +40,20 @@ def build(target, processes: List[VenvPexProcess], index: dict) -> BaseImage:
 
     return run_rule_with_mocks(
         build_base_image,
-        rule_args=[BaseImageRequest(target.address, "the `base_image` field of src/p:train"), SimpleNamespace(pex=None)],
+        rule_args=[
+            BaseImageRequest(target.address, "the `base_image` field of src/p:train"),
+            SimpleNamespace(pex=None),
+        ],
         mock_gets=[
             MockGet(WrappedTarget, (WrappedTargetRequest,), lambda _: WrappedTarget(target)),
             MockGet(EnvironmentVars, (EnvironmentVarsRequest,), lambda r: EnvironmentVars({"HOME": "/home/me"})),
             MockGet(ProcessResult, (VenvPexProcess,), run),
             MockGet(DigestContents, (DigestSubset,), contents),
-            MockGet(HydratedSources, (HydrateSourcesRequest,), lambda _: HydratedSources(LOCK, {"includes": ["docker/deb/packages.lock.json"]}, None)),
+            MockGet(
+                HydratedSources,
+                (HydrateSourcesRequest,),
+                lambda _: HydratedSources(LOCK, {"includes": ["docker/deb/packages.lock.json"]}, None),
+            ),
         ],
     )
 
@@ -56,7 +62,9 @@ def test_a_base_image_field_naming_another_kind_of_target_says_which_and_the_fix
     sources = PythonSourcesGeneratorTarget({}, Address("src/p"))
     with pytest.raises(ValueError) as e:
         build(sources, [], {})
-    assert str(e.value).startswith("the `base_image` field of src/p:train names src/p:p, which is a `python_sources`, not an `ml_base_image`")
+    assert str(e.value).startswith(
+        "the `base_image` field of src/p:train names src/p:p, which is a `python_sources`, not an `ml_base_image`"
+    )
 
 
 def test_a_pulled_base_is_pinned_to_the_manifest_named_after_the_target() -> None:
@@ -70,7 +78,11 @@ def test_a_pulled_base_is_pinned_to_the_manifest_named_after_the_target() -> Non
     processes: List[VenvPexProcess] = []
     built = build(target, processes, index)
     assert (built.address, built.layout_path, built.ref, built.manifest_digest, built.python) == (
-        SLIM, "docker.slim/slim.oci", "slim", OURS_DIGEST, "/usr/local/bin/python3.11"
+        SLIM,
+        "docker.slim/slim.oci",
+        "slim",
+        OURS_DIGEST,
+        "/usr/local/bin/python3.11",
     )
     (pull,) = processes
     argv = list(pull.argv)
@@ -84,7 +96,9 @@ def test_a_pulled_base_is_pinned_to_the_manifest_named_after_the_target() -> Non
 def test_a_debian_base_ships_its_standard_library_compiled_for_its_python() -> None:
     summary = {"layout": "deb.oci", "ref": "deb", "manifest_digest": OURS_DIGEST}
     for python, expected in (("/usr/bin/python3.11", ["--bytecode=cpython-311"]), ("/usr/bin/python3", [])):
-        target = MLBaseImageTarget({"debian_lock": "packages.lock.json", "python": python}, Address("docker/deb", target_name="deb"))
+        target = MLBaseImageTarget(
+            {"debian_lock": "packages.lock.json", "python": python}, Address("docker/deb", target_name="deb")
+        )
         processes: List[VenvPexProcess] = []
         built = build(target, processes, summary)
         assert (built.layout_path, built.manifest_digest, built.python) == ("docker.deb/deb.oci", OURS_DIGEST, python)

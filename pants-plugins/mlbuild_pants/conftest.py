@@ -34,8 +34,8 @@ from pants.testutil.rule_runner import RuleRunner
 
 from mlbuild_pants import register
 from mlbuild_pants.base_image import BaseImage
-from mlbuild_pants.image import PipelineImage
 from mlbuild_pants.dependency_inference import InferMLPipelineDependencies
+from mlbuild_pants.image import PipelineImage
 from mlbuild_pants.package import BuiltMLPipeline, MLPipelineFieldSet, MLPipelinePex, MLPipelinePexRequest
 from mlbuild_pants.tailor import PutativeMLPipelineTargetsRequest
 from mlbuild_pants.tool import _ToolRequest
@@ -70,7 +70,9 @@ FAKE_RUNTIME = dedent(
 FAKE_SERVING = "def main():\n    print('serve')\n"
 # NB: `pants run` starts the host side of a run (mlbuild.lineage.host_run) in the venv; it
 # is found on the repo's source root, not in the pipeline's closure.
-FAKE_HOST_RUN = "from mlbuild.runtime.cli import main as runtime_main\n\ndef main():\n    print('host-run')\n    runtime_main()\n"
+FAKE_HOST_RUN = (
+    "from mlbuild.runtime.cli import main as runtime_main\n\ndef main():\n    print('host-run')\n    runtime_main()\n"
+)
 
 FILES = {
     "src/mlbuild/__init__.py": "",

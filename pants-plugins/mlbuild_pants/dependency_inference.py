@@ -73,7 +73,10 @@ async def infer_ml_pipeline_dependencies(
     inferred: set[Address] = {base_image}
     for module, owners in zip(modules, all_owners):
         explicit.maybe_warn_of_ambiguous_dependency_inference(
-            owners.ambiguous, field_set.address, import_reference="module", context=f"The ml_pipeline {field_set.address} needs `{module}`"
+            owners.ambiguous,
+            field_set.address,
+            import_reference="module",
+            context=f"The ml_pipeline {field_set.address} needs `{module}`",
         )
         maybe_disambiguated = explicit.disambiguated(owners.ambiguous)
         inferred.update(owners.unambiguous)

@@ -36,7 +36,9 @@ def test_infers_the_pipeline_module_the_runtime_serving_and_the_base_image(rule_
 @pytest.mark.parametrize("pipeline", ["helpers.py", "pipez.toy.helpers"])
 def test_the_pipeline_field_is_a_file_in_the_folder_or_a_module_name(rule_runner: RuleRunner, pipeline: str) -> None:
     rule_runner.write_files(
-        {"src/pipez/toy/BUILD": f'python_sources()\nml_pipeline(name="other", pipeline="{pipeline}", config="toy.yaml")'}
+        {
+            "src/pipez/toy/BUILD": f'python_sources()\nml_pipeline(name="other", pipeline="{pipeline}", config="toy.yaml")'
+        }
     )
     assert inferred(rule_runner, Address("src/pipez/toy", target_name="other")) - {BASE_IMAGE} == {
         Address("src/pipez/toy", relative_file_path="helpers.py"),

@@ -89,12 +89,14 @@ sys.exit(main({argv}))
 # program -> (module, argv, what it does, detail)
 PROGRAMS = {
     "train": (
-        "mlbuild.runtime.cli", "",
+        "mlbuild.runtime.cli",
+        "",
         "run the mlbuild runtime on the pipeline",
         "With no arguments the runtime trains from /opt/ml: the code path `pants run` takes.",
     ),
     "serve": (
-        "mlbuild.serving.cli", "sys.argv[1:]",
+        "mlbuild.serving.cli",
+        "sys.argv[1:]",
         "serve the pipeline's model from /opt/ml/model",
         "With no arguments: SageMaker's hosting contract on port 8080 ($SAGEMAKER_BIND_TO_PORT).",
     ),
@@ -104,7 +106,14 @@ PROGRAMS = {
 def launcher(program: str, python: str) -> str:
     module, argv, what, detail = PROGRAMS[program]
     return LAUNCHER.format(
-        program=program, what=what, detail=detail, python=python, deps_dir=DEPS_DIR, app_dir=APP_DIR, module=module, argv=argv
+        program=program,
+        what=what,
+        detail=detail,
+        python=python,
+        deps_dir=DEPS_DIR,
+        app_dir=APP_DIR,
+        module=module,
+        argv=argv,
     )
 
 
@@ -153,7 +162,9 @@ class DependencyImage:
 
 
 def dependency_image_request(request: PipelineImageRequest) -> DependencyImageRequest:
-    return DependencyImageRequest(request.requirements_pex, request.base, request.layer_split_bytes, request.layer_max_bytes)
+    return DependencyImageRequest(
+        request.requirements_pex, request.base, request.layer_split_bytes, request.layer_max_bytes
+    )
 
 
 SPEC_FILE = "spec.json"
@@ -170,8 +181,18 @@ def oci_build(
     return VenvPexProcess(
         tool.pex,
         argv=(
-            "-m", "mlbuild.oci", "build", "--spec", SPEC_FILE, "--output", out_dir,
-            "--name", name, "--cache-dir", f"{CACHE_DIR}/oci", *flags,
+            "-m",
+            "mlbuild.oci",
+            "build",
+            "--spec",
+            SPEC_FILE,
+            "--output",
+            out_dir,
+            "--name",
+            name,
+            "--cache-dir",
+            f"{CACHE_DIR}/oci",
+            *flags,
         ),
         input_digest=inputs,
         output_directories=(out_dir,),
@@ -255,13 +276,20 @@ async def build_dependency_image(request: DependencyImageRequest, tool: MLBuildT
         oci_build(
             # NB: the merged filesystem's index lets the app image's contract check replay only
             # its own small layer instead of reading every dependency layer again.
-            tool, inputs, DEPS_IMAGE_DIR, DEPS_IMAGE_NAME, ("--no-archive", "--write-fs-index"),
+            tool,
+            inputs,
+            DEPS_IMAGE_DIR,
+            DEPS_IMAGE_NAME,
+            ("--no-archive", "--write-fs-index"),
             f"Installing {len(wheels)} locked wheels into the dependency layers",
         ),
     )
     layout_path = f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.oci"
     summary = read_summary(
-        await Get(DigestContents, DigestSubset(result.output_digest, PathGlobs([f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.image.json"])))
+        await Get(
+            DigestContents,
+            DigestSubset(result.output_digest, PathGlobs([f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.image.json"])),
+        )
     )
     layer_paths = layer_blob_paths(layout_path, summary)
     small, layer_blobs = await MultiGet(
@@ -269,7 +297,12 @@ async def build_dependency_image(request: DependencyImageRequest, tool: MLBuildT
         Get(Digest, DigestSubset(result.output_digest, PathGlobs(layer_paths))),
     )
     return DependencyImage(
-        result.output_digest, layout_path, DEPS_IMAGE_NAME, f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.fs.json", small, layer_blobs
+        result.output_digest,
+        layout_path,
+        DEPS_IMAGE_NAME,
+        f"{DEPS_IMAGE_DIR}/{DEPS_IMAGE_NAME}.fs.json",
+        small,
+        layer_blobs,
     )
 
 
@@ -304,7 +337,10 @@ async def build_pipeline_image(request: PipelineImageRequest, tool: MLBuildTool)
         ProcessResult,
         VenvPexProcess,
         oci_build(
-            tool, input_digest, request.out_dir, request.name,
+            tool,
+            input_digest,
+            request.out_dir,
+            request.name,
             ("--no-archive", "--check-sagemaker", "--check-program", "serve", "--base-fs-index", deps.fs_index_path),
             f"Assembling OCI image {request.out_dir}/{request.name}.oci",
         ),

@@ -35,7 +35,12 @@ def base(python: str = "/usr/bin/python3.11") -> BaseImage:
 
 
 def test_layers_put_large_wheels_alone_and_the_rest_together() -> None:
-    wheels = [("torch-2.1-cp311.whl", 110), ("numpy-2.1.3-cp311.whl", 50), ("PyYAML-6.0.2-cp311.whl", 1), ("Edge-1.whl", 100)]
+    wheels = [
+        ("torch-2.1-cp311.whl", 110),
+        ("numpy-2.1.3-cp311.whl", 50),
+        ("PyYAML-6.0.2-cp311.whl", 1),
+        ("Edge-1.whl", 100),
+    ]
     assert layer_groups(wheels, split_bytes=100) == [
         ("dep-torch", ["torch-2.1-cp311.whl"]),
         ("deps", ["Edge-1.whl", "PyYAML-6.0.2-cp311.whl", "numpy-2.1.3-cp311.whl"]),
@@ -64,7 +69,11 @@ def test_the_dependency_image_compiles_its_wheels_only_for_a_known_interpreter()
     # Each layer is split by path past `layer_max_mb` (registries refuse multi-GB uploads).
     assert {layer["max_bytes"] for layer in spec["layers"]} == {1 << 30}
     (torch,) = spec["layers"][0]["zips"]
-    assert torch == {"src": "requirements/.deps/torch-2.1.whl", "dest": "/opt/mlbuild/deps/torch-2.1.whl", "bytecode": "cpython-311"}
+    assert torch == {
+        "src": "requirements/.deps/torch-2.1.whl",
+        "dest": "/opt/mlbuild/deps/torch-2.1.whl",
+        "bytecode": "cpython-311",
+    }
     # Each wheel lands in the folder the launchers add to the path, one site dir a wheel.
     assert f'os.listdir("{os.path.dirname(torch["dest"])}")' in launcher("train", "/usr/bin/python3.11")
     unknown = dependency_image_spec(DependencyImageRequest(None, base("/usr/bin/python3"), 1, 1 << 30), groups)  # type: ignore[arg-type]
@@ -98,7 +107,9 @@ def app_request(python: str = "/usr/bin/python3.11") -> PipelineImageRequest:
     )
 
 
-DEPS = DependencyImage(EMPTY_DIGEST, "deps-image/deps.oci", "deps", "deps-image/deps.fs.json", EMPTY_DIGEST, EMPTY_DIGEST)
+DEPS = DependencyImage(
+    EMPTY_DIGEST, "deps-image/deps.oci", "deps", "deps-image/deps.fs.json", EMPTY_DIGEST, EMPTY_DIGEST
+)
 
 
 def test_the_app_image_is_the_dependency_image_plus_the_code_labelled_and_annotated_alike() -> None:

@@ -16,8 +16,9 @@ from pants.backend.python.target_types import (
     ResolvedPexEntryPoint,
     ResolvePexEntryPointRequest,
 )
-from pants.backend.python.util_rules.pex import Pex
+from pants.backend.python.util_rules.pex import Pex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.backend.python.util_rules.python_sources import PythonSourceFilesRequest, StrippedPythonSourceFiles
 from pants.core.goals.package import (
     BuiltPackage,
     BuiltPackageArtifact,
@@ -28,7 +29,6 @@ from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior
 from pants.core.util_rules.source_files import SourceFiles
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address, AddressInput
-from pants.backend.python.util_rules.pex import VenvPexProcess
 from pants.engine.fs import (
     EMPTY_DIGEST,
     AddPrefix,
@@ -43,13 +43,12 @@ from pants.engine.fs import (
     RemovePrefix,
 )
 from pants.engine.process import FallibleProcessResult, ProcessResult
-from pants.version import VERSION as PANTS_VERSION
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, TransitiveTargets, TransitiveTargetsRequest
-from pants.backend.python.util_rules.python_sources import PythonSourceFilesRequest, StrippedPythonSourceFiles
 from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
+from pants.version import VERSION as PANTS_VERSION
 
 from mlbuild_pants.base_image import BaseImage, BaseImageRequest
 from mlbuild_pants.image import (
@@ -61,8 +60,6 @@ from mlbuild_pants.image import (
     dependency_image_request,
     sha256_of,
 )
-from mlbuild_pants.shared_blobs import SharedBlobs, SharedBlobsRequest
-from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest
 from mlbuild_pants.names import (
     DIST_LINEAGE_SUBDIR,
     LOCKFILE_PATH_LABEL,
@@ -71,11 +68,18 @@ from mlbuild_pants.names import (
     OCI_BASE_NAME_LABEL,
     OCI_REVISION_LABEL,
     OCI_TITLE_LABEL,
-    PIPELINE_ADDRESS_ENV as ADDRESS_ENV_VAR,
     PIPELINE_ADDRESS_LABEL,
+)
+from mlbuild_pants.names import (
+    PIPELINE_ADDRESS_ENV as ADDRESS_ENV_VAR,
+)
+from mlbuild_pants.names import (
     PIPELINE_CONFIG_ENV as CONFIG_ENV_VAR,
+)
+from mlbuild_pants.names import (
     PIPELINE_MODULE_ENV as MODULE_ENV_VAR,
 )
+from mlbuild_pants.shared_blobs import SharedBlobs, SharedBlobsRequest
 from mlbuild_pants.target_types import (
     MLPipelineBaseImageField,
     MLPipelineConfigField,
@@ -87,6 +91,7 @@ from mlbuild_pants.target_types import (
     MLPipelineSampleDataField,
     base_image_address_input,
 )
+from mlbuild_pants.tool import MLBuildTool, MLBuildToolRequest
 
 # NB: the runtime's command line is the PEX's entry point; it finds the pipeline through
 # these variables, which pex bakes into PEX-INFO (`--inject-env`), so the container's
@@ -218,7 +223,10 @@ async def pipeline_code(request: PipelineCodeRequest) -> PipelineCode:
     )
     sources = await Get(StrippedPythonSourceFiles, PythonSourceFilesRequest(transitive.closure))
     app_sources = await Get(
-        Digest, MergeDigests([sources.stripped_source_files.snapshot.digest, prepared.request.additional_sources or EMPTY_DIGEST])
+        Digest,
+        MergeDigests(
+            [sources.stripped_source_files.snapshot.digest, prepared.request.additional_sources or EMPTY_DIGEST]
+        ),
     )
     return PipelineCode(prepared.request, app_sources)
 
@@ -247,7 +255,7 @@ def pex_folder_sha256(entries: DigestEntries, root: str) -> str:
     """
     prefix = root + "/"
     lines = sorted(
-        (e.path[len(prefix):], e.file_digest.fingerprint)
+        (e.path[len(prefix) :], e.file_digest.fingerprint)
         for e in entries
         if isinstance(e, FileEntry) and e.path.startswith(prefix) and "/__pycache__/" not in f"/{e.path}"
     )
@@ -318,8 +326,18 @@ async def assemble_pipeline_pex(request: PipelinePexRequest) -> PipelinePex:
         VenvPexProcess(
             tool.pex,
             argv=(
-                "-m", "mlbuild.zipapp", "--layout", field_set.pex_layout.value, "--requirements", requirements_arg,
-                "--sources", PEX_SOURCES_DIR, "--output", field_set.pex_path, "--entry-point", pex_request.main.spec,
+                "-m",
+                "mlbuild.zipapp",
+                "--layout",
+                field_set.pex_layout.value,
+                "--requirements",
+                requirements_arg,
+                "--sources",
+                PEX_SOURCES_DIR,
+                "--output",
+                field_set.pex_path,
+                "--entry-point",
+                pex_request.main.spec,
                 *env_args,
             ),
             input_digest=inputs,
@@ -488,7 +506,9 @@ async def shared_files(request: SharedFilesRequest) -> Digest:
     field_set, image = request.field_set, request.image
     deps = await Get(DependencyImage, DependencyImageRequest, dependency_image_request(image))
     layout_path = f"{image.out_dir}/{image.name}.oci"
-    layers = await Get(Digest, AddPrefix(await Get(Digest, RemovePrefix(deps.layer_blobs, deps.layout_path)), layout_path))
+    layers = await Get(
+        Digest, AddPrefix(await Get(Digest, RemovePrefix(deps.layer_blobs, deps.layout_path)), layout_path)
+    )
     if field_set.pex_layout.value != "packed":
         return layers
     parts = await Get(PackedPexParts, PackedPexPartsRequest(image.requirements_pex, field_set.pex_path))
@@ -556,8 +576,15 @@ async def build_ml_pipeline(field_set: MLPipelineFieldSet, python_setup: PythonS
     )
     attested = dataclasses.replace(image, digest=image_digest)
     return BuiltMLPipeline(
-        pex_digest, pex.path, pex.sha256, attested, base, lineage.provenance_path, lineage.record_path,
-        archive.digest, archive.path,
+        pex_digest,
+        pex.path,
+        pex.sha256,
+        attested,
+        base,
+        lineage.provenance_path,
+        lineage.record_path,
+        archive.digest,
+        archive.path,
     )
 
 
@@ -573,7 +600,13 @@ def provenance_inputs(entries: DigestEntries, image: PipelineImage) -> Tuple[Fil
         e
         for e in entries
         if isinstance(e, FileEntry)
-        and (e.path == image.summary_path or (e.path.startswith(image.layout_path + "/") and e.file_digest.serialized_bytes_length <= PROVENANCE_MAX_INPUT_BYTES))
+        and (
+            e.path == image.summary_path
+            or (
+                e.path.startswith(image.layout_path + "/")
+                and e.file_digest.serialized_bytes_length <= PROVENANCE_MAX_INPUT_BYTES
+            )
+        )
     )
 
 
@@ -593,11 +626,27 @@ async def record_package_lineage(request: PackageLineageRequest, tool: MLBuildTo
         VenvPexProcess(
             tool.pex,
             argv=(
-                "-m", "mlbuild.lineage.build_cli", "--lineage-dir", LINEAGE_OUT, "provenance",
-                "--image-json", image.summary_path, "--output", provenance_path, "--config", config_path,
-                "--subject-name", f"{field_set.address.spec}@{image.manifest_digest}",
-                "--pants-version", PANTS_VERSION, "--mlbuild-version", tool.version, "--pex-sha256", request.pex_sha256,
-                "--record", "--attach",
+                "-m",
+                "mlbuild.lineage.build_cli",
+                "--lineage-dir",
+                LINEAGE_OUT,
+                "provenance",
+                "--image-json",
+                image.summary_path,
+                "--output",
+                provenance_path,
+                "--config",
+                config_path,
+                "--subject-name",
+                f"{field_set.address.spec}@{image.manifest_digest}",
+                "--pants-version",
+                PANTS_VERSION,
+                "--mlbuild-version",
+                tool.version,
+                "--pex-sha256",
+                request.pex_sha256,
+                "--record",
+                "--attach",
             ),
             input_digest=inputs,
             output_files=(provenance_path,),
@@ -623,13 +672,18 @@ async def package_ml_pipeline(field_set: MLPipelineFieldSet) -> BuiltPackage:
             BuiltPackageArtifact(built.pex_path, extra_log_lines=(f"sha256: {built.pex_sha256}",)),
             MLPipelineImageArtifact(
                 image.layout_path,
-                extra_log_lines=(f"manifest digest: {image.manifest_digest}", f"base image: {built.base.manifest_digest}"),
+                extra_log_lines=(
+                    f"manifest digest: {image.manifest_digest}",
+                    f"base image: {built.base.manifest_digest}",
+                ),
                 manifest_digest=image.manifest_digest,
                 pex_sha256=built.pex_sha256,
             ),
             *((BuiltPackageArtifact(built.archive_path),) if built.archive_path else ()),
             BuiltPackageArtifact(image.summary_path),
-            BuiltPackageArtifact(built.provenance_path, extra_log_lines=("also in the OCI layout, as a referrer of the image",)),
+            BuiltPackageArtifact(
+                built.provenance_path, extra_log_lines=("also in the OCI layout, as a referrer of the image",)
+            ),
             BuiltPackageArtifact(built.record_path, extra_log_lines=("lineage record of this build",)),
         ),
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-
 import os
 import subprocess
 import zipfile
@@ -46,9 +45,20 @@ def test_the_pipeline_pex_carries_the_pipeline_and_its_config(rule_runner: RuleR
     names = zipfile.ZipFile(pex).namelist()
     assert {"pipez/toy/model.py", "pipez/toy/helpers.py", "pipez/toy/toy.yaml", "mlbuild/runtime/cli.py"} <= set(names)
     # NB: a PEX_ROOT of its own: running a PEX writes into it, and ~/.pex is the user's.
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "PEX_ROOT": os.path.join(rule_runner.build_root, ".pex_root")}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ["HOME"],
+        "PEX_ROOT": os.path.join(rule_runner.build_root, ".pex_root"),
+    }
     out = subprocess.run(["python3.11", pex, "train"], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.split() == ["pipez.toy.model", "src/pipez/toy:train", "hyperparameters:", "{depth:", "3}", "train"]
+    assert out.stdout.split() == [
+        "pipez.toy.model",
+        "src/pipez/toy:train",
+        "hyperparameters:",
+        "{depth:",
+        "3}",
+        "train",
+    ]
 
 
 def test_a_config_that_is_not_yaml_is_rejected_when_packaging(rule_runner: RuleRunner) -> None:
@@ -59,7 +69,9 @@ def test_a_config_that_is_not_yaml_is_rejected_when_packaging(rule_runner: RuleR
         }
     )
     with pytest.raises(ExecutionError) as e:
-        rule_runner.request(BuiltPackage, [pipeline_field_set(rule_runner, Address("src/pipez/json", target_name="train"))])
+        rule_runner.request(
+            BuiltPackage, [pipeline_field_set(rule_runner, Address("src/pipez/json", target_name="train"))]
+        )
     assert "toy.json" in str(e.value) and ".yaml" in str(e.value), str(e.value)
 
 
@@ -81,7 +93,11 @@ def test_the_requirements_pex_drops_the_code_so_an_edit_does_not_rebuild_it() ->
     requirements = requirements_only(pipeline, "requirements", PexLayout.PACKED)
     assert not requirements.include_source_files
     assert requirements.additional_sources is None and not requirements.inject_env
-    assert (requirements.output_filename, requirements.layout, requirements.internal_only) == ("requirements", PexLayout.PACKED, True)
+    assert (requirements.output_filename, requirements.layout, requirements.internal_only) == (
+        "requirements",
+        PexLayout.PACKED,
+        True,
+    )
     # What it is resolved for (the targets' closure) stays the pipeline's.
     assert requirements.addresses == pipeline.addresses
     # Two pipelines with the same requirements ask for the same PEX (one build, one cache entry).
@@ -148,8 +164,14 @@ def test_the_package_lists_every_output_and_the_image_says_what_publish_needs() 
     # `publish` finds the image among the packages and takes its identity from it, not from a rebuild.
     found_package, image = image_artifact((package,), TOY)
     assert found_package is package
-    assert (image.relpath, image.manifest_digest, image.pex_sha256) == ("src.pipez.toy/train.oci", BUILT_MANIFEST, BUILT_PEX_SHA256)
-    with_archive = dataclasses.replace(BUILT_TOY, archive_digest=Digest("4" * 64, 4), archive_path="src.pipez.toy/train.oci.tar")
+    assert (image.relpath, image.manifest_digest, image.pex_sha256) == (
+        "src.pipez.toy/train.oci",
+        BUILT_MANIFEST,
+        BUILT_PEX_SHA256,
+    )
+    with_archive = dataclasses.replace(
+        BUILT_TOY, archive_digest=Digest("4" * 64, 4), archive_path="src.pipez.toy/train.oci.tar"
+    )
     archived = run_rule_with_mocks(
         package_ml_pipeline,
         rule_args=[field_set],
@@ -178,7 +200,11 @@ def test_a_folder_pex_is_named_by_the_sha256_of_its_sha256sum_listing() -> None:
 def test_the_store_listing_says_which_blobs_to_place() -> None:
     from mlbuild_pants.shared_blobs import missing_from
 
-    want = {"a" * 64: {"path": "x/.deps/a.whl", "size": 3}, "b" * 64: {"path": "y", "size": 5}, "c" * 64: {"path": "z", "size": 7}}
+    want = {
+        "a" * 64: {"path": "x/.deps/a.whl", "size": 3},
+        "b" * 64: {"path": "y", "size": 5},
+        "c" * 64: {"path": "z", "size": 7},
+    }
     listing = f"{'a' * 64} 3\n{'b' * 64} 4\n{'d' * 64} 9\n"
     # b is there at another size (a torn copy): placed again; c is not there at all.
     assert missing_from(listing, want) == ["b" * 64, "c" * 64]

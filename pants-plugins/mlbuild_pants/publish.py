@@ -16,9 +16,12 @@ import os
 from dataclasses import dataclass
 from typing import Tuple
 
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.target_types import PythonResolveField
 from pants.backend.python.util_rules.pex import PexProcess
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.base.build_root import BuildRoot
+from pants.core.goals.package import BuiltPackage
 from pants.core.goals.publish import (
     PublishFieldSet,
     PublishOutputData,
@@ -27,34 +30,13 @@ from pants.core.goals.publish import (
     PublishRequest,
 )
 from pants.core.util_rules.distdir import DistDir
-from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.addresses import Address
-from pants.core.goals.package import BuiltPackage
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest, DigestSubset, PathGlobs
 from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
-from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.target_types import PythonResolveField
 
-from mlbuild_pants.package import (
-    MLPipelineFieldSet,
-    MLPipelineImageArtifact,
-    SourceRevision,
-    SourceRevisionRequest,
-)
-from mlbuild_pants.run import lineage_environment
-from mlbuild_pants.subsystem import MLBuildSubsystem
-from mlbuild_pants.registries import RegistryConfigError, mount_sources, parse_registries, placeholder_values, plan_pushes
-from mlbuild_pants.target_types import (
-    MLPipelineConfigField,
-    MLPipelineImageTagsField,
-    MLPipelineModuleField,
-    MLPipelineRegistriesField,
-    MLPipelineRepositoryField,
-    MLPipelineSkipPushField,
-)
-from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_environment
 from mlbuild_pants.names import (
     DIST_PUBLISH_SUBDIR,
     ECR_REGISTRY_ENV,
@@ -66,6 +48,30 @@ from mlbuild_pants.names import (
     UNPACK_MAX_ENTRIES_ENV,
     UNPACK_MAX_FILE_BYTES_ENV,
 )
+from mlbuild_pants.package import (
+    MLPipelineFieldSet,
+    MLPipelineImageArtifact,
+    SourceRevision,
+    SourceRevisionRequest,
+)
+from mlbuild_pants.registries import (
+    RegistryConfigError,
+    mount_sources,
+    parse_registries,
+    placeholder_values,
+    plan_pushes,
+)
+from mlbuild_pants.run import lineage_environment
+from mlbuild_pants.subsystem import MLBuildSubsystem
+from mlbuild_pants.target_types import (
+    MLPipelineConfigField,
+    MLPipelineImageTagsField,
+    MLPipelineModuleField,
+    MLPipelineRegistriesField,
+    MLPipelineRepositoryField,
+    MLPipelineSkipPushField,
+)
+from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_environment
 
 PUBLISH_SUBDIR = DIST_PUBLISH_SUBDIR
 # NB: beyond AWS: PATH finds bubblewrap for the local backend; the caches hold its rootfs;
@@ -103,10 +109,14 @@ class MLPipelinePublishFieldSet(PublishFieldSet):
         return PublishOutputData({"publisher": "mlbuild", **super().get_output_data()})
 
 
-def image_artifact(packages: Tuple[BuiltPackage, ...], address: Address) -> Tuple[BuiltPackage, MLPipelineImageArtifact]:
+def image_artifact(
+    packages: Tuple[BuiltPackage, ...], address: Address
+) -> Tuple[BuiltPackage, MLPipelineImageArtifact]:
     found = [(p, a) for p in packages for a in p.artifacts if isinstance(a, MLPipelineImageArtifact)]
     if len(found) != 1:
-        raise ValueError(f"`pants publish {address}`: expected one ml_pipeline image among the packages, found {len(found)}")
+        raise ValueError(
+            f"`pants publish {address}`: expected one ml_pipeline image among the packages, found {len(found)}"
+        )
     return found[0]
 
 
@@ -141,7 +151,11 @@ async def publish_ml_pipeline(
     (package, image) = image_artifact(request.packages, address)
     if request.field_set.skip_push.value:
         return PublishProcesses(
-            [PublishPackages(names=(f"{image.relpath}@{image.manifest_digest}",), description=f"(by `skip_push` on {address})")]
+            [
+                PublishPackages(
+                    names=(f"{image.relpath}@{image.manifest_digest}",), description=f"(by `skip_push` on {address})"
+                )
+            ]
         )
     layout = await Get(Digest, DigestSubset(package.digest, PathGlobs([f"{image.relpath}/**"])))
     tool, revision, env, pex_env = await MultiGet(
@@ -185,10 +199,20 @@ async def publish_ml_pipeline(
             Process,
             PexProcess(
                 tool.pex,
-                argv=["-m", "mlbuild.registry", "push", "--layout", image.relpath, "--ref-name", ref, "--to", push.destination,
-                      *(arg for tag in push.tags for arg in ("--tag", tag)),
-                      # NB: a sibling pipeline's repository may hold the big layers already (torch).
-                      *(arg for repository in mounts for arg in ("--mount-from", repository))],
+                argv=[
+                    "-m",
+                    "mlbuild.registry",
+                    "push",
+                    "--layout",
+                    image.relpath,
+                    "--ref-name",
+                    ref,
+                    "--to",
+                    push.destination,
+                    *(arg for tag in push.tags for arg in ("--tag", tag)),
+                    # NB: a sibling pipeline's repository may hold the big layers already (torch).
+                    *(arg for repository in mounts for arg in ("--mount-from", repository)),
+                ],
                 input_digest=layout,
                 extra_env=process_env,
                 description=f"Pushing {address} to {push.destination}",
@@ -197,17 +221,28 @@ async def publish_ml_pipeline(
         for push in pushes
     )
     argv = [
-        "-m", "mlbuild.publish",
-        "--layout", image.relpath,
-        "--ref-name", ref,
-        "--config", os.path.join(root, address.spec_path, field_set.config.value),
-        "--address", address.spec,
-        "--data-dir", os.path.join(root, address.spec_path, field_set.sample_data.value),
-        "--pex-sha256", image.pex_sha256,
-        "--image-digest", image.manifest_digest,
-        "--git-sha", revision.value,
-        "--report-dir", os.path.join(root, reports),
-        "--local-root", os.path.join(root, LOCAL_PUBLISH_DIR),
+        "-m",
+        "mlbuild.publish",
+        "--layout",
+        image.relpath,
+        "--ref-name",
+        ref,
+        "--config",
+        os.path.join(root, address.spec_path, field_set.config.value),
+        "--address",
+        address.spec,
+        "--data-dir",
+        os.path.join(root, address.spec_path, field_set.sample_data.value),
+        "--pex-sha256",
+        image.pex_sha256,
+        "--image-digest",
+        image.manifest_digest,
+        "--git-sha",
+        revision.value,
+        "--report-dir",
+        os.path.join(root, reports),
+        "--local-root",
+        os.path.join(root, LOCAL_PUBLISH_DIR),
     ]
     if mlbuild.publish_backend:
         argv += ["--backend", mlbuild.publish_backend]
@@ -235,7 +270,11 @@ async def publish_ml_pipeline(
                     process=InteractiveProcess.from_process(push_process),
                     description=f"to {push.registry.alias and '@' + push.registry.alias or push.registry.address}",
                     data=PublishOutputData(
-                        {"registry": push.registry.address, "repository": push.repository, "image_digest": image.manifest_digest}
+                        {
+                            "registry": push.registry.address,
+                            "repository": push.repository,
+                            "image_digest": image.manifest_digest,
+                        }
                     ),
                 )
                 for push, push_process in zip(pushes, push_processes)
@@ -252,7 +291,7 @@ async def publish_ml_pipeline(
                         "report_markdown": f"{reports}/report.md",
                     }
                 ),
-            )
+            ),
         ]
     )
 

@@ -15,14 +15,16 @@ from pants.backend.python.util_rules.pex import Pex, PexProcess
 from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact
 from pants.core.util_rules.distdir import DistDir
+from pants.engine.addresses import Address
 from pants.engine.env_vars import CompleteEnvironmentVars, EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import EMPTY_DIGEST, Digest, DigestSubset
 from pants.engine.process import Process
-from pants.engine.addresses import Address
 from pants.engine.target import AllTargets, WrappedTarget, WrappedTargetRequest
 from pants.testutil.rule_runner import MockGet, run_rule_with_mocks
 
-from mlbuild_pants.conftest import BUILT_MANIFEST as MANIFEST, BUILT_PEX_SHA256 as PEX_SHA256, TOY, flag
+from mlbuild_pants.conftest import BUILT_MANIFEST as MANIFEST
+from mlbuild_pants.conftest import BUILT_PEX_SHA256 as PEX_SHA256
+from mlbuild_pants.conftest import TOY, flag
 from mlbuild_pants.package import MLPipelineImageArtifact, SourceRevision, SourceRevisionRequest
 from mlbuild_pants.publish import MLPipelinePublishFieldSet, PublishMLPipelineRequest, publish_ml_pipeline
 from mlbuild_pants.target_types import MLPipelineTarget
@@ -42,16 +44,27 @@ PACKAGES = (
 
 def mlbuild(**options) -> SimpleNamespace:
     defaults = dict(
-        registries={"ci": {"address": "127.0.0.1:5000"}}, default_repository="{pipeline}", ecr_registry=None,
-        publish_backend="local", local_registry=None, wait=True, force=False,
+        registries={"ci": {"address": "127.0.0.1:5000"}},
+        default_repository="{pipeline}",
+        ecr_registry=None,
+        publish_backend="local",
+        local_registry=None,
+        wait=True,
+        force=False,
     )
     return SimpleNamespace(**{**defaults, **options})
 
 
-
 # NB: the user's whole environment; the mock hands the rule only the names it asks for, as Pants does.
 HOST_ENV = CompleteEnvironmentVars(
-    {"AWS_PROFILE": "dev", "AWS_REGION": "eu-west-1", "PATH": "/bin", "HOME": "/home/me", "EDITOR": "vi", "GITHUB_TOKEN": "secret"}
+    {
+        "AWS_PROFILE": "dev",
+        "AWS_REGION": "eu-west-1",
+        "PATH": "/bin",
+        "HOME": "/home/me",
+        "EDITOR": "vi",
+        "GITHUB_TOKEN": "secret",
+    }
 )
 
 
@@ -60,11 +73,17 @@ def environment_vars(request: EnvironmentVarsRequest) -> EnvironmentVars:
     return EnvironmentVars(dict(HOST_ENV.get_subset(tuple(request.requested), allowed=allowed)).items())
 
 
-PYTHON_SETUP = SimpleNamespace(enable_resolves=True, default_resolve="python-default", resolves={"python-default": "d.lock", "torch": "t.lock"})
+PYTHON_SETUP = SimpleNamespace(
+    enable_resolves=True, default_resolve="python-default", resolves={"python-default": "d.lock", "torch": "t.lock"}
+)
 
 
 def publish(
-    fields: dict, packages=PACKAGES, options: Optional[SimpleNamespace] = None, subsets: Optional[List] = None, others: tuple = ()
+    fields: dict,
+    packages=PACKAGES,
+    options: Optional[SimpleNamespace] = None,
+    subsets: Optional[List] = None,
+    others: tuple = (),
 ):
     target = MLPipelineTarget({"pipeline": "model.py", "config": "toy.yaml", "sample_data": "sample", **fields}, TOY)
     request = PublishMLPipelineRequest(MLPipelinePublishFieldSet.create(target), packages)
@@ -74,7 +93,12 @@ def publish(
         return LAYOUT_DIGEST
 
     def process(p: PexProcess) -> Process:
-        return Process(argv=("tool.pex", *p.argv), description=p.description, input_digest=p.input_digest or EMPTY_DIGEST, env=p.extra_env)
+        return Process(
+            argv=("tool.pex", *p.argv),
+            description=p.description,
+            input_digest=p.input_digest or EMPTY_DIGEST,
+            env=p.extra_env,
+        )
 
     return run_rule_with_mocks(
         publish_ml_pipeline,
@@ -83,14 +107,15 @@ def publish(
             MockGet(AllTargets, (), lambda: AllTargets([target, *others])),
             MockGet(WrappedTarget, (WrappedTargetRequest,), lambda _: WrappedTarget(target)),
             MockGet(Digest, (DigestSubset,), subset),
-            MockGet(MLBuildToolPex, (MLBuildToolPexRequest,), lambda _: MLBuildToolPex(Pex(EMPTY_DIGEST, "tool.pex", None))),
+            MockGet(
+                MLBuildToolPex, (MLBuildToolPexRequest,), lambda _: MLBuildToolPex(Pex(EMPTY_DIGEST, "tool.pex", None))
+            ),
             MockGet(SourceRevision, (SourceRevisionRequest,), lambda _: SourceRevision(REVISION)),
             MockGet(EnvironmentVars, (EnvironmentVarsRequest,), environment_vars),
             MockGet(PexEnvironment, (), lambda: SimpleNamespace(named_caches_dir=PurePath("/caches"))),
             MockGet(Process, (PexProcess,), process),
         ],
     )
-
 
 
 def test_a_push_mounts_the_big_layers_from_the_repositories_of_pipelines_of_the_same_resolve() -> None:
@@ -132,7 +157,10 @@ def test_publish_pushes_then_submits_the_image_package_built() -> None:
     # InteractiveProcess starts from an empty environment: what boto3 and the tools need is forwarded.
     assert (env["AWS_PROFILE"], env["AWS_REGION"], env["PATH"]) == ("dev", "eu-west-1", "/bin")
     assert env["HOME"] == "/home/me" and "EDITOR" not in env and "GITHUB_TOKEN" not in env  # only what it forwards
-    assert (env["MLBUILD_LINEAGE_DIR"], env["MLBUILD_LINEAGE_INBOX"]) == ("/repo/.mlbuild/lineage", "/repo/dist/mlbuild/lineage")
+    assert (env["MLBUILD_LINEAGE_DIR"], env["MLBUILD_LINEAGE_INBOX"]) == (
+        "/repo/.mlbuild/lineage",
+        "/repo/dist/mlbuild/lineage",
+    )
     assert env["PEX_ROOT"].startswith("/caches/")
     assert job.get_output_data()["report_json"] == "dist/mlbuild/publish/src.pipez.toy/train/report.json"
     assert job.get_output_data()["pex_sha256"] == PEX_SHA256
@@ -145,7 +173,10 @@ def test_skip_push_pushes_nothing_and_submits_no_job() -> None:
 
 
 def test_packages_without_an_ml_pipeline_image_are_an_error() -> None:
-    with pytest.raises(ValueError, match=r"`pants publish src/pipez/toy:train`: expected one ml_pipeline image among the packages, found 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"`pants publish src/pipez/toy:train`: expected one ml_pipeline image among the packages, found 0",
+    ):
         publish({}, packages=(BuiltPackage(PACKAGE_DIGEST, (BuiltPackageArtifact("src.pipez.toy/train.pex"),)),))
 
 

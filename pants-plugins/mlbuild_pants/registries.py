@@ -69,13 +69,19 @@ def parse_registries(option: Mapping[str, Any]) -> Dict[str, Registry]:
             raise RegistryConfigError(f"{where}: `{alias}` is {entry!r}, not a table. {example}")
         unknown = sorted(set(entry) - ENTRY_KEYS)
         if unknown:
-            raise RegistryConfigError(f"{where}: `{alias}` has unknown keys {unknown}; known: {sorted(ENTRY_KEYS)}. {example}")
+            raise RegistryConfigError(
+                f"{where}: `{alias}` has unknown keys {unknown}; known: {sorted(ENTRY_KEYS)}. {example}"
+            )
         address = entry.get("address")
         if not isinstance(address, str) or not ADDRESS.match(address):
-            raise RegistryConfigError(f"{where}: `{alias}.address` is {address!r}; give `host[:port]` (no scheme, no path). {example}")
+            raise RegistryConfigError(
+                f"{where}: `{alias}.address` is {address!r}; give `host[:port]` (no scheme, no path). {example}"
+            )
         tags = entry.get("extra_image_tags", [])
         if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
-            raise RegistryConfigError(f"{where}: `{alias}.extra_image_tags` is {tags!r}; give a list of tags, e.g. [\"latest\"].")
+            raise RegistryConfigError(
+                f'{where}: `{alias}.extra_image_tags` is {tags!r}; give a list of tags, e.g. ["latest"].'
+            )
         default = entry.get("default", False)
         if not isinstance(default, bool):
             raise RegistryConfigError(f"{where}: `{alias}.default` is {default!r}; give true or false.")
@@ -88,12 +94,15 @@ def interpolate(template: str, values: Mapping[str, str], what: str) -> str:
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as e:
-        raise RegistryConfigError(f"{what} is {template!r}: {e}. Fix: write placeholders as {{name}}, braces doubled to escape.") from None
+        raise RegistryConfigError(
+            f"{what} is {template!r}: {e}. Fix: write placeholders as {{name}}, braces doubled to escape."
+        ) from None
     unknown = [name for name in fields if name not in values]
     if unknown:
         raise RegistryConfigError(
             f"{what} is {template!r}: unknown placeholder {{{unknown[0]}}}. Known: "
-            + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS) + "."
+            + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+            + "."
         )
     return template.format(**values)
 
@@ -139,7 +148,9 @@ def plan_pushes(
         for template in (*tag_templates, *registry.extra_image_tags):
             tag = interpolate(template, values, f"The image tag {template!r} of {field_owner}")
             if not TAG.match(tag):
-                raise RegistryConfigError(f"The image tag {template!r} of {field_owner} gives {tag!r}, not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}).")
+                raise RegistryConfigError(
+                    f"The image tag {template!r} of {field_owner} gives {tag!r}, not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})."
+                )
             tags.append(tag)
         pushes.append(Push(registry, repository, tuple(dict.fromkeys([values["content_tag"], *tags]))))
     return tuple(pushes)

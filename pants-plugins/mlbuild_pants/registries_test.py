@@ -26,8 +26,12 @@ OPTION = {
 
 def plan(chosen=None, repository="ml/{directory}", tags=("{git_short_sha}",), option=OPTION):
     return plan_pushes(
-        registries=parse_registries(option), chosen=chosen, repository_template=repository,
-        tag_templates=tags, values=VALUES, field_owner="src/p:train",
+        registries=parse_registries(option),
+        chosen=chosen,
+        repository_template=repository,
+        tag_templates=tags,
+        values=VALUES,
+        field_owner="src/p:train",
     )
 
 
@@ -46,7 +50,11 @@ def test_default_registries_get_the_content_tag_target_tags_and_extra_tags() -> 
 
 def test_field_picks_aliases_and_plain_addresses_once_each() -> None:
     pushes = plan(chosen=["@team", "@ci", "other.io:443", "@team"], repository="{pipeline}", tags=())
-    assert [p.destination for p in pushes] == ["registry.example.com/churn-train", "127.0.0.1:5000/churn-train", "other.io:443/churn-train"]
+    assert [p.destination for p in pushes] == [
+        "registry.example.com/churn-train",
+        "127.0.0.1:5000/churn-train",
+        "other.io:443/churn-train",
+    ]
     assert pushes[0].tags == ("sha256-abababababababab",)
     assert plan(chosen=[]) == ()
 
@@ -81,8 +89,12 @@ def test_placeholder_values_from_the_address_and_revision() -> None:
 
     values = placeholder_values("src/python/pipelines/churn", "train", "0123456789abcdef-dirty", DIGEST)
     assert values == {
-        "name": "train", "directory": "churn", "pipeline": "churn-train", "git_sha": "0123456789abcdef-dirty",
-        "git_short_sha": "0123456-dirty", "content_tag": "sha256-abababababababab",
+        "name": "train",
+        "directory": "churn",
+        "pipeline": "churn-train",
+        "git_sha": "0123456789abcdef-dirty",
+        "git_short_sha": "0123456-dirty",
+        "content_tag": "sha256-abababababababab",
     }
     assert placeholder_values("a/iris", "iris", "unknown", DIGEST)["pipeline"] == "iris"
     assert placeholder_values("a/iris", "iris", "unknown", DIGEST)["git_short_sha"] == "unknown"
@@ -92,8 +104,13 @@ def test_mount_sources_are_the_siblings_repositories_without_its_own_and_bounded
     from mlbuild_pants.registries import MAX_MOUNT_SOURCES, mount_sources
 
     values = lambda pipeline: {"pipeline": pipeline, "name": "train", "directory": pipeline}
-    siblings = [("{pipeline}", values("mlp2")), ("{pipeline}", values("mlp")), ("team/{directory}", values("mlp3")),
-                ("{unknown}", values("x")), ("{pipeline}", values("mlp2"))]
+    siblings = [
+        ("{pipeline}", values("mlp2")),
+        ("{pipeline}", values("mlp")),
+        ("team/{directory}", values("mlp3")),
+        ("{unknown}", values("x")),
+        ("{pipeline}", values("mlp2")),
+    ]
     # Its own repository is not a source; a template that does not interpolate is skipped; sorted, once each.
     assert mount_sources("mlp", siblings) == ("mlp2", "team/mlp3")
     many = [("p{name}", {"name": str(i)}) for i in range(3 * MAX_MOUNT_SOURCES)]

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Tuple
 
+from pants.backend.python.target_types import PexLayout
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexRequest
 from pants.backend.python.util_rules.pex_environment import PexEnvironment, PythonExecutable
 from pants.backend.python.util_rules.pex_from_targets import (
@@ -28,6 +29,24 @@ from pants.engine.fs import Digest, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, TransitiveTargets, TransitiveTargetsRequest
 
+from mlbuild_pants.names import (
+    DIST_LINEAGE_SUBDIR as LINEAGE_SUBDIR,  # under dist/: where `package` leaves its records
+)
+from mlbuild_pants.names import (
+    DIST_RUNS_SUBDIR as RUNS_SUBDIR,
+)
+from mlbuild_pants.names import (
+    LINEAGE_DIR_ENV as LINEAGE_DIR_ENV_VAR,
+)
+from mlbuild_pants.names import (
+    LINEAGE_INBOX_ENV as LINEAGE_INBOX_ENV_VAR,
+)
+from mlbuild_pants.names import (
+    LINEAGE_STORE_DIR as LINEAGE_STORE,  # under the build root: the store, which takes them in
+)
+from mlbuild_pants.names import (
+    SOURCE_REVISION_ENV as SOURCE_REVISION_ENV_VAR,  # `<sha>`, `<sha>-dirty` or `unknown`
+)
 from mlbuild_pants.package import (
     BuiltMLPipeline,
     MLPipelineFieldSet,
@@ -37,18 +56,8 @@ from mlbuild_pants.package import (
     SourceRevisionRequest,
     requirements_only,
 )
-from pants.backend.python.target_types import PexLayout
 from mlbuild_pants.subsystem import MLBuildSubsystem
 from mlbuild_pants.tool import MLBuildToolPex, MLBuildToolPexRequest, tool_pex_environment
-
-from mlbuild_pants.names import (
-    DIST_LINEAGE_SUBDIR as LINEAGE_SUBDIR,  # under dist/: where `package` leaves its records
-    DIST_RUNS_SUBDIR as RUNS_SUBDIR,
-    LINEAGE_DIR_ENV as LINEAGE_DIR_ENV_VAR,
-    LINEAGE_INBOX_ENV as LINEAGE_INBOX_ENV_VAR,
-    LINEAGE_STORE_DIR as LINEAGE_STORE,  # under the build root: the store, which takes them in
-    SOURCE_REVISION_ENV as SOURCE_REVISION_ENV_VAR,  # `<sha>`, `<sha>-dirty` or `unknown`
-)
 
 HOST_RUN_ENTRY_POINT = "mlbuild.lineage.host_run:main"
 # NB: one name for every pipeline's requirements venv, so pipelines with the same locked
@@ -104,9 +113,14 @@ async def run_from_sources(request: SourcesRunRequest, pex_env: PexEnvironment) 
     return RunRequest(
         digest=digest,
         args=[
-            os.path.join("{chroot}", venv.pex.argv0), "local", *request.common_args,
+            os.path.join("{chroot}", venv.pex.argv0),
+            "local",
+            *request.common_args,
             # NB: what ran, for the reuse check and the run's lineage record.
-            "--sources-sha256", code.fingerprint, "--requirements-sha256", venv.digest.fingerprint,
+            "--sources-sha256",
+            code.fingerprint,
+            "--requirements-sha256",
+            venv.digest.fingerprint,
         ],
         extra_env={
             **workspace_env.environment_dict(python=python),
@@ -151,10 +165,14 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
             args=[
                 python.path,
                 os.path.join("{chroot}", tool.pex.name),
-                "-m", "mlbuild.container_run.serve_cli",
-                "--layout", os.path.join("{chroot}", built.image.layout_path),
-                "--address", field_set.address.spec,
-                "--runs-dir", os.path.join(str(dist_dir.relpath), RUNS_SUBDIR),
+                "-m",
+                "mlbuild.container_run.serve_cli",
+                "--layout",
+                os.path.join("{chroot}", built.image.layout_path),
+                "--address",
+                field_set.address.spec,
+                "--runs-dir",
+                os.path.join(str(dist_dir.relpath), RUNS_SUBDIR),
                 *(("--model", mlbuild.model) if mlbuild.model else ()),
             ],
             extra_env={**lineage_env, **tool_pex_environment(pex_env)},
@@ -174,7 +192,10 @@ async def run_ml_pipeline(field_set: MLPipelineFieldSet, dist_dir: DistDir, mlbu
             field_set.address.spec,
             *(("--instance-count", str(mlbuild.instance_count)) if mlbuild.instance_count is not None else ()),
             # NB: what ran, for the run's lineage record.
-            "--pex-sha256", built.pex_sha256, "--image-digest", built.image.manifest_digest,
+            "--pex-sha256",
+            built.pex_sha256,
+            "--image-digest",
+            built.image.manifest_digest,
             *common,
         ],
         extra_env={**lineage_env, **tool_pex_environment(pex_env)},

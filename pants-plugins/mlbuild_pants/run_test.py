@@ -16,7 +16,15 @@ from pants.core.util_rules.distdir import DistDir
 from pants.engine.fs import Digest, MergeDigests
 from pants.testutil.rule_runner import MockGet, RuleRunner, run_rule_with_mocks
 
-from mlbuild_pants.conftest import BUILT_MANIFEST, BUILT_PEX_SHA256, BUILT_TOY, TOY, flag, pipeline_field_set, unexpected
+from mlbuild_pants.conftest import (
+    BUILT_MANIFEST,
+    BUILT_PEX_SHA256,
+    BUILT_TOY,
+    TOY,
+    flag,
+    pipeline_field_set,
+    unexpected,
+)
 from mlbuild_pants.package import BuiltMLPipeline, MLPipelineFieldSet, MLPipelinePex, MLPipelinePexRequest
 from mlbuild_pants.run import SourcesRunRequest, run_ml_pipeline
 from mlbuild_pants.target_types import MLPipelineTarget
@@ -35,7 +43,9 @@ def test_run_trains_the_current_sources_on_a_cached_requirements_venv(rule_runne
     # The repo's source root first (errors name the files the user edits), then the chroot's copy.
     assert env["PEX_EXTRA_SYS_PATH"] == "src:{chroot}/src"
     assert (env["MLBUILD_PIPELINE_MODULE"], env["MLBUILD_PIPELINE_CONFIG"], env["MLBUILD_PIPELINE_ADDRESS"]) == (
-        "pipez.toy.model", "toy.yaml", "src/pipez/toy:train"
+        "pipez.toy.model",
+        "toy.yaml",
+        "src/pipez/toy:train",
     )
     # Relative to the build root, where `pants run` starts the process: the store and the inbox
     # `package` also writes to.
@@ -83,16 +93,20 @@ def run_with_mocks(**options) -> Tuple[RunRequest, list]:
         mock_gets=[
             MockGet(RunRequest, (SourcesRunRequest,), unexpected),
             MockGet(MLPipelinePex, (MLPipelinePexRequest,), lambda _: MLPipelinePex(pex_request)),
-            MockGet(PythonExecutable, (InterpreterConstraintsRequest,), lambda _: PythonExecutable("/usr/bin/python3.11")),
+            MockGet(
+                PythonExecutable, (InterpreterConstraintsRequest,), lambda _: PythonExecutable("/usr/bin/python3.11")
+            ),
             MockGet(BuiltMLPipeline, (MLPipelineFieldSet,), lambda _: BUILT_TOY),
-            MockGet(MLBuildToolPex, (MLBuildToolPexRequest,), lambda _: MLBuildToolPex(Pex(TOOL_DIGEST, "mlbuild_tool.pex", None))),
+            MockGet(
+                MLBuildToolPex,
+                (MLBuildToolPexRequest,),
+                lambda _: MLBuildToolPex(Pex(TOOL_DIGEST, "mlbuild_tool.pex", None)),
+            ),
             MockGet(PexEnvironment, (), lambda: SimpleNamespace(named_caches_dir=PurePath("/caches"))),
             MockGet(Digest, (MergeDigests,), merge),
         ],
     )
     return request, merged
-
-
 
 
 def test_a_container_run_runs_the_packaged_image_and_records_what_it_was() -> None:

@@ -93,7 +93,13 @@ async def store_shared_blobs(
     listing = await Get(
         ProcessResult,
         Process(
-            argv=("/bin/sh", "-c", 'find "$1/sha256" -maxdepth 1 -type f -printf "%f %s\\n" 2>/dev/null; true', "sh", store),
+            argv=(
+                "/bin/sh",
+                "-c",
+                'find "$1/sha256" -maxdepth 1 -type f -printf "%f %s\\n" 2>/dev/null; true',
+                "sh",
+                store,
+            ),
             cache_scope=ProcessCacheScope.PER_SESSION,
             description=f"Listing the shared blobs in {store}",
         ),
@@ -102,7 +108,12 @@ async def store_shared_blobs(
     if lacking:
         subset, want_digest = await MultiGet(
             Get(Digest, DigestSubset(request.digest, PathGlobs([want[h]["path"] for h in lacking]))),
-            Get(Digest, CreateDigest([FileContent(WANT_FILE, json.dumps({h: want[h] for h in lacking}, sort_keys=True).encode())])),
+            Get(
+                Digest,
+                CreateDigest(
+                    [FileContent(WANT_FILE, json.dumps({h: want[h] for h in lacking}, sort_keys=True).encode())]
+                ),
+            ),
         )
         inputs = await Get(Digest, MergeDigests([subset, want_digest]))
         await Get(

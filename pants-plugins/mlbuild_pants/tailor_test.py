@@ -20,7 +20,9 @@ def test_tailor_adds_a_target_for_an_unowned_pipeline_config(rule_runner: RuleRu
     assert found == PutativeTargets(
         [
             PutativeTarget("src/pipez/new", "train", "ml_pipeline", ["pipeline.yaml"], ()),
-            PutativeTarget("src/pipez/other", "train", "ml_pipeline", ["pipeline.yml"], (), kwargs={"config": "pipeline.yml"}),
+            PutativeTarget(
+                "src/pipez/other", "train", "ml_pipeline", ["pipeline.yml"], (), kwargs={"config": "pipeline.yml"}
+            ),
         ]
     )
     # What tailor writes: no `sources=` kwarg (ml_pipeline has none), whatever else globs the config.

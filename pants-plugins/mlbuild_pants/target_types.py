@@ -62,7 +62,7 @@ class MLPipelineModuleField(EntryPointField):
         if value is not None and value.function is not None:
             raise InvalidFieldException(
                 f"The `{cls.alias}` field of {address} names a function ({value.spec!r}); "
-                f"it must name a module. Fix: write `{cls.alias}=\"{value.module}\"` and define "
+                f'it must name a module. Fix: write `{cls.alias}="{value.module}"` and define '
                 "load/train/evaluate in that module."
             )
         return value
@@ -114,7 +114,7 @@ class MLPipelineSampleDataField(StringField):
         if os.path.isabs(value) or ".." in value.split("/") or not value.strip():
             raise InvalidFieldException(
                 f"The `{cls.alias}` field of {address} is {value!r}. "
-                "Fix: give a folder inside the target's directory, such as \"data\"."
+                'Fix: give a folder inside the target\'s directory, such as "data".'
             )
         return os.path.normpath(value)
 
@@ -173,7 +173,6 @@ class MLPipelineLargeWheelField(_MegabytesField):
     )
 
 
-
 class MLPipelineLayerMaxField(_MegabytesField):
     alias = "layer_max_mb"
     default = 1024
@@ -187,7 +186,6 @@ class MLPipelineLayerMaxField(_MegabytesField):
         Example: `ml_pipeline(name="train", layer_max_mb=512)`
         """
     )
-
 
 
 class MLPipelinePexLayoutField(StringField):
@@ -411,6 +409,6 @@ class MLBaseImageTarget(Target):
         if has_lock == has_image:
             raise InvalidTargetException(
                 f"The ml_base_image {self.address} sets {'both' if has_lock else 'neither'} of `debian_lock` and `image`. "
-                "Fix: set exactly one: `debian_lock=\"packages.lock.json\"` (write it with "
-                "`./pants mlbuild lock-debian --output packages.lock.json`) or `image=\"REGISTRY/REPO@sha256:...\"`."
+                'Fix: set exactly one: `debian_lock="packages.lock.json"` (write it with '
+                '`./pants mlbuild lock-debian --output packages.lock.json`) or `image="REGISTRY/REPO@sha256:..."`.'
             )

@@ -19,7 +19,10 @@ PINNED = "r.io/python:3.11@sha256:" + "0" * 64
         ('pipeline="model.py:main"', "names a function ('model.py:main'); it must name a module"),
         ('sample_data="../elsewhere"', "The `sample_data` field of src/pipez/bad:train is '../elsewhere'"),
         ('sample_data="/data"', "The `sample_data` field of src/pipez/bad:train is '/data'"),
-        ("layer_split_mb=0", "The `layer_split_mb` field of src/pipez/bad:train is 0. Fix: give a size in MB of at least 1"),
+        (
+            "layer_split_mb=0",
+            "The `layer_split_mb` field of src/pipez/bad:train is 0. Fix: give a size in MB of at least 1",
+        ),
     ],
 )
 def test_bad_pipeline_fields_name_the_target_and_the_fix(rule_runner: RuleRunner, fields: str, message: str) -> None:
@@ -41,11 +44,16 @@ def test_sample_data_is_normalised_for_the_paths_run_and_publish_join(rule_runne
         ('debian_lock="packages.lock.json", image="' + PINNED + '"', "sets both of `debian_lock` and `image`"),
         ("", "sets neither of `debian_lock` and `image`"),
         ('image="r.io/python:3.11"', "is 'r.io/python:3.11', which is not pinned by digest"),
-        ('image="' + PINNED + '", python="python3.11"', "The `python` field of src/base:b is 'python3.11'. Fix: give an absolute path"),
+        (
+            'image="' + PINNED + '", python="python3.11"',
+            "The `python` field of src/base:b is 'python3.11'. Fix: give an absolute path",
+        ),
     ],
 )
 def test_bad_base_image_fields_name_the_target_and_the_fix(rule_runner: RuleRunner, fields: str, message: str) -> None:
-    rule_runner.write_files({"src/base/packages.lock.json": "{}", "src/base/BUILD": f'ml_base_image(name="b", {fields})'})
+    rule_runner.write_files(
+        {"src/base/packages.lock.json": "{}", "src/base/BUILD": f'ml_base_image(name="b", {fields})'}
+    )
     with pytest.raises(ExecutionError) as e:
         rule_runner.get_target(Address("src/base", target_name="b"))
     assert message in str(e.value)

@@ -40,7 +40,12 @@ def test_the_tool_is_its_targets_closure_and_never_a_test_helper(rule_runner: Ru
     files = set(rule_runner.request(Snapshot, [request.sources]).files)
     # The entry module, what it imports and the package markers; not a module nothing
     # imports, not the test helper, not the test, not the fake runtime.
-    assert files == {"mlbuild/__init__.py", "mlbuild/oci/__init__.py", "mlbuild/oci/__main__.py", "mlbuild/oci/build.py"}
+    assert files == {
+        "mlbuild/__init__.py",
+        "mlbuild/oci/__init__.py",
+        "mlbuild/oci/__main__.py",
+        "mlbuild/oci/build.py",
+    }
 
 
 def test_the_tool_version_names_its_sources_and_not_the_test_helpers(rule_runner: RuleRunner) -> None:
@@ -53,7 +58,9 @@ def test_the_tool_version_names_its_sources_and_not_the_test_helpers(rule_runner
 
 
 def test_a_tool_target_that_does_not_exist_is_named(rule_runner: RuleRunner) -> None:
-    rule_runner.set_options(["--mlbuild-tool-target=src/mlbuild:nope", "--source-root-patterns=['/src']"], env_inherit={"PATH"})
+    rule_runner.set_options(
+        ["--mlbuild-tool-target=src/mlbuild:nope", "--source-root-patterns=['/src']"], env_inherit={"PATH"}
+    )
     try:
         tool(rule_runner)
     except Exception as e:  # NB: the engine wraps the rule's error

@@ -13,7 +13,13 @@ ENVIRONMENT_PAGE = "docs/reference/environment.md"
 # NB: what reads variables: the library and the plugin (test modules left out: they set what the
 # code reads), the launcher, the benchmarks and the fresh-machine script. `.ci/run` is not here:
 # Pants ignores dot-folders, and the one variable it sets is defined in mlbuild/names.py.
-CODE_GLOBS = ("src/python/mlbuild/**/*.py", "pants-plugins/**/*.py", "bench/**/*", "pants", "tests/fresh_machine/run.sh")
+CODE_GLOBS = (
+    "src/python/mlbuild/**/*.py",
+    "pants-plugins/**/*.py",
+    "bench/**/*",
+    "pants",
+    "tests/fresh_machine/run.sh",
+)
 VARIABLE = re.compile(r"\bMLBUILD_[A-Z0-9_]*[A-Z0-9]\b")
 LISTED = re.compile(r"^\| `(MLBUILD_[A-Z0-9_]+)` \|", re.MULTILINE)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -111,7 +117,9 @@ def test_every_relative_link_leads_to_a_file_and_heading_that_exist() -> None:
 
 def test_the_link_checker_sees_a_broken_link(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text("# A `title`: here\n\n[ok](#a-title-here) [bad](#nope) [gone](missing.md)\n```\n[in code](x.md)\n```\n")
+    page.write_text(
+        "# A `title`: here\n\n[ok](#a-title-here) [bad](#nope) [gone](missing.md)\n```\n[in code](x.md)\n```\n"
+    )
     assert anchors(page) == {"a-title-here"}
     links = [(t, p.exists(), a) for t, p, a in relative_links(page)]
     assert links == [("#a-title-here", True, "a-title-here"), ("#nope", True, "nope"), ("missing.md", False, "")]

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 
-
 def objects(cas_dir: Path) -> dict:
     root = cas_dir / "cas" / "objects"
     return {p.parent.name + p.name: p for p in root.glob("??/*") if p.is_file()}

@@ -120,12 +120,26 @@ def ensure_installed() -> Path:
         pins.write_text("\n".join(PINS) + "\n")
         try:
             proc = subprocess.run(
-                [str(staging / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                 f"buildgrid=={VERSION}", "-c", str(pins)],
-                env=_pip_env(), capture_output=True, text=True, timeout=900,
+                [
+                    str(staging / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    f"buildgrid=={VERSION}",
+                    "-c",
+                    str(pins),
+                ],
+                env=_pip_env(),
+                capture_output=True,
+                text=True,
+                timeout=900,
             )
         except subprocess.TimeoutExpired:
-            raise BuildGridUnavailable(f"pip install buildgrid=={VERSION} took over 15 minutes (is PyPI reachable?)") from None
+            raise BuildGridUnavailable(
+                f"pip install buildgrid=={VERSION} took over 15 minutes (is PyPI reachable?)"
+            ) from None
         if proc.returncode != 0:
             raise BuildGridUnavailable(
                 f"pip could not install buildgrid=={VERSION} (is PyPI reachable?): {proc.stderr.strip()[-1500:]}"
@@ -136,7 +150,9 @@ def ensure_installed() -> Path:
         except OSError:  # NB: another process finished first; use its venv.
             shutil.rmtree(staging, ignore_errors=True)
             if not (venv / "installed").is_file():
-                raise BuildGridUnavailable(f"{venv} is in the way and holds no finished install. Fix: remove it.") from None
+                raise BuildGridUnavailable(
+                    f"{venv} is in the way and holds no finished install. Fix: remove it."
+                ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -200,7 +216,10 @@ def start(workdir: Path, python: Optional[Path] = None, timeout: float = 120.0) 
     log = open(workdir / "bgd.log", "wb")
     process = subprocess.Popen(
         [str(python), "-c", BGD, "server", "start", str(config)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=workdir,
     )
     log.close()
     server = Server(process, port, workdir)

@@ -18,7 +18,9 @@ import pytest
 
 from e2e.repo import commit_copy, copy_repo, stop_pantsd
 
-CHURN, IRIS, LIGHTGBM, MLP = (f"src/python/pipelines/{name}:train" for name in ("churn", "iris", "lightgbm_dist", "mlp"))
+CHURN, IRIS, LIGHTGBM, MLP = (
+    f"src/python/pipelines/{name}:train" for name in ("churn", "iris", "lightgbm_dist", "mlp")
+)
 DEFAULT_RESOLVE = [CHURN, IRIS, LIGHTGBM]
 EVERY = [CHURN, IRIS, LIGHTGBM, MLP]
 
@@ -62,8 +64,20 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def decisions(repo: Path) -> List[dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
     done = subprocess.run(
-        [sys.executable, "build-support/changed_pipelines.py", "--since", "HEAD", "--json", "--markdown", "dist/selection.md"],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "build-support/changed_pipelines.py",
+            "--since",
+            "HEAD",
+            "--json",
+            "--markdown",
+            "dist/selection.md",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)["pipelines"]
@@ -87,7 +101,10 @@ def test_exactly_the_affected_pipelines_publish(repo: Path, kind: str) -> None:
 
 def test_a_base_commit_the_clone_lacks_is_an_error_with_the_fix(repo: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "build-support/changed_pipelines.py", "--since", "0" * 40], cwd=repo, capture_output=True, text=True
+        [sys.executable, "build-support/changed_pipelines.py", "--since", "0" * 40],
+        cwd=repo,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert "names no commit" in done.stderr and "fetch-depth: 0" in done.stderr

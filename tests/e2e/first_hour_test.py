@@ -28,7 +28,7 @@ for channel, part in (("train", [r for i, r in enumerate(rows) if i % 5]), ("val
         csv.writer(f).writerows(part)
 '''
 
-PIPELINE = '''\
+PIPELINE = """\
 import csv
 
 import numpy as np
@@ -54,7 +54,7 @@ def train(ctx, features):
 def evaluate(ctx, model, features):
     x, y = features["validation"]
     return {"validation:accuracy": float(accuracy_score(y, model.predict(x)))}
-'''
+"""
 
 CONFIG = """\
 hyperparameters:
@@ -90,7 +90,9 @@ def test_a_new_pipeline_from_the_readme(tmp_path: Path) -> None:
     assert "ml_pipeline(" in build and 'name="train"' in build, build
     # Nothing outside the new folder: a fresh clone's bench/ once got a BUILD file, and then
     # every command failed with NoSourceRootError.
-    assert sorted(p.parent.relative_to(repo).as_posix() for p in repo.rglob("BUILD") if p.stat().st_mtime > started) == [CANCER]
+    assert sorted(
+        p.parent.relative_to(repo).as_posix() for p in repo.rglob("BUILD") if p.stat().st_mtime > started
+    ) == [CANCER]
     # ...and every command still works after it, as the README's next step shows.
     iris = pants(repo, "run", "src/python/pipelines/iris:train")
     assert iris.exit_code == 0, iris.stderr[-3000:]

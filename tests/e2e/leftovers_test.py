@@ -36,7 +36,11 @@ def exec_root(repo: Path) -> Path:
 
 def files_under(root: Path) -> List[str]:
     """Every file or link left (folders alone hold nothing)."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir() or p.is_symlink()) if root.exists() else []
+    return (
+        sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir() or p.is_symlink())
+        if root.exists()
+        else []
+    )
 
 
 def env() -> dict:
@@ -45,13 +49,19 @@ def env() -> dict:
 
 def start(repo: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        ["./pants", "--no-dynamic-ui", *args], cwd=repo, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        ["./pants", "--no-dynamic-ui", *args],
+        cwd=repo,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
 
 
 def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["./pants", "--no-dynamic-ui", *args], cwd=repo, env=env(), capture_output=True, text=True, timeout=1200)
+    return subprocess.run(
+        ["./pants", "--no-dynamic-ui", *args], cwd=repo, env=env(), capture_output=True, text=True, timeout=1200
+    )
 
 
 def edit(repo: Path, n: int) -> None:
@@ -65,7 +75,9 @@ def wait_for_a_sandbox(root: Path, proc: subprocess.Popen, timeout: float = 600)
     while time.monotonic() < deadline:
         if any(p.name.startswith("pants-sandbox-") and any(p.iterdir()) for p in root.glob("*") if p.is_dir()):
             return
-        assert proc.poll() is None, f"pants ended before any Process ran: {proc.stderr.read()[-2000:] if proc.stderr else ''}"
+        assert (
+            proc.poll() is None
+        ), f"pants ended before any Process ran: {proc.stderr.read()[-2000:] if proc.stderr else ''}"
         time.sleep(0.1)
     raise AssertionError("no Process started")
 

@@ -37,17 +37,29 @@ LIBFAKETIME = "/usr/$LIB/faketime/libfaketimeMT.so.1"
 
 def later_clock() -> Dict[str, str]:
     """The environment that runs a process CLOCK_SKEW later; tried on a child process first."""
-    env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": f"+{int(CLOCK_SKEW.total_seconds())}", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    probe = subprocess.run([sys.executable, "-c", "import time; print(time.time())"], env={**os.environ, **env},
-                           capture_output=True, text=True)
+    env = {
+        "LD_PRELOAD": LIBFAKETIME,
+        "FAKETIME": f"+{int(CLOCK_SKEW.total_seconds())}",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", "import time; print(time.time())"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
     seen = float(probe.stdout) - time.time() if probe.returncode == 0 else 0.0
     if abs(seen - CLOCK_SKEW.total_seconds()) > 60:
-        skip_or_fail(f"{missing_message('libfaketime', 'faketime')}: a child with LD_PRELOAD={LIBFAKETIME} ran "
-                     f"{seen:.0f} s ahead, not {CLOCK_SKEW}; {probe.stderr.strip()}")
+        skip_or_fail(
+            f"{missing_message('libfaketime', 'faketime')}: a child with LD_PRELOAD={LIBFAKETIME} ran "
+            f"{seen:.0f} s ahead, not {CLOCK_SKEW}; {probe.stderr.strip()}"
+        )
     return env
 
 
-def package_from_scratch(repo: Path, scratch: Path, seed: str, umask: int, clock: Optional[Mapping[str, str]] = None) -> Result:
+def package_from_scratch(
+    repo: Path, scratch: Path, seed: str, umask: int, clock: Optional[Mapping[str, str]] = None
+) -> Result:
     """A build that shares no cache with any other: fresh named caches, no process cache.
 
     TMPDIR, the hash seed and `clock` (libfaketime's variables) go to the Pants client and,
@@ -111,8 +123,16 @@ def run_the_pex_as_a_user_would(repo: Path, scratch: Path) -> None:
     """The trap of a PEX run by hand: the default PEX_ROOT, and Python free to write bytecode there
     (bytecode that once entered the next build's PEX through a shared cache)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEX_") and k != "PYTHONDONTWRITEBYTECODE"}
-    argv = ["python3.11", str(repo / DIST / "train.pex"), "local", "--data-dir", "src/python/pipelines/churn/data",
-            "--runs-dir", str(scratch / "runs"), "--force"]
+    argv = [
+        "python3.11",
+        str(repo / DIST / "train.pex"),
+        "local",
+        "--data-dir",
+        "src/python/pipelines/churn/data",
+        "--runs-dir",
+        str(scratch / "runs"),
+        "--force",
+    ]
     done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
 
@@ -256,9 +276,27 @@ print("ok", physical, numpy.__version__, scipy.__version__, sklearn.__version__)
 def test_the_scientific_stack_imports_in_the_image_without_warnings(builds, tmp_path: Path) -> None:
     first, _, _ = builds
     bundle = tmp_path / "bundle"
-    subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{first / DIST / 'train.oci'}:train", str(bundle)], check=True, capture_output=True)
-    sandbox = ["bwrap", "--ro-bind", str(bundle / "rootfs"), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-all"]
-    result = subprocess.run([*sandbox, "/usr/bin/python3.11", "-I", "-c", SMOKE_IMPORTS], capture_output=True, text=True)
+    subprocess.run(
+        ["umoci", "unpack", "--rootless", "--image", f"{first / DIST / 'train.oci'}:train", str(bundle)],
+        check=True,
+        capture_output=True,
+    )
+    sandbox = [
+        "bwrap",
+        "--ro-bind",
+        str(bundle / "rootfs"),
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--unshare-all",
+    ]
+    result = subprocess.run(
+        [*sandbox, "/usr/bin/python3.11", "-I", "-c", SMOKE_IMPORTS], capture_output=True, text=True
+    )
     assert result.returncode == 0 and result.stderr == "", result.stderr[-4000:]
     assert result.stdout.startswith("ok ")
 
@@ -277,7 +315,11 @@ def test_skopeo_accepts_the_layout_and_the_archive(builds) -> None:
 def test_umoci_unpacks_the_image_with_train_on_path_and_nothing_under_opt_ml(builds, tmp_path: Path) -> None:
     first, _, _ = builds
     bundle = tmp_path / "bundle"
-    subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{first / DIST / 'train.oci'}:train", str(bundle)], check=True, capture_output=True)
+    subprocess.run(
+        ["umoci", "unpack", "--rootless", "--image", f"{first / DIST / 'train.oci'}:train", str(bundle)],
+        check=True,
+        capture_output=True,
+    )
     rootfs = bundle / "rootfs"
     assert (rootfs / "usr/local/bin/train").stat().st_mode & 0o111
     assert (rootfs / "usr/bin/python3.11").exists()
@@ -314,7 +356,9 @@ def test_the_image_trains_the_same_model_as_pants_run(builds) -> None:
         assert sha256_file(container_run / name) == sha256_file(local_run / name), name
     # The same flags as `pants run`: an identical run is reused, `-- --force` trains again.
     again = pants(first, "run", "--mlbuild-container", CHURN)
-    assert again.exit_code == 0 and f"(same image, hyperparameters and data): {container_run}" in again.stdout, again.stderr[-2000:]
+    assert (
+        again.exit_code == 0 and f"(same image, hyperparameters and data): {container_run}" in again.stdout
+    ), again.stderr[-2000:]
     forced = pants(first, "run", "--mlbuild-container", CHURN, "--", "--force")
     assert forced.exit_code == 0, forced.stderr[-4000:]
     assert (first / RUNS / "latest").resolve() not in (container_run, local_run)
@@ -324,7 +368,11 @@ def test_the_image_trains_the_same_model_as_pants_run(builds) -> None:
 def test_a_failing_pipeline_in_the_image_reports_the_failure_reason(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path / "repo")
     pipeline = repo / "src/python/pipelines/churn/pipeline.py"
-    pipeline.write_text(pipeline.read_text().replace("def train(ctx, features):\n", "def train(ctx, features):\n    raise ArithmeticError('diverged')\n"))
+    pipeline.write_text(
+        pipeline.read_text().replace(
+            "def train(ctx, features):\n", "def train(ctx, features):\n    raise ArithmeticError('diverged')\n"
+        )
+    )
     result = pants(repo, "run", "--mlbuild-container", CHURN)
     assert result.exit_code != 0
     output = result.stdout + result.stderr

@@ -23,8 +23,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 import pytest
@@ -64,8 +64,13 @@ class StandIns:
     def client(self, service: str):
         import boto3
 
-        return boto3.client(service, region_name="us-east-1", endpoint_url=self.endpoint,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            region_name="us-east-1",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +130,23 @@ def published(aws: StandIns, tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 
 def publish(repo: Path, aws: StandIns) -> Result:
-    return pants(repo, "--mlbuild-publish-backend=aws", f"--mlbuild-ecr-registry={aws.registry.host}", "publish", CHURN, env=aws.env)
+    return pants(
+        repo,
+        "--mlbuild-publish-backend=aws",
+        f"--mlbuild-ecr-registry={aws.registry.host}",
+        "publish",
+        CHURN,
+        env=aws.env,
+    )
 
 
 def image_summary(repo: Path) -> dict:
     return json.loads((repo / DIST / "train.image.json").read_text())
 
 
-def test_publish_through_pants_pushes_the_packaged_image_to_the_stand_in_and_submits_the_job(aws: StandIns, published) -> None:
+def test_publish_through_pants_pushes_the_packaged_image_to_the_stand_in_and_submits_the_job(
+    aws: StandIns, published
+) -> None:
     repo, report, uploaded, sha = published
     digest = image_summary(repo)["manifest_digest"]
     # --mlbuild-ecr-registry and the endpoint reached the publish process: the image went to the
@@ -149,7 +163,9 @@ def test_publish_through_pants_pushes_the_packaged_image_to_the_stand_in_and_sub
     assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in described["InputDataConfig"]] == [
         f"s3://{BUCKET}/{prefix}" for prefix in CHANNELS.values()
     ]
-    assert described["HyperParameters"]["max_depth"] == "4" and described["RoleArn"].startswith(f"arn:aws:iam::{ACCOUNT}:")
+    assert described["HyperParameters"]["max_depth"] == "4" and described["RoleArn"].startswith(
+        f"arn:aws:iam::{ACCOUNT}:"
+    )
     assert report["model"]["uri"] == f"{MODELS}{report['job_name']}/output/model.tar.gz"
     tags = tags_to_dict(aws.client("sagemaker").list_tags(ResourceArn=described["TrainingJobArn"])["Tags"])
     assert sha in tags.values() and digest in tags.values(), tags  # provenance tags: the commit and the image
@@ -180,17 +196,24 @@ def lineage(repo: Path, env: Dict[str, Optional[str]], *args: str) -> subprocess
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLBUILD_LINEAGE", "AWS_"))}
     environ.update({k: v for k, v in env.items() if v is not None})
     environ["PYTHONPATH"] = str(repo / "src/python")
-    return subprocess.run([sys.executable, "-m", "mlbuild.commands.cli", *args], cwd=repo, env=environ, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "mlbuild.commands.cli", *args], cwd=repo, env=environ, capture_output=True, text=True
+    )
 
 
-def test_lineage_fetch_of_the_s3_output_prefix_finds_the_job_in_a_fresh_store(aws: StandIns, published, tmp_path: Path) -> None:
+def test_lineage_fetch_of_the_s3_output_prefix_finds_the_job_in_a_fresh_store(
+    aws: StandIns, published, tmp_path: Path
+) -> None:
     repo, report, _, _ = published
     fresh = tmp_path / "fresh-store"
     fetched = lineage(repo, aws.env, "fetch", "--lineage-dir", str(fresh), MODELS)
     assert fetched.returncode == 0, fetched.stderr[-3000:]
     # NB: `<id>  <kind> <pipeline>` a line: the job's publish record among what publish put beside the model
     kinds = [line.split()[1] for line in fetched.stdout.splitlines() if line.strip()]
-    assert "publish" in kinds and f"mlbuild: {len(kinds)} record(s) from {MODELS}" in fetched.stderr, (fetched.stdout, fetched.stderr)
+    assert "publish" in kinds and f"mlbuild: {len(kinds)} record(s) from {MODELS}" in fetched.stderr, (
+        fetched.stdout,
+        fetched.stderr,
+    )
     found = lineage(repo, aws.env, "inspect", "--lineage-dir", str(fresh), report["job_name"], "--json")
     assert found.returncode == 0, found.stderr[-3000:]
     assert report["job_name"] in found.stdout and image_summary(repo)["manifest_digest"] in found.stdout
@@ -202,7 +225,7 @@ def test_lineage_fetch_of_the_s3_output_prefix_finds_the_job_in_a_fresh_store(aw
 def replay(repo: Path, aws: StandIns, cache: Path, job: str) -> tuple:
     result = pants(repo, "mlbuild", "replay", job, "--aws", "--json", "--cache-dir", str(cache), env=aws.env)
     assert "{" in result.stdout, result.stderr[-4000:]
-    return result.exit_code, json.loads(result.stdout[result.stdout.index("{"):]), result.stderr
+    return result.exit_code, json.loads(result.stdout[result.stdout.index("{") :]), result.stderr
 
 
 def test_the_job_replays_from_s3_and_the_registry_and_is_identical(aws: StandIns, published, tmp_path: Path) -> None:
@@ -211,17 +234,26 @@ def test_the_job_replays_from_s3_and_the_registry_and_is_identical(aws: StandIns
     run = completed_run(repo, pants(repo, "run", CHURN, "--", "--force", env=aws.env))
     archive = tmp_path / "model.tar.gz"
     write_model_archive(run / "model", archive)
-    bucket, key = report["model"]["uri"][len("s3://"):].split("/", 1)
+    bucket, key = report["model"]["uri"][len("s3://") :].split("/", 1)
     aws.client("s3").upload_file(str(archive), bucket, key)
 
     cache = tmp_path / "cache"
     code, verdict, err = replay(repo, aws, cache, report["job_name"])
-    assert (code, verdict["outcome"]) == (0, "identical"), (verdict.get("metrics"), verdict.get("model_files"), verdict["notes"], err[-3000:])
-    assert verdict["job"] == report["job_name"] and verdict["image_pulled"] is True and verdict["image_fetched_bytes"] > 0
+    assert (code, verdict["outcome"]) == (0, "identical"), (
+        verdict.get("metrics"),
+        verdict.get("model_files"),
+        verdict["notes"],
+        err[-3000:],
+    )
+    assert (
+        verdict["job"] == report["job_name"] and verdict["image_pulled"] is True and verdict["image_fetched_bytes"] > 0
+    )
     assert any("byte-identical" in note for note in verdict["notes"]), verdict["notes"]
     # moto reports only its own `train:progress`, none of the pipeline's metrics: the verdict says
     # so, and that it compared the model files only
-    assert "job metrics the pipeline does not define were not compared: train:progress" in verdict["notes"], verdict["notes"]
+    assert "job metrics the pipeline does not define were not compared: train:progress" in verdict["notes"], verdict[
+        "notes"
+    ]
     assert any("no final metrics" in note for note in verdict["notes"]), verdict["notes"]
     pulled = sorted(p.name for p in (cache / "replay" / "data").glob("*/*") if p.is_dir())
     assert pulled == sorted(CHANNELS), pulled
@@ -246,12 +278,16 @@ def test_a_changed_channel_is_named_and_nothing_is_run(aws: StandIns, published,
     key = CHANNELS["validation"] + "late-arrival.csv"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"customer_id\n1\n")
     try:
-        result = pants(repo, "mlbuild", "replay", report["job_name"], "--aws", "--cache-dir", str(tmp_path / "cache"), env=aws.env)
+        result = pants(
+            repo, "mlbuild", "replay", report["job_name"], "--aws", "--cache-dir", str(tmp_path / "cache"), env=aws.env
+        )
     finally:
         s3.delete_object(Bucket=BUCKET, Key=key)
     assert result.exit_code == 2, (result.exit_code, result.stderr[-3000:])
     assert "channel 'validation'" in result.stderr and "changed since the job" in result.stderr, result.stderr[-3000:]
-    assert not list((tmp_path / "cache").glob("replay/data/*/validation")), "a changed channel was pulled into the cache"
+    assert not list(
+        (tmp_path / "cache").glob("replay/data/*/validation")
+    ), "a changed channel was pulled into the cache"
     assert (sorted(runs.iterdir()) if runs.is_dir() else []) == before, "the replay ran although the data changed"
 
 

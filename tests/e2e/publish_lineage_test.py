@@ -38,7 +38,9 @@ def lineage(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """`mlbuild VERB` straight from the copied sources, reading the repo's default store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLBUILD_LINEAGE")}
     env["PYTHONPATH"] = str(repo / "src/python")
-    return subprocess.run([sys.executable, "-m", "mlbuild.commands.cli", *args], cwd=repo, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "mlbuild.commands.cli", *args], cwd=repo, env=env, capture_output=True, text=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,13 @@ def test_publish_locally_then_every_hash_leads_to_the_same_lineage(repo: Path) -
     assert "**Completed**" in markdown and report["job_name"] in markdown
 
     layer = json.loads((repo / DIST / "train.image.json").read_text())["layers"][-1]["digest"]
-    queries: List[str] = [image_digest(repo), pex_sha256(repo / DIST / "train.pex")[:8], report["job_name"], report["model"]["sha256"], layer]
+    queries: List[str] = [
+        image_digest(repo),
+        pex_sha256(repo / DIST / "train.pex")[:8],
+        report["job_name"],
+        report["model"]["sha256"],
+        layer,
+    ]
     focus_lineages = []
     for query in queries:
         out = lineage(repo, "inspect", query, "--json")

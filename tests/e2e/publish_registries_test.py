@@ -33,7 +33,9 @@ def _get(url: str) -> Tuple[dict, str]:
 
 
 def _set_churn_fields(repo: Path, fields: str) -> None:
-    (repo / "src/python/pipelines/churn/BUILD").write_text(f'python_sources()\n\nml_pipeline(\n    name="train",\n{fields})\n')
+    (repo / "src/python/pipelines/churn/BUILD").write_text(
+        f'python_sources()\n\nml_pipeline(\n    name="train",\n{fields})\n'
+    )
 
 
 def test_publish_pushes_to_two_registries_with_interpolated_tags(registries, tmp_path: Path) -> None:
@@ -44,7 +46,10 @@ def test_publish_pushes_to_two_registries_with_interpolated_tags(registries, tmp
             f'\n[mlbuild.registries.ci]\naddress = "{ci.host}"\ndefault = true\nextra_image_tags = ["latest"]\n'
             f'\n[mlbuild.registries.team]\naddress = "{team.host}"\n'
         )
-    _set_churn_fields(repo, '    registries=["@ci", "@team"],\n    repository="ml/{directory}",\n    image_tags=["{pipeline}-stable"],\n')
+    _set_churn_fields(
+        repo,
+        '    registries=["@ci", "@team"],\n    repository="ml/{directory}",\n    image_tags=["{pipeline}-stable"],\n',
+    )
     out = tmp_path / "publish.json"
     result = pants(repo, "publish", f"--publish-output={out}", CHURN, env=NO_AWS)
     assert result.exit_code == 0, result.stderr[-4000:]
@@ -65,8 +70,10 @@ def test_publish_pushes_to_two_registries_with_interpolated_tags(registries, tmp
     pushed = {e["registry"]: e for e in entries if "registry" in e}
     assert set(pushed) == {ci.host, team.host}
     assert pushed[ci.host]["names"] == [
-        f"{ci.host}/ml/churn@{digest}", f"{ci.host}/ml/churn:{content_tag}",
-        f"{ci.host}/ml/churn:churn-train-stable", f"{ci.host}/ml/churn:latest",
+        f"{ci.host}/ml/churn@{digest}",
+        f"{ci.host}/ml/churn:{content_tag}",
+        f"{ci.host}/ml/churn:churn-train-stable",
+        f"{ci.host}/ml/churn:latest",
     ]
     assert all(e["published"] and e["target"] == CHURN for e in entries)
     (job,) = [e for e in entries if "report_json" in e]

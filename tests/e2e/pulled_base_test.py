@@ -27,11 +27,17 @@ def test_pipeline_image_on_a_base_pulled_by_digest(registry: str, tmp_path: Path
     repo = copy_repo(tmp_path / "repo")
     built = pants(repo, "package", "docker/debian-python3.11:base")
     assert built.exit_code == 0, built.stderr[-4000:]
-    pushed = push_layout(repo / "dist/docker.debian-python3.11/base.oci", "base", f"{registry}/mlbuild/base", progress=None)
+    pushed = push_layout(
+        repo / "dist/docker.debian-python3.11/base.oci", "base", f"{registry}/mlbuild/base", progress=None
+    )
 
     (repo / "docker/pulled").mkdir()
-    (repo / "docker/pulled/BUILD").write_text(f'ml_base_image(name="base", image="{registry}/mlbuild/base@{pushed.digest}")\n')
-    (repo / "src/python/pipelines/churn/BUILD").write_text('python_sources()\n\nml_pipeline(name="train", base_image="//docker/pulled:base")\n')
+    (repo / "docker/pulled/BUILD").write_text(
+        f'ml_base_image(name="base", image="{registry}/mlbuild/base@{pushed.digest}")\n'
+    )
+    (repo / "src/python/pipelines/churn/BUILD").write_text(
+        'python_sources()\n\nml_pipeline(name="train", base_image="//docker/pulled:base")\n'
+    )
     result = pants(repo, "package", "src/python/pipelines/churn:train")
     assert result.exit_code == 0, result.stderr[-4000:]
     assert f"base image: {pushed.digest}" in result.stderr
@@ -39,7 +45,9 @@ def test_pipeline_image_on_a_base_pulled_by_digest(registry: str, tmp_path: Path
     summary = json.loads((repo / "dist/src.python.pipelines.churn/train.image.json").read_text())
     base = json.loads((repo / "dist/docker.debian-python3.11/base.image.json").read_text())
     assert summary["layers"][0]["digest"] == base["layers"][0]["digest"]
-    manifest = repo / "dist/src.python.pipelines.churn/train.oci/blobs/sha256" / summary["manifest_digest"].split(":")[1]
+    manifest = (
+        repo / "dist/src.python.pipelines.churn/train.oci/blobs/sha256" / summary["manifest_digest"].split(":")[1]
+    )
     assert json.loads(manifest.read_text())["annotations"]["org.opencontainers.image.base.digest"] == pushed.digest
 
     (repo / "docker/pulled/BUILD").write_text(f'ml_base_image(name="base", image="{registry}/mlbuild/base:latest")\n')

@@ -48,7 +48,9 @@ def clone(dest: Path) -> Path:
     repo = copy_repo(dest)
     source = SANDBOX / CONFIG
     if not source.is_file():
-        raise FileNotFoundError(f"{source} is not in the test's sandbox. Fix: add {CONFIG!r} to the //:repo files target.")
+        raise FileNotFoundError(
+            f"{source} is not in the test's sandbox. Fix: add {CONFIG!r} to the //:repo files target."
+        )
     shutil.copy2(source, repo / CONFIG)
     return repo
 
@@ -68,7 +70,11 @@ def empty_cache_args(scratch: Path) -> Tuple[str, ...]:
 
 def remote_cache_args(address: str, write: bool) -> Tuple[str, ...]:
     """The config file at `address`; read-only as the file says, unless `write` (what CI adds)."""
-    return (f"--pants-config-files={CONFIG}", f"--remote-store-address={address}", *(("--remote-cache-write",) if write else ()))
+    return (
+        f"--pants-config-files={CONFIG}",
+        f"--remote-store-address={address}",
+        *(("--remote-cache-write",) if write else ()),
+    )
 
 
 @dataclass(frozen=True)

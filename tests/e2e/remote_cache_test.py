@@ -48,7 +48,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[buildgrid_serve
 
 
 @pytest.fixture(scope="module")
-def builds(server: buildgrid_server.Server, tmp_path_factory: pytest.TempPathFactory) -> Tuple[Build, Build, Path, Path]:
+def builds(
+    server: buildgrid_server.Server, tmp_path_factory: pytest.TempPathFactory
+) -> Tuple[Build, Build, Path, Path]:
     a_root, b_root = tmp_path_factory.mktemp("clone-a"), tmp_path_factory.mktemp("clone-b")
     a_repo = clone(a_root / "checkout")
     b_repo = clone(b_root / "somewhere" / "else" / "checkout")
@@ -93,7 +95,9 @@ def test_a_machine_with_another_path_gets_mlbuilds_steps_from_the_cache(
     a, _, _, _ = builds
     (tmp_path / "bin").mkdir()
     c = package(
-        clone(tmp_path / "checkout"), *remote_cache_args(server.address, write=False), *empty_cache_args(tmp_path / "scratch"),
+        clone(tmp_path / "checkout"),
+        *remote_cache_args(server.address, write=False),
+        *empty_cache_args(tmp_path / "scratch"),
         env={"PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"},
     )
     assert c.result.exit_code == 0, c.result.stderr[-4000:]
@@ -110,14 +114,20 @@ def test_no_cache_key_names_the_machine_it_was_built_on(
     _, _, a_root, b_root = builds
     python = buildgrid_server.ensure_installed()
     # NB: -I, so the script's own folder (with buildgrid_server.py) does not shadow BuildGrid.
-    dump = subprocess.run([str(python), "-I", str(AUDIT), str(server.cas_dir)], capture_output=True, text=True, check=True)
+    dump = subprocess.run(
+        [str(python), "-I", str(AUDIT), str(server.cas_dir)], capture_output=True, text=True, check=True
+    )
     commands = json.loads(dump.stdout)
     assert commands, "no Command found in the CAS"
     for command in commands:
         words = [*command["arguments"], *command["env"].values(), command["working_directory"]]
         leaked = [w for w in words if str(a_root) in w or str(b_root) in w]
         assert not leaked, f"{command['arguments'][:6]} carries a checkout or scratch path: {leaked}"
-    ours = [c for c in commands if any(a == "-m" and b.startswith("mlbuild.") for a, b in zip(c["arguments"], c["arguments"][1:]))]
+    ours = [
+        c
+        for c in commands
+        if any(a == "-m" and b.startswith("mlbuild.") for a, b in zip(c["arguments"], c["arguments"][1:]))
+    ]
     assert len(ours) >= 4, [c["arguments"][:3] for c in commands]
     for command in ours:
         absolute = [arg for arg in command["arguments"] if arg.startswith("/")]
@@ -135,8 +145,14 @@ def test_unreachable_cache_builds_with_one_warning(builds: Tuple[Build, Build, P
     clean_dist(repo)
     closed = f"grpc://127.0.0.1:{buildgrid_server.free_port()}"
     result = pants(
-        repo, "--stats-log", "--no-local-cache", *remote_cache_args(closed, write=False), *empty_cache_args(a_root / "scratch"),
-        "package", "docker/debian-python3.11:base", timeout=1800,
+        repo,
+        "--stats-log",
+        "--no-local-cache",
+        *remote_cache_args(closed, write=False),
+        *empty_cache_args(a_root / "scratch"),
+        "package",
+        "docker/debian-python3.11:base",
+        timeout=1800,
     )
     assert result.exit_code == 0, result.stderr[-4000:]
     warnings = [line for line in result.stderr.splitlines() if "[WARN]" in line and "remote cache" in line]

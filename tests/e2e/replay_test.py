@@ -45,7 +45,7 @@ def test_replay_by_job_name_through_pants_is_identical(repo: Path) -> None:
     job = json.loads((repo / REPORT).read_text())["job_name"]
     result = pants(repo, "mlbuild", "replay", job, "--json", env=NO_AWS)
     assert result.exit_code == 0, result.stderr[-4000:]
-    verdict = json.loads(result.stdout[result.stdout.index("{"):])
+    verdict = json.loads(result.stdout[result.stdout.index("{") :])
     assert verdict["outcome"] == "identical" and verdict["job"] == job
     assert any("byte-identical" in note for note in verdict["notes"])
     assert verdict["image_pulled"] is False
@@ -56,7 +56,9 @@ def test_replay_by_model_sha256_prefix_is_identical_and_reuses_everything(
 ) -> None:
     report = json.loads((repo / REPORT).read_text())
     first = replay(repo, monkeypatch, capsys, report["model"]["sha256"][:12])
-    assert first[0] == 0 and first[1]["outcome"] == "identical" and first[1]["job"] == report["job_name"], first[2][-3000:]
+    assert first[0] == 0 and first[1]["outcome"] == "identical" and first[1]["job"] == report["job_name"], first[2][
+        -3000:
+    ]
     second = replay(repo, monkeypatch, capsys, report["model"]["sha256"][:12])
     assert second[0] == 0 and second[1]["outcome"] == "identical"
     # NB: the second call unpacks nothing and downloads nothing (README "Reproduce a job")
@@ -91,10 +93,18 @@ def test_publishing_again_reuses_the_job_and_force_trains_a_new_job_with_the_sam
     assert new_archive.read_bytes() == archive.read_bytes()
 
 
-def test_a_job_made_to_fail_replays_the_same_failure(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_a_job_made_to_fail_replays_the_same_failure(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     pipeline = repo / "src/python/pipelines/churn/pipeline.py"
     text = pipeline.read_text()
-    pipeline.write_text(text.replace("def train(ctx, features):\n", "def train(ctx, features):\n    raise ValueError('made to fail for the replay test')\n", 1))
+    pipeline.write_text(
+        text.replace(
+            "def train(ctx, features):\n",
+            "def train(ctx, features):\n    raise ValueError('made to fail for the replay test')\n",
+            1,
+        )
+    )
     try:
         failed = pants(repo, "publish", CHURN, env=NO_AWS)
         assert failed.exit_code == 2, failed.stderr[-4000:]
@@ -103,12 +113,17 @@ def test_a_job_made_to_fail_replays_the_same_failure(repo: Path, monkeypatch: py
         assert (code, verdict["outcome"]) == (0, "same failure"), err[-3000:]
         assert "made to fail" in verdict["job_failure"] and verdict["job_failure"] == verdict["replay_failure"]
         code, verdict, _, _ = replay(repo, monkeypatch, capsys, job)
-        assert (code, verdict["outcome"]) == (1, "same failure")  # NB: without --expect-failure a failure is not success
+        assert (code, verdict["outcome"]) == (
+            1,
+            "same failure",
+        )  # NB: without --expect-failure a failure is not success
     finally:
         pipeline.write_text(text)
 
 
-def test_unknown_job_is_a_one_line_error(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_unknown_job_is_a_one_line_error(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.chdir(repo)
     assert cli.main(["no-such-job"]) == 2
     err = capsys.readouterr().err

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,17 @@ class Result:
 
 def copy_repo(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("pants", "pants.toml", "BUILD", "3rdparty", "bench", "build-support", "docker", "pants-plugins", "src"):
+    for name in (
+        "pants",
+        "pants.toml",
+        "BUILD",
+        "3rdparty",
+        "bench",
+        "build-support",
+        "docker",
+        "pants-plugins",
+        "src",
+    ):
         source = SANDBOX / name
         if source.is_dir():
             shutil.copytree(source, dest / name, symlinks=True)
@@ -35,7 +45,11 @@ def copy_repo(dest: Path) -> Path:
 
 
 def pants(
-    repo: Path, *args: str, timeout: int = 1200, env: Optional[Mapping[str, Optional[str]]] = None, umask: Optional[int] = None
+    repo: Path,
+    *args: str,
+    timeout: int = 1200,
+    env: Optional[Mapping[str, Optional[str]]] = None,
+    umask: Optional[int] = None,
 ) -> Result:
     """Run ./pants in `repo`; `env` entries are set, or removed when None."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PANTS_")}
@@ -73,7 +87,10 @@ def pex_sha256(path: Path) -> str:
         return sha256_file(path)
     listing = subprocess.run(
         "find -L . -type f -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum",
-        shell=True, cwd=path, capture_output=True, check=True,
+        shell=True,
+        cwd=path,
+        capture_output=True,
+        check=True,
     ).stdout
     return hashlib.sha256(listing).hexdigest()
 
@@ -86,11 +103,22 @@ def commit_copy(repo: Path, message: str = "copy of the repo") -> str:
     """Make a copy a git repository with everything committed, as a user's checkout is (builds
     record the commit, and publish tags the job with it); returns the commit id."""
     (repo / ".gitignore").write_text(GITIGNORE)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.com",
-           "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.com"}
-    for args in (["init", "--quiet"], ["add", "-A"], ["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message]):
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "e2e",
+        "GIT_AUTHOR_EMAIL": "e2e@example.com",
+        "GIT_COMMITTER_NAME": "e2e",
+        "GIT_COMMITTER_EMAIL": "e2e@example.com",
+    }
+    for args in (
+        ["init", "--quiet"],
+        ["add", "-A"],
+        ["-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message],
+    ):
         subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def pantsd_pid(repo: Path) -> Optional[int]:

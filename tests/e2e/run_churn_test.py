@@ -55,7 +55,10 @@ def test_same_seed_gives_the_same_model_and_overrides_pass_through(repo: Path) -
     before = sorted(p.name for p in (repo / RUNS).iterdir())
     reused = pants(repo, "run", CHURN, "--", "max_depth=3")
     assert reused.exit_code == 0, reused.stderr[-3000:]
-    assert "an identical run already finished (same sources and locked requirements, hyperparameters and data): " in reused.stdout
+    assert (
+        "an identical run already finished (same sources and locked requirements, hyperparameters and data): "
+        in reused.stdout
+    )
     assert first.name in reused.stdout and "run complete" not in reused.stdout
     assert sorted(p.name for p in (repo / RUNS).iterdir()) == before
 
@@ -72,10 +75,28 @@ def test_same_seed_gives_the_same_model_and_overrides_pass_through(repo: Path) -
     [
         (["--", "max_dpeth=3"], None, "unknown hyperparameter 'max_dpeth'", False),
         (["--", "max_depth=deep"], None, "hyperparameter 'max_depth' must be int, got 'deep'", False),
-        ([], ("src/python/pipelines/churn/pipeline.yaml", "hyperparameters: [oops\n"), "malformed YAML at line 2", False),
-        ([], ("src/python/pipelines/churn/BUILD", 'python_sources()\nml_pipeline(name="train", sample_data="nodata")\n'), "local data directory src/python/pipelines/churn/nodata/train does not exist", False),
+        (
+            [],
+            ("src/python/pipelines/churn/pipeline.yaml", "hyperparameters: [oops\n"),
+            "malformed YAML at line 2",
+            False,
+        ),
+        (
+            [],
+            ("src/python/pipelines/churn/BUILD", 'python_sources()\nml_pipeline(name="train", sample_data="nodata")\n'),
+            "local data directory src/python/pipelines/churn/nodata/train does not exist",
+            False,
+        ),
         # Training started, so the run is kept, marked failed (README: "a failure leaves <run id>.failed").
-        ([], ("src/python/pipelines/churn/pipeline.py", "def load(ctx):\n    raise RuntimeError('no rows')\ndef train(ctx, f): ...\ndef evaluate(ctx, m, f): ...\n"), "stage load() raised RuntimeError: no rows", True),
+        (
+            [],
+            (
+                "src/python/pipelines/churn/pipeline.py",
+                "def load(ctx):\n    raise RuntimeError('no rows')\ndef train(ctx, f): ...\ndef evaluate(ctx, m, f): ...\n",
+            ),
+            "stage load() raised RuntimeError: no rows",
+            True,
+        ),
     ],
 )
 def test_bad_input_fails_clearly_without_a_complete_run(tmp_path: Path, args, edit, message, trained) -> None:

@@ -7,7 +7,6 @@ import csv
 from pathlib import Path
 from typing import List
 
-
 from e2e.publish_lineage_test import NO_AWS
 from e2e.repo import copy_repo, pants
 from mlbuild.lineage import graph
@@ -40,11 +39,15 @@ def test_the_image_serves_the_same_predictions_as_predict_in_process(tmp_path: P
     (inputs / "part-a.csv").write_text("".join(",".join(r) + "\n" for r in records[:7]))
     (inputs / "part-b.csv").write_text("".join(",".join(r) + "\n" for r in records[7:]))
     out = tmp_path / "out"
-    served = pants(repo, "run", "--mlbuild-serve", CHURN, "--", "--transform", str(inputs), "--output", str(out), env=NO_AWS)
+    served = pants(
+        repo, "run", "--mlbuild-serve", CHURN, "--", "--transform", str(inputs), "--output", str(out), env=NO_AWS
+    )
     assert served.exit_code == 0, served.stderr[-4000:]
     assert f"mlbuild: serving {CHURN} with the model in " in served.stderr
 
-    got = [float(line) for name in ("part-a.csv.out", "part-b.csv.out") for line in (out / name).read_text().splitlines()]
+    got = [
+        float(line) for name in ("part-a.csv.out", "part-b.csv.out") for line in (out / name).read_text().splitlines()
+    ]
     pipeline = load_pipeline("pipelines.churn.pipeline", "pipeline.yaml", CHURN)
     expected = Predictor.load(pipeline, run_dir, run_dir / "model").predict(records)
     assert got == expected and len(got) == len(records)
@@ -52,7 +55,10 @@ def test_the_image_serves_the_same_predictions_as_predict_in_process(tmp_path: P
     # Lineage: an output file's sha256 leads to the predict record, and from it to the run that made the model.
     store = Store(repo / ".mlbuild/lineage", [repo / "dist/mlbuild/lineage"])
     (predict,) = store.find(file_sha256(out / "part-b.csv.out"))
-    assert predict.kind == "predict" and [o["name"] for o in predict.get("outputs")] == ["part-a.csv.out", "part-b.csv.out"]
+    assert predict.kind == "predict" and [o["name"] for o in predict.get("outputs")] == [
+        "part-a.csv.out",
+        "part-b.csv.out",
+    ]
     (run,) = [r for r, _ in graph.upstream_of(store, predict)]
     assert run.kind == "run" and run.get("model.checksum") == predict.get("model.checksum")
     assert predict.get("image.manifest_digest", "").startswith("sha256:")

@@ -81,7 +81,9 @@ def test_package_then_a_code_only_edit_writes_only_the_code(repo: Path) -> None:
     after = layers(repo)
     assert [name for name in after if after[name] != before[name]] == ["app"]
     # dist/ grew by the new app layer and a few small files, not by a copy of anything torch.
-    app_layer = next(layer["size"] for layer in summary(repo)["layers"] if layer["annotations"]["org.mlbuild.layer.name"] == "app")
+    app_layer = next(
+        layer["size"] for layer in summary(repo)["layers"] if layer["annotations"]["org.mlbuild.layer.name"] == "app"
+    )
     assert written_bytes(repo / "dist") - store_before <= app_layer + 5 * 1024 * 1024
     # The packed PEX's wheels are links to whole blobs of dist/mlbuild/blobs, one per
     # distribution PEX-INFO names (churn's PEX is run from dist/ in package_churn_test; running
@@ -89,12 +91,17 @@ def test_package_then_a_code_only_edit_writes_only_the_code(repo: Path) -> None:
     info = json.loads((pex / "PEX-INFO").read_text())
     assert sorted(info["distributions"]) == sorted(p.name for p in (pex / ".deps").iterdir())
     for link in (pex / ".deps").iterdir():
-        assert Path(os.readlink(link)).parent.resolve() == (repo / "dist/mlbuild/blobs/sha256").resolve() and link.stat().st_size > 0
+        assert (
+            Path(os.readlink(link)).parent.resolve() == (repo / "dist/mlbuild/blobs/sha256").resolve()
+            and link.stat().st_size > 0
+        )
 
 
 @require_tool("skopeo", "skopeo")
 def test_skopeo_reads_the_linked_layout(repo: Path) -> None:
-    out = subprocess.run(["skopeo", "inspect", f"oci:{repo / DIST / 'train.oci'}:train"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["skopeo", "inspect", f"oci:{repo / DIST / 'train.oci'}:train"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["Digest"] == summary(repo)["manifest_digest"]
 
@@ -114,7 +121,11 @@ def test_a_second_torch_pipeline_shares_the_torch_layers_and_pushes_none_of_them
     from mlbuild.registry.local_server import serve_registry
     from mlbuild.registry.push import push_layout
 
-    shutil.copytree(repo / "src/python/pipelines/mlp", repo / "src/python/pipelines/mlp2", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        repo / "src/python/pipelines/mlp",
+        repo / "src/python/pipelines/mlp2",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     result = pants(repo, "package", "src/python/pipelines/mlp2:train")
     assert result.exit_code == 0, result.stderr[-4000:]
     one, two = layers(repo), layers(repo, Path("dist/src.python.pipelines.mlp2"))
@@ -122,10 +133,17 @@ def test_a_second_torch_pipeline_shares_the_torch_layers_and_pushes_none_of_them
     assert shared and all(one[name] == two[name] for name in shared)
     with serve_registry(tmp_path / "registry") as registry:
         env = {**os.environ}
-        push_layout(repo / DIST / "train.oci", "train", f"{registry.host}/mlp", allow_insecure_http=True, progress=None, env=env)
+        push_layout(
+            repo / DIST / "train.oci", "train", f"{registry.host}/mlp", allow_insecure_http=True, progress=None, env=env
+        )
         second = push_layout(
-            repo / "dist/src.python.pipelines.mlp2/train.oci", "train", f"{registry.host}/mlp2",
-            mount_from=["mlp"], allow_insecure_http=True, progress=None, env=env,
+            repo / "dist/src.python.pipelines.mlp2/train.oci",
+            "train",
+            f"{registry.host}/mlp2",
+            mount_from=["mlp"],
+            allow_insecure_http=True,
+            progress=None,
+            env=env,
         )
     sizes = {layer["digest"]: layer["size"] for layer in summary(repo)["layers"]}
     torch_bytes = sum(sizes[one[name]] for name in shared)

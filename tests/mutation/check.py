@@ -146,8 +146,14 @@ def run_tests(root: Path, test_files: Iterable[str], log: Path) -> Tuple[int, Di
     report_dir = root / REPORT_DIR
     shutil.rmtree(report_dir, ignore_errors=True)
     argv = [
-        "./pants", "--no-pantsd", "--no-watch-filesystem", "--no-dynamic-ui",
-        "test", "--report", f"--report-dir={REPORT_DIR}", *sorted(set(test_files)),
+        "./pants",
+        "--no-pantsd",
+        "--no-watch-filesystem",
+        "--no-dynamic-ui",
+        "test",
+        "--report",
+        f"--report-dir={REPORT_DIR}",
+        *sorted(set(test_files)),
     ]
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
@@ -183,8 +189,11 @@ def check(mutations: Sequence[Mutation], repo: Path, keep: bool = False) -> int:
         code, baseline = run_tests(root, (m.test_file for m in mutations), log)
         not_passing = {t: baseline.get(t, "not run") for t in sorted(expected) if baseline.get(t) != "passed"}
         if not_passing:
-            print(f"mutation check: without mutations these tests do not pass (pants exit {code}): {not_passing}; "
-                  f"log: {log}", file=sys.stderr)
+            print(
+                f"mutation check: without mutations these tests do not pass (pants exit {code}): {not_passing}; "
+                f"log: {log}",
+                file=sys.stderr,
+            )
             keep = True
             return 1
 
@@ -202,10 +211,14 @@ def check(mutations: Sequence[Mutation], repo: Path, keep: bool = False) -> int:
             else:
                 survivors += 1
                 result = f"SURVIVED (test {state}, pants exit {code})"
-            rows.append([mutation.claim, mutation.name, mutation.path, key(mutation.test_file, mutation.must_fail), result])
+            rows.append(
+                [mutation.claim, mutation.name, mutation.path, key(mutation.test_file, mutation.must_fail), result]
+            )
         print(table(rows))
-        print(f"mutation check: {len(mutations) - survivors}/{len(mutations)} mutants caught in "
-              f"{time.monotonic() - started:.0f} s")
+        print(
+            f"mutation check: {len(mutations) - survivors}/{len(mutations)} mutants caught in "
+            f"{time.monotonic() - started:.0f} s"
+        )
         if survivors:
             keep = True
             print(f"mutation check: a test that should prove its claim did not fail; log: {log}", file=sys.stderr)
@@ -220,8 +233,12 @@ def check(mutations: Sequence[Mutation], repo: Path, keep: bool = False) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repo", type=Path, default=REPO, help="the git repository whose HEAD is cloned (default: this one)")
-    parser.add_argument("--only", action="append", default=[], help="run only mutations whose name contains this (repeatable)")
+    parser.add_argument(
+        "--repo", type=Path, default=REPO, help="the git repository whose HEAD is cloned (default: this one)"
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only mutations whose name contains this (repeatable)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone and the Pants log")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if not args.only or any(o in m.name for o in args.only)]

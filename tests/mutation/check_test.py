@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from mutation.check import MUTATIONS, Mutation, PatchError, apply, key, outcomes, table
 
 
@@ -26,7 +25,9 @@ def source(path: str) -> Path:
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.name)
 def test_every_mutation_still_applies(mutation: Mutation, tmp_path: Path) -> None:
     text = source(mutation.path).read_text()
-    assert text.count(mutation.old) == 1, f"{mutation.path} moved: update mutation {mutation.name!r} in tests/mutation/check.py"
+    assert (
+        text.count(mutation.old) == 1
+    ), f"{mutation.path} moved: update mutation {mutation.name!r} in tests/mutation/check.py"
     (tmp_path / mutation.path).parent.mkdir(parents=True)
     (tmp_path / mutation.path).write_text(text)
     assert apply(tmp_path, mutation) == text

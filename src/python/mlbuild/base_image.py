@@ -24,12 +24,12 @@ from typing import Optional, Sequence
 
 from mlbuild import console, flags
 from mlbuild.debian import build_rootfs, load_lock
-from mlbuild.oci.blob_store import BlobStore
 from mlbuild.names import DEBIAN_LAYER, DEBIAN_LOCK_LABEL, LAYER_NAME_ANNOTATION, OCI_TITLE_LABEL
+from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.build import write_outputs
+from mlbuild.oci.bytecode import require_cache_tag
 from mlbuild.oci.determinism import choose_compressor
 from mlbuild.oci.image import Image, add_layer, set_annotations, set_config
-from mlbuild.oci.bytecode import require_cache_tag
 from mlbuild.oci.layer import LayerEntry, entries_from_directory, with_bytecode
 from mlbuild.oci.layer_writer import write_layer
 
@@ -54,7 +54,9 @@ def build_debian_base(
         rootfs = Path(scratch) / "rootfs"
         build_rootfs(lock, rootfs, cache_dir=cache_dir / "debs" if cache_dir else None)
         store = BlobStore(cache_dir / "oci" if cache_dir else Path(scratch) / "blobs")
-        layer = write_layer(rootfs_entries(rootfs, bytecode), store, choose_compressor(), {LAYER_NAME_ANNOTATION: DEBIAN_LAYER})
+        layer = write_layer(
+            rootfs_entries(rootfs, bytecode), store, choose_compressor(), {LAYER_NAME_ANNOTATION: DEBIAN_LAYER}
+        )
         image = add_layer(Image(), layer, created_by=f"mlbuild debian base from {Path(lock_path).name}")
         image = set_config(image, env=ENV, labels={LOCK_ANNOTATION: lock_sha256})
         image = set_annotations(image, {LOCK_ANNOTATION: lock_sha256, OCI_TITLE_LABEL: name})

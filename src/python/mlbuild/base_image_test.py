@@ -25,7 +25,9 @@ LIB = "usr/lib/python3.11"
 @pytest.fixture()
 def lock_path(tmp_path: Path) -> Path:
     python = make_deb(
-        tmp_path / "python3.11.deb", "python3.11", "3.11.2-6",
+        tmp_path / "python3.11.deb",
+        "python3.11",
+        "3.11.2-6",
         [
             Entry("./usr/bin/python3.11", content=b"\x7fELF python", mode=0o755),
             Entry(f"./{LIB}/json/__init__.py", content=b"from .decoder import JSONDecoder\nVALUE = {'a': (1, 2.5)}\n"),
@@ -70,9 +72,24 @@ def test_two_builds_in_fresh_processes_give_the_same_image(lock_path: Path, tmp_
     for run, seed in (("a", "1"), ("b", "2")):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONHASHSEED": seed}
         done = subprocess.run(
-            [sys.executable, "-m", "mlbuild.base_image", "--lock", str(lock_path), "--output", str(tmp_path / run),
-             "--name", "base", "--cache-dir", str(tmp_path / f"cache-{run}"), "--bytecode", TAG],
-            capture_output=True, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "mlbuild.base_image",
+                "--lock",
+                str(lock_path),
+                "--output",
+                str(tmp_path / run),
+                "--name",
+                "base",
+                "--cache-dir",
+                str(tmp_path / f"cache-{run}"),
+                "--bytecode",
+                TAG,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
         )
         assert done.returncode == 0, done.stderr
         digests.add(json.loads((tmp_path / run / "base.image.json").read_text())["manifest_digest"])

@@ -136,4 +136,7 @@ class Progress:
 
     def _line(self, suffix: str) -> None:
         rate = self.done_bytes / max(self.clock() - self.start, 1e-6)
-        say(f"{self.label}: {megabytes(self.done_bytes)}/{megabytes(self.total)} at {megabytes(rate)}/s{suffix}", self.stream)
+        say(
+            f"{self.label}: {megabytes(self.done_bytes)}/{megabytes(self.total)} at {megabytes(rate)}/s{suffix}",
+            self.stream,
+        )

@@ -34,11 +34,15 @@ def test_bug_prints_the_traceback_then_one_error_line(capsys: pytest.CaptureFixt
         assert console.bug("mlbuild.oci", 3) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: boom" in err
-    assert err.splitlines()[-1] == "mlbuild: error: mlbuild.oci failed unexpectedly (a bug); please report the traceback above."
+    assert (
+        err.splitlines()[-1]
+        == "mlbuild: error: mlbuild.oci failed unexpectedly (a bug); please report the traceback above."
+    )
 
 
 def test_lines_from_threads_stay_whole() -> None:
     out = io.StringIO()
+
     def say_50(i: int) -> None:
         for _ in range(50):
             console.say(f"line {i} " + "x" * 200, out)
@@ -98,8 +102,16 @@ def _raise(error: BaseException) -> int:
 @pytest.mark.parametrize(
     "error, code, line",
     [
-        (_CodedError("the provenance names another digest"), 7, "mlbuild: error: the provenance names another digest\n"),
-        (FileNotFoundError(2, "No such file or directory", "x.json"), 3, "mlbuild: error: x.json: No such file or directory\n"),
+        (
+            _CodedError("the provenance names another digest"),
+            7,
+            "mlbuild: error: the provenance names another digest\n",
+        ),
+        (
+            FileNotFoundError(2, "No such file or directory", "x.json"),
+            3,
+            "mlbuild: error: x.json: No such file or directory\n",
+        ),
         (KeyboardInterrupt(), 130, "mlbuild: interrupted; the run was marked failed\n"),
     ],
 )
@@ -111,7 +123,9 @@ def test_the_boundary_maps_errors_to_the_table_codes(error, code, line, capsys: 
 def test_the_boundary_turns_a_bug_into_its_traceback_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert console.run_command(lambda: _raise(ZeroDivisionError("oops")), "mlbuild inspect") == names.EXIT_UNEXPECTED
     err = capsys.readouterr().err
-    assert "ZeroDivisionError: oops" in err and err.endswith("mlbuild inspect failed unexpectedly (a bug); please report the traceback above.\n")
+    assert "ZeroDivisionError: oops" in err and err.endswith(
+        "mlbuild inspect failed unexpectedly (a bug); please report the traceback above.\n"
+    )
 
 
 def test_the_boundary_passes_the_command_s_own_code_and_argparse_exits_through() -> None:

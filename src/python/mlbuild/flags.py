@@ -57,7 +57,8 @@ def add_json(parser: argparse.ArgumentParser, what: str = "the result") -> None:
 
 def add_allow_insecure_http(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        ALLOW_INSECURE_HTTP, action="store_true",
+        ALLOW_INSECURE_HTTP,
+        action="store_true",
         help="plain HTTP to this non-loopback registry (never with credentials); same as listing it in $MLBUILD_INSECURE_REGISTRIES",
     )
 
@@ -66,12 +67,19 @@ def add_region(parser: argparse.ArgumentParser, default: str = "AWS_REGION, else
     parser.add_argument(REGION, help=f"AWS region (default: {default})")
 
 
-def verb(sub: Any, name: str, summary: str, examples: Sequence[str], codes: Iterable[int], **kwargs: Any) -> argparse.ArgumentParser:
+def verb(
+    sub: Any, name: str, summary: str, examples: Sequence[str], codes: Iterable[int], **kwargs: Any
+) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with its examples (`./pants mlbuild ...`) and exit codes."""
     epilog = "examples:\n" + "".join(f"  {PANTS_COMMAND} {e}\n" for e in examples)
     epilog += "\nexit codes:\n" + "".join(f"  {code:>3}  {EXIT_CODES[code]}\n" for code in codes)
     return sub.add_parser(
-        name, help=summary, description=summary, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
+        name,
+        help=summary,
+        description=summary,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
     )
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from mlbuild import base_image, flags, shared_blobs
 from mlbuild.commands import cli as commands
-from mlbuild.container_run import cli as container_run, serve_cli
+from mlbuild.container_run import cli as container_run
+from mlbuild.container_run import serve_cli
 from mlbuild.lineage import build_cli, host_run
 from mlbuild.oci import cli as oci_cli
 from mlbuild.publish import cli as publish_cli
@@ -50,7 +51,9 @@ def glossary_violations(options) -> list:
         if option in flags.SYNONYMS:
             found.append(f"{where}: {option} is spelled {flags.SYNONYMS[option]} in every mlbuild command")
         if option == flags.JSON and not (isinstance(action, argparse._StoreTrueAction)):
-            found.append(f"{where}: --json must mean 'print JSON on stdout' (a flag); reading a file is {flags.RECORD_FILE}")
+            found.append(
+                f"{where}: --json must mean 'print JSON on stdout' (a flag); reading a file is {flags.RECORD_FILE}"
+            )
     return found
 
 
@@ -60,7 +63,12 @@ def test_every_parser_uses_the_glossary_s_one_spelling() -> None:
 
 def test_the_walk_sees_every_parser_and_verb() -> None:
     seen = {where for where, _, _ in _options()}
-    assert {"./pants mlbuild inspect", "./pants mlbuild lock-debian", "python -m mlbuild.oci build", "serve transform"} <= seen
+    assert {
+        "./pants mlbuild inspect",
+        "./pants mlbuild lock-debian",
+        "python -m mlbuild.oci build",
+        "serve transform",
+    } <= seen
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,11 @@ def metric_diff(previous: Optional[Mapping[str, float]], current: Mapping[str, f
 def render_markdown(report: JobReport) -> str:
     """The report as Markdown: a summary table, the failure reason, the metrics versus the previous run."""
     where = "trained locally" if report.backend == "local" else "on SageMaker"
-    subject = f"`{report.pipeline_address}`, job `{report.job_name}`" if report.pipeline_address else f"job `{report.job_name}`"
+    subject = (
+        f"`{report.pipeline_address}`, job `{report.job_name}`"
+        if report.pipeline_address
+        else f"job `{report.job_name}`"
+    )
     lines = [f"### mlbuild: {subject} {where}: **{report.status}**", ""]
     if report.message:
         lines += [report.message, ""]

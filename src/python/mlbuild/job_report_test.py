@@ -36,10 +36,14 @@ def test_a_failure_reason_is_fenced_longer_than_its_own_backticks() -> None:
 
 
 def test_without_a_previous_run_the_report_says_why() -> None:
-    text = render_markdown(LOCAL.replace(previous_metrics=None, previous_note="no previous run recorded: no lineage store"))
+    text = render_markdown(
+        LOCAL.replace(previous_metrics=None, previous_note="no previous run recorded: no lineage store")
+    )
     assert "_No previous run recorded: no lineage store: nothing to compare with._" in text
     assert "| `auc` | 0.851235 | n/a | n/a |" in text
-    assert "_No previous run recorded: nothing to compare with._" in render_markdown(LOCAL.replace(previous_metrics=None))
+    assert "_No previous run recorded: nothing to compare with._" in render_markdown(
+        LOCAL.replace(previous_metrics=None)
+    )
 
 
 def test_the_json_has_one_name_for_each_fact() -> None:

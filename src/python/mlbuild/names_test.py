@@ -64,7 +64,11 @@ def test_aws_region_prefers_the_config_then_aws_region_then_the_default() -> Non
 def test_image_entries_skip_referrers_and_match_the_ref() -> None:
     image = {"digest": "sha256:a", "annotations": {names.OCI_REF_NAME_ANNOTATION: "train"}}
     other = {"digest": "sha256:b", "annotations": {names.OCI_REF_NAME_ANNOTATION: "deps"}}
-    provenance = {"digest": "sha256:c", "artifactType": "application/vnd.in-toto+json", "annotations": {names.OCI_REF_NAME_ANNOTATION: "train"}}
+    provenance = {
+        "digest": "sha256:c",
+        "artifactType": "application/vnd.in-toto+json",
+        "annotations": {names.OCI_REF_NAME_ANNOTATION: "train"},
+    }
     index = {"manifests": [image, other, provenance]}
     assert names.image_entries(index, "train") == [image]
     assert names.image_entries(index, None) == [image, other]

@@ -94,7 +94,9 @@ def _read_want(path: Path) -> Dict[str, dict]:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise WantFileError(f"{path}: cannot read the wanted blobs ({e})") from e
-    if not isinstance(data, dict) or not all(isinstance(v, dict) and {"path", "size"} <= v.keys() for v in data.values()):
+    if not isinstance(data, dict) or not all(
+        isinstance(v, dict) and {"path", "size"} <= v.keys() for v in data.values()
+    ):
         raise WantFileError(f"{path}: expected {{hex: {{path, size}}}}")
     return data
 

@@ -45,9 +45,17 @@ def test_cli_fills_and_a_bad_want_file_is_exit_2(tmp_path, capsys):
     root, want = _want(tmp_path, {"a.whl": b"x"})
     (tmp_path / "want.json").write_text(json.dumps(want))
     store = tmp_path / "s"
-    assert shared_blobs.main(["fill", "--store", str(store), "--want", str(tmp_path / "want.json"), "--from", str(root)]) == 0
+    assert (
+        shared_blobs.main(["fill", "--store", str(store), "--want", str(tmp_path / "want.json"), "--from", str(root)])
+        == 0
+    )
     assert shared_blobs.missing(store, want) == []
     (tmp_path / "bad.json").write_text(json.dumps({"ab": {"size": 1}}))  # no path: nothing to fill from
-    assert shared_blobs.main(["fill", "--store", str(tmp_path / "t"), "--want", str(tmp_path / "bad.json"), "--from", str(root)]) == 2
+    assert (
+        shared_blobs.main(
+            ["fill", "--store", str(tmp_path / "t"), "--want", str(tmp_path / "bad.json"), "--from", str(root)]
+        )
+        == 2
+    )
     assert "bad.json" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "t" / "sha256")

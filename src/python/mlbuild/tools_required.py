@@ -22,8 +22,8 @@ import warnings
 from typing import NoReturn, Optional
 
 import pytest
-from mlbuild.names import REQUIRE_TOOLS_ENV
 
+from mlbuild.names import REQUIRE_TOOLS_ENV
 
 
 class MissingToolWarning(UserWarning):

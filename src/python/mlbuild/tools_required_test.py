@@ -39,7 +39,9 @@ def test_the_switch(monkeypatch: pytest.MonkeyPatch, value, expected) -> None:
 
 
 @pytest.mark.parametrize("switch", ["0", "1"])
-def test_a_present_tool_never_skips_or_fails(path_with_one_tool: Path, monkeypatch: pytest.MonkeyPatch, switch: str) -> None:
+def test_a_present_tool_never_skips_or_fails(
+    path_with_one_tool: Path, monkeypatch: pytest.MonkeyPatch, switch: str
+) -> None:
     monkeypatch.setenv(REQUIRE_TOOLS_ENV, switch)
     mark = require_tool("present-tool", "pkg")
     assert mark.name == "skipif" and mark.args == (False,)
@@ -47,7 +49,9 @@ def test_a_present_tool_never_skips_or_fails(path_with_one_tool: Path, monkeypat
     assert cross_check_tool("present-tool", "pkg") == str(path_with_one_tool)
 
 
-def test_a_missing_tool_skips_visibly_without_the_switch(path_with_one_tool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_tool_skips_visibly_without_the_switch(
+    path_with_one_tool: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(REQUIRE_TOOLS_ENV, raising=False)
     mark = require_tool(ABSENT, "the-package")
     assert mark.name == "skipif" and mark.args == (True,)
@@ -85,7 +89,10 @@ def test_in_a_pytest_session_the_switch_turns_the_skips_into_failures(tmp_path: 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), REQUIRE_TOOLS_ENV: switch}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "needs_tool_test.py"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if switch == "0":
         assert proc.returncode == 0, proc.stdout

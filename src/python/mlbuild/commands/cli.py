@@ -44,7 +44,9 @@ def verbs() -> List[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return console.run_command(lambda: args.run(args), f"mlbuild {args.verb}", interrupted=getattr(args, "interrupted", ""))
+    return console.run_command(
+        lambda: args.run(args), f"mlbuild {args.verb}", interrupted=getattr(args, "interrupted", "")
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,23 @@ from mlbuild.commands import cli
 
 # The verbs people type; a verb that moves or disappears must change this table on purpose.
 VERBS = [
-    "inspect", "fetch", "runs", "diff", "previous", "plot", "verify-provenance", "verify",
-    "replay", "submit", "wait", "transform", "pull-data", "push", "pull", "resolve", "lock-debian",
+    "inspect",
+    "fetch",
+    "runs",
+    "diff",
+    "previous",
+    "plot",
+    "verify-provenance",
+    "verify",
+    "replay",
+    "submit",
+    "wait",
+    "transform",
+    "pull-data",
+    "push",
+    "pull",
+    "resolve",
+    "lock-debian",
 ]
 
 
@@ -47,7 +62,9 @@ def test_a_verb_s_json_goes_to_stdout(tmp_path, capsys: pytest.CaptureFixture[st
     assert json.loads(capsys.readouterr().out) is None
 
 
-def test_ctrl_c_and_a_bug_go_through_the_boundary(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ctrl_c_and_a_bug_go_through_the_boundary(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mlbuild.lineage import cli as lineage_cli
 
     def interrupted(*_):
@@ -62,7 +79,9 @@ def test_ctrl_c_and_a_bug_go_through_the_boundary(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(lineage_cli.compare, "runs", bug)
     assert cli.main(["runs"]) == names.EXIT_UNEXPECTED
-    assert capsys.readouterr().err.endswith("mlbuild: error: mlbuild runs failed unexpectedly (a bug); please report the traceback above.\n")
+    assert capsys.readouterr().err.endswith(
+        "mlbuild: error: mlbuild runs failed unexpectedly (a bug); please report the traceback above.\n"
+    )
 
 
 def test_a_bad_flag_is_argparse_s_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,7 @@ from mlbuild.names import EXIT_CODES
 
 REFERENCE_PATH = Path("docs/reference/commands.md")
 REGENERATE = (
-    "python3.11 -c 'import sys; sys.path.insert(0, \"src/python\"); "
+    'python3.11 -c \'import sys; sys.path.insert(0, "src/python"); '
     "from mlbuild.commands import reference; reference.write()'"
 )
 
@@ -64,11 +64,31 @@ def render() -> str:
     lines += [f"| [`{path}`](#{path.replace(' ', '-')}) | {_cell(p.description or '')} |" for path, p in verbs]
     lines += ["", "## Exit codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| {code} | {_cell(meaning)} |" for code, meaning in EXIT_CODES.items()]
-    lines += ["", "## Shared flags", "", "One spelling for each concept, in every command:", "", "| flag | means |", "|---|---|"]
+    lines += [
+        "",
+        "## Shared flags",
+        "",
+        "One spelling for each concept, in every command:",
+        "",
+        "| flag | means |",
+        "|---|---|",
+    ]
     lines += [f"| `{flag}` | {meaning} |" for flag, meaning in flags.GLOSSARY.items()]
     for path, p in verbs:
         usage = " ".join(p.format_usage().split()).removeprefix("usage: ")
-        lines += ["", f"## {path}", "", _cell(p.description or ""), "", "```", usage, "```", "", "| flag | |", "|---|---|"]
+        lines += [
+            "",
+            f"## {path}",
+            "",
+            _cell(p.description or ""),
+            "",
+            "```",
+            usage,
+            "```",
+            "",
+            "| flag | |",
+            "|---|---|",
+        ]
         lines += _flag_rows(p)
         lines += ["", "```", (p.epilog or "").rstrip(), "```"]
     return "\n".join(lines) + "\n"

@@ -29,4 +29,13 @@ from mlbuild.container_run.rootfs_cache import RootfsCache, default_cache_dir
 from mlbuild.container_run.runner import RunPlan, run_image
 from mlbuild.container_run.sandbox import SandboxSpec, bwrap_argv, container_env
 
-__all__ = ["RootfsCache", "RunOutcome", "RunPlan", "SandboxSpec", "bwrap_argv", "container_env", "default_cache_dir", "run_image"]
+__all__ = [
+    "RootfsCache",
+    "RunOutcome",
+    "RunPlan",
+    "SandboxSpec",
+    "bwrap_argv",
+    "container_env",
+    "default_cache_dir",
+    "run_image",
+]

@@ -33,8 +33,24 @@ def check_bwrap(bwrap: str = "bwrap") -> str:
     # NB: the same namespaces and uid mapping a run uses, on the host's own root, so a
     # kernel or container policy that forbids them fails here with bwrap's own words.
     probe = shutil.which("true") or sys.executable
-    argv = [path, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-all",
-            "--uid", "0", "--gid", "0", "--die-with-parent", "--", probe]
+    argv = [
+        path,
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--unshare-all",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "--die-with-parent",
+        "--",
+        probe,
+    ]
     problem = _probe(argv)
     if problem:
         raise SandboxUnavailableError(
@@ -51,10 +67,42 @@ def check_host_network(bwrap: str) -> None:
     """Can `bwrap` make a multi-host job's network: a user namespace mapped to root with
     CAP_NET_ADMIN, a new network namespace, and nested sandboxes inside it (multi_host.outer_argv)?"""
     probe = shutil.which("true") or sys.executable
-    inner = [bwrap, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-all", "--share-net",
-             "--uid", "0", "--gid", "0", "--die-with-parent", "--", probe]
-    argv = [bwrap, "--dev-bind", "/", "/", "--unshare-user", "--unshare-net", "--uid", "0", "--gid", "0",
-            "--cap-add", "CAP_NET_ADMIN", "--die-with-parent", "--", *inner]
+    inner = [
+        bwrap,
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--unshare-all",
+        "--share-net",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "--die-with-parent",
+        "--",
+        probe,
+    ]
+    argv = [
+        bwrap,
+        "--dev-bind",
+        "/",
+        "/",
+        "--unshare-user",
+        "--unshare-net",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "--cap-add",
+        "CAP_NET_ADMIN",
+        "--die-with-parent",
+        "--",
+        *inner,
+    ]
     problem = _probe(argv)
     if problem:
         raise SandboxUnavailableError(

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from mlbuild import console, flags
-from mlbuild.runtime.config import load_config
-from mlbuild.runtime.errors import HyperparameterError, MLBuildError
-from mlbuild.runtime.hyperparameters import parse_assignments
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP, check_keep
 from mlbuild.container_run.runner import RunPlan, run_image
 from mlbuild.lineage.producers import RunPins, print_reused, record_run, reusable_run_dir
 from mlbuild.runtime import hyperparameters, local_run
+from mlbuild.runtime.config import load_config
+from mlbuild.runtime.errors import HyperparameterError, MLBuildError
+from mlbuild.runtime.hyperparameters import parse_assignments
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,21 +43,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", required=True, type=Path, help="OCI image layout directory")
     p.add_argument(flags.REF_NAME, help="the image's ref name in the layout (default: its only image)")
     p.add_argument("--config", required=True, type=Path, help="the pipeline's pipeline.yaml")
-    p.add_argument("--address", required=True, help="the pipeline target's address, e.g. src/python/pipelines/churn:train")
+    p.add_argument(
+        "--address", required=True, help="the pipeline target's address, e.g. src/python/pipelines/churn:train"
+    )
     p.add_argument("--data-dir", required=True, type=Path, help="sample data folder (one subfolder per channel)")
     p.add_argument("--runs-dir", required=True, type=Path, help="where run directories go")
     p.add_argument("--cache-dir", type=Path, help="default: ${XDG_CACHE_HOME:-~/.cache}/mlbuild")
     p.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="unpacked images to keep in the cache")
-    p.add_argument("--network", action="store_true", help="share the host network (default: none, like network isolation)")
     p.add_argument(
-        "--instance-count", type=int, metavar="N",
+        "--network", action="store_true", help="share the host network (default: none, like network isolation)"
+    )
+    p.add_argument(
+        "--instance-count",
+        type=int,
+        metavar="N",
         help="hosts to run together (algo-1..algo-N; default: the config's sagemaker.instance_count)",
     )
     p.add_argument("--no-gpus", action="store_true", help="give the sandbox no GPUs even when the host has some")
     p.add_argument("--pex-sha256", help="the PEX the image was built with, for the run's lineage record")
     p.add_argument("--image-digest", help="the image's manifest digest (sha256:...), for the run's lineage record")
     p.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="train even if an identical run already finished (same image, hyperparameters and data), as `pants run` takes it",
     )
     p.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
@@ -102,7 +109,9 @@ def previous_run(args: argparse.Namespace, overrides: dict[str, str]) -> Path | 
         return None
     config = load_config(args.config)
     encoded = hyperparameters.encode(hyperparameters.resolve(config, overrides, "command line"))
-    return reusable_run_dir(encoded, local_run.local_channel_dirs(config, args.data_dir), RunPins(image_digest=args.image_digest))
+    return reusable_run_dir(
+        encoded, local_run.local_channel_dirs(config, args.data_dir), RunPins(image_digest=args.image_digest)
+    )
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
@@ -118,9 +127,18 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         print_reused(previous, RunPins(image_digest=args.image_digest), out)
         return 0
     plan = RunPlan(
-        args.layout, args.ref_name, load_config(args.config), args.address, args.data_dir, args.runs_dir, overrides,
-        cache_dir=args.cache_dir, network=args.network, keep=args.keep,
-        instance_count=args.instance_count, use_gpus=not args.no_gpus,
+        args.layout,
+        args.ref_name,
+        load_config(args.config),
+        args.address,
+        args.data_dir,
+        args.runs_dir,
+        overrides,
+        cache_dir=args.cache_dir,
+        network=args.network,
+        keep=args.keep,
+        instance_count=args.instance_count,
+        use_gpus=not args.no_gpus,
     )
     outcome = run_image(plan, stream=out)
     report(outcome, out)

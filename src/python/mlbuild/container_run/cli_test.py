@@ -1,16 +1,16 @@
 from __future__ import annotations
 
 import io
-from typing import Sequence
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
-from mlbuild.oci.errors import UnsafeLayerError
-from mlbuild.runtime.errors import HyperparameterError
 from mlbuild.container_run import cli
 from mlbuild.container_run.errors import SandboxUnavailableError
 from mlbuild.container_run.outcome import RunOutcome
+from mlbuild.oci.errors import UnsafeLayerError
+from mlbuild.runtime.errors import HyperparameterError
 
 ARGS = ["--layout", "L", "--config", "c.yaml", "--address", "a:b", "--data-dir", "d", "--runs-dir", "r"]
 
@@ -63,7 +63,9 @@ def test_failure_exits_with_trains_code(monkeypatch: pytest.MonkeyPatch, exit_co
         (RuntimeError("bug"), 1),  # NB: a bug is the table's "unexpected mlbuild error"
     ],
 )
-def test_errors_become_exit_codes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, error: BaseException, expect: int) -> None:
+def test_errors_become_exit_codes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, error: BaseException, expect: int
+) -> None:
     assert _main(monkeypatch, error)[0] == expect
     assert capsys.readouterr().err
 
@@ -72,7 +74,9 @@ def test_bad_assignment_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None
     assert _main(monkeypatch, RunOutcome(Path("/r"), 0, None, None), ["oops"])[0] == 2
 
 
-def test_a_bare_name_is_answered_with_the_pipelines_own_example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+def test_a_bare_name_is_answered_with_the_pipelines_own_example(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
     config = tmp_path / "pipeline.yaml"
     config.write_text("hyperparameters:\n  C: 1.0\n")
     monkeypatch.setattr(cli, "run_image", lambda *a, **k: RunOutcome(Path("/r"), 0, None, None))
@@ -83,8 +87,22 @@ def test_a_bare_name_is_answered_with_the_pipelines_own_example(monkeypatch: pyt
 
 
 def test_keep_0_is_a_user_error_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--layout", str(tmp_path / "L"), "--config", str(tmp_path / "c.yaml"), "--address", "a:b", "--data-dir", str(tmp_path),
-            "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--keep", "0"]
+    args = [
+        "--layout",
+        str(tmp_path / "L"),
+        "--config",
+        str(tmp_path / "c.yaml"),
+        "--address",
+        "a:b",
+        "--data-dir",
+        str(tmp_path),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--keep",
+        "0",
+    ]
     assert cli.main(args, out=io.StringIO()) == 2
     err = capsys.readouterr().err
     assert "Fix: --keep 1 or more" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -99,7 +117,9 @@ def test_instance_count_and_no_gpus_reach_run_image(monkeypatch: pytest.MonkeyPa
     assert seen["plan"].instance_count is None and seen["plan"].use_gpus is True  # None: the config's
 
 
-def test_an_identical_finished_run_is_reused_unless_forced_as_pants_run_does(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_an_identical_finished_run_is_reused_unless_forced_as_pants_run_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     previous = tmp_path / "runs" / "earlier"
     (previous / "model").mkdir(parents=True)
     (previous / "model" / "metrics.json").write_text('{"auc": 0.9}')

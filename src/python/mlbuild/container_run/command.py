@@ -17,9 +17,9 @@ from __future__ import annotations
 import posixpath
 from typing import Any, Mapping, Sequence
 
-from mlbuild.oci.image import DEFAULT_PATH
 from mlbuild.container_run.errors import ImageCommandError
 from mlbuild.container_run.rootfs_view import find, is_executable_file, read_head
+from mlbuild.oci.image import DEFAULT_PATH
 
 TRAIN = "train"
 
@@ -43,7 +43,9 @@ def search_candidates(program: str, path_env: str | None, workdir: str) -> list[
     return [posixpath.join(posixpath.normpath(d), program) for d in dirs]
 
 
-def resolve_command(rootfs: Any, argv: Sequence[str], path_env: str | None, workdir: str = "/", verb: str = TRAIN) -> list[str]:
+def resolve_command(
+    rootfs: Any, argv: Sequence[str], path_env: str | None, workdir: str = "/", verb: str = TRAIN
+) -> list[str]:
     """`argv` (what `docker run IMAGE <verb>` runs) with its program made absolute, after
     checking it can be executed in `rootfs`."""
     program = argv[0]

@@ -29,7 +29,19 @@ def test_docker_argv(runtime_config: dict, expect: list) -> None:
 @pytest.mark.parametrize(
     "program, path_env, workdir, expect",
     [
-        ("train", None, "/", ["/usr/local/sbin/train", "/usr/local/bin/train", "/usr/sbin/train", "/usr/bin/train", "/sbin/train", "/bin/train"]),
+        (
+            "train",
+            None,
+            "/",
+            [
+                "/usr/local/sbin/train",
+                "/usr/local/bin/train",
+                "/usr/sbin/train",
+                "/usr/bin/train",
+                "/sbin/train",
+                "/bin/train",
+            ],
+        ),
         ("train", "/opt/bin/:relative::/usr/bin", "/", ["/opt/bin/train", "/usr/bin/train"]),
         ("/opt/program/train", "/usr/bin", "/", ["/opt/program/train"]),
         ("./train", "/usr/bin", "/opt/program", ["/opt/program/train"]),
@@ -84,7 +96,12 @@ def test_symlink_to_a_host_file_is_not_followed_out(rootfs: Path, tmp_path: Path
 def test_entrypoint_is_checked_and_train_passed_as_argument(rootfs: Path) -> None:
     _file(rootfs, "opt/program/run")
     assert resolve_command(rootfs, ["/opt/program/run", "train"], "/usr/bin") == ["/opt/program/run", "train"]
-    assert resolve_command(rootfs, ["python3.11", "-m", "app", "train"], None) == ["/usr/bin/python3.11", "-m", "app", "train"]
+    assert resolve_command(rootfs, ["python3.11", "-m", "app", "train"], None) == [
+        "/usr/bin/python3.11",
+        "-m",
+        "app",
+        "train",
+    ]
 
 
 def test_missing_train_says_where_it_looked_and_how_to_fix(rootfs: Path) -> None:
@@ -123,5 +140,7 @@ def test_script_with_interpreter_through_symlink(rootfs: Path) -> None:
 def test_a_missing_serve_is_named_as_serve(tmp_path: Path) -> None:
     rootfs = tmp_path / "rootfs"
     (rootfs / "usr/local/bin").mkdir(parents=True)
-    with pytest.raises(ImageCommandError, match=r"`docker run IMAGE serve` would run \['serve'\].*executable \(mode 0755\) `serve`"):
+    with pytest.raises(
+        ImageCommandError, match=r"`docker run IMAGE serve` would run \['serve'\].*executable \(mode 0755\) `serve`"
+    ):
         resolve_command(rootfs, ["serve"], "/usr/local/bin", verb="serve")

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.oci.layout import read_layout
 from mlbuild.container_run.outcome import RunOutcome
 from mlbuild.container_run.rootfs_cache import RootfsCache
 from mlbuild.container_run.runner import RunPlan, run_image
-from mlbuild.runtime.config import load_config
 from mlbuild.container_run.testing import real_train_image, write_pipeline
+from mlbuild.oci.layout import read_layout
+from mlbuild.runtime.config import load_config
 
 ADDRESS = "src/python/pipelines/tiny:train"
 
@@ -34,8 +34,15 @@ def image_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def env(image_layout: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("pipeline")
     config, data_dir = write_pipeline(root)
-    return {"layout_dir": image_layout, "ref": None, "config": load_config(config), "address": ADDRESS,
-            "data_dir": data_dir, "runs_dir": root / "runs", "cache_dir": root / "cache"}
+    return {
+        "layout_dir": image_layout,
+        "ref": None,
+        "config": load_config(config),
+        "address": ADDRESS,
+        "data_dir": data_dir,
+        "runs_dir": root / "runs",
+        "cache_dir": root / "cache",
+    }
 
 
 def _run(env: dict, **overrides: str) -> tuple[RunOutcome, str, float]:
@@ -57,10 +64,18 @@ def test_train_runs_like_sagemaker(env: dict) -> None:
     # The sandbox: read-only root and channels, writable /tmp and /opt/ml, only the image's env.
     sandbox = json.loads((outcome.model_dir / "sandbox.json").read_text())
     assert sandbox.pop("env") == {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-        "HOSTNAME": "algo-1", "PEX_ROOT": "/tmp/.pex", "PWD": "/opt/program",
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "HOSTNAME": "algo-1",
+        "PEX_ROOT": "/tmp/.pex",
+        "PWD": "/opt/program",
     }
-    assert sandbox == {"/usr/x": False, "/opt/ml/input/data/train/x": False, "/tmp/x": True, "/opt/ml/output/data/x": True}
+    assert sandbox == {
+        "/usr/x": False,
+        "/opt/ml/input/data/train/x": False,
+        "/tmp/x": True,
+        "/opt/ml/output/data/x": True,
+    }
     # Inputs are as SageMaker writes them; after the run, the channel folders (bind-mount
     # points during it) link to the data, as in a local run.
     run = outcome.run_dir

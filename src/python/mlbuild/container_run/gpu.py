@@ -107,6 +107,8 @@ def discover(dev_dir: Path = DEV_DIR, ldconfig_text: str | None = None) -> GpuBi
             f"libraries matching the kernel module (and run ldconfig), or run without GPUs (--no-gpus)."
         )
     binds = tuple(
-        (os.path.realpath(libraries[name]), f"{CONTAINER_LIB_DIR}/{name}") for name in DRIVER_LIBRARIES if name in libraries
+        (os.path.realpath(libraries[name]), f"{CONTAINER_LIB_DIR}/{name}")
+        for name in DRIVER_LIBRARIES
+        if name in libraries
     )
     return GpuBinds(tuple(devices), binds)

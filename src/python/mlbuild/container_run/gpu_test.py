@@ -43,10 +43,14 @@ def _fake_driver(root: Path) -> tuple[Path, str]:
 
 
 def test_devices_and_driver_libraries_are_found(tmp_path: Path) -> None:
-    dev = _fake_dev(tmp_path, ["nvidia1", "nvidia0", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-caps/", "null", "nvme0"])
+    dev = _fake_dev(
+        tmp_path, ["nvidia1", "nvidia0", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-caps/", "null", "nvme0"]
+    )
     lib, ldconfig = _fake_driver(tmp_path)
     binds = gpu.discover(dev, ldconfig)
-    assert binds.devices == tuple(str(dev / n) for n in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-caps"))
+    assert binds.devices == tuple(
+        str(dev / n) for n in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-caps")
+    )
     assert binds.gpu_count == 2
     # Symlinks resolved (bwrap binds the file), x86-64 entries only, at the container's driver folder.
     assert binds.libraries == (

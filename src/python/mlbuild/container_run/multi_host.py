@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from mlbuild.runtime import contract, sharding
-from mlbuild.runtime.config import PipelineConfig
-from mlbuild.runtime.local_run import LOCAL_INSTANCE_TYPE
 from mlbuild.container_run import host_group  # NB: run as `python -m`; imported so it ships with this module
 from mlbuild.container_run.host_network import MAX_HOSTS, host_address, hosts_file
 from mlbuild.container_run.sandbox import SandboxSpec
 from mlbuild.names import HOSTS_RECORD
+from mlbuild.runtime import contract, sharding
+from mlbuild.runtime.config import PipelineConfig
+from mlbuild.runtime.local_run import LOCAL_INSTANCE_TYPE
 
 HOSTS_DIR = "hosts"
 GROUP_SPEC = ".host-group.json"
@@ -66,7 +66,8 @@ def check_instance_count(count: int, source: str) -> None:
 def plan_hosts(config: PipelineConfig, channels: Mapping[str, Path], count: int) -> list[HostPlan]:
     """Every host's channel shares; a sharded channel with fewer files than hosts is a DataError."""
     by_channel = {
-        c.name: sharding.plan_shards(c.name, channels[c.name], c.distribution, count, config.source) for c in config.channels
+        c.name: sharding.plan_shards(c.name, channels[c.name], c.distribution, count, config.source)
+        for c in config.channels
     }
     return [
         HostPlan(i, contract.host_name(i), host_address(i), {name: tuple(plan[i]) for name, plan in by_channel.items()})
@@ -120,7 +121,9 @@ def host_sandbox(
         channels={name: path for name, path in channels.items() if name not in sharded},
         network=True,  # NB: the job's own namespace (loopback only), not the host's: see outer_argv
         hostname=plan.name,
-        channel_files={name: [(key, Path(channels[name]) / key) for key in plan.shares[name]] for name in sorted(sharded)},
+        channel_files={
+            name: [(key, Path(channels[name]) / key) for key in plan.shares[name]] for name in sorted(sharded)
+        },
         checkpoints=base.checkpoints,
         hosts_file=(job_dir / HOSTS_FILE).resolve(),
         gpus=base.gpus,
@@ -141,9 +144,27 @@ def outer_argv(bwrap: str, spec_path: Path) -> list[str]:
     """
     pythonpath = os.pathsep.join(p for p in sys.path if p)
     return [
-        bwrap, "--dev-bind", "/", "/", "--unshare-user", "--unshare-net", "--uid", "0", "--gid", "0",
-        "--cap-add", "CAP_NET_ADMIN", "--die-with-parent", "--setenv", "PYTHONPATH", pythonpath,
-        "--", sys.executable, "-m", host_group.__name__, str(spec_path),
+        bwrap,
+        "--dev-bind",
+        "/",
+        "/",
+        "--unshare-user",
+        "--unshare-net",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "--cap-add",
+        "CAP_NET_ADMIN",
+        "--die-with-parent",
+        "--setenv",
+        "PYTHONPATH",
+        pythonpath,
+        "--",
+        sys.executable,
+        "-m",
+        host_group.__name__,
+        str(spec_path),
     ]
 
 
@@ -165,7 +186,11 @@ def read_results(job_dir: Path) -> Optional[dict[str, Any]]:
 
 
 def host_failure(
-    job_dir: Path, plans: Sequence[HostPlan], results: Optional[Mapping[str, Any]], group_exit: int, tail: Sequence[str] = ()
+    job_dir: Path,
+    plans: Sequence[HostPlan],
+    results: Optional[Mapping[str, Any]],
+    group_exit: int,
+    tail: Sequence[str] = (),
 ) -> Optional[tuple[int, str]]:
     """(exit code, FailureReason) of the job, naming the first host that failed; None if all succeeded."""
     if results is None:
@@ -178,7 +203,9 @@ def host_failure(
             f"hosts reported.{said} Fix: bubblewrap must be able to create user and network namespaces "
             f"(not setuid), or run with --instance-count 1.",
         )
-    failed = [p for p in plans if results.get(p.name, {}).get("exit_code") not in (0,) and not results[p.name].get("stopped")]
+    failed = [
+        p for p in plans if results.get(p.name, {}).get("exit_code") not in (0,) and not results[p.name].get("stopped")
+    ]
     if not failed:
         stopped = [p.name for p in plans if results.get(p.name, {}).get("stopped")]
         if stopped:
@@ -191,7 +218,11 @@ def host_failure(
     except OSError:
         reason = ""
     stopped = [p.name for p in plans if results.get(p.name, {}).get("stopped")]
-    also = f" The other hosts ({', '.join(stopped)}) were stopped, as SageMaker stops a job when one host fails." if stopped else ""
+    also = (
+        f" The other hosts ({', '.join(stopped)}) were stopped, as SageMaker stops a job when one host fails."
+        if stopped
+        else ""
+    )
     detail = f": {reason}" if reason else f" without writing /opt/ml/{contract.FAILURE_FILE}"
     return (code if code and code > 0 else 1, f"host {host.name} failed (exit code {code}){detail}.{also}")
 
@@ -231,8 +262,14 @@ def write_hosts_record(job_dir: Path, plans: Sequence[HostPlan], config: Pipelin
     record = {
         "instance_count": len(plans),
         "hosts": [
-            {"host": p.name, "address": p.address, "leader": p.index == 0,
-             "channels": {c.name: {"distribution": c.distribution, "keys": list(p.shares[c.name])} for c in config.channels}}
+            {
+                "host": p.name,
+                "address": p.address,
+                "leader": p.index == 0,
+                "channels": {
+                    c.name: {"distribution": c.distribution, "keys": list(p.shares[c.name])} for c in config.channels
+                },
+            }
             for p in plans
         ],
     }

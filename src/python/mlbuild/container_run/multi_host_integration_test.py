@@ -16,8 +16,8 @@ from typing import Iterator, List
 import pytest
 
 from mlbuild.container_run.runner import RunPlan, run_image
-from mlbuild.runtime.config import load_config
 from mlbuild.container_run.testing import MULTI_HOST_TRAIN_SCRIPT, non_loopback_addresses, reaches, real_train_image
+from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import DataError
 
 ADDRESS = "src/python/pipelines/tiny:train"
@@ -55,8 +55,16 @@ def env(image: Path, rootfs_cache: Path, tmp_path: Path) -> dict:
         (root / f"data/train/part-{i}.csv").write_text("".join(f"{i},{j}\n" for j in range(i + 1)))
     (root / "data/validation").mkdir(parents=True)
     (root / "data/validation/v.csv").write_text("1\n")
-    return {"layout_dir": image, "ref": None, "config": load_config(root / "pipeline.yaml"), "address": ADDRESS,
-            "data_dir": root / "data", "runs_dir": root / "runs", "cache_dir": rootfs_cache, "use_gpus": False}
+    return {
+        "layout_dir": image,
+        "ref": None,
+        "config": load_config(root / "pipeline.yaml"),
+        "address": ADDRESS,
+        "data_dir": root / "data",
+        "runs_dir": root / "runs",
+        "cache_dir": rootfs_cache,
+        "use_gpus": False,
+    }
 
 
 @pytest.fixture
@@ -92,7 +100,10 @@ def test_two_hosts_find_each_other_and_split_the_shards(env: dict) -> None:
     log = (outcome.run_dir / "output/train.log").read_text()
     assert "[algo-1] host algo-1" in log and "[algo-2] host algo-2" in log and "[algo-2] host algo-1" not in log
     record = json.loads((outcome.run_dir / "output/hosts.json").read_text())
-    assert record["instance_count"] == 2 and record["hosts"][1]["channels"]["train"]["keys"] == ["part-1.csv", "part-3.csv"]
+    assert record["instance_count"] == 2 and record["hosts"][1]["channels"]["train"]["keys"] == [
+        "part-1.csv",
+        "part-3.csv",
+    ]
     resource = json.loads((outcome.run_dir / "hosts/algo-2/input/config/resourceconfig.json").read_text())
     assert resource["current_host"] == "algo-2" and resource["hosts"] == ["algo-1", "algo-2"]
     assert json.loads((outcome.run_dir / "input/config/resourceconfig.json").read_text())["current_host"] == "algo-1"

@@ -39,7 +39,11 @@ def test_plan_and_lay_out_hosts(tmp_path: Path) -> None:
     assert (ml / "input/data/train/sub/p1.csv").read_bytes() == b""  # a stand-in to bind over
     assert not (ml / "input/data/train/sub/p0.csv").exists() and (ml / "checkpoints").is_dir()
     spec = multi_host.host_sandbox(
-        SandboxSpec(tmp_path / "root", job, ("/t",), {"PATH": "/bin"}, checkpoints=tmp_path / "store"), job, plans[1], CONFIG, channels
+        SandboxSpec(tmp_path / "root", job, ("/t",), {"PATH": "/bin"}, checkpoints=tmp_path / "store"),
+        job,
+        plans[1],
+        CONFIG,
+        channels,
     )
     argv = " ".join(bwrap_argv(spec))
     assert f"--ro-bind {ml}/input/data/train /opt/ml/input/data/train" in argv
@@ -70,17 +74,28 @@ def _hosts(job: Path, models: dict[str, dict[str, bytes]]) -> list[multi_host.Ho
 
 
 def test_models_merge_and_the_leader_gives_the_metrics(tmp_path: Path) -> None:
-    plans = _hosts(tmp_path, {"algo-1": {"model.txt": b"m", "metrics.json": b"{\"a\": 1}"},
-                              "algo-2": {"model.txt": b"m", "metrics.json": b"{\"a\": 2}", "extra/w2.bin": b"2"}})
+    plans = _hosts(
+        tmp_path,
+        {
+            "algo-1": {"model.txt": b"m", "metrics.json": b'{"a": 1}'},
+            "algo-2": {"model.txt": b"m", "metrics.json": b'{"a": 2}', "extra/w2.bin": b"2"},
+        },
+    )
     assert multi_host.merge_models(tmp_path, plans) is None
-    assert (tmp_path / "model/metrics.json").read_bytes() == b"{\"a\": 1}"
-    assert (tmp_path / "model/extra/w2.bin").read_bytes() == b"2" and (tmp_path / "model/model.txt").read_bytes() == b"m"
+    assert (tmp_path / "model/metrics.json").read_bytes() == b'{"a": 1}'
+    assert (tmp_path / "model/extra/w2.bin").read_bytes() == b"2" and (
+        tmp_path / "model/model.txt"
+    ).read_bytes() == b"m"
 
 
 def test_a_model_conflict_names_both_hosts_and_the_fix(tmp_path: Path) -> None:
     plans = _hosts(tmp_path, {"algo-1": {"model.txt": b"a"}, "algo-2": {"model.txt": b"b"}})
     problem = multi_host.merge_models(tmp_path, plans)
-    assert problem is not None and "hosts algo-1 and algo-2 both wrote /opt/ml/model/model.txt" in problem and "ctx.is_leader" in problem
+    assert (
+        problem is not None
+        and "hosts algo-1 and algo-2 both wrote /opt/ml/model/model.txt" in problem
+        and "ctx.is_leader" in problem
+    )
 
 
 def test_host_failure_names_the_host(tmp_path: Path) -> None:

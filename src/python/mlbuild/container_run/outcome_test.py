@@ -26,7 +26,7 @@ def _run_dir(tmp_path: Path, failure: str | None = None, metrics: str | None = N
         (1, "ValueError: bad\n", [], "ValueError: bad\n"),
         (1, "x" * 2000, [], "x" * 1024),
         (3, None, ["ok", "Traceback ...", "boom", ""], "exited with code 3 and wrote no /opt/ml/output/failure"),
-        (1, "  \n", ["bwrap: Can't chdir"], "Its last output line: \"bwrap: Can't chdir\""),
+        (1, "  \n", ["bwrap: Can't chdir"], 'Its last output line: "bwrap: Can\'t chdir"'),
         (-9, None, [], "killed by SIGKILL"),
     ],
 )

@@ -29,8 +29,8 @@ from typing import Callable, Iterator, Optional
 from mlbuild.oci.digest import hex_of
 from mlbuild.oci.errors import UserError
 from mlbuild.oci.image import Image
-from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 from mlbuild.oci.unpack import unpack_image
+from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 
 DEFAULT_KEEP = 3
 ROOTFS_DIR = "rootfs"
@@ -47,7 +47,9 @@ def default_cache_dir() -> Path:
 
 def check_keep(keep: int) -> None:
     if keep < 1:
-        raise UserError(f"keep {keep}: the rootfs cache keeps at least 1 unpacked image (the one running). Fix: --keep 1 or more.")
+        raise UserError(
+            f"keep {keep}: the rootfs cache keeps at least 1 unpacked image (the one running). Fix: --keep 1 or more."
+        )
 
 
 @dataclass(frozen=True)
@@ -159,4 +161,3 @@ def _remove_if_unused(path: Path) -> bool:
         os.close(fd)
     remove_tree(trash)
     return True
-

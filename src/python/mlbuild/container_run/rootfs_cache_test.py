@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.oci.image import Image, set_config
 from mlbuild.container_run.rootfs_cache import RootfsCache, default_cache_dir
+from mlbuild.oci.image import Image, set_config
 
 
 class FakeUnpack:

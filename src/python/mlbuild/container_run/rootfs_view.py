@@ -15,9 +15,9 @@ import os
 import stat
 from pathlib import Path
 
+from mlbuild.container_run.errors import RootfsError
 from mlbuild.oci.determinism import file_kind
 from mlbuild.oci.rootfs_path import Lookup, Node, PathRefused, resolve
-from mlbuild.container_run.errors import RootfsError
 
 
 def lookup_in(rootfs: Path) -> Lookup:

@@ -13,8 +13,8 @@ or a broken image leaves no run directory behind; only a run that started gets o
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import collections
+import dataclasses
 import posixpath
 import subprocess
 import sys
@@ -22,10 +22,6 @@ from pathlib import Path
 from typing import Mapping, Optional, Protocol, Sequence, TextIO
 
 from mlbuild import console
-from mlbuild.oci.layout import read_layout
-from mlbuild.runtime import contract, hyperparameters
-from mlbuild.runtime.config import PipelineConfig
-from mlbuild.runtime.local_run import checkpoints_store, finish_run, job_key, local_channel_dirs, prepare_run
 from mlbuild.container_run import gpu, multi_host
 from mlbuild.container_run.bwrap_probe import check_bwrap, check_host_network
 from mlbuild.container_run.command import docker_argv, resolve_command
@@ -33,6 +29,10 @@ from mlbuild.container_run.outcome import RunOutcome, read_outcome
 from mlbuild.container_run.rootfs_cache import DEFAULT_KEEP, RootfsCache
 from mlbuild.container_run.rootfs_view import make_dirs, make_file
 from mlbuild.container_run.sandbox import FILE_MOUNT_POINTS, MOUNT_POINTS, SandboxSpec, bwrap_argv, container_env
+from mlbuild.oci.layout import read_layout
+from mlbuild.runtime import contract, hyperparameters
+from mlbuild.runtime.config import PipelineConfig
+from mlbuild.runtime.local_run import checkpoints_store, finish_run, job_key, local_channel_dirs, prepare_run
 
 TAIL_LINES = 20
 
@@ -70,8 +70,12 @@ def run_image(plan: RunPlan, stream: TextIO = sys.stdout) -> RunOutcome:
     values = hyperparameters.resolve(config, plan.overrides, "command line")
     channels = local_channel_dirs(config, Path(plan.data_dir))
     count = config.sagemaker.instance_count if instance_count is None else instance_count
-    multi_host.check_instance_count(count, "--instance-count" if instance_count is not None else f"{config.source}: `sagemaker.instance_count`")
-    plans = multi_host.plan_hosts(config, channels, count) if count > 1 else []  # NB: sharding errors before any run dir
+    multi_host.check_instance_count(
+        count, "--instance-count" if instance_count is not None else f"{config.source}: `sagemaker.instance_count`"
+    )
+    plans = (
+        multi_host.plan_hosts(config, channels, count) if count > 1 else []
+    )  # NB: sharding errors before any run dir
     if count > 1:
         check_host_network(bwrap)
     gpus = (plan.gpu_binds or gpu.discover()) if plan.use_gpus else gpu.GpuBinds((), ())
@@ -87,15 +91,26 @@ def run_image(plan: RunPlan, stream: TextIO = sys.stdout) -> RunOutcome:
         command = resolve_command(rootfs.path, argv, env.get("PATH"), workdir)
         prepare_optional_mounts(rootfs.path, gpus=bool(gpus.devices))
         if gpus.devices:
-            console.say(f"GPUs: {gpus.gpu_count} ({', '.join(gpus.devices)}); driver libraries: {len(gpus.libraries)}", stream)
-        staging = prepare_run(config, plan.address, Path(plan.data_dir), Path(plan.runs_dir), plan.overrides, link_channels=False)
+            console.say(
+                f"GPUs: {gpus.gpu_count} ({', '.join(gpus.devices)}); driver libraries: {len(gpus.libraries)}", stream
+            )
+        staging = prepare_run(
+            config, plan.address, Path(plan.data_dir), Path(plan.runs_dir), plan.overrides, link_channels=False
+        )
         key = job_key(hyperparameters.encode(values))
         store = checkpoints_store(staging.parent, key, count) if config.sagemaker.checkpoint_s3_uri else None
         try:
             make_sagemaker_dirs(staging, config)
             spec = SandboxSpec(
-                rootfs.path.resolve(), staging.resolve(), tuple(command), env, workdir, channels, plan.network,
-                checkpoints=store.resolve() if store else None, gpus=gpus,
+                rootfs.path.resolve(),
+                staging.resolve(),
+                tuple(command),
+                env,
+                workdir,
+                channels,
+                plan.network,
+                checkpoints=store.resolve() if store else None,
+                gpus=gpus,
             )
             if count == 1:
                 # NB: algo-1 resolves on a one-instance SageMaker job too (frameworks look themselves up).
@@ -117,8 +132,13 @@ def run_image(plan: RunPlan, stream: TextIO = sys.stdout) -> RunOutcome:
 
 
 def run_hosts(
-    staging: Path, spec: SandboxSpec, plans: Sequence[multi_host.HostPlan], config: PipelineConfig,
-    channels: Mapping[str, Path], bwrap: str, stream: TextIO,
+    staging: Path,
+    spec: SandboxSpec,
+    plans: Sequence[multi_host.HostPlan],
+    config: PipelineConfig,
+    channels: Mapping[str, Path],
+    bwrap: str,
+    stream: TextIO,
 ) -> tuple[int, list[str]]:
     """The hosts' sandboxes, started together in one loopback-only network; the job's exit code and log tail."""
     hosts = [p.name for p in plans]
@@ -133,7 +153,8 @@ def run_hosts(
     multi_host.write_hosts_record(staging, plans, config)
     group = multi_host.write_group_spec(staging, plans, argvs)
     shares = "; ".join(
-        f"{p.name}: " + ", ".join(f"{name} {len(keys)} file(s)" for name, keys in sorted(p.shares.items())) for p in plans
+        f"{p.name}: " + ", ".join(f"{name} {len(keys)} file(s)" for name, keys in sorted(p.shares.items()))
+        for p in plans
     )
     console.say(f"running {spec.command} on {len(plans)} hosts ({shares}) in {staging}", stream)
     log_path = staging / contract.LOG_FILE

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from mlbuild.container_run import runner
+from mlbuild.container_run.errors import ImageCommandError, SandboxUnavailableError
+from mlbuild.container_run.testing import write_image, write_pipeline
 from mlbuild.oci.errors import UserError as OCIUserError
 from mlbuild.oci.layer import LayerEntry
 from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import DataError, HyperparameterError
-from mlbuild.container_run import runner
-from mlbuild.container_run.errors import ImageCommandError, SandboxUnavailableError
-from mlbuild.container_run.testing import write_image, write_pipeline
 
 
 @pytest.fixture
@@ -23,8 +23,14 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     # An image whose train is a shell script: the distroless trap.
     write_image(layout, tmp_path / "blobs", [[LayerEntry.file("/usr/local/bin/train", b"#!/bin/sh\necho hi\n", 0o755)]])
     return {
-        "layout_dir": layout, "ref": None, "config": load_config(config), "address": "src/p:train",
-        "data_dir": data_dir, "runs_dir": tmp_path / "runs", "overrides": {}, "cache_dir": tmp_path / "cache",
+        "layout_dir": layout,
+        "ref": None,
+        "config": load_config(config),
+        "address": "src/p:train",
+        "data_dir": data_dir,
+        "runs_dir": tmp_path / "runs",
+        "overrides": {},
+        "cache_dir": tmp_path / "cache",
     }
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from mlbuild.container_run.gpu import GpuBinds
-
 from mlbuild.oci.image import DEFAULT_PATH
 from mlbuild.runtime import contract
 from mlbuild.runtime.local_run import RESOURCE_CONFIG

@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.oci.image import DEFAULT_PATH
 from mlbuild.container_run.sandbox import SandboxSpec, bwrap_argv, container_env
+from mlbuild.oci.image import DEFAULT_PATH
 
-BASE = SandboxSpec(rootfs=Path("/cache/rootfs/abc"), ml_dir=Path("/runs/p/t/.r.incomplete"), command=("/usr/local/bin/train",))
+BASE = SandboxSpec(
+    rootfs=Path("/cache/rootfs/abc"), ml_dir=Path("/runs/p/t/.r.incomplete"), command=("/usr/local/bin/train",)
+)
 
 
 def _pairs(argv: list[str], flag: str, arity: int) -> list[tuple[str, ...]]:
@@ -17,22 +19,37 @@ def _pairs(argv: list[str], flag: str, arity: int) -> list[tuple[str, ...]]:
 @pytest.mark.parametrize(
     "spec, expect",
     [
-        (BASE, {
-            "--ro-bind": [("/cache/rootfs/abc", "/")],
-            "--bind": [("/runs/p/t/.r.incomplete", "/opt/ml")],
-            "--chdir": [("/",)],
-            "--share-net": [],
-            "--setenv": [],
-        }),
-        (SandboxSpec(BASE.rootfs, BASE.ml_dir, BASE.command, channels={"validation": Path("/d/val"), "train": Path("/d/tr")}), {
-            # NB: sorted by channel name, after the rootfs, read-only.
-            "--ro-bind": [("/cache/rootfs/abc", "/"), ("/d/tr", "/opt/ml/input/data/train"), ("/d/val", "/opt/ml/input/data/validation")],
-        }),
+        (
+            BASE,
+            {
+                "--ro-bind": [("/cache/rootfs/abc", "/")],
+                "--bind": [("/runs/p/t/.r.incomplete", "/opt/ml")],
+                "--chdir": [("/",)],
+                "--share-net": [],
+                "--setenv": [],
+            },
+        ),
+        (
+            SandboxSpec(
+                BASE.rootfs, BASE.ml_dir, BASE.command, channels={"validation": Path("/d/val"), "train": Path("/d/tr")}
+            ),
+            {
+                # NB: sorted by channel name, after the rootfs, read-only.
+                "--ro-bind": [
+                    ("/cache/rootfs/abc", "/"),
+                    ("/d/tr", "/opt/ml/input/data/train"),
+                    ("/d/val", "/opt/ml/input/data/validation"),
+                ],
+            },
+        ),
         (SandboxSpec(BASE.rootfs, BASE.ml_dir, BASE.command, network=True), {"--share-net": [()]}),
-        (SandboxSpec(BASE.rootfs, BASE.ml_dir, BASE.command, env={"B": "2", "A": "x=y"}, workdir="/opt/program"), {
-            "--setenv": [("A", "x=y"), ("B", "2")],
-            "--chdir": [("/opt/program",)],
-        }),
+        (
+            SandboxSpec(BASE.rootfs, BASE.ml_dir, BASE.command, env={"B": "2", "A": "x=y"}, workdir="/opt/program"),
+            {
+                "--setenv": [("A", "x=y"), ("B", "2")],
+                "--chdir": [("/opt/program",)],
+            },
+        ),
         (SandboxSpec(BASE.rootfs, BASE.ml_dir, BASE.command, workdir=""), {"--chdir": [("/",)]}),
     ],
     ids=["minimal", "channels", "network", "env-and-workdir", "empty-workdir"],
@@ -46,7 +63,9 @@ def test_bwrap_argv(spec: SandboxSpec, expect: dict) -> None:
 
 
 def test_bwrap_argv_fixed_isolation_and_order() -> None:
-    argv = bwrap_argv(SandboxSpec(BASE.rootfs, BASE.ml_dir, ("/usr/local/bin/train", "--x"), channels={"train": Path("/d")}))
+    argv = bwrap_argv(
+        SandboxSpec(BASE.rootfs, BASE.ml_dir, ("/usr/local/bin/train", "--x"), channels={"train": Path("/d")})
+    )
     for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv"):
         assert flag in argv
     assert _pairs(argv, "--proc", 1) == [("/proc",)] and _pairs(argv, "--dev", 1) == [("/dev",)]
@@ -63,8 +82,10 @@ def test_bwrap_argv_fixed_isolation_and_order() -> None:
     "image_env, expect",
     [
         ({}, {"PATH": DEFAULT_PATH, "HOME": "/root", "HOSTNAME": "algo-1", "PEX_ROOT": "/tmp/.pex"}),
-        ({"PATH": "/opt/bin", "PEX_ROOT": "/opt/pex", "HOME": "/home/u", "X": ""},
-         {"PATH": "/opt/bin", "HOME": "/home/u", "HOSTNAME": "algo-1", "PEX_ROOT": "/opt/pex", "X": ""}),
+        (
+            {"PATH": "/opt/bin", "PEX_ROOT": "/opt/pex", "HOME": "/home/u", "X": ""},
+            {"PATH": "/opt/bin", "HOME": "/home/u", "HOSTNAME": "algo-1", "PEX_ROOT": "/opt/pex", "X": ""},
+        ),
     ],
     ids=["defaults", "image-wins"],
 )

@@ -47,7 +47,9 @@ def stage_model(model: Path, staging: Path) -> None:
     elif Path(model).is_file():
         unpack_model_archive(Path(model), staging / contract.MODEL_DIR)
     else:
-        raise ModelSourceError(f"{model}: no such model folder or model.tar.gz. Fix: name a run's model/ folder or a job's output/model.tar.gz.")
+        raise ModelSourceError(
+            f"{model}: no such model folder or model.tar.gz. Fix: name a run's model/ folder or a job's output/model.tar.gz."
+        )
     (staging / contract.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
 
 
@@ -77,7 +79,9 @@ def serve_image(
             command = resolve_command(rootfs.path, argv, env.get("PATH"), workdir, verb=SERVE)
             spec = SandboxSpec(rootfs.path.resolve(), staging.resolve(), tuple(command), env, workdir, {}, network=True)
             with open(log_path, "ab") as log:
-                proc = subprocess.Popen(bwrap_argv(spec, bwrap), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(
+                    bwrap_argv(spec, bwrap), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                )
             try:
                 yield wait_until_ready(staging / PORT_FILE, proc, log_path, startup_seconds)
             finally:

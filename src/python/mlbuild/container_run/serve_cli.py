@@ -65,8 +65,14 @@ def model_by_hash(query: str) -> Path:
         archive = record.get("model.uri") if record.kind == "publish" else None
         if archive and "://" not in archive and Path(archive).is_file():
             return Path(archive)
-    found = f"{len(records)} records mention it, none a local run or job whose model is still on disk" if records else "the lineage store knows no such hash"
-    raise UserError(f"--model {query}: {found}. Fix: give a model folder or model.tar.gz path, a local job's name, or the hash of a local model.")
+    found = (
+        f"{len(records)} records mention it, none a local run or job whose model is still on disk"
+        if records
+        else "the lineage store knows no such hash"
+    )
+    raise UserError(
+        f"--model {query}: {found}. Fix: give a model folder or model.tar.gz path, a local job's name, or the hash of a local model."
+    )
 
 
 def choose_model(model: Optional[str], runs_dir: Path, address: str) -> Path:
@@ -86,8 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(flags.REF_NAME, help="the image's ref name in the layout (default: its only image)")
     p.add_argument("--address", required=True, help="the ml_pipeline target, e.g. src/python/pipelines/churn:train")
     p.add_argument("--runs-dir", type=Path, required=True, help="where `pants run` keeps local runs")
-    p.add_argument("--model", help="a run/model folder, a model.tar.gz, or a lineage hash (default: the newest local run)")
-    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="server workers (default: one per CPU)")
+    p.add_argument(
+        "--model", help="a run/model folder, a model.tar.gz, or a lineage hash (default: the newest local run)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=max(1, os.cpu_count() or 1), help="server workers (default: one per CPU)"
+    )
     p.add_argument("--transform", type=Path, metavar="INPUT", help="batch transform this file or folder, then stop")
     p.add_argument("--output", type=Path, help="with --transform: where `<input>.out` files go")
     p.add_argument("--content-type", default="text/csv")
@@ -96,8 +106,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from mlbuild.serving.model_source import model_folder
     from mlbuild.container_run.serve import serve_image
+    from mlbuild.serving.model_source import model_folder
 
     args = _parser().parse_args(argv)
 
@@ -106,7 +116,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UserError("--transform needs --output DIR (where `<input>.out` files go).")
         model = choose_model(args.model, args.runs_dir, args.address)
         console.say(f"serving {args.address} with the model in {model}")
-        with model_folder(model) as folder, serve_image(args.layout, args.ref_name, folder, workers=args.workers) as url:
+        with model_folder(model) as folder, serve_image(
+            args.layout, args.ref_name, folder, workers=args.workers
+        ) as url:
             if args.transform is not None:
                 started = time.time()
                 result = _transform(url, args)
@@ -132,7 +144,9 @@ def _transform(url: str, args: argparse.Namespace) -> Any:
     return result
 
 
-def record_prediction(args: argparse.Namespace, model_dir: Path, started: float, files: Sequence[Tuple[Path, Path]]) -> None:
+def record_prediction(
+    args: argparse.Namespace, model_dir: Path, started: float, files: Sequence[Tuple[Path, Path]]
+) -> None:
     """A `predict` record: the model (by its files' checksum), the image, the inputs and every
     output file, so `inspect <sha256 of an .out file>` leads back to the model and what made it."""
     import datetime
@@ -146,7 +160,9 @@ def record_prediction(args: argparse.Namespace, model_dir: Path, started: float,
     if store is None:
         return
     checksum = model_checksum(model_dir)
-    parents = sorted({r.id for r in store.find(checksum) if r.kind in ("run", "publish")}) if _known(store, checksum) else []
+    parents = (
+        sorted({r.id for r in store.find(checksum) if r.kind in ("run", "publish")}) if _known(store, checksum) else []
+    )
     # NB: exactly the files this transform read and wrote, as the agent reports them.
     inputs, outputs = sorted(i for i, _ in files), sorted(o for _, o in files)
     stamp = datetime.datetime.fromtimestamp(started, datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -156,8 +172,22 @@ def record_prediction(args: argparse.Namespace, model_dir: Path, started: float,
         job={"name": f"transform-{stamp}", "status": "Completed"},
         model={"checksum": checksum},
         image={"manifest_digest": read_layout(args.layout, args.ref_name).manifest_descriptor().digest},
-        data=[{"name": str(p.relative_to(args.transform) if p != args.transform else p.name), "uri": p.resolve().as_uri(), "checksum": tree_checksum(p)} for p in inputs],
-        outputs=[{"name": str(p.relative_to(args.output)), "uri": p.resolve().as_uri(), "checksum": "sha256:" + file_sha256(p)} for p in outputs],
+        data=[
+            {
+                "name": str(p.relative_to(args.transform) if p != args.transform else p.name),
+                "uri": p.resolve().as_uri(),
+                "checksum": tree_checksum(p),
+            }
+            for p in inputs
+        ],
+        outputs=[
+            {
+                "name": str(p.relative_to(args.output)),
+                "uri": p.resolve().as_uri(),
+                "checksum": "sha256:" + file_sha256(p),
+            }
+            for p in outputs
+        ],
         parents=parents or None,
     )
     record_id = save(record)

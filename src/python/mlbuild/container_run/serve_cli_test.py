@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.runtime.errors import UserError
 from mlbuild.container_run.serve_cli import choose_model, newest_local_model
+from mlbuild.runtime.errors import UserError
 
 ADDRESS = "src/python/pipelines/churn:train"
 
@@ -35,7 +35,10 @@ def test_a_path_names_a_run_a_model_folder_or_an_archive(tmp_path: Path) -> None
 
 
 def test_no_run_yet_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"no finished local run of .*Fix: train one first \(`./pants run src/python/pipelines/churn:train`\)"):
+    with pytest.raises(
+        UserError,
+        match=r"no finished local run of .*Fix: train one first \(`./pants run src/python/pipelines/churn:train`\)",
+    ):
         newest_local_model(tmp_path, ADDRESS)
 
 
@@ -51,8 +54,14 @@ def test_a_local_jobs_name_leads_to_its_model_archive(tmp_path: Path, monkeypatc
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"model")
     store = Store(tmp_path / "store")
-    store.put(make_record("publish", ADDRESS, job={"name": "churn-train-0123456789ab", "status": "Completed"},
-                          model={"uri": str(archive), "sha256": hashlib.sha256(b"model").hexdigest()}))
+    store.put(
+        make_record(
+            "publish",
+            ADDRESS,
+            job={"name": "churn-train-0123456789ab", "status": "Completed"},
+            model={"uri": str(archive), "sha256": hashlib.sha256(b"model").hexdigest()},
+        )
+    )
     monkeypatch.setenv(LINEAGE_DIR_ENV, str(tmp_path / "store"))
     assert model_by_hash("churn-train-0123456789ab") == archive
     assert choose_model(hashlib.sha256(b"model").hexdigest(), tmp_path, ADDRESS) == archive

@@ -24,16 +24,16 @@ import pytest
 import yaml
 
 from mlbuild.container_run.bwrap_probe import check_bwrap
+from mlbuild.container_run.serve import serve_image
 from mlbuild.container_run.testing import base_layer_entries, real_train_image, write_image
 from mlbuild.oci.layer import LayerEntry, entries_from_directory, with_bytecode
 from mlbuild.oci.layout import read_layout
 from mlbuild.oci.unpack import unpack_image
 from mlbuild.runtime.pipeline import load_pipeline
 from mlbuild.serving.predictor import Predictor
-from mlbuild.container_run.serve import serve_image
 from mlbuild.serving.testing import REPO_SRC
 
-PIPELINE_PY = '''\
+PIPELINE_PY = """\
 def load(ctx):
     return None
 
@@ -48,10 +48,14 @@ def predict(ctx, model, records):
         import os
         os.kill(os.getpid(), 9)
     return [round(model["scale"] * sum(float(v) for v in row), 6) for row in records]
-'''
+"""
 PIPELINE_YAML = "hyperparameters:\n  scale: 2.5\nchannels:\n  train: {}\n"
-ENV = {"MLBUILD_PIPELINE_MODULE": "sbxpipe.pipeline", "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
-       "MLBUILD_PIPELINE_ADDRESS": "src/python/sbxpipe:train", "PYTHONDONTWRITEBYTECODE": "1"}
+ENV = {
+    "MLBUILD_PIPELINE_MODULE": "sbxpipe.pipeline",
+    "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
+    "MLBUILD_PIPELINE_ADDRESS": "src/python/sbxpipe:train",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 SERVE = """\
 #!/usr/bin/python3.11
 import sys
@@ -92,12 +96,20 @@ def layout(tmp_path_factory: pytest.TempPathFactory, pipeline_dir: Path) -> Path
     ]
     # NB: compiled as the image's app and dependency layers are (with_bytecode drops the host's pycs).
     app = with_bytecode(app, sys.implementation.cache_tag)
-    write_image(work / "serve-layout", work / "blobs", [base_layer_entries(work / "base-rootfs"), app], env=ENV, workdir="/opt/program")
+    write_image(
+        work / "serve-layout",
+        work / "blobs",
+        [base_layer_entries(work / "base-rootfs"), app],
+        env=ENV,
+        workdir="/opt/program",
+    )
     return work / "serve-layout"
 
 
 def post(url: str, body: bytes, content_type: str) -> tuple:
-    request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": content_type}, method="POST")
+    request = urllib.request.Request(
+        f"{url}/invocations", data=body, headers={"Content-Type": content_type}, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read()
@@ -105,7 +117,9 @@ def post(url: str, body: bytes, content_type: str) -> tuple:
         return e.code, e.read()
 
 
-def test_the_image_serves_in_the_sandbox_and_answers_like_predict_in_process(layout: Path, pipeline_dir: Path, tmp_path: Path) -> None:
+def test_the_image_serves_in_the_sandbox_and_answers_like_predict_in_process(
+    layout: Path, pipeline_dir: Path, tmp_path: Path
+) -> None:
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "model.pkl").write_bytes(pickle.dumps({"scale": 2.5}, protocol=5))
@@ -139,25 +153,54 @@ import mlbuild.serving.front, mlbuild.serving.workers
 def test_a_fresh_container_compiles_no_module_to_start_train_or_serve(layout: Path, tmp_path: Path) -> None:
     rootfs = tmp_path / "rootfs"
     unpack_image(read_layout(layout, None), rootfs)
-    sandbox = [check_bwrap(), "--ro-bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-all", "--clearenv"]
-    done = subprocess.run([*sandbox, "/usr/bin/python3.11", "-I", "-v", "-c", IMPORTS], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if not line.startswith(("#", "import ")))
-    loaded = [line[len("# code object from ") :].strip("'") for line in done.stderr.splitlines() if line.startswith("# code object from ")]
+    sandbox = [
+        check_bwrap(),
+        "--ro-bind",
+        str(rootfs),
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--unshare-all",
+        "--clearenv",
+    ]
+    done = subprocess.run(
+        [*sandbox, "/usr/bin/python3.11", "-I", "-v", "-c", IMPORTS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, "\n".join(
+        line for line in done.stderr.splitlines() if not line.startswith(("#", "import "))
+    )
+    loaded = [
+        line[len("# code object from ") :].strip("'")
+        for line in done.stderr.splitlines()
+        if line.startswith("# code object from ")
+    ]
     # Python says where each module's code came from: a .py means it compiled it, on every start.
     assert [path for path in loaded if not path.endswith(".pyc")] == []
     assert "could not create" not in done.stderr
-    for module in ("/usr/lib/python3.11/json/__pycache__/decoder", "/opt/mlbuild/app/mlbuild/serving/__pycache__/server", "/opt/mlbuild/deps/yaml/__pycache__/__init__"):
+    for module in (
+        "/usr/lib/python3.11/json/__pycache__/decoder",
+        "/opt/mlbuild/app/mlbuild/serving/__pycache__/server",
+        "/opt/mlbuild/deps/yaml/__pycache__/__init__",
+    ):
         assert f"{module}.{sys.implementation.cache_tag}.pyc" in loaded, module
 
 
-def test_in_the_sandbox_slow_clients_do_not_stop_ping_and_a_killed_worker_fails_only_its_request(layout: Path, tmp_path: Path) -> None:
+def test_in_the_sandbox_slow_clients_do_not_stop_ping_and_a_killed_worker_fails_only_its_request(
+    layout: Path, tmp_path: Path
+) -> None:
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "model.pkl").write_bytes(pickle.dumps({"scale": 2.5}, protocol=5))
     log = tmp_path / "serve.log"
     with serve_image(layout, None, model_dir, workers=2, cache_dir=tmp_path / "cache", log_path=log) as url:
         host, port = url.rsplit("/", 1)[-1].split(":")
-        slow = [socket.create_connection((host, int(port))) for _ in range(8)]  # NB: 4 x workers, headers never finished
+        slow = [
+            socket.create_connection((host, int(port))) for _ in range(8)
+        ]  # NB: 4 x workers, headers never finished
         for sock in slow:
             sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
         took = []

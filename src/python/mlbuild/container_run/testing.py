@@ -213,7 +213,10 @@ def real_train_image(work: Path, ref: str = "test:1", script: str = TRAIN_SCRIPT
     except SandboxUnavailableError as e:
         skip_or_fail(f"bwrap unusable: {e}")
     if not COMMITTED_LOCK.exists():
-        pytest.fail(f"{COMMITTED_LOCK} is not in this test's sandbox: add docker/debian-python3.11:lock to its BUILD dependencies", pytrace=False)
+        pytest.fail(
+            f"{COMMITTED_LOCK} is not in this test's sandbox: add docker/debian-python3.11:lock to its BUILD dependencies",
+            pytrace=False,
+        )
     try:
         rootfs = build_rootfs(load_lock(COMMITTED_LOCK), work / "base-rootfs").path
     except FetchError as e:

@@ -120,9 +120,7 @@ class AptEnvironment:
                 "machine with apt (any release; the suites come from the lock inputs)"
             )
         if self.keyring is not None and not self.keyring.exists():
-            raise ResolveError(
-                f"{self.keyring} not found: install it with `apt-get install debian-archive-keyring`"
-            )
+            raise ResolveError(f"{self.keyring} not found: install it with `apt-get install debian-archive-keyring`")
         self._tmp = tempfile.TemporaryDirectory(prefix="mlbuild-apt-")
         root = Path(self._tmp.name)
         for d in ("lists/partial", "cache/archives/partial", "etc/sources.list.d", "etc/preferences.d"):

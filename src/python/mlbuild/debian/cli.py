@@ -73,9 +73,13 @@ def lock_command(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """The maintainers' `lock-debian` verb, on `sub` (the `./pants mlbuild` tree's subparsers)."""
     p = flags.verb(
-        sub, "lock-debian", "maintainers: resolve the base image's Debian packages with apt and (re)write the lock file",
-        ["lock-debian --output docker/debian-python3.11/packages.lock.json",
-         "lock-debian --packages python3.11 ca-certificates --output packages.lock.json"],
+        sub,
+        "lock-debian",
+        "maintainers: resolve the base image's Debian packages with apt and (re)write the lock file",
+        [
+            "lock-debian --output docker/debian-python3.11/packages.lock.json",
+            "lock-debian --packages python3.11 ca-certificates --output packages.lock.json",
+        ],
         (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_INTERRUPTED),
     )
     p.add_argument("--packages", nargs="+", help="top-level packages (default: the existing lock's inputs)")

@@ -60,8 +60,20 @@ def rootfs(fresh_lock, cache, tmp_path_factory):
 
 def _bwrap(root: Path, code: str) -> str:
     cmd = [
-        tool_path("bwrap", "bubblewrap"), "--ro-bind", str(root), "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-        "--unshare-all", "/usr/bin/python3", "-c", code,
+        tool_path("bwrap", "bubblewrap"),
+        "--ro-bind",
+        str(root),
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+        "--unshare-all",
+        "/usr/bin/python3",
+        "-c",
+        code,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0 and "Creating new namespace failed" in proc.stderr:
@@ -78,7 +90,9 @@ def test_fresh_resolution_contains_the_runtime(fresh_lock) -> None:
 
 def _committed_lock() -> lockfile.PackageLock:
     if not COMMITTED_LOCK.exists():
-        pytest.fail(f"{COMMITTED_LOCK} is not in this test's sandbox: add it to the test's BUILD dependencies", pytrace=False)
+        pytest.fail(
+            f"{COMMITTED_LOCK} is not in this test's sandbox: add it to the test's BUILD dependencies", pytrace=False
+        )
     return lockfile.load(COMMITTED_LOCK)
 
 

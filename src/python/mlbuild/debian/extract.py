@@ -100,7 +100,9 @@ class _Unpacker:
         if info.isdir():
             path = self._target(rel, pkg)
             if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
-                raise RootfsError(f"{pkg}: ships directory {rel}, but {self.owners.get(rel, '?')} made it a non-directory")
+                raise RootfsError(
+                    f"{pkg}: ships directory {rel}, but {self.owners.get(rel, '?')} made it a non-directory"
+                )
             path.mkdir(exist_ok=True)
             self.dir_modes.setdefault(rel, mode)
         elif info.isreg():
@@ -109,7 +111,9 @@ class _Unpacker:
             assert f is not None
             content = f.read()
             same = lambda p: (
-                not p.is_symlink() and p.is_file() and p.read_bytes() == content
+                not p.is_symlink()
+                and p.is_file()
+                and p.read_bytes() == content
                 and stat.S_IMODE(p.lstat().st_mode) == mode
             )
             if self._claim(rel, pkg, same):

@@ -74,7 +74,9 @@ def test_rejects_writing_through_a_symlink(tmp_path: Path) -> None:
     a = make_deb(tmp_path / "a.deb", "a", entries=[Entry("./lib", "symlink", target="/tmp")])
     b = make_deb(tmp_path / "b.deb", "b", entries=[Entry("./lib/x", content=b"x")])
     (tmp_path / "root").mkdir()
-    with pytest.raises(RootfsError, match="b: lib/x would be written through lib, which is not a directory .shipped by a"):
+    with pytest.raises(
+        RootfsError, match="b: lib/x would be written through lib, which is not a directory .shipped by a"
+    ):
         unpack_debs([("a", a), ("b", b)], tmp_path / "root")
 
 

@@ -74,7 +74,10 @@ def _download_urllib(url: str, dest, timeout: float = 60.0) -> None:
 def _download_apt(pkg: LockedPackage, dest_dir: Path) -> Path:
     spec = f"{pkg.name}:{pkg.architecture}={pkg.version}" if pkg.architecture != "all" else f"{pkg.name}={pkg.version}"
     proc = subprocess.run(
-        ["apt-get", "download", "-q", spec], cwd=dest_dir, capture_output=True, text=True,
+        ["apt-get", "download", "-q", spec],
+        cwd=dest_dir,
+        capture_output=True,
+        text=True,
         env={**os.environ, "LC_ALL": "C"},
     )
     if proc.returncode != 0:

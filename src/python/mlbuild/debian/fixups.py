@@ -15,10 +15,7 @@ from mlbuild.debian.errors import RootfsError
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
 MOZILLA_CERTS = "usr/share/ca-certificates/mozilla"
 
-PASSWD = (
-    "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-)
+PASSWD = "root:x:0:0:root:/root:/usr/sbin/nologin\n" "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
 NSSWITCH = (
     "passwd:         files\n"

@@ -27,8 +27,7 @@ from mlbuild.debian.errors import LockFileError
 LOCK_VERSION = 1
 
 REFRESH_HINT = (
-    "regenerate it with `./pants mlbuild lock-debian --output FILE` "
-    "(see docker/debian-python3.11/README.md)"
+    "regenerate it with `./pants mlbuild lock-debian --output FILE` " "(see docker/debian-python3.11/README.md)"
 )
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -93,9 +92,7 @@ class PackageLock:
 
     def __post_init__(self) -> None:
         # Canonical order, whatever order the caller built it in.
-        object.__setattr__(
-            self, "packages", tuple(sorted(self.packages, key=lambda p: (p.name, p.architecture)))
-        )
+        object.__setattr__(self, "packages", tuple(sorted(self.packages, key=lambda p: (p.name, p.architecture))))
         object.__setattr__(self, "mirrors", dict(sorted(self.mirrors.items())))
 
     @property
@@ -116,8 +113,7 @@ def to_json_obj(lock: PackageLock) -> dict[str, Any]:
             "packages": sorted(lock.inputs.packages),
             "architecture": lock.inputs.architecture,
             "sources": [
-                {"mirror": s.mirror, "suite": s.suite, "components": list(s.components)}
-                for s in lock.inputs.sources
+                {"mirror": s.mirror, "suite": s.suite, "components": list(s.components)} for s in lock.inputs.sources
             ],
         },
         "mirrors": dict(sorted(lock.mirrors.items())),
@@ -261,11 +257,7 @@ def from_json_obj(obj: Any, source: str = "<lock>") -> PackageLock:
         where = f"{where} ({pkg.name})"
         if pkg.mirror not in mirrors:
             raise r.fail(f"{where}.mirror", f"{pkg.mirror!r} is not a key of `mirrors`")
-        if (
-            pkg.filename.startswith("/")
-            or ".." in pkg.filename.split("/")
-            or not pkg.filename.endswith(".deb")
-        ):
+        if pkg.filename.startswith("/") or ".." in pkg.filename.split("/") or not pkg.filename.endswith(".deb"):
             raise r.fail(f"{where}.filename", f"expected a relative pool/... .deb path, got {pkg.filename!r}")
         if pkg.size <= 0:
             raise r.fail(f"{where}.size", f"expected a positive byte count, got {pkg.size}")

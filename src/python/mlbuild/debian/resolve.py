@@ -38,7 +38,7 @@ def _split_mirror(url: str, mirrors: Mapping[str, str]) -> tuple[str, str]:
     for key, base in sorted(mirrors.items(), key=lambda kv: -len(kv[1])):
         prefix = base.rstrip("/") + "/"
         if url.startswith(prefix):
-            return key, url[len(prefix):]
+            return key, url[len(prefix) :]
     raise ResolveError(f"apt gave URL {url} that is under none of the mirrors {dict(mirrors)}")
 
 
@@ -119,6 +119,4 @@ def resolve_lock(
             raise ResolveError(f"apt planned no packages for {list(packages)}")
         uris = apt.print_uris(packages)
         shown = apt.show(planned)
-    return build_lock(
-        packages, planned, uris, shown, sources=sources, mirrors=mirrors, architecture=architecture
-    )
+    return build_lock(packages, planned, uris, shown, sources=sources, mirrors=mirrors, architecture=architecture)

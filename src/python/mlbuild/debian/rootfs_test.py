@@ -16,7 +16,9 @@ CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 @pytest.fixture()
 def fake_base(tmp_path: Path):
     python = make_deb(
-        tmp_path / "python3.11.deb", "python3.11", "3.11.2-6",
+        tmp_path / "python3.11.deb",
+        "python3.11",
+        "3.11.2-6",
         [
             Entry("./usr/bin/python3.11", content=b"\x7fELF python", mode=0o755),
             Entry("./usr/lib/python3.11/os.py", content=b"# os\n"),
@@ -25,7 +27,10 @@ def fake_base(tmp_path: Path):
         ],
     )
     ca = make_deb(
-        tmp_path / "ca.deb", "ca-certificates", "20250419", architecture="all",
+        tmp_path / "ca.deb",
+        "ca-certificates",
+        "20250419",
+        architecture="all",
         entries=[
             Entry("./etc/ssl/certs/", "dir"),
             Entry("./usr/share/ca-certificates/mozilla/Z_CA.crt", content=CERT.encode()),
@@ -33,9 +38,13 @@ def fake_base(tmp_path: Path):
         ],
     )
     gomp = make_deb(
-        tmp_path / "gomp.deb", "libgomp1", "12.2.0-14",
-        [Entry("./usr/lib/x86_64-linux-gnu/libgomp.so.1.0.0", content=b"gomp"),
-         Entry("./usr/lib/x86_64-linux-gnu/libgomp.so.1", "symlink", target="libgomp.so.1.0.0")],
+        tmp_path / "gomp.deb",
+        "libgomp1",
+        "12.2.0-14",
+        [
+            Entry("./usr/lib/x86_64-linux-gnu/libgomp.so.1.0.0", content=b"gomp"),
+            Entry("./usr/lib/x86_64-linux-gnu/libgomp.so.1", "symlink", target="libgomp.so.1.0.0"),
+        ],
     )
     debs = [("python3.11", "3.11.2-6", python), ("ca-certificates", "20250419", ca), ("libgomp1", "12.2.0-14", gomp)]
     return make_mirror(tmp_path / "mirror", debs)

@@ -32,7 +32,13 @@ class Entry:
 def _tar_bytes(entries: Sequence[Entry], compression: str) -> bytes:
     buf = io.BytesIO()
     # NB: a zst member is a plain tar that the zstd binary compresses below.
-    modes: dict[str, Literal["w:", "w:gz", "w:xz", "w:bz2"]] = {"": "w:", "zst": "w:", "gz": "w:gz", "xz": "w:xz", "bz2": "w:bz2"}
+    modes: dict[str, Literal["w:", "w:gz", "w:xz", "w:bz2"]] = {
+        "": "w:",
+        "zst": "w:",
+        "gz": "w:gz",
+        "xz": "w:xz",
+        "bz2": "w:bz2",
+    }
     mode = modes[compression]
     with tarfile.open(fileobj=buf, mode=mode, format=tarfile.GNU_FORMAT) as tar:
         for e in entries:
@@ -64,9 +70,7 @@ def _tar_bytes(entries: Sequence[Entry], compression: str) -> bytes:
 def ar_archive(members: Sequence[tuple[str, bytes]]) -> bytes:
     out = [b"!<arch>\n"]
     for name, data in members:
-        header = (
-            f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{len(data):<10}`\n".encode("ascii")
-        )
+        header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{len(data):<10}`\n".encode("ascii")
         assert len(header) == 60
         out.append(header)
         out.append(data)
@@ -94,9 +98,7 @@ def make_deb(
     data_tar = _tar_bytes(list(entries), compression)
     path = Path(path)
     path.write_bytes(
-        ar_archive(
-            [("debian-binary", b"2.0\n"), ("control.tar.xz", control_tar), (f"data.tar{suffix}", data_tar)]
-        )
+        ar_archive([("debian-binary", b"2.0\n"), ("control.tar.xz", control_tar), (f"data.tar{suffix}", data_tar)])
     )
     return path
 

@@ -123,7 +123,11 @@ def provenance_command(args: argparse.Namespace, store: Store) -> int:
         # NB: the oci-archive stays image-only: skopeo and podman read an archive without a
         # ref name only when it holds one manifest, and that is how people load it.
         desc = provenance.attach(build, payload, build.layout)
-        attached = {"digest": desc.digest, "statement_sha256": file_sha256(args.output), "subject": build.manifest_digest}
+        attached = {
+            "digest": desc.digest,
+            "statement_sha256": file_sha256(args.output),
+            "subject": build.manifest_digest,
+        }
     if args.record:
         print(store.put(collect.package_record(build, None, args.config, context.config_sha256, provenance=attached)))
     return 0
@@ -133,7 +137,9 @@ def add_commands(sub: Any) -> None:
     """The plumbing subcommands, on `sub` (an argparse subparsers object)."""
 
     def label_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--labels", help="image labels: a JSON file or inline JSON object (default: from the OCI layout)")
+        p.add_argument(
+            "--labels", help="image labels: a JSON file or inline JSON object (default: from the OCI layout)"
+        )
         p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="one label (repeat)")
         p.add_argument("--config", help="the pipeline config file (its sha256 is recorded)")
         p.add_argument("--config-sha256", help="the config's sha256, if the file isn't at hand")
@@ -160,7 +166,11 @@ def add_commands(sub: Any) -> None:
     g.add_argument("--builder-id", default=provenance.DEFAULT_BUILDER_ID)
     g.add_argument("--pex-sha256", help="the PEX built beside the image (a byproduct of the same build)")
     g.add_argument("--record", action="store_true", help="also add the package record; prints its id")
-    g.add_argument("--attach", action="store_true", help="also store the statement in the OCI layout, as an OCI 1.1 referrer of the image")
+    g.add_argument(
+        "--attach",
+        action="store_true",
+        help="also store the statement in the OCI layout, as an OCI 1.1 referrer of the image",
+    )
     label_options(g)
 
 
@@ -172,7 +182,9 @@ def run(args: argparse.Namespace, store: Store) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlbuild.lineage.build_cli", description=__doc__.splitlines()[0])
-    parser.add_argument(flags.LINEAGE_DIR, type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage)")
+    parser.add_argument(
+        flags.LINEAGE_DIR, type=Path, help="store root (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage)"
+    )
     add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
@@ -180,7 +192,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     return console.run_command(
-        lambda: run(args, Store(args.lineage_dir) if args.lineage_dir else Store.configured()), "mlbuild.lineage.build_cli"
+        lambda: run(args, Store(args.lineage_dir) if args.lineage_dir else Store.configured()),
+        "mlbuild.lineage.build_cli",
     )
 
 

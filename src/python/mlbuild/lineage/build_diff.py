@@ -52,7 +52,11 @@ def differences(recorded: Facts, rebuilt: Facts) -> List[Difference]:
             found.append(Difference(what, a, b, why))
     if recorded.layers and rebuilt.layers:
         if len(recorded.layers) != len(rebuilt.layers):
-            found.append(Difference("layer count", str(len(recorded.layers)), str(len(rebuilt.layers)), "the image is split differently"))
+            found.append(
+                Difference(
+                    "layer count", str(len(recorded.layers)), str(len(rebuilt.layers)), "the image is split differently"
+                )
+            )
         for i in range(max(len(recorded.layers), len(rebuilt.layers))):
             a = recorded.layers[i] if i < len(recorded.layers) else None
             b = rebuilt.layers[i] if i < len(rebuilt.layers) else None
@@ -67,7 +71,11 @@ def differences(recorded: Facts, rebuilt: Facts) -> List[Difference]:
     if recorded.revision and rebuilt.revision and recorded.revision != rebuilt.revision:
         found.append(Difference("source revision label", recorded.revision, rebuilt.revision))
     if not _same(recorded.config_digest, rebuilt.config_digest):
-        found.append(Difference("image config digest", recorded.config_digest, rebuilt.config_digest, "labels, env or layer list"))
+        found.append(
+            Difference(
+                "image config digest", recorded.config_digest, rebuilt.config_digest, "labels, env or layer list"
+            )
+        )
     if not _same(recorded.manifest_digest, rebuilt.manifest_digest):
         found.append(Difference("image manifest digest", recorded.manifest_digest, rebuilt.manifest_digest))
     return found
@@ -75,7 +83,9 @@ def differences(recorded: Facts, rebuilt: Facts) -> List[Difference]:
 
 def _diagnosis(found: Sequence[Difference]) -> str:
     inputs = [d.what for d in found if d.what in {w for w, _, _ in INPUTS} - {"PEX sha256"}]
-    layer_roles = sorted({d.what.rsplit("(", 1)[-1].rstrip(")") for d in found if d.what.startswith("layer ") and "(" in d.what})
+    layer_roles = sorted(
+        {d.what.rsplit("(", 1)[-1].rstrip(")") for d in found if d.what.startswith("layer ") and "(" in d.what}
+    )
     tools = [d.what for d in found if d.what.startswith("tool ")]
     parts = []
     if inputs:
@@ -85,7 +95,7 @@ def _diagnosis(found: Sequence[Difference]) -> str:
     if layer_roles:
         parts.append("changed layer(s): " + ", ".join(layer_roles))
     if tools:
-        parts.append("different tools: " + ", ".join(t[len("tool "):] for t in tools))
+        parts.append("different tools: " + ", ".join(t[len("tool ") :] for t in tools))
     if not inputs and not tools:
         parts.append("no recorded input differs, so the build is not deterministic (same inputs, different bytes)")
     return "; ".join(parts)
@@ -94,7 +104,9 @@ def _diagnosis(found: Sequence[Difference]) -> str:
 def check(record: Record, recorded: Facts, rebuilt: Facts, revision: str) -> str:
     """The success line, or NotReproducible explaining what differs."""
     found = differences(recorded, rebuilt)
-    artifact_differs = not _same(recorded.manifest_digest, rebuilt.manifest_digest) or not _same(recorded.pex_sha256, rebuilt.pex_sha256)
+    artifact_differs = not _same(recorded.manifest_digest, rebuilt.manifest_digest) or not _same(
+        recorded.pex_sha256, rebuilt.pex_sha256
+    )
     if not artifact_differs:
         # NB: the artifact is identical; a difference elsewhere (a tool version read from a
         # provenance file) can't be evidence against it.

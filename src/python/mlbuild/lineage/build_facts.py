@@ -14,6 +14,7 @@ from mlbuild.lineage.rebuild_runner import RebuildFailed
 from mlbuild.lineage.record import Record
 from mlbuild.names import LAYER_COMPRESSOR_ANNOTATION, LAYER_NAME_ANNOTATION
 
+
 @dataclass(frozen=True)
 class Layer:
     digest: str
@@ -92,8 +93,14 @@ def _tools(summary_path: Path, manifest_digest: Optional[str], layers: Sequence[
     statement = _read_json(summary_path.with_name(summary_path.name[: -len(".image.json")] + ".provenance.json"))
     if isinstance(statement, dict) and manifest_digest:
         subjects = statement.get("subject") or []
-        if any(bare_hex(str((s.get("digest") or {}).get("sha256", ""))) == bare_hex(manifest_digest) for s in subjects if isinstance(s, dict)):
-            version = ((statement.get("predicate") or {}).get("runDetails") or {}).get("builder", {}).get("version") or {}
+        if any(
+            bare_hex(str((s.get("digest") or {}).get("sha256", ""))) == bare_hex(manifest_digest)
+            for s in subjects
+            if isinstance(s, dict)
+        ):
+            version = ((statement.get("predicate") or {}).get("runDetails") or {}).get("builder", {}).get(
+                "version"
+            ) or {}
             tools.update({str(k): str(v) for k, v in version.items()})
     compressors = sorted({layer.compressor for layer in layers if layer.compressor})
     if compressors:
@@ -107,7 +114,9 @@ def rebuilt_facts(checkout: Path, record: Record) -> Facts:
     summary_path = _summary_path(checkout / "dist", pipeline, search=True)
     if summary_path is None:
         sub, name = output_paths(pipeline)
-        raise RebuildFailed(f"`pants package {pipeline}` wrote no dist/{sub}/{name}.image.json (nor any image of that pipeline) in {checkout}.")
+        raise RebuildFailed(
+            f"`pants package {pipeline}` wrote no dist/{sub}/{name}.image.json (nor any image of that pipeline) in {checkout}."
+        )
     summary = _read_json(summary_path) or {}
     build = collect.read_image_build(summary_path)
     pex = summary_path.with_name(summary_path.name[: -len(".image.json")] + ".pex")
@@ -119,7 +128,9 @@ def rebuilt_facts(checkout: Path, record: Record) -> Facts:
         config_digest=build.config_digest,
         pex_sha256=pex_sha256(pex) if pex.exists() else build.pex_sha256,
         lockfile_sha256=build.label(collect.LOCKFILE_LABEL),
-        config_sha256=file_sha256(checkout / config_path) if config_path and (checkout / config_path).is_file() else None,
+        config_sha256=(
+            file_sha256(checkout / config_path) if config_path and (checkout / config_path).is_file() else None
+        ),
         base_digest=build.label(collect.BASE_DIGEST_LABEL),
         layers=layers,
         tools=_tools(summary_path, build.manifest_digest, layers),

@@ -82,7 +82,9 @@ def verify_command(args: argparse.Namespace) -> int:
     else:
         raise UserError("verify-provenance: give --digest, --manifest, --image-json or --image.")
     if not statements:
-        raise UserError("verify-provenance: give the statement file (or --image-json / --image to read it from the layout / registry).")
+        raise UserError(
+            "verify-provenance: give the statement file (or --image-json / --image to read it from the layout / registry)."
+        )
     for statement in statements:  # NB: every one must be about this image, not just some
         subject = provenance.verify_statement(statement, digest)
         print(f"ok: {subject.get('name')} sha256:{subject['digest']['sha256']} (unsigned statement)")
@@ -116,7 +118,9 @@ def fetch_records(source: str, args: argparse.Namespace) -> List[Record]:
         return remote.s3_records(source, Clients.create(args.region, os.environ).s3)
     if source.startswith("arn:"):
         if ":training-job/" not in source:
-            raise UserError(f"{source!r}: only SageMaker training job ARNs (arn:aws:sagemaker:...:training-job/NAME) lead to records.")
+            raise UserError(
+                f"{source!r}: only SageMaker training job ARNs (arn:aws:sagemaker:...:training-job/NAME) lead to records."
+            )
         clients = Clients.create(args.region or source.split(":")[3] or None, os.environ)
         return remote.job_records(source, clients.sagemaker, clients.s3)
     if looks_like_image_reference(source):
@@ -137,7 +141,9 @@ def _not_found_locally(query: str, store: Store) -> NotFoundError:
     """A query that is no hash: say so plainly, and how to see what the store holds."""
     records = store.records()
     if any(r.pipeline == query for r in records):
-        return NotFoundError(f"{query!r} is a pipeline address, not a record. Fix: list its runs with `{RUNS_COMMAND} {query}`.")
+        return NotFoundError(
+            f"{query!r} is a pipeline address, not a record. Fix: list its runs with `{RUNS_COMMAND} {query}`."
+        )
     return NotFoundError(
         f"{query!r} is neither a record id or digest prefix (6+ hex characters) nor a job name found in the "
         f"lineage store {store.root} ({len(records)} record(s)). Fix: list what exists with `{RUNS_COMMAND}`, "
@@ -239,9 +245,18 @@ def verify_rebuild_command(args: argparse.Namespace) -> int:
         _print_json({"query": args.query, "verified": True, "message": verify.verify(store, args.query, options)})
     except MLBuildError as e:  # NB: machines read stdout; every outcome is JSON there
         differences = [
-            {"what": d.what, "recorded": d.recorded, "rebuilt": d.rebuilt, "why": d.why} for d in getattr(e, "differences", [])
+            {"what": d.what, "recorded": d.recorded, "rebuilt": d.rebuilt, "why": d.why}
+            for d in getattr(e, "differences", [])
         ]
-        _print_json({"query": args.query, "verified": False, "message": str(e), "differences": differences, "exit_code": e.exit_code})
+        _print_json(
+            {
+                "query": args.query,
+                "verified": False,
+                "message": str(e),
+                "differences": differences,
+                "exit_code": e.exit_code,
+            }
+        )
         return console.fail(e, e.exit_code)
     return 0
 
@@ -250,90 +265,149 @@ def add_commands(sub: Any) -> None:
     """The lineage verbs, on `sub` (the `./pants mlbuild` tree's subparsers)."""
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
-        flags.LINEAGE_DIR, type=Path,
+        flags.LINEAGE_DIR,
+        type=Path,
         help="the lineage store (default: $MLBUILD_LINEAGE_DIR or ./.mlbuild/lineage, taking in ./dist/mlbuild/lineage)",
     )
-    store.add_argument("--strict", action="store_true", help="fail (exit 3) on a corrupt record file instead of skipping it with a warning")
+    store.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 3) on a corrupt record file instead of skipping it with a warning",
+    )
 
     def remote_options(p: argparse.ArgumentParser) -> None:
         flags.add_region(p, "AWS_REGION; for job names and s3://")
         flags.add_allow_insecure_http(p)
 
     i = flags.verb(
-        sub, "inspect", "the lineage of a hash, prefix, job name or image reference",
+        sub,
+        "inspect",
+        "the lineage of a hash, prefix, job name or image reference",
         ["inspect 3f2a9c", "inspect churn-train-3f9a1c2b7d4e --json", "inspect 127.0.0.1:5000/ml/churn@sha256:<hex>"],
-        EXIT_CODES, parents=[store],
+        EXIT_CODES,
+        parents=[store],
     )
-    i.add_argument("query", help="hash, sha256:hash, >=6-hex prefix, job name, registry/repo@sha256:... (not in the store: fetched from beside it)")
+    i.add_argument(
+        "query",
+        help="hash, sha256:hash, >=6-hex prefix, job name, registry/repo@sha256:... (not in the store: fetched from beside it)",
+    )
     flags.add_json(i, "the lineage")
-    i.add_argument("--local-only", action="store_true", help="don't look beside the artifact (S3, registry) when the store lacks it")
+    i.add_argument(
+        "--local-only",
+        action="store_true",
+        help="don't look beside the artifact (S3, registry) when the store lacks it",
+    )
     remote_options(i)
     i.set_defaults(run=inspect_command)
 
     h = flags.verb(
-        sub, "fetch", "copy records into the store from an s3:// prefix, an image reference or a SageMaker job",
+        sub,
+        "fetch",
+        "copy records into the store from an s3:// prefix, an image reference or a SageMaker job",
         ["fetch churn-train-3f9a1c2b7d4e", "fetch s3://bucket/models/churn-train-3f9a1c2b7d4e/mlbuild-lineage/"],
-        EXIT_CODES, parents=[store],
+        EXIT_CODES,
+        parents=[store],
     )
     h.add_argument("source", help="s3://BUCKET/PREFIX, REGISTRY/REPO@sha256:..., a job name or ARN, or a full sha256")
     remote_options(h)
     h.set_defaults(run=fetch_command)
 
     s = flags.verb(
-        sub, "runs", "a pipeline's runs and their metrics, oldest first (every pipeline's without one)",
-        ["runs", "runs src/python/pipelines/churn:train --json"], EXIT_CODES, parents=[store],
+        sub,
+        "runs",
+        "a pipeline's runs and their metrics, oldest first (every pipeline's without one)",
+        ["runs", "runs src/python/pipelines/churn:train --json"],
+        EXIT_CODES,
+        parents=[store],
     )
-    s.add_argument("pipeline", nargs="?", help="a pipeline address, e.g. src/python/pipelines/churn:train (default: all)")
+    s.add_argument(
+        "pipeline", nargs="?", help="a pipeline address, e.g. src/python/pipelines/churn:train (default: all)"
+    )
     flags.add_json(s, "the runs")
     s.set_defaults(run=runs_command)
 
-    d = flags.verb(sub, "diff", "what changed between two records", ["diff 3f2a9c 7be01d", "diff 3f2a9c churn-train-3f9a1c2b7d4e --json"],
-                   EXIT_CODES, parents=[store])
+    d = flags.verb(
+        sub,
+        "diff",
+        "what changed between two records",
+        ["diff 3f2a9c 7be01d", "diff 3f2a9c churn-train-3f9a1c2b7d4e --json"],
+        EXIT_CODES,
+        parents=[store],
+    )
     d.add_argument("a", help="a record (hash, prefix or job name)")
     d.add_argument("b", help="another record")
     flags.add_json(d, "the differences")
     d.set_defaults(run=diff_command)
 
     v = flags.verb(
-        sub, "previous", "the metrics of the latest earlier successful run (always JSON, or null)",
-        ["previous src/python/pipelines/churn:train --before 3f2a9c"], EXIT_CODES, parents=[store],
+        sub,
+        "previous",
+        "the metrics of the latest earlier successful run (always JSON, or null)",
+        ["previous src/python/pipelines/churn:train --before 3f2a9c"],
+        EXIT_CODES,
+        parents=[store],
     )
     v.add_argument("pipeline")
     v.add_argument("--before", help="a record (hash or job name); default: the latest of all")
     v.set_defaults(run=previous_command)
 
     p = flags.verb(
-        sub, "plot", "a PNG chart of metrics across a pipeline's runs, each run labelled by record id, time and revision",
-        ["plot src/python/pipelines/churn:train --metric accuracy --output dist/churn.png"], EXIT_CODES, parents=[store],
+        sub,
+        "plot",
+        "a PNG chart of metrics across a pipeline's runs, each run labelled by record id, time and revision",
+        ["plot src/python/pipelines/churn:train --metric accuracy --output dist/churn.png"],
+        EXIT_CODES,
+        parents=[store],
     )
     p.add_argument("pipeline")
-    p.add_argument("--metric", action="append", default=[], help="a metric to chart, one panel each (repeat; default: every numeric one)")
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        help="a metric to chart, one panel each (repeat; default: every numeric one)",
+    )
     p.add_argument(flags.OUTPUT, type=Path, required=True, help="the PNG file to write")
     p.add_argument("--width", type=int, help="pixels (default: wide enough to label up to 16 runs)")
     p.add_argument("--height", type=int, help="pixels (default: 140 + 200 per metric)")
     p.set_defaults(run=plot_command)
 
     f = flags.verb(
-        sub, "verify-provenance", "check a provenance statement's subject is this image",
-        ["verify-provenance --image-json dist/src.python.pipelines.churn/train.image.json",
-         "verify-provenance --image 127.0.0.1:5000/ml/churn@sha256:<hex> --allow-insecure-http"],
+        sub,
+        "verify-provenance",
+        "check a provenance statement's subject is this image",
+        [
+            "verify-provenance --image-json dist/src.python.pipelines.churn/train.image.json",
+            "verify-provenance --image 127.0.0.1:5000/ml/churn@sha256:<hex> --allow-insecure-http",
+        ],
         EXIT_CODES,
     )
     f.add_argument("statement", nargs="?", help="a statement file (default: the one in the layout / registry)")
     f.add_argument("--digest", help="sha256:<manifest hex>")
     f.add_argument("--manifest", type=Path, help="the manifest file itself")
-    f.add_argument("--image-json", type=Path, help="the image summary (the statement defaults to the one in its layout)")
+    f.add_argument(
+        "--image-json", type=Path, help="the image summary (the statement defaults to the one in its layout)"
+    )
     f.add_argument("--image", help="registry/repo@sha256:... (the statement defaults to the one pushed with it)")
     flags.add_allow_insecure_http(f)
     f.set_defaults(run=verify_command)
 
     b = flags.verb(
-        sub, "verify", "rebuild an artifact from a clean checkout of its recorded revision and compare",
-        ["verify sha256:<image digest>", "verify churn-train-3f9a1c2b7d4e --json"], EXIT_CODES, parents=[store],
+        sub,
+        "verify",
+        "rebuild an artifact from a clean checkout of its recorded revision and compare",
+        ["verify sha256:<image digest>", "verify churn-train-3f9a1c2b7d4e --json"],
+        EXIT_CODES,
+        parents=[store],
     )
-    b.add_argument("query", help="an image digest, PEX sha256, record id, model sha256 or job name (a prefix is enough)")
+    b.add_argument(
+        "query", help="an image digest, PEX sha256, record id, model sha256 or job name (a prefix is enough)"
+    )
     b.add_argument("--repo", type=Path, help="the git repository to clone (default: the current directory's top level)")
     b.add_argument("--keep", action="store_true", help="keep the temporary checkout")
-    b.add_argument("--reuse-cache", action="store_true", help="let Pants reuse its process cache (faster; proves the inputs match, not that the build reproduces)")
+    b.add_argument(
+        "--reuse-cache",
+        action="store_true",
+        help="let Pants reuse its process cache (faster; proves the inputs match, not that the build reproduces)",
+    )
     flags.add_json(b, "the outcome (and any differences)")
     b.set_defaults(run=verify_rebuild_command)

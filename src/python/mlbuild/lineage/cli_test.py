@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from mlbuild.names import EXIT_NOT_VERIFIED
 from mlbuild.commands.cli import main
 from mlbuild.lineage import build_cli
 from mlbuild.lineage.cli import looks_like_image_reference
 from mlbuild.lineage.store import Store
 from mlbuild.lineage.testing import LABELS, MANIFEST, PIPELINE, chain, h, write_image
+from mlbuild.names import EXIT_NOT_VERIFIED
 
 
 def _run(capsys, *argv):
@@ -36,11 +36,17 @@ def test_record_from_a_json_body(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize(
     "body, message",
-    [({"kind": "publish", "pipeline": PIPELINE}, "--kind is 'run'"), ({"pipeline": PIPELINE, "pex": {"sha256": "x"}}, "record.pex.sha256"), ([], "JSON object")],
+    [
+        ({"kind": "publish", "pipeline": PIPELINE}, "--kind is 'run'"),
+        ({"pipeline": PIPELINE, "pex": {"sha256": "x"}}, "record.pex.sha256"),
+        ([], "JSON object"),
+    ],
 )
 def test_bad_bodies_exit_2(tmp_path, capsys, body, message) -> None:
     (tmp_path / "b.json").write_text(json.dumps(body))
-    code, _, err = _build(capsys, "--lineage-dir", tmp_path, "record", "--kind", "run", "--record-file", tmp_path / "b.json")
+    code, _, err = _build(
+        capsys, "--lineage-dir", tmp_path, "record", "--kind", "run", "--record-file", tmp_path / "b.json"
+    )
     assert code == 2 and message in err
 
 
@@ -52,12 +58,25 @@ def test_inspect_runs_diff_previous_plot(tmp_path, capsys) -> None:
     assert code == 0 and out.startswith("lineage of ")
     code, out, _ = _run(capsys, "runs", "--lineage-dir", tmp_path, PIPELINE)
     assert code == 0 and len(out.splitlines()) == 3 and "accuracy" in out
-    assert [r["id"] for r in json.loads(_run(capsys, "runs", "--lineage-dir", tmp_path, PIPELINE, "--json")[1])] == [c.run.id, c.publish.id]
+    assert [r["id"] for r in json.loads(_run(capsys, "runs", "--lineage-dir", tmp_path, PIPELINE, "--json")[1])] == [
+        c.run.id,
+        c.publish.id,
+    ]
     code, out, _ = _run(capsys, "diff", "--lineage-dir", tmp_path, c.run.id[:8], c.publish.get("job.name"))
     assert code == 0 and "accuracy" in out and "(+0.02)" in out
     code, out, _ = _run(capsys, "previous", "--lineage-dir", tmp_path, PIPELINE, "--before", c.publish.id)
     assert json.loads(out) == {"accuracy": 0.9, "loss": 0.3}
-    code, out, _ = _run(capsys, "plot", "--lineage-dir", tmp_path, PIPELINE, "--metric", "accuracy", "--output", tmp_path / "p" / "acc.png")
+    code, out, _ = _run(
+        capsys,
+        "plot",
+        "--lineage-dir",
+        tmp_path,
+        PIPELINE,
+        "--metric",
+        "accuracy",
+        "--output",
+        tmp_path / "p" / "acc.png",
+    )
     assert code == 0 and (tmp_path / "p" / "acc.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -73,7 +92,20 @@ def test_record_from_artifacts(tmp_path, capsys) -> None:
     (run_dir / "model" / "model.pkl").write_bytes(b"model")
     (run_dir / "model" / "metrics.json").write_text('{"acc": 0.5}')
     root = tmp_path / "s"
-    code, out, err = _build(capsys, "--lineage-dir", root, "record", "--kind", "run", "--run-dir", run_dir, "--pipeline", PIPELINE, "--pex-sha256", h("pex"))
+    code, out, err = _build(
+        capsys,
+        "--lineage-dir",
+        root,
+        "record",
+        "--kind",
+        "run",
+        "--run-dir",
+        run_dir,
+        "--pipeline",
+        PIPELINE,
+        "--pex-sha256",
+        h("pex"),
+    )
     assert code == 0, err
     record = Store(root).get(out.strip())
     assert record.succeeded and record.metrics == {"acc": 0.5} and record.hyperparameters == {"lr": "0.1"}
@@ -82,12 +114,25 @@ def test_record_from_artifacts(tmp_path, capsys) -> None:
     assert Store(root).find("20240501T100000Z-abcd1234") == [record]
 
     report = tmp_path / "report.json"
-    report.write_text(json.dumps({
-        "job_name": "churn-1", "job_arn": "arn:aws:sagemaker:eu-west-1:1:training-job/churn-1", "region": "eu-west-1",
-        "image_uri": "r/churn@sha256:" + h("m"), "status": "Completed", "pipeline_address": PIPELINE, "git_sha": "b" * 40,
-        "pex_sha256": h("pex"), "metrics": {"acc": 0.6}, "model": {"uri": "s3://b/churn-1/output/model.tar.gz", "sha256": None},
-    }))
-    code, out, err = _build(capsys, "--lineage-dir", root, "record", "--kind", "publish", "--report-json", report, "--parent", record.id)
+    report.write_text(
+        json.dumps(
+            {
+                "job_name": "churn-1",
+                "job_arn": "arn:aws:sagemaker:eu-west-1:1:training-job/churn-1",
+                "region": "eu-west-1",
+                "image_uri": "r/churn@sha256:" + h("m"),
+                "status": "Completed",
+                "pipeline_address": PIPELINE,
+                "git_sha": "b" * 40,
+                "pex_sha256": h("pex"),
+                "metrics": {"acc": 0.6},
+                "model": {"uri": "s3://b/churn-1/output/model.tar.gz", "sha256": None},
+            }
+        )
+    )
+    code, out, err = _build(
+        capsys, "--lineage-dir", root, "record", "--kind", "publish", "--report-json", report, "--parent", record.id
+    )
     assert code == 0, err
     published = Store(root).get("churn-1")
     assert published.parents == [record.id] and published.metrics == {"acc": 0.6}
@@ -99,8 +144,19 @@ def test_provenance_and_verify(tmp_path, capsys) -> None:
     (tmp_path / "pipeline.yaml").write_text("name: churn\n")
     stmt = tmp_path / "out" / "train.provenance.json"
     code, out, err = _build(
-        capsys, "--lineage-dir", tmp_path / "s", "provenance", "--image-json", image_json, "--output", stmt,
-        "--config", tmp_path / "pipeline.yaml", "--pants-version", "2.17.1", "--record",
+        capsys,
+        "--lineage-dir",
+        tmp_path / "s",
+        "provenance",
+        "--image-json",
+        image_json,
+        "--output",
+        stmt,
+        "--config",
+        tmp_path / "pipeline.yaml",
+        "--pants-version",
+        "2.17.1",
+        "--record",
     )
     assert code == 0, err
     assert json.loads(stmt.read_text())["predicate"]["buildDefinition"]["externalParameters"]["config"]["sha256"]
@@ -120,7 +176,15 @@ def test_error_exit_codes(tmp_path, capsys) -> None:
     assert code == 2 and "no lineage record mentions" in err
     code, _, err = _run(capsys, "runs", "--lineage-dir", tmp_path, "nope:nope")
     assert code == 2
-    c.store.put(c.package.__class__({**c.package.body, "created": "2024-06-01T00:00:00Z", "pex": {"sha256": c.package.get("pex.sha256")[:6] + "0" * 58}}))
+    c.store.put(
+        c.package.__class__(
+            {
+                **c.package.body,
+                "created": "2024-06-01T00:00:00Z",
+                "pex": {"sha256": c.package.get("pex.sha256")[:6] + "0" * 58},
+            }
+        )
+    )
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, c.package.get("pex.sha256")[:6])
     assert code == 2 and "ambiguous" in err and c.package.get("pex.sha256") in err
     c.store.path_of(c.run.id).write_text("{}")
@@ -133,10 +197,22 @@ def test_error_exit_codes(tmp_path, capsys) -> None:
     [
         (b"{}", "contents hash to"),
         (b"[1, 2]", "not a lineage record (record: expected a JSON object, got a JSON list.)"),
-        (b'{"kind":"run","pipeline":"p:t","created":"2024-01-01T00:00:00Z","metrics":{"auc":"high"},"schema":1}', "record.metrics.auc: expected a number"),
-        (b'{"kind":"run","pipeline":"p:t","created":"2024-01-01T00:00:00Z","job":"j","schema":1}', "record.job: expected an object"),
-        (b'{"kind":"run","pipeline":7,"created":"2024-01-01T00:00:00Z","schema":1}', "record.pipeline: expected a non-empty string"),
-        (b'{"kind":"run","pipeline":"p:t","created":"2024-01-01T00:00:00Z","data":[{"name":1}],"schema":1}', "record.data[0].name"),
+        (
+            b'{"kind":"run","pipeline":"p:t","created":"2024-01-01T00:00:00Z","metrics":{"auc":"high"},"schema":1}',
+            "record.metrics.auc: expected a number",
+        ),
+        (
+            b'{"kind":"run","pipeline":"p:t","created":"2024-01-01T00:00:00Z","job":"j","schema":1}',
+            "record.job: expected an object",
+        ),
+        (
+            b'{"kind":"run","pipeline":7,"created":"2024-01-01T00:00:00Z","schema":1}',
+            "record.pipeline: expected a non-empty string",
+        ),
+        (
+            b'{"kind":"run","pipeline":"p:t","created":"2024-01-01T00:00:00Z","data":[{"name":1}],"schema":1}',
+            "record.data[0].name",
+        ),
         (b"\xff\xfe", "not JSON"),
     ],
 )
@@ -144,14 +220,24 @@ def test_one_corrupt_record_is_skipped_and_named_unless_strict(tmp_path, capsys,
     """Issue 11 items 9 and 12: a record that is a JSON list or has wrong field types was a
     traceback, and one corrupt file made every lineage command exit 3."""
     c = chain(tmp_path)
-    bad = c.store.path_of(c.run.id) if problem == "contents hash to" else c.store.path_of(hashlib.sha256(body).hexdigest())
+    bad = (
+        c.store.path_of(c.run.id)
+        if problem == "contents hash to"
+        else c.store.path_of(hashlib.sha256(body).hexdigest())
+    )
     bad.write_bytes(body)
     for argv in (["inspect", c.package.id], ["runs"], ["runs", PIPELINE, "--json"], ["previous", PIPELINE]):
         code, out, err = _run(capsys, *argv, "--lineage-dir", tmp_path)
         assert code == 0, err
         assert f"mlbuild: warning: {bad}: " in err and problem in err and "skipped" in err and "Traceback" not in err
     code, out, err = _run(capsys, "runs", "--lineage-dir", tmp_path, "--strict")
-    assert code == 3 and out == "" and err.count("\n") == 1 and err.startswith(f"mlbuild: error: {bad}: ") and problem in err
+    assert (
+        code == 3
+        and out == ""
+        and err.count("\n") == 1
+        and err.startswith(f"mlbuild: error: {bad}: ")
+        and problem in err
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,7 +266,9 @@ def test_an_unknown_job_on_a_machine_without_aws_is_a_clear_error(tmp_path, caps
     assert code == 2 and "AWS" not in err
 
 
-def test_inspect_of_a_word_says_plainly_what_it_is_not_and_how_to_list_what_exists(tmp_path, capsys, monkeypatch) -> None:
+def test_inspect_of_a_word_says_plainly_what_it_is_not_and_how_to_list_what_exists(
+    tmp_path, capsys, monkeypatch
+) -> None:
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     chain(tmp_path)
@@ -193,6 +281,8 @@ def test_inspect_of_a_word_says_plainly_what_it_is_not_and_how_to_list_what_exis
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, PIPELINE)
     assert code == 2 and "AWS" not in err
     code, _, err = _run(capsys, "inspect", "--lineage-dir", tmp_path, "f" * 12)  # an unknown hex prefix
-    assert code == 2 and "no lineage record mentions" in err and "`./pants mlbuild runs`" in err and "python -m" not in err
+    assert (
+        code == 2 and "no lineage record mentions" in err and "`./pants mlbuild runs`" in err and "python -m" not in err
+    )
     code, out, _ = _run(capsys, "runs", "--lineage-dir", tmp_path)  # what the message suggests works without a pipeline
     assert code == 0 and "accuracy" in out

@@ -1,8 +1,8 @@
 """Records from the artifacts mlbuild already writes: an image summary, a run dir, a report.
 
-    package  <- `<name>.image.json` + the image's labels (`org.mlbuild.*`, OCI base/revision)
-    run      <- a local run directory (input/config, input/data/<channel>, model/)
-    publish  <- `./pants mlbuild submit|wait ... --report-json` output
+package  <- `<name>.image.json` + the image's labels (`org.mlbuild.*`, OCI base/revision)
+run      <- a local run directory (input/config, input/data/<channel>, model/)
+publish  <- `./pants mlbuild submit|wait ... --report-json` output
 """
 
 from __future__ import annotations
@@ -15,14 +15,26 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from mlbuild.lineage.digests import file_sha256, model_checksum, tree_checksum
 from mlbuild.lineage.errors import UserError
 from mlbuild.lineage.record import Record, make_record, source_from_revision
-from mlbuild.names import HOSTS_RECORD
 from mlbuild.names import (  # NB: the labels package.py puts on every image
+    HOSTS_RECORD,
     LOCKFILE_PATH_LABEL,
+)
+from mlbuild.names import (
     LOCKFILE_SHA256_LABEL as LOCKFILE_LABEL,
+)
+from mlbuild.names import (
     OCI_BASE_DIGEST_LABEL as BASE_DIGEST_LABEL,
+)
+from mlbuild.names import (
     OCI_BASE_NAME_LABEL as BASE_NAME_LABEL,
+)
+from mlbuild.names import (
     OCI_REVISION_LABEL as REVISION_LABEL,
+)
+from mlbuild.names import (
     PEX_SHA256_LABEL as PEX_LABEL,
+)
+from mlbuild.names import (
     PIPELINE_ADDRESS_LABEL as PIPELINE_LABEL,
 )
 
@@ -138,7 +150,9 @@ def run_record(
     """
     run_dir = Path(run_dir)
     if not (run_dir / "input" / "config").is_dir():
-        raise UserError(f"{run_dir}: not a run directory (no input/config/). Fix: pass `dist/mlbuild/runs/.../<run id>`.")
+        raise UserError(
+            f"{run_dir}: not a run directory (no input/config/). Fix: pass `dist/mlbuild/runs/.../<run id>`."
+        )
     hp_file = run_dir / "input" / "config" / "hyperparameters.json"
     data_dir = run_dir / "input" / "data"
     channels = sorted(p for p in data_dir.iterdir()) if data_dir.is_dir() else []
@@ -156,8 +170,10 @@ def run_record(
         pex={"sha256": pex_sha256} if pex_sha256 else None,
         code=dict(code) if code else None,
         image={"manifest_digest": image_digest} if image_digest else None,
-        job={"name": run_dir.name[: -len(".failed")] if run_dir.name.endswith(".failed") else run_dir.name,
-             "status": "Failed" if failed else "Completed"},
+        job={
+            "name": run_dir.name[: -len(".failed")] if run_dir.name.endswith(".failed") else run_dir.name,
+            "status": "Failed" if failed else "Completed",
+        },
         parents=list(parents) or None,
         extra={"run_dir": str(run_dir.resolve()), **_hosts(run_dir)},
     )
@@ -179,7 +195,10 @@ def _model(model_dir: Path) -> Optional[Dict[str, str]]:
     saved = model_dir.is_dir() and any(p.name != "metrics.json" for p in model_dir.iterdir())
     if not model_file.is_file() and not saved:
         return None
-    model = {"uri": (model_file if model_file.is_file() else model_dir).resolve().as_uri(), "checksum": model_checksum(model_dir)}
+    model = {
+        "uri": (model_file if model_file.is_file() else model_dir).resolve().as_uri(),
+        "checksum": model_checksum(model_dir),
+    }
     if model_file.is_file():
         model["sha256"] = file_sha256(model_file)
     return model

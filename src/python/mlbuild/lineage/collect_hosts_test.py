@@ -21,15 +21,28 @@ def test_a_multi_host_run_records_its_hosts_and_shards(tmp_path: Path) -> None:
     hosts = {
         "instance_count": 2,
         "hosts": [
-            {"host": "algo-1", "address": "127.0.1.1", "leader": True, "channels": {"train": {"distribution": "ShardedByS3Key", "keys": ["part-0.csv", "part-2.csv"]}}},
-            {"host": "algo-2", "address": "127.0.1.2", "leader": False, "channels": {"train": {"distribution": "ShardedByS3Key", "keys": ["part-1.csv", "part-3.csv"]}}},
+            {
+                "host": "algo-1",
+                "address": "127.0.1.1",
+                "leader": True,
+                "channels": {"train": {"distribution": "ShardedByS3Key", "keys": ["part-0.csv", "part-2.csv"]}},
+            },
+            {
+                "host": "algo-2",
+                "address": "127.0.1.2",
+                "leader": False,
+                "channels": {"train": {"distribution": "ShardedByS3Key", "keys": ["part-1.csv", "part-3.csv"]}},
+            },
         ],
     }
     (run_dir / HOSTS_RECORD).parent.mkdir(parents=True)
     (run_dir / HOSTS_RECORD).write_text(json.dumps(hosts))
     record = run_record(run_dir, "src/python/pipelines/lightgbm_dist:train")
     assert record.get("extra.instance_count") == 2
-    assert [h["channels"]["train"]["keys"] for h in record.get("extra.hosts")] == [["part-0.csv", "part-2.csv"], ["part-1.csv", "part-3.csv"]]
+    assert [h["channels"]["train"]["keys"] for h in record.get("extra.hosts")] == [
+        ["part-0.csv", "part-2.csv"],
+        ["part-1.csv", "part-3.csv"],
+    ]
     assert Record.from_stored(record.canonical).id == record.id  # the store takes it as it is
 
 

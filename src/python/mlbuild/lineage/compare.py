@@ -75,19 +75,44 @@ def runs_table(records: Sequence[Record]) -> str:
     several = len({r.pipeline for r in records}) > 1
     varying = varying_hyperparameters(records)
     lead = ["pipeline"] if several else []
-    header = [*lead, "created", "record", "kind", "status", "revision", *metrics, *(["hyperparameters"] if varying else [])]
+    header = [
+        *lead,
+        "created",
+        "record",
+        "kind",
+        "status",
+        "revision",
+        *metrics,
+        *(["hyperparameters"] if varying else []),
+    ]
     rows = [header]
     for r in records:
         revision = r.get("source.revision")
         rev = (revision[:12] + ("*" if r.get("source.dirty") else "")) if revision else "-"
-        hps = [",".join(f"{n}={r.hyperparameters[n]}" for n in varying if n in r.hyperparameters) or "-"] if varying else []
-        rows.append([*([r.pipeline] if several else []), r.created, r.id[:12], r.kind, r.status or "-", rev,
-                     *(_cell(r.metrics.get(m)) for m in metrics), *hps])
+        hps = (
+            [",".join(f"{n}={r.hyperparameters[n]}" for n in varying if n in r.hyperparameters) or "-"]
+            if varying
+            else []
+        )
+        rows.append(
+            [
+                *([r.pipeline] if several else []),
+                r.created,
+                r.id[:12],
+                r.kind,
+                r.status or "-",
+                rev,
+                *(_cell(r.metrics.get(m)) for m in metrics),
+                *hps,
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     first_metric, after_metrics = len(lead) + 5, len(lead) + 5 + len(metrics)
     # NB: text left-aligned, metrics right-aligned so decimal columns line up.
     lines = [
-        "  ".join(c.rjust(w) if first_metric <= i < after_metrics else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        "  ".join(
+            c.rjust(w) if first_metric <= i < after_metrics else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ).rstrip()
         for row in rows
     ]
     return "\n".join(lines) + "\n"
@@ -103,12 +128,20 @@ def diff(a: Record, b: Record) -> Dict[str, Any]:
     da, db = a.data_checksums, b.data_checksums
     pa, pb = _pins(a), _pins(b)
     data = [
-        {"channel": n, "a": da.get(n), "b": db.get(n), "changed": da.get(n) != db.get(n),
-         **({"comparable": False} if n in pa and n in pb and pa[n] != pb[n] else {})}
+        {
+            "channel": n,
+            "a": da.get(n),
+            "b": db.get(n),
+            "changed": da.get(n) != db.get(n),
+            **({"comparable": False} if n in pa and n in pb and pa[n] != pb[n] else {}),
+        }
         for n in sorted(set(da) | set(db))
     ]
     ha, hb = a.hyperparameters, b.hyperparameters
-    hps = [{"name": n, "a": ha.get(n), "b": hb.get(n), "changed": ha.get(n) != hb.get(n)} for n in sorted(set(ha) | set(hb))]
+    hps = [
+        {"name": n, "a": ha.get(n), "b": hb.get(n), "changed": ha.get(n) != hb.get(n)}
+        for n in sorted(set(ha) | set(hb))
+    ]
     metrics = []
     for name in sorted(set(a.metrics) | set(b.metrics)):
         va, vb = _number(a.metrics.get(name)), _number(b.metrics.get(name))
@@ -140,7 +173,11 @@ def _show(value: Any) -> str:
 
 def format_diff(d: Dict[str, Any]) -> str:
     out = [f"a: {d['a']}", f"b: {d['b']}"]
-    sections = (("provenance", "fields", "field"), ("data", "data", "channel"), ("hyperparameters", "hyperparameters", "name"))
+    sections = (
+        ("provenance", "fields", "field"),
+        ("data", "data", "channel"),
+        ("hyperparameters", "hyperparameters", "name"),
+    )
     for title, section, key in sections:
         rows = d[section]
         if rows:

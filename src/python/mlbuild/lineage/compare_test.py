@@ -16,7 +16,13 @@ def _runs(tmp_path):
         run(pkg, "2024-05-03T00:00:00Z", {"accuracy": 0.93, "loss": 0.2}),
         run(pkg, "2024-05-01T00:00:00Z", {"accuracy": 0.90, "loss": 0.3}),
         run(pkg, "2024-05-02T00:00:00Z", {"accuracy": 0.5}, status="Failed"),
-        run(pkg, "2024-05-04T00:00:00Z", {"accuracy": 0.95, "f1": 0.7}, hyperparameters={"lr": 0.05, "epochs": 3}, data_seed="new"),
+        run(
+            pkg,
+            "2024-05-04T00:00:00Z",
+            {"accuracy": 0.95, "f1": 0.7},
+            hyperparameters={"lr": 0.05, "epochs": 3},
+            data_seed="new",
+        ),
     ]
     for r in [pkg, *records]:
         store.put(r)
@@ -29,7 +35,17 @@ def test_runs_are_sorted_by_time_with_metrics_side_by_side(tmp_path) -> None:
     assert listed == records
     lines = compare.runs_table(listed).splitlines()
     # The hyperparameters that differ between the runs tell runs with equal metrics apart.
-    assert lines[0].split() == ["created", "record", "kind", "status", "revision", "accuracy", "f1", "loss", "hyperparameters"]
+    assert lines[0].split() == [
+        "created",
+        "record",
+        "kind",
+        "status",
+        "revision",
+        "accuracy",
+        "f1",
+        "loss",
+        "hyperparameters",
+    ]
     assert [line.split()[0] for line in lines[1:]] == [r.created for r in records]
     assert lines[1].split()[-4:] == ["0.9", "-", "0.3", "lr=0.1"]
     assert lines[4].split()[-1] == "lr=0.05"
@@ -83,11 +99,19 @@ def test_previous_run_counts_sagemaker_jobs(tmp_path) -> None:
 def test_data_pinned_by_s3_listing_and_by_bytes_is_not_compared(tmp_path) -> None:
     pkg = package()
     local = run(pkg, "2024-05-01T00:00:00Z")
-    cloud = run(pkg, "2024-05-02T00:00:00Z", data=[{"name": "train", "uri": "s3://b/train/", "checksum": d("listing"), "pin": "s3-listing"}])
+    cloud = run(
+        pkg,
+        "2024-05-02T00:00:00Z",
+        data=[{"name": "train", "uri": "s3://b/train/", "checksum": d("listing"), "pin": "s3-listing"}],
+    )
     (row,) = compare.diff(local, cloud)["data"]
     assert row["changed"] and row["comparable"] is False
     assert "not comparable" in compare.format_diff(compare.diff(local, cloud))
-    again = run(pkg, "2024-05-03T00:00:00Z", data=[{"name": "train", "uri": "s3://b/train/", "checksum": d("listing"), "pin": "s3-listing"}])
+    again = run(
+        pkg,
+        "2024-05-03T00:00:00Z",
+        data=[{"name": "train", "uri": "s3://b/train/", "checksum": d("listing"), "pin": "s3-listing"}],
+    )
     (same,) = compare.diff(cloud, again)["data"]
     assert same["changed"] is False and "comparable" not in same
 
@@ -95,7 +119,9 @@ def test_data_pinned_by_s3_listing_and_by_bytes_is_not_compared(tmp_path) -> Non
 def test_runs_table_shows_the_revision_and_every_pipeline_when_none_is_named(tmp_path) -> None:
     store, records = _runs(tmp_path)
     other = run(package(seed="other"), "2024-05-05T00:00:00Z", {"accuracy": 0.1})
-    other = other.__class__({**other.body, "pipeline": "src/python/pipelines/cancer:train", "source": {"revision": "c" * 40, "dirty": True}})
+    other = other.__class__(
+        {**other.body, "pipeline": "src/python/pipelines/cancer:train", "source": {"revision": "c" * 40, "dirty": True}}
+    )
     store.put(other)
     everything = compare.runs(store, None)
     assert len(everything) == len(records) + 1
@@ -119,7 +145,11 @@ def test_a_run_and_a_publish_of_the_same_model_files_do_not_differ_in_model(tmp_
     with tarfile.open(archive, "w:gz") as tar:  # as SageMaker archives /opt/ml/model: `./` names, folders listed
         tar.add(run_dir / "model", arcname=".")
     archive_sha = file_sha256(archive)
-    published = make_record("publish", "p:train", model={"uri": archive.as_uri(), "sha256": archive_sha, "checksum": model_checksum(archive)})
+    published = make_record(
+        "publish",
+        "p:train",
+        model={"uri": archive.as_uri(), "sha256": archive_sha, "checksum": model_checksum(archive)},
+    )
     assert host.get("model.sha256") == file_sha256(run_dir / "model" / "model.pkl") != published.get("model.sha256")
     fields = {f["field"]: f for f in compare.diff(host, published)["fields"]}
     assert fields["model.checksum"]["changed"] is False and "model.sha256" not in fields

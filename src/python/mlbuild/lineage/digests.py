@@ -26,7 +26,7 @@ CHUNK = 1 << 20
 def bare_hex(value: str) -> str:
     """`sha256:ABC…` or `abc…` -> `abc…` (lowercase); no validation of length."""
     value = value.strip().lower()
-    return value[len(PREFIX):] if value.startswith(PREFIX) else value
+    return value[len(PREFIX) :] if value.startswith(PREFIX) else value
 
 
 def is_hex(value: str) -> bool:

@@ -1,5 +1,3 @@
-
-
 def test_a_packed_pex_is_named_by_the_sha256_of_its_sha256sum_listing(tmp_path) -> None:
     import hashlib
     import os

@@ -34,7 +34,14 @@ CONSUMES = {
 # Fields that say "this record *is* the thing looked up" rather than "it used the thing".
 IDENTIFIES = {"id", "job.name", "job.arn"}
 OUTPUTS = {
-    "package": {"pex.sha256", "image.manifest_digest", "image.config_digest", "image.layers", "image.diff_ids", "image.ref"},
+    "package": {
+        "pex.sha256",
+        "image.manifest_digest",
+        "image.config_digest",
+        "image.layers",
+        "image.diff_ids",
+        "image.ref",
+    },
     "run": {"model.sha256", "model.checksum"},
     "publish": {"model.sha256", "model.checksum"},
     "predict": {"outputs.checksum"},

@@ -39,12 +39,36 @@ def _queries(c):
     }
 
 
-@pytest.mark.parametrize("name", [
-    "package id", "run id", "publish id", "id prefix", "pex sha256", "pex sha256:", "pex prefix", "manifest",
-    "manifest bare", "manifest prefix", "image config", "layer", "diff id", "base", "lockfile", "config",
-    "source revision", "data checksum", "run model", "publish model", "job name", "job arn", "local run name",
-    "image ref", "image ref, other repo",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "package id",
+        "run id",
+        "publish id",
+        "id prefix",
+        "pex sha256",
+        "pex sha256:",
+        "pex prefix",
+        "manifest",
+        "manifest bare",
+        "manifest prefix",
+        "image config",
+        "layer",
+        "diff id",
+        "base",
+        "lockfile",
+        "config",
+        "source revision",
+        "data checksum",
+        "run model",
+        "publish model",
+        "job name",
+        "job arn",
+        "local run name",
+        "image ref",
+        "image ref, other repo",
+    ],
+)
 def test_every_handle_gives_the_same_lineage(tmp_path, name) -> None:
     c = chain(tmp_path)
     query, focus_kind = _queries(c)[name]
@@ -66,7 +90,10 @@ def test_upstream_of_publish(tmp_path) -> None:
 def test_downstream_of_package(tmp_path) -> None:
     c = chain(tmp_path)
     tree = graph.downstream_tree(c.store, c.package)
-    assert [(n.record.kind, n.via) for n in tree.children] == [("run", "pex.sha256"), ("publish", "image.manifest_digest")]
+    assert [(n.record.kind, n.via) for n in tree.children] == [
+        ("run", "pex.sha256"),
+        ("publish", "image.manifest_digest"),
+    ]
     assert graph.downstream_of(c.store, c.run) == [(c.publish, "parents")]
     assert graph.downstream_of(c.store, c.publish) == []
     assert graph.upstream_of(c.store, c.package) == []

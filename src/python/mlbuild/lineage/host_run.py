@@ -72,7 +72,9 @@ def pins_of(args: argparse.Namespace) -> RunPins:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return run_entry_point(lambda: run_on_host(args.data_dir, args.runs_dir, args.assignments, pins_of(args), args.force))
+    return run_entry_point(
+        lambda: run_on_host(args.data_dir, args.runs_dir, args.assignments, pins_of(args), args.force)
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from mlbuild import names
 from mlbuild.lineage import host_run
 from mlbuild.lineage.store import Store
 
-PIPELINE = '''
+PIPELINE = """
 def load(ctx):
     return [float(x) for x in (ctx.channels["train"] / "numbers.txt").read_text().split()]
 
@@ -19,7 +19,7 @@ def train(ctx, features):
 
 def evaluate(ctx, model, features):
     return {"train:mean": model["mean"]}
-'''
+"""
 
 CONFIG = """
 hyperparameters:
@@ -47,7 +47,13 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(names.PIPELINE_ADDRESS_ENV, f"src/{package}:train")
     monkeypatch.setenv(names.LINEAGE_DIR_ENV, str(tmp_path / "lineage"))
     monkeypatch.setenv(names.LINEAGE_INBOX_ENV, str(tmp_path / "inbox"))
-    for var in (names.ML_BASE_DIR_ENV, names.PEX_SHA256_ENV, names.SOURCES_SHA256_ENV, names.REQUIREMENTS_SHA256_ENV, names.IMAGE_DIGEST_ENV):
+    for var in (
+        names.ML_BASE_DIR_ENV,
+        names.PEX_SHA256_ENV,
+        names.SOURCES_SHA256_ENV,
+        names.REQUIREMENTS_SHA256_ENV,
+        names.IMAGE_DIGEST_ENV,
+    ):
         monkeypatch.delenv(var, raising=False)
     return root / "data"
 
@@ -58,12 +64,25 @@ def _runs(runs: Path) -> list:
 
 def test_an_identical_finished_run_is_reused_unless_forced(pipeline: Path, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
-    args = ["local", "--data-dir", str(pipeline), "--runs-dir", str(runs), "--sources-sha256", "a" * 64, "--requirements-sha256", "b" * 64]
+    args = [
+        "local",
+        "--data-dir",
+        str(pipeline),
+        "--runs-dir",
+        str(runs),
+        "--sources-sha256",
+        "a" * 64,
+        "--requirements-sha256",
+        "b" * 64,
+    ]
     assert host_run.main(args) == 0
     assert "lineage: " in capsys.readouterr().out
     assert host_run.main(args) == 0
     # NB: `pants run` runs the sources on the locked requirements, no PEX: it says so.
-    assert "an identical run already finished (same sources and locked requirements, hyperparameters and data)" in capsys.readouterr().out
+    assert (
+        "an identical run already finished (same sources and locked requirements, hyperparameters and data)"
+        in capsys.readouterr().out
+    )
     assert len(_runs(runs)) == 1
     assert host_run.main([*args, "scale=5"]) == 0  # other hyperparameters: trains
     (pipeline / "train" / "numbers.txt").write_text("1 2 3 5\n")
@@ -77,7 +96,22 @@ def test_an_identical_finished_run_is_reused_unless_forced(pipeline: Path, tmp_p
 def test_the_record_pins_what_the_arguments_say(pipeline: Path, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
     image = "sha256:" + "e" * 64
-    assert host_run.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs), "--pex-sha256", "d" * 64, "--image-digest", image]) == 0
+    assert (
+        host_run.main(
+            [
+                "local",
+                "--data-dir",
+                str(pipeline),
+                "--runs-dir",
+                str(runs),
+                "--pex-sha256",
+                "d" * 64,
+                "--image-digest",
+                image,
+            ]
+        )
+        == 0
+    )
     record_id = capsys.readouterr().out.split("lineage: ")[1].split()[0]
     record = Store(tmp_path / "lineage").get(record_id)
     assert record.get("pex.sha256") == "d" * 64 and record.get("image.manifest_digest") == image
@@ -85,7 +119,9 @@ def test_the_record_pins_what_the_arguments_say(pipeline: Path, tmp_path: Path, 
 
 
 def test_a_failed_run_is_recorded_and_exits_2(pipeline: Path, tmp_path: Path, capsys) -> None:
-    (pipeline.parent / "pipeline.py").write_text(PIPELINE.replace('return {"mean"', 'raise ValueError("bad row")\n    return {"mean"'))
+    (pipeline.parent / "pipeline.py").write_text(
+        PIPELINE.replace('return {"mean"', 'raise ValueError("bad row")\n    return {"mean"')
+    )
     runs = tmp_path / "runs"
     code = host_run.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs), "--pex-sha256", "d" * 64])
     assert code == names.EXIT_USER_ERROR
@@ -97,5 +133,10 @@ def test_a_failed_run_is_recorded_and_exits_2(pipeline: Path, tmp_path: Path, ca
 
 def test_a_typo_stops_before_any_run_directory(pipeline: Path, tmp_path: Path, capsys) -> None:
     runs = tmp_path / "runs"
-    assert host_run.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(runs), "--pex-sha256", "d" * 64, "scal=3"]) == names.EXIT_USER_ERROR
+    assert (
+        host_run.main(
+            ["local", "--data-dir", str(pipeline), "--runs-dir", str(runs), "--pex-sha256", "d" * 64, "scal=3"]
+        )
+        == names.EXIT_USER_ERROR
+    )
     assert not runs.exists() and "scal" in capsys.readouterr().err

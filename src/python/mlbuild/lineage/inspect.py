@@ -40,20 +40,26 @@ def facts(record: Record) -> List[str]:
     if g("image.base_digest"):
         lines.append(f"base image  {short(g('image.base_digest'))}  {g('image.base_name') or ''}".rstrip())
     for channel in g("data") or []:
-        lines.append(f"data        {channel['name']}: {short(channel.get('checksum', '?'))}  {channel.get('uri', '')}".rstrip())
+        lines.append(
+            f"data        {channel['name']}: {short(channel.get('checksum', '?'))}  {channel.get('uri', '')}".rstrip()
+        )
     if record.hyperparameters:
         lines.append("hyperparams " + " ".join(f"{k}={v}" for k, v in sorted(record.hyperparameters.items())))
     if g("pex.sha256"):
         lines.append(f"pex         {short(g('pex.sha256'))}  {g('pex.path') or ''}".rstrip())
     if g("code.sha256"):
-        lines.append(f"code        {short(g('code.sha256'))}  sources {short(g('code.sources_sha256'))}"
-                     f" + requirements {short(g('code.requirements_sha256'))} (a run from sources)")
+        lines.append(
+            f"code        {short(g('code.sha256'))}  sources {short(g('code.sources_sha256'))}"
+            f" + requirements {short(g('code.requirements_sha256'))} (a run from sources)"
+        )
     if g("image.manifest_digest"):
         extra = f" ({len(g('image.layers'))} layers)" if g("image.layers") else ""
         lines.append(f"image       {short(g('image.manifest_digest'))}  {g('image.ref') or ''}{extra}".rstrip())
     if g("provenance.digest"):
-        lines.append(f"provenance  {short(g('provenance.digest'))}  SLSA v1 statement {short(g('provenance.statement_sha256'))}"
-                     f" about {short(g('provenance.subject') or '?')}")
+        lines.append(
+            f"provenance  {short(g('provenance.digest'))}  SLSA v1 statement {short(g('provenance.statement_sha256'))}"
+            f" about {short(g('provenance.subject') or '?')}"
+        )
     if g("job.start") or g("job.end"):
         lines.append(f"job         {g('job.start') or '?'} .. {g('job.end') or '?'}  {g('job.arn') or ''}".rstrip())
     if g("model.sha256") or g("model.uri"):

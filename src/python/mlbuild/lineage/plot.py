@@ -68,8 +68,15 @@ class Chart:
             "title": self.title,
             "metrics": list(self.metrics),
             "runs": [
-                {"record": r.record, "kind": r.kind, "created": r.created, "revision": r.revision, "status": r.status,
-                 "label": r.label, "values": dict(zip(self.metrics, r.values))}
+                {
+                    "record": r.record,
+                    "kind": r.kind,
+                    "created": r.created,
+                    "revision": r.revision,
+                    "status": r.status,
+                    "label": r.label,
+                    "values": dict(zip(self.metrics, r.values)),
+                }
                 for r in self.runs
             ],
         }
@@ -94,7 +101,9 @@ def _value(value: Any) -> Optional[float]:
 def value_format(values: Sequence[float]) -> str:
     """The fewest significant digits (4 to 12) that still tell the distinct values apart."""
     distinct = set(values)
-    return next((f"{{:.{d}g}}" for d in range(4, 12) if len({f"{v:.{d}g}" for v in distinct}) == len(distinct)), "{:.12g}")
+    return next(
+        (f"{{:.{d}g}}" for d in range(4, 12) if len({f"{v:.{d}g}" for v in distinct}) == len(distinct)), "{:.12g}"
+    )
 
 
 def _revision(record: Record) -> Optional[str]:
@@ -116,7 +125,8 @@ def chart(records: Sequence[Record], metrics: Sequence[str] = ()) -> Chart:
         )
     ordered = sorted(records, key=lambda r: (r.created, r.id))
     runs = tuple(
-        Run(r.id, r.kind, r.created, _revision(r), r.status, tuple(_value(r.metrics.get(m)) for m in wanted)) for r in ordered
+        Run(r.id, r.kind, r.created, _revision(r), r.status, tuple(_value(r.metrics.get(m)) for m in wanted))
+        for r in ordered
     )
     pipelines = sorted({r.pipeline for r in records})
     span = ordered[0].created[:10] if len(ordered) == 1 else f"{ordered[0].created[:10]} to {ordered[-1].created[:10]}"
@@ -172,8 +182,16 @@ def _panel(ax: Any, c: Chart, m: int, shown: Sequence[int]) -> None:
     for i, r in enumerate(c.runs):
         if not r.completed:
             ax.axvspan(i - 0.4, i + 0.4, color=NOT_COMPLETED_COLOR, alpha=0.15, linewidth=0, zorder=1)
-            ax.text(i, 0.5, f"{r.status} {r.record[:SHORT]}", transform=ax.get_xaxis_transform(), rotation=90,
-                    ha="center", va="center", color=NOT_COMPLETED_COLOR)
+            ax.text(
+                i,
+                0.5,
+                f"{r.status} {r.record[:SHORT]}",
+                transform=ax.get_xaxis_transform(),
+                rotation=90,
+                ha="center",
+                va="center",
+                color=NOT_COMPLETED_COLOR,
+            )
             if r.values[m] is not None:
                 ax.plot([i], [r.values[m]], linestyle="none", marker="X", color=NOT_COMPLETED_COLOR, zorder=3)
     if len(c.runs) <= ANNOTATE_UP_TO:
@@ -196,7 +214,11 @@ def _legend(fig: Any, c: Chart) -> None:
     from matplotlib.patches import Patch  # pants: no-infer-dep
 
     kinds = {r.kind for r in c.runs}
-    handles: List[Any] = [Line2D([], [], color=LINE_COLOR, marker=mk, linestyle="none", label=text) for k, (mk, text) in MARKERS.items() if k in kinds]
+    handles: List[Any] = [
+        Line2D([], [], color=LINE_COLOR, marker=mk, linestyle="none", label=text)
+        for k, (mk, text) in MARKERS.items()
+        if k in kinds
+    ]
     if not all(r.completed for r in c.runs):
         handles.append(Patch(color=NOT_COMPLETED_COLOR, alpha=0.3, label="did not complete (status shown)"))
     if handles:
@@ -233,7 +255,9 @@ def render(c: Chart, width: int, height: int) -> Rendered:
     return Rendered(out.getvalue(), tuple(t for t in texts if t), y_ticks)
 
 
-def plot_metrics(records: Sequence[Record], metrics: Sequence[str] = (), width: Optional[int] = None, height: Optional[int] = None) -> bytes:
+def plot_metrics(
+    records: Sequence[Record], metrics: Sequence[str] = (), width: Optional[int] = None, height: Optional[int] = None
+) -> bytes:
     """PNG bytes: one panel per metric (all numeric ones when `metrics` is empty)."""
     c = chart(records, metrics)
     auto_width, auto_height = default_size(c)

@@ -23,7 +23,10 @@ LINE = (0x1F, 0x77, 0xB4)
 
 def _records() -> List[Record]:
     pkg = package()
-    runs = [run(pkg, f"2024-05-0{i + 1}T10:00:00Z", {"accuracy": v, "loss": 1 - v}) for i, v in enumerate([0.8, 0.9, 0.85, 0.95])]
+    runs = [
+        run(pkg, f"2024-05-0{i + 1}T10:00:00Z", {"accuracy": v, "loss": 1 - v})
+        for i, v in enumerate([0.8, 0.9, 0.85, 0.95])
+    ]
     failed = run(pkg, "2024-05-06T10:00:00Z", {}, status="Failed")
     return [*runs, failed, publish(pkg, runs[-1], "2024-05-07T12:00:00Z")]
 
@@ -92,7 +95,9 @@ def test_close_values_get_distinct_tick_labels_without_an_offset() -> None:
     (ticks,) = rendered.y_ticks
     assert len(ticks) >= 3 and len(set(ticks)) == len(ticks) and all(t.startswith("0.9123") for t in ticks)
     assert not any("e-" in t for t in rendered.texts)  # no offset text
-    values = [t for t in rendered.texts if t.startswith("0.9123")][len(ticks) :]  # NB: the point labels come after the ticks
+    values = [t for t in rendered.texts if t.startswith("0.9123")][
+        len(ticks) :
+    ]  # NB: the point labels come after the ticks
     assert values == ["0.91234", "0.912341", "0.912342", "0.912343", "0.912344"]
 
 
@@ -119,21 +124,30 @@ def test_same_records_same_bytes_whatever_the_order_cache_or_hash_seed(tmp_path)
         "import sys; from mlbuild.lineage import plot, testing; from mlbuild.lineage.plot_test import _records; "
         "sys.stdout.buffer.write(plot.plot_metrics(_records()))"
     )
-    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl"), "PYTHONHASHSEED": "12345",
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = {
+        **os.environ,
+        "MPLCONFIGDIR": str(tmp_path / "mpl"),
+        "PYTHONHASHSEED": "12345",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
     other = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=True).stdout
     assert _sha256(other) == first
 
 
 def test_a_diverged_metric_is_a_gap() -> None:
     pkg = package()
-    records = [run(pkg, "2024-05-01T10:00:00Z", {"loss": 0.5}), run(pkg, "2024-05-02T10:00:00Z", {"loss": float("nan")})]
+    records = [
+        run(pkg, "2024-05-01T10:00:00Z", {"loss": 0.5}),
+        run(pkg, "2024-05-02T10:00:00Z", {"loss": float("nan")}),
+    ]
     assert [r.values for r in plot.chart(records).runs] == [(0.5,), (None,)]
     _open(plot.plot_metrics(records))
 
 
 def test_the_cli_does_not_import_matplotlib() -> None:
-    code = f"import sys, {cli.__name__}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'PIL')))"
+    code = (
+        f"import sys, {cli.__name__}; print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'PIL')))"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -21,9 +21,9 @@ from typing import Mapping, Optional, TextIO
 from mlbuild import console
 from mlbuild.lineage.collect import run_record
 from mlbuild.lineage.digests import tree_checksum
+from mlbuild.lineage.record import Record
 from mlbuild.lineage.reuse import find_reusable_run
 from mlbuild.lineage.source import current_source
-from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import ROOT_ENV_VAR, Store, default_inbox
 from mlbuild.runtime.contract import METRICS_FILE, MODEL_DIR
 
@@ -107,7 +107,10 @@ def reusable_run_dir(
 def print_reused(previous: Path, pins: RunPins, out: Optional[TextIO] = None) -> None:
     """What `pants run` says when it reuses a finished run instead of training again."""
     out = out or sys.stdout
-    print(f"mlbuild: an identical run already finished (same {pins.describes}, hyperparameters and data): {previous}", file=out)
+    print(
+        f"mlbuild: an identical run already finished (same {pins.describes}, hyperparameters and data): {previous}",
+        file=out,
+    )
     print(f"  model:   {previous / MODEL_DIR}/", file=out)
     print("  " + (previous / METRICS_FILE).read_text().strip().replace("\n", "\n  "), file=out)
     print("  (pass -- --force to train again)", file=out)

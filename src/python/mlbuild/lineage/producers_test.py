@@ -6,9 +6,9 @@ from typing import Optional
 
 import pytest
 
+from mlbuild import names
 from mlbuild.lineage import producers
 from mlbuild.lineage.store import ROOT_ENV_VAR
-from mlbuild import names
 from mlbuild.tools_required import tool_path
 
 SOURCES, REQUIREMENTS = "a" * 64, "b" * 64
@@ -31,11 +31,16 @@ def test_the_code_pin_needs_both_digests_and_pins_the_pair() -> None:
     assert pin is not None and (pin["sources_sha256"], pin["requirements_sha256"]) == (SOURCES, REQUIREMENTS)
     other = producers.RunPins(sources_sha256="c" * 64, requirements_sha256=REQUIREMENTS).code
     assert other is not None and other["sha256"] != pin["sha256"]
-    assert producers.RunPins(pex_sha256="d" * 64, sources_sha256=SOURCES, requirements_sha256=REQUIREMENTS).artifact == "d" * 64
+    assert (
+        producers.RunPins(pex_sha256="d" * 64, sources_sha256=SOURCES, requirements_sha256=REQUIREMENTS).artifact
+        == "d" * 64
+    )
     assert producers.RunPins().artifact is None
 
 
-def test_a_run_from_sources_is_recorded_and_reused_by_its_code_pin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_from_sources_is_recorded_and_reused_by_its_code_pin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "store"))
     for var in (names.PEX_SHA256_ENV, names.SOURCES_SHA256_ENV, names.REQUIREMENTS_SHA256_ENV):
         monkeypatch.delenv(var, raising=False)  # NB: the pins are arguments, not variables
@@ -47,7 +52,9 @@ def test_a_run_from_sources_is_recorded_and_reused_by_its_code_pin(tmp_path: Pat
     assert record["code"]["sources_sha256"] == SOURCES and "pex" not in record
     channels = {"train": run_dir / "input" / "data" / "train"}
     assert producers.reusable_run_dir({"lr": "0.1"}, channels, pins) == run_dir.resolve()
-    assert producers.reusable_run_dir({"lr": "0.1"}, channels, producers.RunPins()) is None  # nothing pinned: never reused
+    assert (
+        producers.reusable_run_dir({"lr": "0.1"}, channels, producers.RunPins()) is None
+    )  # nothing pinned: never reused
     # An edit changes the sources digest: the earlier run is not reused.
     edited = producers.RunPins(sources_sha256="c" * 64, requirements_sha256=REQUIREMENTS)
     assert producers.reusable_run_dir({"lr": "0.1"}, channels, edited) is None
@@ -58,7 +65,9 @@ def _stored(store: Path, record_id: Optional[str]) -> dict:
     return json.loads(next(store.rglob(f"{record_id}.json")).read_text())
 
 
-def test_a_run_record_carries_the_revision_and_the_resolved_hyperparameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_record_carries_the_revision_and_the_resolved_hyperparameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlbuild.lineage.source import SOURCE_REVISION_ENV_VAR
 
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "store"))
@@ -68,7 +77,9 @@ def test_a_run_record_carries_the_revision_and_the_resolved_hyperparameters(tmp_
     assert record["hyperparameters"] == {"lr": "0.1"}
 
 
-def test_without_the_variable_the_revision_comes_from_git_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+def test_without_the_variable_the_revision_comes_from_git_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
     import subprocess
 
     from mlbuild.lineage import source
@@ -87,11 +98,16 @@ def test_without_the_variable_the_revision_comes_from_git_quietly(tmp_path: Path
     (repo / "a.txt").write_text("1\n")
     subprocess.run([*git, "add", "a.txt"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "one"], cwd=repo, check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert source.current_source({}, repo) == {"revision": head, "dirty": False}
     (repo / "a.txt").write_text("2\n")
     assert source.current_source({}, repo) == {"revision": head, "dirty": True}
-    assert source.current_source({source.SOURCE_REVISION_ENV_VAR: "e" * 40}, repo) == {"revision": "e" * 40, "dirty": False}
+    assert source.current_source({source.SOURCE_REVISION_ENV_VAR: "e" * 40}, repo) == {
+        "revision": "e" * 40,
+        "dirty": False,
+    }
     monkeypatch.chdir(repo)  # the record of a `pants run` (cwd: the repo root)
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "store"))
     capfd.readouterr()

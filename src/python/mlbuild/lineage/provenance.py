@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from mlbuild.lineage import collect
-from mlbuild.oci import referrer
-from mlbuild.oci.descriptor import Descriptor
-from mlbuild.oci.layout import read_index
-from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION
 from mlbuild.lineage.collect import ImageBuild
 from mlbuild.lineage.digests import sha256_hex
 from mlbuild.lineage.errors import MLBuildError, RecordError, UserError
 from mlbuild.lineage.record import source_from_revision
 from mlbuild.names import EXIT_NOT_VERIFIED
+from mlbuild.oci import referrer
+from mlbuild.oci.descriptor import Descriptor
+from mlbuild.oci.layout import read_index
+from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -86,7 +86,9 @@ def byproduct_sha256(statement: Mapping[str, Any], name: str) -> Optional[str]:
 def statement(build: ImageBuild, context: BuildContext = BuildContext()) -> Dict[str, Any]:
     pipeline = build.label(collect.PIPELINE_LABEL)
     if not pipeline:
-        raise UserError(f"{build.summary_path}: no `{collect.PIPELINE_LABEL}` label; was the image built by `pants package`?")
+        raise UserError(
+            f"{build.summary_path}: no `{collect.PIPELINE_LABEL}` label; was the image built by `pants package`?"
+        )
     external: Dict[str, Any] = {"pipeline": pipeline}
     if context.config_path or context.config_sha256:
         config: Dict[str, Any] = {"path": context.config_path} if context.config_path else {}
@@ -104,9 +106,13 @@ def statement(build: ImageBuild, context: BuildContext = BuildContext()) -> Dict
     else:
         dependencies.append(_descriptor("source", context.source_uri))
     if build.label(collect.LOCKFILE_LABEL):
-        dependencies.append(_descriptor("lockfile", build.label(collect.LOCKFILE_PATH_LABEL), build.label(collect.LOCKFILE_LABEL)))
+        dependencies.append(
+            _descriptor("lockfile", build.label(collect.LOCKFILE_PATH_LABEL), build.label(collect.LOCKFILE_LABEL))
+        )
     if build.label(collect.BASE_DIGEST_LABEL):
-        dependencies.append(_descriptor("base-image", build.label(collect.BASE_NAME_LABEL), build.label(collect.BASE_DIGEST_LABEL)))
+        dependencies.append(
+            _descriptor("base-image", build.label(collect.BASE_NAME_LABEL), build.label(collect.BASE_DIGEST_LABEL))
+        )
     dependencies.append(_descriptor("pants", f"pkg:pypi/pantsbuild.pants@{context.pants_version}"))
     dependencies.append(_descriptor("mlbuild", f"pkg:generic/mlbuild@{context.mlbuild_version}"))
     byproducts = [_descriptor("image-config", sha256=build.config_digest)]
@@ -114,21 +120,37 @@ def statement(build: ImageBuild, context: BuildContext = BuildContext()) -> Dict
         byproducts.insert(0, _descriptor("pex", sha256=build.pex_sha256))
     metadata = {
         k: v
-        for k, v in (("invocationId", context.invocation_id), ("startedOn", context.started_on), ("finishedOn", context.finished_on))
+        for k, v in (
+            ("invocationId", context.invocation_id),
+            ("startedOn", context.started_on),
+            ("finishedOn", context.finished_on),
+        )
         if v
     }
     run_details: Dict[str, Any] = {
-        "builder": {"id": context.builder_id, "version": {"pants": context.pants_version, "mlbuild": context.mlbuild_version}},
+        "builder": {
+            "id": context.builder_id,
+            "version": {"pants": context.pants_version, "mlbuild": context.mlbuild_version},
+        },
         "byproducts": byproducts,
     }
     if metadata:
         run_details["metadata"] = metadata
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": context.subject_name or build.ref, "digest": {"sha256": sha256_hex(build.manifest_digest, "manifest")}}],
+        "subject": [
+            {
+                "name": context.subject_name or build.ref,
+                "digest": {"sha256": sha256_hex(build.manifest_digest, "manifest")},
+            }
+        ],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
-            "buildDefinition": {"buildType": BUILD_TYPE, "externalParameters": external, "resolvedDependencies": dependencies},
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": external,
+                "resolvedDependencies": dependencies,
+            },
             "runDetails": run_details,
         },
     }
@@ -193,7 +215,12 @@ def verify_statement(statement: Mapping[str, Any], manifest_digest: str) -> Dict
         digest = subject["digest"]
         if str(digest.get("sha256", "")).lower() == want:
             return dict(subject)
-    have = ", ".join(
-        f"{s.get('name')}@sha256:{s['digest'].get('sha256')}" for s in subjects if isinstance(s, Mapping) and isinstance(s.get("digest"), Mapping)
-    ) or "nothing mlbuild can read"
+    have = (
+        ", ".join(
+            f"{s.get('name')}@sha256:{s['digest'].get('sha256')}"
+            for s in subjects
+            if isinstance(s, Mapping) and isinstance(s.get("digest"), Mapping)
+        )
+        or "nothing mlbuild can read"
+    )
     raise VerificationError(f"no subject has digest sha256:{want}; the statement is about {have}.")

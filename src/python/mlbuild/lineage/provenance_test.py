@@ -4,10 +4,10 @@ import hashlib
 
 import pytest
 
-from mlbuild.names import EXIT_NOT_VERIFIED
 from mlbuild.lineage import collect, provenance
 from mlbuild.lineage.provenance import BuildContext, VerificationError
 from mlbuild.lineage.testing import LABELS, MANIFEST, PIPELINE, d, h, write_image
+from mlbuild.names import EXIT_NOT_VERIFIED
 
 CONTEXT = BuildContext(
     subject_name="123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn:abc",
@@ -28,7 +28,9 @@ def test_statement_shape(tmp_path) -> None:
     stmt = _statement(tmp_path)
     assert stmt["_type"] == "https://in-toto.io/Statement/v1"
     assert stmt["predicateType"] == "https://slsa.dev/provenance/v1"
-    assert stmt["subject"] == [{"name": CONTEXT.subject_name, "digest": {"sha256": hashlib.sha256(MANIFEST).hexdigest()}}]
+    assert stmt["subject"] == [
+        {"name": CONTEXT.subject_name, "digest": {"sha256": hashlib.sha256(MANIFEST).hexdigest()}}
+    ]
     build = stmt["predicate"]["buildDefinition"]
     assert build["buildType"] == provenance.BUILD_TYPE
     assert build["externalParameters"] == {
@@ -43,7 +45,11 @@ def test_statement_shape(tmp_path) -> None:
         "annotations": {"dirty": True},
     }
     assert deps["lockfile"]["digest"] == {"sha256": h("lock")}
-    assert deps["base-image"] == {"name": "base-image", "uri": "//3rdparty/images:python311", "digest": {"sha256": h("base")}}
+    assert deps["base-image"] == {
+        "name": "base-image",
+        "uri": "//3rdparty/images:python311",
+        "digest": {"sha256": h("base")},
+    }
     assert deps["pants"]["uri"] == "pkg:pypi/pantsbuild.pants@2.17.1"
     assert deps["mlbuild"]["uri"] == "pkg:generic/mlbuild@0.1.0"
     assert stmt["predicate"]["runDetails"]["builder"]["id"] == provenance.DEFAULT_BUILDER_ID

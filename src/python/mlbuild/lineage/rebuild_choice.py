@@ -10,8 +10,8 @@ from typing import Callable, Dict, Iterable, List, Tuple
 
 from mlbuild.lineage import graph
 from mlbuild.lineage.errors import UserError
-from mlbuild.lineage.record import Record
 from mlbuild.lineage.rebuild_runner import CannotRebuild
+from mlbuild.lineage.record import Record
 from mlbuild.lineage.store import Store
 
 DIRTY_REFUSAL = "cannot rebuild: the build came from uncommitted changes; commit and package again"
@@ -46,14 +46,20 @@ def resolve_package(store: Store, query: str, log: Callable[[str], None] = lambd
     mentioned: Dict[str, Tuple[Record, List[str]]] = {}
     for rid, how in match.mentions:
         mentioned.setdefault(rid, (store.get(rid), []))[1].append(how)
-    direct = [r for r, hows in mentioned.values() if r.kind == "package" and any(h in graph.OUTPUTS["package"] | graph.IDENTIFIES for h in hows)]
+    direct = [
+        r
+        for r, hows in mentioned.values()
+        if r.kind == "package" and any(h in graph.OUTPUTS["package"] | graph.IDENTIFIES for h in hows)
+    ]
     if direct:
         candidates = direct
     else:
         # NB: a run/publish record, its model or job: follow it to the package it ran.
         made = [
-            r for r, hows in mentioned.values()
-            if r.kind != "package" and any(h in graph.OUTPUTS[r.kind] | graph.IDENTIFIES | set(graph.CONSUMES[r.kind]) for h in hows)
+            r
+            for r, hows in mentioned.values()
+            if r.kind != "package"
+            and any(h in graph.OUTPUTS[r.kind] | graph.IDENTIFIES | set(graph.CONSUMES[r.kind]) for h in hows)
         ]
         if not made:
             uses = ", ".join(sorted({f"{h} of {r.kind} {r.id[:12]}" for r, hows in mentioned.values() for h in hows}))
@@ -71,7 +77,10 @@ def resolve_package(store: Store, query: str, log: Callable[[str], None] = lambd
     candidates = sorted(candidates, key=lambda r: (r.created, r.id))
     clean = [r for r in candidates if _rebuildable(r)]
     chosen = (clean or candidates)[-1]
-    builds = {(r.pipeline, r.get("source.revision"), r.get("image.manifest_digest"), r.get("pex.sha256")) for r in (clean or candidates)}
+    builds = {
+        (r.pipeline, r.get("source.revision"), r.get("image.manifest_digest"), r.get("pex.sha256"))
+        for r in (clean or candidates)
+    }
     if len(builds) > 1:
         log(f"{len(builds)} different builds match {query!r}; verifying the newest, package record {chosen.id[:12]}.")
     return chosen
@@ -89,5 +98,7 @@ def check_rebuildable(record: Record) -> str:
             "Fix: commit and package again in one."
         )
     if not record.get("image.manifest_digest") and not record.get("pex.sha256"):
-        raise CannotRebuild(f"cannot verify{where}: the record has neither an image digest nor a PEX sha256 to compare.")
+        raise CannotRebuild(
+            f"cannot verify{where}: the record has neither an image digest nor a PEX sha256 to compare."
+        )
     return revision

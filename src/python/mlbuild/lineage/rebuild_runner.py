@@ -17,7 +17,17 @@ from mlbuild.lineage.errors import PlatformError, UserError
 # NB: variables that would make the checkout's Pants (or the plugin it imports) come from
 # somewhere other than the checkout: `./pants mlbuild verify` runs from a PEX (PEX_* variables), a
 # hand run may set PYTHONPATH=src/python, and the plugin is on Pants' pythonpath.
-SCRUBBED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PEX", "PEX_ROOT", "PEX_PATH", "PEX_MODULE", "PEX_SCRIPT")
+SCRUBBED_ENV = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONUSERBASE",
+    "PEX",
+    "PEX_ROOT",
+    "PEX_PATH",
+    "PEX_MODULE",
+    "PEX_SCRIPT",
+)
 
 
 class CannotRebuild(UserError):
@@ -45,10 +55,17 @@ def run_command(argv: Sequence[str], cwd: Optional[Path] = None, stream: bool = 
         if not stream:
             done = subprocess.run(list(argv), cwd=cwd, env=child_env(), capture_output=True, text=True)
             if done.returncode != 0:
-                raise RebuildFailed(f"`{' '.join(argv)}`{where} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+                raise RebuildFailed(
+                    f"`{' '.join(argv)}`{where} exited {done.returncode}: {done.stderr.strip()[-2000:]}"
+                )
             return done.stdout
         with subprocess.Popen(
-            list(argv), cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            list(argv),
+            cwd=cwd,
+            env=child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         ) as proc:
             assert proc.stdout is not None
             for line in iter(proc.stdout.readline, b""):
@@ -63,7 +80,9 @@ def run_command(argv: Sequence[str], cwd: Optional[Path] = None, stream: bool = 
 
 
 def pants_argv(pipeline: str, reuse_cache: bool = False, named_caches: Optional[Path] = None) -> List[str]:
-    isolation = [] if reuse_cache else ["--no-local-cache", *([f"--named-caches-dir={named_caches}"] if named_caches else [])]
+    isolation = (
+        [] if reuse_cache else ["--no-local-cache", *([f"--named-caches-dir={named_caches}"] if named_caches else [])]
+    )
     return ["./pants", "--no-pantsd", *isolation, "package", pipeline]
 
 

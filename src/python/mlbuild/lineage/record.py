@@ -154,7 +154,9 @@ FIELDS: Dict[str, Callable[[Any, str], Any]] = {
     "pex": lambda v, w: _object(v, w, {"path": _text, "sha256": sha256_hex}),
     # A run from sources (`pants run`): no PEX is built, so what ran is pinned by the digest of
     # its sources (code + config) and of its locked requirements; `sha256` pins the pair.
-    "code": lambda v, w: _object(v, w, {"sha256": sha256_hex, "sources_sha256": sha256_hex, "requirements_sha256": sha256_hex}),
+    "code": lambda v, w: _object(
+        v, w, {"sha256": sha256_hex, "sources_sha256": sha256_hex, "requirements_sha256": sha256_hex}
+    ),
     "image": lambda v, w: _object(
         v,
         w,
@@ -169,14 +171,18 @@ FIELDS: Dict[str, Callable[[Any, str], Any]] = {
         },
     ),
     "job": lambda v, w: _object(
-        v, w, {"name": _text, "arn": _text, "region": _text, "start": utc_timestamp, "end": utc_timestamp, "status": _status}
+        v,
+        w,
+        {"name": _text, "arn": _text, "region": _text, "start": utc_timestamp, "end": utc_timestamp, "status": _status},
     ),
     "data": _data,
     "outputs": _data,  # a predict record's output files, like channels: name, uri, checksum
     # NB: `sha256` is the file at `uri` (a run's model.pkl, a publish's model.tar.gz); `checksum`
     # is over the model's files (digests.model_checksum), the same for a directory and its archive.
     "model": lambda v, w: _object(v, w, {"uri": _text, "sha256": sha256_hex, "checksum": oci_digest}),
-    "provenance": lambda v, w: _object(v, w, {"digest": oci_digest, "statement_sha256": sha256_hex, "subject": oci_digest}),
+    "provenance": lambda v, w: _object(
+        v, w, {"digest": oci_digest, "statement_sha256": sha256_hex, "subject": oci_digest}
+    ),
     "metrics": _metrics,
     "parents": _ids,
     "extra": _free,
@@ -235,7 +241,12 @@ def check_shape(body: Any) -> None:
     for name, ok in (("hyperparameters", _is_text), ("metrics", _is_stored_number)):
         value = body.get(name, {})
         if type(value) is not dict or not all(ok(v) for v in value.values()):
-            raise _shape_error(body, f"record.{name}", "an object of " + ("name to JSON-encoded string" if name == "hyperparameters" else "metric name to number"))
+            raise _shape_error(
+                body,
+                f"record.{name}",
+                "an object of "
+                + ("name to JSON-encoded string" if name == "hyperparameters" else "metric name to number"),
+            )
     for name in ("data", "outputs"):
         files = body.get(name, [])
         if type(files) is not list or not all(

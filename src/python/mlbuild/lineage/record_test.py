@@ -54,11 +54,20 @@ def test_a_changed_fact_changes_the_id() -> None:
         ({"kind": "train", "pipeline": PIPELINE, "created": "2024-05-01T10:00:00Z"}, "record.kind"),
         ({"kind": "run", "pipeline": PIPELINE, "created": "yesterday"}, "record.created"),
         ({"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "pex": {"sha256": "abc"}}, "record.pex.sha256"),
-        ({"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "pex": {"sha": h("x")}}, "unknown field(s) sha"),
+        (
+            {"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "pex": {"sha": h("x")}},
+            "unknown field(s) sha",
+        ),
         ({"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "colour": "red"}, "unknown field(s) colour"),
-        ({"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "job": {"status": "Done"}}, "record.job.status"),
+        (
+            {"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "job": {"status": "Done"}},
+            "record.job.status",
+        ),
         ({"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "metrics": {"a": "x"}}, "record.metrics.a"),
-        ({"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "data": [{"name": "a"}, {"name": "a"}]}, "unique `name`"),
+        (
+            {"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "data": [{"name": "a"}, {"name": "a"}]},
+            "unique `name`",
+        ),
         ({"kind": "run", "pipeline": PIPELINE, "created": "2024-05-01", "schema": 2}, "record.schema"),
     ],
 )
@@ -73,7 +82,13 @@ def test_nan_metric_is_kept_as_text() -> None:
 
 
 def test_accessors() -> None:
-    record = make_record("run", PIPELINE, "2024-05-01", job={"status": "Completed"}, data=[{"name": "b", "checksum": d("b")}, {"name": "a", "checksum": d("a")}])
+    record = make_record(
+        "run",
+        PIPELINE,
+        "2024-05-01",
+        job={"status": "Completed"},
+        data=[{"name": "b", "checksum": d("b")}, {"name": "a", "checksum": d("a")}],
+    )
     assert record.succeeded
     assert record.get("job.status") == "Completed" and record.get("job.nope") is None
     assert list(record.data_checksums) == ["a", "b"]

@@ -27,8 +27,8 @@ from mlbuild.lineage.record import Record, make_record
 from mlbuild.oci.descriptor import INDEX_TYPES
 from mlbuild.oci.digest import digest_of
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE
-from mlbuild.registry.reference import parse_reference
 from mlbuild.registry.pull import resolve_digest
+from mlbuild.registry.reference import parse_reference
 from mlbuild.registry.referrers import find_referrers
 from mlbuild.registry.session import connect
 from mlbuild.sagemaker.tags import IMAGE_DIGEST, PEX_SHA256, PIPELINE_ADDRESS, decode_value
@@ -60,10 +60,14 @@ def s3_records(uri: str, s3: Any) -> List[Record]:
                 if not match:
                     continue
                 if int(item.get("Size", 0)) > MAX_RECORD:
-                    raise UserError(f"s3://{bucket}/{item['Key']}: {item['Size']} bytes; lineage records are kilobytes, so this is not one.")
+                    raise UserError(
+                        f"s3://{bucket}/{item['Key']}: {item['Size']} bytes; lineage records are kilobytes, so this is not one."
+                    )
                 data = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
                 if hashlib.sha256(data).hexdigest() != match.group(1):
-                    raise UserError(f"s3://{bucket}/{item['Key']}: contents do not hash to the name; not a record mlbuild wrote.")
+                    raise UserError(
+                        f"s3://{bucket}/{item['Key']}: contents do not hash to the name; not a record mlbuild wrote."
+                    )
                 records.append(Record.from_bytes(data))
     except (BotoCoreError, ClientError) as e:
         raise UserError(f"reading {uri}: {e}. Fix: check the URI, the AWS credentials and region.") from e
@@ -115,7 +119,9 @@ def ended_record(job: Mapping[str, Any], records: List[Record], sagemaker: Any) 
     try:
         tags = sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])
     except (BotoCoreError, ClientError) as e:
-        raise UserError(f"ListTags {job['TrainingJobName']}: {e}. Fix: allow sagemaker:ListTags, or pass --local-only.") from e
+        raise UserError(
+            f"ListTags {job['TrainingJobName']}: {e}. Fix: allow sagemaker:ListTags, or pass --local-only."
+        ) from e
     known = {t["Key"]: t.get("Value", "") for t in tags}
     pipeline = known.get(PIPELINE_ADDRESS) or (published[0].pipeline if published else None)
     if not pipeline:
@@ -130,9 +136,12 @@ def ended_record(job: Mapping[str, Any], records: List[Record], sagemaker: Any) 
         pex={"sha256": decode_value(known[PEX_SHA256])} if known.get(PEX_SHA256) else None,
         image={"ref": image, "manifest_digest": image.rsplit("@", 1)[1]} if "@" in image else None,
         job={
-            "name": job["TrainingJobName"], "arn": job["TrainingJobArn"], "status": status,
+            "name": job["TrainingJobName"],
+            "arn": job["TrainingJobArn"],
+            "status": status,
             "region": sagemaker.meta.region_name,
-            "start": job.get("TrainingStartTime"), "end": job["TrainingEndTime"],
+            "start": job.get("TrainingStartTime"),
+            "end": job["TrainingEndTime"],
         },
         model={"uri": model} if model else None,
         metrics=metrics or None,
@@ -155,7 +164,9 @@ def hash_records(hex_digest: str, sagemaker: Any, s3: Any) -> List[Record]:
             for page in sagemaker.get_paginator("search").paginate(Resource="TrainingJob", SearchExpression=expression):
                 names += [r["TrainingJob"]["TrainingJobName"] for r in page.get("Results", []) if "TrainingJob" in r]
     except (BotoCoreError, ClientError) as e:
-        raise UserError(f"SageMaker Search for {hex_digest[:12]}: {e}. Fix: check the AWS credentials and region.") from e
+        raise UserError(
+            f"SageMaker Search for {hex_digest[:12]}: {e}. Fix: check the AWS credentials and region."
+        ) from e
     records = {r.id: r for name in dict.fromkeys(names) for r in job_records(name, sagemaker, s3)}
     return sorted(records.values(), key=lambda r: (r.created, r.id))
 
@@ -182,7 +193,9 @@ def image_records(reference: str, environ: Optional[Mapping[str, str]] = None, *
     except (KeyError, TypeError, AttributeError) as e:
         raise UserError(f"{reference}: not an image manifest and config mlbuild can read ({e!r}).") from e
     if not labels.get(collect.PIPELINE_LABEL):
-        raise NotFoundError(f"{reference}: the image has no `{collect.PIPELINE_LABEL}` label; it was not built by mlbuild.")
+        raise NotFoundError(
+            f"{reference}: the image has no `{collect.PIPELINE_LABEL}` label; it was not built by mlbuild."
+        )
     build = collect.ImageBuild(
         summary_path=Path(reference),
         ref=f"{ref.repo_uri}@{digest}",
@@ -200,7 +213,11 @@ def image_records(reference: str, environ: Optional[Mapping[str, str]] = None, *
     attached, config_path, config_sha = None, None, None
     if len(statements) == 1:
         referrer, statement = statements[0]
-        attached = {"digest": referrer.descriptor.digest, "statement_sha256": hashlib.sha256(referrer.payload).hexdigest(), "subject": digest}
+        attached = {
+            "digest": referrer.descriptor.digest,
+            "statement_sha256": hashlib.sha256(referrer.payload).hexdigest(),
+            "subject": digest,
+        }
         # NB: the PEX is built beside the image, not into it: the statement names it.
         build = dataclasses.replace(build, pex=provenance.byproduct_sha256(statement, "pex"))
     elif statements:
@@ -209,7 +226,9 @@ def image_records(reference: str, environ: Optional[Mapping[str, str]] = None, *
         console.say(f"{reference} has {len(statements)} provenance statements ({listed}); recording none of them.")
     configs = {json.dumps(_external_config(s), sort_keys=True) for _, s in statements}
     if len(configs) == 1:
-        config_path, config_sha = _external_config(statements[0][1]).get("path"), _external_config(statements[0][1]).get("sha256")
+        config_path, config_sha = _external_config(statements[0][1]).get("path"), _external_config(
+            statements[0][1]
+        ).get("sha256")
     created = config.get("created") or "1970-01-01T00:00:00Z"
     return [collect.package_record(build, None, config_path, config_sha, created=created, provenance=attached)]
 
@@ -226,7 +245,9 @@ def _image_manifest(client: Any, reference: str, digest: str) -> tuple:
         platform = entry.get("platform") or {}
         if (platform.get("os"), platform.get("architecture")) == ("linux", "amd64"):
             return _image_manifest(client, reference, str(entry["digest"]))
-    raise UserError(f"{reference}: an image index without a linux/amd64 image. Fix: give the digest of the image itself.")
+    raise UserError(
+        f"{reference}: an image index without a linux/amd64 image. Fix: give the digest of the image itself."
+    )
 
 
 def _external_config(statement: Mapping[str, Any]) -> Dict[str, Any]:
@@ -243,4 +264,3 @@ def _json(data: bytes, what: str) -> Any:
     if not isinstance(value, dict):
         raise UserError(f"{what}: expected a JSON object.")
     return value
-

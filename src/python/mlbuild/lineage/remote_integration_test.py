@@ -8,11 +8,11 @@ from typing import Iterator
 
 import pytest
 
-from mlbuild.names import EXIT_NOT_VERIFIED, PEX_SHA256_LABEL
 from mlbuild.commands.cli import main
 from mlbuild.lineage import build_cli
 from mlbuild.lineage.store import Store
 from mlbuild.lineage.testing import LABELS, h
+from mlbuild.names import EXIT_NOT_VERIFIED, PEX_SHA256_LABEL
 from mlbuild.oci.archive import write_oci_archive
 from mlbuild.oci.image import Image, set_config
 from mlbuild.oci.layout import write_layout
@@ -46,16 +46,35 @@ def _package(tmp_path: Path, capsys) -> tuple[Path, str, str]:
     entry = write_layout(image, dist / "train.oci", "train")
     write_oci_archive(dist / "train.oci", dist / "train.oci.tar")
     summary = {
-        "ref": "train", "layout": "train.oci", "archive": "train.oci.tar", "manifest_digest": entry.digest,
-        "config_digest": image.config_descriptor().digest, "layers": [],
+        "ref": "train",
+        "layout": "train.oci",
+        "archive": "train.oci.tar",
+        "manifest_digest": entry.digest,
+        "config_digest": image.config_descriptor().digest,
+        "layers": [],
     }
     (dist / "train.image.json").write_text(json.dumps(summary))
     (tmp_path / "pipeline.yaml").write_text("name: churn\n")
-    code = build_cli.main([str(a) for a in (
-        "--lineage-dir", tmp_path / "store", "provenance", "--image-json", dist / "train.image.json",
-        "--output", dist / "train.provenance.json", "--config", tmp_path / "pipeline.yaml", "--record", "--attach",
-        "--pex-sha256", h("pex"),
-    )])
+    code = build_cli.main(
+        [
+            str(a)
+            for a in (
+                "--lineage-dir",
+                tmp_path / "store",
+                "provenance",
+                "--image-json",
+                dist / "train.image.json",
+                "--output",
+                dist / "train.provenance.json",
+                "--config",
+                tmp_path / "pipeline.yaml",
+                "--record",
+                "--attach",
+                "--pex-sha256",
+                h("pex"),
+            )
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     return dist / "train.image.json", entry.digest, out.strip()
@@ -71,7 +90,9 @@ def test_attached_provenance_is_in_the_layout_and_the_record(tmp_path: Path, cap
     code, out, _ = _run(capsys, "verify-provenance", "--image-json", summary)
     assert code == 0 and digest.split(":")[1] in out
     # Inspecting the statement's own hash leads to the package record.
-    code, out, _ = _run(capsys, "inspect", "--lineage-dir", tmp_path / "store", record.get("provenance.digest"), "--json")
+    code, out, _ = _run(
+        capsys, "inspect", "--lineage-dir", tmp_path / "store", record.get("provenance.digest"), "--json"
+    )
     assert code == 0 and json.loads(out)["focus"] == [record_id]
 
 
@@ -93,7 +114,10 @@ def test_a_fresh_clone_inspects_a_pushed_image_by_reference(registry: str, tmp_p
     for field in ("lockfile", "source", "config", "provenance"):
         assert fetched[field] == local.body[field], field
     # Twice, or from another machine: the same record id (created comes from the image).
-    assert _run(capsys, "fetch", "--lineage-dir", tmp_path / "other", pushed.image_uri)[1].split()[0] == lineage["focus"][0]
+    assert (
+        _run(capsys, "fetch", "--lineage-dir", tmp_path / "other", pushed.image_uri)[1].split()[0]
+        == lineage["focus"][0]
+    )
     # The provenance in the registry names the pushed digest; another digest fails.
     code, out, _ = _run(capsys, "verify-provenance", "--image", pushed.image_uri)
     assert code == 0 and out.count(f"{digest} (unsigned statement)") == 1

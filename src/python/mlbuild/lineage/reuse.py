@@ -22,13 +22,17 @@ from mlbuild.lineage.store import Store
 ARTIFACT_FIELDS = ("image.manifest_digest", "pex.sha256", "code.sha256")
 
 
-def run_inputs(artifact: str, hyperparameters: Mapping[str, Any], data_checksums: Mapping[str, Optional[str]]) -> Dict[str, Any]:
+def run_inputs(
+    artifact: str, hyperparameters: Mapping[str, Any], data_checksums: Mapping[str, Optional[str]]
+) -> Dict[str, Any]:
     """`{"artifact", "hyperparameters", "data"}` in the one form reuse compares (and a local job's
     name hashes). A channel without a checksum (None) stays None: it never matches a checksum."""
     return {
         "artifact": oci_digest(artifact, "artifact"),
         "hyperparameters": FIELDS["hyperparameters"](hyperparameters, "hyperparameters"),
-        "data": {name: c if c is None else oci_digest(c, f"data checksum of {name}") for name, c in data_checksums.items()},
+        "data": {
+            name: c if c is None else oci_digest(c, f"data checksum of {name}") for name, c in data_checksums.items()
+        },
     }
 
 
@@ -52,7 +56,11 @@ def find_reusable_run(
     want = run_inputs(artifact, hyperparameters, data_checksums)
     hits = []
     for record, field in store.mentioning(sha256_hex(artifact, "artifact")):
-        if field in ARTIFACT_FIELDS and record.kind in RUN_KINDS and is_reusable(record.status, _inputs_of(record, field), want):
+        if (
+            field in ARTIFACT_FIELDS
+            and record.kind in RUN_KINDS
+            and is_reusable(record.status, _inputs_of(record, field), want)
+        ):
             hits.append(record)
     hits.sort(key=lambda r: (r.created, r.id))
     return hits[-1] if hits else None

@@ -15,7 +15,15 @@ def test_hit_by_pex_or_image(tmp_path) -> None:
     assert find_reusable_run(c.store, c.package.get("pex.sha256"), HP, DATA) == c.run
     assert find_reusable_run(c.store, c.package.get("image.manifest_digest"), HP, DATA) == c.publish
     # encoded hyperparameters and a bare-hex checksum are the same thing
-    assert find_reusable_run(c.store, "sha256:" + c.package.get("pex.sha256"), {"lr": "0.1", "epochs": "3"}, {"train": d("train-data")[7:]}) == c.run
+    assert (
+        find_reusable_run(
+            c.store,
+            "sha256:" + c.package.get("pex.sha256"),
+            {"lr": "0.1", "epochs": "3"},
+            {"train": d("train-data")[7:]},
+        )
+        == c.run
+    )
 
 
 @pytest.mark.parametrize(
@@ -32,7 +40,11 @@ def test_hit_by_pex_or_image(tmp_path) -> None:
 )
 def test_miss(tmp_path, artifact, hp, data) -> None:
     c = chain(tmp_path)
-    key = {"pex": c.package.get("pex.sha256"), "other pex": package(seed="x").get("pex.sha256"), "base": c.package.get("image.base_digest")}[artifact]
+    key = {
+        "pex": c.package.get("pex.sha256"),
+        "other pex": package(seed="x").get("pex.sha256"),
+        "base": c.package.get("image.base_digest"),
+    }[artifact]
     assert find_reusable_run(c.store, key, hp, data) is None
 
 
@@ -53,5 +65,7 @@ def test_one_normal_form_and_one_decision() -> None:
     assert is_reusable("Completed", want, want)
     assert not is_reusable("Failed", want, want) and not is_reusable("InProgress", want, want)
     assert not is_reusable("Completed", None, want)  # NB: inputs unknown
-    assert not is_reusable("Completed", run_inputs("a" * 64, HP, {"train": None}), want)  # NB: a channel without a checksum
+    assert not is_reusable(
+        "Completed", run_inputs("a" * 64, HP, {"train": None}), want
+    )  # NB: a channel without a checksum
     assert not is_reusable("Completed", run_inputs("a" * 64, {**HP, "lr": 0.2}, DATA), want)

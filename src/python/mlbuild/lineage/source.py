@@ -20,7 +20,9 @@ from mlbuild.names import SOURCE_REVISION_ENV as SOURCE_REVISION_ENV_VAR
 GIT_TIMEOUT_S = 10
 
 
-def current_source(environ: Mapping[str, str] = os.environ, cwd: Optional[Union[str, Path]] = None) -> Optional[Dict[str, Any]]:
+def current_source(
+    environ: Mapping[str, str] = os.environ, cwd: Optional[Union[str, Path]] = None
+) -> Optional[Dict[str, Any]]:
     value = environ.get(SOURCE_REVISION_ENV_VAR, "").strip()
     if value and value != "unknown":
         return source_from_revision(value)

@@ -67,7 +67,9 @@ class Store:
         self._index: Optional[Index] = None
 
     @classmethod
-    def configured(cls, environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None, strict: bool = False) -> "Store":
+    def configured(
+        cls, environ: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None, strict: bool = False
+    ) -> "Store":
         """The default store, taking in what `pants package` left in the inbox."""
         return cls(default_root(environ, cwd), [default_inbox(environ, cwd)], strict)
 
@@ -140,7 +142,11 @@ class Store:
                 try:
                     record = self._read(path, stem)
                 except OSError as e:
-                    self._bad(path, f"unreadable lineage record ({e.strerror or e})", "delete the file, or fix its permissions")
+                    self._bad(
+                        path,
+                        f"unreadable lineage record ({e.strerror or e})",
+                        "delete the file, or fix its permissions",
+                    )
                     continue
                 if record is not None:
                     records[record.id] = record

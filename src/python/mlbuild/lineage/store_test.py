@@ -65,7 +65,7 @@ def test_a_corrupt_record_is_skipped_and_named_so_the_store_stays_usable(tmp_pat
     c = chain(tmp_path)
     path = c.store.path_of(c.run.id)
     path.write_bytes(path.read_bytes().replace(b"0.9", b"0.99"))
-    listed = (tmp_path / "records" / f"{hashlib.sha256(b'[]').hexdigest()}.json")
+    listed = tmp_path / "records" / f"{hashlib.sha256(b'[]').hexdigest()}.json"
     listed.write_bytes(b"[]")
     store = Store(tmp_path)
     assert [r.id for r in store.records()] == [c.package.id, c.publish.id]
@@ -83,7 +83,7 @@ def test_default_root(environ, expected) -> None:
 
 
 def _with_prefix(prefix: str, seed: str) -> str:
-    return prefix + h(seed)[len(prefix):]
+    return prefix + h(seed)[len(prefix) :]
 
 
 def test_ambiguous_prefix_lists_every_candidate(tmp_path) -> None:

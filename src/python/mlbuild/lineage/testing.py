@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from mlbuild import names
 from mlbuild.lineage.record import Record, make_record
 from mlbuild.lineage.store import Store
-from mlbuild import names
 
 PIPELINE = "src/python/pipelines/churn:train"
 
@@ -91,16 +91,29 @@ def run(
     return make_record("run", PIPELINE, created, **body)
 
 
-def publish(pkg: Record, parent: Optional[Record] = None, created: str = "2024-05-01T12:00:00Z", **fields: Any) -> Record:
+def publish(
+    pkg: Record, parent: Optional[Record] = None, created: str = "2024-05-01T12:00:00Z", **fields: Any
+) -> Record:
     body: Dict[str, Any] = dict(
         source=pkg.get("source"),
-        image={"ref": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn@" + pkg.get("image.manifest_digest"),
-               "manifest_digest": pkg.get("image.manifest_digest")},
-        job={"name": "churn-train-20240501-abc123", "arn": "arn:aws:sagemaker:eu-west-1:123456789012:training-job/churn-train-20240501-abc123",
-             "region": "eu-west-1", "start": "2024-05-01T12:00:00Z", "end": "2024-05-01T12:30:00Z", "status": "Completed"},
+        image={
+            "ref": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn@" + pkg.get("image.manifest_digest"),
+            "manifest_digest": pkg.get("image.manifest_digest"),
+        },
+        job={
+            "name": "churn-train-20240501-abc123",
+            "arn": "arn:aws:sagemaker:eu-west-1:123456789012:training-job/churn-train-20240501-abc123",
+            "region": "eu-west-1",
+            "start": "2024-05-01T12:00:00Z",
+            "end": "2024-05-01T12:30:00Z",
+            "status": "Completed",
+        },
         data=[{"name": "train", "uri": "s3://bucket/churn/train", "checksum": d("train-data")}],
         hyperparameters={"lr": 0.1, "epochs": 3},
-        model={"uri": "s3://bucket/out/churn-train-20240501-abc123/output/model.tar.gz", "sha256": h("published-model")},
+        model={
+            "uri": "s3://bucket/out/churn-train-20240501-abc123/output/model.tar.gz",
+            "sha256": h("published-model"),
+        },
         metrics={"accuracy": 0.92, "loss": 0.25},
         parents=[parent.id] if parent else [],
     )
@@ -133,7 +146,10 @@ def write_image(out_dir: Path, labels: Dict[str, str], manifest: bytes = b'{"sch
         "manifest_digest": "sha256:" + manifest_hex,
         "manifest_size": len(manifest),
         "config_digest": "sha256:" + config_hex,
-        "layers": [{"digest": d("base-layer"), "diff_id": d("base-diff")}, {"digest": d("layer"), "diff_id": d("diff")}],
+        "layers": [
+            {"digest": d("base-layer"), "diff_id": d("base-diff")},
+            {"digest": d("layer"), "diff_id": d("diff")},
+        ],
         "layout": "train.oci",
         "archive": "train.oci.tar",
     }

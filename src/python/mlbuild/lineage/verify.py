@@ -32,7 +32,14 @@ from typing import Callable, Optional
 from mlbuild import console
 from mlbuild.lineage import collect, provenance
 from mlbuild.lineage.build_diff import Difference, NotReproducible, check, differences  # noqa: F401 - re-exported
-from mlbuild.lineage.build_facts import Facts, Layer, output_paths, rebuilt_facts, recorded_facts, _summary_path  # noqa: F401
+from mlbuild.lineage.build_facts import (  # noqa: F401
+    Facts,
+    Layer,
+    _summary_path,
+    output_paths,
+    rebuilt_facts,
+    recorded_facts,
+)
 from mlbuild.lineage.provenance import VerificationError
 from mlbuild.lineage.rebuild_choice import DIRTY_REFUSAL, check_rebuildable, resolve_package  # noqa: F401
 from mlbuild.lineage.rebuild_runner import (  # noqa: F401 - re-exported; tests replace run_command here
@@ -73,7 +80,9 @@ def check_rebuilt_provenance(checkout: Path, record: Record) -> str:
             )
         return "the rebuilt layout holds no provenance (built before mlbuild stored it there)"
     assert build is not None and build.layout is not None  # NB: `stored` needs both
-    subject = provenance.verify_statement(provenance.from_layout(build.layout, build.manifest_digest) or {}, build.manifest_digest)
+    subject = provenance.verify_statement(
+        provenance.from_layout(build.layout, build.manifest_digest) or {}, build.manifest_digest
+    )
     rebuilt = stored.descriptor.digest
     if recorded and recorded != rebuilt:
         raise NotReproducible(
@@ -111,8 +120,12 @@ def verify(
     try:
         runner(["git", "-C", str(repo), "cat-file", "-e", f"{revision}^{{commit}}"], None, False)
     except RebuildFailed:
-        raise CannotRebuild(f"cannot rebuild: revision {revision} is not in {repo}. Fix: fetch it, or pass --repo with a clone that has it.") from None
-    log(f"package record {record.id[:12]}: {record.pipeline} at {revision}, image {record.get('image.manifest_digest')}")
+        raise CannotRebuild(
+            f"cannot rebuild: revision {revision} is not in {repo}. Fix: fetch it, or pass --repo with a clone that has it."
+        ) from None
+    log(
+        f"package record {record.id[:12]}: {record.pipeline} at {revision}, image {record.get('image.manifest_digest')}"
+    )
     checkout = Path(tempfile.mkdtemp(prefix="mlbuild-verify-", dir=str(options.workdir) if options.workdir else None))
     try:
         runner(["git", "clone", "--no-hardlinks", "--quiet", str(repo), str(checkout)], None, False)

@@ -8,7 +8,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from mlbuild.names import EXIT_NOT_VERIFIED
 from mlbuild.commands import cli
 from mlbuild.lineage import collect, verify
 from mlbuild.lineage.errors import NotFoundError, UserError
@@ -17,6 +16,7 @@ from mlbuild.lineage.record import Record, make_record
 from mlbuild.lineage.store import Store
 from mlbuild.lineage.testing import PIPELINE, d, h, publish, run
 from mlbuild.lineage.verify import CannotRebuild, NotReproducible, Options, RebuildFailed
+from mlbuild.names import EXIT_NOT_VERIFIED
 from mlbuild.oci.image import Image, set_config
 from mlbuild.oci.layout import write_layout
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE, attach, make_referrer
@@ -66,7 +66,11 @@ def write_build(
         "manifest_digest": "sha256:" + _sha(manifest),
         "config_digest": "sha256:" + _sha(image_config),
         "layers": [
-            {"digest": digest, "diff_id": d(digest), "annotations": {verify.LAYER_NAME_ANNOTATION: name, verify.LAYER_COMPRESSOR_ANNOTATION: compressor}}
+            {
+                "digest": digest,
+                "diff_id": d(digest),
+                "annotations": {verify.LAYER_NAME_ANNOTATION: name, verify.LAYER_COMPRESSOR_ANNOTATION: compressor},
+            }
             for name, digest in layers
         ],
         "layout": "train.oci",
@@ -90,7 +94,9 @@ def package_record(summary: Path, config: bytes = b"config", **overrides) -> Rec
 class FakeRunner:
     """Stands in for git and Pants: `build(checkout)` plays `pants package`."""
 
-    def __init__(self, repo: Path, build: Callable[[Path], object], revisions: Sequence[str] = (REV,), pants_fails: bool = False) -> None:
+    def __init__(
+        self, repo: Path, build: Callable[[Path], object], revisions: Sequence[str] = (REV,), pants_fails: bool = False
+    ) -> None:
         self.repo, self.build, self.revisions, self.pants_fails = repo, build, set(revisions), pants_fails
         self.calls: List[Tuple[Tuple[str, ...], Optional[Path], bool]] = []
         self.checkout: Optional[Path] = None
@@ -151,7 +157,14 @@ def test_identical_rebuild_verifies_and_removes_the_checkout(setup) -> None:
         ("git", "-C", str(repo), "cat-file", "-e", f"{REV}^{{commit}}"),
         ("git", "clone", "--no-hardlinks", "--quiet", str(repo), checkout),
         ("git", "-C", checkout, "checkout", "--quiet", REV),
-        ("./pants", "--no-pantsd", "--no-local-cache", f"--named-caches-dir={checkout}-named-caches", "package", PIPELINE),
+        (
+            "./pants",
+            "--no-pantsd",
+            "--no-local-cache",
+            f"--named-caches-dir={checkout}-named-caches",
+            "package",
+            PIPELINE,
+        ),
     ]
     assert runner.calls[-1][2] is True  # NB: Pants' output is streamed, not captured.
     assert list(work.iterdir()) == []
@@ -195,8 +208,13 @@ def test_dirty_message_is_the_documented_one(tmp_path) -> None:
 
 def test_a_clean_record_of_the_same_artifact_wins_over_a_dirty_one(setup) -> None:
     repo, store, record, work = setup
-    store.put(package_record(repo / "dist/src.python.pipelines.churn/train.image.json", created="2030-01-01T00:00:00Z",
-                             source={"revision": REV, "dirty": True}))
+    store.put(
+        package_record(
+            repo / "dist/src.python.pipelines.churn/train.image.json",
+            created="2030-01-01T00:00:00Z",
+            source={"revision": REV, "dirty": True},
+        )
+    )
     chosen = verify.resolve_package(Store(store.root), record.get("pex.sha256"))
     assert chosen.id == record.id
 
@@ -217,7 +235,14 @@ def test_follows_run_and_publish_records_to_their_package(setup) -> None:
     for record in (r, pub, orphan):
         store.put(record)
     store = Store(store.root)
-    for query in (r.id, r.get("model.sha256"), r.get("job.name"), pub.get("job.name"), pub.get("image.ref"), pub.id[:8]):
+    for query in (
+        r.id,
+        r.get("model.sha256"),
+        r.get("job.name"),
+        pub.get("job.name"),
+        pub.get("image.ref"),
+        pub.id[:8],
+    ):
         assert verify.resolve_package(store, query).id == pkg.id, query
     with pytest.raises(UserError, match="no package record"):
         verify.resolve_package(store, orphan.id)
@@ -321,7 +346,9 @@ def test_output_paths() -> None:
 
 
 def test_child_env_drops_what_would_leak_into_the_checkout() -> None:
-    env = verify.child_env({"PYTHONPATH": "/work/main/src/python", "PEX_ROOT": "x", "HOME": "/root", "PANTS_CA_CERTS_PATH": "c"})
+    env = verify.child_env(
+        {"PYTHONPATH": "/work/main/src/python", "PEX_ROOT": "x", "HOME": "/root", "PANTS_CA_CERTS_PATH": "c"}
+    )
     assert env == {"HOME": "/root", "PANTS_CA_CERTS_PATH": "c"}
 
 
@@ -343,7 +370,9 @@ def test_cli_exit_codes(setup, monkeypatch, capsys) -> None:
     work.mkdir()
     monkeypatch.setattr(verify.tempfile, "tempdir", str(work))
     monkeypatch.setattr(verify, "run_command", FakeRunner(repo, write_build))
-    code = cli.main(["verify", "--lineage-dir", str(store.root), record.get("image.manifest_digest"), "--repo", str(repo)])
+    code = cli.main(
+        ["verify", "--lineage-dir", str(store.root), record.get("image.manifest_digest"), "--repo", str(repo)]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and out.startswith("verified: sha256:") and "rebuilding in" in err
 
@@ -352,7 +381,11 @@ def test_cli_exit_codes(setup, monkeypatch, capsys) -> None:
     out, err = capsys.readouterr()
     assert code == EXIT_NOT_VERIFIED and "not reproducible" in err and "PEX sha256: recorded" in err
 
-    dirty = package_record(repo / "dist/src.python.pipelines.churn/train.image.json", source={"revision": REV, "dirty": True}, created="2031-01-01T00:00:00Z")
+    dirty = package_record(
+        repo / "dist/src.python.pipelines.churn/train.image.json",
+        source={"revision": REV, "dirty": True},
+        created="2031-01-01T00:00:00Z",
+    )
     Store(store.root).put(dirty)
     code = cli.main(["verify", "--lineage-dir", str(store.root), dirty.id])
     assert code == 2 and verify.DIRTY_REFUSAL in capsys.readouterr().err
@@ -366,12 +399,26 @@ def _attested_checkout(root: Path, builder: str = "v1", attach_it: bool = True) 
     image = set_config(Image(), entrypoint=["train"], labels={collect.PIPELINE_LABEL: PIPELINE})
     out = root / "dist" / "src.python.pipelines.churn"
     entry = write_layout(image, out / "train.oci", "train")
-    summary = {"ref": "train", "layout": "train.oci", "manifest_digest": entry.digest, "config_digest": image.config_descriptor().digest, "layers": []}
+    summary = {
+        "ref": "train",
+        "layout": "train.oci",
+        "manifest_digest": entry.digest,
+        "config_digest": image.config_descriptor().digest,
+        "layers": [],
+    }
     (out / "train.image.json").write_text(json.dumps(summary))
     if not attach_it:
         return entry.digest, None
-    stmt = {"_type": STATEMENT_TYPE, "predicateType": PREDICATE_TYPE, "subject": [{"name": "x", "digest": {"sha256": entry.digest[7:]}}], "builder": builder}
-    return entry.digest, attach(out / "train.oci", make_referrer(entry, IN_TOTO_MEDIA_TYPE, json.dumps(stmt).encode())).digest
+    stmt = {
+        "_type": STATEMENT_TYPE,
+        "predicateType": PREDICATE_TYPE,
+        "subject": [{"name": "x", "digest": {"sha256": entry.digest[7:]}}],
+        "builder": builder,
+    }
+    return (
+        entry.digest,
+        attach(out / "train.oci", make_referrer(entry, IN_TOTO_MEDIA_TYPE, json.dumps(stmt).encode())).digest,
+    )
 
 
 def _record(image: str, provenance: Optional[str], subject: Optional[str] = None) -> Record:
@@ -411,22 +458,41 @@ def test_cli_json_outcomes_on_stdout_for_every_branch(setup, monkeypatch, capsys
     monkeypatch.setattr(verify, "run_command", FakeRunner(repo, write_build))
     code = cli.main(["verify", "--lineage-dir", str(store.root), record.id[:8], "--json", "--repo", str(repo)])
     out, _ = capsys.readouterr()
-    assert code == 0 and json.loads(out) == {"query": record.id[:8], "verified": True, "message": json.loads(out)["message"]}
+    assert code == 0 and json.loads(out) == {
+        "query": record.id[:8],
+        "verified": True,
+        "message": json.loads(out)["message"],
+    }
     assert json.loads(out)["message"].startswith("verified: sha256:")
 
     monkeypatch.setattr(verify, "run_command", FakeRunner(repo, lambda checkout: write_build(checkout, pex=b"changed")))
     code = cli.main(["verify", "--lineage-dir", str(store.root), record.id[:8], "--json"])
     out, err = capsys.readouterr()
     outcome = json.loads(out)
-    assert code == EXIT_NOT_VERIFIED and outcome["verified"] is False and outcome["exit_code"] == EXIT_NOT_VERIFIED and outcome["query"] == record.id[:8]
+    assert (
+        code == EXIT_NOT_VERIFIED
+        and outcome["verified"] is False
+        and outcome["exit_code"] == EXIT_NOT_VERIFIED
+        and outcome["query"] == record.id[:8]
+    )
     assert outcome["message"].startswith("not reproducible") and f"mlbuild: error: {outcome['message']}\n" in err
     pex = [d for d in outcome["differences"] if "PEX" in d["what"]]
     assert pex and pex[0]["recorded"] != pex[0]["rebuilt"] and set(pex[0]) == {"what", "recorded", "rebuilt", "why"}
 
-    dirty = package_record(repo / "dist/src.python.pipelines.churn/train.image.json", source={"revision": REV, "dirty": True}, created="2031-01-01T00:00:00Z")
+    dirty = package_record(
+        repo / "dist/src.python.pipelines.churn/train.image.json",
+        source={"revision": REV, "dirty": True},
+        created="2031-01-01T00:00:00Z",
+    )
     Store(store.root).put(dirty)
     code = cli.main(["verify", "--lineage-dir", str(store.root), dirty.id, "--json"])
     out, err = capsys.readouterr()
     outcome = json.loads(out)
     assert code == 2 and verify.DIRTY_REFUSAL in outcome["message"]
-    assert outcome == {"query": dirty.id, "verified": False, "message": outcome["message"], "differences": [], "exit_code": 2}
+    assert outcome == {
+        "query": dirty.id,
+        "verified": False,
+        "message": outcome["message"],
+        "differences": [],
+        "exit_code": 2,
+    }

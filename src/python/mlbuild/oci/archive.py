@@ -15,9 +15,9 @@ import os
 import tarfile
 from pathlib import Path
 
-from mlbuild.oci.determinism import DIR_MODE, FILE_MODE, TAR_ENCODING, TAR_FORMAT, tar_info
-from mlbuild.oci.blob_store import INDEX_DIR
 from mlbuild.kernel_copy import append_range
+from mlbuild.oci.blob_store import INDEX_DIR
+from mlbuild.oci.determinism import DIR_MODE, FILE_MODE, TAR_ENCODING, TAR_FORMAT, tar_info
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE

@@ -13,7 +13,9 @@ from mlbuild.oci.determinism import DIR_MODE, FILE_MODE, TAR_ENCODING, TAR_FORMA
 def tarfile_archive(layout_dir: Path, archive_path: Path) -> None:
     """The reference: the same entries written by the standard library's tarfile."""
     paths = sorted(p for p in layout_dir.rglob("*") if not p.name.startswith("."))
-    with open(archive_path, "wb") as f, tarfile.open(fileobj=f, mode="w|", format=TAR_FORMAT, encoding=TAR_ENCODING) as tar:
+    with open(archive_path, "wb") as f, tarfile.open(
+        fileobj=f, mode="w|", format=TAR_FORMAT, encoding=TAR_ENCODING
+    ) as tar:
         for path in paths:
             name = path.relative_to(layout_dir).as_posix()
             if path.is_dir():

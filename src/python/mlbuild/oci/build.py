@@ -18,9 +18,9 @@ from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.determinism import Compressor
 from mlbuild.oci.errors import UserError
 from mlbuild.oci.image import Image, add_layer, canonical, set_annotations, set_config
+from mlbuild.oci.layer import Layer
 from mlbuild.oci.layer_writer import write_layer
 from mlbuild.oci.layout import read_layout, write_layout
-from mlbuild.oci.layer import Layer
 from mlbuild.oci.spec import BuildSpec, LayerSpec
 
 LAYOUT_DIR = "layout"
@@ -86,7 +86,9 @@ def write_layers(layers: list[LayerSpec], store: BlobStore, compressor: Compress
         return [_write_layer(job) for job in jobs]
     # NB: fork: the workers need nothing but the job (no re-import of the tool); results keep their order.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context, initializer=_die_with_parent) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), mp_context=context, initializer=_die_with_parent
+    ) as pool:
         return list(pool.map(_write_layer, jobs))
 
 
@@ -96,7 +98,11 @@ def default_workers() -> int:
 
 def build_image(spec: BuildSpec, store: BlobStore, compressor: Compressor, workers: int = 1) -> Image:
     """The image a spec describes; new layer blobs land in `store` (reused if cached there)."""
-    image = canonical(read_layout(spec.base.layout, spec.base.ref, layer_blobs=not spec.base.thin)) if spec.base else Image()
+    image = (
+        canonical(read_layout(spec.base.layout, spec.base.ref, layer_blobs=not spec.base.thin))
+        if spec.base
+        else Image()
+    )
     layers = [part for layer_spec in spec.layers for part in split_by_bytes(layer_spec)]
     total = len(image.layers) + len(layers)
     if total > MAX_LAYERS:
@@ -135,11 +141,18 @@ def thin_base_layers(spec: BuildSpec, image: Image) -> frozenset[str]:
 
 
 def write_outputs(
-    image: Image, out_dir: Path, ref: str, name: str | None = None, archive: bool = True, omit_layers: frozenset[str] = frozenset()
+    image: Image,
+    out_dir: Path,
+    ref: str,
+    name: str | None = None,
+    archive: bool = True,
+    omit_layers: frozenset[str] = frozenset(),
 ) -> BuildOutputs:
     """The layout (minus `omit_layers`' blobs), the oci-archive unless `archive=False`, and the summary."""
     if archive and omit_layers:
-        raise UserError("an oci-archive needs every layer blob; a thin base's are elsewhere (build the archive from the whole layout)")
+        raise UserError(
+            "an oci-archive needs every layer blob; a thin base's are elsewhere (build the archive from the whole layout)"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     layout_name, archive_name, summary_name = output_names(name)

@@ -49,7 +49,11 @@ def _spec(root: Path, *, seed: int) -> dict:
         "ref": "trainer:1",
         "layers": [
             {"name": "deps", "dirs": [{"src": "src/pkg", "dest": "/opt/program/pkg"}]},
-            {"name": "app", "files": files, "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/program/train"}]},
+            {
+                "name": "app",
+                "files": files,
+                "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/program/train"}],
+            },
         ],
         "config": {"env": {"B": "2", "A": "1"}, "workdir": "/opt/program", "labels": {"z": "1", "a": "2"}},
         "annotations": {"org.opencontainers.image.title": "trainer"},
@@ -62,7 +66,18 @@ def _cli_build(work: Path, *, seed: int, umask: int, top_text: str = "v1", compr
     tmp = work / "tmp"
     tmp.mkdir()
     env = {**os.environ, "PYTHONPATH": str(SRC_ROOT), "TMPDIR": str(tmp), "PYTHONHASHSEED": str(seed)}
-    cmd = [sys.executable, "-m", "mlbuild.oci", "build", "--spec", "spec.json", "--output", "out", "--compressor", compressor]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlbuild.oci",
+        "build",
+        "--spec",
+        "spec.json",
+        "--output",
+        "out",
+        "--compressor",
+        compressor,
+    ]
     subprocess.run(cmd, cwd=work, env=env, check=True, preexec_fn=lambda: os.umask(umask))
     return work / "out"
 
@@ -146,7 +161,10 @@ def _zip_layers(tmp_path: Path, sizes: dict[str, int], max_bytes: int | None) ->
             for i in range(4):
                 z.writestr(f"{name}/part{i}.bin", bytes([i]) * (size // 4))
             z.writestr(f"{name}/__init__.py", "X = 1\n")
-        layer: dict[str, Any] = {"name": f"dep-{name}", "zips": [{"src": path.name, "dest": f"/opt/deps/{name}", "bytecode": "cpython-311"}]}
+        layer: dict[str, Any] = {
+            "name": f"dep-{name}",
+            "zips": [{"src": path.name, "dest": f"/opt/deps/{name}", "bytecode": "cpython-311"}],
+        }
         if max_bytes:
             layer["max_bytes"] = max_bytes
         layers.append(layer)
@@ -160,7 +178,9 @@ def test_a_layer_over_its_cap_is_split_by_path_and_each_part_depends_on_its_cont
     assert names == ["dep-big-1of2", "dep-big-2of2", "dep-small"]
     # Another wheel beside it changes nothing of big's parts: their digests are their contents'.
     (tmp_path / "other").mkdir()
-    again = parse_spec(_zip_layers(tmp_path / "other", {"big": 4000, "tiny": 10}, max_bytes=2100), base_dir=tmp_path / "other")
+    again = parse_spec(
+        _zip_layers(tmp_path / "other", {"big": 4000, "tiny": 10}, max_bytes=2100), base_dir=tmp_path / "other"
+    )
     other = build_image(again, BlobStore(tmp_path / "store2"), choose_compressor("zlib"))
     assert [layer.digest for layer in other.layers[:2]] == [layer.digest for layer in image.layers[:2]]
 
@@ -169,14 +189,18 @@ def test_layers_built_in_parallel_are_the_same_bytes_as_one_at_a_time(tmp_path: 
     spec = parse_spec(_zip_layers(tmp_path, {"a": 3000, "b": 2000, "c": 1000}, max_bytes=None), base_dir=tmp_path)
     serial = build_image(spec, BlobStore(tmp_path / "s1"), choose_compressor("zlib"), workers=1)
     parallel = build_image(spec, BlobStore(tmp_path / "s2"), choose_compressor("zlib"), workers=3)
-    assert [(layer.digest, layer.diff_id) for layer in serial.layers] == [(layer.digest, layer.diff_id) for layer in parallel.layers]
+    assert [(layer.digest, layer.diff_id) for layer in serial.layers] == [
+        (layer.digest, layer.diff_id) for layer in parallel.layers
+    ]
     assert serial.config_bytes() == parallel.config_bytes()
 
 
 def test_more_layers_than_registries_handle_is_a_build_error_that_says_how_to_group(tmp_path: Path) -> None:
     from mlbuild.oci import build as build_module
 
-    spec = parse_spec(_zip_layers(tmp_path, {f"w{i}": 8 for i in range(build_module.MAX_LAYERS + 1)}, None), base_dir=tmp_path)
+    spec = parse_spec(
+        _zip_layers(tmp_path, {f"w{i}": 8 for i in range(build_module.MAX_LAYERS + 1)}, None), base_dir=tmp_path
+    )
     with pytest.raises(Exception, match=r"101 layers.*layer_split_mb"):
         build_image(spec, BlobStore(tmp_path / "store"), choose_compressor("zlib"))
 
@@ -199,6 +223,10 @@ with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), init
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{worker}") and "Z" not in open(f"/proc/{worker}/stat").read().split()[2]:
+    while (
+        time.monotonic() < deadline
+        and os.path.exists(f"/proc/{worker}")
+        and "Z" not in open(f"/proc/{worker}/stat").read().split()[2]
+    ):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{worker}") or open(f"/proc/{worker}/stat").read().split()[2] == "Z"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import marshal
-import tarfile
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -44,7 +44,9 @@ def test_every_compilable_module_gets_an_unchecked_hash_pyc_with_its_image_path(
     names = tarfile.open(fileobj=io.BytesIO(written.getvalue())).getnames()
     assert f"opt/deps/pkg.whl/pkg/__pycache__/__init__.{TAG}.pyc" in names and py2.path not in names
     assert "opt/deps/pkg.whl/pkg/__pycache__" in entries and entries["opt/deps/pkg.whl/pkg/__pycache__"].kind == "dir"
-    assert not any(p.endswith(".pyc") for p in {e.path for e in entries_from_zip(_wheel(tmp_path), "/opt/deps/pkg.whl")})
+    assert not any(
+        p.endswith(".pyc") for p in {e.path for e in entries_from_zip(_wheel(tmp_path), "/opt/deps/pkg.whl")}
+    )
 
 
 def test_python_imports_the_pyc_as_it_is_and_it_names_the_image_path(tmp_path: Path) -> None:
@@ -61,12 +63,22 @@ def test_python_imports_the_pyc_as_it_is_and_it_names_the_image_path(tmp_path: P
     (root / "opt/deps/pkg.whl/pkg/__init__.py").write_bytes(SOURCE.replace(b"__file__", b"'changed'"))
     script = "import pkg\ntry:\n    pkg.where()\nexcept RuntimeError as e:\n    import traceback; print(traceback.format_exc())"
     out = subprocess.run(
-        [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {str(root / 'opt/deps/pkg.whl')!r})\n{script}"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-I",
+            "-B",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(root / 'opt/deps/pkg.whl')!r})\n{script}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     # Python points co_filename at where it found the file (in the image: the same path).
     assert f'File "{root}/opt/deps/pkg.whl/pkg/__init__.py"' in out
-    assert out.strip().endswith(f"RuntimeError: {root}/opt/deps/pkg.whl/pkg/__init__.py")  # the pyc's code, not 'changed'
+    assert out.strip().endswith(
+        f"RuntimeError: {root}/opt/deps/pkg.whl/pkg/__init__.py"
+    )  # the pyc's code, not 'changed'
     pyc = (root / f"opt/deps/pkg.whl/pkg/__pycache__/__init__.{TAG}.pyc").read_bytes()
     assert marshal.loads(pyc[16:]).co_filename == "/opt/deps/pkg.whl/pkg/__init__.py"
 
@@ -79,7 +91,12 @@ def test_the_same_source_compiles_to_the_same_bytes_in_different_processes(tmp_p
         f"sys.stdout.buffer.write(compile_source('opt/x.py', {SOURCE!r}))"
     )
     outputs = {
-        subprocess.run([sys.executable, "-c", program, "x", *warm], capture_output=True, check=True, env={"PYTHONPATH": ":".join(sys.path)}).stdout
+        subprocess.run(
+            [sys.executable, "-c", program, "x", *warm],
+            capture_output=True,
+            check=True,
+            env={"PYTHONPATH": ":".join(sys.path)},
+        ).stdout
         for warm in ([], ["json", "email.message"], ["decimal", "asyncio"])
     }
     assert len(outputs) == 1 and outputs == {compile_source("opt/x.py", SOURCE)}
@@ -98,7 +115,9 @@ def test_a_tree_gets_a_pyc_for_every_module_and_every_module_symlink(tmp_path: P
     (root / "etc/python3.11").mkdir(parents=True)
     (root / "usr/lib/python3.11/json/__init__.py").write_bytes(SOURCE)
     (root / "usr/lib/python3.11/_sysconfigdata__x86_64-linux-gnu.py").write_bytes(b"build_time_vars = {}\n")
-    (root / "usr/lib/python3.11/_sysconfigdata__linux_x86_64-linux-gnu.py").symlink_to("_sysconfigdata__x86_64-linux-gnu.py")
+    (root / "usr/lib/python3.11/_sysconfigdata__linux_x86_64-linux-gnu.py").symlink_to(
+        "_sysconfigdata__x86_64-linux-gnu.py"
+    )
     (root / "etc/python3.11/sitecustomize.py").write_bytes(b"X = 1\n")
     (root / "usr/lib/python3.11/sitecustomize.py").symlink_to("/etc/python3.11/sitecustomize.py")
     (root / "usr/lib/python3.11/dangling.py").symlink_to("/nowhere.py")
@@ -110,8 +129,11 @@ def test_a_tree_gets_a_pyc_for_every_module_and_every_module_symlink(tmp_path: P
     assert pycs == sorted(
         f"{folder}/__pycache__/{name}.{TAG}.pyc"
         for folder, name in [
-            ("etc/python3.11", "sitecustomize"), (f"{lib}/json", "__init__"), (lib, "_sysconfigdata__x86_64-linux-gnu"),
-            (lib, "_sysconfigdata__linux_x86_64-linux-gnu"), (lib, "sitecustomize"),
+            ("etc/python3.11", "sitecustomize"),
+            (f"{lib}/json", "__init__"),
+            (lib, "_sysconfigdata__x86_64-linux-gnu"),
+            (lib, "_sysconfigdata__linux_x86_64-linux-gnu"),
+            (lib, "sitecustomize"),
         ]
     )
     assert entries[f"{lib}/json/__pycache__"].kind == "dir"

@@ -97,20 +97,32 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--name", help="write <name>.oci/, <name>.oci.tar and <name>.image.json instead")
     b.add_argument(flags.CACHE_DIR, type=Path, help="a blob directory kept between builds (layer cache)")
     b.add_argument("--compressor", choices=COMPRESSOR_CHOICES, default="auto")
-    b.add_argument("--workers", type=_positive, default=default_workers(), help="layers built at once (default: one per CPU)")
+    b.add_argument(
+        "--workers", type=_positive, default=default_workers(), help="layers built at once (default: one per CPU)"
+    )
     b.add_argument("--check-sagemaker", action="store_true", help="fail unless the SageMaker contract holds")
     b.add_argument(
-        "--check-program", action="append", default=[], metavar="NAME",
+        "--check-program",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="with --check-sagemaker: also require this program on PATH besides `train` (e.g. serve; repeatable)",
     )
-    b.add_argument("--no-archive", action="store_true", help="write the layout and summary only (an intermediate image)")
     b.add_argument(
-        "--write-fs-index", action="store_true",
+        "--no-archive", action="store_true", help="write the layout and summary only (an intermediate image)"
+    )
+    b.add_argument(
+        "--write-fs-index",
+        action="store_true",
         help=f"also write <name>{FS_INDEX_SUFFIX}: the merged filesystem, so checks of images built on this one replay only their own layers",
     )
-    b.add_argument("--base-fs-index", type=Path, help=f"the base image's {FS_INDEX_SUFFIX} (used when its layers are the base's)")
+    b.add_argument(
+        "--base-fs-index", type=Path, help=f"the base image's {FS_INDEX_SUFFIX} (used when its layers are the base's)"
+    )
     b.set_defaults(run=_build)
-    a = sub.add_parser("archive", help="pack a whole OCI layout into one oci-archive (what `skopeo copy oci-archive:` reads)")
+    a = sub.add_parser(
+        "archive", help="pack a whole OCI layout into one oci-archive (what `skopeo copy oci-archive:` reads)"
+    )
     a.add_argument("--layout", required=True, type=Path)
     a.add_argument(flags.OUTPUT, required=True, type=Path, help="the .oci.tar to write")
     a.set_defaults(run=_archive)
@@ -124,10 +136,16 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument(flags.REF_NAME, help="the image's ref name in the layout (default: its only image)")
     c.set_defaults(run=_check)
     for cmd in (u, c):
-        cmd.add_argument("--max-bytes", type=_positive, help=f"decompressed bytes, all layers (default {DEFAULT_MAX_BYTES})")
-        cmd.add_argument("--max-entries", type=_positive, help=f"tar entries, all layers (default {DEFAULT_MAX_ENTRIES})")
+        cmd.add_argument(
+            "--max-bytes", type=_positive, help=f"decompressed bytes, all layers (default {DEFAULT_MAX_BYTES})"
+        )
+        cmd.add_argument(
+            "--max-entries", type=_positive, help=f"tar entries, all layers (default {DEFAULT_MAX_ENTRIES})"
+        )
         cmd.add_argument("--max-file-bytes", type=_positive, help=f"one file's size (default {DEFAULT_MAX_FILE_BYTES})")
-        cmd.add_argument("--keep-special-modes", action="store_true", help="keep setuid/setgid/sticky and world-write bits")
+        cmd.add_argument(
+            "--keep-special-modes", action="store_true", help="keep setuid/setgid/sticky and world-write bits"
+        )
     return p
 
 

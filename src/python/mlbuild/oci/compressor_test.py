@@ -56,6 +56,8 @@ def test_a_layer_built_with_auto_records_isal_and_holds_isal_bytes(tmp_path: Pat
     layer = write_layer([LayerEntry.file("/data.bin", DATA)], BlobStore(tmp_path / "blobs"), auto)
     assert layer.descriptor.annotations[COMPRESSOR_ANNOTATION] == auto.id
     assert layer.descriptor.annotations[COMPRESSOR_ANNOTATION].startswith("isal-")
-    zlib_layer = write_layer([LayerEntry.file("/data.bin", DATA)], BlobStore(tmp_path / "zlib"), choose_compressor("zlib"))
+    zlib_layer = write_layer(
+        [LayerEntry.file("/data.bin", DATA)], BlobStore(tmp_path / "zlib"), choose_compressor("zlib")
+    )
     assert zlib_layer.diff_id == layer.diff_id  # the same tar ...
     assert zlib_layer.descriptor.digest != layer.descriptor.digest  # ... compressed by another library

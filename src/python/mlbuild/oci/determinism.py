@@ -16,7 +16,6 @@ day. So nothing here reads the clock, the user, the umask or the environment:
 from __future__ import annotations
 
 import functools
-
 import stat
 import tarfile
 import zlib
@@ -124,6 +123,9 @@ def file_kind(mode: int) -> str:
         return "file"
     if stat.S_ISLNK(mode):
         return "symlink"
-    return {stat.S_IFSOCK: "socket", stat.S_IFIFO: "fifo", stat.S_IFCHR: "char device", stat.S_IFBLK: "block device"}.get(
-        stat.S_IFMT(mode), "unknown file type"
-    )
+    return {
+        stat.S_IFSOCK: "socket",
+        stat.S_IFIFO: "fifo",
+        stat.S_IFCHR: "char device",
+        stat.S_IFBLK: "block device",
+    }.get(stat.S_IFMT(mode), "unknown file type")

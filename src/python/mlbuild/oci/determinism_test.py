@@ -46,7 +46,12 @@ def test_compressor_ids_name_library_and_version() -> None:
 
 
 def test_tar_is_sorted_and_normalised_whatever_the_input_order() -> None:
-    entries = [LayerEntry.file("/b/z", b"1"), LayerEntry.directory("/b"), LayerEntry.symlink("/a", "b/z"), LayerEntry.file("/b-c", b"2", 0o700)]
+    entries = [
+        LayerEntry.file("/b/z", b"1"),
+        LayerEntry.directory("/b"),
+        LayerEntry.symlink("/a", "b/z"),
+        LayerEntry.file("/b-c", b"2", 0o700),
+    ]
     outs = []
     for order in (entries, entries[::-1]):
         buf = io.BytesIO()
@@ -54,7 +59,12 @@ def test_tar_is_sorted_and_normalised_whatever_the_input_order() -> None:
         outs.append(buf.getvalue())
     assert outs[0] == outs[1]
     with tarfile.open(fileobj=io.BytesIO(outs[0])) as tar:
-        assert [(m.name, m.mode) for m in tar.getmembers()] == [("a", 0o777), ("b", 0o755), ("b-c", 0o755), ("b/z", 0o644)]
+        assert [(m.name, m.mode) for m in tar.getmembers()] == [
+            ("a", 0o777),
+            ("b", 0o755),
+            ("b-c", 0o755),
+            ("b/z", 0o644),
+        ]
 
 
 def test_the_same_path_twice_with_different_content_is_refused() -> None:

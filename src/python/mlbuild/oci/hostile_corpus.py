@@ -111,7 +111,9 @@ def cases() -> Iterator[Case]:
     yield Case("symlink->.. then write, next layer", [[S("a", "..")], [F("a/x")]], "climbs above")
     yield Case("symlink->/etc then mkdir, next layer", [[S("a", "/etc")], [D("a/sub")]], "absolute path")
     yield Case("symlink->/etc then symlink inside, next layer", [[S("a", "/etc")], [S("a/s", "x")]], "absolute path")
-    yield Case("chain across three layers", [[D("d"), S("d/up", "..")], [S("d/up2", "up/..")], [F("d/up2/x")]], "climbs above")
+    yield Case(
+        "chain across three layers", [[D("d"), S("d/up", "..")], [S("d/up2", "up/..")], [F("d/up2/x")]], "climbs above"
+    )
     yield Case("dir replaced by escaping symlink", [[D("a"), F("a/ok")], [S("a", "../..")], [F("a/x")]], "climbs above")
     # -- hardlinks ---------------------------------------------------------------------------
     yield Case("hardlink ../x", [[H("h", "../x")]], "'..'")
@@ -120,21 +122,35 @@ def cases() -> Iterator[Case]:
     yield Case("hardlink to a dir", [[D("d"), H("h", "d")]], "does not exist or is a directory")
     yield Case("hardlink to the root", [[H("h", ".")]], "image root")
     yield Case("hardlink through escaping symlink", [[S("a", "../.."), H("h", "a/x")]], "climbs above")
-    yield Case("hardlink through absolute symlink, across layers", [[S("a", "/etc")], [H("h", "a/passwd")]], "absolute path")
+    yield Case(
+        "hardlink through absolute symlink, across layers", [[S("a", "/etc")], [H("h", "a/passwd")]], "absolute path"
+    )
     yield Case("hardlink to an escaping symlink's target", [[S("s", "/etc/passwd")], [H("h", "s/x")]], "absolute path")
     # -- PAX overrides -------------------------------------------------------------------------
     yield Case("PAX path ../x", [[_pax("innocent", {"path": "../x"})]], "'..'")
     yield Case("PAX path /etc/x", [[_pax("innocent", {"path": "/etc/x"})]], "absolute path")
-    yield Case("PAX linkpath of a hardlink /etc/passwd", [[_pax("h", {"linkpath": "/etc/passwd"}, tarfile.LNKTYPE, b"", "ok")]], "absolute path")
-    yield Case("PAX linkpath of a symlink, then write", [[_pax("s", {"linkpath": "/"}, tarfile.SYMTYPE, b"", "ok"), F("s/x")]], "absolute path")
+    yield Case(
+        "PAX linkpath of a hardlink /etc/passwd",
+        [[_pax("h", {"linkpath": "/etc/passwd"}, tarfile.LNKTYPE, b"", "ok")]],
+        "absolute path",
+    )
+    yield Case(
+        "PAX linkpath of a symlink, then write",
+        [[_pax("s", {"linkpath": "/"}, tarfile.SYMTYPE, b"", "ok"), F("s/x")]],
+        "absolute path",
+    )
     yield Case("PAX size 1 TB", [[_pax("big", {"size": str(10**12)})]], "over")
-    yield Case("PAX path to a device name", [[_pax("innocent", {"path": "dev/null"}, tarfile.CHRTYPE, b"")]], "device node")
+    yield Case(
+        "PAX path to a device name", [[_pax("innocent", {"path": "dev/null"}, tarfile.CHRTYPE, b"")]], "device node"
+    )
     # -- whiteouts -----------------------------------------------------------------------------
     for name in (".wh.", ".wh..", ".wh...", ".wh..wh.x", "d/.wh..wh.y"):
         yield Case(f"whiteout {name}", [[D("d"), F("d/y")], [F(name, b"")]], "not a valid whiteout")
     yield Case("whiteout through absolute symlink", [[S("a", "/")], [F("a/.wh.etc", b"")]], "absolute path")
     yield Case("whiteout through escaping symlink", [[S("a", "../..")], [F("a/.wh.x", b"")]], "climbs above")
-    yield Case("opaque whiteout through absolute symlink", [[S("a", "/tmp")], [F("a/.wh..wh..opq", b"")]], "absolute path")
+    yield Case(
+        "opaque whiteout through absolute symlink", [[S("a", "/tmp")], [F("a/.wh..wh..opq", b"")]], "absolute path"
+    )
     yield Case("whiteout ../", [[F("../.wh.x", b"")]], "'..'")
     # -- devices and unknown types --------------------------------------------------------------
     yield Case("char device", [[Raw("null", tarfile.CHRTYPE)]], "device node")
@@ -149,20 +165,51 @@ def cases() -> Iterator[Case]:
     yield Case("world-writable file", [[F("ww", b"x", 0o666)]], modes={"ww": 0o664})
     yield Case("all bits", [[F("all", b"x", 0o7777)]], modes={"all": 0o775})
     yield Case(
-        "kept with keep_special_modes", [[F("su", b"x", 0o4755)]],
-        limits=UnpackLimits(keep_special_modes=True), modes={"su": 0o4755},
+        "kept with keep_special_modes",
+        [[F("su", b"x", 0o4755)]],
+        limits=UnpackLimits(keep_special_modes=True),
+        modes={"su": 0o4755},
     )
     # -- bombs ---------------------------------------------------------------------------------
     small = UnpackLimits(max_bytes=4 * MIB, max_entries=100, max_file_bytes=2 * MIB)
-    yield Case("gzip bomb (64 MiB of zeros)", [[F("zeros", bytes(64 * MIB))]], "inflates to more than", UnpackLimits(max_bytes=4 * MIB))
+    yield Case(
+        "gzip bomb (64 MiB of zeros)",
+        [[F("zeros", bytes(64 * MIB))]],
+        "inflates to more than",
+        UnpackLimits(max_bytes=4 * MIB),
+    )
     yield Case("one file over max_file_bytes", [[F("big", bytes(3 * MIB))]], "over 2097152", small)
     yield Case("too many entries", [[F(f"f{i}", b"") for i in range(150)]], "more than 100 entries", small)
-    yield Case("bytes over the limit across layers", [[F("a", bytes(MIB + MIB // 2))] for _ in range(3)], "inflates to more than", small)
-    yield Case("entries over the limit across layers", [[F(f"l{j}f{i}", b"") for i in range(40)] for j in range(3)], "more than 100 entries", small)
+    yield Case(
+        "bytes over the limit across layers",
+        [[F("a", bytes(MIB + MIB // 2))] for _ in range(3)],
+        "inflates to more than",
+        small,
+    )
+    yield Case(
+        "entries over the limit across layers",
+        [[F(f"l{j}f{i}", b"") for i in range(40)] for j in range(3)],
+        "more than 100 entries",
+        small,
+    )
     # -- digests and diff_ids --------------------------------------------------------------------
-    yield Case("blob byte flipped mid-stream", [[F("a", b"hello" * 100)]], "corrupt", tamper=_flip_byte(lambda n: n // 2))
-    yield Case("blob byte flipped in the gzip trailer", [[F("a", b"hello" * 100)]], "corrupt", tamper=_flip_byte(lambda n: n - 1))
-    yield Case("blob swapped for a same-size one", [[F("a", b"1")], [F("a", b"2")]], "corrupt", tamper=_swap_blob_same_size)
+    yield Case(
+        "blob byte flipped mid-stream", [[F("a", b"hello" * 100)]], "corrupt", tamper=_flip_byte(lambda n: n // 2)
+    )
+    yield Case(
+        "blob byte flipped in the gzip trailer",
+        [[F("a", b"hello" * 100)]],
+        "corrupt",
+        tamper=_flip_byte(lambda n: n - 1),
+    )
+    yield Case(
+        "blob swapped for a same-size one", [[F("a", b"1")], [F("a", b"2")]], "corrupt", tamper=_swap_blob_same_size
+    )
     yield Case("blob re-gzipped (same tar)", [[F("a", b"x" * 1000)]], "corrupt", tamper=_regzip_with_extra)
     yield Case("wrong diff_id", [[F("a")]], "rootfs.diff_ids", tamper=_with_diff_ids(lambda d: ["sha256:" + "0" * 64]))
-    yield Case("diff_ids swapped", [[F("a", b"1")], [F("b", b"2")]], "rootfs.diff_ids", tamper=_with_diff_ids(lambda d: d[::-1]))
+    yield Case(
+        "diff_ids swapped",
+        [[F("a", b"1")], [F("b", b"2")]],
+        "rootfs.diff_ids",
+        tamper=_with_diff_ids(lambda d: d[::-1]),
+    )

@@ -35,8 +35,17 @@ def _check_cli(case: Case, image, work: Path, capsys: pytest.CaptureFixture[str]
     layout = work / "layout"
     write_layout(image, layout, "hostile")
     limits = case.limits
-    args = ["check", "--layout", str(layout), "--max-bytes", str(limits.max_bytes), "--max-entries", str(limits.max_entries),
-            "--max-file-bytes", str(limits.max_file_bytes)]
+    args = [
+        "check",
+        "--layout",
+        str(layout),
+        "--max-bytes",
+        str(limits.max_bytes),
+        "--max-entries",
+        str(limits.max_entries),
+        "--max-file-bytes",
+        str(limits.max_file_bytes),
+    ]
     capsys.readouterr()
     code = main(args)
     err = capsys.readouterr().err
@@ -81,7 +90,9 @@ def _run(case: Case, work: Path, capsys: pytest.CaptureFixture[str]) -> list[str
             got = stat.S_IMODE(os.lstat(root / rel).st_mode) if root.exists() else None
             seen = node.mode if fs and (node := fs.lookup(rel)) else None
             if got != mode or seen != mode:
-                problems.append(f"{rel}: unpack mode {got and oct(got)}, check mode {seen and oct(seen)}, expected {oct(mode)}")
+                problems.append(
+                    f"{rel}: unpack mode {got and oct(got)}, check mode {seen and oct(seen)}, expected {oct(mode)}"
+                )
     return problems
 
 
@@ -96,7 +107,9 @@ def test_hostile_layer_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     refused = sum(1 for c in corpus if c.refused and c.name not in failures)
     passed = len(corpus) - len(failures)
     with capsys.disabled():
-        print(f"\nhostile layers: cases {len(corpus)} / refused {refused} / passed {passed}"
-              f" (accepted with modes stripped: {sum(1 for c in corpus if not c.refused)})")
+        print(
+            f"\nhostile layers: cases {len(corpus)} / refused {refused} / passed {passed}"
+            f" (accepted with modes stripped: {sum(1 for c in corpus if not c.refused)})"
+        )
     assert failures == {}
     assert refused == sum(1 for c in corpus if c.refused) and passed == len(corpus)

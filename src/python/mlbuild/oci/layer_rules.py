@@ -18,7 +18,12 @@ import tarfile
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
-from mlbuild.names import UNPACK_KEEP_SPECIAL_MODES_ENV, UNPACK_MAX_BYTES_ENV, UNPACK_MAX_ENTRIES_ENV, UNPACK_MAX_FILE_BYTES_ENV
+from mlbuild.names import (
+    UNPACK_KEEP_SPECIAL_MODES_ENV,
+    UNPACK_MAX_BYTES_ENV,
+    UNPACK_MAX_ENTRIES_ENV,
+    UNPACK_MAX_FILE_BYTES_ENV,
+)
 from mlbuild.oci.errors import UserError
 from mlbuild.oci.rootfs_path import OPAQUE_WHITEOUT, PathRefused, whiteout_target
 
@@ -74,15 +79,21 @@ class Budget:
     def add_bytes(self, n: int, layer_digest: str) -> None:
         self.bytes_used += n
         if self.bytes_used > self.limits.max_bytes:
-            raise LimitExceeded(layer_digest, f"the image inflates to more than {self.limits.max_bytes} bytes", "max_bytes")
+            raise LimitExceeded(
+                layer_digest, f"the image inflates to more than {self.limits.max_bytes} bytes", "max_bytes"
+            )
 
     def add_entry(self, member: tarfile.TarInfo, layer_digest: str) -> None:
         self.entries_used += 1
         if self.entries_used > self.limits.max_entries:
-            raise LimitExceeded(layer_digest, f"the image has more than {self.limits.max_entries} entries", "max_entries")
+            raise LimitExceeded(
+                layer_digest, f"the image has more than {self.limits.max_entries} entries", "max_entries"
+            )
         if member.size > self.limits.max_file_bytes:
             raise LimitExceeded(
-                layer_digest, f"entry {member.name!r} is {member.size} bytes, over {self.limits.max_file_bytes}", "max_file_bytes"
+                layer_digest,
+                f"entry {member.name!r} is {member.size} bytes, over {self.limits.max_file_bytes}",
+                "max_file_bytes",
             )
 
 

@@ -55,6 +55,9 @@ def test_a_member_that_escapes_is_refused(tmp_path: Path) -> None:
         entries_from_zip(whl, "/opt/x")
 
 
-@pytest.mark.parametrize("path, expected", [("a/__pycache__/b.cpython-311.pyc", True), ("a/b.pyc", True), ("a/b.py", False), ("pycache/x.py", False)])
+@pytest.mark.parametrize(
+    "path, expected",
+    [("a/__pycache__/b.cpython-311.pyc", True), ("a/b.pyc", True), ("a/b.py", False), ("pycache/x.py", False)],
+)
 def test_is_bytecode(path: str, expected: bool) -> None:
     assert is_bytecode(path) is expected

@@ -76,7 +76,9 @@ def _add(tar: tarfile.TarFile, entry: LayerEntry, zips: _Zips) -> None:
             with zips.get(entry.source).open(entry.member) as member:
                 tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=entry.size), member)
         except (OSError, zipfile.BadZipFile) as e:
-            raise UserError(f"{entry.source}: cannot read {entry.member!r} for image path {'/' + entry.path!r} ({e}).") from e
+            raise UserError(
+                f"{entry.source}: cannot read {entry.member!r} for image path {'/' + entry.path!r} ({e})."
+            ) from e
     elif entry.data is not None:
         tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=len(entry.data)), io.BytesIO(entry.data))
     else:
@@ -86,7 +88,9 @@ def _add(tar: tarfile.TarFile, entry: LayerEntry, zips: _Zips) -> None:
                 size = os.fstat(f.fileno()).st_size
                 tar.addfile(tar_info(entry.path, kind, mode=entry.mode, size=size), f)
         except OSError as e:
-            raise UserError(f"{entry.source}: cannot read it for image path {'/' + entry.path!r} ({e.strerror}).") from e
+            raise UserError(
+                f"{entry.source}: cannot read it for image path {'/' + entry.path!r} ({e.strerror})."
+            ) from e
 
 
 def _source_bytes(entry: LayerEntry, zips: _Zips) -> bytes:
@@ -100,7 +104,9 @@ def _source_bytes(entry: LayerEntry, zips: _Zips) -> bytes:
         return Path(entry.source).read_bytes()
     except (OSError, zipfile.BadZipFile) as e:
         what = f"{entry.member!r}" if entry.member is not None else "it"
-        raise UserError(f"{entry.source}: cannot read {what} to compile it for image path {'/' + entry.path!r} ({e}).") from e
+        raise UserError(
+            f"{entry.source}: cannot read {what} to compile it for image path {'/' + entry.path!r} ({e})."
+        ) from e
 
 
 def gzip_stream(source: BinaryIO, sink: BinaryIO, compressor: Compressor) -> None:
@@ -166,4 +172,3 @@ def _compress(
     all_annotations = {**(annotations or {}), COMPRESSOR_ANNOTATION: compressor.id}
     descriptor = Descriptor(OCI_LAYER_GZIP, digest, blob.stat().st_size, all_annotations)
     return Layer(descriptor, diff_id, blob)
-

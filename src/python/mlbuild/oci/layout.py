@@ -51,9 +51,13 @@ def write_layout(image: Image, layout_dir: Path, ref: str, omit_layers: frozense
     store.put_bytes(image.config_bytes())
     store.put_bytes(image.manifest_bytes())
     manifest = image.manifest_descriptor()
-    entry = Descriptor(manifest.media_type, manifest.digest, manifest.size, {REF_NAME_ANNOTATION: ref}, manifest.platform)
+    entry = Descriptor(
+        manifest.media_type, manifest.digest, manifest.size, {REF_NAME_ANNOTATION: ref}, manifest.platform
+    )
 
-    others = [m for m in read_index(layout_dir).get("manifests", []) if _ref_of(m) != ref] if _has_index(layout_dir) else []
+    others = (
+        [m for m in read_index(layout_dir).get("manifests", []) if _ref_of(m) != ref] if _has_index(layout_dir) else []
+    )
     write_index(layout_dir, [*others, entry.to_json()])
     return entry
 
@@ -79,7 +83,9 @@ def read_layout(layout_dir: Path, ref: str | None = None, layer_blobs: bool = Tr
     if descriptor.media_type in INDEX_TYPES:
         descriptor = _pick_platform(_read_blob(store, descriptor, where), where)
     if descriptor.media_type not in MANIFEST_TYPES:
-        raise UserError(f"{where}: {descriptor.digest} has media type {descriptor.media_type!r}, not an image manifest.")
+        raise UserError(
+            f"{where}: {descriptor.digest} has media type {descriptor.media_type!r}, not an image manifest."
+        )
     manifest = _read_blob(store, descriptor, where)
     config_desc = Descriptor.from_json(manifest["config"], where=f"{where}: manifest config")
     config = _read_blob(store, config_desc, where)
@@ -90,7 +96,9 @@ def read_layout(layout_dir: Path, ref: str | None = None, layer_blobs: bool = Tr
     layers = []
     for desc, diff_id in zip(layer_descs, diff_ids):
         if desc.media_type not in LAYER_TYPES:
-            raise UserError(f"{where}: layer {desc.digest} has unsupported media type {desc.media_type!r} (gzip or plain tar only).")
+            raise UserError(
+                f"{where}: layer {desc.digest} has unsupported media type {desc.media_type!r} (gzip or plain tar only)."
+            )
         if desc.media_type == DOCKER_LAYER_GZIP:
             # NB: same bytes, OCI name: an OCI manifest must not list Docker media types.
             # https://github.com/opencontainers/image-spec/blob/v1.1.0/media-types.md#compatibility-matrix

@@ -65,11 +65,26 @@ def test_reads_a_nested_index_and_docker_layer_types(tmp_path: Path) -> None:
     store = BlobStore(layout / "blobs")
     m_digest = store.put_bytes(json.dumps(manifest).encode())
     m_size = len(json.dumps(manifest).encode())
-    arm = {"mediaType": manifest["mediaType"], "digest": digest_of(b"{}"), "size": 2, "platform": {"os": "linux", "architecture": "arm64"}}
-    amd = {"mediaType": manifest["mediaType"], "digest": m_digest, "size": m_size, "platform": {"os": "linux", "architecture": "amd64"}}
+    arm = {
+        "mediaType": manifest["mediaType"],
+        "digest": digest_of(b"{}"),
+        "size": 2,
+        "platform": {"os": "linux", "architecture": "arm64"},
+    }
+    amd = {
+        "mediaType": manifest["mediaType"],
+        "digest": m_digest,
+        "size": m_size,
+        "platform": {"os": "linux", "architecture": "amd64"},
+    }
     nested = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [arm, amd]}).encode()
     n_digest = store.put_bytes(nested)
-    top = {"mediaType": OCI_INDEX, "digest": n_digest, "size": len(nested), "annotations": {REF_NAME_ANNOTATION: "multi"}}
+    top = {
+        "mediaType": OCI_INDEX,
+        "digest": n_digest,
+        "size": len(nested),
+        "annotations": {REF_NAME_ANNOTATION: "multi"},
+    }
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
     back = read_layout(layout, "multi")
     assert [layer.descriptor.media_type for layer in back.layers] == [OCI_LAYER_GZIP, OCI_LAYER_GZIP]
@@ -101,7 +116,11 @@ def test_skopeo_accepts_the_layout_and_the_archive(tmp_path: Path) -> None:
         assert info["Architecture"] == "amd64" and info["Os"] == "linux"
         assert info["Layers"] == [layer.digest for layer in image.layers]
     # A full copy re-reads and verifies every blob.
-    subprocess.run(["skopeo", "copy", f"oci:{tmp_path / 'layout'}:{REF}", f"oci:{tmp_path / 'copy'}:x"], check=True, capture_output=True)
+    subprocess.run(
+        ["skopeo", "copy", f"oci:{tmp_path / 'layout'}:{REF}", f"oci:{tmp_path / 'copy'}:x"],
+        check=True,
+        capture_output=True,
+    )
 
 
 @require_tool("umoci", "umoci")

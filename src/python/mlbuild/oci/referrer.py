@@ -86,7 +86,11 @@ def attach(layout_dir: Path, referrer: Referrer) -> Descriptor:
     """Store `referrer` in `layout_dir`, replacing any earlier one of its type for the same image."""
     layout_dir = Path(layout_dir)
     index = read_index(layout_dir)
-    images = [m for m in index.get("manifests", []) if m.get("digest") == referrer.subject_digest and not m.get("artifactType")]
+    images = [
+        m
+        for m in index.get("manifests", [])
+        if m.get("digest") == referrer.subject_digest and not m.get("artifactType")
+    ]
     if not images:
         raise UserError(
             f"OCI layout {layout_dir}: {INDEX_FILE} has no image {referrer.subject_digest} to attach an artifact to. "
@@ -97,7 +101,8 @@ def attach(layout_dir: Path, referrer: Referrer) -> Descriptor:
         store.put_bytes(data)
     desc = referrer.descriptor
     kept = [
-        m for m in index.get("manifests", [])
+        m
+        for m in index.get("manifests", [])
         if not (m.get("artifactType") == desc.artifact_type and subject_of(store, m) == referrer.subject_digest)
     ]
     write_index(layout_dir, [*kept, desc.to_json()])
@@ -129,7 +134,9 @@ def _checked_blob(store: BlobStore, digest: str, layout_dir: Path) -> bytes:
     try:
         data = store.path(digest).read_bytes()
     except OSError:
-        raise UserError(f"OCI layout {layout_dir}: blob {digest} is missing. Fix: rebuild it with `pants package`.") from None
+        raise UserError(
+            f"OCI layout {layout_dir}: blob {digest} is missing. Fix: rebuild it with `pants package`."
+        ) from None
     if digest_of(data) != digest:
         raise UserError(
             f"OCI layout {layout_dir}: blob {digest} does not match its digest; the layout was modified. "

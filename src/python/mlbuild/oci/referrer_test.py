@@ -60,7 +60,12 @@ def test_attach_refuses_an_image_the_layout_does_not_hold(tmp_path: Path) -> Non
 def test_a_changed_payload_byte_is_caught(tmp_path: Path) -> None:
     layout, image = _layout(tmp_path)
     attach(layout, make_referrer(image.manifest_descriptor(), IN_TOTO_MEDIA_TYPE, b'{"subject": 1}'))
-    blob = layout / "blobs" / "sha256" / referrers(layout, image.manifest_descriptor().digest)[0].payload_descriptor.digest.split(":")[1]
+    blob = (
+        layout
+        / "blobs"
+        / "sha256"
+        / referrers(layout, image.manifest_descriptor().digest)[0].payload_descriptor.digest.split(":")[1]
+    )
     blob.write_bytes(b'{"subject": 2}')
     with pytest.raises(UserError, match="does not match its digest"):
         referrers(layout, image.manifest_descriptor().digest)
@@ -80,5 +85,7 @@ def test_same_inputs_same_layout_bytes(tmp_path: Path) -> None:
 def test_skopeo_still_reads_the_image_by_ref(tmp_path: Path) -> None:
     layout, image = _layout(tmp_path)
     attach(layout, make_referrer(image.manifest_descriptor(), IN_TOTO_MEDIA_TYPE, b"stmt"))
-    out = subprocess.run(["skopeo", "inspect", f"oci:{layout}:{REF}"], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["skopeo", "inspect", f"oci:{layout}:{REF}"], check=True, capture_output=True, text=True
+    ).stdout
     assert json.loads(out)["Digest"] == image.manifest_descriptor().digest

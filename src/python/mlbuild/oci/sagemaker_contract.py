@@ -97,7 +97,6 @@ def _program_reachable(image: Image, fs: MergedFS, wanted: str) -> list[Violatio
             rule,
             f"no executable file `{program}` found at {where} in the image's final filesystem.",
             f"add a layer with an executable (mode 0755) `{wanted}`, e.g. /usr/local/bin/{wanted}, "
-            "or put its directory on config.env.PATH"
-            + (" (or fix config.entrypoint)." if entrypoint else "."),
+            "or put its directory on config.env.PATH" + (" (or fix config.entrypoint)." if entrypoint else "."),
         )
     ]

@@ -16,8 +16,16 @@ TRAIN = F("usr/local/bin/train", b"#!/usr/bin/python3\n", 0o755)
 # name: (layers, config changes, violated rules)
 CASES: dict[str, tuple[list[list[Raw]], dict[str, Any], list[str]]] = {
     "ok": ([[TRAIN]], {}, []),
-    "ok-symlink-to-absolute": ([[F("opt/program/train", b"", 0o755), S("usr/local/bin/train", "/opt/program/train")]], {}, []),
-    "ok-merged-usr": ([[D("usr"), D("usr/bin"), S("bin", "usr/bin")], [F("bin/train", b"", 0o755)]], {"env": {"PATH": "/bin"}}, []),
+    "ok-symlink-to-absolute": (
+        [[F("opt/program/train", b"", 0o755), S("usr/local/bin/train", "/opt/program/train")]],
+        {},
+        [],
+    ),
+    "ok-merged-usr": (
+        [[D("usr"), D("usr/bin"), S("bin", "usr/bin")], [F("bin/train", b"", 0o755)]],
+        {"env": {"PATH": "/bin"}},
+        [],
+    ),
     "ok-custom-path": ([[F("opt/program/train", b"", 0o755)]], {"env": {"PATH": "/opt/program:/usr/bin"}}, []),
     "ok-empty-opt-ml": ([[TRAIN, D("opt"), D("opt/ml")]], {}, []),
     "ok-entrypoint": ([[F("opt/program/run", b"", 0o755)]], {"entrypoint": ["/opt/program/run"]}, []),
@@ -65,7 +73,14 @@ SERVE = F("usr/local/bin/serve", b"#!/usr/bin/python3\n", 0o755)
         ([[F("opt/program/run", b"", 0o755)]], {"entrypoint": ["/opt/program/run"]}, []),
         ([[TRAIN, SERVE]], {"entrypoint": ["/opt/program/run"]}, ["entrypoint-executable"]),
     ],
-    ids=["both", "serve-missing", "serve-not-executable", "train-missing", "entrypoint-takes-both", "entrypoint-missing-once"],
+    ids=[
+        "both",
+        "serve-missing",
+        "serve-not-executable",
+        "train-missing",
+        "entrypoint-takes-both",
+        "entrypoint-missing-once",
+    ],
 )
 def test_hosting_contract_wants_serve_too(tmp_path: Path, layers, config, rules) -> None:
     image = set_config(raw_image(tmp_path, *layers), **config)

@@ -82,9 +82,12 @@ def parse_spec(data: Any, *, base_dir: Path, where: str = "spec") -> BuildSpec:
             raise SpecError(f"{where}: base.thin: must be true or false.")
         base = BaseSpec(base_dir / _str(b["layout"], f"{where}: base.layout"), b.get("ref"), b.get("thin", False))
     layers = tuple(
-        _layer(item, base_dir, f"{where}: layers[{i}]") for i, item in enumerate(_list(top.get("layers", []), f"{where}: layers"))
+        _layer(item, base_dir, f"{where}: layers[{i}]")
+        for i, item in enumerate(_list(top.get("layers", []), f"{where}: layers"))
     )
-    config = _object(top.get("config", {}), f"{where}: config", optional={"entrypoint", "cmd", "env", "workdir", "labels"})
+    config = _object(
+        top.get("config", {}), f"{where}: config", optional={"entrypoint", "cmd", "env", "workdir", "labels"}
+    )
     for key in ("entrypoint", "cmd"):
         if key in config and not all(isinstance(a, str) for a in _list(config[key], f"{where}: config.{key}")):
             raise SpecError(f"{where}: config.{key}: must be a list of strings (exec form).")
@@ -138,7 +141,9 @@ def _bytecode(item: dict[str, Any], where: str) -> str | None:
     return tag
 
 
-def _object(value: Any, where: str, *, required: AbstractSet[str] = frozenset(), optional: AbstractSet[str] = frozenset()) -> dict[str, Any]:
+def _object(
+    value: Any, where: str, *, required: AbstractSet[str] = frozenset(), optional: AbstractSet[str] = frozenset()
+) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SpecError(f"{where}: must be a JSON object.")
     missing = sorted(required - value.keys())
@@ -174,5 +179,5 @@ def _mode(value: Any, where: str) -> int:
     except ValueError:
         mode = -1
     if not 0 <= mode <= 0o7777:
-        raise SpecError(f"{where}: {value!r} is not a file mode; use an octal string such as \"0755\".")
+        raise SpecError(f'{where}: {value!r} is not a file mode; use an octal string such as "0755".')
     return mode

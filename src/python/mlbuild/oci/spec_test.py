@@ -22,7 +22,10 @@ def _src(tmp_path: Path) -> Path:
         ({}, "missing ['ref']"),
         ({"ref": "r", "layer": []}, "unknown keys ['layer']"),
         ({"ref": "r", "layers": [{"name": "l", "files": [{"src": "nope", "dest": "/x"}]}]}, "layers[0].files[0].src"),
-        ({"ref": "r", "layers": [{"name": "l", "files": [{"src": "f", "dest": "/x", "mode": "rwx"}]}]}, "not a file mode"),
+        (
+            {"ref": "r", "layers": [{"name": "l", "files": [{"src": "f", "dest": "/x", "mode": "rwx"}]}]},
+            "not a file mode",
+        ),
         ({"ref": "r", "layers": [{"name": "l", "files": [{"src": "f", "dest": "/../x"}]}]}, "without '..'"),
         ({"ref": "r", "config": {"entrypoint": "train"}}, "config.entrypoint: must be a JSON list"),
         ({"ref": "r", "config": {"env": {"A": 1}}}, "config.env: must be an object of string -> string"),
@@ -40,8 +43,12 @@ def test_a_full_spec(tmp_path: Path) -> None:
         {
             "ref": "r",
             "layers": [
-                {"name": "l", "files": [{"src": "f", "dest": "/opt/f", "mode": "0755"}], "dirs": [{"src": "d", "dest": "/opt/d"}],
-                 "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/f"}]}
+                {
+                    "name": "l",
+                    "files": [{"src": "f", "dest": "/opt/f", "mode": "0755"}],
+                    "dirs": [{"src": "d", "dest": "/opt/d"}],
+                    "symlinks": [{"dest": "/usr/local/bin/train", "target": "/opt/f"}],
+                }
             ],
             "config": {"entrypoint": [], "cmd": ["a"], "env": {"A": "1"}, "workdir": "/opt", "labels": {}},
         },

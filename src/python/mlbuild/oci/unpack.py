@@ -47,7 +47,9 @@ def unpack_image(image: Image, rootfs: Path, limits: UnpackLimits | None = None)
     """
     root = Path(rootfs)
     if root.is_symlink() or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
-        raise UserError(f"{root}: unpack needs a missing or empty directory to write the rootfs into. Fix: pick a new path.")
+        raise UserError(
+            f"{root}: unpack needs a missing or empty directory to write the rootfs into. Fix: pick a new path."
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(root.parent)
     mode = stat.S_IMODE(root.stat().st_mode) if root.exists() else 0o755

@@ -20,7 +20,10 @@ MALICIOUS = {
     "symlink-dotdot-in-layer": ([[S("a", "../"), F("a/outside.txt")]], "climbs above"),
     "symlink-absolute-across-layers": ([[S("a", "/etc")], [F("a/passwd")]], "symlink to the absolute path '/etc'"),
     "symlink-dotdot-across-layers": ([[S("a", "../../x")], [F("a/passwd")]], "climbs above"),
-    "symlink-chain-across-layers": ([[D("d"), S("d/up", "..")], [S("d/up2", "up/..")], [F("d/up2/outside.txt")]], "climbs above"),
+    "symlink-chain-across-layers": (
+        [[D("d"), S("d/up", "..")], [S("d/up2", "up/..")], [F("d/up2/outside.txt")]],
+        "climbs above",
+    ),
     "hardlink-escape": ([[H("evil", "../outside.txt")]], "'..'"),
     "hardlink-absolute": ([[H("evil", "/etc/passwd")]], "absolute path"),
     "hardlink-missing": ([[H("evil", "nothing-here")]], "does not exist"),
@@ -73,7 +76,15 @@ def _tree(root: Path) -> dict[str, str]:
 def test_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
     image = raw_image(
         tmp_path / "blobs",
-        [D("etc"), F("etc/keep", b"k"), F("etc/gone", b"g"), D("var"), F("var/old", b"o"), D("var/sub"), F("var/sub/x", b"x")],
+        [
+            D("etc"),
+            F("etc/keep", b"k"),
+            F("etc/gone", b"g"),
+            D("var"),
+            F("var/old", b"o"),
+            D("var/sub"),
+            F("var/sub/x", b"x"),
+        ],
         # Whiteouts apply to lower layers only, whatever their position in the tar.
         [F("var/new", b"n"), F("var/.wh..wh..opq", b""), F("etc/.wh.gone", b"")],
         [F("etc/gone", b"back")],

@@ -17,26 +17,25 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from mlbuild import console
-from mlbuild.lineage import remote
-from mlbuild.names import ECR_REGISTRY_ENV, aws_region
 from mlbuild.job_report import JobReport
+from mlbuild.lineage import remote
 from mlbuild.lineage.collect import publish_record
+from mlbuild.names import ECR_REGISTRY_ENV, aws_region
 from mlbuild.publish.backend import Previous, Publication, PushedImage, Transformed, layout_digest
 from mlbuild.registry import ecr
 from mlbuild.registry.errors import AuthError
 from mlbuild.registry.push import PushResult, push_layout
-from mlbuild.registry.referrers import referrers_tag
 from mlbuild.registry.reference import parse_reference
-from mlbuild.runtime.hyperparameters import resolve
+from mlbuild.registry.referrers import referrers_tag
 from mlbuild.runtime.config import PipelineConfig
 from mlbuild.runtime.errors import MLBuildError, PlatformError, UserError
+from mlbuild.runtime.hyperparameters import resolve
 from mlbuild.sagemaker.aws import Clients, resolve_region
-from mlbuild.sagemaker.s3_data import listing_checksum
 from mlbuild.sagemaker.job_name import pipeline_name_from_address
 from mlbuild.sagemaker.job_request import build_request
+from mlbuild.sagemaker.s3_data import listing_checksum
 from mlbuild.sagemaker.submit import submit_job
 from mlbuild.sagemaker.wait import FollowOptions, Outcome, follow_report
-
 
 ECR_REGISTRY_ENV_VAR = ECR_REGISTRY_ENV
 
@@ -53,7 +52,11 @@ def ecr_home_repository(config: PipelineConfig, address: str, environ: Mapping[s
     """The ECR repository of the role's account in the job's region (never overridden)."""
     sm = config.sagemaker
     region = aws_region(sm.region, environ)
-    missing = [key for key, value in (("`sagemaker.role`", sm.role), ("`sagemaker.region` (or AWS_REGION)", region)) if not value]
+    missing = [
+        key
+        for key, value in (("`sagemaker.role`", sm.role), ("`sagemaker.region` (or AWS_REGION)", region))
+        if not value
+    ]
     if missing:
         raise UserError(
             f"{config.source}: {' and '.join(missing)} missing; the ECR registry is the role's account in that region. "
@@ -80,9 +83,13 @@ def check_channel_data(config: PipelineConfig, s3: Any) -> None:
             found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0)
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "error")
-            raise UserError(f"{key}: cannot list {channel.s3} ({code}). Fix: create the bucket and upload the data, or grant the caller s3:ListBucket.") from e
+            raise UserError(
+                f"{key}: cannot list {channel.s3} ({code}). Fix: create the bucket and upload the data, or grant the caller s3:ListBucket."
+            ) from e
         except BotoCoreError as e:
-            raise UserError(f"{key}: cannot reach S3 to check {channel.s3} ({e}). Fix: check AWS credentials, region and endpoint.") from e
+            raise UserError(
+                f"{key}: cannot reach S3 to check {channel.s3} ({e}). Fix: check AWS credentials, region and endpoint."
+            ) from e
         if not found:
             raise UserError(
                 f"{key}: no objects under {channel.s3}. Fix: upload the channel's data there "
@@ -96,7 +103,14 @@ def pinned_s3_data(config: PipelineConfig, s3: Any) -> Optional[List[Dict[str, s
     for channel in config.channels:
         if channel.s3:
             try:
-                data.append({"name": channel.name, "uri": channel.s3, "checksum": listing_checksum(s3, channel.s3), "pin": "s3-listing"})
+                data.append(
+                    {
+                        "name": channel.name,
+                        "uri": channel.s3,
+                        "checksum": listing_checksum(s3, channel.s3),
+                        "pin": "s3-listing",
+                    }
+                )
             except MLBuildError as e:  # NB: the job is submitted; a record without a pin beats none
                 console.warn(f"could not pin {channel.s3} for the lineage record: {e}")
     return data or None
@@ -228,10 +242,19 @@ class AwsBackend:
         submission = submit_transform(spec, self.clients.sagemaker, self.log)
         if self.follow is not None:
             follow_transform(submission.job.name, sagemaker=self.clients.sagemaker, out=self.log).raise_for_status()
-        return Transformed(output, f"transform job {submission.job.name} ({submission.status}) with the model of {job.report.job_name}")
+        return Transformed(
+            output, f"transform job {submission.job.name} ({submission.status}) with the model of {job.report.job_name}"
+        )
 
 
-def push_image(layout_dir: Path, ref: Optional[str], config: PipelineConfig, address: str, destination: str, environ: Mapping[str, str]) -> PushResult:
+def push_image(
+    layout_dir: Path,
+    ref: Optional[str],
+    config: PipelineConfig,
+    address: str,
+    destination: str,
+    environ: Mapping[str, str],
+) -> PushResult:
     home = ecr_home_repository(config, address, environ)
     if destination == home:
         result = push_layout(layout_dir, ref, destination, create_repository=True)
@@ -264,5 +287,9 @@ def _log_push(result: PushResult) -> None:
         f"({result.skipped_bytes} bytes) in {result.seconds:.2f}s"
     )
     for digest in result.referrers:
-        where = "listed by the registry's referrers API" if result.referrers_api else f"listed in the referrers index {referrers_tag(result.digest)}"
+        where = (
+            "listed by the registry's referrers API"
+            if result.referrers_api
+            else f"listed in the referrers index {referrers_tag(result.digest)}"
+        )
         console.say(f"provenance {digest} pushed with the image ({where})")

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional
 
+import moto.server  # noqa: F401  (NB: locked; imported so Pants infers the dependency)
 import pytest
 
-from mlbuild.oci.layout import read_layout
 from mlbuild.commands.cli import main as lineage_main
+from mlbuild.oci.layout import read_layout
 from mlbuild.publish.cli import main
 from mlbuild.publish.testing import (
     Registry,
@@ -30,11 +31,9 @@ from mlbuild.publish.testing import (
     serve_registry,
 )
 from mlbuild.registry import Credentials, content_tag, pull_to_layout
-from mlbuild.sagemaker.moto_server import moto_server, reset_moto
 from mlbuild.registry.testing import make_layout
+from mlbuild.sagemaker.moto_server import moto_server, reset_moto
 from mlbuild.tools_required import cross_check_tool, require_tool
-
-import moto.server  # noqa: F401  (NB: locked; imported so Pants infers the dependency)
 
 pytestmark = [
     require_tool("docker-registry", "docker-registry"),
@@ -147,7 +146,10 @@ def sagemaker():
 def ecr_repositories() -> list:
     import boto3
 
-    return sorted(r["repositoryName"] for r in boto3.client("ecr", region_name="us-east-1").describe_repositories()["repositories"])
+    return sorted(
+        r["repositoryName"]
+        for r in boto3.client("ecr", region_name="us-east-1").describe_repositories()["repositories"]
+    )
 
 
 def training_jobs() -> list:
@@ -178,7 +180,9 @@ class Published:
     registry_uploads: list  # blob digests the registry's access log shows uploaded (201) during the run
 
 
-def publish(tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFixture[str], registry: Registry, name: str) -> Published:
+def publish(
+    tmp_path: Path, layout: Path, config: Path, capsys: pytest.CaptureFixture[str], registry: Registry, name: str
+) -> Published:
     report_dir = tmp_path / f"report-{name}"
     since = registry.log_size()
     code = main([
@@ -211,14 +215,22 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     assert run.code == 0, run.err
 
     image_uri = f"{aws.host}/{repo}@{digest}"
-    assert run.push == {"uri": image_uri, "uploaded": len(blobs), "uploaded_bytes": sum(blobs.values()), "mounted": 0, "skipped": 0}
+    assert run.push == {
+        "uri": image_uri,
+        "uploaded": len(blobs),
+        "uploaded_bytes": sum(blobs.values()),
+        "mounted": 0,
+        "skipped": 0,
+    }
     assert sorted(run.registry_uploads) == sorted(blobs)  # the registry's own account of it
     assert registry_tags(aws, repo) == [content_tag(digest)]
 
     # ECR's side went through the ECR API: the repository exists, with immutable tags.
     import boto3
 
-    (ecr_repo,) = boto3.client("ecr", region_name="us-east-1").describe_repositories(repositoryNames=[repo])["repositories"]
+    (ecr_repo,) = boto3.client("ecr", region_name="us-east-1").describe_repositories(repositoryNames=[repo])[
+        "repositories"
+    ]
     assert ecr_repo["imageTagMutability"] == "IMMUTABLE"
 
     # Exactly one job, running the pushed image by digest.
@@ -234,19 +246,31 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
 
     # The report: console and CloudWatch links, the model artifact, in the JSON and the Markdown.
     name = report["job_name"]
-    assert report["console_url"] == f"https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/{name}"
-    assert report["logs"].startswith("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:")
+    assert (
+        report["console_url"]
+        == f"https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/{name}"
+    )
+    assert report["logs"].startswith(
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logsV2:"
+    )
     assert name in report["logs"]
     assert report["model"]["uri"] == f"s3://bucket/models/{name}/output/model.tar.gz"
     # The lineage record sits next to the model, so a fresh clone can find it.
     import boto3
 
-    listed = boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket="bucket", Prefix=f"models/{name}/mlbuild-lineage/")
+    listed = boto3.client("s3", region_name="us-east-1").list_objects_v2(
+        Bucket="bucket", Prefix=f"models/{name}/mlbuild-lineage/"
+    )
     (record_object,) = listed["Contents"]
-    record_body = json.loads(boto3.client("s3", region_name="us-east-1").get_object(Bucket="bucket", Key=record_object["Key"])["Body"].read())
+    record_body = json.loads(
+        boto3.client("s3", region_name="us-east-1").get_object(Bucket="bucket", Key=record_object["Key"])["Body"].read()
+    )
     assert record_body["kind"] == "publish" and record_body["job"]["name"] == name
     # It pins the S3 data (by listing: key, ETag, size) and the resolved hyperparameters.
-    assert [(c["name"], c["uri"]) for c in record_body["data"]] == [("train", "s3://bucket/data/train/"), ("validation", "s3://bucket/data/validation/")]
+    assert [(c["name"], c["uri"]) for c in record_body["data"]] == [
+        ("train", "s3://bucket/data/train/"),
+        ("validation", "s3://bucket/data/validation/"),
+    ]
     assert all(c["checksum"].startswith("sha256:") and c["pin"] == "s3-listing" for c in record_body["data"])
     assert record_body["hyperparameters"]
     # ...and a fresh clone (an empty store) finds it by the job name alone.
@@ -266,7 +290,17 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
     assert code == 0 and sorted(capsys.readouterr().out.split()[::3]) == sorted(found["records"])
     # ...or by the full PEX sha256 or image digest: SageMaker Search on the job's mlbuild tags.
     for query in (PEX_SHA256, digest):
-        code = lineage_main(["inspect", "--lineage-dir", str(tmp_path / f"fresh-{query[-4:]}"), query, "--json", "--region", "us-east-1"])
+        code = lineage_main(
+            [
+                "inspect",
+                "--lineage-dir",
+                str(tmp_path / f"fresh-{query[-4:]}"),
+                query,
+                "--json",
+                "--region",
+                "us-east-1",
+            ]
+        )
         by_hash = json.loads(capsys.readouterr().out)
         assert code == 0 and list(by_hash["records"]) == list(found["records"]), query
     assert run.markdown is not None
@@ -276,7 +310,12 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
 
     # The image reads back: with mlbuild's own pull, and with skopeo when it is installed.
     pulled = pull_to_layout(
-        image_uri, tmp_path / "pulled", tmp_path / "cache", credentials=Credentials(aws.username, aws.password), progress=None, env={}
+        image_uri,
+        tmp_path / "pulled",
+        tmp_path / "cache",
+        credentials=Credentials(aws.username, aws.password),
+        progress=None,
+        env={},
     )
     assert pulled.digest == digest
     assert read_layout(tmp_path / "pulled").manifest_descriptor().digest == digest
@@ -289,7 +328,9 @@ def test_first_publish_pushes_the_image_and_submits_one_job(aws: Registry, tmp_p
         assert json.loads(inspected.stdout)["Digest"] == digest
 
 
-def test_republishing_the_same_artifact_uploads_nothing_and_submits_nothing(aws: Registry, tmp_path: Path, capsys) -> None:
+def test_republishing_the_same_artifact_uploads_nothing_and_submits_nothing(
+    aws: Registry, tmp_path: Path, capsys
+) -> None:
     layout = make_layout(tmp_path / "v1")
     config = write_config(tmp_path / "pipeline.yaml", "mlbuild/again")
     first = publish(tmp_path, layout, config, capsys, aws, "first")
@@ -298,7 +339,11 @@ def test_republishing_the_same_artifact_uploads_nothing_and_submits_nothing(aws:
     second = publish(tmp_path, layout, config, capsys, aws, "second")
     assert second.code == 0, second.err
     assert second.push is not None
-    assert (second.push["uploaded"], second.push["uploaded_bytes"], second.push["skipped"]) == (0, 0, len(layout_blobs(layout)))
+    assert (second.push["uploaded"], second.push["uploaded_bytes"], second.push["skipped"]) == (
+        0,
+        0,
+        len(layout_blobs(layout)),
+    )
     assert second.registry_uploads == []
     assert first.report is not None and second.report is not None
     assert second.report["job_name"] == first.report["job_name"] and second.report["reused"] is True
@@ -308,11 +353,15 @@ def test_republishing_the_same_artifact_uploads_nothing_and_submits_nothing(aws:
 
 def test_a_code_only_change_uploads_only_the_new_layer(aws: Registry, tmp_path: Path, capsys) -> None:
     config = write_config(tmp_path / "pipeline.yaml", "mlbuild/change")
-    v1, v2 = make_layout(tmp_path / "v1", text="def train(): return 1\n"), make_layout(tmp_path / "v2", text="def train(): return 2\n")
+    v1, v2 = make_layout(tmp_path / "v1", text="def train(): return 1\n"), make_layout(
+        tmp_path / "v2", text="def train(): return 2\n"
+    )
     old, new = layout_blobs(v1), layout_blobs(v2)
     fresh = {d: size for d, size in new.items() if d not in old}
     # What changes: the top (code) layer, and the image config, which lists every layer's diff_id.
-    new_manifest = json.loads((v2 / "blobs/sha256" / json.loads((v2 / "index.json").read_text())["manifests"][0]["digest"][7:]).read_text())
+    new_manifest = json.loads(
+        (v2 / "blobs/sha256" / json.loads((v2 / "index.json").read_text())["manifests"][0]["digest"][7:]).read_text()
+    )
     assert sorted(fresh) == sorted([new_manifest["layers"][-1]["digest"], new_manifest["config"]["digest"]])
     assert new_manifest["layers"][0]["digest"] in old  # the base layer is shared
 
@@ -323,7 +372,9 @@ def test_a_code_only_change_uploads_only_the_new_layer(aws: Registry, tmp_path: 
     assert (run.push["uploaded"], run.push["uploaded_bytes"]) == (len(fresh), sum(fresh.values()))
     assert run.push["skipped"] == len(new) - len(fresh)
     assert sorted(run.registry_uploads) == sorted(fresh)
-    assert run.report is not None and run.report["reused"] is False and len(training_jobs()) == 2  # a new image is a new job
+    assert (
+        run.report is not None and run.report["reused"] is False and len(training_jobs()) == 2
+    )  # a new image is a new job
 
 
 def _drop(line: str) -> Callable[[str], str]:
@@ -336,12 +387,30 @@ def _drop(line: str) -> Callable[[str], str]:
 
 BAD_INPUTS = [
     # (id, config edit, layout (None: a folder that was never built), use the foreign registry, what the error names)
-    ("wrong-registry-credentials", None, True, True, ["rejected the credentials for user 'AWS'", "MLBUILD_ECR_REGISTRY", "Fix:"]),
+    (
+        "wrong-registry-credentials",
+        None,
+        True,
+        True,
+        ["rejected the credentials for user 'AWS'", "MLBUILD_ECR_REGISTRY", "Fix:"],
+    ),
     ("missing-role", _drop("  role: arn:aws:iam::123456789012:role/T\n"), True, False, ["`sagemaker.role`", "Fix:"]),
-    ("instance-type-not-ml", lambda t: t.replace("ml.m5.large", "m5.large"), True, False, ["`sagemaker.instance_type`", "'m5.large'", "Fix:"]),
+    (
+        "instance-type-not-ml",
+        lambda t: t.replace("ml.m5.large", "m5.large"),
+        True,
+        False,
+        ["`sagemaker.instance_type`", "'m5.large'", "Fix:"],
+    ),
     ("channel-without-s3", _drop("    s3: s3://bucket/data/train/\n"), True, False, ["`channels.train.s3`", "Fix:"]),
     ("layout-not-built", None, False, False, ["not an OCI image layout", "was not built", "./pants package", "Fix:"]),
-    ("s3-data-missing", lambda t: t.replace("s3://bucket/data/validation/", "s3://bucket/data/nothing-here/"), True, False, ["`channels.validation.s3`", "no objects under s3://bucket/data/nothing-here/", "Fix:"]),
+    (
+        "s3-data-missing",
+        lambda t: t.replace("s3://bucket/data/validation/", "s3://bucket/data/nothing-here/"),
+        True,
+        False,
+        ["`channels.validation.s3`", "no objects under s3://bucket/data/nothing-here/", "Fix:"],
+    ),
 ]
 
 
@@ -381,7 +450,9 @@ def test_the_typed_api_refuses_a_digest_that_is_not_the_layouts(aws: Registry, t
     layout = make_layout(tmp_path / "typed")
     config = load_config(write_config(tmp_path / "pipeline.yaml", "mlbuild/typed"))
     # A digest that is not the layout's (the layout changed after the build): nothing is submitted.
-    publication = Publication(layout, "img:1", config, ADDRESS, {}, GIT_SHA, PEX_SHA256, image_digest="sha256:" + "0" * 64)
+    publication = Publication(
+        layout, "img:1", config, ADDRESS, {}, GIT_SHA, PEX_SHA256, image_digest="sha256:" + "0" * 64
+    )
     with pytest.raises(Exception, match="the build reported"):
         AwsBackend(os.environ).push(publication)
     assert training_jobs() == []
@@ -423,7 +494,9 @@ def test_both_backends_publish_through_the_same_calls(
     layout = make_layout(tmp_path / "img")
     digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
     config = load_config(write_config(tmp_path / "pipeline.yaml", "mlbuild/table"))
-    publication = Publication(layout, "img:1", config, ADDRESS, {"max_depth": "6"}, GIT_SHA, PEX_SHA256, image_digest=digest)
+    publication = Publication(
+        layout, "img:1", config, ADDRESS, {"max_depth": "6"}, GIT_SHA, PEX_SHA256, image_digest=digest
+    )
     store = Store(tmp_path / "store")
     store.put(make_record("run", ADDRESS, "2020-01-01T00:00:00Z", job={"name": "earlier", "status": "Completed"},
                           metrics={"validation:auc": 0.5}))  # fmt: skip
@@ -452,11 +525,15 @@ def test_both_backends_publish_through_the_same_calls(
     assert alone.previous_metrics is None and "no lineage store" in render_markdown(alone)
 
 
-def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_data(aws: Registry, tmp_path: Path, capsys) -> None:
+def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_data(
+    aws: Registry, tmp_path: Path, capsys
+) -> None:
     """What `pants publish` submits for a config like lightgbm_dist's (issue 12): 2 spot instances."""
 
     def multi_instance_spot(text: str) -> str:
-        text = text.replace("    s3: s3://bucket/data/train/\n", "    s3: s3://bucket/data/train/\n    distribution: ShardedByS3Key\n")
+        text = text.replace(
+            "    s3: s3://bucket/data/train/\n", "    s3: s3://bucket/data/train/\n    distribution: ShardedByS3Key\n"
+        )
         return text + (
             "  instance_count: 2\n  spot: true\n  max_runtime_seconds: 3600\n  max_wait_seconds: 7200\n"
             "  checkpoint_s3_uri: s3://bucket/checkpoints/\n"
@@ -471,5 +548,8 @@ def test_a_multi_instance_spot_job_is_submitted_with_checkpoints_and_sharded_dat
     assert described["EnableManagedSpotTraining"] is True
     assert described["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
     assert described["CheckpointConfig"]["S3Uri"] == "s3://bucket/checkpoints/"
-    distributions = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in described["InputDataConfig"]}
+    distributions = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in described["InputDataConfig"]
+    }
     assert distributions == {"train": "ShardedByS3Key", "validation": "FullyReplicated"}

@@ -117,7 +117,9 @@ def aws_credentials_available() -> bool:
         return boto3.session.Session().get_credentials() is not None
     except BotoCoreError as e:
         # NB: e.g. AWS_PROFILE names a profile ~/.aws/config lacks: say so, don't guess "local".
-        raise UserError(f"AWS is configured but unusable: {e}. Fix: correct or unset AWS_PROFILE/AWS_* variables, or pass --mlbuild-publish-backend=local.") from e
+        raise UserError(
+            f"AWS is configured but unusable: {e}. Fix: correct or unset AWS_PROFILE/AWS_* variables, or pass --mlbuild-publish-backend=local."
+        ) from e
 
 
 def choose_backend(

@@ -44,12 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--address", required=True, help="the ml_pipeline target's address")
     p.add_argument("--data-dir", type=Path, required=True, help="the sample data folder (local backend)")
     p.add_argument("--pex-sha256", required=True)
-    p.add_argument("--image-digest", help="the image's manifest digest as the build reported it (default: read from the layout)")
+    p.add_argument(
+        "--image-digest", help="the image's manifest digest as the build reported it (default: read from the layout)"
+    )
     p.add_argument("--git-sha", default="unknown")
     p.add_argument("--report-dir", type=Path, required=True)
     p.add_argument("--backend", choices=("auto", "local", "aws"), help="default: the config's sagemaker.backend")
-    p.add_argument("--registry", help="local backend: push to this registry (host:port/repo) instead of the local OCI store")
-    p.add_argument("--local-root", type=Path, default=Path(LOCAL_PUBLISH_DIR), help="local backend: registry store and jobs")
+    p.add_argument(
+        "--registry", help="local backend: push to this registry (host:port/repo) instead of the local OCI store"
+    )
+    p.add_argument(
+        "--local-root", type=Path, default=Path(LOCAL_PUBLISH_DIR), help="local backend: registry store and jobs"
+    )
     p.add_argument("--wait", action="store_true", help="aws backend: follow the job to its end, streaming its log")
     p.add_argument("--force", action="store_true", help="train again even if an identical job exists")
     p.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
@@ -136,4 +142,6 @@ def record_publish(record) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    return console.run_command(lambda: run(args), "mlbuild.publish", interrupted="a submitted SageMaker job keeps running.")
+    return console.run_command(
+        lambda: run(args), "mlbuild.publish", interrupted="a submitted SageMaker job keeps running."
+    )

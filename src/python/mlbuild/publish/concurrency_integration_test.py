@@ -37,8 +37,26 @@ def _publish(argv: List[str], barrier) -> None:  # a forked child: one `python -
 
 def _publish_at_once(tmp: Path, layout: Path, round: str, *extra: str) -> List[dict]:
     config, data_dir = tmp / "pipeline" / "pipeline.yaml", tmp / "pipeline" / "sample_data"
-    argv = ["--layout", str(layout), "--ref-name", "tiny:1", "--config", str(config), "--address", ADDRESS, "--data-dir", str(data_dir),
-            "--pex-sha256", "a" * 64, "--git-sha", "0" * 40, "--backend", "local", "--local-root", str(tmp / "local")]
+    argv = [
+        "--layout",
+        str(layout),
+        "--ref-name",
+        "tiny:1",
+        "--config",
+        str(config),
+        "--address",
+        ADDRESS,
+        "--data-dir",
+        str(data_dir),
+        "--pex-sha256",
+        "a" * 64,
+        "--git-sha",
+        "0" * 40,
+        "--backend",
+        "local",
+        "--local-root",
+        str(tmp / "local"),
+    ]
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(N)
     reports = [tmp / f"report-{round}-{i}" for i in range(N)]
@@ -63,7 +81,9 @@ def test_real_concurrent_publishes(layout: Path, tmp_path: Path, monkeypatch: py
     write_pipeline(tmp_path / "pipeline")
     reports = _publish_at_once(tmp_path, layout, "identical")
     assert len(_trainings(tmp_path)) == 1
-    assert len({r["job_name"] for r in reports}) == 1 and sorted(r["reused"] for r in reports) == [False] + [True] * (N - 1)
+    assert len({r["job_name"] for r in reports}) == 1 and sorted(r["reused"] for r in reports) == [False] + [True] * (
+        N - 1
+    )
 
     forced = _publish_at_once(tmp_path, layout, "forced", "--force")
     assert len({r["job_name"] for r in forced}) == N and len(_trainings(tmp_path)) == 1 + N

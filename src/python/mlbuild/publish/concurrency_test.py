@@ -40,8 +40,24 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     write_image(layout, tmp_path / "blobs", [[LayerEntry.file("/usr/local/bin/train", b"#!/bin/true\n", 0o755)]])
     monkeypatch.setattr(local, "run_image", fake_run_image(tmp_path / "trainings.txt"))
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "lineage"))
-    argv = ["--layout", str(layout), "--config", str(config), "--address", ADDRESS, "--data-dir", str(data_dir),
-            "--pex-sha256", "a" * 64, "--git-sha", "0" * 40, "--backend", "local", "--local-root", str(tmp_path / "local")]
+    argv = [
+        "--layout",
+        str(layout),
+        "--config",
+        str(config),
+        "--address",
+        ADDRESS,
+        "--data-dir",
+        str(data_dir),
+        "--pex-sha256",
+        "a" * 64,
+        "--git-sha",
+        "0" * 40,
+        "--backend",
+        "local",
+        "--local-root",
+        str(tmp_path / "local"),
+    ]
     return {"tmp": tmp_path, "argv": argv}
 
 
@@ -49,7 +65,9 @@ def _publish_at_once(env: dict, *extra: str) -> List[dict]:
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(N)
     children = [
-        ctx.Process(target=_publish, args=([*env["argv"], "--report-dir", str(env["tmp"] / f"report-{i}"), *extra], barrier))
+        ctx.Process(
+            target=_publish, args=([*env["argv"], "--report-dir", str(env["tmp"] / f"report-{i}"), *extra], barrier)
+        )
         for i in range(N)
     ]
     for child in children:

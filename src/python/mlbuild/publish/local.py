@@ -36,13 +36,13 @@ from mlbuild.lineage.digests import model_checksum, tree_checksum
 from mlbuild.lineage.errors import RecordError
 from mlbuild.lineage.record import Record, make_record
 from mlbuild.lineage.reuse import is_reusable, run_inputs
+from mlbuild.names import EXIT_JOB_FAILED, HOSTS_RECORD, LOCAL_PUBLISH_DIR
+from mlbuild.oci import referrer
 from mlbuild.oci.layout import read_layout, write_layout
 from mlbuild.publish.backend import Previous, Publication, PushedImage, Transformed, layout_digest
 from mlbuild.publish.model_archive import write_model_archive
-from mlbuild.oci import referrer
 from mlbuild.registry.push import content_tag, push_layout
 from mlbuild.runtime import contract, hyperparameters
-from mlbuild.names import EXIT_JOB_FAILED, HOSTS_RECORD, LOCAL_PUBLISH_DIR
 from mlbuild.runtime.errors import PlatformError, UserError
 from mlbuild.runtime.local_run import local_channel_dirs
 from mlbuild.sagemaker.job_name import forced_job_names, job_name, pipeline_name_from_address
@@ -64,7 +64,9 @@ class LocalJob:
     publication: Optional[Publication] = None  # what was published (None for a job read back from job.json alone)
 
 
-def store_image(layout_dir: Path, ref: Optional[str], digest: str, repository: str, root: Path, registry: Optional[str]) -> str:
+def store_image(
+    layout_dir: Path, ref: Optional[str], digest: str, repository: str, root: Path, registry: Optional[str]
+) -> str:
     if registry:
         return push_layout(layout_dir, ref, registry, allow_insecure_http=True).image_uri
     store = root / "registry"
@@ -87,11 +89,17 @@ class LocalBackend:
     name: str = "local"
 
     def push(self, publication: Publication) -> PushedImage:
-        digest = publication.image_digest or layout_digest(publication.layout_dir, publication.ref)  # NB: Pants passes the digest it built
+        digest = publication.image_digest or layout_digest(
+            publication.layout_dir, publication.ref
+        )  # NB: Pants passes the digest it built
         repository = publication.config.sagemaker.image_repository or pipeline_name_from_address(publication.address)
         # NB: write_layout rewrites the local store's index.json: one writer at a time (a registry serialises itself).
         registry = self.registry
-        with _locked(self.root / ".registry.lock", "the local image store", self.log) if not registry else contextlib.nullcontext():
+        with (
+            _locked(self.root / ".registry.lock", "the local image store", self.log)
+            if not registry
+            else contextlib.nullcontext()
+        ):
             image_uri = store_image(publication.layout_dir, publication.ref, digest, repository, self.root, registry)
         self.log(f"image: {image_uri}")
         return PushedImage(image_uri, digest)
@@ -109,8 +117,14 @@ class LocalBackend:
         # then finds it completed and reuses it, instead of training a second time.
         with _locked(job_dir / JOB_LOCK, f"job {name} (an identical publish is training it)", self.log):
             existing = _read_job(job_dir)
-            if existing is not None and not publication.force and is_reusable(existing.get("status"), _job_inputs(existing), inputs):
-                self.log(f"job {name} already completed with this image, hyperparameters and data: reusing it (--force to train again)")
+            if (
+                existing is not None
+                and not publication.force
+                and is_reusable(existing.get("status"), _job_inputs(existing), inputs)
+            ):
+                self.log(
+                    f"job {name} already completed with this image, hyperparameters and data: reusing it (--force to train again)"
+                )
                 return LocalJob(name, "Completed", image.uri, True, existing, job_dir, publication)
             started = _now()
             plan = RunPlan(
@@ -171,13 +185,19 @@ class LocalBackend:
 
         model = (job.record.get("model") or {}).get("uri")
         if job.status != "Completed" or not model:
-            raise UserError(f"job {job.name} is {job.status} and has no model to transform with. Fix: publish a job that completes.")
+            raise UserError(
+                f"job {job.name} is {job.status} and has no model to transform with. Fix: publish a job that completes."
+            )
         publication = job.publication
         if publication is None:
-            raise UserError(f"job {job.name} was not published from an image layout here. Fix: publish it again, then transform.")
+            raise UserError(
+                f"job {job.name} was not published from an image layout here. Fix: publish it again, then transform."
+            )
         with serve_image(publication.layout_dir, publication.ref, Path(model)) as url:
             result = run_transform(url, Path(input_path), Path(output), TransformConfig().validate(), self.log)
-        return Transformed(output, f"{result.records} records from {len(result.files)} files with the model of {job.name}")
+        return Transformed(
+            output, f"{result.records} records from {len(result.files)} files with the model of {job.name}"
+        )
 
 
 def _read_job(job_dir: Path) -> Optional[Dict[str, Any]]:

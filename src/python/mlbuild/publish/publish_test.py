@@ -8,10 +8,10 @@ from typing import Optional
 
 import pytest
 
-from mlbuild.publish import local
-from mlbuild.publish.backend import Publication, choose_backend
 from mlbuild.lineage.digests import tree_checksum
 from mlbuild.lineage.reuse import run_inputs
+from mlbuild.publish import local
+from mlbuild.publish.backend import Publication, choose_backend
 from mlbuild.publish.model_archive import write_model_archive
 from mlbuild.runtime.config import parse_config
 from mlbuild.sagemaker.job_name import job_name, pipeline_name_from_address
@@ -20,7 +20,9 @@ FULL = parse_config(
     "sagemaker: {role: 'arn:aws:iam::123456789012:role/T', output_path: 's3://bkt/m/', region: us-east-1}", "p.yaml"
 )
 NO_ROLE = parse_config("sagemaker: {output_path: 's3://bkt/m/', region: us-east-1}", "p.yaml")
-LOCAL = parse_config("sagemaker: {role: 'arn:aws:iam::123456789012:role/T', output_path: 's3://bkt/m/', backend: local}", "p.yaml")
+LOCAL = parse_config(
+    "sagemaker: {role: 'arn:aws:iam::123456789012:role/T', output_path: 's3://bkt/m/', backend: local}", "p.yaml"
+)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +62,9 @@ def test_job_name_pins_image_hyperparameters_and_data(tmp_path: Path) -> None:
     image, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
     def name(digest: str, hp: dict, channels: dict) -> str:  # NB: as LocalBackend.train names its job
-        return job_name(pipeline_name_from_address("src/python/pipelines/churn:train"), run_inputs(digest, hp, channels))
+        return job_name(
+            pipeline_name_from_address("src/python/pipelines/churn:train"), run_inputs(digest, hp, channels)
+        )
 
     first = name(image, {"depth": "3"}, data)
     assert first.startswith("churn-train-") and len(first) == len("churn-train-") + 12
@@ -71,7 +75,9 @@ def test_job_name_pins_image_hyperparameters_and_data(tmp_path: Path) -> None:
     assert first != name(image, {"depth": "3"}, {"train": tree_checksum(tmp_path / "train")})
 
 
-def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The name finds the job; `lineage.reuse.is_reusable` (what `pants run` decides with) says
     whether it is a finished job with exactly these inputs."""
     from mlbuild.container_run.testing import write_image, write_pipeline
@@ -96,7 +102,12 @@ def test_a_job_is_reused_only_when_its_recorded_inputs_are_the_ones_asked_for(tm
     assert again.reused and again.name == first.name and len((tmp_path / "trainings.txt").read_text().splitlines()) == 1
     job_file = first.job_dir / local.JOB_FILE
     tampered: dict
-    for tampered in ({"hyperparameters": {"scale": '"9"'}}, {"data": {}}, {"image_digest": "sha256:" + "0" * 64}, {"status": "Failed"}):
+    for tampered in (
+        {"hyperparameters": {"scale": '"9"'}},
+        {"data": {}},
+        {"image_digest": "sha256:" + "0" * 64},
+        {"status": "Failed"},
+    ):
         job_file.write_text(json.dumps({**json.loads(job_file.read_text()), **tampered}))
         retrained = publish()
         assert not retrained.reused and retrained.name == first.name, tampered
@@ -120,20 +131,23 @@ def test_an_unbuilt_or_misnamed_layout_is_a_user_error(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match="the image was not built. Fix: build it first"):
         layout_digest(tmp_path / "never-built.oci", "train")
-    (tmp_path / "index.json").write_text('{"manifests": [{"digest": "sha256:aa", "annotations": {"org.opencontainers.image.ref.name": "train"}}]}')
+    (tmp_path / "index.json").write_text(
+        '{"manifests": [{"digest": "sha256:aa", "annotations": {"org.opencontainers.image.ref.name": "train"}}]}'
+    )
     assert layout_digest(tmp_path, "train") == "sha256:aa"
     with pytest.raises(UserError, match="no image named 'other'.*Fix: pass the --ref"):
         layout_digest(tmp_path, "other")
 
 
-def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: Optional[dict] = None) -> tuple:
+def _publish_with(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit: int, status: str, extra: Optional[dict] = None
+) -> tuple:
     """`python -m mlbuild.publish` (local backend) with the push and the job itself stubbed out."""
     import dataclasses
     import json
 
-    from mlbuild.publish.backend import PushedImage
-
     from mlbuild.publish import cli, local
+    from mlbuild.publish.backend import PushedImage
 
     config = tmp_path / "src" / "python" / "pipelines" / "cancer" / "pipeline.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
@@ -142,21 +156,52 @@ def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit:
     (run_dir / "output").mkdir(parents=True, exist_ok=True)
     (run_dir / "output" / "train.log").write_text("2026 mlbuild INFO stage load: started\n")
     record = {
-        "job_name": "cancer-train-1", "status": status, "image_uri": "oci:/s/cancer@sha256:" + "a" * 64,
-        "image_digest": "sha256:" + "a" * 64, "pipeline_address": "src/python/pipelines/cancer:train",
-        "hyperparameters": {"C": "1.0"}, "data": {}, "run_dir": str(run_dir), "start": "2026-01-01T00:00:00Z",
-        "end": "2026-01-01T00:01:00Z", "metrics": {}, "failure_reason": None if status == "Completed" else "pipeline raised",
-        "exit_code": outcome_exit, "log": str(run_dir / "output" / "train.log"), **(extra or {}),
+        "job_name": "cancer-train-1",
+        "status": status,
+        "image_uri": "oci:/s/cancer@sha256:" + "a" * 64,
+        "image_digest": "sha256:" + "a" * 64,
+        "pipeline_address": "src/python/pipelines/cancer:train",
+        "hyperparameters": {"C": "1.0"},
+        "data": {},
+        "run_dir": str(run_dir),
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-01-01T00:01:00Z",
+        "metrics": {},
+        "failure_reason": None if status == "Completed" else "pipeline raised",
+        "exit_code": outcome_exit,
+        "log": str(run_dir / "output" / "train.log"),
+        **(extra or {}),
     }
     job = local.LocalJob("cancer-train-1", status, record["image_uri"], False, record, tmp_path / "job")
-    monkeypatch.setattr(local.LocalBackend, "push", lambda self, publication: PushedImage(record["image_uri"], record["image_digest"]))
-    monkeypatch.setattr(local.LocalBackend, "train", lambda self, publication, image: dataclasses.replace(job, publication=publication))
+    monkeypatch.setattr(
+        local.LocalBackend, "push", lambda self, publication: PushedImage(record["image_uri"], record["image_digest"])
+    )
+    monkeypatch.setattr(
+        local.LocalBackend, "train", lambda self, publication, image: dataclasses.replace(job, publication=publication)
+    )
     reports = tmp_path / "reports"
-    code = cli.main([
-        "--layout", str(tmp_path / "x.oci"), "--config", str(config), "--address", record["pipeline_address"],
-        "--data-dir", str(tmp_path), "--pex-sha256", "b" * 64, "--git-sha", "c" * 40 + "-dirty",
-        "--report-dir", str(reports), "--backend", "local", "--local-root", str(tmp_path / ".mlbuild" / "local"),
-    ])
+    code = cli.main(
+        [
+            "--layout",
+            str(tmp_path / "x.oci"),
+            "--config",
+            str(config),
+            "--address",
+            record["pipeline_address"],
+            "--data-dir",
+            str(tmp_path),
+            "--pex-sha256",
+            "b" * 64,
+            "--git-sha",
+            "c" * 40 + "-dirty",
+            "--report-dir",
+            str(reports),
+            "--backend",
+            "local",
+            "--local-root",
+            str(tmp_path / ".mlbuild" / "local"),
+        ]
+    )
     return code, json.loads((reports / "report.json").read_text()), (reports / "report.md").read_text()
 
 
@@ -164,7 +209,9 @@ def _publish_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome_exit:
     "train_exit, expected",
     [(2, 2), (3, 3), (-9, 5), (1, 5)],  # the pipeline raised: 2, as README says and `pants run` exits
 )
-def test_a_failed_local_job_exits_like_pants_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, train_exit: int, expected: int) -> None:
+def test_a_failed_local_job_exits_like_pants_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, train_exit: int, expected: int
+) -> None:
     code, report, _ = _publish_with(monkeypatch, tmp_path, train_exit, "Failed")
     assert code == expected and report["status"] == "Failed"
 
@@ -177,7 +224,9 @@ def test_the_report_links_the_runs_log(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert "Run directory (logs" not in markdown
 
 
-def test_the_publish_record_carries_the_revision_and_the_model_files_checksum(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_publish_record_carries_the_revision_and_the_model_files_checksum(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from mlbuild.lineage.collect import run_record
     from mlbuild.lineage.compare import diff
     from mlbuild.lineage.store import ROOT_ENV_VAR, Store
@@ -195,7 +244,9 @@ def test_the_publish_record_carries_the_revision_and_the_model_files_checksum(mo
     (published,) = Store(tmp_path / "store").records()
     assert published.get("source.revision") == "c" * 40 and published.get("source.dirty") is True
     assert published.hyperparameters == {"C": "1.0"}
-    fields = {f["field"]: f for f in diff(run_record(run_dir, "src/python/pipelines/cancer:train"), published)["fields"]}
+    fields = {
+        f["field"]: f for f in diff(run_record(run_dir, "src/python/pipelines/cancer:train"), published)["fields"]
+    }
     assert fields["model.checksum"]["changed"] is False and "model.sha256" not in fields
 
 

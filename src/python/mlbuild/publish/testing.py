@@ -27,6 +27,7 @@ from typing import Iterator, List, Optional, Tuple
 from mlbuild.container_run.outcome import read_outcome
 from mlbuild.registry import local_server
 from mlbuild.runtime import contract, local_run
+
 # `"PUT /v2/<repo>/blobs/uploads/<uuid>?...digest=sha256%3A... HTTP/1.1" 201` in gorilla's combined log format
 _UPLOAD_LINE = re.compile(r'"PUT (?P<path>/v2/\S+/blobs/uploads/\S+) HTTP/[\d.]+" (?P<status>\d{3}) ')
 
@@ -61,7 +62,9 @@ class Registry:
 def _get(registry: Registry, path: str, method: str = "GET") -> Tuple[int, bytes]:
     auth = "Basic " + base64.b64encode(registry.creds.encode()).decode()
     accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
-    request = urllib.request.Request(f"http://{registry.host}{path}", method=method, headers={"Authorization": auth, "Accept": accept})
+    request = urllib.request.Request(
+        f"http://{registry.host}{path}", method=method, headers={"Authorization": auth, "Accept": accept}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.status, resp.read()
@@ -87,7 +90,9 @@ def manifest_exists(registry: Registry, repository: str, reference: str) -> bool
 def serve_registry(root: Path, username: str, password: str) -> Iterator[Registry]:
     """`docker-registry serve` on a free loopback port with one bcrypt htpasswd user."""
     root.mkdir(parents=True, exist_ok=True)
-    with local_server.serve_registry(root, local_server.write_htpasswd(root / "htpasswd", username, password)) as running:
+    with local_server.serve_registry(
+        root, local_server.write_htpasswd(root / "htpasswd", username, password)
+    ) as running:
         yield Registry(running.host, username, password, running.access_log)
 
 
@@ -104,6 +109,7 @@ def ecr_basic_credentials(region: str = "us-east-1", account: Optional[str] = No
 def fake_run_image(trainings: Path):
     """A stand-in for `container_run.runner.run_image` (patch it into `publish.local`): stages a
     real run folder (local_run), "trains" for half a second and appends its pid to `trainings`."""
+
     def run_image(plan):
         overrides = plan.overrides
         staging = local_run.prepare_run(plan.config, plan.address, Path(plan.data_dir), Path(plan.runs_dir), overrides)

@@ -25,7 +25,9 @@ def previous_of(store: Optional[Store], address: str, job_name: str) -> Previous
     """The metrics to compare a job with: the pipeline's previous successful run in the lineage
     store (local or SageMaker, any other job), or why there are none."""
     if store is None:
-        return Previous(None, f"{NO_PREVIOUS}: no lineage store is configured ({ROOT_ENV_VAR} is unset; ./pants sets it)")
+        return Previous(
+            None, f"{NO_PREVIOUS}: no lineage store is configured ({ROOT_ENV_VAR} is unset; ./pants sets it)"
+        )
     metrics = previous_metrics(store, address, exclude_job=job_name)
     return Previous(metrics, None if metrics is not None else f"{NO_PREVIOUS} for {address} in the lineage store")
 
@@ -49,4 +51,3 @@ def publish(
     save_record(record)
     backend.share([*package_records, record], job)
     return Published(job, report)
-

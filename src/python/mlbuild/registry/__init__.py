@@ -41,7 +41,22 @@ from mlbuild.registry.reference import Reference, parse_reference
 from mlbuild.registry.retry import RetryPolicy
 
 __all__ = [
-    "AuthError", "Credentials", "DigestMismatchError", "EcrRepositorySettings", "NotFoundError", "PullResult",
-    "PushResult", "Reference", "ReferenceError", "RegistryPlatformError", "RegistryUserError", "RetryPolicy",
-    "TransientError", "content_tag", "parse_reference", "pull_to_layout", "push_layout", "resolve_digest",
+    "AuthError",
+    "Credentials",
+    "DigestMismatchError",
+    "EcrRepositorySettings",
+    "NotFoundError",
+    "PullResult",
+    "PushResult",
+    "Reference",
+    "ReferenceError",
+    "RegistryPlatformError",
+    "RegistryUserError",
+    "RetryPolicy",
+    "TransientError",
+    "content_tag",
+    "parse_reference",
+    "pull_to_layout",
+    "push_layout",
+    "resolve_digest",
 ]

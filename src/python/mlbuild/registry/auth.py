@@ -69,7 +69,9 @@ class Authenticator:
                 return
             if challenge is None or challenge.scheme == "basic":
                 if self.credentials is None:
-                    raise AuthError(f"{where}: the registry {self.registry} wants credentials and none were found. {self.hint}")
+                    raise AuthError(
+                        f"{where}: the registry {self.registry} wants credentials and none were found. {self.hint}"
+                    )
                 new = self.credentials.basic_header()
                 if sent == new:
                     raise AuthError(
@@ -92,7 +94,9 @@ class Authenticator:
             return self._tokens[key]
         if key in self._tokens:
             who = f"user {self.credentials.username!r}" if self.credentials else "anonymous access"
-            raise AuthError(f"{where}: {self.registry} refused the token for {' '.join(scopes)} ({who}); check permissions. {self.hint}")
+            raise AuthError(
+                f"{where}: {self.registry} refused the token for {' '.join(scopes)} ({who}); check permissions. {self.hint}"
+            )
         query = [("service", challenge.params["service"])] if challenge.params.get("service") else []
         query += [("scope", s) for s in scopes]
         url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query)
@@ -100,7 +104,9 @@ class Authenticator:
         assert self.fetch is not None, "Authenticator.fetch is set by Transport"
         status, body = self.fetch(url, headers)
         if status in (401, 403):
-            raise AuthError(f"{where}: the token service {realm} refused the credentials for {self.registry}. {self.hint}")
+            raise AuthError(
+                f"{where}: the token service {realm} refused the credentials for {self.registry}. {self.hint}"
+            )
         if status != 200:
             raise RegistryPlatformError(f"{where}: token service {realm} answered HTTP {status}.")
         try:

@@ -13,9 +13,15 @@ from mlbuild.registry.errors import AuthError
 
 
 def test_parse_challenge() -> None:
-    c = parse_challenge('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"')
+    c = parse_challenge(
+        'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"'
+    )
     assert c is not None and c.scheme == "bearer"
-    assert c.params == {"realm": "https://auth.example.com/token", "service": "registry.example.com", "scope": "repository:a/b:pull,push"}
+    assert c.params == {
+        "realm": "https://auth.example.com/token",
+        "service": "registry.example.com",
+        "scope": "repository:a/b:pull,push",
+    }
     assert parse_challenge('Basic realm="x"').scheme == "basic"  # type: ignore[union-attr]
     assert parse_challenge("") is None
 
@@ -49,6 +55,7 @@ def test_basic_challenge() -> None:
 def test_bearer_flow_uses_basic_creds_and_scopes() -> None:
     seen: list[tuple[str, dict]] = []
     auth = Authenticator("reg", Credentials("u", "p"), scopes=("repository:a:pull,push", "repository:b:pull"))
+
     def fetch(url: str, headers: dict) -> tuple[int, bytes]:
         seen.append((url, headers))
         return 200, b'{"token":"T1"}'

@@ -29,15 +29,22 @@ EXIT_CODES = (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EX
 def add_commands(sub: Any) -> None:
     """The registry verbs, on `sub` (the `./pants mlbuild` tree's subparsers, or this module's own)."""
     push = flags.verb(
-        sub, "push", "push an image from an OCI layout; prints the image URI with its digest",
-        ["push --layout dist/src.python.pipelines.churn/train.oci --to 127.0.0.1:5000/ml/churn"], EXIT_CODES,
+        sub,
+        "push",
+        "push an image from an OCI layout; prints the image URI with its digest",
+        ["push --layout dist/src.python.pipelines.churn/train.oci --to 127.0.0.1:5000/ml/churn"],
+        EXIT_CODES,
     )
     push.add_argument("--layout", type=Path, required=True, help="OCI image layout directory")
     push.add_argument(flags.REF_NAME, help="image ref name in the layout (default: the only image)")
     push.add_argument("--to", required=True, metavar="REGISTRY/REPO", help="e.g. 127.0.0.1:5000/team/trainer")
     push.add_argument("--tag", action="append", default=[], help="a human tag to add (repeatable; off by default)")
-    push.add_argument("--mount-from", action="append", default=[], metavar="REPO", help="same-registry repo that may hold the blobs")
-    push.add_argument("--chunked", action="store_true", help="upload in PATCH chunks (default: one PUT; ECR needs that)")
+    push.add_argument(
+        "--mount-from", action="append", default=[], metavar="REPO", help="same-registry repo that may hold the blobs"
+    )
+    push.add_argument(
+        "--chunked", action="store_true", help="upload in PATCH chunks (default: one PUT; ECR needs that)"
+    )
     push.add_argument("--chunk-size", type=int, default=16 * 1024 * 1024)
     push.add_argument("--create-repository", action="store_true", help="ECR: create the repository if missing")
     push.add_argument("--mutable-tags", action="store_true", help="ECR: a created repository allows moving tags")
@@ -46,8 +53,11 @@ def add_commands(sub: Any) -> None:
     push.add_argument("--no-verify", action="store_true", help="skip re-reading blobs and manifest after the push")
 
     pull = flags.verb(
-        sub, "pull", "pull an image pinned by digest into an OCI layout",
-        ["pull 127.0.0.1:5000/ml/churn@sha256:<hex> --layout pulled.oci --cache-dir ~/.cache/mlbuild/pull"], EXIT_CODES,
+        sub,
+        "pull",
+        "pull an image pinned by digest into an OCI layout",
+        ["pull 127.0.0.1:5000/ml/churn@sha256:<hex> --layout pulled.oci --cache-dir ~/.cache/mlbuild/pull"],
+        EXIT_CODES,
     )
     pull.add_argument("reference", help="REGISTRY/REPO[:TAG]@sha256:...")
     pull.add_argument("--layout", type=Path, required=True, help="the OCI layout directory to write (or add to)")
@@ -55,7 +65,11 @@ def add_commands(sub: Any) -> None:
     pull.add_argument(flags.REF_NAME, help="ref name in the layout (default: the tag, else 'base')")
 
     resolve = flags.verb(
-        sub, "resolve", "print the digest a tag points at, to pin it", ["resolve docker.io/library/python:3.11-slim"], EXIT_CODES,
+        sub,
+        "resolve",
+        "print the digest a tag points at, to pin it",
+        ["resolve docker.io/library/python:3.11-slim"],
+        EXIT_CODES,
     )
     resolve.add_argument("reference", help="REGISTRY/REPO:TAG")
 
@@ -77,14 +91,24 @@ def _run(args: argparse.Namespace) -> PushResult | PullResult | str:
     env = plain_http.with_insecure(os.environ, parse_reference(target).registry) if insecure else os.environ
     if args.command == "push":
         return push_layout(
-            args.layout, args.ref_name, args.to, tags=args.tag, mount_from=args.mount_from,
-            upload_mode="chunked" if args.chunked else quirks.DEFAULT_UPLOAD_MODE, chunk_size=args.chunk_size,
+            args.layout,
+            args.ref_name,
+            args.to,
+            tags=args.tag,
+            mount_from=args.mount_from,
+            upload_mode="chunked" if args.chunked else quirks.DEFAULT_UPLOAD_MODE,
+            chunk_size=args.chunk_size,
             create_repository=args.create_repository,
             ecr_settings=EcrRepositorySettings(immutable_tags=not args.mutable_tags, scan_on_push=args.scan_on_push),
-            allow_insecure_http=insecure, parallelism=args.parallelism, verify=not args.no_verify, env=env,
+            allow_insecure_http=insecure,
+            parallelism=args.parallelism,
+            verify=not args.no_verify,
+            env=env,
         )
     if args.command == "pull":
-        return pull_to_layout(args.reference, args.layout, args.cache_dir, ref_name=args.ref_name, allow_insecure_http=insecure, env=env)
+        return pull_to_layout(
+            args.reference, args.layout, args.cache_dir, ref_name=args.ref_name, allow_insecure_http=insecure, env=env
+        )
     return resolve_digest(args.reference, allow_insecure_http=insecure, env=env)
 
 

@@ -22,7 +22,10 @@ def test_push_pull_resolve(tmp_path: Path, capsys: pytest.CaptureFixture[str], m
         assert uri.startswith(f"{host}/team/app@sha256:")
         assert main(["resolve", f"{host}/team/app:v1"]) == 0
         assert capsys.readouterr().out.strip() == uri.split("@")[1]
-        assert main(["pull", uri, "--layout", str(tmp_path / "pulled"), "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
+        assert (
+            main(["pull", uri, "--layout", str(tmp_path / "pulled"), "--cache-dir", str(tmp_path / "cache"), "--json"])
+            == 0
+        )
         assert uri.split("@")[1] in capsys.readouterr().out
 
 
@@ -34,7 +37,9 @@ def test_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two"])
-def test_parallelism_below_one_is_refused_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str) -> None:
+def test_parallelism_below_one_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["push", "--layout", str(tmp_path), "--to", "127.0.0.1:1/x", "--parallelism", value])
     assert exited.value.code == 2

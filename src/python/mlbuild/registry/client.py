@@ -14,8 +14,8 @@ from typing import Callable
 import urllib3
 
 from mlbuild.oci.descriptor import INDEX_TYPES, MANIFEST_TYPES
-from mlbuild.registry import quirks
 from mlbuild.oci.digest import digest_of
+from mlbuild.registry import quirks
 from mlbuild.registry.errors import DigestMismatchError, RegistryPlatformError
 from mlbuild.registry.reference import Reference
 from mlbuild.registry.responses import Response
@@ -62,7 +62,11 @@ class RegistryClient:
         if resp.status == 404:
             return None
         length = resp.header("Content-Length") or ""
-        return BlobHead(int(length) if length.isdigit() else -1, resp.header("Docker-Content-Digest"), resp.header("Content-Type") or "")
+        return BlobHead(
+            int(length) if length.isdigit() else -1,
+            resp.header("Docker-Content-Digest"),
+            resp.header("Content-Type") or "",
+        )
 
     def has_blob(self, digest: str, size: int, what: str) -> bool:
         """HEAD a blob we are about to push or have pushed; raise if the registry's answer contradicts it.
@@ -74,7 +78,11 @@ class RegistryClient:
         if head is None:
             return False
         # NB: a blob is bytes; text/html is a web page answering for a registry that isn't there.
-        if head.size not in (size, -1) or (head.digest and head.digest != digest) or head.content_type.startswith("text/html"):
+        if (
+            head.size not in (size, -1)
+            or (head.digest and head.digest != digest)
+            or head.content_type.startswith("text/html")
+        ):
             raise DigestMismatchError(
                 f"{self.where(f'{what} {digest}')}: HEAD answers {head.size} bytes with Docker-Content-Digest"
                 f" {head.digest} ({head.content_type or 'no Content-Type'}), expected {size} bytes of {digest}. Fix: check that the address is a registry (a proxy"
@@ -93,11 +101,15 @@ class RegistryClient:
             for chunk in resp.stream(64 * 1024):
                 buffer.extend(chunk)
                 if len(buffer) > limit:
-                    raise RegistryPlatformError(f"{self.where(f'GET blob {digest}')}: larger than {limit} bytes; refusing to read on.")
+                    raise RegistryPlatformError(
+                        f"{self.where(f'GET blob {digest}')}: larger than {limit} bytes; refusing to read on."
+                    )
 
         self.get_blob(digest, sink)
         if digest_of(bytes(buffer)) != digest:
-            raise DigestMismatchError(f"{self.where(f'GET blob {digest}')}: the bytes hash to {digest_of(bytes(buffer))}.")
+            raise DigestMismatchError(
+                f"{self.where(f'GET blob {digest}')}: the bytes hash to {digest_of(bytes(buffer))}."
+            )
         return bytes(buffer)
 
     def start_upload(self, *, mount: str | None = None, from_repo: str | None = None, retry: bool = True) -> Response:
@@ -105,8 +117,12 @@ class RegistryClient:
         query = "?" + urllib.parse.urlencode({"mount": mount, "from": from_repo}) if mount and from_repo else ""
         what = f"mount {mount} from {from_repo}" if query else "start blob upload"
         return self.transport.request(
-            "POST", self._url("blobs/uploads/") + query, where=self.where(what), ok=(201, 202),
-            headers=quirks.content_length_zero_for_empty_post(), retry=retry,
+            "POST",
+            self._url("blobs/uploads/") + query,
+            where=self.where(what),
+            ok=(201, 202),
+            headers=quirks.content_length_zero_for_empty_post(),
+            retry=retry,
         )
 
     def session_url(self, resp: Response, what: str) -> str:
@@ -119,12 +135,19 @@ class RegistryClient:
 
     def head_manifest(self, reference: str) -> ManifestInfo | None:
         resp = self.transport.request(
-            "HEAD", self._url(f"manifests/{reference}"), where=self.where(f"HEAD manifest {reference}"),
-            ok=(200, 404), headers={"Accept": MANIFEST_ACCEPT},
+            "HEAD",
+            self._url(f"manifests/{reference}"),
+            where=self.where(f"HEAD manifest {reference}"),
+            ok=(200, 404),
+            headers={"Accept": MANIFEST_ACCEPT},
         )
         if resp.status == 404:
             return None
-        return ManifestInfo(resp.header("Docker-Content-Digest"), int(resp.header("Content-Length") or -1), resp.header("Content-Type") or "")
+        return ManifestInfo(
+            resp.header("Docker-Content-Digest"),
+            int(resp.header("Content-Length") or -1),
+            resp.header("Content-Type") or "",
+        )
 
     def checked_manifest(self, reference: str) -> tuple[bytes, str, str]:
         """GET a manifest and make sure it is one: (bytes, media type, digest of the bytes).
@@ -155,16 +178,24 @@ class RegistryClient:
         digest = digest_of(data)
         for claimed, what in ((reported, "its Docker-Content-Digest header"), (reference, "the requested digest")):
             if claimed and claimed.startswith("sha256:") and claimed != digest:
-                raise DigestMismatchError(f"{self.where(f'GET manifest {reference}')}: the bytes hash to {digest}, {what} says {claimed}.")
+                raise DigestMismatchError(
+                    f"{self.where(f'GET manifest {reference}')}: the bytes hash to {digest}, {what} says {claimed}."
+                )
         return digest
 
     def get_manifest(self, reference: str, repository: str | None = None) -> tuple[bytes, str, str | None]:
         """(bytes, media type, Docker-Content-Digest header)."""
         resp = self.transport.request(
-            "GET", self._url(f"manifests/{reference}", repository), where=self.where(f"GET manifest {reference}", repository),
+            "GET",
+            self._url(f"manifests/{reference}", repository),
+            where=self.where(f"GET manifest {reference}", repository),
             headers={"Accept": MANIFEST_ACCEPT},
         )
-        return resp.body, (resp.header("Content-Type") or "").split(";")[0].strip(), resp.header("Docker-Content-Digest")
+        return (
+            resp.body,
+            (resp.header("Content-Type") or "").split(";")[0].strip(),
+            resp.header("Docker-Content-Digest"),
+        )
 
     def put_manifest(self, reference: str, data: bytes, media_type: str) -> str | None:
         """PUT a manifest by digest or tag; returns the Docker-Content-Digest the registry reports."""
@@ -173,8 +204,12 @@ class RegistryClient:
     def put_manifest_response(self, reference: str, data: bytes, media_type: str) -> Response:
         """PUT a manifest; the whole response (a referrer's PUT may answer with `OCI-Subject`)."""
         return self.transport.request(
-            "PUT", self._url(f"manifests/{reference}"), where=self.where(f"PUT manifest {reference}"),
-            ok=(201, 200), headers={"Content-Type": media_type}, body=data,
+            "PUT",
+            self._url(f"manifests/{reference}"),
+            where=self.where(f"PUT manifest {reference}"),
+            ok=(201, 200),
+            headers={"Content-Type": media_type},
+            body=data,
         )
 
     # -- referrers -----------------------------------------------------------
@@ -183,8 +218,11 @@ class RegistryClient:
         """GET /referrers/<digest>: the index's descriptors, or None if the registry lacks the API."""
         query = "?" + urllib.parse.urlencode({"artifactType": artifact_type}) if artifact_type else ""
         resp = self.transport.request(
-            "GET", self._url(f"referrers/{digest}") + query, where=self.where(f"GET referrers of {digest}"),
-            ok=(200, 404), headers={"Accept": INDEX_TYPES[0]},
+            "GET",
+            self._url(f"referrers/{digest}") + query,
+            where=self.where(f"GET referrers of {digest}"),
+            ok=(200, 404),
+            headers={"Accept": INDEX_TYPES[0]},
         )
         content_type = (resp.header("Content-Type") or "").split(";")[0].strip()
         # NB: registries without the API answer 404 (distribution 2.x) or some other document.

@@ -40,13 +40,21 @@ def get(helper: str, server: str, config: Path, env: Mapping[str, str] = os.envi
         )
     try:
         done = subprocess.run(
-            [executable, "get"], input=server.encode(), capture_output=True, timeout=TIMEOUT_SECONDS,
-            env=dict(env), check=False,
+            [executable, "get"],
+            input=server.encode(),
+            capture_output=True,
+            timeout=TIMEOUT_SECONDS,
+            env=dict(env),
+            check=False,
         )
     except subprocess.TimeoutExpired as e:
-        raise RegistryUserError(f"{where}; it did not answer within {TIMEOUT_SECONDS:.0f} s. Fix: run `echo {server} | {program} get` to see why.") from e
+        raise RegistryUserError(
+            f"{where}; it did not answer within {TIMEOUT_SECONDS:.0f} s. Fix: run `echo {server} | {program} get` to see why."
+        ) from e
     except OSError as e:
-        raise RegistryUserError(f"{where}; it could not be started ({e.strerror}). Fix: check that {executable} is an executable program.") from e
+        raise RegistryUserError(
+            f"{where}; it could not be started ({e.strerror}). Fix: check that {executable} is an executable program."
+        ) from e
     if done.returncode != 0:
         if NOT_FOUND_MESSAGE in (done.stdout + done.stderr).decode(errors="replace").lower():
             return None

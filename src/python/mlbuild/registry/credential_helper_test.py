@@ -24,8 +24,7 @@ def fake_helper(bin_dir: Path, name: str, body: str) -> Path:
         f"#!{sys.executable}\n"
         "import json, sys\n"
         "server = sys.stdin.read()\n"
-        f"open({str(bin_dir / 'asked.log')!r}, 'a').write(' '.join(sys.argv[1:]) + ' ' + server + '\\n')\n"
-        + body
+        f"open({str(bin_dir / 'asked.log')!r}, 'a').write(' '.join(sys.argv[1:]) + ' ' + server + '\\n')\n" + body
     )
     script.chmod(0o755)
     return script
@@ -43,7 +42,9 @@ ANSWER = "print(json.dumps({'ServerURL': server, 'Username': 'robot', 'Secret': 
 def test_cred_helpers_entry_wins_and_gets_the_host_on_stdin(tmp_path: Path) -> None:
     fake_helper(tmp_path / "bin", "fake", ANSWER)
     basic = base64.b64encode(b"file-user:file-pass").decode()
-    env = env_with(tmp_path, {"credHelpers": {"reg.example.com:5000": "fake"}, "auths": {"reg.example.com:5000": {"auth": basic}}})
+    env = env_with(
+        tmp_path, {"credHelpers": {"reg.example.com:5000": "fake"}, "auths": {"reg.example.com:5000": {"auth": basic}}}
+    )
     found = docker_config.lookup("reg.example.com:5000", env)
     assert found.credentials == Credentials("robot", SECRET) and found.helper == "fake"
     assert (tmp_path / "bin" / "asked.log").read_text() == "get reg.example.com:5000\n"
@@ -54,7 +55,10 @@ def test_creds_store_for_every_host_and_docker_hub_address(tmp_path: Path) -> No
     env = env_with(tmp_path, {"credsStore": "store"})
     assert docker_config.lookup("other.io", env).credentials == Credentials("robot", SECRET)
     docker_config.lookup("docker.io", env)
-    assert (tmp_path / "bin" / "asked.log").read_text().splitlines() == ["get other.io", "get https://index.docker.io/v1/"]
+    assert (tmp_path / "bin" / "asked.log").read_text().splitlines() == [
+        "get other.io",
+        "get https://index.docker.io/v1/",
+    ]
 
 
 def test_a_helper_without_credentials_falls_back_to_auths_then_anonymous(tmp_path: Path) -> None:
@@ -83,7 +87,11 @@ def test_a_broken_helper_is_a_clear_error_that_leaks_nothing(tmp_path: Path, bod
     with pytest.raises(RegistryUserError, match=expected) as raised:
         docker_config.lookup("r.io", env)
     message = str(raised.value)
-    assert "docker-credential-broken" in message and "Fix:" in message and str(tmp_path / "docker" / "config.json") in message
+    assert (
+        "docker-credential-broken" in message
+        and "Fix:" in message
+        and str(tmp_path / "docker" / "config.json") in message
+    )
     assert SECRET not in message
 
 

@@ -20,7 +20,6 @@ from typing import Any, Mapping
 from mlbuild.registry import credential_helper
 from mlbuild.registry.errors import RegistryUserError
 
-
 _SHAPE = 'write it as {"auths": {"registry.example.com:5000": {"auth": "<base64 user:password>"}}} (docker login does).'
 
 
@@ -71,13 +70,17 @@ def lookup(registry: str, env: Mapping[str, str] = os.environ) -> ConfigLookup:
         raise RegistryUserError(f"{path}: the top level is a JSON {type(data).__name__}, not an object. Fix: {_SHAPE}")
     for name in ("auths", "credHelpers"):
         if not isinstance(data.get(name) or {}, dict):
-            raise RegistryUserError(f"{path}: '{name}' is a JSON {type(data[name]).__name__}, not an object. Fix: {_SHAPE}")
+            raise RegistryUserError(
+                f"{path}: '{name}' is a JSON {type(data[name]).__name__}, not an object. Fix: {_SHAPE}"
+            )
     want = _host_of(registry)
     helpers = {_host_of(key): name for key, name in (data.get("credHelpers") or {}).items()}
     helper = helpers.get(want) or data.get("credsStore")
     if helper is not None:
         if not isinstance(helper, str) or not helper:
-            raise RegistryUserError(f"{path}: the credential helper for {want} is {helper!r}, not a name. Fix: e.g. \"credHelpers\": {{\"{want}\": \"pass\"}}.")
+            raise RegistryUserError(
+                f'{path}: the credential helper for {want} is {helper!r}, not a name. Fix: e.g. "credHelpers": {{"{want}": "pass"}}.'
+            )
         found = credential_helper.get(helper, _server_address(want), path, env)
         if found is not None:
             return ConfigLookup(Credentials(*found), path, helper)

@@ -17,7 +17,12 @@ from mlbuild.registry.docker_config import Credentials
 from mlbuild.registry.errors import AuthError, RegistryPlatformError, RegistryUserError
 from mlbuild.registry.reference import Reference
 
-_AUTH_CODES = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"}
+_AUTH_CODES = {
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+}
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,9 @@ class EcrRepositorySettings:
 
 def _ecr_host(ref: Reference) -> tuple[str, str]:
     if ref.ecr is None:
-        raise RegistryUserError(f"{ref.registry}: not an ECR registry host ('<account>.dkr.ecr.<region>.amazonaws.com').")
+        raise RegistryUserError(
+            f"{ref.registry}: not an ECR registry host ('<account>.dkr.ecr.<region>.amazonaws.com')."
+        )
     return ref.ecr
 
 
@@ -39,7 +46,9 @@ def client_for(ref: Reference, session: Any = None) -> Any:
     try:
         import boto3
     except ImportError as e:
-        raise RegistryPlatformError("pushing to ECR needs boto3; add it to the environment (it is in mlbuild's lockfile).") from e
+        raise RegistryPlatformError(
+            "pushing to ECR needs boto3; add it to the environment (it is in mlbuild's lockfile)."
+        ) from e
     return (session or boto3.session.Session()).client("ecr", region_name=region)
 
 
@@ -50,11 +59,15 @@ def _call(ref: Reference, what: str, fn: Any, **kwargs: Any) -> Any:
     try:
         return fn(**kwargs)
     except NoCredentialsError as e:
-        raise AuthError(f"{where}: no AWS credentials found. Fix: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on a role.") from e
+        raise AuthError(
+            f"{where}: no AWS credentials found. Fix: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on a role."
+        ) from e
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
         if code in _AUTH_CODES:
-            raise AuthError(f"{where}: {code}: {e}. Fix: grant ecr:{what} (and push permissions) to these AWS credentials.") from e
+            raise AuthError(
+                f"{where}: {code}: {e}. Fix: grant ecr:{what} (and push permissions) to these AWS credentials."
+            ) from e
         raise
     except BotoCoreError as e:
         raise RegistryPlatformError(f"{where}: {e}") from e
@@ -63,25 +76,37 @@ def _call(ref: Reference, what: str, fn: Any, **kwargs: Any) -> Any:
 def authorization(ref: Reference, client: Any = None) -> Credentials:
     account, _ = _ecr_host(ref)
     client = client or client_for(ref)
-    data = _call(ref, "GetAuthorizationToken", client.get_authorization_token, registryIds=[account])["authorizationData"]
+    data = _call(ref, "GetAuthorizationToken", client.get_authorization_token, registryIds=[account])[
+        "authorizationData"
+    ]
     if not data:
         raise RegistryPlatformError(f"ECR GetAuthorizationToken for {ref.registry}: no authorizationData in the reply.")
     user, _, password = base64.b64decode(data[0]["authorizationToken"]).decode().partition(":")
     return Credentials(user, password)
 
 
-def ensure_repository(ref: Reference, settings: EcrRepositorySettings = EcrRepositorySettings(), client: Any = None) -> bool:
+def ensure_repository(
+    ref: Reference, settings: EcrRepositorySettings = EcrRepositorySettings(), client: Any = None
+) -> bool:
     """Create `ref.repository` if missing; True if it was created."""
     account, _ = _ecr_host(ref)
     client = client or client_for(ref)
     try:
-        _call(ref, "DescribeRepositories", client.describe_repositories, registryId=account, repositoryNames=[ref.repository])
+        _call(
+            ref,
+            "DescribeRepositories",
+            client.describe_repositories,
+            registryId=account,
+            repositoryNames=[ref.repository],
+        )
         return False
     except client.exceptions.RepositoryNotFoundException:
         pass
     try:
         _call(
-            ref, "CreateRepository", client.create_repository,
+            ref,
+            "CreateRepository",
+            client.create_repository,
             registryId=account,
             repositoryName=ref.repository,
             imageTagMutability="IMMUTABLE" if settings.immutable_tags else "MUTABLE",

@@ -32,7 +32,15 @@ from typing import Iterator
 import pytest
 
 from mlbuild.oci.layout import read_layout
-from mlbuild.registry import AuthError, Credentials, RetryPolicy, TransientError, content_tag, pull_to_layout, push_layout
+from mlbuild.registry import (
+    AuthError,
+    Credentials,
+    RetryPolicy,
+    TransientError,
+    content_tag,
+    pull_to_layout,
+    push_layout,
+)
 from mlbuild.registry.local_server import serve_registry
 from mlbuild.registry.testing import make_layout, serve_in_thread
 from mlbuild.tools_required import require_tool
@@ -91,7 +99,9 @@ class Plan:
 
     def count(self, method: str, pattern: str, what: object = None) -> int:
         with self.lock:
-            return sum(1 for m, p, w in self.log if m == method and re.search(pattern, p) and (what is None or w == what))
+            return sum(
+                1 for m, p, w in self.log if m == method and re.search(pattern, p) and (what is None or w == what)
+            )
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -107,11 +117,26 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         rule = self.plan.pick(self.command, self.path, length)
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._answer(411, b'{"errors":[{"code":"UNSUPPORTED","message":"proxy: chunked request bodies"}]}', {})
+            return self._answer(
+                411, b'{"errors":[{"code":"UNSUPPORTED","message":"proxy: chunked request bodies"}]}', {}
+            )
         if rule is not None and isinstance(rule.kind, int):
             self._discard(length)
             self.plan.record(self.command, self.path, rule.kind)
-            body = json.dumps({"errors": [{"code": "UNAVAILABLE" if rule.kind >= 500 else "TOOMANYREQUESTS" if rule.kind == 429 else "UNAUTHORIZED", "message": "injected by the fault proxy"}]}).encode()
+            body = json.dumps(
+                {
+                    "errors": [
+                        {
+                            "code": (
+                                "UNAVAILABLE"
+                                if rule.kind >= 500
+                                else "TOOMANYREQUESTS" if rule.kind == 429 else "UNAUTHORIZED"
+                            ),
+                            "message": "injected by the fault proxy",
+                        }
+                    ]
+                }
+            ).encode()
             return self._answer(rule.kind, body, {"Content-Type": "application/json", **rule.headers})
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         try:
@@ -140,7 +165,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if not has_length and not no_body:
                 buffered = resp.read()
                 headers.append(("Content-Length", str(len(buffered))))
-            total = 0 if no_body else len(buffered) if buffered is not None else int(resp.getheader("Content-Length") or 0)
+            total = (
+                0 if no_body else len(buffered) if buffered is not None else int(resp.getheader("Content-Length") or 0)
+            )
             resetting = rule is not None and rule.kind == "reset_response"
             self.send_response_only(resp.status, resp.reason)
             for k, v in headers:
@@ -251,7 +278,9 @@ def fast_policy(sleeps: Sleeps, attempts: int = 5) -> RetryPolicy:
 
 
 def _direct(registry: str, method: str, path: str, accept: str = "") -> tuple[int, bytes]:
-    req = urllib.request.Request(f"http://{registry}{path}", method=method, headers={"Accept": accept} if accept else {})
+    req = urllib.request.Request(
+        f"http://{registry}{path}", method=method, headers={"Accept": accept} if accept else {}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.read()
@@ -272,7 +301,9 @@ def _tags(registry: str, repo: str) -> list[str]:
 
 def _assert_pulls_back(registry: str, repo: str, digest: str, tmp_path: Path, env: dict[str, str]) -> None:
     """Straight from the registry (no proxy): every blob verified against its digest by pull_to_layout."""
-    pulled = pull_to_layout(f"{registry}/{repo}@{digest}", tmp_path / "pulled", tmp_path / "cache", progress=None, env=env)
+    pulled = pull_to_layout(
+        f"{registry}/{repo}@{digest}", tmp_path / "pulled", tmp_path / "cache", progress=None, env=env
+    )
     assert pulled.digest == digest and pulled.fetched == 4
     assert read_layout(tmp_path / "pulled").manifest_descriptor().digest == digest
     status, body = _direct(registry, "GET", f"/v2/{repo}/manifests/{content_tag(digest)}", MANIFEST_ACCEPT)
@@ -291,9 +322,18 @@ RETRY_AFTER = {"Retry-After": "1"}
 TRANSIENT = {
     "500": [Rule("PUT", UPLOAD_PUT, 500, times=2), Rule("HEAD", r"/blobs/sha256:", 500, times=2)],
     "503": [Rule("PUT", UPLOAD_PUT, 503, times=3), Rule("PUT", r"/manifests/sha256:", 503, times=1)],
-    "429 Retry-After": [Rule("POST", UPLOAD_PUT, 429, times=2, headers=RETRY_AFTER), Rule("PUT", r"/manifests/", 429, headers=RETRY_AFTER)],
-    "reset mid-upload": [Rule("PUT", UPLOAD_PUT, "reset_upload", times=2, min_body=BIG), Rule("PUT", UPLOAD_PUT, "reset_upload", times=1)],
-    "reset mid-response": [Rule("GET", r"/manifests/sha256:", "reset_response", times=2), Rule("PUT", UPLOAD_PUT, "reset_response", times=2)],
+    "429 Retry-After": [
+        Rule("POST", UPLOAD_PUT, 429, times=2, headers=RETRY_AFTER),
+        Rule("PUT", r"/manifests/", 429, headers=RETRY_AFTER),
+    ],
+    "reset mid-upload": [
+        Rule("PUT", UPLOAD_PUT, "reset_upload", times=2, min_body=BIG),
+        Rule("PUT", UPLOAD_PUT, "reset_upload", times=1),
+    ],
+    "reset mid-response": [
+        Rule("GET", r"/manifests/sha256:", "reset_response", times=2),
+        Rule("PUT", UPLOAD_PUT, "reset_response", times=2),
+    ],
     "mix": [
         Rule("HEAD", r"/blobs/sha256:", 500, times=1),
         Rule("POST", UPLOAD_PUT, 429, times=1, headers=RETRY_AFTER),
@@ -319,8 +359,15 @@ def test_transient_faults_push_the_same_image(
     chunked = name.startswith("chunked")
     with fault_proxy(registry, plan) as proxy:
         result = push_layout(
-            layout, None, f"{proxy}/{repo}", tags=["v1"], progress=None, env=env, retry=fast_policy(sleeps),
-            upload_mode="chunked" if chunked else "monolithic", chunk_size=5 << 20,
+            layout,
+            None,
+            f"{proxy}/{repo}",
+            tags=["v1"],
+            progress=None,
+            env=env,
+            retry=fast_policy(sleeps),
+            upload_mode="chunked" if chunked else "monolithic",
+            chunk_size=5 << 20,
         )
     assert all(r.fired == r.times for r in plan.rules), [(r.method, r.path, r.kind, r.fired) for r in plan.rules]
     assert result.digest == clean_digest
@@ -335,26 +382,36 @@ def test_transient_faults_push_the_same_image(
     _assert_pulls_back(registry, repo, clean_digest, tmp_path, env)
 
 
-def test_pull_through_faults(registry: str, layout: Path, clean_digest: str, tmp_path: Path, env: dict[str, str]) -> None:
+def test_pull_through_faults(
+    registry: str, layout: Path, clean_digest: str, tmp_path: Path, env: dict[str, str]
+) -> None:
     """The other direction: resets mid-blob-body and 503s during pull_to_layout through the proxy."""
     big = max((layout / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size).name
-    plan = Plan([
-        Rule("GET", f"/blobs/sha256:{big}", "reset_response", times=2),
-        Rule("GET", r"/blobs/sha256:", "reset_response", times=1),
-        Rule("GET", r"/manifests/sha256:", 503, times=1),
-        Rule("GET", r"/blobs/sha256:", 429, times=1, headers=RETRY_AFTER),
-    ])
+    plan = Plan(
+        [
+            Rule("GET", f"/blobs/sha256:{big}", "reset_response", times=2),
+            Rule("GET", r"/blobs/sha256:", "reset_response", times=1),
+            Rule("GET", r"/manifests/sha256:", 503, times=1),
+            Rule("GET", r"/blobs/sha256:", 429, times=1, headers=RETRY_AFTER),
+        ]
+    )
     sleeps = Sleeps()
     with fault_proxy(registry, plan) as proxy:
         pulled = pull_to_layout(
-            f"{proxy}/clean/app@{clean_digest}", tmp_path / "pulled", tmp_path / "cache", progress=None, env=env,
+            f"{proxy}/clean/app@{clean_digest}",
+            tmp_path / "pulled",
+            tmp_path / "cache",
+            progress=None,
+            env=env,
             retry=fast_policy(sleeps),
         )
     assert all(r.fired == r.times for r in plan.rules)
     assert pulled.digest == clean_digest and pulled.fetched == 4
     assert read_layout(tmp_path / "pulled").manifest_descriptor().digest == clean_digest
     assert sleeps.count(1.0) == 1
-    assert sum(1 for done, total in plan.cut_at if done == total // 2 > BIG // 3) == 2  # NB: half the big layer went out, twice
+    assert (
+        sum(1 for done, total in plan.cut_at if done == total // 2 > BIG // 3) == 2
+    )  # NB: half the big layer went out, twice
 
 
 # -- persistent faults: a clear error, no tag on a partial image --------------------------------
@@ -376,7 +433,15 @@ def test_persistent_503_fails_clearly_and_tags_nothing(
     repo = "persistent/" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     with fault_proxy(registry, plan) as proxy:
         with pytest.raises(TransientError) as info:
-            push_layout(layout, None, f"{proxy}/{repo}", tags=["v1"], progress=None, env=env, retry=fast_policy(sleeps, attempts=3))
+            push_layout(
+                layout,
+                None,
+                f"{proxy}/{repo}",
+                tags=["v1"],
+                progress=None,
+                env=env,
+                retry=fast_policy(sleeps, attempts=3),
+            )
     message = str(info.value)
     assert "still failing after 3 tries" in message and "HTTP 503" in message and proxy.split(":")[0] in message
     assert plan.rules[0].fired >= 3
@@ -399,7 +464,15 @@ def test_401_is_not_retried(
     sleeps = Sleeps()
     with fault_proxy(registry, plan) as proxy:
         with pytest.raises(AuthError, match="wants credentials and none were found|rejected the credentials"):
-            push_layout(layout, None, f"{proxy}/denied/app", progress=None, env=env, credentials=credentials, retry=fast_policy(sleeps))
+            push_layout(
+                layout,
+                None,
+                f"{proxy}/denied/app",
+                progress=None,
+                env=env,
+                credentials=credentials,
+                retry=fast_policy(sleeps),
+            )
     # One request, plus (with credentials) the one answer to the challenge; no backoff, no second try.
     assert plan.count("PUT", r"/manifests/", 401) == requests_seen
     assert sleeps == []

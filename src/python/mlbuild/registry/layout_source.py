@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlbuild.oci.blob_store import BlobStore
 from mlbuild.names import image_entries
+from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.descriptor import INDEX_TYPES, LINUX_AMD64, MANIFEST_TYPES, Descriptor
 from mlbuild.oci.digest import digest_of
 from mlbuild.oci.layout import INDEX_FILE, read_layout
@@ -36,7 +36,9 @@ def read_push_source(layout_dir: Path, ref: str | None = None) -> PushSource:
     read_layout(layout_dir, ref)  # validation: refs, blobs present, diff_ids vs layers
     where = f"OCI layout {layout_dir}"
     store = BlobStore(layout_dir / "blobs")
-    entry = image_entries(json.loads((layout_dir / INDEX_FILE).read_text()), ref)[0]  # NB: read_layout made sure there is one
+    entry = image_entries(json.loads((layout_dir / INDEX_FILE).read_text()), ref)[
+        0
+    ]  # NB: read_layout made sure there is one
     desc = Descriptor.from_json(entry, where=where)
     data = _blob(store, desc, where)
     if desc.media_type in INDEX_TYPES:
@@ -51,7 +53,9 @@ def read_push_source(layout_dir: Path, ref: str | None = None) -> PushSource:
         d = Descriptor.from_json(item, where=f"{where}: manifest {desc.digest}")
         path = store.path(d.digest)
         if not path.is_file() or path.stat().st_size != d.size:
-            raise RegistryUserError(f"{where}: blob {d.digest} is missing or not {d.size} bytes. Fix: rebuild the layout.")
+            raise RegistryUserError(
+                f"{where}: blob {d.digest} is missing or not {d.size} bytes. Fix: rebuild the layout."
+            )
         blobs.setdefault(d.digest, Blob(d.digest, d.size, path))
     media_type = manifest.get("mediaType") or desc.media_type
     return PushSource(data, media_type, desc.digest, tuple(blobs.values()), _referrers(layout_dir, store, desc.digest))
@@ -62,7 +66,9 @@ def _referrers(layout_dir: Path, store: BlobStore, subject_digest: str) -> tuple
     for ref in referrers(layout_dir, subject_digest):
         needed = [(d, store.path(d.digest)) for d, _ in blobs_of(ref)]
         blobs = tuple(Blob(d.digest, d.size, path) for d, path in needed)
-        found.append(ReferrerSource(ref.manifest, ref.descriptor.media_type, ref.descriptor.digest, subject_digest, blobs))
+        found.append(
+            ReferrerSource(ref.manifest, ref.descriptor.media_type, ref.descriptor.digest, subject_digest, blobs)
+        )
     return tuple(found)
 
 

@@ -82,7 +82,9 @@ def serve_registry(root: Path, htpasswd: Optional[Path] = None, timeout: float =
                 break  # 401: up, and wants auth
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"docker-registry did not start: {(root / 'registry.err').read_text(errors='replace')}") from None
+                    raise RuntimeError(
+                        f"docker-registry did not start: {(root / 'registry.err').read_text(errors='replace')}"
+                    ) from None
                 time.sleep(0.1)
         assert address is not None  # NB: the loop ends only once the registry answered at it
         yield LocalRegistry(address, root)

@@ -46,28 +46,77 @@ def _lie(method: str, path: str, rewrite, after: int = 0) -> Lie:
 
 def cases() -> Iterator[Case]:
     for command in ("pull", "resolve"):
-        yield Case(f"{command}: manifest is an HTML page", command, (_lie("*", MANIFESTS, html),), "not an image manifest")
-        yield Case(f"{command}: manifest Content-Type text/html", command, (_lie("GET", MANIFESTS, header("Content-Type", "text/html")),), "not an image manifest")
+        yield Case(
+            f"{command}: manifest is an HTML page", command, (_lie("*", MANIFESTS, html),), "not an image manifest"
+        )
+        yield Case(
+            f"{command}: manifest Content-Type text/html",
+            command,
+            (_lie("GET", MANIFESTS, header("Content-Type", "text/html")),),
+            "not an image manifest",
+        )
         yield Case(f"{command}: manifest truncated", command, (_lie("GET", MANIFESTS, truncate),), "manifest")
         yield Case(f"{command}: manifest byte flipped", command, (_lie("GET", MANIFESTS, flip),), "manifest")
-        yield Case(f"{command}: wrong Docker-Content-Digest", command, (_lie("*", MANIFESTS, header("Docker-Content-Digest", WRONG)),), "Docker-Content-Digest header says")
+        yield Case(
+            f"{command}: wrong Docker-Content-Digest",
+            command,
+            (_lie("*", MANIFESTS, header("Docker-Content-Digest", WRONG)),),
+            "Docker-Content-Digest header says",
+        )
         yield Case(f"{command}: every answer is HTML", command, (_lie("*", "", html),), "not an image manifest")
     yield Case("pull: layer byte flipped", "pull", (_lie("GET", BLOBS, flip, after=1),), "hashing to")
     yield Case("pull: config byte flipped", "pull", (_lie("GET", BLOBS, flip),), "hashing to")
     yield Case("pull: blob truncated", "pull", (_lie("GET", BLOBS, truncate, after=2),), "hashing to")
     yield Case("pull: blob is an HTML page", "pull", (_lie("GET", BLOBS, html),), "hashing to")
     for command in ("push", "push --no-verify"):
-        yield Case(f"{command}: HEAD blob answers an HTML 200", command, (_lie("HEAD", BLOBS, html),), f"HEAD answers {len(HTML)} bytes")
-        yield Case(f"{command}: HEAD blob is an HTML 200 without a length", command, (_lie("HEAD", BLOBS, lambda a: (200, {"content-type": "text/html"}, b"")),), "(text/html)")
-        yield Case(f"{command}: HEAD blob claims another digest", command, (_lie("HEAD", BLOBS, ok_with_wrong_digest),), "HEAD answers -1 bytes")
-        yield Case(f"{command}: blob PUT reports another digest", command, (_lie("PUT", r"/blobs/uploads/", header("Docker-Content-Digest", WRONG)),), "reports Docker-Content-Digest")
-        yield Case(f"{command}: manifest PUT reports another digest", command, (_lie("PUT", MANIFESTS, header("Docker-Content-Digest", WRONG)),), "registry stored digest")
-        yield Case(f"{command}: every answer is HTML", command, (_lie("*", "", html),), f"HEAD answers {len(HTML)} bytes")
+        yield Case(
+            f"{command}: HEAD blob answers an HTML 200",
+            command,
+            (_lie("HEAD", BLOBS, html),),
+            f"HEAD answers {len(HTML)} bytes",
+        )
+        yield Case(
+            f"{command}: HEAD blob is an HTML 200 without a length",
+            command,
+            (_lie("HEAD", BLOBS, lambda a: (200, {"content-type": "text/html"}, b"")),),
+            "(text/html)",
+        )
+        yield Case(
+            f"{command}: HEAD blob claims another digest",
+            command,
+            (_lie("HEAD", BLOBS, ok_with_wrong_digest),),
+            "HEAD answers -1 bytes",
+        )
+        yield Case(
+            f"{command}: blob PUT reports another digest",
+            command,
+            (_lie("PUT", r"/blobs/uploads/", header("Docker-Content-Digest", WRONG)),),
+            "reports Docker-Content-Digest",
+        )
+        yield Case(
+            f"{command}: manifest PUT reports another digest",
+            command,
+            (_lie("PUT", MANIFESTS, header("Docker-Content-Digest", WRONG)),),
+            "registry stored digest",
+        )
+        yield Case(
+            f"{command}: every answer is HTML", command, (_lie("*", "", html),), f"HEAD answers {len(HTML)} bytes"
+        )
     # NB: only verification reads back what was pushed; without it these lies go unseen (documented).
     yield Case("push: verify GET manifest flipped", "push", (_lie("GET", MANIFESTS, flip),), "serves different bytes")
     yield Case("push: verify GET manifest is HTML", "push", (_lie("GET", MANIFESTS, html),), "serves different bytes")
-    yield Case("push: verify HEAD blob is HTML", "push", (_lie("HEAD", BLOBS, html, after=3),), f"HEAD answers {len(HTML)} bytes")
-    yield Case("push: verify HEAD blob truncated length", "push", (_lie("HEAD", BLOBS, header("Content-Length", "1"), after=3),), "HEAD answers 1 bytes")
+    yield Case(
+        "push: verify HEAD blob is HTML",
+        "push",
+        (_lie("HEAD", BLOBS, html, after=3),),
+        f"HEAD answers {len(HTML)} bytes",
+    )
+    yield Case(
+        "push: verify HEAD blob truncated length",
+        "push",
+        (_lie("HEAD", BLOBS, header("Content-Length", "1"), after=3),),
+        "HEAD answers 1 bytes",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +124,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
     root = tmp_path_factory.mktemp("lying")
     with serve_registry(root / "registry") as running:
         layout = make_layout(root / "img")
-        pushed = push_layout(layout, None, f"{running.host}/team/app", tags=["v1"], progress=None, env={"DOCKER_CONFIG": str(root)})
+        pushed = push_layout(
+            layout, None, f"{running.host}/team/app", tags=["v1"], progress=None, env={"DOCKER_CONFIG": str(root)}
+        )
         yield running.host, layout, pushed.digest
 
 
@@ -84,12 +135,21 @@ def _cache_is_verified(cache: Path) -> bool:
     return not blobs.is_dir() or all(hashlib.sha256(p.read_bytes()).hexdigest() == p.name for p in blobs.iterdir())
 
 
-def _run(case: Case, i: int, registry: tuple[str, Path, str], work: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+def _run(
+    case: Case, i: int, registry: tuple[str, Path, str], work: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, list[str]]:
     host, layout, digest = registry
     script = Script([Lie(lie.method, lie.path, lie.rewrite, lie.after) for lie in case.lies])
     with tampering_proxy(host, script) as proxy:
         if case.command == "pull":
-            argv = ["pull", f"{proxy}/team/app@{digest}", "--layout", str(work / "layout"), "--cache-dir", str(work / "cache")]
+            argv = [
+                "pull",
+                f"{proxy}/team/app@{digest}",
+                "--layout",
+                str(work / "layout"),
+                "--cache-dir",
+                str(work / "cache"),
+            ]
         elif case.command == "resolve":
             argv = ["resolve", f"{proxy}/team/app:v1"]
         else:
@@ -107,7 +167,9 @@ def _run(case: Case, i: int, registry: tuple[str, Path, str], work: Path, capsys
     return code, problems
 
 
-def test_lying_registry(registry: tuple[str, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lying_registry(
+    registry: tuple[str, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker"))
     corpus = list(cases())
     failures = {}
@@ -125,14 +187,28 @@ def test_lying_registry(registry: tuple[str, Path, str], tmp_path: Path, capsys:
     assert failures == {} and refused == passed == len(corpus)
 
 
-def test_the_proxy_tells_the_truth_when_not_lying(registry: tuple[str, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_proxy_tells_the_truth_when_not_lying(
+    registry: tuple[str, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The control: through the same proxy with no lies, pull, resolve and both pushes succeed."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker"))
     host, layout, digest = registry
     with tampering_proxy(host, Script()) as proxy:
         assert main(["resolve", f"{proxy}/team/app:v1"]) == 0
         assert capsys.readouterr().out.strip() == digest
-        assert main(["pull", f"{proxy}/team/app@{digest}", "--layout", str(tmp_path / "l"), "--cache-dir", str(tmp_path / "c")]) == 0
+        assert (
+            main(
+                [
+                    "pull",
+                    f"{proxy}/team/app@{digest}",
+                    "--layout",
+                    str(tmp_path / "l"),
+                    "--cache-dir",
+                    str(tmp_path / "c"),
+                ]
+            )
+            == 0
+        )
         for i, extra in enumerate(([], ["--no-verify"])):
             assert main(["push", "--layout", str(layout), "--to", f"{proxy}/truth/p{i}", *extra]) == 0
             assert capsys.readouterr().out.strip().endswith(digest)

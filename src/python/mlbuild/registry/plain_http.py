@@ -19,7 +19,6 @@ from mlbuild.registry.errors import RegistryUserError
 from mlbuild.registry.reference import Reference, is_loopback_host
 
 
-
 def insecure_registries(env: Mapping[str, str]) -> frozenset[str]:
     return frozenset(h.strip() for h in env.get(INSECURE_REGISTRIES_ENV, "").split(",") if h.strip())
 

@@ -44,8 +44,18 @@ def test_allow_insecure_alone_is_refused_before_any_request(tmp_path: Path) -> N
     """What publish/local.py does for any --mlbuild-local-registry host: refused, nothing sent."""
     layout = make_layout(tmp_path)
     with recording_server(_wants_basic) as (port, seen):
-        with pytest.raises(RegistryUserError, match=f"plain HTTP to a non-loopback host is refused.*{INSECURE_REGISTRIES_ENV}"):
-            push_layout(layout, None, f"127.1:{port}/team/app", allow_insecure_http=True, credentials=CREDS, env={}, progress=None)
+        with pytest.raises(
+            RegistryUserError, match=f"plain HTTP to a non-loopback host is refused.*{INSECURE_REGISTRIES_ENV}"
+        ):
+            push_layout(
+                layout,
+                None,
+                f"127.1:{port}/team/app",
+                allow_insecure_http=True,
+                credentials=CREDS,
+                env={},
+                progress=None,
+            )
     assert seen.requests == []
 
 
@@ -85,7 +95,10 @@ def test_bearer_realm_over_plain_http_gets_no_credentials() -> None:
 def test_redirect_to_plain_http_host_drops_credentials() -> None:
     """A loopback registry redirecting a GET to a plain-HTTP host off the machine: no Authorization follows."""
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}).encode()
-    with recording_server(lambda *_: (200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, manifest)) as (far, far_seen):
+    with recording_server(
+        lambda *_: (200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, manifest)
+    ) as (far, far_seen):
+
         def registry(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
             if "Authorization" not in headers:
                 return 401, {"WWW-Authenticate": 'Basic realm="r"'}, b""
@@ -102,6 +115,7 @@ def test_strip_auth_on_redirect_of_a_blob_get() -> None:
     blob = b"layer bytes"
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
     with recording_server(lambda *_: (200, {}, blob)) as (storage, storage_seen):
+
         def registry(method: str, path: str, headers: dict) -> tuple[int, dict, bytes]:
             if "Authorization" not in headers:
                 return 401, {"WWW-Authenticate": 'Basic realm="r"'}, b""

@@ -17,14 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, TextIO
 
-from mlbuild.oci.blob_store import BlobStore
 from mlbuild.names import ref_name
+from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.descriptor import INDEX_TYPES, LINUX_AMD64, MANIFEST_TYPES, REF_NAME_ANNOTATION, Descriptor, Platform
 from mlbuild.oci.digest import CHUNK_SIZE, HashingReader, HashingWriter, digest_of
 from mlbuild.oci.layout import INDEX_FILE, read_index, write_index
 from mlbuild.registry.client import RegistryClient
 from mlbuild.registry.docker_config import Credentials
-from mlbuild.registry.errors import DigestMismatchError, NotFoundError, ReferenceError, RegistryPlatformError, RegistryUserError
+from mlbuild.registry.errors import (
+    DigestMismatchError,
+    NotFoundError,
+    ReferenceError,
+    RegistryPlatformError,
+    RegistryUserError,
+)
 from mlbuild.registry.progress import Progress
 from mlbuild.registry.reference import parse_reference
 from mlbuild.registry.retry import RetryPolicy
@@ -68,8 +74,12 @@ def pull_to_layout(
     assert ref.digest
     for flag, path in (("--layout", layout_dir), ("--cache-dir", cache_dir)):
         if Path(path).exists() and not Path(path).is_dir():
-            raise RegistryUserError(f"{flag} {path}: is a file, not a directory. Fix: give a directory (it is created if missing).")
-    client = connect(ref, push=False, credentials=credentials, allow_insecure_http=allow_insecure_http, retry=retry, env=env)
+            raise RegistryUserError(
+                f"{flag} {path}: is a file, not a directory. Fix: give a directory (it is created if missing)."
+            )
+    client = connect(
+        ref, push=False, credentials=credentials, allow_insecure_http=allow_insecure_http, retry=retry, env=env
+    )
     data, media_type = _manifest(client, ref.digest)
     if media_type in INDEX_TYPES:
         picked = [d for d in _descriptors(json.loads(data).get("manifests", []), ref.digest) if d.platform == platform]
@@ -81,7 +91,9 @@ def pull_to_layout(
     manifest = json.loads(data)
     digest = digest_of(data)
     if not isinstance(manifest.get("config"), dict) or not isinstance(manifest.get("layers", []), list):
-        raise RegistryPlatformError(f"{client.where(f'GET manifest {digest}')}: the image manifest has no config or layers list.")
+        raise RegistryPlatformError(
+            f"{client.where(f'GET manifest {digest}')}: the image manifest has no config or layers list."
+        )
     cache = BlobStore(Path(cache_dir))
     fetched = cached = fetched_bytes = 0
     for desc in _descriptors([manifest["config"], *manifest.get("layers", [])], digest):
@@ -122,6 +134,7 @@ def _descriptors(items: list, where: str) -> list[Descriptor]:
 def _fetch_blob(client: RegistryClient, desc: Descriptor, cache: BlobStore, stream: TextIO | None) -> None:
     temp = cache.temp_file()
     try:
+
         def sink(resp) -> None:
             progress = Progress(stream, f"pulling {desc.digest[:19]}", desc.size)
             with open(temp, "wb") as f:
@@ -167,5 +180,3 @@ def resolve_digest(reference: str, **connect_kwargs) -> str:
     except NotFoundError as e:
         raise ReferenceError(f"{reference}: no such manifest in {ref.repo_uri}.") from e
     return digest
-
-

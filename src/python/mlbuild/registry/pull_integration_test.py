@@ -51,7 +51,9 @@ def test_round_trip_keeps_the_manifest_digest(registry: LocalRegistry, pushed: s
     assert read_layout(tmp_path / "a", "1").manifest_bytes() == read_layout(tmp_path / "b", "base").manifest_bytes()
 
 
-def test_a_same_size_corrupt_cached_blob_is_evicted_and_fetched_again(registry: LocalRegistry, pushed: str, tmp_path: Path) -> None:
+def test_a_same_size_corrupt_cached_blob_is_evicted_and_fetched_again(
+    registry: LocalRegistry, pushed: str, tmp_path: Path
+) -> None:
     """Issue 11 item 5: the cache was trusted by size; now every cached blob is re-hashed before use."""
     _pull(f"{registry.host}/base@{pushed}", tmp_path, "a")
     layer = _layer_digests(tmp_path / "a")[1]

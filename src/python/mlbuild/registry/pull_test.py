@@ -44,8 +44,18 @@ def test_index_and_docker_schema2(tmp_path: Path) -> None:
         docker["layers"] = [{**layer, "mediaType": DOCKER_LAYER_GZIP} for layer in oci["layers"]]
         docker_bytes = json.dumps(docker).encode()
         state.manifests[("base", _sha(docker_bytes))] = (docker_bytes, DOCKER_MANIFEST)
-        arm = {"mediaType": DOCKER_MANIFEST, "digest": "sha256:" + "1" * 64, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}}
-        amd = {"mediaType": DOCKER_MANIFEST, "digest": _sha(docker_bytes), "size": len(docker_bytes), "platform": {"os": "linux", "architecture": "amd64"}}
+        arm = {
+            "mediaType": DOCKER_MANIFEST,
+            "digest": "sha256:" + "1" * 64,
+            "size": 1,
+            "platform": {"os": "linux", "architecture": "arm64"},
+        }
+        amd = {
+            "mediaType": DOCKER_MANIFEST,
+            "digest": _sha(docker_bytes),
+            "size": len(docker_bytes),
+            "platform": {"os": "linux", "architecture": "amd64"},
+        }
         index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [arm, amd]}).encode()
         state.manifests[("base", _sha(index))] = (index, OCI_INDEX)
         result = _pull(f"{host}/base@{_sha(index)}", tmp_path)

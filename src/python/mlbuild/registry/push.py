@@ -89,8 +89,14 @@ def push_layout(
     if create_repository and dest.ecr is not None:
         ecr.ensure_repository(dest, ecr_settings)
     client = connect(
-        dest, push=True, mount_from=tuple(mount_from), credentials=credentials,
-        allow_insecure_http=allow_insecure_http, retry=retry, pool_size=max(parallelism, 1) + 1, env=env,
+        dest,
+        push=True,
+        mount_from=tuple(mount_from),
+        credentials=credentials,
+        allow_insecure_http=allow_insecure_http,
+        retry=retry,
+        pool_size=max(parallelism, 1) + 1,
+        env=env,
     )
     journal = UploadJournal(journal_dir(env), dest.repo_uri)
     cancel_stale(client, journal)  # NB: sessions a push killed with -9 left open on the registry
@@ -116,7 +122,9 @@ def push_layout(
     if verify:
         verify_push(client, source)
     result = _result(dest, source.digest, tuple(pushed_tags), outcomes, time.monotonic() - start)
-    return replace(result, referrers=tuple(p.digest for p in pushed), referrers_api=any(p.indexed_by_registry for p in pushed))
+    return replace(
+        result, referrers=tuple(p.digest for p in pushed), referrers_api=any(p.indexed_by_registry for p in pushed)
+    )
 
 
 def _put_manifest(client: RegistryClient, source: PushSource, reference: str) -> None:
@@ -131,7 +139,9 @@ def verify_push(client: RegistryClient, source: PushSource) -> None:
     """HEAD every blob and GET the manifest by digest; raise if anything differs."""
     for blob in source.blobs:
         if not client.has_blob(blob.digest, blob.size, "verify blob"):
-            raise DigestMismatchError(f"{client.where(f'verify blob {blob.digest}')}: after the push the registry does not have it.")
+            raise DigestMismatchError(
+                f"{client.where(f'verify blob {blob.digest}')}: after the push the registry does not have it."
+            )
     data, _, reported = client.get_manifest(source.digest)
     if data != source.manifest or digest_of(data) != source.digest or (reported and reported != source.digest):
         raise DigestMismatchError(
@@ -140,7 +150,9 @@ def verify_push(client: RegistryClient, source: PushSource) -> None:
         )
 
 
-def _result(dest: Reference, digest: str, tags: tuple[str, ...], outcomes: list[BlobOutcome], seconds: float) -> PushResult:
+def _result(
+    dest: Reference, digest: str, tags: tuple[str, ...], outcomes: list[BlobOutcome], seconds: float
+) -> PushResult:
     def count(action: str) -> tuple[int, int]:
         chosen = [o for o in outcomes if o.action == action]
         return len(chosen), sum(o.size for o in chosen)

@@ -13,7 +13,7 @@ from mlbuild.registry.docker_config import Credentials
 from mlbuild.registry.errors import AuthError, DigestMismatchError, NotFoundError, RegistryUserError
 from mlbuild.registry.referrers import fetch_referrers, referrers_tag
 from mlbuild.registry.retry import RetryPolicy
-from mlbuild.registry.testing import Fault, FakeState, fake_registry, make_layout
+from mlbuild.registry.testing import FakeState, Fault, fake_registry, make_layout
 
 
 @pytest.fixture
@@ -70,7 +70,12 @@ def test_cross_repo_mount_and_202_fallback(layout: Path, mount_works: bool) -> N
 
 def test_retries_503_honouring_retry_after(layout: Path) -> None:
     slept: list[float] = []
-    state = FakeState(faults=[Fault("PUT", "/blobs/uploads/", 503, times=2, headers={"Retry-After": "3"}), Fault("HEAD", "/manifests/", 429, 1)])
+    state = FakeState(
+        faults=[
+            Fault("PUT", "/blobs/uploads/", 503, times=2, headers={"Retry-After": "3"}),
+            Fault("HEAD", "/manifests/", 429, 1),
+        ]
+    )
     with fake_registry(state) as (host, state):
         result = _push(layout, f"{host}/app", retry=_policy(slept), parallelism=1)
     assert result.uploaded == 3
@@ -94,7 +99,9 @@ def test_no_retry_on_404(layout: Path) -> None:
     with fake_registry(state) as (host, state):
         with pytest.raises(NotFoundError, match=r"/app: HTTP 404 \(NAME_UNKNOWN.*create it first"):
             _push(layout, f"{host}/app", retry=_policy(slept), parallelism=1)
-    assert slept == [] and _count(state, "POST") <= 2 and _count(state, "PUT") == 0  # <=2: a worker may start the next blob
+    assert (
+        slept == [] and _count(state, "POST") <= 2 and _count(state, "PUT") == 0
+    )  # <=2: a worker may start the next blob
 
 
 def test_manifest_digest_mismatch_detected(layout: Path) -> None:
@@ -160,7 +167,10 @@ def test_a_foreign_tag_where_the_referrers_index_goes_only_warns(tmp_path: Path,
     image = read_layout(layout).manifest_descriptor()
     attach(layout, make_referrer(image, IN_TOTO_MEDIA_TYPE, b"{}"))
     with fake_registry() as (host, state):
-        state.manifests[("app", referrers_tag(image.digest))] = (b'{"mediaType": "application/vnd.oci.image.manifest.v1+json"}', "application/vnd.oci.image.manifest.v1+json")
+        state.manifests[("app", referrers_tag(image.digest))] = (
+            b'{"mediaType": "application/vnd.oci.image.manifest.v1+json"}',
+            "application/vnd.oci.image.manifest.v1+json",
+        )
         result = push_layout(layout, None, f"{host}/app", progress=None, env={})
         assert result.digest == image.digest and len(result.referrers) == 1
     assert "not a referrers index" in capsys.readouterr().err

@@ -15,7 +15,13 @@ D = "sha256:" + "a" * 64
         ("localhost/app", "localhost", "app", None, None),
         (f"localhost:5000/a/b/c@{D}", "localhost:5000", "a/b/c", None, D),
         (f"reg.example.com/app:1.0@{D}", "reg.example.com", "app", "1.0", D),
-        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml/trainer", "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "ml/trainer", None, None),
+        (
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml/trainer",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "ml/trainer",
+            None,
+            None,
+        ),
         ("ubuntu:22.04", "docker.io", "library/ubuntu", "22.04", None),
         ("team/app", "docker.io", "team/app", None, None),
     ],
@@ -25,7 +31,9 @@ def test_parse(text: str, registry: str, repository: str, tag: str | None, diges
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
 
 
-@pytest.mark.parametrize("text", ["", "Reg.example.com/UPPER", "host:5000/app@sha256:short", "host/app:bad tag", "host/app:" + "x" * 200])
+@pytest.mark.parametrize(
+    "text", ["", "Reg.example.com/UPPER", "host:5000/app@sha256:short", "host/app:bad tag", "host/app:" + "x" * 200]
+)
 def test_invalid(text: str) -> None:
     with pytest.raises(ReferenceError):
         parse_reference(text)

@@ -14,8 +14,8 @@ from mlbuild.oci.layout import read_layout
 from mlbuild.oci.referrer import IN_TOTO_MEDIA_TYPE, attach, make_referrer
 from mlbuild.registry import pull_to_layout, push_layout
 from mlbuild.registry.errors import AuthError
-from mlbuild.registry.referrers import fetch_referrers, referrers_tag
 from mlbuild.registry.local_server import serve_registry, write_htpasswd
+from mlbuild.registry.referrers import fetch_referrers, referrers_tag
 from mlbuild.registry.testing import make_layout
 from mlbuild.tools_required import cross_check_tool, require_tool, tool_path
 
@@ -50,18 +50,27 @@ def test_push_repush_mount_pull(registry: str, tmp_path: Path, env: dict[str, st
     assert (again.uploaded, again.mounted, again.skipped, again.digest) == (0, 0, 3, first.digest)
     mounted = push_layout(layout, None, f"{registry}/team/other", mount_from=["team/app"], progress=None, env=env)
     assert (mounted.mounted, mounted.uploaded, mounted.digest) == (3, 0, first.digest)
-    chunked = push_layout(layout, None, f"{registry}/team/chunked", upload_mode="chunked", chunk_size=5 << 20, progress=None, env=env)
+    chunked = push_layout(
+        layout, None, f"{registry}/team/chunked", upload_mode="chunked", chunk_size=5 << 20, progress=None, env=env
+    )
     assert chunked.uploaded == 3
-    pulled = pull_to_layout(f"{registry}/team/other@{first.digest}", tmp_path / "pulled", tmp_path / "cache", progress=None, env=env)
+    pulled = pull_to_layout(
+        f"{registry}/team/other@{first.digest}", tmp_path / "pulled", tmp_path / "cache", progress=None, env=env
+    )
     assert pulled.digest == first.digest
     assert read_layout(tmp_path / "pulled").manifest_descriptor().digest == first.digest
 
 
 @require_tool("skopeo", "skopeo")
 def test_skopeo_accepts_the_push(registry: str, tmp_path: Path, env: dict[str, str]) -> None:
-    result = push_layout(make_layout(tmp_path, text="skopeo"), None, f"{registry}/check", tags=["t"], progress=None, env=env)
+    result = push_layout(
+        make_layout(tmp_path, text="skopeo"), None, f"{registry}/check", tags=["t"], progress=None, env=env
+    )
     out = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", f"docker://{result.image_uri}"], check=True, capture_output=True, text=True
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{result.image_uri}"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     info = json.loads(out)
     assert info["Digest"] == result.digest and sorted(info["RepoTags"]) == sorted(result.tags)
@@ -86,7 +95,9 @@ def test_a_large_layer_is_pushed_once(registry: str, tmp_path: Path, env: dict[s
     assert first.uploaded_bytes >= 8 * 1024 * 1024 and second.uploaded_bytes == 0
 
 
-def test_referrer_travels_with_the_image_and_is_found_by_the_image_digest(registry: str, tmp_path: Path, env: dict[str, str]) -> None:
+def test_referrer_travels_with_the_image_and_is_found_by_the_image_digest(
+    registry: str, tmp_path: Path, env: dict[str, str]
+) -> None:
     layout = make_layout(tmp_path, text="attested")
     image = read_layout(layout).manifest_descriptor()
     statement = b'{"_type": "https://in-toto.io/Statement/v1"}\n'
@@ -103,10 +114,20 @@ def test_referrer_travels_with_the_image_and_is_found_by_the_image_digest(regist
     assert by_tag == image.digest
     skopeo = cross_check_tool("skopeo", "skopeo")
     if skopeo is not None:  # another client reads the same referrers index
-        index = json.loads(subprocess.run(
-            [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{registry}/att/app:{referrers_tag(image.digest)}"],
-            check=True, capture_output=True, text=True,
-        ).stdout)
+        index = json.loads(
+            subprocess.run(
+                [
+                    skopeo,
+                    "inspect",
+                    "--raw",
+                    "--tls-verify=false",
+                    f"docker://{registry}/att/app:{referrers_tag(image.digest)}",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
         assert [m["digest"] for m in index["manifests"]] == [attached.digest]
     again = push_layout(layout, None, f"{registry}/att/app", progress=None, env=env)
     assert (again.uploaded, again.skipped) == (0, 5)

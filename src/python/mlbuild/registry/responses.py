@@ -52,7 +52,9 @@ def error_for(resp: Response, where: str) -> Exception:
     codes = resp.error_codes()
     detail = "; ".join(f"{c}: {m}" for c, m in codes) or resp.body[:300].decode("utf-8", "replace").strip()
     fixes = "; ".join(dict.fromkeys(_FIXES[c] for c, _ in codes if c in _FIXES))
-    message = f"{where}: HTTP {resp.status}" + (f" ({detail})" if detail else "") + (f". Fix: {fixes}." if fixes else ".")
+    message = (
+        f"{where}: HTTP {resp.status}" + (f" ({detail})" if detail else "") + (f". Fix: {fixes}." if fixes else ".")
+    )
     if resp.status in (401, 403):
         if not fixes:
             message += " Fix: check the credentials and that they may push/pull this repository."

@@ -6,7 +6,20 @@ from mlbuild.registry.errors import TransientError
 from mlbuild.registry.retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 
-@pytest.mark.parametrize("status, retry", [(408, True), (429, True), (500, True), (503, True), (501, False), (401, False), (403, False), (404, False), (400, False)])
+@pytest.mark.parametrize(
+    "status, retry",
+    [
+        (408, True),
+        (429, True),
+        (500, True),
+        (503, True),
+        (501, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (400, False),
+    ],
+)
 def test_retryable(status: int, retry: bool) -> None:
     assert is_retryable_status(status) is retry
 

@@ -43,9 +43,23 @@ def connect(
                 f" and it holds no credentials for it. Fix: docker login {ref.registry}, or pass credentials."
             )
         else:
-            hint = f"Fix: add credentials for {ref.registry} to {found.path} (docker login {ref.registry}), or pass them."
-    scopes = (f"repository:{ref.repository}:{'pull,push' if push else 'pull'}", *(f"repository:{r}:pull" for r in mount_from))
-    auth = Authenticator(ref.registry, credentials, scopes=scopes, preemptive_basic=preemptive, no_credentials_hint=hint)
+            hint = (
+                f"Fix: add credentials for {ref.registry} to {found.path} (docker login {ref.registry}), or pass them."
+            )
+    scopes = (
+        f"repository:{ref.repository}:{'pull,push' if push else 'pull'}",
+        *(f"repository:{r}:pull" for r in mount_from),
+    )
+    auth = Authenticator(
+        ref.registry, credentials, scopes=scopes, preemptive_basic=preemptive, no_credentials_hint=hint
+    )
     insecure = plain_http.insecure_registries(env)
-    transport = Transport(ref, auth, retry=retry, allow_insecure_http=allow_insecure_http, insecure_registries=insecure, pool_size=pool_size)
+    transport = Transport(
+        ref,
+        auth,
+        retry=retry,
+        allow_insecure_http=allow_insecure_http,
+        insecure_registries=insecure,
+        pool_size=pool_size,
+    )
     return RegistryClient(ref, transport)

@@ -13,11 +13,11 @@ import json
 import os
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
-from contextlib import contextmanager
 
 from mlbuild.oci.blob_store import BlobStore
 from mlbuild.oci.determinism import choose_compressor
@@ -93,11 +93,15 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.times and fault.method == self.command and re.search(fault.path_regex, self.path):
                 fault.times -= 1
                 code = b"NAME_UNKNOWN" if fault.status == 404 else b"UNAVAILABLE"
-                return self._reply(fault.status, b'{"errors":[{"code":"%s","message":"injected"}]}' % code, fault.headers)
+                return self._reply(
+                    fault.status, b'{"errors":[{"code":"%s","message":"injected"}]}' % code, fault.headers
+                )
         if self.state.basic_auth:
             want = "Basic " + base64.b64encode(":".join(self.state.basic_auth).encode()).decode()
             if self.headers.get("Authorization") != want:
-                return self._reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": 'Basic realm="fake"'})
+                return self._reply(
+                    401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": 'Basic realm="fake"'}
+                )
         path, _, query = self.path.partition("?")
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
         r = re.match(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})$", path)
@@ -114,18 +118,28 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(404) if data is None else self._reply(200, data, {"Docker-Content-Digest": rest})
         if self.command == "POST":
             source = params.get("from", "").replace("%2F", "/")
-            if "mount" in params and self.state.mount_works and (source, params["mount"].replace("%3A", ":")) in self.state.blobs:
+            if (
+                "mount" in params
+                and self.state.mount_works
+                and (source, params["mount"].replace("%3A", ":")) in self.state.blobs
+            ):
                 digest = params["mount"].replace("%3A", ":")
                 self.state.blobs[(repo, digest)] = self.state.blobs[(source, digest)]
-                return self._reply(201, headers={"Docker-Content-Digest": digest, "Location": f"/v2/{repo}/blobs/{digest}"})
+                return self._reply(
+                    201, headers={"Docker-Content-Digest": digest, "Location": f"/v2/{repo}/blobs/{digest}"}
+                )
             session = os.urandom(8).hex()
             self.state.uploads[session] = (repo, bytearray())
-            return self._reply(202, headers={"Location": self._location(f"/v2/{repo}/blobs/uploads/{session}?_state=x")})
+            return self._reply(
+                202, headers={"Location": self._location(f"/v2/{repo}/blobs/uploads/{session}?_state=x")}
+            )
         session = rest
         upload_repo, buf = self.state.uploads[session]
         buf.extend(body)
         if self.command == "PATCH":
-            return self._reply(202, headers={"Location": self._location(f"/v2/{repo}/blobs/uploads/{session}?_state=y")})
+            return self._reply(
+                202, headers={"Location": self._location(f"/v2/{repo}/blobs/uploads/{session}?_state=y")}
+            )
         digest = params.get("digest", "").replace("%3A", ":")
         if "sha256:" + hashlib.sha256(buf).hexdigest() != digest:
             return self._reply(400, b'{"errors":[{"code":"DIGEST_INVALID"}]}')
@@ -135,7 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _manifest(self, repo: str, ref: str, body: bytes) -> None:
         if self.command == "PUT":
             digest = "sha256:" + hashlib.sha256(body).hexdigest()
-            self.state.manifests[(repo, ref)] = self.state.manifests[(repo, digest)] = (body, self.headers["Content-Type"])
+            self.state.manifests[(repo, ref)] = self.state.manifests[(repo, digest)] = (
+                body,
+                self.headers["Content-Type"],
+            )
             reported = "sha256:" + "0" * 64 if self.state.lie_manifest_digest else digest
             subject = (json.loads(body).get("subject") or {}).get("digest")
             extra = {"OCI-Subject": subject} if subject and self.state.referrers_api else {}
@@ -151,8 +168,17 @@ class _Handler(BaseHTTPRequestHandler):
         for (r, ref), (data, media_type) in self.state.manifests.items():
             doc = json.loads(data)
             if r == repo and ref.startswith("sha256:") and (doc.get("subject") or {}).get("digest") == subject:
-                found[ref] = {"mediaType": media_type, "digest": ref, "size": len(data), "artifactType": doc.get("artifactType")}
-        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": list(found.values())}
+                found[ref] = {
+                    "mediaType": media_type,
+                    "digest": ref,
+                    "size": len(data),
+                    "artifactType": doc.get("artifactType"),
+                }
+        index = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": list(found.values()),
+        }
         return self._reply(200, json.dumps(index).encode(), {"Content-Type": "application/vnd.oci.image.index.v1+json"})
 
     def _location(self, path: str) -> str:

@@ -18,9 +18,9 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from mlbuild.registry import plain_http, quirks
 from mlbuild.registry.auth import Authenticator
 from mlbuild.registry.errors import RegistryPlatformError, RegistryUserError, TransientError
+from mlbuild.registry.progress import ProgressReader
 from mlbuild.registry.reference import Reference
 from mlbuild.registry.responses import Response, error_for
-from mlbuild.registry.progress import ProgressReader
 from mlbuild.registry.retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 T = TypeVar("T")
@@ -105,7 +105,10 @@ class Transport:
         try:
             if is_retryable_status(raw.status):
                 raw.drain_conn()  # NB: an unread error body would be parsed as the next response
-                raise TransientError(f"HTTP {raw.status} from {self.ref.registry}", retry_after=parse_retry_after(raw.headers.get("Retry-After")))
+                raise TransientError(
+                    f"HTTP {raw.status} from {self.ref.registry}",
+                    retry_after=parse_retry_after(raw.headers.get("Retry-After")),
+                )
             if sink is not None and raw.status == 200:
                 try:
                     sink(raw)
@@ -132,8 +135,14 @@ class Transport:
         for _ in range(6):
             try:
                 raw = self.pool.urlopen(
-                    method, url, body=body, headers=headers, redirect=False, retries=False,
-                    preload_content=False, timeout=self.timeout,
+                    method,
+                    url,
+                    body=body,
+                    headers=headers,
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    timeout=self.timeout,
                 )
             except SSLError as e:
                 raise RegistryUserError(
@@ -161,11 +170,16 @@ class Transport:
 
         def once(_: int) -> tuple[int, bytes]:
             try:
-                raw = self.pool.request("GET", url, headers={"User-Agent": USER_AGENT, **headers}, timeout=self.timeout, retries=False)
+                raw = self.pool.request(
+                    "GET", url, headers={"User-Agent": USER_AGENT, **headers}, timeout=self.timeout, retries=False
+                )
             except HTTPError as e:
                 raise TransientError(f"token service {url}: {e}") from e
             if is_retryable_status(raw.status):
-                raise TransientError(f"token service {url}: HTTP {raw.status}", retry_after=parse_retry_after(raw.headers.get("Retry-After")))
+                raise TransientError(
+                    f"token service {url}: HTTP {raw.status}",
+                    retry_after=parse_retry_after(raw.headers.get("Retry-After")),
+                )
             return raw.status, raw.data
 
         return self.retry.run(f"getting a token for {self.ref.registry}", once)

@@ -40,7 +40,9 @@ class UploadOptions:
         if self.mode not in ("monolithic", "chunked"):
             raise RegistryUserError(f"upload mode {self.mode!r}: use 'monolithic' or 'chunked'.")
         if self.mode == "chunked" and self.chunk_size < quirks.MIN_CHUNK_SIZE:
-            raise RegistryUserError(f"chunk size {self.chunk_size}: use at least {quirks.MIN_CHUNK_SIZE} bytes (ECR's minimum part).")
+            raise RegistryUserError(
+                f"chunk size {self.chunk_size}: use at least {quirks.MIN_CHUNK_SIZE} bytes (ECR's minimum part)."
+            )
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,13 @@ def _upload(client: RegistryClient, blob: Blob, options: UploadOptions, location
             else:
                 body, length = reader, blob.size
             done = client.transport.request(
-                "PUT", quirks.add_query(location, digest=blob.digest), where=client.where(f"PUT blob {blob.digest}"),
-                ok=(201, 204), headers={**OCTET, "Content-Length": str(length)}, body=body, retry=False,
+                "PUT",
+                quirks.add_query(location, digest=blob.digest),
+                where=client.where(f"PUT blob {blob.digest}"),
+                ok=(201, 204),
+                headers={**OCTET, "Content-Length": str(length)},
+                body=body,
+                retry=False,
             )
         except DigestMismatchError:
             _check_local(reader, blob)
@@ -103,9 +110,17 @@ def _patch_chunks(client: RegistryClient, location: str, blob: Blob, reader: Pro
         length = min(chunk_size, blob.size - start)
         reader.remaining = length
         resp = client.transport.request(
-            "PATCH", location, where=client.where(f"PATCH blob {blob.digest} bytes {start}+{length}"), ok=(202, 204),
-            headers={**OCTET, "Content-Length": str(length), "Content-Range": quirks.content_range(start, start + length - 1)},
-            body=reader, retry=False,
+            "PATCH",
+            location,
+            where=client.where(f"PATCH blob {blob.digest} bytes {start}+{length}"),
+            ok=(202, 204),
+            headers={
+                **OCTET,
+                "Content-Length": str(length),
+                "Content-Range": quirks.content_range(start, start + length - 1),
+            },
+            body=reader,
+            retry=False,
         )
         location = client.session_url(resp, f"PATCH blob {blob.digest}")
         start += length

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Mapping
 
 from mlbuild.names import UPLOAD_JOURNAL_ENV
-from mlbuild.stale_temps import pid_alive
 from mlbuild.registry.errors import RegistryPlatformError, RegistryUserError
+from mlbuild.stale_temps import pid_alive
 
 JOURNAL_ENV = UPLOAD_JOURNAL_ENV
 
@@ -68,7 +68,9 @@ def cancel_stale(client, journal: UploadJournal) -> int:
     cancelled = 0
     for record, url in journal.stale():
         try:
-            resp = client.transport.request("DELETE", url, where=client.where("cancel a stale upload"), ok=(200, 202, 204, 404), retry=False)
+            resp = client.transport.request(
+                "DELETE", url, where=client.where("cancel a stale upload"), ok=(200, 202, 204, 404), retry=False
+            )
             cancelled += resp.status != 404
         except (RegistryPlatformError, RegistryUserError):
             pass  # NB: a session the registry already forgot (or a 405 from one that can't cancel) is no problem

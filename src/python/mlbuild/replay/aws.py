@@ -14,12 +14,12 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 from mlbuild.replay.job import ReplayJob
 from mlbuild.runtime.errors import UserError
 from mlbuild.sagemaker.aws import Clients, describe_training_job, etag, translate
 from mlbuild.sagemaker.links import split_s3_uri
 from mlbuild.sagemaker.s3_data import listing_checksum, pull_channel, relative_path
+from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 
 MANIFEST_SUFFIX = ".manifest.json"  # NB: what s3_data.pull_channel writes beside a channel folder
 
@@ -35,7 +35,9 @@ def describer(c: Clients) -> Callable[[str], Optional[Dict[str, Any]]]:
 def model_fetcher(c: Clients) -> Callable[[ReplayJob, Path], Path]:
     def fetch(job: ReplayJob, work: Path) -> Path:
         if not job.model:
-            raise UserError(f"SageMaker job {job.name}: no ModelArtifacts.S3ModelArtifacts, so nothing to compare with. Fix: replay a completed job.")
+            raise UserError(
+                f"SageMaker job {job.name}: no ModelArtifacts.S3ModelArtifacts, so nothing to compare with. Fix: replay a completed job."
+            )
         bucket, key = split_s3_uri(job.model)
         target = Path(work) / "job-model.tar.gz"
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -24,10 +24,10 @@ from typing import Any, TextIO
 from mlbuild import console, flags
 from mlbuild.container_run.rootfs_cache import default_cache_dir
 from mlbuild.lineage.store import Store
+from mlbuild.names import EXIT_INTERRUPTED, EXIT_OK, EXIT_PLATFORM_ERROR, EXIT_UNEXPECTED, EXIT_USER_ERROR
 from mlbuild.publish.local import LOCAL_ROOT
 from mlbuild.replay.job import AWS, resolve
 from mlbuild.replay.replay import ReplayResult, replay
-from mlbuild.names import EXIT_INTERRUPTED, EXIT_OK, EXIT_PLATFORM_ERROR, EXIT_UNEXPECTED, EXIT_USER_ERROR
 
 EXIT_CODES = (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_INTERRUPTED)
 
@@ -35,18 +35,42 @@ EXIT_CODES = (EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EX
 def add_commands(sub: Any) -> None:
     """The `replay` verb, on `sub` (the `./pants mlbuild` tree's subparsers)."""
     p = flags.verb(
-        sub, "replay", "replay a training job locally and say whether it came out the same",
-        ["replay churn-train-3f9a1c2b7d4e", "replay 3f2a9c --sample-data src/python/pipelines/churn/data --json",
-         "replay churn-train-3f9a1c2b7d4e --aws --region eu-west-1"],
+        sub,
+        "replay",
+        "replay a training job locally and say whether it came out the same",
+        [
+            "replay churn-train-3f9a1c2b7d4e",
+            "replay 3f2a9c --sample-data src/python/pipelines/churn/data --json",
+            "replay churn-train-3f9a1c2b7d4e --aws --region eu-west-1",
+        ],
         EXIT_CODES,
     )
-    p.add_argument("job", metavar="JOB|HASH", help="a job name (local or, with --aws, SageMaker) or a lineage hash that leads to one")
-    p.add_argument("--sample-data", type=Path, help="replay on this folder (one subfolder per channel) instead of the job's data")
-    p.add_argument("--expect-failure", action="store_true", help="the job failed: exit 0 when the replay fails the same way")
+    p.add_argument(
+        "job",
+        metavar="JOB|HASH",
+        help="a job name (local or, with --aws, SageMaker) or a lineage hash that leads to one",
+    )
+    p.add_argument(
+        "--sample-data", type=Path, help="replay on this folder (one subfolder per channel) instead of the job's data"
+    )
+    p.add_argument(
+        "--expect-failure", action="store_true", help="the job failed: exit 0 when the replay fails the same way"
+    )
     flags.add_json(p, "the verdict")
-    p.add_argument("--local-root", type=Path, default=LOCAL_ROOT, help="the local publish backend's folder (default: .mlbuild/local)")
-    p.add_argument(flags.CACHE_DIR, type=Path, help="pulled images, data and unpacked images (default: ${XDG_CACHE_HOME:-~/.cache}/mlbuild)")
-    p.add_argument("--aws", action="store_true", help="look the job up in SageMaker (DescribeTrainingJob) when it is not local")
+    p.add_argument(
+        "--local-root",
+        type=Path,
+        default=LOCAL_ROOT,
+        help="the local publish backend's folder (default: .mlbuild/local)",
+    )
+    p.add_argument(
+        flags.CACHE_DIR,
+        type=Path,
+        help="pulled images, data and unpacked images (default: ${XDG_CACHE_HOME:-~/.cache}/mlbuild)",
+    )
+    p.add_argument(
+        "--aws", action="store_true", help="look the job up in SageMaker (DescribeTrainingJob) when it is not local"
+    )
     flags.add_region(p, "AWS_REGION / AWS_DEFAULT_REGION; with --aws")
     # NB: sys.stdout looked up per call, not bound at import (a test's capture replaces it)
     p.set_defaults(run=lambda args: run(args, sys.stdout), interrupted="the replay's run was marked failed.")
@@ -68,10 +92,18 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if job.backend == AWS:
         assert clients is not None
         extra = {"fetch_model": aws.model_fetcher(clients), "fetch_data": aws.data_fetcher(clients, cache_dir)}
-    console.say(f"replaying job {job.name} ({job.status}) of {job.address or 'an unknown pipeline'}: image {job.image_digest}")
+    console.say(
+        f"replaying job {job.name} ({job.status}) of {job.address or 'an unknown pipeline'}: image {job.image_digest}"
+    )
     result = replay(
-        job, local_root=args.local_root, cache_dir=cache_dir, store=store, sample_data=args.sample_data,
-        expect_failure=args.expect_failure, stream=sys.stderr, **extra,
+        job,
+        local_root=args.local_root,
+        cache_dir=cache_dir,
+        store=store,
+        sample_data=args.sample_data,
+        expect_failure=args.expect_failure,
+        stream=sys.stderr,
+        **extra,
     )
     show(result, args.json, out)
     return result.verdict.exit_code
@@ -79,8 +111,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def show(result: ReplayResult, as_json: bool, out: TextIO) -> None:
     if as_json:
-        doc = {**result.verdict.to_json(), "record_id": result.record_id, "image_pulled": result.image.pulled,
-               "image_fetched_bytes": result.image.fetched_bytes, "seconds": result.seconds}
+        doc = {
+            **result.verdict.to_json(),
+            "record_id": result.record_id,
+            "image_pulled": result.image.pulled,
+            "image_fetched_bytes": result.image.fetched_bytes,
+            "seconds": result.seconds,
+        }
         out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
     out.write(result.verdict.text())

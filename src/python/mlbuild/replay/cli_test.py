@@ -36,9 +36,16 @@ def test_json_verdict_and_exit_code(repo: Path, monkeypatch: pytest.MonkeyPatch)
     assert code == 0 and out.startswith(f"mlbuild: replay of {JOB}: identical")
 
 
-def test_prints_to_the_stdout_of_the_call(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_prints_to_the_stdout_of_the_call(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setattr(cli, "replay", _with_run(FakeRun()))
-    assert commands.main(["replay", JOB, "--json", "--local-root", str(repo / "local"), "--cache-dir", str(repo / "cache")]) == 0
+    assert (
+        commands.main(
+            ["replay", JOB, "--json", "--local-root", str(repo / "local"), "--cache-dir", str(repo / "cache")]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["outcome"] == "identical"
 
 
@@ -53,11 +60,15 @@ def test_unknown_job_is_one_line_exit_2(repo: Path, query: str, capsys: pytest.C
     code, out = main(repo, query)
     err = capsys.readouterr().err
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and err.startswith(f"mlbuild: error: '{query}': no local job") and "Traceback" not in err
+    assert (
+        err.count("\n") == 1 and err.startswith(f"mlbuild: error: '{query}': no local job") and "Traceback" not in err
+    )
     assert not (repo / "local" / "replays").exists()
 
 
-def test_missing_aws_credentials_is_exit_2(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_missing_aws_credentials_is_exit_2(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(repo / "none"))

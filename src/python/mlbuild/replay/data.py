@@ -45,7 +45,9 @@ def job_data_dirs(job_name: str, dirs: Mapping[str, Path], pins: Mapping[str, st
 
 def data_checksums(config: PipelineConfig, data_dir: Path) -> Dict[str, str]:
     """Each channel's checksum in a sample-data folder (what the replay trained on)."""
-    return {c.name: tree_checksum(Path(data_dir) / c.local) for c in config.channels if (Path(data_dir) / c.local).exists()}
+    return {
+        c.name: tree_checksum(Path(data_dir) / c.local) for c in config.channels if (Path(data_dir) / c.local).exists()
+    }
 
 
 def link_data_dir(config: PipelineConfig, channels: Mapping[str, Path], data_dir: Path) -> Path:

@@ -22,11 +22,11 @@ from mlbuild.oci.digest import hex_of
 from mlbuild.oci.image import Image
 from mlbuild.oci.layer_reader import iter_layer, read_member
 from mlbuild.oci.layout import INDEX_FILE, read_index, read_layout
-from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 from mlbuild.registry.pull import pull_to_layout
 from mlbuild.registry.reference import parse_reference
 from mlbuild.runtime.errors import PlatformError, UserError
 from mlbuild.runtime.pipeline import CONFIG_ENV_VAR, MODULE_ENV_VAR
+from mlbuild.stale_temps import make_temp_dir, remove_stale_temps, remove_tree
 
 LOCAL_STORE_SCHEME = "oci:"
 PULLED_REF = "replay"
@@ -46,7 +46,7 @@ class JobImage:
 
 def local_store_image(image_uri: str, digest: str) -> JobImage:
     """`oci:<store>/<repo>@D`: the image in the local backend's OCI store."""
-    path = Path(image_uri[len(LOCAL_STORE_SCHEME):].rsplit("@", 1)[0])
+    path = Path(image_uri[len(LOCAL_STORE_SCHEME) :].rsplit("@", 1)[0])
     store = next((p for p in (path, *path.parents) if (p / INDEX_FILE).is_file()), None)
     if store is None:
         raise UserError(
@@ -81,11 +81,17 @@ def pulled_image(image_uri: str, cache_dir: Path, progress: Optional[TextIO] = s
     tmp = make_temp_dir(images, f".{final.name}.incomplete")
     try:
         result = pull_to_layout(
-            image_uri, tmp, Path(cache_dir) / "replay" / "blobs", ref_name=PULLED_REF,
-            allow_insecure_http=ref.is_loopback, progress=progress,
+            image_uri,
+            tmp,
+            Path(cache_dir) / "replay" / "blobs",
+            ref_name=PULLED_REF,
+            allow_insecure_http=ref.is_loopback,
+            progress=progress,
         )
         if result.digest != ref.digest:
-            raise PlatformError(f"image {image_uri}: the registry served manifest {result.digest}. Fix: report this registry.")
+            raise PlatformError(
+                f"image {image_uri}: the registry served manifest {result.digest}. Fix: report this registry."
+            )
         try:
             os.rename(tmp, final)
         except OSError:

@@ -1,8 +1,8 @@
 """What a job ran and produced, found from whatever names it: `resolve(query, ...)`.
 
-    a local-backend job name      -> .mlbuild/local/jobs/<name>/job.json
-    a lineage hash or prefix      -> the publish record(s) that mention it -> their job
-    a SageMaker job name or ARN   -> DescribeTrainingJob (with aws=True)
+a local-backend job name      -> .mlbuild/local/jobs/<name>/job.json
+a lineage hash or prefix      -> the publish record(s) that mention it -> their job
+a SageMaker job name or ARN   -> DescribeTrainingJob (with aws=True)
 """
 
 from __future__ import annotations
@@ -64,8 +64,12 @@ def local_job(jobs_dir: Path, name: str) -> Optional[ReplayJob]:
         return None
     except (ValueError, OSError) as e:
         raise PlatformError(f"{path}: not readable JSON ({e}). Fix: delete {path.parent} and publish again.") from e
-    if not isinstance(body, dict) or not all(k in body for k in ("image_uri", "image_digest", "pipeline_address", "status")):
-        raise PlatformError(f"{path}: not a local job record (no image, pipeline or status). Fix: delete {path.parent} and publish again.")
+    if not isinstance(body, dict) or not all(
+        k in body for k in ("image_uri", "image_digest", "pipeline_address", "status")
+    ):
+        raise PlatformError(
+            f"{path}: not a local job record (no image, pipeline or status). Fix: delete {path.parent} and publish again."
+        )
     run_dir = Path(body.get("run_dir") or "")
     data = body.get("data") or {}
     return ReplayJob(
@@ -127,7 +131,9 @@ def job_records(store: Store, name: str) -> List[Record]:
         found = store.find(name)
     except NotFoundError:
         return []
-    return sorted((r for r in found if r.kind == "publish" and r.get("job.name") == name), key=lambda r: (r.created, r.id))
+    return sorted(
+        (r for r in found if r.kind == "publish" and r.get("job.name") == name), key=lambda r: (r.created, r.id)
+    )
 
 
 def jobs_of(store: Store, query: str) -> List[str]:
@@ -171,11 +177,15 @@ def resolve(
     if job is None and describe is not None:
         response = describe(name.rsplit("/", 1)[-1])  # NB: an ARN ends in training-job/<name>
         if response is None:
-            raise UserError(f"{query!r}: no SageMaker training job by that name in this region. Fix: check the name and --region.")
+            raise UserError(
+                f"{query!r}: no SageMaker training job by that name in this region. Fix: check the name and --region."
+            )
         address = records[-1].pipeline if records else None
         job = aws_job(response, address)
         if records:  # NB: the publish record pins each channel by its S3 listing checksum
-            job = replace(job, data={c["name"]: c["checksum"] for c in records[-1].get("data") or [] if "checksum" in c})
+            job = replace(
+                job, data={c["name"]: c["checksum"] for c in records[-1].get("data") or [] if "checksum" in c}
+            )
     if job is None:
         raise UserError(
             f"{query!r}: its lineage records name job {name}, which is not in {jobs_dir}. "

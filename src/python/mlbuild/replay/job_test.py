@@ -15,8 +15,15 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def publish(name: str, model_sha: str, digest: str = DIGEST, created: str = "2026-11-30T00:01:00Z", **fields):
-    return make_record("publish", ADDRESS, created, job={"name": name, "status": "Completed"},
-                       image={"manifest_digest": digest}, model={"sha256": model_sha}, **fields)
+    return make_record(
+        "publish",
+        ADDRESS,
+        created,
+        job={"name": name, "status": "Completed"},
+        image={"manifest_digest": digest},
+        model={"sha256": model_sha},
+        **fields,
+    )
 
 
 @pytest.fixture
@@ -46,7 +53,9 @@ def test_a_hash_of_several_jobs_names_them(stored_job) -> None:
     jobs, store, body, _ = stored_job
     local_job(jobs.parent.parent, name="tiny-train-000000000002")
     store.put(publish("tiny-train-000000000002", "cd" * 32, body["image_digest"]))
-    with pytest.raises(UserError, match=r"leads to 2 jobs:\n  tiny-train-000000000001\n  tiny-train-000000000002\nFix: replay one"):
+    with pytest.raises(
+        UserError, match=r"leads to 2 jobs:\n  tiny-train-000000000001\n  tiny-train-000000000002\nFix: replay one"
+    ):
         resolve(body["image_digest"], jobs, store)
 
 
@@ -60,7 +69,9 @@ def test_an_ambiguous_prefix_lists_the_candidates(stored_job) -> None:
 
 def test_unknown_name_or_hash(stored_job) -> None:
     jobs, store, _, _ = stored_job
-    with pytest.raises(UserError, match=r"'nope-123': no local job by that name .* and no lineage record mentions it\. Fix:"):
+    with pytest.raises(
+        UserError, match=r"'nope-123': no local job by that name .* and no lineage record mentions it\. Fix:"
+    ):
         resolve("nope-123", jobs, store)
 
 
@@ -104,17 +115,29 @@ DESCRIBE = {
 
 def test_aws_job_from_describe_and_its_record(tmp_path: Path) -> None:
     store = Store(tmp_path / "lineage")
-    store.put(publish("churn-train-abc", "12" * 32, data=[{"name": "train", "uri": "s3://b/train/", "checksum": "sha256:" + "9" * 64, "pin": "s3-listing"}]))
+    store.put(
+        publish(
+            "churn-train-abc",
+            "12" * 32,
+            data=[{"name": "train", "uri": "s3://b/train/", "checksum": "sha256:" + "9" * 64, "pin": "s3-listing"}],
+        )
+    )
     asked: list[str] = []
 
     def describe(name: str) -> dict:
         asked.append(name)
         return DESCRIBE
 
-    job = resolve("arn:aws:sagemaker:us-east-1:1234:training-job/churn-train-abc", tmp_path / "jobs", store,
-                  describe=describe)
+    job = resolve(
+        "arn:aws:sagemaker:us-east-1:1234:training-job/churn-train-abc", tmp_path / "jobs", store, describe=describe
+    )
     assert asked == ["churn-train-abc"]
-    assert (job.backend, job.address, job.image_digest, job.hyperparameters["loss"]) == (AWS, ADDRESS, DIGEST, "log_loss")
+    assert (job.backend, job.address, job.image_digest, job.hyperparameters["loss"]) == (
+        AWS,
+        ADDRESS,
+        DIGEST,
+        "log_loss",
+    )
     assert job.data == {"train": "sha256:" + "9" * 64} and job.data_sources == {"train": "s3://b/train/"}
     assert job.metrics == {"validation:auc": 0.84} and (job.model or "").endswith("model.tar.gz") and job.record_id
 
@@ -123,7 +146,10 @@ def test_aws_unknown_job_and_unpinned_image(tmp_path: Path) -> None:
     store = Store(tmp_path / "lineage")
     with pytest.raises(UserError, match="no SageMaker training job by that name"):
         resolve("nope", tmp_path / "jobs", store, describe=lambda name: None)
-    unpinned = {**DESCRIBE, "AlgorithmSpecification": {"TrainingImage": "1234.dkr.ecr.us-east-1.amazonaws.com/churn:latest"}}
+    unpinned = {
+        **DESCRIBE,
+        "AlgorithmSpecification": {"TrainingImage": "1234.dkr.ecr.us-east-1.amazonaws.com/churn:latest"},
+    }
     with pytest.raises(UserError, match="not pinned by digest"):
         aws_job(unpinned)
 

@@ -83,11 +83,17 @@ def replay(
 ) -> ReplayResult:
     stream = stream or sys.stderr
     if job.status not in FINISHED:
-        raise UserError(f"job {job.name} is {job.status or 'in an unknown state'}, not finished. Fix: wait for it to end, then replay it.")
+        raise UserError(
+            f"job {job.name} is {job.status or 'in an unknown state'}, not finished. Fix: wait for it to end, then replay it."
+        )
     if expect_failure and job.succeeded:
-        raise UserError(f"job {job.name} completed; --expect-failure is for replaying a failed job. Fix: drop --expect-failure.")
+        raise UserError(
+            f"job {job.name} completed; --expect-failure is for replaying a failed job. Fix: drop --expect-failure."
+        )
     if sample_data is not None and not Path(sample_data).is_dir():
-        raise UserError(f"--sample-data {sample_data}: not a folder. Fix: pass the folder with one subfolder per channel.")
+        raise UserError(
+            f"--sample-data {sample_data}: not a folder. Fix: pass the folder with one subfolder per channel."
+        )
     seconds: Dict[str, float] = {}
     clock = time.monotonic()
 
@@ -108,8 +114,10 @@ def replay(
         data_dir = Path(sample_data)
         used = data_checksums(config, data_dir)
         if used != job.data:
-            notes.append(f"replayed on {data_dir}, not the job's data (channels differ: "
-                         f"{', '.join(sorted(c for c in set(used) | set(job.data) if used.get(c) != job.data.get(c)))})")
+            notes.append(
+                f"replayed on {data_dir}, not the job's data (channels differ: "
+                f"{', '.join(sorted(c for c in set(used) | set(job.data) if used.get(c) != job.data.get(c)))})"
+            )
     else:
         channels = fetch_data(job, config)
     lap("data")
@@ -139,12 +147,18 @@ def replay(
             notes.append(f"{MODEL_ARCHIVE} is byte-identical too (sha256 {sha256[:12]})")
         replay_files = archive_files(archive)
     verdict = judge(
-        job.name, job.succeeded, outcome.succeeded, outcome.run_dir,
+        job.name,
+        job.succeeded,
+        outcome.succeeded,
+        outcome.run_dir,
         job_files=archive_files(job_archive) if job_archive is not None else {},
         replay_files=replay_files,
-        job_metrics=job_metrics, replay_metrics=replay_metrics,
-        job_failure=job.failure_reason, replay_failure=outcome.failure_reason,
-        expect_failure=expect_failure, notes=notes,
+        job_metrics=job_metrics,
+        replay_metrics=replay_metrics,
+        job_failure=job.failure_reason,
+        replay_failure=outcome.failure_reason,
+        expect_failure=expect_failure,
+        notes=notes,
     )
     lap("compare")
     record_id = save_record(store, replay_record(job, outcome.run_dir, verdict)) if store is not None else None
@@ -173,8 +187,10 @@ def not_replayed(job: ReplayJob) -> List[str]:
     """
     notes = []
     if job.checkpoint_uri:
-        notes.append(f"the job's checkpoints ({job.checkpoint_uri}) were not restored: the replay started with an "
-                     "empty /opt/ml/checkpoints, as the job did unless it resumed from earlier checkpoints")
+        notes.append(
+            f"the job's checkpoints ({job.checkpoint_uri}) were not restored: the replay started with an "
+            "empty /opt/ml/checkpoints, as the job did unless it resumed from earlier checkpoints"
+        )
     return notes
 
 
@@ -184,8 +200,13 @@ def replay_record(job: ReplayJob, run_dir: Path, verdict: Verdict) -> Record:
     NB: the store has no "replay" kind; a run record with a parent link and the verdict in
     `extra` needs no change to lineage/; `inspect` shows the verdict from there.
     """
-    body = run_record(run_dir, job.address, parents=[job.record_id] if job.record_id else (), image_digest=job.image_digest).body
-    body["extra"] = {**(body.get("extra") or {}), "replay": {"of": job.name, "of_record": job.record_id, "verdict": verdict.outcome}}
+    body = run_record(
+        run_dir, job.address, parents=[job.record_id] if job.record_id else (), image_digest=job.image_digest
+    ).body
+    body["extra"] = {
+        **(body.get("extra") or {}),
+        "replay": {"of": job.name, "of_record": job.record_id, "verdict": verdict.outcome},
+    }
     return Record(body)
 
 
@@ -206,5 +227,7 @@ def _hyperparameter_notes(job: ReplayJob, run_dir: Path) -> List[str]:
     respelled = sorted(k for k in job.hyperparameters if k in written and written[k] != job.hyperparameters[k])
     if not respelled:
         return []
-    return ["hyperparameters given in the canonical encoding, as the job's decode to the same values: "
-            + ", ".join(f"{k}={job.hyperparameters[k]!r} -> {written[k]!r}" for k in respelled)]
+    return [
+        "hyperparameters given in the canonical encoding, as the job's decode to the same values: "
+        + ", ".join(f"{k}={job.hyperparameters[k]!r} -> {written[k]!r}" for k in respelled)
+    ]

@@ -18,13 +18,28 @@ from mlbuild.runtime.errors import UserError
 def finished_job(tmp_path: Path, **kwargs):
     body = local_job(tmp_path, **kwargs)
     store = Store(tmp_path / "lineage")
-    parent = store.put(make_record("publish", ADDRESS, body["end"], job={"name": JOB, "status": body["status"]},
-                                   image={"manifest_digest": body["image_digest"]}))
+    parent = store.put(
+        make_record(
+            "publish",
+            ADDRESS,
+            body["end"],
+            job={"name": JOB, "status": body["status"]},
+            image={"manifest_digest": body["image_digest"]},
+        )
+    )
     return resolve(JOB, tmp_path / "local" / "jobs", store), store, parent
 
 
 def go(tmp_path: Path, job, store, run, **kwargs):
-    return replay(job, local_root=tmp_path / "local", cache_dir=tmp_path / "cache", store=store, run=run, stream=io.StringIO(), **kwargs)
+    return replay(
+        job,
+        local_root=tmp_path / "local",
+        cache_dir=tmp_path / "cache",
+        store=store,
+        run=run,
+        stream=io.StringIO(),
+        **kwargs,
+    )
 
 
 def test_identical_replay_runs_the_jobs_image_config_hyperparameters_and_data(tmp_path: Path) -> None:
@@ -36,7 +51,9 @@ def test_identical_replay_runs_the_jobs_image_config_hyperparameters_and_data(tm
     plan = run.calls[0]
     assert (plan.ref, plan.address, dict(plan.overrides)) == ("tiny:t1", ADDRESS, {"scale": "2.0"})
     # NB: the config is the image's, parsed in memory: not the repo's, and not written to disk to be read back
-    assert plan.config.source.endswith(":/opt/mlbuild/app/pipelines/tiny/pipeline.yaml") and [c.name for c in plan.config.channels] == ["train"]
+    assert plan.config.source.endswith(":/opt/mlbuild/app/pipelines/tiny/pipeline.yaml") and [
+        c.name for c in plan.config.channels
+    ] == ["train"]
     assert not list((tmp_path / "local").rglob("pipeline.yaml"))
     assert (Path(plan.data_dir) / "train").resolve() == (tmp_path / "data" / "train").resolve()
     record = store.get(result.record_id)
@@ -48,7 +65,9 @@ def test_identical_replay_runs_the_jobs_image_config_hyperparameters_and_data(tm
 def test_model_and_metric_differences(tmp_path: Path) -> None:
     job, store, _ = finished_job(tmp_path)
     result = go(tmp_path, job, store, FakeRun(model={**MODEL, "model.txt": "weights 1 2 4\n"}))
-    assert result.verdict.outcome == v.MODEL_DIFFERS and [f["file"] for f in result.verdict.model_files] == ["model.txt"]
+    assert result.verdict.outcome == v.MODEL_DIFFERS and [f["file"] for f in result.verdict.model_files] == [
+        "model.txt"
+    ]
     result = go(tmp_path, job, store, FakeRun(metrics={"score": 0.6}))
     assert result.verdict.outcome == v.METRICS_DIFFER
     assert result.verdict.metrics == [{"metric": "score", "job": 0.5, "replay": 0.6}]
@@ -92,8 +111,13 @@ def test_what_the_replay_cannot_reproduce_is_said_with_the_verdict(tmp_path: Pat
     job, store, _ = finished_job(tmp_path)
     plain = go(tmp_path, job, store, FakeRun())
     assert not any("instances" in n or "checkpoints" in n or "environment" in n for n in plain.verdict.notes)
-    shaped = replace(job, instance_count=2, instance_type="ml.m5.large", checkpoint_uri="s3://b/ckpt/",
-                     environment={"B": "2", "A": "1"})
+    shaped = replace(
+        job,
+        instance_count=2,
+        instance_type="ml.m5.large",
+        checkpoint_uri="s3://b/ckpt/",
+        environment={"B": "2", "A": "1"},
+    )
     run = FakeRun()
     notes = go(tmp_path, shaped, store, run).verdict.notes
     assert run.calls[-1].instance_count == 2  # replayed on as many local hosts
@@ -115,7 +139,9 @@ def test_a_job_without_final_metrics_is_judged_on_its_model_files(tmp_path: Path
 
 def test_a_sagemaker_job_is_compared_on_the_metrics_the_pipeline_defines() -> None:
     notes: list = []
-    job, replayed = sagemaker_metrics(["score"], {"score": 0.5, "train:progress": 100.0}, {"score": 0.5, "rows": 3}, notes)
+    job, replayed = sagemaker_metrics(
+        ["score"], {"score": 0.5, "train:progress": 100.0}, {"score": 0.5, "rows": 3}, notes
+    )
     assert (job, replayed) == ({"score": 0.5}, {"score": 0.5})
     assert notes == ["job metrics the pipeline does not define were not compared: train:progress"]
     job, replayed = sagemaker_metrics(["score"], {"score": 0.5}, {"score": 0.6}, notes)

@@ -42,7 +42,9 @@ def write_model(model_dir: Path, files: Mapping[str, str], metrics: Mapping[str,
     (model_dir / "metrics.json").write_text(json.dumps(dict(metrics), sort_keys=True))
 
 
-def local_job(root: Path, *, status: str = "Completed", failure: Optional[str] = None, name: str = JOB) -> Dict[str, Any]:
+def local_job(
+    root: Path, *, status: str = "Completed", failure: Optional[str] = None, name: str = JOB
+) -> Dict[str, Any]:
     """A finished job under `root/local/jobs/<name>/` as the local backend leaves it; returns job.json."""
     local = root / "local"
     image = tiny_image(local / "registry", root / "blobs")
@@ -55,11 +57,18 @@ def local_job(root: Path, *, status: str = "Completed", failure: Optional[str] =
     (run_dir / contract.DATA_DIR / "train").symlink_to(data.resolve(), target_is_directory=True)
     job_dir = local / "jobs" / name
     body: Dict[str, Any] = {
-        "job_name": name, "status": status, "pipeline_address": ADDRESS,
-        "image_uri": f"oci:{local / 'registry'}/tiny@{digest}", "image_digest": digest,
-        "hyperparameters": {"scale": "2.0"}, "data": {"train": tree_checksum(data)}, "run_dir": str(run_dir),
-        "start": "2026-11-30T00:00:00Z", "end": "2026-11-30T00:01:00Z",
-        "metrics": dict(METRICS) if status == "Completed" else {}, "failure_reason": failure,
+        "job_name": name,
+        "status": status,
+        "pipeline_address": ADDRESS,
+        "image_uri": f"oci:{local / 'registry'}/tiny@{digest}",
+        "image_digest": digest,
+        "hyperparameters": {"scale": "2.0"},
+        "data": {"train": tree_checksum(data)},
+        "run_dir": str(run_dir),
+        "start": "2026-11-30T00:00:00Z",
+        "end": "2026-11-30T00:01:00Z",
+        "metrics": dict(METRICS) if status == "Completed" else {},
+        "failure_reason": failure,
         "exit_code": 0 if status == "Completed" else 2,
     }
     if status == "Completed":
@@ -75,7 +84,9 @@ def local_job(root: Path, *, status: str = "Completed", failure: Optional[str] =
 class FakeRun:
     """Stands in for run_image: lays out a run directory and writes `model` (or a failure)."""
 
-    def __init__(self, model: Mapping[str, str] = MODEL, metrics: Mapping[str, Any] = METRICS, failure: Optional[str] = None):
+    def __init__(
+        self, model: Mapping[str, str] = MODEL, metrics: Mapping[str, Any] = METRICS, failure: Optional[str] = None
+    ):
         self.model, self.metrics, self.failure = dict(model), dict(metrics), failure
         self.calls: list = []
 

@@ -67,8 +67,10 @@ class Verdict:
             lines.append(f"  {'metric':<{width}}  {'job':>14}  {'replay':>14}  change")
             for m in self.metrics:
                 change = m["replay"] - m["job"] if _numbers(m["job"], m["replay"]) else None
-                lines.append(f"  {m['metric']:<{width}}  {_value(m['job']):>14}  {_value(m['replay']):>14}  "
-                             f"{'-' if change is None else f'{change:+.3g}'}")
+                lines.append(
+                    f"  {m['metric']:<{width}}  {_value(m['job']):>14}  {_value(m['replay']):>14}  "
+                    f"{'-' if change is None else f'{change:+.3g}'}"
+                )
         if self.job_failure or self.replay_failure:
             lines.append(f"  job failure:    {self.job_failure or '-'}")
             lines.append(f"  replay failure: {self.replay_failure or '-'}")

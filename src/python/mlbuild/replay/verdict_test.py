@@ -27,9 +27,33 @@ def judge(**kwargs):
         ({"replay_files": {**FILES, "model.pkl": "b" * 64}}, v.MODEL_DIFFERS, 1),
         ({"replay_files": {"metrics.json": "m" * 64}}, v.MODEL_DIFFERS, 1),
         ({"replay_ok": False, "replay_failure": "Boom\n"}, v.REPLAY_FAILED, 1),
-        ({"job_ok": False, "replay_ok": False, "job_failure": "E: x\nmore", "replay_failure": "\nE: x\nother"}, v.SAME_FAILURE, 1),
-        ({"job_ok": False, "replay_ok": False, "job_failure": "E: x", "replay_failure": "E: x", "expect_failure": True}, v.SAME_FAILURE, 0),
-        ({"job_ok": False, "replay_ok": False, "job_failure": "E: x", "replay_failure": "E: y", "expect_failure": True}, v.FAILURE_DIFFERS, 1),
+        (
+            {"job_ok": False, "replay_ok": False, "job_failure": "E: x\nmore", "replay_failure": "\nE: x\nother"},
+            v.SAME_FAILURE,
+            1,
+        ),
+        (
+            {
+                "job_ok": False,
+                "replay_ok": False,
+                "job_failure": "E: x",
+                "replay_failure": "E: x",
+                "expect_failure": True,
+            },
+            v.SAME_FAILURE,
+            0,
+        ),
+        (
+            {
+                "job_ok": False,
+                "replay_ok": False,
+                "job_failure": "E: x",
+                "replay_failure": "E: y",
+                "expect_failure": True,
+            },
+            v.FAILURE_DIFFERS,
+            1,
+        ),
         ({"job_ok": False, "job_failure": "E: x", "expect_failure": True}, v.REPLAY_SUCCEEDED, 1),
     ],
 )
@@ -40,7 +64,9 @@ def test_outcomes_and_exit_codes(kwargs, outcome, code) -> None:
 
 
 def test_text_names_the_files_and_tabulates_the_metrics() -> None:
-    text = judge(replay_files={**FILES, "model.pkl": "b" * 64, "extra.bin": "c" * 64}, replay_metrics={"auc": 0.81}).text()
+    text = judge(
+        replay_files={**FILES, "model.pkl": "b" * 64, "extra.bin": "c" * 64}, replay_metrics={"auc": 0.81}
+    ).text()
     assert "model differs" in text
     assert "model.pkl: aaaaaaaaaaaa vs bbbbbbbbbbbb" in text and "extra.bin: (absent) vs cccccccccccc" in text
     assert "auc" in text and "0.8" in text and "0.81" in text and "+0.01" in text

@@ -23,7 +23,7 @@ from typing import List
 
 import pytest
 
-PIPELINE = '''
+PIPELINE = """
 import hashlib, os, threading
 from mlbuild.runtime import checkpoints
 
@@ -47,7 +47,7 @@ def evaluate(ctx, model, _):
 
 def save(ctx, model):
     (ctx.model_dir / "model.bin").write_bytes(model["state"])
-'''
+"""
 CONFIG = """\
 hyperparameters:
   steps: 60
@@ -75,13 +75,24 @@ def _start(project: Path, runs: Path, **extra_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
         # NB: absolute: under Pants some sys.path entries are relative to the sandbox, not to `project`.
-        "PYTHONPATH": os.pathsep.join([str(project / "src"), str(mlbuild_root), *(os.path.abspath(p) for p in sys.path if p)]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(project / "src"), str(mlbuild_root), *(os.path.abspath(p) for p in sys.path if p)]
+        ),
         "MLBUILD_PIPELINE_MODULE": "ckptpipe.pipeline",
         "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
         "MLBUILD_PIPELINE_ADDRESS": ADDRESS,
         **extra_env,
     }
-    argv = [sys.executable, "-m", "mlbuild.runtime.cli", "local", "--data-dir", str(project / "data"), "--runs-dir", str(runs)]
+    argv = [
+        sys.executable,
+        "-m",
+        "mlbuild.runtime.cli",
+        "local",
+        "--data-dir",
+        str(project / "data"),
+        "--runs-dir",
+        str(runs),
+    ]
     return subprocess.Popen(argv, env=env, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

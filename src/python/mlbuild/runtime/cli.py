@@ -47,7 +47,9 @@ def _nothing_after(_: Path) -> Optional[str]:
     return None
 
 
-def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str], after_run: AfterRun = _nothing_after) -> int:
+def local_command(
+    data_dir: Path, runs_dir: Path, assignments: Sequence[str], after_run: AfterRun = _nothing_after
+) -> int:
     pipeline = pipeline_from_environ(os.environ)
     staging = local_run.prepare_run(
         pipeline.config, pipeline.address, data_dir, runs_dir, parse_assignments(assignments, pipeline.config)
@@ -76,7 +78,9 @@ def local_command(data_dir: Path, runs_dir: Path, assignments: Sequence[str], af
 
 def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     """The `local` command's arguments; the host side's command takes the same ones."""
-    parser.add_argument("--data-dir", type=Path, required=True, help="the pipeline's sample data folder (one subfolder per channel)")
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="the pipeline's sample data folder (one subfolder per channel)"
+    )
     parser.add_argument("--runs-dir", type=Path, required=True, help="where run directories go")
     parser.add_argument("assignments", nargs="*", metavar="name=value", help="hyperparameter overrides")
 

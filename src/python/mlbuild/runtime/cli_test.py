@@ -13,7 +13,7 @@ import pytest
 from mlbuild.runtime import cli, contract, train
 from mlbuild.runtime.pipeline import ADDRESS_ENV_VAR, CONFIG_ENV_VAR, MODULE_ENV_VAR
 
-PIPELINE = '''
+PIPELINE = """
 import json, random
 
 def load(ctx):
@@ -32,7 +32,7 @@ def evaluate(ctx, model, features):
 
 def save(ctx, model):
     (ctx.model_dir / "model.json").write_text(json.dumps(model, sort_keys=True))
-'''
+"""
 
 CONFIG = """
 hyperparameters:
@@ -71,7 +71,11 @@ def test_local_run_writes_model_and_metrics_and_moves_latest(pipeline: Path, tmp
     (run,) = [p for p in runs.glob("*/train/*") if p.name != "latest"]
     assert (run.parent / "latest").resolve() == run.resolve()
     assert json.loads((run / "model" / "metrics.json").read_text()) == {"train:mean": 7.5, "train:rows": 4.0}
-    assert json.loads((run / contract.HYPERPARAMETERS_FILE).read_text()) == {"explode": "false", "scale": "3.0", "seed": "7"}
+    assert json.loads((run / contract.HYPERPARAMETERS_FILE).read_text()) == {
+        "explode": "false",
+        "scale": "3.0",
+        "seed": "7",
+    }
     assert json.loads((run / contract.INPUT_DATA_CONFIG_FILE).read_text())["train"]["ContentType"] == "text/plain"
     out = capsys.readouterr().out
     assert "mlbuild-metric train:mean=7.5;" in out and f"run complete: {run}" in out
@@ -118,7 +122,11 @@ def test_pipeline_that_raises_fails_clearly_and_leaves_no_complete_run(pipeline:
         (["dpeth=3"], None, "unknown hyperparameter 'dpeth'"),
         (["scale=big"], None, "hyperparameter 'scale' must be float, got 'big'"),
         ([], lambda root: shutil.rmtree(root / "data" / "train"), "`channels.train`: local data directory"),
-        ([], lambda root: (root / "pipeline.yaml").write_text("hyperparameters: {scale: 1\n"), "malformed YAML at line 2"),
+        (
+            [],
+            lambda root: (root / "pipeline.yaml").write_text("hyperparameters: {scale: 1\n"),
+            "malformed YAML at line 2",
+        ),
     ],
 )
 def test_bad_input_exits_2_and_creates_no_run(pipeline: Path, tmp_path: Path, capsys, args, edit, message) -> None:
@@ -180,11 +188,13 @@ def test_the_runtime_imports_no_lineage_module() -> None:
     import subprocess
 
     code = "import sys, mlbuild.runtime.cli; print(sorted(m for m in sys.modules if m.startswith('mlbuild.lineage')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": ":".join(sys.path)}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": ":".join(sys.path)}, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 
-LIBRARY_CALLER = '''
+LIBRARY_CALLER = """
 import toylib
 
 def load(ctx):
@@ -195,10 +205,12 @@ def train(ctx, features):
 
 def evaluate(ctx, model, features):
     return {"m": 1.0}
-'''
+"""
 
 
-def test_an_exception_inside_a_library_points_at_the_users_line(pipeline: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_an_exception_inside_a_library_points_at_the_users_line(
+    pipeline: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     lib = tmp_path / "site-packages"
     lib.mkdir()
     (lib / "toylib.py").write_text("def fit(rows):\n    raise ValueError('Input contains NaN')\n")
@@ -237,7 +249,10 @@ def test_errors_name_the_repo_path_when_run_from_the_repo_root(tmp_path: Path, m
     package = _package(tmp_path, "def load(ctx):\n    return []\n", CONFIG, monkeypatch)
     assert cli.main(["train"]) == 2
     err = capsys.readouterr().err
-    assert f"mlbuild: error: src/{package}/pipeline.py: pipeline module '{package}.pipeline' lacks train, evaluate()" in err
+    assert (
+        f"mlbuild: error: src/{package}/pipeline.py: pipeline module '{package}.pipeline' lacks train, evaluate()"
+        in err
+    )
 
 
 def test_errors_inside_an_unzipped_pex_name_the_repo_path_from_the_address(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -266,7 +281,9 @@ def test_a_pipeline_that_fails_to_import_is_a_user_error_at_its_line(pipeline: P
     (pipeline.parent / "pipeline.py").write_text("import json\nimport no_such_module_xyz\n")
     assert cli.main(["local", "--data-dir", str(pipeline), "--runs-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
-    assert f"mlbuild: error: src/{package}/pipeline.py:2: importing pipeline module" in err and "no_such_module_xyz" in err
+    assert (
+        f"mlbuild: error: src/{package}/pipeline.py:2: importing pipeline module" in err and "no_such_module_xyz" in err
+    )
 
 
 def test_the_run_keeps_its_log_in_the_run_directory(pipeline: Path, tmp_path: Path, capsys) -> None:
@@ -280,6 +297,10 @@ def test_the_run_keeps_its_log_in_the_run_directory(pipeline: Path, tmp_path: Pa
     (failed,) = runs.glob("*/train/*.failed")
     log = (failed / contract.LOG_FILE).read_text()
     # The console gets the message; the log keeps the traceback, down to the user's line.
-    assert "stage featurize: started" in log and "Traceback (most recent call last)" in log and 'raise ValueError("bad row 3")' in log
+    assert (
+        "stage featurize: started" in log
+        and "Traceback (most recent call last)" in log
+        and 'raise ValueError("bad row 3")' in log
+    )
     assert str(failed / contract.LOG_FILE) in capsys.readouterr().err
     assert type(sys.stdout).__name__ != "_Tee"  # the console is restored

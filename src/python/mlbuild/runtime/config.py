@@ -61,9 +61,13 @@ class HyperparameterSpec:
                 f"Fix: pick one of those values."
             )
         if self.min is not None and value < self.min:
-            raise HyperparameterError(f"{source}: hyperparameter {self.name!r} is {value!r}, below its min {self.min}. Fix: raise it.")
+            raise HyperparameterError(
+                f"{source}: hyperparameter {self.name!r} is {value!r}, below its min {self.min}. Fix: raise it."
+            )
         if self.max is not None and value > self.max:
-            raise HyperparameterError(f"{source}: hyperparameter {self.name!r} is {value!r}, above its max {self.max}. Fix: lower it.")
+            raise HyperparameterError(
+                f"{source}: hyperparameter {self.name!r} is {value!r}, above its max {self.max}. Fix: lower it."
+            )
 
 
 @dataclass(frozen=True)
@@ -212,16 +216,22 @@ def load_config(path: Path) -> PipelineConfig:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found. Fix: create it, or point the target's `config` field at it.") from None
+        raise ConfigError(
+            f"{path}: config file not found. Fix: create it, or point the target's `config` field at it."
+        ) from None
     except IsADirectoryError:
         raise directory_error(str(path)) from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config file ({e.strerror}). Fix: check the path and its permissions.") from e
+        raise ConfigError(
+            f"{path}: cannot read the config file ({e.strerror}). Fix: check the path and its permissions."
+        ) from e
     return parse_config(config_text(data, str(path)), str(path))
 
 
 def directory_error(source: str) -> ConfigError:
-    return ConfigError(f"{source}: is a directory, not a config file. Fix: point at the pipeline's YAML file inside it.")
+    return ConfigError(
+        f"{source}: is a directory, not a config file. Fix: point at the pipeline's YAML file inside it."
+    )
 
 
 def config_text(data: bytes, source: str) -> str:
@@ -244,7 +254,9 @@ def _parse_hyperparameters(r: _Reader, raw: Any) -> Tuple[HyperparameterSpec, ..
             r.only_keys(value, key, ("type", "default", "choices", "min", "max"))
             type_name = value.get("type")
             if type_name not in HYPERPARAMETER_TYPES:
-                raise r.fail(f"{key}.type", f"expected one of {', '.join(HYPERPARAMETER_TYPES)}, got {type_name!r}", "set `type`")
+                raise r.fail(
+                    f"{key}.type", f"expected one of {', '.join(HYPERPARAMETER_TYPES)}, got {type_name!r}", "set `type`"
+                )
             if "default" not in value:
                 raise r.fail(f"{key}.default", "missing", "give the hyperparameter a default value")
             expected = HYPERPARAMETER_TYPES[type_name]
@@ -258,16 +270,24 @@ def _parse_hyperparameters(r: _Reader, raw: Any) -> Tuple[HyperparameterSpec, ..
             for bound in ("min", "max"):
                 if value.get(bound) is not None:
                     if type_name not in ("int", "float"):
-                        raise r.fail(f"{key}.{bound}", f"bounds only apply to int and float, not {type_name}", f"remove `{bound}`")
+                        raise r.fail(
+                            f"{key}.{bound}",
+                            f"bounds only apply to int and float, not {type_name}",
+                            f"remove `{bound}`",
+                        )
                     bounds[bound] = r.typed(value[bound], f"{key}.{bound}", float, "write a number")
             if bounds.get("min", -math.inf) > bounds.get("max", math.inf):
-                raise r.fail(f"{key}.min", f"{bounds['min']} is above max {bounds['max']}", "swap or correct the bounds")
+                raise r.fail(
+                    f"{key}.min", f"{bounds['min']} is above max {bounds['max']}", "swap or correct the bounds"
+                )
             spec = HyperparameterSpec(name, type_name, default, choices, bounds.get("min"), bounds.get("max"))
         elif isinstance(value, (bool, int, float, str)):
             type_name = {bool: "bool", int: "int", float: "float", str: "str"}[type(value)]
             spec = HyperparameterSpec(name, type_name, r.typed(value, key, type(value), "write a finite default"))
         else:
-            raise r.fail(key, f"expected a default value or {{type, default}}, got {_describe(value)}", "write `name: default`")
+            raise r.fail(
+                key, f"expected a default value or {{type, default}}, got {_describe(value)}", "write `name: default`"
+            )
         try:
             spec.check(spec.default, f"{r.source}: `{key}` default")
         except HyperparameterError as e:
@@ -291,10 +311,20 @@ def _parse_channels(r: _Reader, raw: Any) -> Tuple[ChannelConfig, ...]:
         check_s3_uri(r, f"{key}.s3", s3)
         input_mode = r.optional(value, key, "input_mode", str, "File", "write File, Pipe or FastFile")
         if input_mode not in INPUT_MODES:
-            raise r.fail(f"{key}.input_mode", f"expected one of {', '.join(INPUT_MODES)}, got {input_mode!r}", "pick one of those")
-        distribution = r.optional(value, key, "distribution", str, "FullyReplicated", "write FullyReplicated or ShardedByS3Key")
+            raise r.fail(
+                f"{key}.input_mode",
+                f"expected one of {', '.join(INPUT_MODES)}, got {input_mode!r}",
+                "pick one of those",
+            )
+        distribution = r.optional(
+            value, key, "distribution", str, "FullyReplicated", "write FullyReplicated or ShardedByS3Key"
+        )
         if distribution not in DISTRIBUTIONS:
-            raise r.fail(f"{key}.distribution", f"expected one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}", "pick one of those")
+            raise r.fail(
+                f"{key}.distribution",
+                f"expected one of {', '.join(DISTRIBUTIONS)}, got {distribution!r}",
+                "pick one of those",
+            )
         content_type = r.optional(value, key, "content_type", str, None, "write a MIME type such as text/csv")
         channels.append(ChannelConfig(name, local, s3, content_type, input_mode, distribution))
     return tuple(channels)
@@ -307,10 +337,16 @@ def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
     r.only_keys(value, key, allowed)
     role = r.optional(value, key, "role", str, None, "write an IAM role ARN")
     if role is not None and not _ROLE_ARN.match(role):
-        raise r.fail(f"{key}.role", f"expected an IAM role ARN, got {role!r}", "write arn:aws:iam::<account>:role/<name>")
-    instance_type = r.optional(value, key, "instance_type", str, "ml.m5.large", "write an instance type such as ml.m5.large")
+        raise r.fail(
+            f"{key}.role", f"expected an IAM role ARN, got {role!r}", "write arn:aws:iam::<account>:role/<name>"
+        )
+    instance_type = r.optional(
+        value, key, "instance_type", str, "ml.m5.large", "write an instance type such as ml.m5.large"
+    )
     if not _INSTANCE_TYPE.match(instance_type):
-        raise r.fail(f"{key}.instance_type", f"expected an ml.* instance type, got {instance_type!r}", "write e.g. ml.m5.large")
+        raise r.fail(
+            f"{key}.instance_type", f"expected an ml.* instance type, got {instance_type!r}", "write e.g. ml.m5.large"
+        )
     # NB: keyword arguments of SageMakerConfig, checked field by field above it.
     ints: Dict[str, Any] = {}
     for name, default, high in (
@@ -345,13 +381,19 @@ def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
     for name in ("subnets", "security_group_ids"):
         items = value.get(name) or []
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise r.fail(f"{key}.{name}", f"expected a list of strings, got {_describe(items)}", "write a YAML list of IDs")
+            raise r.fail(
+                f"{key}.{name}", f"expected a list of strings, got {_describe(items)}", "write a YAML list of IDs"
+            )
         lists[name] = tuple(items)
     if bool(lists["subnets"]) != bool(lists["security_group_ids"]):
         raise r.fail(key, "VPC config needs both `subnets` and `security_group_ids`", "set both or neither")
     repository = r.optional(value, key, "image_repository", str, None, "write an ECR repository name")
     if repository is not None and not _REPOSITORY.match(repository):
-        raise r.fail(f"{key}.image_repository", f"{repository!r} is not a valid repository name", "use lowercase letters, digits, '.', '_', '-' and '/'")
+        raise r.fail(
+            f"{key}.image_repository",
+            f"{repository!r} is not a valid repository name",
+            "use lowercase letters, digits, '.', '_', '-' and '/'",
+        )
     backend = r.optional(value, key, "backend", str, "auto", "write auto, local or aws")
     if backend not in BACKENDS:
         raise r.fail(f"{key}.backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}", "pick one of those")
@@ -370,10 +412,14 @@ def _parse_sagemaker(r: _Reader, raw: Any) -> SageMakerConfig:
     )
 
 
-def _bounded_int(r: _Reader, value: Mapping[str, Any], key: str, name: str, default: Optional[int], high: int) -> Optional[int]:
+def _bounded_int(
+    r: _Reader, value: Mapping[str, Any], key: str, name: str, default: Optional[int], high: int
+) -> Optional[int]:
     number = r.optional(value, key, name, int, default, "write a whole number")
     if number is not None and not 1 <= number <= high:
-        raise r.fail(f"{key}.{name}", f"must be between 1 and {high}, got {number}", f"write a whole number from 1 to {high}")
+        raise r.fail(
+            f"{key}.{name}", f"must be between 1 and {high}, got {number}", f"write a whole number from 1 to {high}"
+        )
     return number
 
 

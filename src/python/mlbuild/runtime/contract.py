@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
-from mlbuild.runtime.errors import DataError, UserError
 from mlbuild.names import ML_BASE_DIR_ENV as BASE_DIR_ENV_VAR  # overrides /opt/ml; a local run sets its run folder
+from mlbuild.runtime.errors import DataError, UserError
 
 SAGEMAKER_BASE_DIR = Path("/opt/ml")
 
@@ -68,7 +68,7 @@ def host_name(index: int) -> str:
 
 def host_sort_key(host: str) -> Tuple[int, str]:
     """algo-2 before algo-10 (SageMaker's leader is the first host of the sorted list)."""
-    number = host[len(HOST_PREFIX):] if host.startswith(HOST_PREFIX) else ""
+    number = host[len(HOST_PREFIX) :] if host.startswith(HOST_PREFIX) else ""
     return (int(number), host) if number.isdigit() else (1 << 30, host)
 
 
@@ -82,7 +82,9 @@ def resource_config(current_host: str, hosts: Sequence[str], instance_type: str)
         "current_instance_type": instance_type,
         "current_group_name": HOMOGENEOUS_GROUP,
         "hosts": list(hosts),
-        "instance_groups": [{"instance_group_name": HOMOGENEOUS_GROUP, "instance_type": instance_type, "hosts": list(hosts)}],
+        "instance_groups": [
+            {"instance_group_name": HOMOGENEOUS_GROUP, "instance_type": instance_type, "hosts": list(hosts)}
+        ],
         "network_interface_name": DEFAULT_NETWORK_INTERFACE,
     }
 
@@ -102,7 +104,9 @@ def _read_json(path: Path) -> Any:
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e}).") from e
     except OSError as e:
-        raise UserError(f"{path}: unreadable ({e.strerror or e}); SageMaker (or the local runner) writes a JSON file here.") from e
+        raise UserError(
+            f"{path}: unreadable ({e.strerror or e}); SageMaker (or the local runner) writes a JSON file here."
+        ) from e
 
 
 def _object(path: Path, value: Any, of_objects: bool = False) -> Dict[str, Any]:
@@ -126,10 +130,18 @@ class TrainingEnvironment:
     @classmethod
     def load(cls, base_dir: Path) -> "TrainingEnvironment":
         base_dir = Path(base_dir)
-        hyperparameters = _read_json(base_dir / HYPERPARAMETERS_FILE) if (base_dir / HYPERPARAMETERS_FILE).exists() else {}
-        input_data_config = _read_json(base_dir / INPUT_DATA_CONFIG_FILE) if (base_dir / INPUT_DATA_CONFIG_FILE).exists() else {}
-        resource_config = _read_json(base_dir / RESOURCE_CONFIG_FILE) if (base_dir / RESOURCE_CONFIG_FILE).exists() else {}
-        checkpoint = _read_json(base_dir / CHECKPOINT_CONFIG_FILE) if (base_dir / CHECKPOINT_CONFIG_FILE).exists() else {}
+        hyperparameters = (
+            _read_json(base_dir / HYPERPARAMETERS_FILE) if (base_dir / HYPERPARAMETERS_FILE).exists() else {}
+        )
+        input_data_config = (
+            _read_json(base_dir / INPUT_DATA_CONFIG_FILE) if (base_dir / INPUT_DATA_CONFIG_FILE).exists() else {}
+        )
+        resource_config = (
+            _read_json(base_dir / RESOURCE_CONFIG_FILE) if (base_dir / RESOURCE_CONFIG_FILE).exists() else {}
+        )
+        checkpoint = (
+            _read_json(base_dir / CHECKPOINT_CONFIG_FILE) if (base_dir / CHECKPOINT_CONFIG_FILE).exists() else {}
+        )
         if not isinstance(hyperparameters, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in hyperparameters.items()
         ):
@@ -175,7 +187,9 @@ class TrainingEnvironment:
         """Every host of the job, sorted as SageMaker sorts them (algo-1, algo-2, ..., algo-10)."""
         hosts = self.resource_config.get("hosts") or [self.current_host]
         if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
-            raise UserError(f"{self.base_dir / RESOURCE_CONFIG_FILE}: `hosts` must be a list of host names, got {hosts!r}.")
+            raise UserError(
+                f"{self.base_dir / RESOURCE_CONFIG_FILE}: `hosts` must be a list of host names, got {hosts!r}."
+            )
         if self.current_host not in hosts:
             raise UserError(
                 f"{self.base_dir / RESOURCE_CONFIG_FILE}: `current_host` {self.current_host!r} is not among `hosts` {hosts}."
@@ -208,8 +222,16 @@ class TrainingEnvironment:
         """The job's instance groups; a resourceconfig.json without them is one homogeneous group."""
         groups = self.resource_config.get("instance_groups")
         if groups is None:
-            return [{"instance_group_name": self.current_group_name, "instance_type": self.current_instance_type, "hosts": self.hosts}]
-        if not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("hosts"), list) for g in groups):
+            return [
+                {
+                    "instance_group_name": self.current_group_name,
+                    "instance_type": self.current_instance_type,
+                    "hosts": self.hosts,
+                }
+            ]
+        if not isinstance(groups, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("hosts"), list) for g in groups
+        ):
             raise UserError(
                 f"{self.base_dir / RESOURCE_CONFIG_FILE}: `instance_groups` must be a list of objects with `hosts`, got {groups!r}."
             )
@@ -224,9 +246,7 @@ class TrainingEnvironment:
         for name in sorted(self.input_data_config):
             path = self.channel_dir(name)
             if not path.is_dir():
-                raise DataError(
-                    f"channel {name!r}: {path} does not exist, but {INPUT_DATA_CONFIG_FILE} declares it."
-                )
+                raise DataError(f"channel {name!r}: {path} does not exist, but {INPUT_DATA_CONFIG_FILE} declares it.")
             result[name] = path
         return result
 

@@ -15,7 +15,13 @@ SAGEMAKER_RESOURCE_CONFIG = {
     "current_instance_type": "ml.p3.8xlarge",
     "current_group_name": "homogeneousCluster",
     "hosts": ["algo-10", "algo-2", "algo-1"],
-    "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": "ml.p3.8xlarge", "hosts": ["algo-2", "algo-10", "algo-1"]}],
+    "instance_groups": [
+        {
+            "instance_group_name": "homogeneousCluster",
+            "instance_type": "ml.p3.8xlarge",
+            "hosts": ["algo-2", "algo-10", "algo-1"],
+        }
+    ],
     "network_interface_name": "ethwe",
 }
 
@@ -46,7 +52,9 @@ def test_the_first_sorted_host_leads(tmp_path: Path) -> None:
 def test_single_host_defaults(tmp_path: Path) -> None:
     env = TrainingEnvironment.load(tmp_path)
     assert env.hosts == ["algo-1"] and env.is_leader and env.network_interface == "eth0"
-    assert env.instance_groups == [{"instance_group_name": "homogeneousCluster", "instance_type": "local", "hosts": ["algo-1"]}]
+    assert env.instance_groups == [
+        {"instance_group_name": "homogeneousCluster", "instance_type": "local", "hosts": ["algo-1"]}
+    ]
     assert env.checkpoint_config == {}
 
 

@@ -25,7 +25,7 @@ hyperparameters:
     "values",
     [
         CONFIG.defaults,
-        {"rate": 1e-05, "depth": 12, "loss": "0.5", "verbose": True, "name": "with \"quotes\" and spaces"},
+        {"rate": 1e-05, "depth": 12, "loss": "0.5", "verbose": True, "name": 'with "quotes" and spaces'},
         {"rate": 3.0, "depth": 1, "loss": "true", "verbose": False, "name": ""},
     ],
 )
@@ -64,8 +64,14 @@ def test_decode_accepts_json_encoded_and_raw_strings(raw, expected) -> None:
 @pytest.mark.parametrize(
     "raw, message",
     [
-        ({"dpeth": "3"}, "unknown hyperparameter 'dpeth' (known: depth, loss, name, rate, verbose). Fix: did you mean 'depth'?"),
-        ({"depth": "three"}, "hyperparameter 'depth' must be int, got 'three'. Fix: give an int value (its default is 3)."),
+        (
+            {"dpeth": "3"},
+            "unknown hyperparameter 'dpeth' (known: depth, loss, name, rate, verbose). Fix: did you mean 'depth'?",
+        ),
+        (
+            {"depth": "three"},
+            "hyperparameter 'depth' must be int, got 'three'. Fix: give an int value (its default is 3).",
+        ),
         ({"depth": "true"}, "hyperparameter 'depth' must be int"),
         ({"depth": "0"}, "'depth' is 0, below its min 1.0"),
         ({"rate": "fast"}, "hyperparameter 'rate' must be float"),
@@ -94,7 +100,9 @@ def test_command_line_assignments() -> None:
 
 def test_a_hyperparameter_given_twice_is_refused_not_last_wins() -> None:
     """Issue 11 item 8: `max_depth=3 max_depth=5` trained with 5, silently."""
-    with pytest.raises(HyperparameterError, match=r"'max_depth' is given twice \(max_depth=3 and max-depth=5\). Fix: give it once."):
+    with pytest.raises(
+        HyperparameterError, match=r"'max_depth' is given twice \(max_depth=3 and max-depth=5\). Fix: give it once."
+    ):
         hyperparameters.parse_assignments(["max_depth=3", "max-depth=5"])
     assert hyperparameters.parse_assignments(["depth=3", "depth=3"]) == {"depth": "3"}  # NB: a harmless repeat
 

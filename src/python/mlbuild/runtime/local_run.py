@@ -34,10 +34,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from mlbuild.stale_temps import DEAD_OWNER_GRACE_SECONDS, STALE_SECONDS, pid_alive, remove_tree
 from mlbuild.runtime import contract, hyperparameters
-from mlbuild.runtime.errors import DataError
 from mlbuild.runtime.config import PipelineConfig
+from mlbuild.runtime.errors import DataError
+from mlbuild.stale_temps import DEAD_OWNER_GRACE_SECONDS, STALE_SECONDS, pid_alive, remove_tree
 
 # NB: the pid of the process that staged a run, so the next run can tell a killed one's folder.
 OWNER_FILE = ".mlbuild-owner"
@@ -72,7 +72,11 @@ def run_dir_parent(runs_dir: Path, address: str) -> Path:
 def input_data_config(config: PipelineConfig) -> Dict[str, Dict[str, str]]:
     result = {}
     for channel in config.channels:
-        entry = {"TrainingInputMode": channel.input_mode, "S3DistributionType": channel.distribution, "RecordWrapperType": "None"}
+        entry = {
+            "TrainingInputMode": channel.input_mode,
+            "S3DistributionType": channel.distribution,
+            "RecordWrapperType": "None",
+        }
         if channel.content_type:
             entry["ContentType"] = channel.content_type
         result[channel.name] = entry
@@ -126,9 +130,13 @@ def prepare_run(
     _write_json(staging / contract.INPUT_DATA_CONFIG_FILE, input_data_config(config))
     _write_json(staging / contract.RESOURCE_CONFIG_FILE, RESOURCE_CONFIG)
     if config.sagemaker.checkpoint_s3_uri:
-        _write_json(staging / contract.CHECKPOINT_CONFIG_FILE, contract.checkpoint_config(config.sagemaker.checkpoint_s3_uri))
+        _write_json(
+            staging / contract.CHECKPOINT_CONFIG_FILE, contract.checkpoint_config(config.sagemaker.checkpoint_s3_uri)
+        )
         if link_channels:
-            (staging / contract.CHECKPOINTS_DIR).symlink_to(checkpoints_store(parent, digest).resolve(), target_is_directory=True)
+            (staging / contract.CHECKPOINTS_DIR).symlink_to(
+                checkpoints_store(parent, digest).resolve(), target_is_directory=True
+            )
     for name, path in channels.items():
         link = staging / contract.DATA_DIR / name
         link.parent.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,9 @@ def test_concurrent_runs_with_the_same_id_get_distinct_staging_folders(tmp_path:
         assert child.exitcode == 0
     assert not [s for s in staged if s.startswith("error")] and len(set(staged)) == n, staged
     first = min((Path(s).name for s in staged), key=len)[1 : -len(".incomplete")]
-    assert {Path(s).name for s in staged} == {f".{first}.incomplete"} | {f".{first}-{i}.incomplete" for i in range(2, n + 1)}
+    assert {Path(s).name for s in staged} == {f".{first}.incomplete"} | {
+        f".{first}-{i}.incomplete" for i in range(2, n + 1)
+    }
     finals = {local_run.finish_run(Path(s), succeeded=True).name for s in staged}
     assert len(finals) == n and not any((Path(s) / local_run.OWNER_FILE).exists() for s in finals)
 
@@ -66,7 +68,9 @@ def test_concurrent_runs_with_the_same_id_get_distinct_staging_folders(tmp_path:
 def test_a_finished_run_id_is_not_claimed_again(tmp_path: Path, monkeypatch) -> None:
     frozen = time.gmtime()
     monkeypatch.setattr(local_run.time, "gmtime", lambda *a: frozen)
-    first = local_run.finish_run(local_run.prepare_run(CONFIG, ADDRESS, _data(tmp_path), tmp_path / "runs", {}), succeeded=False)
+    first = local_run.finish_run(
+        local_run.prepare_run(CONFIG, ADDRESS, _data(tmp_path), tmp_path / "runs", {}), succeeded=False
+    )
     second = local_run.prepare_run(CONFIG, ADDRESS, _data(tmp_path), tmp_path / "runs", {})
     assert first.name.endswith(".failed") and second.name == f".{first.name[: -len('.failed')]}-2.incomplete"
 
@@ -90,7 +94,11 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path: Path,
             "ancient": (live.pid, local_run.STALE_SECONDS + 60, False),  # a day old: the pid was reused
             "no-owner": (None, 120, True),  # an older mlbuild's folder, young: kept
             "no-owner-old": (None, local_run.STALE_SECONDS + 60, False),
-            "other-host": (f"{dead.pid} elsewhere.example", 120, True),  # another machine's run: its pid means nothing here
+            "other-host": (
+                f"{dead.pid} elsewhere.example",
+                120,
+                True,
+            ),  # another machine's run: its pid means nothing here
             "this-host": (f"{dead.pid} {socket.gethostname()}", 120, False),
         }
         for name, (pid, age, _) in cases.items():
@@ -126,7 +134,8 @@ def test_an_unreadable_owner_file_counts_as_a_dead_owner(tmp_path: Path, owner: 
 
 
 CHECKPOINTED = parse_config(
-    "hyperparameters: {depth: 3}\nchannels: {train: {}}\nsagemaker: {checkpoint_s3_uri: 's3://bucket/ckpt/'}\n", "pipeline.yaml"
+    "hyperparameters: {depth: 3}\nchannels: {train: {}}\nsagemaker: {checkpoint_s3_uri: 's3://bucket/ckpt/'}\n",
+    "pipeline.yaml",
 )
 
 
@@ -138,7 +147,8 @@ def test_checkpoints_survive_a_rerun_of_the_same_job(tmp_path: Path) -> None:
 
     first = local_run.prepare_run(CHECKPOINTED, ADDRESS, _data(tmp_path), tmp_path / "runs", {})
     assert json.loads((first / contract.CHECKPOINT_CONFIG_FILE).read_text()) == {
-        "LocalPath": "/opt/ml/checkpoints", "S3Uri": "s3://bucket/ckpt/"
+        "LocalPath": "/opt/ml/checkpoints",
+        "S3Uri": "s3://bucket/ckpt/",
     }
     (first / "checkpoints" / "checkpoint-000000001.bin").write_bytes(b"step 1")
     local_run.finish_run(first, succeeded=False)  # killed or failed: the checkpoint stays

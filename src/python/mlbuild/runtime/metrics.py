@@ -35,7 +35,9 @@ def validate(metrics: Mapping[str, object], source: str) -> Dict[str, float]:
     from mlbuild.runtime.errors import PipelineError
 
     if not isinstance(metrics, Mapping):
-        raise PipelineError(f"{source}: evaluate() must return a dict of metric name to number, got {type(metrics).__name__}.")
+        raise PipelineError(
+            f"{source}: evaluate() must return a dict of metric name to number, got {type(metrics).__name__}."
+        )
     result = {}
     for name, value in metrics.items():
         if not isinstance(name, str) or not _NAME.match(name):

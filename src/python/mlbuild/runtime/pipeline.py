@@ -37,16 +37,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping, Optional, Tuple
 
-from mlbuild.runtime.config import PipelineConfig, config_text, directory_error, parse_config
-from mlbuild.runtime.errors import ConfigError, PipelineError, PlatformError, UserError
 # NB: set by the ml_pipeline target in the PEX (pex --inject-env) and thus in the image.
 from mlbuild.names import PIPELINE_ADDRESS_ENV as ADDRESS_ENV_VAR
 from mlbuild.names import PIPELINE_CONFIG_ENV as CONFIG_ENV_VAR
 from mlbuild.names import PIPELINE_MODULE_ENV as MODULE_ENV_VAR
+from mlbuild.runtime.config import PipelineConfig, config_text, directory_error, parse_config
+from mlbuild.runtime.errors import ConfigError, PipelineError, PlatformError, UserError
 
 REQUIRED_STAGES = ("load", "train", "evaluate")
 OPTIONAL_STAGES = ("featurize", "save", "load_model", "predict")
 MODEL_FILE = "model.pkl"  # what default_save writes and default_load_model reads
+
 
 class ReadOnlyHyperparameters(dict):
     """The decoded hyperparameters as a dict that refuses changes (`ctx.hp`).
@@ -276,7 +277,9 @@ def load_pipeline(module_name: str, config_resource: str, address: str = "") -> 
     # NB: the source-root path (`pipelines/churn/pipeline.yaml`) only when no repo path is known.
     source = f"{package.replace('.', '/')}/{config_resource}"
     if names.package_dir:
-        source = repo_path(os.path.join(names.package_dir, config_resource), package, names.package_dir, address) or source
+        source = (
+            repo_path(os.path.join(names.package_dir, config_resource), package, names.package_dir, address) or source
+        )
     try:
         data = importlib.resources.files(package).joinpath(config_resource).read_bytes()
     except (FileNotFoundError, ModuleNotFoundError) as e:
@@ -293,12 +296,18 @@ def _import(module_name: str, address: str) -> ModuleType:
     except ModuleNotFoundError as e:
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             raise PlatformError(f"cannot import pipeline module {module_name!r}: {e}") from e
-        raise PipelineError(f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}") from e
+        raise PipelineError(
+            f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}"
+        ) from e
     except SyntaxError as e:
         spot = f"{_names_for(module_name, address).name(e.filename)}:{e.lineno}: " if e.filename else ""
-        raise PipelineError(f"{spot}pipeline module {module_name!r} has a syntax error: {e.msg}. Fix: correct the code there.") from e
+        raise PipelineError(
+            f"{spot}pipeline module {module_name!r} has a syntax error: {e.msg}. Fix: correct the code there."
+        ) from e
     except Exception as e:  # NB: the module's own top-level code raised
-        raise PipelineError(f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}") from e
+        raise PipelineError(
+            f"{_where(e, module_name, address)}importing pipeline module {module_name!r} raised {type(e).__name__}: {e}"
+        ) from e
 
 
 def _names_for(module_name: str, address: str) -> SourceNames:
@@ -333,4 +342,3 @@ def pipeline_from_environ(environ: Mapping[str, str]) -> Pipeline:
             f"Fix: build it with `./pants package <pipeline target>`."
         )
     return load_pipeline(module, environ.get(CONFIG_ENV_VAR, "pipeline.yaml"), environ.get(ADDRESS_ENV_VAR, ""))
-

@@ -51,7 +51,9 @@ def test_default_load_model_reads_what_default_save_wrote(tmp_path: Path) -> Non
 
 def test_a_model_folder_without_model_pkl_names_the_file_what_is_there_and_the_fix(tmp_path: Path) -> None:
     (tmp_path / "metrics.json").write_text("{}")
-    with pytest.raises(ModelFileError, match=r"model\.pkl: no model to load \(it has metrics\.json\).*Fix: .*load_model"):
+    with pytest.raises(
+        ModelFileError, match=r"model\.pkl: no model to load \(it has metrics\.json\).*Fix: .*load_model"
+    ):
         default_load_model(_ctx(tmp_path), tmp_path)
     with pytest.raises(ModelFileError, match="does not exist"):
         default_load_model(_ctx(tmp_path), tmp_path / "missing")

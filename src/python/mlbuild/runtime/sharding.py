@@ -60,7 +60,9 @@ def check_shardable(channel: str, key_count: int, host_count: int, source: str) 
         )
 
 
-def plan_shards(channel: str, channel_dir: Path, distribution: str, host_count: int, source: str) -> Dict[int, List[str]]:
+def plan_shards(
+    channel: str, channel_dir: Path, distribution: str, host_count: int, source: str
+) -> Dict[int, List[str]]:
     """host index -> the keys it gets of this channel (every key for FullyReplicated)."""
     keys = object_keys(channel_dir)
     if distribution != SHARDED_BY_S3_KEY:

@@ -29,12 +29,17 @@ def test_shards_are_disjoint_cover_and_deterministic(tmp_path: Path) -> None:
 
 def test_fully_replicated_gives_everything(tmp_path: Path) -> None:
     channel = _channel(tmp_path, ["a", "b"])
-    assert sharding.plan_shards("train", channel, sharding.FULLY_REPLICATED, 3, "p.yaml") == {i: ["a", "b"] for i in range(3)}
+    assert sharding.plan_shards("train", channel, sharding.FULLY_REPLICATED, 3, "p.yaml") == {
+        i: ["a", "b"] for i in range(3)
+    }
 
 
 def test_more_hosts_than_objects_is_an_error(tmp_path: Path) -> None:
     channel = _channel(tmp_path, ["only.csv"])
-    with pytest.raises(DataError, match=r"p.yaml: `channels.train.distribution` is ShardedByS3Key over 1 object\(s\), but `sagemaker.instance_count` is 2.*Fix"):
+    with pytest.raises(
+        DataError,
+        match=r"p.yaml: `channels.train.distribution` is ShardedByS3Key over 1 object\(s\), but `sagemaker.instance_count` is 2.*Fix",
+    ):
         sharding.plan_shards("train", channel, sharding.SHARDED_BY_S3_KEY, 2, "p.yaml")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mlbuild.runtime import contract
 
-PIPELINE = '''
+PIPELINE = """
 import json, os
 
 def load(ctx):
@@ -31,7 +31,7 @@ def evaluate(ctx, model, _):
 
 def save(ctx, model):
     pass
-'''
+"""
 CONFIG = """\
 hyperparameters:
   lr: 0.1
@@ -59,14 +59,21 @@ def test_the_stages_see_the_sm_variables_of_their_host(tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SM_")},
         # NB: absolute: under Pants some sys.path entries are relative to the sandbox.
-        "PYTHONPATH": os.pathsep.join([str(tmp_path / "src"), str(mlbuild_root), *(os.path.abspath(p) for p in sys.path if p)]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(tmp_path / "src"), str(mlbuild_root), *(os.path.abspath(p) for p in sys.path if p)]
+        ),
         "MLBUILD_PIPELINE_MODULE": "smpipe.pipeline",
         "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
         "MLBUILD_PIPELINE_ADDRESS": "src/smpipe:train",
         contract.BASE_DIR_ENV_VAR: str(base),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "mlbuild.runtime.cli"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "mlbuild.runtime.cli"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -80,7 +87,7 @@ def test_the_stages_see_the_sm_variables_of_their_host(tmp_path: Path) -> None:
     assert seen["SM_HOSTS"] == '["algo-1","algo-2"]' and seen["SM_CURRENT_HOST"] == "algo-2"
     assert seen["SM_CURRENT_INSTANCE_TYPE"] == "ml.m5.xlarge"
     # What this machine has, counted here the way a container sees it: device nodes, CPU affinity.
-    gpu_nodes = [p for p in Path("/dev").glob("nvidia*") if p.name[len("nvidia"):].isdigit()]
+    gpu_nodes = [p for p in Path("/dev").glob("nvidia*") if p.name[len("nvidia") :].isdigit()]
     assert seen["SM_NUM_GPUS"] == str(len(gpu_nodes))
     assert seen["SM_NUM_CPUS"] == str(len(os.sched_getaffinity(0)))
     assert "SM_CHECKPOINT_CONFIG" not in seen  # no checkpoint config in this tree

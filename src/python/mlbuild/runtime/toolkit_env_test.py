@@ -10,7 +10,9 @@ from mlbuild.runtime.contract import TrainingEnvironment
 def _tree(base: Path) -> TrainingEnvironment:
     config = base / "input/config"
     config.mkdir(parents=True)
-    (config / "resourceconfig.json").write_text(json.dumps(contract.resource_config("algo-1", ["algo-2", "algo-1"], "ml.g5.xlarge")))
+    (config / "resourceconfig.json").write_text(
+        json.dumps(contract.resource_config("algo-1", ["algo-2", "algo-1"], "ml.g5.xlarge"))
+    )
     (config / "inputdataconfig.json").write_text(json.dumps({"train": {"TrainingInputMode": "File"}, "validation": {}}))
     (config / "checkpointconfig.json").write_text(json.dumps(contract.checkpoint_config("s3://b/c/")))
     return TrainingEnvironment.load(base)
@@ -44,7 +46,9 @@ def _tree_at(base: Path) -> TrainingEnvironment:
 
     with tempfile.TemporaryDirectory() as tmp:
         env = _tree(Path(tmp))
-    return TrainingEnvironment(base, env.hyperparameters, env.input_data_config, env.resource_config, env.checkpoint_config)
+    return TrainingEnvironment(
+        base, env.hyperparameters, env.input_data_config, env.resource_config, env.checkpoint_config
+    )
 
 
 def test_export_sets_them() -> None:

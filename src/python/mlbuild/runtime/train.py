@@ -172,11 +172,25 @@ def _train(base_dir: Path, pipeline: Pipeline) -> Dict[str, float]:
     cpus, gpus = resources.num_cpus(), resources.num_gpus()
     toolkit_env.export(toolkit_env.toolkit_environment(env, hp, cpus, gpus), os.environ)
     if len(env.hosts) > 1:
-        log.info("host %s of %s (%s), %d CPUs, %d GPUs", env.current_host, ",".join(env.hosts),
-                 "leader" if env.is_leader else "worker", cpus, gpus)
+        log.info(
+            "host %s of %s (%s), %d CPUs, %d GPUs",
+            env.current_host,
+            ",".join(env.hosts),
+            "leader" if env.is_leader else "worker",
+            cpus,
+            gpus,
+        )
     ctx = StageContext(
-        ReadOnlyHyperparameters(hp), env.channels(), env.model_dir, env.checkpoints_dir, env.output_data_dir, log,
-        hosts=tuple(env.hosts), current_host=env.current_host, num_cpus=cpus, num_gpus=gpus,
+        ReadOnlyHyperparameters(hp),
+        env.channels(),
+        env.model_dir,
+        env.checkpoints_dir,
+        env.output_data_dir,
+        log,
+        hosts=tuple(env.hosts),
+        current_host=env.current_host,
+        num_cpus=cpus,
+        num_gpus=gpus,
         network_interface=env.network_interface,
     )
     # NB: load_pipeline checked that the module defines the required stages.

@@ -38,7 +38,11 @@ def resolve_region(configured: Optional[str], environ: Mapping[str, str]) -> str
     problem = region_problem(region)
     if problem:
         # NB: botocore raises InvalidRegionError from inside client creation; say where it came from.
-        where = "the region (`sagemaker.region` or --region)" if configured else AWS_REGION_ENV if environ.get(AWS_REGION_ENV) else "AWS_DEFAULT_REGION"
+        where = (
+            "the region (`sagemaker.region` or --region)"
+            if configured
+            else AWS_REGION_ENV if environ.get(AWS_REGION_ENV) else "AWS_DEFAULT_REGION"
+        )
         raise UserError(f"{where}: {problem}. Fix: use a region code such as us-east-1 or eu-west-2.")
     return region
 

@@ -35,7 +35,9 @@ class BillingSummary:
         """One line for the publish report."""
         line = f"{self.training_seconds} s training, {self.billable_seconds} s billable"
         if self.instance_count > 1:
-            line += f" per instance ({self.billable_instance_seconds} instance-seconds on {self.instance_count} instances)"
+            line += (
+                f" per instance ({self.billable_instance_seconds} instance-seconds on {self.instance_count} instances)"
+            )
         if self.savings_percent is not None:
             line += f"; managed spot saved {self.savings_percent}%"
         return line

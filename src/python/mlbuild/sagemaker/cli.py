@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from mlbuild import console, flags
+from mlbuild.job_report import JobReport, render_markdown
 from mlbuild.names import (
     EXIT_INTERRUPTED,
     EXIT_JOB_CONFLICT,
@@ -36,11 +37,16 @@ from mlbuild.names import (
 from mlbuild.runtime.config import load_config
 from mlbuild.runtime.errors import UserError
 from mlbuild.runtime.hyperparameters import parse_assignments, resolve
-from mlbuild.job_report import JobReport, render_markdown
 
 # NB: the meanings live in mlbuild.names' one table; these are the ones this command uses.
 EXIT_CODES = (
-    EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_PLATFORM_ERROR, EXIT_JOB_CONFLICT, EXIT_JOB_FAILED, EXIT_JOB_STILL_RUNNING,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    EXIT_USER_ERROR,
+    EXIT_PLATFORM_ERROR,
+    EXIT_JOB_CONFLICT,
+    EXIT_JOB_FAILED,
+    EXIT_JOB_STILL_RUNNING,
     EXIT_INTERRUPTED,
 )
 
@@ -70,7 +76,12 @@ def submit_command(args: argparse.Namespace, log: Callable[[str], None] = consol
     clients = Clients.create(args.region or config.sagemaker.region)
     name = args.pipeline_name or pipeline_name_from_address(args.pipeline_address)
     report = submit_job(
-        request, pipeline_name=name, clients=clients, force=args.force, previous_metrics=_previous(args.previous_metrics), log=log
+        request,
+        pipeline_name=name,
+        clients=clients,
+        force=args.force,
+        previous_metrics=_previous(args.previous_metrics),
+        log=log,
     )
     if args.wait:
         return _follow(report, clients, args, log)
@@ -87,16 +98,29 @@ def transform_command(args: argparse.Namespace, log: Callable[[str], None] = con
     clients = Clients.create(args.region or aws_region(None, os.environ))
     described = describe_training_job(clients.sagemaker, args.training_job)
     if described is None:
-        raise UserError(f"no training job named {args.training_job!r} in this account and region. Fix: check the name and AWS_REGION.")
+        raise UserError(
+            f"no training job named {args.training_job!r} in this account and region. Fix: check the name and AWS_REGION."
+        )
     pipeline = args.pipeline_name or args.training_job.rsplit("-", 1)[0]
     config = TransformConfig(args.content_type, None, "Line", args.batch_strategy, args.max_payload_mb, "Line", 1)
-    spec = spec_from_training_job(described, pipeline, args.input, args.output, instance_type=args.instance_type,
-                                  instance_count=args.instance_count, transform=config)
+    spec = spec_from_training_job(
+        described,
+        pipeline,
+        args.input,
+        args.output,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        transform=config,
+    )
     submission = submit_transform(spec, clients.sagemaker, log)
     print(f"model: {submission.model.name} ({'created' if submission.model.created else 'existing'})")
-    print(f"transform job: {submission.job.name} ({'created' if submission.job.created else 'existing, ' + submission.status})")
+    print(
+        f"transform job: {submission.job.name} ({'created' if submission.job.created else 'existing, ' + submission.status})"
+    )
     if args.endpoint:
-        deployment = deploy_endpoint(submission.model.name, pipeline, clients.sagemaker, instance_type=args.instance_type, log=log)
+        deployment = deploy_endpoint(
+            submission.model.name, pipeline, clients.sagemaker, instance_type=args.instance_type, log=log
+        )
         print(f"endpoint: {deployment.endpoint_name} ({deployment.action}, config {deployment.config.name})")
     if args.wait:
         follow_transform(submission.job.name, sagemaker=clients.sagemaker, out=log).raise_for_status()
@@ -111,7 +135,9 @@ def wait_command(args: argparse.Namespace, log: Callable[[str], None] = console.
     clients = Clients.create(args.region)
     job = describe_training_job(clients.sagemaker, args.job_name)
     if job is None:
-        raise UserError(f"no training job named {args.job_name!r} in {clients.region}. Fix: check the name and --region.")
+        raise UserError(
+            f"no training job named {args.job_name!r} in {clients.region}. Fix: check the name and --region."
+        )
     with translate("ListTags"):
         found = tags.tags_to_dict(clients.sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", []))
     report = report_for_job(
@@ -128,7 +154,9 @@ def wait_command(args: argparse.Namespace, log: Callable[[str], None] = console.
 def _follow(report: JobReport, clients: Any, args: argparse.Namespace, log: Callable[[str], None]) -> Followed:
     from mlbuild.sagemaker.wait import FollowOptions, follow_report
 
-    return follow_report(report, clients, FollowOptions(args.poll_seconds, args.timeout_seconds, not args.no_logs), out=log)
+    return follow_report(
+        report, clients, FollowOptions(args.poll_seconds, args.timeout_seconds, not args.no_logs), out=log
+    )
 
 
 def pull_data_command(args: argparse.Namespace, log: Callable[[str], None] = console.say) -> None:
@@ -147,7 +175,9 @@ def _previous(path: Optional[Path]) -> Optional[Dict[str, float]]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read previous metrics ({e}). Fix: pass a JSON object of metric name to number.") from e
+        raise UserError(
+            f"{path}: cannot read previous metrics ({e}). Fix: pass a JSON object of metric name to number."
+        ) from e
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object of metric name to number.")
     return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -167,7 +197,9 @@ def _seconds(text: str, least: float = 0.0, inclusive: bool = False) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and (value >= least if inclusive else value > least)):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds {'from' if inclusive else 'above'} {least:g}, got {text}")
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds {'from' if inclusive else 'above'} {least:g}, got {text}"
+        )
     return value
 
 
@@ -208,9 +240,13 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--previous-metrics", type=Path, help="JSON {metric: value} to compare with")
 
     s = flags.verb(
-        sub, "submit", "build, validate and submit a SageMaker training job (idempotent)",
-        ["submit --config src/python/pipelines/churn/pipeline.yaml --image-uri 123.dkr.ecr.eu-west-1.amazonaws.com/churn@sha256:<hex> "
-         "--pipeline-address src/python/pipelines/churn:train --git-sha <sha> --pex-sha256 <hex> --wait C=0.5"],
+        sub,
+        "submit",
+        "build, validate and submit a SageMaker training job (idempotent)",
+        [
+            "submit --config src/python/pipelines/churn/pipeline.yaml --image-uri 123.dkr.ecr.eu-west-1.amazonaws.com/churn@sha256:<hex> "
+            "--pipeline-address src/python/pipelines/churn:train --git-sha <sha> --pex-sha256 <hex> --wait C=0.5"
+        ],
         EXIT_CODES,
     )
     s.add_argument("--config", type=Path, required=True, help="the pipeline's pipeline.yaml")
@@ -220,7 +256,9 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--pipeline-name", help="job name prefix (default: from the address)")
     s.add_argument("--git-sha", required=True)
     s.add_argument("--pex-sha256", required=True)
-    s.add_argument("--metric", action="append", default=[], help="a metric name to scrape besides the config's `metrics` (repeat)")
+    s.add_argument(
+        "--metric", action="append", default=[], help="a metric name to scrape besides the config's `metrics` (repeat)"
+    )
     s.add_argument("--force", action="store_true", help="deliberate re-run: a new job under a run-suffixed name")
     s.add_argument("--wait", action="store_true", help="follow the job to its end")
     follow_options(s)
@@ -228,16 +266,22 @@ def add_commands(sub: Any) -> None:
     s.set_defaults(run=_report_command(submit_command), interrupted=still_running)
 
     w = flags.verb(
-        sub, "wait", "follow a training job: statuses, log lines, final metrics and artifact",
-        ["wait churn-train-3f9a1c2b7d4e", "wait churn-train-3f9a1c2b7d4e --no-logs --report-md report.md"], EXIT_CODES,
+        sub,
+        "wait",
+        "follow a training job: statuses, log lines, final metrics and artifact",
+        ["wait churn-train-3f9a1c2b7d4e", "wait churn-train-3f9a1c2b7d4e --no-logs --report-md report.md"],
+        EXIT_CODES,
     )
     w.add_argument("job_name")
     follow_options(w)
     w.set_defaults(run=_report_command(wait_command), interrupted=still_running)
 
     t = flags.verb(
-        sub, "transform", "batch transform S3 data with a finished training job's model (idempotent)",
-        ["transform churn-train-3f9a1c2b7d4e --input s3://bucket/in/ --output s3://bucket/out/ --wait"], EXIT_CODES,
+        sub,
+        "transform",
+        "batch transform S3 data with a finished training job's model (idempotent)",
+        ["transform churn-train-3f9a1c2b7d4e --input s3://bucket/in/ --output s3://bucket/out/ --wait"],
+        EXIT_CODES,
     )
     t.add_argument("training_job", help="the finished training job whose model and image to use")
     t.add_argument("--input", required=True, help="s3://bucket/prefix/: every object under it is transformed")
@@ -254,11 +298,16 @@ def add_commands(sub: Any) -> None:
     t.set_defaults(run=transform_command, interrupted="a submitted transform job keeps running in SageMaker.")
 
     p = flags.verb(
-        sub, "pull-data", "pull a pipeline config's S3 channels into local folders",
-        ["pull-data --config src/python/pipelines/churn/pipeline.yaml --output data --channel train"], EXIT_CODES,
+        sub,
+        "pull-data",
+        "pull a pipeline config's S3 channels into local folders",
+        ["pull-data --config src/python/pipelines/churn/pipeline.yaml --output data --channel train"],
+        EXIT_CODES,
     )
     p.add_argument("--config", type=Path, required=True, help="the pipeline's pipeline.yaml")
-    p.add_argument(flags.OUTPUT, type=Path, default=Path("data"), help="folder for <channel>/ and manifests (default: data)")
+    p.add_argument(
+        flags.OUTPUT, type=Path, default=Path("data"), help="folder for <channel>/ and manifests (default: data)"
+    )
     p.add_argument("--channel", action="append", default=[], help="only this channel (repeat)")
     flags.add_region(p, "the config's sagemaker.region, else AWS_REGION")
     p.set_defaults(run=_pull_data)

@@ -7,19 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from mlbuild.sagemaker.aws import Clients
 from mlbuild.commands.cli import main
+from mlbuild.sagemaker.aws import Clients
 from mlbuild.sagemaker.conftest import ADDRESS, CONFIG_TEXT, GIT_SHA, IMAGE_URI, OTHER_DIGEST, PEX_SHA256
 
 
 def submit_args(config: Path, *extra: str) -> list:
     return [
         "submit",
-        "--config", str(config),
-        "--image-uri", IMAGE_URI,
-        "--pipeline-address", ADDRESS,
-        "--git-sha", GIT_SHA,
-        "--pex-sha256", PEX_SHA256,
+        "--config",
+        str(config),
+        "--image-uri",
+        IMAGE_URI,
+        "--pipeline-address",
+        ADDRESS,
+        "--git-sha",
+        GIT_SHA,
+        "--pex-sha256",
+        PEX_SHA256,
         *extra,
     ]
 
@@ -54,7 +59,18 @@ def test_submit_and_wait(aws: str, config: Path, tmp_path: Path, capsys) -> None
     previous = tmp_path / "previous.json"
     previous.write_text(json.dumps({"train:progress": 50.0}))
     report_json = tmp_path / "r.json"
-    code = main(submit_args(config, "--wait", "--poll-seconds", "0", "--report-json", str(report_json), "--previous-metrics", str(previous)))
+    code = main(
+        submit_args(
+            config,
+            "--wait",
+            "--poll-seconds",
+            "0",
+            "--report-json",
+            str(report_json),
+            "--previous-metrics",
+            str(previous),
+        )
+    )
     assert code == 0
     data = json.loads(report_json.read_text())
     assert data["status"] == "Completed"
@@ -72,14 +88,20 @@ def test_submit_and_wait(aws: str, config: Path, tmp_path: Path, capsys) -> None
 @pytest.mark.parametrize(
     "text,args,fragment",
     [
-        (CONFIG_TEXT.replace("  role: arn:aws:iam::123456789012:role/MLBuildSageMakerTraining\n", ""), [], "`sagemaker.role`"),
+        (
+            CONFIG_TEXT.replace("  role: arn:aws:iam::123456789012:role/MLBuildSageMakerTraining\n", ""),
+            [],
+            "`sagemaker.role`",
+        ),
         (CONFIG_TEXT.replace("    s3: s3://demo-bucket/demo/data/train/\n", ""), [], "`channels.train.s3`"),
         (CONFIG_TEXT, ["--image-uri", "repo:latest"], "not pinned by digest"),
         (CONFIG_TEXT, ["max_dept=3"], "unknown hyperparameter 'max_dept'"),
         ("sagemaker: [", [], "malformed YAML"),
     ],
 )
-def test_user_errors_exit_2_and_submit_nothing(aws: str, tmp_path: Path, capsys, text: str, args: list, fragment: str) -> None:
+def test_user_errors_exit_2_and_submit_nothing(
+    aws: str, tmp_path: Path, capsys, text: str, args: list, fragment: str
+) -> None:
     path = tmp_path / "pipeline.yaml"
     path.write_text(text)
     assert main(submit_args(path, *args)) == 2
@@ -135,7 +157,14 @@ def test_transform_with_a_finished_jobs_model_is_idempotent(aws: str, config: Pa
     name = json.loads(report_json.read_text())["job_name"]
     job = Clients.create().sagemaker.describe_training_job(TrainingJobName=name)
     capsys.readouterr()
-    args = ["transform", name, "--input", "s3://demo-bucket/demo/data/validation/", "--output", "s3://demo-bucket/demo/predictions/"]
+    args = [
+        "transform",
+        name,
+        "--input",
+        "s3://demo-bucket/demo/data/validation/",
+        "--output",
+        "s3://demo-bucket/demo/predictions/",
+    ]
     assert main([*args, "--wait"]) == 0
     first, progress = capsys.readouterr()
     assert "(created)" in first and "Status: Completed" in progress  # NB: progress on stderr (mlbuild.console)
@@ -143,7 +172,10 @@ def test_transform_with_a_finished_jobs_model_is_idempotent(aws: str, config: Pa
     described = Clients.create().sagemaker.describe_transform_job(TransformJobName=transform_job)
     model = Clients.create().sagemaker.describe_model(ModelName=described["ModelName"])
     # The job's own image (by digest) and model artifact.
-    assert model["PrimaryContainer"] == {"Image": job["AlgorithmSpecification"]["TrainingImage"], "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"]}
+    assert model["PrimaryContainer"] == {
+        "Image": job["AlgorithmSpecification"]["TrainingImage"],
+        "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"],
+    }
     assert main(args) == 0
     assert f"transform job: {transform_job} (existing" in capsys.readouterr().out  # recognised, not re-submitted
     assert main(["transform", "no-such-job-0123", "--input", "s3://b/i/", "--output", "s3://b/o/"]) == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 from typing import Any, Dict, Iterator
 
 import pytest
@@ -43,8 +42,10 @@ GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 PEX_SHA256 = "ef" * 32
 METRICS = ["validation:auc", "validation:log_loss"]
 
+
 def make_config(text: str = CONFIG_TEXT) -> PipelineConfig:
     return parse_config(text, CONFIG_SOURCE)
+
 
 def request_inputs(**overrides: Any) -> Dict[str, Any]:
     config = overrides.pop("config", None) or make_config()
@@ -59,10 +60,12 @@ def request_inputs(**overrides: Any) -> Dict[str, Any]:
     inputs.update(overrides)
     return inputs
 
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     with moto_server() as endpoint:
         yield endpoint
+
 
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:

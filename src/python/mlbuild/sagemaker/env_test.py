@@ -19,7 +19,15 @@ def test_forwarded_env() -> None:
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "http://x",
         "AWS_PROFILE": "ml",
     }
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+    ):
         assert name in FORWARDED_ENV_VARS
 
 

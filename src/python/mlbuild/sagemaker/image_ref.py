@@ -44,7 +44,9 @@ def parse_image_uri(uri: str, source: str = "image URI") -> ImageRef:
     if ":" in last:
         name = name[: len(name) - len(last)] + last.split(":", 1)[0]
     if not name or name.endswith("/"):
-        raise UserError(f"{source}: {uri!r} has no repository name. Fix: write <registry>/<repository>@sha256:<digest>.")
+        raise UserError(
+            f"{source}: {uri!r} has no repository name. Fix: write <registry>/<repository>@sha256:<digest>."
+        )
     return ImageRef(repository=name, digest=digest)
 
 

@@ -6,7 +6,14 @@ import datetime
 import pytest
 
 from mlbuild.sagemaker.conftest import CONFIG_TEXT, OTHER_DIGEST, make_config, request_inputs
-from mlbuild.sagemaker.job_name import NAME_PATTERN, forced_job_names, job_name, pipeline_name_from_address, request_hash, sanitize
+from mlbuild.sagemaker.job_name import (
+    NAME_PATTERN,
+    forced_job_names,
+    job_name,
+    pipeline_name_from_address,
+    request_hash,
+    sanitize,
+)
 from mlbuild.sagemaker.job_request import build_request
 
 RUN = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
@@ -62,7 +69,9 @@ def test_forced_run_keeps_prefix_and_hash() -> None:
 
 def test_a_taken_forced_name_moves_on_to_the_next_seconds() -> None:
     names = forced_job_names("demo-train", build(), RUN)
-    assert [next(names) for _ in range(3)] == [job_name("demo-train", build(), run=RUN + datetime.timedelta(seconds=s)) for s in range(3)]
+    assert [next(names) for _ in range(3)] == [
+        job_name("demo-train", build(), run=RUN + datetime.timedelta(seconds=s)) for s in range(3)
+    ]
 
 
 def test_one_scheme_for_any_jobs_inputs() -> None:
@@ -106,5 +115,9 @@ def test_name_is_stable_across_processes_and_hash_seeds() -> None:
     names = set()
     for seed in ("0", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": os.pathsep.join(sys.path)}
-        names.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip())
+        names.add(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
     assert names == {job_name("demo-train", build())}

@@ -144,7 +144,11 @@ def _config_problems(config: PipelineConfig) -> Iterable[Problem]:
         yield ("sagemaker.instance_type", *problem)
     if sm.spot and not sm.checkpoint_s3_uri:
         # NB: parse_config refuses this too; a config built in code must not slip past.
-        yield ("sagemaker.checkpoint_s3_uri", "missing, but `spot: true`", "add `checkpoint_s3_uri: s3://<bucket>/<prefix>/`")
+        yield (
+            "sagemaker.checkpoint_s3_uri",
+            "missing, but `spot: true`",
+            "add `checkpoint_s3_uri: s3://<bucket>/<prefix>/`",
+        )
     if sm.spot and sm.max_wait_seconds is not None and sm.max_wait_seconds < sm.max_runtime_seconds:
         yield (
             "sagemaker.max_wait_seconds",
@@ -152,7 +156,11 @@ def _config_problems(config: PipelineConfig) -> Iterable[Problem]:
             "raise it or lower max_runtime_seconds",
         )
     if len(config.channels) > MAX_CHANNELS:
-        yield ("channels", f"{len(config.channels)} channels; SageMaker takes at most {MAX_CHANNELS}", "merge some channels")
+        yield (
+            "channels",
+            f"{len(config.channels)} channels; SageMaker takes at most {MAX_CHANNELS}",
+            "merge some channels",
+        )
     for channel in config.channels:
         if not channel.s3:
             yield (
@@ -181,7 +189,9 @@ def _encode_hyperparameters(config: PipelineConfig, values: Mapping[str, Any]) -
         )
     encoded = hyperparameters.encode(values)
     if len(encoded) > MAX_HYPERPARAMETERS:
-        raise HyperparameterError(f"{config.source}: {len(encoded)} hyperparameters; SageMaker allows {MAX_HYPERPARAMETERS}.")
+        raise HyperparameterError(
+            f"{config.source}: {len(encoded)} hyperparameters; SageMaker allows {MAX_HYPERPARAMETERS}."
+        )
     for name, text in encoded.items():
         if len(name) > MAX_HYPERPARAMETER_KEY or len(text) > MAX_HYPERPARAMETER_VALUE:
             raise HyperparameterError(
@@ -206,7 +216,9 @@ def _check_provenance(pipeline_address: str, git_sha: str, pex_sha256: str) -> N
     if not pipeline_address:
         raise UserError("--pipeline-address: empty. Fix: pass the ml_pipeline target's address.")
     if not _GIT_SHA.match(git_sha):
-        raise UserError(f"--git-sha: {git_sha!r} is not a commit id (hex, optionally -dirty) or 'unknown'. Fix: pass the source revision.")
+        raise UserError(
+            f"--git-sha: {git_sha!r} is not a commit id (hex, optionally -dirty) or 'unknown'. Fix: pass the source revision."
+        )
     if not _SHA256_HEX.match(pex_sha256):
         raise UserError(f"--pex-sha256: {pex_sha256!r} is not 64 lowercase hex characters. Fix: pass the PEX's sha256.")
 

@@ -18,5 +18,8 @@ def test_moto_accepts_and_returns_the_spot_multi_instance_request(aws: str) -> N
     assert described["EnableManagedSpotTraining"] is True
     assert described["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 10800}
     assert described["CheckpointConfig"] == {"S3Uri": "s3://demo-bucket/ckpt/", "LocalPath": "/opt/ml/checkpoints"}
-    shards = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in described["InputDataConfig"]}
+    shards = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in described["InputDataConfig"]
+    }
     assert shards == {"train": "FullyReplicated", "validation": "ShardedByS3Key"}

@@ -111,9 +111,21 @@ def _without(line: str) -> str:
 
 
 CONFIG_ERRORS = [
-    ("no role", _without("  role: arn:aws:iam::123456789012:role/MLBuildSageMakerTraining\n"), ["`sagemaker.role`", "add `role: arn:aws:iam::"]),
-    ("no output path", _without("  output_path: s3://demo-bucket/demo/models/\n"), ["`sagemaker.output_path`", "add `output_path: s3://"]),
-    ("no channel s3", _without("    s3: s3://demo-bucket/demo/data/train/\n"), ["`channels.train.s3`", "under `channels.train:`"]),
+    (
+        "no role",
+        _without("  role: arn:aws:iam::123456789012:role/MLBuildSageMakerTraining\n"),
+        ["`sagemaker.role`", "add `role: arn:aws:iam::"],
+    ),
+    (
+        "no output path",
+        _without("  output_path: s3://demo-bucket/demo/models/\n"),
+        ["`sagemaker.output_path`", "add `output_path: s3://"],
+    ),
+    (
+        "no channel s3",
+        _without("    s3: s3://demo-bucket/demo/data/train/\n"),
+        ["`channels.train.s3`", "under `channels.train:`"],
+    ),
     (
         "all at once",
         CONFIG_TEXT.replace("  role: arn:aws:iam::123456789012:role/MLBuildSageMakerTraining\n", "").replace(
@@ -136,7 +148,12 @@ def test_config_errors(text: str, expected: list) -> None:
 
 
 INPUT_ERRORS = [
-    ("tag-only image", dict(image_uri="123.dkr.ecr.us-east-1.amazonaws.com/demo:latest"), UserError, "not pinned by digest"),
+    (
+        "tag-only image",
+        dict(image_uri="123.dkr.ecr.us-east-1.amazonaws.com/demo:latest"),
+        UserError,
+        "not pinned by digest",
+    ),
     ("bad digest", dict(image_uri="repo@sha256:xyz"), UserError, "not a sha256 digest"),
     ("no repository", dict(image_uri=f"@{DIGEST}"), UserError, "not pinned by digest"),
     ("digest mismatch", dict(image_digest=OTHER_DIGEST), UserError, "does not match"),
@@ -192,7 +209,9 @@ def test_multi_instance_spot_request_with_checkpoints_and_shards() -> None:
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 10800}
     assert request["CheckpointConfig"] == {"S3Uri": "s3://demo-bucket/ckpt/", "LocalPath": "/opt/ml/checkpoints"}
-    sources = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in request["InputDataConfig"]}
+    sources = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in request["InputDataConfig"]
+    }
     assert sources == {"train": "FullyReplicated", "validation": "ShardedByS3Key"}
 
 
@@ -202,7 +221,10 @@ def test_multi_instance_spot_request_with_checkpoints_and_shards() -> None:
         ({"instance_type": "ml.x9.large"}, "`sagemaker.instance_type`: unknown instance family 'x9'"),
         ({"instance_type": "ml.p3.large"}, "`sagemaker.instance_type`: 'ml.p3.large' is no p3 size"),
         ({"spot": True, "checkpoint_s3_uri": None}, "`sagemaker.checkpoint_s3_uri`: missing, but `spot: true`"),
-        ({"spot": True, "checkpoint_s3_uri": "s3://b0b/c/", "max_wait_seconds": 60}, "`sagemaker.max_wait_seconds`: must be at least max_runtime_seconds (60 < 7200)"),
+        (
+            {"spot": True, "checkpoint_s3_uri": "s3://b0b/c/", "max_wait_seconds": 60},
+            "`sagemaker.max_wait_seconds`: must be at least max_runtime_seconds (60 < 7200)",
+        ),
     ],
 )
 def test_bad_multi_host_and_spot_settings_are_refused(change: dict, expected: str) -> None:

@@ -70,7 +70,11 @@ class LogTail:
         count = 0
         with translate("GetLogEvents"):
             for _ in range(MAX_PAGES_PER_POLL):
-                kwargs: Dict[str, Any] = {"logGroupName": TRAINING_JOB_LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+                kwargs: Dict[str, Any] = {
+                    "logGroupName": TRAINING_JOB_LOG_GROUP,
+                    "logStreamName": stream,
+                    "startFromHead": True,
+                }
                 if token:
                     kwargs["nextToken"] = token
                 try:

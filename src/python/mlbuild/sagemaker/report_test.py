@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import json
 
+from mlbuild.job_report import JobReport, render_markdown
 from mlbuild.sagemaker import links
 from mlbuild.sagemaker.conftest import ADDRESS, DIGEST, GIT_SHA, IMAGE_URI, PEX_SHA256, make_config, request_inputs
 from mlbuild.sagemaker.job_request import build_request
-from mlbuild.job_report import JobReport, render_markdown
 from mlbuild.sagemaker.report import report_for_request, with_outcome
 from mlbuild.sagemaker.wait import Outcome
 
@@ -25,7 +25,9 @@ def test_links() -> None:
     )
     group = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/$252Faws$252Fsagemaker$252FTrainingJobs"
     assert links.log_url("eu-west-1", JOB) == f"{group}$3FlogStreamNameFilter$3D{JOB}$252F"
-    assert links.log_url("eu-west-1", JOB, f"{JOB}/algo-1-1700000000") == f"{group}/log-events/{JOB}$252Falgo-1-1700000000"
+    assert (
+        links.log_url("eu-west-1", JOB, f"{JOB}/algo-1-1700000000") == f"{group}/log-events/{JOB}$252Falgo-1-1700000000"
+    )
     assert links.model_artifact_uri("s3://b/models/", JOB) == f"s3://b/models/{JOB}/output/model.tar.gz"
     assert links.model_artifact_uri("s3://b/models", JOB) == f"s3://b/models/{JOB}/output/model.tar.gz"
 
@@ -62,7 +64,9 @@ def test_outcome_metrics_and_versus_previous() -> None:
         artifact_sha256="9" * 64,
         log_stream=f"{JOB}/algo-1-1700000000",
     )
-    r = with_outcome(report(previous_metrics={"validation:auc": 0.8, "train:rows": 100.0}, previous_label="main"), outcome)
+    r = with_outcome(
+        report(previous_metrics={"validation:auc": 0.8, "train:rows": 100.0}, previous_label="main"), outcome
+    )
     text = render_markdown(r)
     assert f"`s3://demo-bucket/demo/models/{JOB}/output/model.tar.gz` (sha256 `{'9' * 64}`)" in text
     assert f"[CloudWatch: {JOB}/algo-1-1700000000]" in text

@@ -135,7 +135,9 @@ def pull_config(
     known = {c.name: c for c in config.channels}
     for name in channels:
         if name not in known:
-            raise ConfigError(f"{config.source}: no channel {name!r} (channels: {', '.join(known) or 'none'}). Fix: pick one of those.")
+            raise ConfigError(
+                f"{config.source}: no channel {name!r} (channels: {', '.join(known) or 'none'}). Fix: pick one of those."
+            )
     results = []
     for channel in config.channels:
         if channels and channel.name not in channels:

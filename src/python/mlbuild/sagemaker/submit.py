@@ -16,11 +16,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from botocore.exceptions import ClientError
 
+from mlbuild.job_report import JobReport
 from mlbuild.sagemaker.aws import describe_training_job, is_resource_in_use, translate
 from mlbuild.sagemaker.errors import JobConflictError
 from mlbuild.sagemaker.job_name import job_name
 from mlbuild.sagemaker.job_request import image_digest_of
-from mlbuild.job_report import JobReport
 from mlbuild.sagemaker.report import report_for_request
 
 # NB: SageMaker and framework containers may add their own keys (sagemaker_*, _tuning_*);
@@ -73,12 +73,16 @@ def submit(
         log(f"Training job {name} was created concurrently; checking it is the same job.")
         raced = describe_training_job(sagemaker, name)
         if raced is None:
-            raise JobConflictError(f"SageMaker says {name} is in use but cannot describe it. Fix: retry the submission.")
+            raise JobConflictError(
+                f"SageMaker says {name} is in use but cannot describe it. Fix: retry the submission."
+            )
         return _accept(raced, full)
     return Submission(name, response["TrainingJobArn"], True, "InProgress", f"Created training job {name}.")
 
 
-def _submit_forced(request: Mapping[str, Any], pipeline_name: str, sagemaker: Any, run: datetime.datetime, log: Callable[[str], None]) -> Submission:
+def _submit_forced(
+    request: Mapping[str, Any], pipeline_name: str, sagemaker: Any, run: datetime.datetime, log: Callable[[str], None]
+) -> Submission:
     """A deliberate re-run always starts a new job: when its `-r<UTC time>` name is taken
     (another --force in the same second), the next second's name is tried, so the name keeps
     its format and length and no forced run is ever taken for another."""

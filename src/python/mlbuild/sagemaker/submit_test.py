@@ -112,7 +112,11 @@ def test_forced_runs_in_the_same_second_get_distinct_names() -> None:
     sm = FakeSageMaker()
     forced = [submit(build(), pipeline_name="demo", sagemaker=sm, force=True, now=lambda: NOW) for _ in range(3)]
     base = job_name("demo", build())
-    assert [f.job_name for f in forced] == [f"{base}-r20240102030405", f"{base}-r20240102030406", f"{base}-r20240102030407"]
+    assert [f.job_name for f in forced] == [
+        f"{base}-r20240102030405",
+        f"{base}-r20240102030406",
+        f"{base}-r20240102030407",
+    ]
     assert all(f.created for f in forced) and sm.creates == 3
 
 

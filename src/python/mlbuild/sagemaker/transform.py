@@ -72,8 +72,14 @@ class TransformSpec:
 
 
 def spec_from_training_job(
-    described: Mapping[str, Any], pipeline_name: str, input_s3: str, output_s3: str, *,
-    instance_type: str = "ml.m5.large", instance_count: int = 1, transform: TransformConfig = TransformConfig(),
+    described: Mapping[str, Any],
+    pipeline_name: str,
+    input_s3: str,
+    output_s3: str,
+    *,
+    instance_type: str = "ml.m5.large",
+    instance_count: int = 1,
+    transform: TransformConfig = TransformConfig(),
 ) -> TransformSpec:
     """A transform of `input_s3` with the model and image of a finished training job (DescribeTrainingJob)."""
     name = described.get("TrainingJobName", "?")
@@ -87,9 +93,16 @@ def spec_from_training_job(
     if not model or not image:
         raise UserError(f"training job {name} names no model artifact or no training image; nothing to transform with.")
     return TransformSpec(
-        pipeline_name=pipeline_name, image_uri=image, model_data_url=model, role=str(described.get("RoleArn", "")),
-        input_s3=input_s3, output_s3=output_s3, instance_type=instance_type, instance_count=instance_count,
-        transform=transform, tags=({"Key": "mlbuild:training-job", "Value": name},),
+        pipeline_name=pipeline_name,
+        image_uri=image,
+        model_data_url=model,
+        role=str(described.get("RoleArn", "")),
+        input_s3=input_s3,
+        output_s3=output_s3,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        transform=transform,
+        tags=({"Key": "mlbuild:training-job", "Value": name},),
     ).check()
 
 
@@ -134,7 +147,10 @@ def _without_tags(request: Mapping[str, Any]) -> Dict[str, Any]:
 def model_request(spec: TransformSpec) -> Dict[str, Any]:
     """CreateModel without ModelName."""
     request: Dict[str, Any] = {
-        "PrimaryContainer": {"Image": parse_image_uri(spec.image_uri, "transform image").uri, "ModelDataUrl": spec.model_data_url},
+        "PrimaryContainer": {
+            "Image": parse_image_uri(spec.image_uri, "transform image").uri,
+            "ModelDataUrl": spec.model_data_url,
+        },
         "ExecutionRoleArn": spec.role,
     }
     if spec.tags:
@@ -193,14 +209,30 @@ def _differences(existing: Mapping[str, Any], wanted: Mapping[str, Any], paths: 
 
 MODEL_FIELDS = (("PrimaryContainer", "Image"), ("PrimaryContainer", "ModelDataUrl"), ("ExecutionRoleArn",))
 TRANSFORM_FIELDS = (
-    ("ModelName",), ("BatchStrategy",), ("MaxPayloadInMB",),
-    ("TransformInput", "DataSource", "S3DataSource", "S3Uri"), ("TransformInput", "ContentType"), ("TransformInput", "SplitType"),
-    ("TransformOutput", "S3OutputPath"), ("TransformOutput", "Accept"), ("TransformOutput", "AssembleWith"),
+    ("ModelName",),
+    ("BatchStrategy",),
+    ("MaxPayloadInMB",),
+    ("TransformInput", "DataSource", "S3DataSource", "S3Uri"),
+    ("TransformInput", "ContentType"),
+    ("TransformInput", "SplitType"),
+    ("TransformOutput", "S3OutputPath"),
+    ("TransformOutput", "Accept"),
+    ("TransformOutput", "AssembleWith"),
 )
 
 
-def _ensure(kind: str, describe_op: str, create_op: str, name_key: str, arn_key: str, name: str, request: Mapping[str, Any],
-            fields: Sequence[Sequence[str]], sagemaker: Any, log: Callable[[str], None]) -> Created:
+def _ensure(
+    kind: str,
+    describe_op: str,
+    create_op: str,
+    name_key: str,
+    arn_key: str,
+    name: str,
+    request: Mapping[str, Any],
+    fields: Sequence[Sequence[str]],
+    sagemaker: Any,
+    log: Callable[[str], None],
+) -> Created:
     full = {name_key: name, **request}
     existing = describe(sagemaker, describe_op, **{name_key: name})
     if existing is None:
@@ -210,29 +242,59 @@ def _ensure(kind: str, describe_op: str, create_op: str, name_key: str, arn_key:
             return Created(name, arn, True, f"Created {kind} {name}.")
         existing = describe(sagemaker, describe_op, **{name_key: name})
         if existing is None:
-            raise JobConflictError(f"SageMaker says {kind} {name} is in use but cannot describe it. Fix: retry the submission.")
+            raise JobConflictError(
+                f"SageMaker says {kind} {name} is in use but cannot describe it. Fix: retry the submission."
+            )
     diffs = _differences(existing, full, fields)
     if diffs:
         raise JobConflictError(
             f"{kind.capitalize()} {name} already exists and is different: {'; '.join(diffs)}. Nothing was submitted. "
             f"Fix: delete the stale {kind} in SageMaker, then submit again."
         )
-    return Created(name, str(existing.get(arn_key, "")), False, f"{kind.capitalize()} {name} already exists with the same settings; nothing submitted.")
+    return Created(
+        name,
+        str(existing.get(arn_key, "")),
+        False,
+        f"{kind.capitalize()} {name} already exists with the same settings; nothing submitted.",
+    )
 
 
 def ensure_model(spec: TransformSpec, sagemaker: Any, log: Callable[[str], None] = lambda line: None) -> Created:
     request = model_request(spec.check())
     name = job_name(spec.pipeline_name, _without_tags(request))
-    return _ensure("model", "DescribeModel", "CreateModel", "ModelName", "ModelArn", name, request, MODEL_FIELDS, sagemaker, log)
+    return _ensure(
+        "model", "DescribeModel", "CreateModel", "ModelName", "ModelArn", name, request, MODEL_FIELDS, sagemaker, log
+    )
 
 
-def submit_transform(spec: TransformSpec, sagemaker: Any, log: Callable[[str], None] = lambda line: None) -> TransformSubmission:
+def submit_transform(
+    spec: TransformSpec, sagemaker: Any, log: Callable[[str], None] = lambda line: None
+) -> TransformSubmission:
     """The model, then the transform job; each created only if its derived name is free."""
     model = ensure_model(spec, sagemaker, log)
     request = transform_request(spec, model.name)
     name = job_name(spec.pipeline_name, _without_tags(request))
-    job = _ensure("transform job", "DescribeTransformJob", "CreateTransformJob", "TransformJobName", "TransformJobArn", name, request, TRANSFORM_FIELDS, sagemaker, log)
-    status = "InProgress" if job.created else str((describe(sagemaker, "DescribeTransformJob", TransformJobName=name) or {}).get("TransformJobStatus", "Unknown"))
+    job = _ensure(
+        "transform job",
+        "DescribeTransformJob",
+        "CreateTransformJob",
+        "TransformJobName",
+        "TransformJobArn",
+        name,
+        request,
+        TRANSFORM_FIELDS,
+        sagemaker,
+        log,
+    )
+    status = (
+        "InProgress"
+        if job.created
+        else str(
+            (describe(sagemaker, "DescribeTransformJob", TransformJobName=name) or {}).get(
+                "TransformJobStatus", "Unknown"
+            )
+        )
+    )
     if not job.created and status in ("Failed", "Stopped"):
         log(f"Transform job {name} exists and ended {status}; delete it in SageMaker to run it again.")
     return TransformSubmission(model, job, status)
@@ -254,20 +316,32 @@ def follow_transform(
     while True:
         job = describe(sagemaker, "DescribeTransformJob", TransformJobName=name)
         if job is None:
-            raise UserError(f"no transform job named {name!r} in this account and region. Fix: check the name and AWS_REGION.")
+            raise UserError(
+                f"no transform job named {name!r} in this account and region. Fix: check the name and AWS_REGION."
+            )
         if job.get("TransformJobStatus") != status:
             status = str(job.get("TransformJobStatus"))
             out(f"{elapsed_label(clock() - start)} Status: {status}")
         if status in TERMINAL_STATUSES:
             break
         if timeout_seconds is not None and clock() - start >= timeout_seconds:
-            raise WaitTimeoutError(f"Transform job {name} is still {status} after {int(timeout_seconds)}s; it keeps running.")
+            raise WaitTimeoutError(
+                f"Transform job {name} is still {status} after {int(timeout_seconds)}s; it keeps running."
+            )
         sleep(poll_seconds)
-    outcome = TransformOutcome(name, status, job.get("FailureReason") or None, str((job.get("TransformOutput") or {}).get("S3OutputPath", "")), clock() - start)
+    outcome = TransformOutcome(
+        name,
+        status,
+        job.get("FailureReason") or None,
+        str((job.get("TransformOutput") or {}).get("S3OutputPath", "")),
+        clock() - start,
+    )
     if outcome.failure_reason:
         out(f"{elapsed_label(outcome.elapsed_seconds)} Failure reason: {outcome.failure_reason}")
     if outcome.succeeded:
-        out(f"{elapsed_label(outcome.elapsed_seconds)} Output: {outcome.output_s3} (one <input key>.out per input object)")
+        out(
+            f"{elapsed_label(outcome.elapsed_seconds)} Output: {outcome.output_s3} (one <input key>.out per input object)"
+        )
     return outcome
 
 
@@ -278,20 +352,54 @@ class Deployment:
     action: str  # "created", "updated" or "unchanged"
 
 
-def deploy_endpoint(model_name: str, pipeline_name: str, sagemaker: Any, *, instance_type: str = "ml.m5.large",
-                    instance_count: int = 1, endpoint_name: Optional[str] = None, log: Callable[[str], None] = lambda line: None) -> Deployment:
+def deploy_endpoint(
+    model_name: str,
+    pipeline_name: str,
+    sagemaker: Any,
+    *,
+    instance_type: str = "ml.m5.large",
+    instance_count: int = 1,
+    endpoint_name: Optional[str] = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> Deployment:
     """An EndpointConfig for the model (named by its hash) and the pipeline's endpoint on it."""
     if instance_count < 1 or not instance_type.startswith("ml."):
-        raise UserError(f"endpoint for {pipeline_name}: instance {instance_type!r} x {instance_count}: expected an ml.* type and a count of 1 or more.")
-    request = {"ProductionVariants": [{"VariantName": VARIANT_NAME, "ModelName": model_name, "InitialInstanceCount": instance_count, "InstanceType": instance_type}]}
+        raise UserError(
+            f"endpoint for {pipeline_name}: instance {instance_type!r} x {instance_count}: expected an ml.* type and a count of 1 or more."
+        )
+    request = {
+        "ProductionVariants": [
+            {
+                "VariantName": VARIANT_NAME,
+                "ModelName": model_name,
+                "InitialInstanceCount": instance_count,
+                "InstanceType": instance_type,
+            }
+        ]
+    }
     fields = [("ProductionVariants",)]
-    config = _ensure("endpoint config", "DescribeEndpointConfig", "CreateEndpointConfig", "EndpointConfigName", "EndpointConfigArn",
-                     job_name(pipeline_name, request), request, fields, sagemaker, log)
+    config = _ensure(
+        "endpoint config",
+        "DescribeEndpointConfig",
+        "CreateEndpointConfig",
+        "EndpointConfigName",
+        "EndpointConfigArn",
+        job_name(pipeline_name, request),
+        request,
+        fields,
+        sagemaker,
+        log,
+    )
     name = endpoint_name or sanitize(pipeline_name)
     existing = describe(sagemaker, "DescribeEndpoint", EndpointName=name)
     if existing is None:
         log(f"Creating endpoint {name} on {config.name}.")
-        if _create(sagemaker, "CreateEndpoint", "EndpointArn", {"EndpointName": name, "EndpointConfigName": config.name}) is not None:
+        if (
+            _create(
+                sagemaker, "CreateEndpoint", "EndpointArn", {"EndpointName": name, "EndpointConfigName": config.name}
+            )
+            is not None
+        ):
             return Deployment(config, name, "created")
         existing = describe(sagemaker, "DescribeEndpoint", EndpointName=name) or {}
     if existing.get("EndpointConfigName") == config.name:

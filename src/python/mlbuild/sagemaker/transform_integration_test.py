@@ -43,7 +43,10 @@ def test_the_requests_carry_the_image_by_digest_and_the_transform_settings() -> 
     job = transform_request(SPEC, "m")
     assert (job["BatchStrategy"], job["MaxPayloadInMB"], job["MaxConcurrentTransforms"]) == ("MultiRecord", 4, 2)
     assert job["TransformInput"]["SplitType"] == "Line" and job["TransformOutput"] == {
-        "S3OutputPath": SPEC.output_s3, "AssembleWith": "Line", "Accept": "text/csv"}
+        "S3OutputPath": SPEC.output_s3,
+        "AssembleWith": "Line",
+        "Accept": "text/csv",
+    }
 
 
 def test_moto_accepts_the_model_and_the_transform_and_the_job_is_followed_to_its_end(aws: str) -> None:
@@ -76,7 +79,9 @@ def test_a_second_identical_submit_is_recognised_not_resubmitted(aws: str, monke
     for operation in ("create_model", "create_transform_job"):
         monkeypatch.setattr(sagemaker, operation, _counted(calls, operation, getattr(sagemaker, operation)))
     # NB: another git sha in the tags is the same transform
-    second = submit_transform(dataclasses.replace(SPEC, tags=({"Key": "mlbuild:git-sha", "Value": "4567def"},)), sagemaker)
+    second = submit_transform(
+        dataclasses.replace(SPEC, tags=({"Key": "mlbuild:git-sha", "Value": "4567def"},)), sagemaker
+    )
     assert calls == []
     assert (second.model.name, second.job.name) == (first.model.name, first.job.name)
     assert not second.model.created and not second.job.created and "nothing submitted" in second.job.message
@@ -88,7 +93,9 @@ def test_other_data_or_another_model_is_a_new_job(aws: str) -> None:
     first = submit_transform(SPEC, sagemaker)
     other_data = submit_transform(dataclasses.replace(SPEC, input_s3="s3://demo-bucket/demo/data/new/"), sagemaker)
     assert other_data.model.name == first.model.name and other_data.job.name != first.job.name
-    other_image = submit_transform(dataclasses.replace(SPEC, image_uri=IMAGE_URI.split("@")[0] + "@" + OTHER_DIGEST), sagemaker)
+    other_image = submit_transform(
+        dataclasses.replace(SPEC, image_uri=IMAGE_URI.split("@")[0] + "@" + OTHER_DIGEST), sagemaker
+    )
     assert other_image.model.name != first.model.name and other_image.job.created
 
 
@@ -98,8 +105,14 @@ def test_a_different_resource_under_the_derived_name_is_a_conflict(aws: str) -> 
     from mlbuild.sagemaker.transform import _without_tags
 
     name = job_name(SPEC.pipeline_name, _without_tags(model_request(SPEC)))
-    sagemaker.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE_URI, "ModelDataUrl": "s3://demo-bucket/other/model.tar.gz"}, ExecutionRoleArn=SPEC.role)
-    with pytest.raises(JobConflictError, match=r"Model .* already exists and is different: PrimaryContainer\.ModelDataUrl") as raised:
+    sagemaker.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": IMAGE_URI, "ModelDataUrl": "s3://demo-bucket/other/model.tar.gz"},
+        ExecutionRoleArn=SPEC.role,
+    )
+    with pytest.raises(
+        JobConflictError, match=r"Model .* already exists and is different: PrimaryContainer\.ModelDataUrl"
+    ) as raised:
         submit_transform(SPEC, sagemaker)
     assert raised.value.exit_code == 4
     assert sagemaker.list_transform_jobs()["TransformJobSummaries"] == []
@@ -126,7 +139,11 @@ def test_bad_specs_are_refused_before_any_call(change: dict, message: str) -> No
 def test_a_failed_transform_job_raises_with_its_reason() -> None:
     class Failed:
         def describe_transform_job(self, TransformJobName: str) -> dict:
-            return {"TransformJobStatus": "Failed", "FailureReason": "ClientError: 400 from /invocations", "TransformOutput": {"S3OutputPath": "s3://b/o/"}}
+            return {
+                "TransformJobStatus": "Failed",
+                "FailureReason": "ClientError: 400 from /invocations",
+                "TransformOutput": {"S3OutputPath": "s3://b/o/"},
+            }
 
     outcome = follow_transform("t", sagemaker=Failed(), out=lambda line: None, sleep=lambda s: None)
     with pytest.raises(JobFailedError, match="ended Failed: ClientError: 400 from /invocations"):
@@ -145,7 +162,9 @@ def test_the_endpoint_is_created_once_then_moved_to_a_new_model(aws: str) -> Non
     assert (deployed.endpoint_name, deployed.action) == ("churn-train", "created")
     assert sagemaker.describe_endpoint(EndpointName="churn-train")["EndpointConfigName"] == deployed.config.name
     assert deploy_endpoint(first.model.name, SPEC.pipeline_name, sagemaker).action == "unchanged"
-    newer = submit_transform(dataclasses.replace(SPEC, model_data_url="s3://demo-bucket/demo/models/newer/output/model.tar.gz"), sagemaker)
+    newer = submit_transform(
+        dataclasses.replace(SPEC, model_data_url="s3://demo-bucket/demo/models/newer/output/model.tar.gz"), sagemaker
+    )
     # NB: moto 5.2 has no UpdateEndpoint (it answers 500 "not implemented"): that one call is recorded here.
     updates: List[dict] = []
 
@@ -160,4 +179,7 @@ def test_the_endpoint_is_created_once_then_moved_to_a_new_model(aws: str) -> Non
     moved = deploy_endpoint(newer.model.name, SPEC.pipeline_name, MotoPlusUpdate())
     assert moved.action == "updated" and moved.config.name != deployed.config.name
     assert updates == [{"EndpointName": "churn-train", "EndpointConfigName": moved.config.name}]
-    assert sagemaker.describe_endpoint_config(EndpointConfigName=moved.config.name)["ProductionVariants"][0]["ModelName"] == newer.model.name
+    assert (
+        sagemaker.describe_endpoint_config(EndpointConfigName=moved.config.name)["ProductionVariants"][0]["ModelName"]
+        == newer.model.name
+    )

@@ -62,7 +62,9 @@ class FollowOptions:
     logs: bool = True  # stream CloudWatch log lines
 
 
-def follow_report(report: Any, clients: Any, options: FollowOptions = FollowOptions(), out: Callable[[str], None] = console.say) -> Tuple[Any, Outcome]:
+def follow_report(
+    report: Any, clients: Any, options: FollowOptions = FollowOptions(), out: Callable[[str], None] = console.say
+) -> Tuple[Any, Outcome]:
     """Follow the job of a `JobReport` to its end; the report with the outcome folded in."""
     outcome = follow(
         report.job_name,
@@ -105,7 +107,9 @@ def follow(
     while True:
         job = describe_training_job(sagemaker, job_name)
         if job is None:
-            raise UserError(f"no training job named {job_name!r} in this account and region. Fix: check the name and AWS_REGION.")
+            raise UserError(
+                f"no training job named {job_name!r} in this account and region. Fix: check the name and AWS_REGION."
+            )
         if job.get("TrainingJobStatus") != status:
             status = str(job.get("TrainingJobStatus"))
             say(f"Status: {status}")
@@ -129,7 +133,9 @@ def follow(
     return _finish(job, tail, s3, say, clock() - start)
 
 
-def _finish(job: Mapping[str, Any], tail: Optional[LogTail], s3: Any, say: Callable[[str], None], elapsed: float) -> Outcome:
+def _finish(
+    job: Mapping[str, Any], tail: Optional[LogTail], s3: Any, say: Callable[[str], None], elapsed: float
+) -> Outcome:
     name = str(job["TrainingJobName"])
     metrics = _final_metrics(job.get("FinalMetricDataList") or [])
     artifact = (job.get("ModelArtifacts") or {}).get("S3ModelArtifacts")

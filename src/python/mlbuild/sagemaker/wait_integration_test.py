@@ -35,7 +35,9 @@ def test_follow_streams_logs_and_hashes_the_artifact(aws: str) -> None:
     clients.s3.put_object(Bucket="demo-bucket", Key=artifact.split("/", 3)[3], Body=payload)
 
     lines: List[str] = []
-    outcome = follow(job, sagemaker=clients.sagemaker, logs=clients.logs, s3=clients.s3, out=lines.append, sleep=lambda _: None)
+    outcome = follow(
+        job, sagemaker=clients.sagemaker, logs=clients.logs, s3=clients.s3, out=lines.append, sleep=lambda _: None
+    )
     assert outcome.status == "Completed" and outcome.exit_code == 0  # moto completes jobs at once
     assert [line for line in lines if line.startswith("[algo-1")] == [f"[algo-1-1700000000] line {i}" for i in range(3)]
     assert outcome.log_stream == stream

@@ -114,7 +114,16 @@ def test_transitions_logs_and_completion(aws: str) -> None:
 
     clock.hooks.append(grow)
     _bucket(clients, {ARTIFACT: b"model bytes"})
-    outcome = follow(JOB, sagemaker=sm, logs=clients.logs, s3=clients.s3, out=lines.append, clock=clock, sleep=clock.sleep, poll_seconds=15)
+    outcome = follow(
+        JOB,
+        sagemaker=sm,
+        logs=clients.logs,
+        s3=clients.s3,
+        out=lines.append,
+        clock=clock,
+        sleep=clock.sleep,
+        poll_seconds=15,
+    )
 
     assert outcome.succeeded and outcome.exit_code == 0
     assert outcome.final_metrics == {"validation:auc": 0.8125}
@@ -143,10 +152,14 @@ def test_transitions_logs_and_completion(aws: str) -> None:
 
 
 def test_failure_is_non_zero(aws: str) -> None:
-    sm = ScriptedSageMaker([job("Failed", "Failed", [("Failed", "Training job failed")], FailureReason="AlgorithmError: bad data")])
+    sm = ScriptedSageMaker(
+        [job("Failed", "Failed", [("Failed", "Training job failed")], FailureReason="AlgorithmError: bad data")]
+    )
     lines: List[str] = []
     clients, clock = Clients.create(), Clock()
-    outcome = follow(JOB, sagemaker=sm, logs=clients.logs, s3=clients.s3, out=lines.append, clock=clock, sleep=clock.sleep)
+    outcome = follow(
+        JOB, sagemaker=sm, logs=clients.logs, s3=clients.s3, out=lines.append, clock=clock, sleep=clock.sleep
+    )
     assert not outcome.succeeded and outcome.exit_code == JobFailedError.exit_code != 0
     assert outcome.failure_reason == "AlgorithmError: bad data"
     assert outcome.model_artifact is None and outcome.artifact_sha256 is None
@@ -169,12 +182,17 @@ def test_timeout_and_unknown_job() -> None:
     sm = ScriptedSageMaker([job("InProgress", "Training", [])])
     clock = Clock()
     with pytest.raises(WaitTimeoutError, match="keeps running"):
-        follow(JOB, sagemaker=sm, out=lambda _: None, clock=clock, sleep=clock.sleep, poll_seconds=10, timeout_seconds=30)
+        follow(
+            JOB, sagemaker=sm, out=lambda _: None, clock=clock, sleep=clock.sleep, poll_seconds=10, timeout_seconds=30
+        )
     assert sm.calls == 4
 
     class Empty:
         def describe_training_job(self, TrainingJobName: str) -> Dict[str, Any]:
-            raise ClientError({"Error": {"Code": "ValidationException", "Message": "Requested resource not found."}}, "DescribeTrainingJob")
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "Requested resource not found."}},
+                "DescribeTrainingJob",
+            )
 
     with pytest.raises(UserError, match="no training job named"):
         follow(JOB, sagemaker=Empty(), out=lambda _: None)
@@ -188,7 +206,9 @@ def test_elapsed_label() -> None:
 def test_logs_access_denied_does_not_stop_following() -> None:
     class DeniedLogs:  # NB: a fake: moto answers every caller unless its IAM enforcement is set up
         def describe_log_streams(self, **_: Any) -> Dict[str, Any]:
-            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no logs:Describe"}}, "DescribeLogStreams")
+            raise ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "no logs:Describe"}}, "DescribeLogStreams"
+            )
 
     sm = ScriptedSageMaker([job("InProgress", "Training", []), job("Completed", "Completed", [])])
     lines: List[str] = []
@@ -202,13 +222,26 @@ def test_a_finished_spot_job_reports_training_against_billable_seconds(aws: str)
     from mlbuild.job_report import JobReport, render_markdown
     from mlbuild.sagemaker.report import with_outcome
 
-    ended = job("Completed", "Completed", [], TrainingTimeInSeconds=1000, BillableTimeInSeconds=300,
-                EnableManagedSpotTraining=True, ResourceConfig={"InstanceCount": 2})
+    ended = job(
+        "Completed",
+        "Completed",
+        [],
+        TrainingTimeInSeconds=1000,
+        BillableTimeInSeconds=300,
+        EnableManagedSpotTraining=True,
+        ResourceConfig={"InstanceCount": 2},
+    )
     lines: List[str] = []
     clock = Clock()
-    outcome = follow(JOB, sagemaker=ScriptedSageMaker([ended]), s3=None, out=lines.append, clock=clock, sleep=clock.sleep)
-    expected = "1000 s training, 300 s billable per instance (600 instance-seconds on 2 instances); managed spot saved 70.0%"
+    outcome = follow(
+        JOB, sagemaker=ScriptedSageMaker([ended]), s3=None, out=lines.append, clock=clock, sleep=clock.sleep
+    )
+    expected = (
+        "1000 s training, 300 s billable per instance (600 instance-seconds on 2 instances); managed spot saved 70.0%"
+    )
     assert outcome.billing == expected and f"[  0m00s] Billing: {expected}" in lines
-    report = JobReport("aws", JOB, "InProgress", "r@sha256:" + "0" * 64, job_arn="arn", region="us-east-1", output_path="s3://b/")
+    report = JobReport(
+        "aws", JOB, "InProgress", "r@sha256:" + "0" * 64, job_arn="arn", region="us-east-1", output_path="s3://b/"
+    )
     folded = with_outcome(report, outcome)
     assert folded.to_dict()["billing"] == expected and f"| Billing | {expected} |" in render_markdown(folded)

@@ -33,8 +33,17 @@ MAX_PAYLOAD_ENV_VAR = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 MB = 1024 * 1024
 
 StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-           411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type", 500: "Internal Server Error"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    411: "Length Required",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+}
 
 
 class PayloadTooLarge(RequestError):
@@ -53,12 +62,20 @@ class InvocationsApp:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/invocations":
             if method != "POST":
-                return _answer(start_response, 405, "POST /invocations with records in the body.\n", [("Allow", "POST")])
+                return _answer(
+                    start_response, 405, "POST /invocations with records in the body.\n", [("Allow", "POST")]
+                )
             return self._invocations(environ, start_response)
         if path == "/ping":
             return _answer(start_response, 200, "", [])
         if path == "/execution-parameters":
-            body = json.dumps({"MaxConcurrentTransforms": self.workers, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": self.max_payload_mb})
+            body = json.dumps(
+                {
+                    "MaxConcurrentTransforms": self.workers,
+                    "BatchStrategy": "MULTI_RECORD",
+                    "MaxPayloadInMB": self.max_payload_mb,
+                }
+            )
             return _answer(start_response, 200, body, [], "application/json")
         return _answer(start_response, 404, f"no {path}: this server has GET /ping and POST /invocations.\n", [])
 
@@ -120,7 +137,16 @@ def _too_large(size: Optional[int], limit_mb: int) -> str:
     )
 
 
-def _answer(start_response: StartResponse, status: int, body: Any, headers: List[Tuple[str, str]], content_type: str = "text/plain; charset=utf-8") -> List[bytes]:
+def _answer(
+    start_response: StartResponse,
+    status: int,
+    body: Any,
+    headers: List[Tuple[str, str]],
+    content_type: str = "text/plain; charset=utf-8",
+) -> List[bytes]:
     data = body.encode() if isinstance(body, str) else body
-    start_response(f"{status} {REASONS.get(status, '')}", [("Content-Type", content_type), ("Content-Length", str(len(data))), *headers])
+    start_response(
+        f"{status} {REASONS.get(status, '')}",
+        [("Content-Type", content_type), ("Content-Length", str(len(data))), *headers],
+    )
     return [data]

@@ -16,7 +16,14 @@ from mlbuild.serving.predictor import Predictor, serving_context
 from mlbuild.serving.testing import SumModel, fake_pipeline
 
 
-def call(app: InvocationsApp, method: str, path: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None, length: Optional[str] = "auto") -> Tuple[int, Dict[str, str], bytes]:
+def call(
+    app: InvocationsApp,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: Optional[Dict[str, str]] = None,
+    length: Optional[str] = "auto",
+) -> Tuple[int, Dict[str, str], bytes]:
     environ: Dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO(body)}
     if length == "auto":
         environ["CONTENT_LENGTH"] = str(len(body))
@@ -52,14 +59,24 @@ def test_ping_is_200_and_unknown_paths_404(tmp_path: Path) -> None:
 
 
 def test_csv_in_csv_out_with_the_default_predict(tmp_path: Path) -> None:
-    status, headers, body = call(make_app(tmp_path), "POST", "/invocations", b"1,2,3\n4,5,6.5\n", {"Content-Type": "text/csv"})
+    status, headers, body = call(
+        make_app(tmp_path), "POST", "/invocations", b"1,2,3\n4,5,6.5\n", {"Content-Type": "text/csv"}
+    )
     assert (status, headers["Content-Type"], body) == (200, "text/csv", b"6.0\n15.5\n")
 
 
 def test_accept_chooses_the_response_type(tmp_path: Path) -> None:
-    status, headers, body = call(make_app(tmp_path), "POST", "/invocations", b"1,2,3\n", {"Content-Type": "text/csv", "Accept": "application/json"})
+    status, headers, body = call(
+        make_app(tmp_path),
+        "POST",
+        "/invocations",
+        b"1,2,3\n",
+        {"Content-Type": "text/csv", "Accept": "application/json"},
+    )
     assert (status, headers["Content-Type"], json.loads(body)) == (200, "application/json", {"predictions": [6.0]})
-    status, _, body = call(make_app(tmp_path), "POST", "/invocations", b"[1,2,3]\n[1,1,1]\n", {"Content-Type": "application/jsonlines"})
+    status, _, body = call(
+        make_app(tmp_path), "POST", "/invocations", b"[1,2,3]\n[1,1,1]\n", {"Content-Type": "application/jsonlines"}
+    )
     assert (status, body) == (200, b"6.0\n3.0\n")
 
 
@@ -75,7 +92,9 @@ def test_accept_chooses_the_response_type(tmp_path: Path) -> None:
         (b"1,2,3\n", {"Content-Type": "text/csv", "Accept": "text/html"}, 406, b"Accept 'text/html'"),
     ],
 )
-def test_bad_requests_get_a_clear_4xx(tmp_path: Path, body: bytes, headers: Dict[str, str], status: int, message: bytes) -> None:
+def test_bad_requests_get_a_clear_4xx(
+    tmp_path: Path, body: bytes, headers: Dict[str, str], status: int, message: bytes
+) -> None:
     got_status, got_headers, got_body = call(make_app(tmp_path), "POST", "/invocations", body, headers)
     assert got_status == status and message in got_body and got_headers["Content-Type"].startswith("text/plain")
 
@@ -88,19 +107,29 @@ def test_an_oversized_payload_is_a_413_before_the_body_is_read(tmp_path: Path) -
     assert call(app, "POST", "/invocations", chunked, {"Content-Type": "text/csv"}, length=None)[0] == 413
 
 
-def test_a_failing_predict_is_a_500_logged_in_full_with_no_traceback_in_the_body(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_predict_is_a_500_logged_in_full_with_no_traceback_in_the_body(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     def predict(ctx: Any, model: Any, records: Any) -> Any:
         return {"x": 1}["secret-key"]
 
     with caplog.at_level(logging.ERROR, logger="mlbuild.serving"):
-        status, _, body = call(make_app(tmp_path, predict=predict), "POST", "/invocations", b"1,2,3\n", {"Content-Type": "text/csv"})
+        status, _, body = call(
+            make_app(tmp_path, predict=predict), "POST", "/invocations", b"1,2,3\n", {"Content-Type": "text/csv"}
+        )
     assert status == 500
     assert b"stage predict() raised KeyError" in body and b"Traceback" not in body and b"secret-key" not in body
     assert "Traceback" in caplog.text and "secret-key" in caplog.text
 
 
 def test_a_predict_that_returns_the_wrong_count_is_a_500(tmp_path: Path) -> None:
-    status, _, body = call(make_app(tmp_path, predict=lambda ctx, model, records: [1]), "POST", "/invocations", b"1,2,3\n1,2,3\n", {"Content-Type": "text/csv"})
+    status, _, body = call(
+        make_app(tmp_path, predict=lambda ctx, model, records: [1]),
+        "POST",
+        "/invocations",
+        b"1,2,3\n1,2,3\n",
+        {"Content-Type": "text/csv"},
+    )
     assert status == 500 and b"returned 1 predictions for 2 records" in body
 
 
@@ -108,7 +137,9 @@ def test_a_record_error_from_the_pipelines_predict_is_a_400_with_its_message(tmp
     def predict(ctx: Any, model: Any, records: Any) -> Any:
         raise RecordError("column 2 must be a date")
 
-    status, _, body = call(make_app(tmp_path, predict=predict), "POST", "/invocations", b"1,2,3\n", {"Content-Type": "text/csv"})
+    status, _, body = call(
+        make_app(tmp_path, predict=predict), "POST", "/invocations", b"1,2,3\n", {"Content-Type": "text/csv"}
+    )
     assert (status, body) == (400, b"column 2 must be a date\n")
 
 
@@ -116,5 +147,7 @@ def test_the_pipelines_predict_gets_the_ctx_with_hyperparameter_defaults(tmp_pat
     def predict(ctx: Any, model: Any, records: Any) -> Any:
         return [ctx.hp["threshold"] for _ in records]
 
-    status, _, body = call(make_app(tmp_path, predict=predict), "POST", "/invocations", b"1,2,3\n", {"Content-Type": "text/csv"})
+    status, _, body = call(
+        make_app(tmp_path, predict=predict), "POST", "/invocations", b"1,2,3\n", {"Content-Type": "text/csv"}
+    )
     assert (status, body) == (200, b"0.5\n")

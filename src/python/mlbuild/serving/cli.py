@@ -70,16 +70,44 @@ def default_max_payload_mb(environ: Mapping[str, str]) -> int:
 
 
 def _serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="serve", description="Serve the pipeline's model on SageMaker's hosting contract.")
+    parser = argparse.ArgumentParser(
+        prog="serve", description="Serve the pipeline's model on SageMaker's hosting contract."
+    )
     parser.add_argument("--bind", type=_bind, help="HOST:PORT (default 0.0.0.0:$SAGEMAKER_BIND_TO_PORT, else 8080)")
-    parser.add_argument("--workers", type=_positive, help="worker processes (default $SAGEMAKER_MODEL_SERVER_WORKERS, else one per CPU)")
-    parser.add_argument("--model-dir", type=Path, help="the model folder (default $MLBUILD_ML_BASE_DIR/model, else /opt/ml/model)")
+    parser.add_argument(
+        "--workers", type=_positive, help="worker processes (default $SAGEMAKER_MODEL_SERVER_WORKERS, else one per CPU)"
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, help="the model folder (default $MLBUILD_ML_BASE_DIR/model, else /opt/ml/model)"
+    )
     parser.add_argument("--port-file", type=Path, help="write the bound port here once serving")
-    parser.add_argument("--max-payload-mb", type=_positive, help=f"largest request body (default ${MAX_PAYLOAD_ENV_VAR}, else {DEFAULT_MAX_PAYLOAD_MB})")
-    parser.add_argument("--timeout", type=_positive, help=f"seconds an invocation may take before a 504 (default ${TIMEOUT_ENV_VAR}, else {DEFAULT_TIMEOUT_SECONDS})")
-    parser.add_argument("--queue", type=_positive, help=f"invocations waiting for a worker before a 503 (default {QUEUE_PER_WORKER} per worker)")
-    parser.add_argument("--header-timeout", type=_positive, default=int(Limits.header_seconds), help="seconds a request's headers may take from their first byte (default %(default)s): then 408")
-    parser.add_argument("--body-timeout", type=_positive, default=int(Limits.body_seconds), help="seconds a request's body may take (default %(default)s): then 408")
+    parser.add_argument(
+        "--max-payload-mb",
+        type=_positive,
+        help=f"largest request body (default ${MAX_PAYLOAD_ENV_VAR}, else {DEFAULT_MAX_PAYLOAD_MB})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        help=f"seconds an invocation may take before a 504 (default ${TIMEOUT_ENV_VAR}, else {DEFAULT_TIMEOUT_SECONDS})",
+    )
+    parser.add_argument(
+        "--queue",
+        type=_positive,
+        help=f"invocations waiting for a worker before a 503 (default {QUEUE_PER_WORKER} per worker)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_positive,
+        default=int(Limits.header_seconds),
+        help="seconds a request's headers may take from their first byte (default %(default)s): then 408",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_positive,
+        default=int(Limits.body_seconds),
+        help="seconds a request's body may take (default %(default)s): then 408",
+    )
     return parser
 
 
@@ -99,8 +127,16 @@ def serve_command(args: argparse.Namespace) -> int:
     model_dir = args.model_dir or base_dir / contract.MODEL_DIR
     workers = args.workers or default_workers(environ)
     max_payload_mb = args.max_payload_mb or default_max_payload_mb(environ)
-    options = ServerOptions(args.bind or default_bind(environ), workers, args.timeout or default_timeout(environ), args.port_file, max_payload_mb, args.queue,
-                            args.header_timeout, args.body_timeout)
+    options = ServerOptions(
+        args.bind or default_bind(environ),
+        workers,
+        args.timeout or default_timeout(environ),
+        args.port_file,
+        max_payload_mb,
+        args.queue,
+        args.header_timeout,
+        args.body_timeout,
+    )
     pipeline = pipeline_from_environ(environ)  # NB: not a pipeline image (no MLBUILD_PIPELINE_MODULE): exit 3 at once
     try:
         predictor = Predictor.load(pipeline, base_dir, model_dir)
@@ -110,14 +146,22 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def _transform_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="serve transform", description="Batch transform a file or folder, as SageMaker's transform job does.")
+    parser = argparse.ArgumentParser(
+        prog="serve transform", description="Batch transform a file or folder, as SageMaker's transform job does."
+    )
     parser.add_argument("input", type=Path, help="a file or a folder of files")
     parser.add_argument("--output", type=Path, required=True, help="where `<input>.out` files go")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="a running server, http://HOST:PORT")
-    where.add_argument("--model-dir", type=Path, help="start a server on loopback for this model folder or model.tar.gz")
-    parser.add_argument("--workers", type=_positive, default=1, help="with --model-dir: the server's workers (default 1)")
-    parser.add_argument("--content-type", default="text/csv", help=f"ContentType: {', '.join(SUPPORTED)} (default text/csv)")
+    where.add_argument(
+        "--model-dir", type=Path, help="start a server on loopback for this model folder or model.tar.gz"
+    )
+    parser.add_argument(
+        "--workers", type=_positive, default=1, help="with --model-dir: the server's workers (default 1)"
+    )
+    parser.add_argument(
+        "--content-type", default="text/csv", help=f"ContentType: {', '.join(SUPPORTED)} (default text/csv)"
+    )
     parser.add_argument("--accept", help="Accept (default: the content type)")
     parser.add_argument("--split-type", choices=SPLIT_TYPES, default="Line")
     parser.add_argument("--batch-strategy", choices=BATCH_STRATEGIES, default="MultiRecord")
@@ -131,8 +175,13 @@ def transform_command(args: argparse.Namespace) -> int:
     if media_type(args.content_type) not in SUPPORTED:
         raise UserError(f"--content-type {args.content_type!r}: expected one of {', '.join(SUPPORTED)}.")
     config = TransformConfig(
-        args.content_type, args.accept, args.split_type, args.batch_strategy, args.max_payload_mb,
-        args.assemble_with, args.max_concurrent_transforms,
+        args.content_type,
+        args.accept,
+        args.split_type,
+        args.batch_strategy,
+        args.max_payload_mb,
+        args.assemble_with,
+        args.max_concurrent_transforms,
     ).validate()
     say = lambda line: print(f"mlbuild: {line}", file=sys.stderr)
     if args.url:
@@ -144,7 +193,9 @@ def transform_command(args: argparse.Namespace) -> int:
         with model_folder(args.model_dir) as model_dir, local_server(model_dir, workers=args.workers) as url:
             result = run_transform(url, args.input, args.output, config, say)
     rate = result.records / result.seconds if result.seconds > 0 else float("inf")
-    print(f"mlbuild: transformed {result.records} records from {len(result.files)} files in {result.seconds:.2f}s ({rate:.0f} records/s) into {args.output}")
+    print(
+        f"mlbuild: transformed {result.records} records from {len(result.files)} files in {result.seconds:.2f}s ({rate:.0f} records/s) into {args.output}"
+    )
     return 0
 
 

@@ -97,7 +97,11 @@ def _match(name: str, content_type: str) -> Optional[str]:
         return content_type
     if name.endswith("/*"):
         family = name[:-1]
-        return content_type if content_type.startswith(family) else next((t for t in SUPPORTED if t.startswith(family)), None)
+        return (
+            content_type
+            if content_type.startswith(family)
+            else next((t for t in SUPPORTED if t.startswith(family)), None)
+        )
     name = ALIASES.get(name, name)
     return name if name in SUPPORTED else None
 
@@ -125,9 +129,15 @@ def _csv_rows(text: str) -> List[List[str]]:
         rows = [line.split(",") for line in text.splitlines() if line.strip()]
     else:
         try:
-            rows = [row for row in csv.reader(io.StringIO(text, newline=""), strict=True) if row and any(c.strip() for c in row)]
+            rows = [
+                row
+                for row in csv.reader(io.StringIO(text, newline=""), strict=True)
+                if row and any(c.strip() for c in row)
+            ]
         except csv.Error as e:
-            raise MalformedPayload(f"malformed CSV: {e}. Fix: send rows of comma-separated values, quoted as RFC 4180 says.") from None
+            raise MalformedPayload(
+                f"malformed CSV: {e}. Fix: send rows of comma-separated values, quoted as RFC 4180 says."
+            ) from None
     if rows:
         width = len(rows[0])
         for number, row in enumerate(rows, 1):
@@ -202,6 +212,8 @@ def _csv_body(predictions: List[Any]) -> bytes:
     writer = csv.writer(out, lineterminator="\n")
     for prediction in predictions:
         if isinstance(prediction, dict):
-            raise NotAcceptable("predict returned objects, which text/csv cannot hold. Fix: accept application/json or application/jsonlines.")
+            raise NotAcceptable(
+                "predict returned objects, which text/csv cannot hold. Fix: accept application/json or application/jsonlines."
+            )
         writer.writerow(prediction if isinstance(prediction, (list, tuple)) else [prediction])
     return out.getvalue().encode()

@@ -52,7 +52,14 @@ def test_json_takes_a_list_instances_one_object_or_one_bare_row() -> None:
     assert parse_records(b"[1, 2, 3]", JSON) == [[1, 2, 3]]
 
 
-@pytest.mark.parametrize("body, message", [(b"[1, 2", "malformed JSON: .* line 1"), (b'"x"', "list of records or an object"), (b"[[1], 2]", "record 2 is a int")])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"[1, 2", "malformed JSON: .* line 1"),
+        (b'"x"', "list of records or an object"),
+        (b"[[1], 2]", "record 2 is a int"),
+    ],
+)
 def test_bad_json_is_a_400(body: bytes, message: str) -> None:
     with pytest.raises(MalformedPayload, match=message):
         parse_records(body, JSON)

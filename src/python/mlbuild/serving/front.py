@@ -41,10 +41,23 @@ MB = 1024 * 1024
 HEAD_LIMIT = 64 * 1024
 CHUNK = 256 * 1024
 LINGER_SECONDS = 2.0
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-           408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
-           431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
-           502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    408: "Request Timeout",
+    411: "Length Required",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 @dataclass(frozen=True)
@@ -87,11 +100,19 @@ def parse_head(head: bytes) -> Tuple[str, str, str, Dict[str, str]]:
     return method, target, version, headers
 
 
-def wsgi_environ(method: str, target: str, version: str, headers: Dict[str, str], server: Tuple[str, int]) -> Dict[str, Any]:
+def wsgi_environ(
+    method: str, target: str, version: str, headers: Dict[str, str], server: Tuple[str, int]
+) -> Dict[str, Any]:
     path, _, query = target.partition("?")
     environ: Dict[str, Any] = {
-        "REQUEST_METHOD": method, "PATH_INFO": unquote(path), "QUERY_STRING": query, "SERVER_PROTOCOL": version,
-        "SERVER_NAME": str(server[0]), "SERVER_PORT": str(server[1]), "SCRIPT_NAME": "", "wsgi.url_scheme": "http",
+        "REQUEST_METHOD": method,
+        "PATH_INFO": unquote(path),
+        "QUERY_STRING": query,
+        "SERVER_PROTOCOL": version,
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1]),
+        "SCRIPT_NAME": "",
+        "wsgi.url_scheme": "http",
     }
     for name, value in headers.items():
         if name == "content-type":
@@ -142,7 +163,9 @@ class Front:
             self.connections.pop(task, None)
             writer.close()
 
-    async def _one_request(self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Tuple[str, int]) -> bool:
+    async def _one_request(
+        self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Tuple[str, int]
+    ) -> bool:
         """Read, answer; True when the connection must close."""
         held = [0]  # NB: body bytes counted in self.buffered, given back however this ends
         try:
@@ -150,27 +173,47 @@ class Front:
                 async with asyncio.timeout(self.limits.header_seconds):
                     head = first + await reader.readuntil(b"\r\n\r\n")
             except TimeoutError:
-                return await self._send(writer, plain(408, f"request headers not complete within {self.limits.header_seconds:.0f} s\n"), close=True)
+                return await self._send(
+                    writer,
+                    plain(408, f"request headers not complete within {self.limits.header_seconds:.0f} s\n"),
+                    close=True,
+                )
             except asyncio.LimitOverrunError:
-                return await self._send(writer, plain(431, f"request headers over {HEAD_LIMIT // 1024} KiB\n"), close=True)
+                return await self._send(
+                    writer, plain(431, f"request headers over {HEAD_LIMIT // 1024} KiB\n"), close=True
+                )
             except asyncio.IncompleteReadError:
                 return True
             method, target, version, headers = parse_head(head[:-4])
-            keep_alive = headers.get("connection", "").lower() != "close" if version == "HTTP/1.1" else headers.get("connection", "").lower() == "keep-alive"
+            keep_alive = (
+                headers.get("connection", "").lower() != "close"
+                if version == "HTTP/1.1"
+                else headers.get("connection", "").lower() == "keep-alive"
+            )
             environ = wsgi_environ(method, target, version, headers, server)
             length = self._length(headers)
             if length is not None and length > self.limits.max_body_bytes:
                 # NB: the app words the 413 from CONTENT_LENGTH alone; the body is never read.
-                return await self._send(writer, call_app(self.app, {**environ, "CONTENT_LENGTH": str(length)}, b""), close=True)
+                return await self._send(
+                    writer, call_app(self.app, {**environ, "CONTENT_LENGTH": str(length)}, b""), close=True
+                )
             if length:
-                await self._hold(length, held)  # NB: the whole body, before reading it: an admitted request can always finish
-            if headers.get("expect", "").lower() == "100-continue" and (length or "chunked" in headers.get("transfer-encoding", "")):
+                await self._hold(
+                    length, held
+                )  # NB: the whole body, before reading it: an admitted request can always finish
+            if headers.get("expect", "").lower() == "100-continue" and (
+                length or "chunked" in headers.get("transfer-encoding", "")
+            ):
                 writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             try:
                 async with asyncio.timeout(self.limits.body_seconds):
                     body = await self._body(reader, length, held)
             except TimeoutError:
-                return await self._send(writer, plain(408, f"request body not complete within {self.limits.body_seconds:.0f} s\n"), close=True)
+                return await self._send(
+                    writer,
+                    plain(408, f"request body not complete within {self.limits.body_seconds:.0f} s\n"),
+                    close=True,
+                )
             except asyncio.IncompleteReadError:
                 return True
             answer = await self._answer(method, environ, body)
@@ -186,7 +229,10 @@ class Front:
     def _length(self, headers: Dict[str, str]) -> Optional[int]:
         if "transfer-encoding" in headers:
             if headers["transfer-encoding"].lower() != "chunked":
-                raise BadRequest(501, f"Transfer-Encoding {headers['transfer-encoding']!r} is not supported; send Content-Length or chunked")
+                raise BadRequest(
+                    501,
+                    f"Transfer-Encoding {headers['transfer-encoding']!r} is not supported; send Content-Length or chunked",
+                )
             if "content-length" in headers:
                 raise BadRequest(400, "both Content-Length and Transfer-Encoding; send one")
             return None
@@ -205,8 +251,11 @@ class Front:
                         self._freed.clear()
                         await self._freed.wait()
             except TimeoutError:
-                raise BadRequest(503, f"server busy: request bodies being read or queued fill its {self.limits.buffer_bytes // MB} MB buffer. "
-                                      f"Retry after 1 s.") from None
+                raise BadRequest(
+                    503,
+                    f"server busy: request bodies being read or queued fill its {self.limits.buffer_bytes // MB} MB buffer. "
+                    f"Retry after 1 s.",
+                ) from None
         self.buffered += size
         held[0] += size
 
@@ -223,7 +272,7 @@ class Front:
                     chunk = await reader.read(min(CHUNK, length - got))
                     if not chunk:
                         raise asyncio.IncompleteReadError(b"", length - got)
-                    view[got:got + len(chunk)] = chunk
+                    view[got : got + len(chunk)] = chunk
                     got += len(chunk)
             return body
         else:
@@ -238,7 +287,10 @@ class Front:
                         pass
                     break
                 if held[0] + size > self.limits.max_body_bytes:
-                    raise BadRequest(413, f"payload too large: the chunked body is over the {self.limits.max_body_bytes // MB} MB limit")
+                    raise BadRequest(
+                        413,
+                        f"payload too large: the chunked body is over the {self.limits.max_body_bytes // MB} MB limit",
+                    )
                 await self._hold(size, held)
                 parts.append(await reader.readexactly(size))
                 await reader.readexactly(2)
@@ -263,8 +315,14 @@ class Front:
 
     async def _send(self, writer: asyncio.StreamWriter, answer: Response, close: bool) -> bool:
         status, headers, data = answer
-        lines = [f"HTTP/1.1 {status} {REASONS.get(status, '')}", *(f"{k}: {v}" for k, v in headers),
-                 f"Content-Length: {len(data)}", "Connection: close" if close else "Connection: keep-alive", "", ""]
+        lines = [
+            f"HTTP/1.1 {status} {REASONS.get(status, '')}",
+            *(f"{k}: {v}" for k, v in headers),
+            f"Content-Length: {len(data)}",
+            "Connection: close" if close else "Connection: keep-alive",
+            "",
+            "",
+        ]
         head = "\r\n".join(lines).encode("latin-1")
         if len(data) < 65536:
             writer.write(head + data)
@@ -308,7 +366,10 @@ class Front:
         ready()
         await stop.wait()
         started = time.monotonic()
-        log.info("SIGTERM: no new connections; finishing %d requests in flight or queued", (self.pool.busy + self.pool.queue.qsize()) if self.pool else 0)
+        log.info(
+            "SIGTERM: no new connections; finishing %d requests in flight or queued",
+            (self.pool.busy + self.pool.queue.qsize()) if self.pool else 0,
+        )
         server.close()
         self.draining = True
         for task, idle in list(self.connections.items()):
@@ -324,4 +385,3 @@ class Front:
         if self.pool is not None:
             await self.pool.stop(grace=2.0)
         log.info("stopped in %.1f s (%d answers sent)", time.monotonic() - started, self.answered)
-

@@ -38,8 +38,12 @@ class EchoPool:
 
 def run(tmp_path: Path, client: Callable[[int, Front], Awaitable[None]], pool: Any = None, **limits: Any) -> Front:
     pipeline = fake_pipeline()
-    app = InvocationsApp(Predictor(pipeline, serving_context(pipeline, tmp_path, tmp_path), SumModel()), max_payload_mb=1)
-    front = Front(app, cast(Pool, pool or EchoPool()), Limits(**{"max_body_bytes": 1 * MB, "buffer_bytes": 4 * MB, **limits}))
+    app = InvocationsApp(
+        Predictor(pipeline, serving_context(pipeline, tmp_path, tmp_path), SumModel()), max_payload_mb=1
+    )
+    front = Front(
+        app, cast(Pool, pool or EchoPool()), Limits(**{"max_body_bytes": 1 * MB, "buffer_bytes": 4 * MB, **limits})
+    )
 
     async def main() -> None:
         server = await asyncio.start_server(front.handle, "127.0.0.1", 0, limit=64 * 1024)
@@ -86,15 +90,23 @@ def test_keep_alive_pipelined_requests_chunked_bodies_and_100_continue(tmp_path:
     assert seen[0].endswith(b'"MaxPayloadInMB": 1}') and seen[0].count(b"Connection: keep-alive") == 3
 
 
-@pytest.mark.parametrize("request_, status", [
-    (b"POST /invocations HTTP/1.1\r\nContent-Length: 2000000\r\nContent-Type: text/csv\r\n\r\n" + b"1" * 100000, 413),
-    (b"GET /ping HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),
-    (b"GARBAGE\r\n\r\n", 400),
-    (b"POST /invocations HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400),
-    (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-    (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n" + b"1" * 100000, 413),
-])
-def test_refusals_reach_the_client_before_it_has_sent_its_body_and_then_close(tmp_path: Path, request_: bytes, status: int) -> None:
+@pytest.mark.parametrize(
+    "request_, status",
+    [
+        (
+            b"POST /invocations HTTP/1.1\r\nContent-Length: 2000000\r\nContent-Type: text/csv\r\n\r\n" + b"1" * 100000,
+            413,
+        ),
+        (b"GET /ping HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n" + b"1" * 100000, 413),
+    ],
+)
+def test_refusals_reach_the_client_before_it_has_sent_its_body_and_then_close(
+    tmp_path: Path, request_: bytes, status: int
+) -> None:
     seen: List[bytes] = []
 
     async def client(port: int, front: Front) -> None:
@@ -161,7 +173,12 @@ def test_ping_fails_without_a_live_worker_and_connections_past_the_cap_get_503(t
 
 
 def test_parse_head_names_what_is_wrong() -> None:
-    assert parse_head(b"GET /ping?x=1 HTTP/1.1\r\nAccept: a\r\naccept: b") == ("GET", "/ping?x=1", "HTTP/1.1", {"accept": "a, b"})
+    assert parse_head(b"GET /ping?x=1 HTTP/1.1\r\nAccept: a\r\naccept: b") == (
+        "GET",
+        "/ping?x=1",
+        "HTTP/1.1",
+        {"accept": "a, b"},
+    )
     with pytest.raises(BadRequest, match="HTTP/1.1"):
         parse_head(b"GET / HTTP/2")
     with pytest.raises(BadRequest, match="malformed header"):

@@ -29,8 +29,19 @@ class ServerStartError(PlatformError):
 
 
 def serve_argv(model_dir: Path, port_file: Path, workers: int, bind: str = "127.0.0.1:0") -> list:
-    return [sys.executable, "-m", "mlbuild.serving", "--bind", bind, "--port-file", str(port_file),
-            "--model-dir", str(model_dir), "--workers", str(workers)]
+    return [
+        sys.executable,
+        "-m",
+        "mlbuild.serving",
+        "--bind",
+        bind,
+        "--port-file",
+        str(port_file),
+        "--model-dir",
+        str(model_dir),
+        "--workers",
+        str(workers),
+    ]
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -40,7 +51,9 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def wait_for_port(port_file: Path, proc: "subprocess.Popen[bytes]", log_path: Path, timeout: float = STARTUP_SECONDS) -> int:
+def wait_for_port(
+    port_file: Path, proc: "subprocess.Popen[bytes]", log_path: Path, timeout: float = STARTUP_SECONDS
+) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if port_file.exists():
@@ -64,7 +77,9 @@ def check_ping(url: str, log_path: Path) -> None:
     raise ServerStartError(f"serve is up but GET /ping {why}\n{log_tail(log_path)}")
 
 
-def wait_until_ready(port_file: Path, proc: "subprocess.Popen[bytes]", log_path: Path, timeout: float = STARTUP_SECONDS) -> str:
+def wait_until_ready(
+    port_file: Path, proc: "subprocess.Popen[bytes]", log_path: Path, timeout: float = STARTUP_SECONDS
+) -> str:
     """`http://127.0.0.1:PORT` once the server listens and its /ping answers 200."""
     url = f"http://127.0.0.1:{wait_for_port(port_file, proc, log_path, timeout)}"
     check_ping(url, log_path)
@@ -99,7 +114,13 @@ def server_process(
         env = dict(os.environ if environ is None else environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in [*env.get("PYTHONPATH", "").split(os.pathsep), *sys.path] if p)
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen([*serve_argv(Path(model_dir), port_file, workers), *args], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [*serve_argv(Path(model_dir), port_file, workers), *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             yield wait_until_ready(port_file, proc, log_path), proc
         finally:

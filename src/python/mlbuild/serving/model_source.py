@@ -35,8 +35,14 @@ def unpack_model_archive(archive: Path, dest: Path) -> Path:
                 if name in (".", ""):
                     continue
                 if name.startswith(("/", "../")) or name == ".." or not (member.isfile() or member.isdir()):
-                    kind = "link" if member.issym() or member.islnk() else "path outside the model folder" if member.isfile() or member.isdir() else "special file"
-                    raise ModelSourceError(f"{archive}: {member.name!r} is a {kind}; a model archive holds only files and folders. Fix: archive the model folder again.")
+                    kind = (
+                        "link"
+                        if member.issym() or member.islnk()
+                        else "path outside the model folder" if member.isfile() or member.isdir() else "special file"
+                    )
+                    raise ModelSourceError(
+                        f"{archive}: {member.name!r} is a {kind}; a model archive holds only files and folders. Fix: archive the model folder again."
+                    )
                 target = dest / name
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)
@@ -48,7 +54,9 @@ def unpack_model_archive(archive: Path, dest: Path) -> Path:
                     shutil.copyfileobj(source, out)
                 target.chmod(0o755 if member.mode & 0o111 else 0o644)
     except (tarfile.TarError, EOFError, OSError) as e:
-        raise ModelSourceError(f"{archive}: not a readable model.tar.gz ({e}). Fix: point at a training job's output/model.tar.gz.") from None
+        raise ModelSourceError(
+            f"{archive}: not a readable model.tar.gz ({e}). Fix: point at a training job's output/model.tar.gz."
+        ) from None
     return dest
 
 
@@ -60,6 +68,8 @@ def model_folder(path: Path) -> Iterator[Path]:
         yield path
         return
     if not path.is_file():
-        raise ModelSourceError(f"{path}: no such model folder or model.tar.gz. Fix: name a run's model/ folder or a job's output/model.tar.gz.")
+        raise ModelSourceError(
+            f"{path}: no such model folder or model.tar.gz. Fix: name a run's model/ folder or a job's output/model.tar.gz."
+        )
     with tempfile.TemporaryDirectory(prefix="mlbuild-model-") as work:
         yield unpack_model_archive(path, Path(work) / "model")

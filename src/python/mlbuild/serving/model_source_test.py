@@ -38,7 +38,14 @@ def test_a_folder_is_served_as_it_is(tmp_path: Path) -> None:
 
 
 def test_an_archive_is_unpacked_into_a_temporary_folder_removed_after(tmp_path: Path) -> None:
-    path = archive(tmp_path / "model.tar.gz", [file_member("model.pkl", b"pickle"), file_member("sub/features.json", b"[]"), file_member("./run.sh", b"x", 0o755)])
+    path = archive(
+        tmp_path / "model.tar.gz",
+        [
+            file_member("model.pkl", b"pickle"),
+            file_member("sub/features.json", b"[]"),
+            file_member("./run.sh", b"x", 0o755),
+        ],
+    )
     with model_folder(path) as folder:
         assert (folder / "model.pkl").read_bytes() == b"pickle"
         assert (folder / "sub" / "features.json").read_bytes() == b"[]"

@@ -47,7 +47,9 @@ def where(pipeline: Pipeline, e: BaseException) -> str:
 def serving_context(pipeline: Pipeline, base_dir: Path, model_dir: Path) -> StageContext:
     encoded = base_dir / contract.HYPERPARAMETERS_FILE
     if encoded.is_file():
-        values = hyperparameters.decode(pipeline.config, contract.TrainingEnvironment.load(base_dir).hyperparameters, str(encoded))
+        values = hyperparameters.decode(
+            pipeline.config, contract.TrainingEnvironment.load(base_dir).hyperparameters, str(encoded)
+        )
     else:
         values = hyperparameters.resolve(pipeline.config, {}, str(encoded))
     return StageContext(
@@ -80,7 +82,11 @@ class Predictor:
                 f"pipeline {pipeline.address}: stage load_model() raised {type(e).__name__}: {e}{where(pipeline, e)}. "
                 f"Fix: serve the model folder its save() wrote, or correct load_model()."
             ) from e
-        log.info("model loaded from %s by %s", model_dir, "the pipeline's load_model" if pipeline.stage("load_model") else "the default load_model")
+        log.info(
+            "model loaded from %s by %s",
+            model_dir,
+            "the pipeline's load_model" if pipeline.stage("load_model") else "the default load_model",
+        )
         return cls(pipeline, ctx, model)
 
     def predict(self, records: List[Any]) -> List[Any]:
@@ -91,12 +97,20 @@ class Predictor:
         except RecordError:
             raise
         except Exception as e:
-            log.error("predict() failed on %d records:\n%s", len(records), "".join(traceback.format_exception(type(e), e, e.__traceback__)))
-            raise PredictFailed(f"stage predict() raised {type(e).__name__}{where(self.pipeline, e)}; see the server log") from e
+            log.error(
+                "predict() failed on %d records:\n%s",
+                len(records),
+                "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+            )
+            raise PredictFailed(
+                f"stage predict() raised {type(e).__name__}{where(self.pipeline, e)}; see the server log"
+            ) from e
         try:
             predictions = plain(result)
         except TypeError:
-            raise PredictFailed(f"stage predict() returned a {type(result).__name__}, not a list or array of predictions") from None
+            raise PredictFailed(
+                f"stage predict() returned a {type(result).__name__}, not a list or array of predictions"
+            ) from None
         if len(predictions) != len(records):
             raise PredictFailed(f"stage predict() returned {len(predictions)} predictions for {len(records)} records")
         return predictions

@@ -114,8 +114,14 @@ def test_eight_slow_clients_starve_neither_ping_nor_invocations(faults: Tuple[Pa
 
 def test_a_request_whose_headers_stall_gets_408_and_is_closed(faults: Tuple[Path, dict]) -> None:
     model, env = faults
-    with server_process(model, workers=1, environ=env, args=["--header-timeout", "1", "--body-timeout", "1"]) as (url, _):
-        for partial in (b"POST /invocations HTTP/1.1\r\nHost: x\r\n", b"POST /invocations HTTP/1.1\r\nContent-Length: 10\r\n\r\n1,2"):
+    with server_process(model, workers=1, environ=env, args=["--header-timeout", "1", "--body-timeout", "1"]) as (
+        url,
+        _,
+    ):
+        for partial in (
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\n",
+            b"POST /invocations HTTP/1.1\r\nContent-Length: 10\r\n\r\n1,2",
+        ):
             with socket.create_connection(address(url), timeout=10) as sock:
                 sock.sendall(partial)
                 start = time.perf_counter()
@@ -125,7 +131,9 @@ def test_a_request_whose_headers_stall_gets_408_and_is_closed(faults: Tuple[Path
                 assert time.perf_counter() - start < 3
 
 
-def test_a_hung_predict_gets_504_at_the_limit_and_its_worker_is_replaced(faults: Tuple[Path, dict], tmp_path: Path) -> None:
+def test_a_hung_predict_gets_504_at_the_limit_and_its_worker_is_replaced(
+    faults: Tuple[Path, dict], tmp_path: Path
+) -> None:
     model, env = faults
     log = tmp_path / "serve.log"
     with server_process(model, workers=2, environ=env, log_path=log, args=["--timeout", "2"]) as (url, proc):
@@ -144,13 +152,19 @@ def test_a_hung_predict_gets_504_at_the_limit_and_its_worker_is_replaced(faults:
     assert "504 predict did not finish within 2 s" in log.read_text()
 
 
-@pytest.mark.parametrize("how, expected", [("kill", b"killed by signal 9"), ("exit", b"exited with 3"), ("external", b"killed by signal 9")])
-def test_a_worker_that_dies_mid_request_fails_only_that_request(faults: Tuple[Path, dict], how: str, expected: bytes) -> None:
+@pytest.mark.parametrize(
+    "how, expected", [("kill", b"killed by signal 9"), ("exit", b"exited with 3"), ("external", b"killed by signal 9")]
+)
+def test_a_worker_that_dies_mid_request_fails_only_that_request(
+    faults: Tuple[Path, dict], how: str, expected: bytes
+) -> None:
     model, env = faults
     with server_process(model, workers=2, environ=env) as (url, proc):
         with ThreadPoolExecutor(8) as pool:
             doomed = pool.submit(invoke, url, "sleep,1.5\n" if how == "external" else f"{how}\n")
-            if how == "external":  # NB: `kill -9` of both workers (the busy one and the idle one), as an OOM killer might
+            if (
+                how == "external"
+            ):  # NB: `kill -9` of both workers (the busy one and the idle one), as an OOM killer might
                 time.sleep(0.5)
                 for pid in workers_of(proc.pid):
                     os.kill(pid, signal.SIGKILL)
@@ -169,7 +183,9 @@ def test_past_the_queue_bound_requests_get_503_at_once_and_ping_stays_fast(fault
         with ThreadPoolExecutor(10) as pool:
             futures = []
             for _ in range(10):
-                futures.append(pool.submit(lambda: (time.perf_counter(), invoke(url, "sleep,1\n"), time.perf_counter())))
+                futures.append(
+                    pool.submit(lambda: (time.perf_counter(), invoke(url, "sleep,1\n"), time.perf_counter()))
+                )
             took = ping_seconds(url, 10)
             results = [f.result() for f in futures]
         statuses = sorted(r[1][0] for r in results)
@@ -187,9 +203,15 @@ def test_a_flood_of_maximum_size_payloads_keeps_memory_bounded(faults: Tuple[Pat
         with ThreadPoolExecutor(48) as pool:  # NB: 48 x 4 MB = 192 MB sent; the buffer holds 64 MB
             results = list(pool.map(lambda _: invoke(url, body, timeout=60)[0], range(48)))
             assert request(url, "GET", "/ping")[0] == 200
-        peak_kb = int(next(line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("VmHWM")).split()[1])
+        peak_kb = int(
+            next(
+                line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("VmHWM")
+            ).split()[1]
+        )
         assert set(results) <= {200, 503} and results.count(200) >= 2, results
-        print(f"flood: {results.count(200)} answered, {results.count(503)} refused, server peak RSS {peak_kb / 1024:.0f} MB")
+        print(
+            f"flood: {results.count(200)} answered, {results.count(503)} refused, server peak RSS {peak_kb / 1024:.0f} MB"
+        )
         assert peak_kb < 64 * 1024 + 120 * 1024, f"server peak RSS {peak_kb} kB"
 
 
@@ -224,15 +246,22 @@ def test_ping_stays_200_while_the_only_worker_is_killed_and_replaced(faults: Tup
         assert invoke(url, "1,1\n")[0::2] == (200, b"4.0\n")
 
 
-def test_a_model_that_fails_to_load_fails_ping_with_the_reason_and_the_server_stays_up(faults: Tuple[Path, dict], tmp_path: Path) -> None:
+def test_a_model_that_fails_to_load_fails_ping_with_the_reason_and_the_server_stays_up(
+    faults: Tuple[Path, dict], tmp_path: Path
+) -> None:
     _, env = faults
     model = tmp_path / "model"
     model.mkdir()
     (model / "corrupt").write_text("")
     log = tmp_path / "serve.log"
     with open(log, "ab") as out:
-        proc = subprocess.Popen(serve_argv(model, tmp_path / "port", 2), env={**env, "PYTHONPATH": os.pathsep.join([env["PYTHONPATH"], *filter(None, sys.path)])},
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            serve_argv(model, tmp_path / "port", 2),
+            env={**env, "PYTHONPATH": os.pathsep.join([env["PYTHONPATH"], *filter(None, sys.path)])},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         url = f"http://127.0.0.1:{wait_for_port(tmp_path / 'port', proc, log)}"
         reason = f"the model failed to load: pipeline src/python/faultpipe:train: stage load_model() raised ValueError: cannot unpickle {model}/corrupt: truncated"
@@ -240,7 +269,9 @@ def test_a_model_that_fails_to_load_fails_ping_with_the_reason_and_the_server_st
             status, _, answer = request(url, method, path, body, timeout=10)
             assert status == 500 and answer.decode().startswith(reason), (method, path, status, answer)
         time.sleep(0.5)
-        assert proc.poll() is None and workers_of(proc.pid) == []  # NB: up, and no worker forked for a model that is not there
+        assert (
+            proc.poll() is None and workers_of(proc.pid) == []
+        )  # NB: up, and no worker forked for a model that is not there
         start = time.perf_counter()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0 and time.perf_counter() - start < 5

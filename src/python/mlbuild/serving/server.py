@@ -115,11 +115,19 @@ def limit_native_threads(environ: Mapping[str, str]) -> None:
 def _ready(listener: socket.socket, options: ServerOptions, model_loaded: bool) -> None:
     host, port = listener.getsockname()[:2]
     if model_loaded:
-        print(f"mlbuild: serving on http://{host}:{port} ({options.workers} workers, {options.timeout_seconds:.0f} s per request, "
-              f"{options.queue_size()} queued at most): GET /ping, POST /invocations", file=sys.stderr, flush=True)
+        print(
+            f"mlbuild: serving on http://{host}:{port} ({options.workers} workers, {options.timeout_seconds:.0f} s per request, "
+            f"{options.queue_size()} queued at most): GET /ping, POST /invocations",
+            file=sys.stderr,
+            flush=True,
+        )
     else:
-        print(f"mlbuild: listening on http://{host}:{port} without a model: every request, GET /ping included, "
-              "answers 500 with the load failure above", file=sys.stderr, flush=True)
+        print(
+            f"mlbuild: listening on http://{host}:{port} without a model: every request, GET /ping included, "
+            "answers 500 with the load failure above",
+            file=sys.stderr,
+            flush=True,
+        )
     if options.port_file is not None:
         temporary = options.port_file.with_name(options.port_file.name + ".tmp")
         temporary.write_text(f"{port}\n")
@@ -159,7 +167,17 @@ def run_server(app: Callable[..., Any], options: ServerOptions, model_loaded: bo
     _more_files()
     _return_big_buffers()
     listener = listen(options.bind)
-    pool = Pool(app, options.workers, options.queue_size(), options.timeout_seconds, init=lambda: limit_native_threads(os.environ)) if model_loaded else None
+    pool = (
+        Pool(
+            app,
+            options.workers,
+            options.queue_size(),
+            options.timeout_seconds,
+            init=lambda: limit_native_threads(os.environ),
+        )
+        if model_loaded
+        else None
+    )
     front = Front(app, pool, options.limits())
     asyncio.run(front.serve(listener, lambda: _ready(listener, options, model_loaded)))
     return 0

@@ -64,12 +64,18 @@ def test_churn_over_http_equals_predict_in_process_and_bad_inputs_are_clear(chur
         status, body = post(url, as_csv(records), {"Content-Type": "text/csv"})
         assert status == 200
         assert [float(line) for line in body.decode().splitlines()] == expected  # repr round-trips floats exactly
-        status, body = post(url, json.dumps({"instances": records[:3]}).encode(), {"Content-Type": "application/json", "Accept": "application/jsonlines"})
+        status, body = post(
+            url,
+            json.dumps({"instances": records[:3]}).encode(),
+            {"Content-Type": "application/json", "Accept": "application/jsonlines"},
+        )
         assert (status, [json.loads(line) for line in body.decode().splitlines()]) == (200, expected[:3])
 
         assert post(url, as_csv([r[:-1] for r in records[:2]]), {"Content-Type": "text/csv"}) == (
-            400, b"record 1 has 9 columns; expected 10: customer_id,tenure_months,contract,monthly_charges,total_charges,"
-            b"internet_service,support_calls,paperless_billing,payment_method,senior_citizen (the data's columns without churned).\n")
+            400,
+            b"record 1 has 9 columns; expected 10: customer_id,tenure_months,contract,monthly_charges,total_charges,"
+            b"internet_service,support_calls,paperless_billing,payment_method,senior_citizen (the data's columns without churned).\n",
+        )
         status, body = post(url, b"C1,x,two-year,1,1,fiber,1,1,mailed-check,0\n", {"Content-Type": "text/csv"})
         assert status == 400 and b"must be numbers" in body
         assert post(url, b'C1,"12\n', {"Content-Type": "text/csv"})[0] == 400
@@ -79,7 +85,9 @@ def test_churn_over_http_equals_predict_in_process_and_bad_inputs_are_clear(chur
         assert status == 413 and b"over the 1 MB limit" in body
 
 
-def test_local_batch_transform_of_the_validation_channel_matches_predict(churn: Tuple[Predictor, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_batch_transform_of_the_validation_channel_matches_predict(
+    churn: Tuple[Predictor, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     predictor, run_dir = churn
     records = records_without_label(REPO_SRC / "pipelines/churn/data/validation/churn.csv", "churned")
     (tmp_path / "in").mkdir()
@@ -89,8 +97,22 @@ def test_local_batch_transform_of_the_validation_channel_matches_predict(churn: 
     with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as tar:  # NB: as a training job leaves the model
         for path in sorted((run_dir / "model").iterdir()):
             tar.add(path, arcname=path.name)
-    code = main(["transform", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--model-dir", str(tmp_path / "model.tar.gz"),
-                 "--workers", "2", "--batch-strategy", "SingleRecord", "--max-concurrent-transforms", "4"])
+    code = main(
+        [
+            "transform",
+            str(tmp_path / "in"),
+            "--output",
+            str(tmp_path / "out"),
+            "--model-dir",
+            str(tmp_path / "model.tar.gz"),
+            "--workers",
+            "2",
+            "--batch-strategy",
+            "SingleRecord",
+            "--max-concurrent-transforms",
+            "4",
+        ]
+    )
     assert code == 0
     lines = (tmp_path / "out" / "churn.csv.out").read_text().splitlines()
     assert [float(line) for line in lines] == predictor.predict(records)
@@ -105,7 +127,10 @@ def test_iris_predicts_species_with_the_default_stages(tmp_path: Path) -> None:
         status, body = post(url, as_csv(records), {"Content-Type": "text/csv", "Accept": "application/json"})
         assert (status, json.loads(body)) == (200, {"predictions": expected})
         status, body = post(url, b"1,2,3\n", {"Content-Type": "text/csv"})
-        assert (status, body) == (400, b"each record must have 4 columns (the training columns without the label), got 3.\n")
+        assert (status, body) == (
+            400,
+            b"each record must have 4 columns (the training columns without the label), got 3.\n",
+        )
 
 
 def test_serve_without_a_model_stays_up_and_its_ping_names_the_file(tmp_path: Path) -> None:
@@ -115,16 +140,21 @@ def test_serve_without_a_model_stays_up_and_its_ping_names_the_file(tmp_path: Pa
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlbuild.serving", "--bind", "127.0.0.1:0", "--port-file", str(tmp_path / "port")],
             env={**environ("iris", MLBUILD_ML_BASE_DIR=str(tmp_path)), "PYTHONPATH": os.pathsep.join(sys.path)},
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         url = f"http://127.0.0.1:{wait_for_port(tmp_path / 'port', proc, log)}"
         with pytest.raises(urllib.error.HTTPError) as ping:
             urllib.request.urlopen(f"{url}/ping", timeout=30)
         assert ping.value.code == 500
-        assert ping.value.read().decode() == f"the model failed to load: {tmp_path}/model/model.pkl: no model to load (it has nothing). " \
-            "Fix: serve the model folder of a finished training run (its model/ or an unpacked model.tar.gz), " \
+        assert (
+            ping.value.read().decode()
+            == f"the model failed to load: {tmp_path}/model/model.pkl: no model to load (it has nothing). "
+            "Fix: serve the model folder of a finished training run (its model/ or an unpacked model.tar.gz), "
             "or define load_model(ctx, model_dir) in the pipeline to read what its save() writes.\n"
+        )
         assert post(url, b"1,2,3,4\n", {"Content-Type": "text/csv"})[0] == 500
     finally:
         stop(proc)
@@ -135,6 +165,9 @@ def test_serve_without_a_model_stays_up_and_its_ping_names_the_file(tmp_path: Pa
 
 def test_a_server_that_cannot_start_is_reported_with_the_end_of_its_log(tmp_path: Path) -> None:
     (tmp_path / "model").mkdir()
-    with pytest.raises(ServerStartError, match=r"serve is up but GET /ping answered 500: the model failed to load: .*model\.pkl: no model to load"):
+    with pytest.raises(
+        ServerStartError,
+        match=r"serve is up but GET /ping answered 500: the model failed to load: .*model\.pkl: no model to load",
+    ):
         with local_server(tmp_path / "model", environ=environ("iris")):
             pass

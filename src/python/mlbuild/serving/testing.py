@@ -21,7 +21,11 @@ ADDRESSES = {"churn": "src/python/pipelines/churn:train", "iris": "src/python/pi
 
 def pipeline_environ(name: str) -> dict:
     """The environment the PEX and the image set for pipeline `name` (churn or iris)."""
-    return {"MLBUILD_PIPELINE_MODULE": PIPELINES[name], "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml", "MLBUILD_PIPELINE_ADDRESS": ADDRESSES[name]}
+    return {
+        "MLBUILD_PIPELINE_MODULE": PIPELINES[name],
+        "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
+        "MLBUILD_PIPELINE_ADDRESS": ADDRESSES[name],
+    }
 
 
 def train_real(name: str, runs_dir: Path) -> tuple[Pipeline, Path]:
@@ -119,5 +123,10 @@ def fault_pipeline(root: Path) -> dict:
     (package / "pipeline.py").write_text(FAULT_PIPELINE_PY)
     (package / "pipeline.yaml").write_text("hyperparameters: {}\nchannels:\n  train: {}\n")
     (root / "model").mkdir(exist_ok=True)
-    return {**os.environ, "MLBUILD_PIPELINE_MODULE": "faultpipe.pipeline", "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
-            "MLBUILD_PIPELINE_ADDRESS": "src/python/faultpipe:train", "PYTHONPATH": str(root)}
+    return {
+        **os.environ,
+        "MLBUILD_PIPELINE_MODULE": "faultpipe.pipeline",
+        "MLBUILD_PIPELINE_CONFIG": "pipeline.yaml",
+        "MLBUILD_PIPELINE_ADDRESS": "src/python/faultpipe:train",
+        "PYTHONPATH": str(root),
+    }

@@ -120,7 +120,9 @@ def batches(data: bytes, config: TransformConfig, source: str) -> Iterator[Batch
     limit = config.max_payload_mb * MB
     if config.split_type == "None":
         if len(data) > limit:
-            raise TransformError(f"{source}: {len(data)} bytes, over MaxPayloadInMB {config.max_payload_mb} with SplitType None. Fix: SplitType Line, or a larger MaxPayloadInMB.")
+            raise TransformError(
+                f"{source}: {len(data)} bytes, over MaxPayloadInMB {config.max_payload_mb} with SplitType None. Fix: SplitType Line, or a larger MaxPayloadInMB."
+            )
         yield Batch(data, 1, data.count(b"\n") + 1, 1)
         return
     pending: List[bytes] = []
@@ -131,7 +133,9 @@ def batches(data: bytes, config: TransformConfig, source: str) -> Iterator[Batch
         if not line.endswith((b"\n", b"\r")):
             line += b"\n"
         if len(line) > limit:
-            raise TransformError(f"{source}: line {number} is {len(line)} bytes, over MaxPayloadInMB {config.max_payload_mb}. Fix: a larger MaxPayloadInMB.")
+            raise TransformError(
+                f"{source}: line {number} is {len(line)} bytes, over MaxPayloadInMB {config.max_payload_mb}. Fix: a larger MaxPayloadInMB."
+            )
         if pending and (config.batch_strategy == "SingleRecord" or size + len(line) > limit):
             yield Batch(b"".join(pending), first, previous, len(pending))
             pending, size = [], 0
@@ -202,7 +206,14 @@ def wait_until_ready(url: str, timeout: float = 60.0) -> None:
     raise TransformError(f"the server at {url} was not ready after {timeout:.0f}s ({last}).")
 
 
-def transform_file(client: InvocationsClient, path: Path, output: Path, config: TransformConfig, source: str, pool: concurrent.futures.Executor) -> FileResult:
+def transform_file(
+    client: InvocationsClient,
+    path: Path,
+    output: Path,
+    config: TransformConfig,
+    source: str,
+    pool: concurrent.futures.Executor,
+) -> FileResult:
     parts = list(batches(path.read_bytes(), config, source))
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")

@@ -33,7 +33,9 @@ class Recording:
 
 def make_app(tmp_path: Path, max_payload_mb: int = 6) -> Recording:
     pipeline = fake_pipeline()
-    return Recording(InvocationsApp(Predictor(pipeline, serving_context(pipeline, tmp_path, tmp_path), SumModel()), max_payload_mb))
+    return Recording(
+        InvocationsApp(Predictor(pipeline, serving_context(pipeline, tmp_path, tmp_path), SumModel()), max_payload_mb)
+    )
 
 
 def write_inputs(root: Path) -> Path:
@@ -57,7 +59,12 @@ def test_multirecord_line_transform_writes_dot_out_files_in_input_order(tmp_path
 def test_single_record_sends_one_line_per_request(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     with thread_server(app) as url:
-        run_transform(url, write_inputs(tmp_path), tmp_path / "out", TransformConfig(batch_strategy="SingleRecord", max_concurrent_transforms=3))
+        run_transform(
+            url,
+            write_inputs(tmp_path),
+            tmp_path / "out",
+            TransformConfig(batch_strategy="SingleRecord", max_concurrent_transforms=3),
+        )
     assert sorted(app.bodies) == sorted([b"1,2,3\n", b"4,5,6\n", b"7,8,9\n", b"0,0,1\n"])
     assert (tmp_path / "out" / "a.csv.out").read_text() == "6.0\n15.0\n24.0\n"  # order kept with 3 in flight
 
@@ -74,7 +81,12 @@ def test_multirecord_packs_whole_lines_up_to_max_payload() -> None:
 def test_split_type_none_sends_the_whole_file_and_assemble_none_concatenates(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     with thread_server(app) as url:
-        run_transform(url, write_inputs(tmp_path), tmp_path / "out", TransformConfig(split_type="None", assemble_with="None", accept="application/json"))
+        run_transform(
+            url,
+            write_inputs(tmp_path),
+            tmp_path / "out",
+            TransformConfig(split_type="None", assemble_with="None", accept="application/json"),
+        )
     assert json.loads((tmp_path / "out" / "a.csv.out").read_text()) == {"predictions": [6.0, 15.0, 24.0]}
     assert app.bodies[0] == b"1,2,3\n4,5,6\n\n7,8,9"
 
@@ -88,7 +100,9 @@ def test_a_refused_request_fails_the_transform_naming_the_lines_and_leaves_no_ou
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "bad.csv").write_text("1,2,3\n1,2\n")
     with thread_server(make_app(tmp_path)) as url:
-        with pytest.raises(TransformError, match=r"bad\.csv: lines 1-2: the server answered 400: CSV row 2 has 2 columns"):
+        with pytest.raises(
+            TransformError, match=r"bad\.csv: lines 1-2: the server answered 400: CSV row 2 has 2 columns"
+        ):
             run_transform(url, tmp_path / "in", tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -102,7 +116,9 @@ def test_a_refused_request_fails_the_transform_naming_the_lines_and_leaves_no_ou
         (TransformConfig(assemble_with="Json"), "AssembleWith"),
     ],
 )
-def test_invalid_settings_are_refused_before_anything_is_sent(tmp_path: Path, config: TransformConfig, message: str) -> None:
+def test_invalid_settings_are_refused_before_anything_is_sent(
+    tmp_path: Path, config: TransformConfig, message: str
+) -> None:
     with pytest.raises(UserError, match=message):
         run_transform("http://127.0.0.1:9", write_inputs(tmp_path), tmp_path / "out", config)
 

@@ -48,10 +48,13 @@ def plain(status: int, text: str, headers: Optional[List[Tuple[str, str]]] = Non
 
 
 def overloaded(why: str) -> Response:
-    return plain(503, f"server busy: {why}. Retry after {RETRY_AFTER_SECONDS} s.\n", [("Retry-After", str(RETRY_AFTER_SECONDS))])
+    return plain(
+        503, f"server busy: {why}. Retry after {RETRY_AFTER_SECONDS} s.\n", [("Retry-After", str(RETRY_AFTER_SECONDS))]
+    )
 
 
 # --- the worker process ----------------------------------------------------------------------
+
 
 def _recv_exact(sock: socket.socket, size: int) -> Optional[bytearray]:
     data = bytearray(size)
@@ -135,6 +138,7 @@ def _child(sock: socket.socket, app: Callable[..., Any], init: Callable[[], None
 
 # --- the server side -------------------------------------------------------------------------
 
+
 def describe_exit(status: Optional[int]) -> str:
     if status is None:
         return "did not exit"
@@ -166,7 +170,7 @@ class _Worker:
         self.writer.write(FRAME.pack(len(meta), len(body)) + meta)
         view = memoryview(body)  # NB: not released here: a transport may still hold slices of it
         for start in range(0, len(body), WRITE_CHUNK):  # NB: the transport copies what it cannot send at once
-            self.writer.write(view[start:start + WRITE_CHUNK])
+            self.writer.write(view[start : start + WRITE_CHUNK])
             await self.writer.drain()
         await self.writer.drain()
         meta_size, body_size = FRAME.unpack(await self.reader.readexactly(FRAME.size))
@@ -199,7 +203,14 @@ class _Worker:
 class Pool:
     """`workers` processes behind one bounded queue; see the module docstring for the answers."""
 
-    def __init__(self, app: Callable[..., Any], workers: int, queue_size: int, timeout: float, init: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        workers: int,
+        queue_size: int,
+        timeout: float,
+        init: Callable[[], None] = lambda: None,
+    ) -> None:
         self.app, self.size, self.timeout, self.init = app, workers, timeout, init
         self.queue_size = queue_size
         # NB: unbounded; submit() bounds it. A job put for an idle slot stays in the queue
@@ -275,11 +286,18 @@ class Pool:
             async with asyncio.timeout(remaining):
                 return await worker.call(job.environ, job.body)
         except TimeoutError:
-            log.error("POST /invocations: 504 predict did not finish within %.0f s; worker %d killed and replaced", self.timeout, worker.pid)
+            log.error(
+                "POST /invocations: 504 predict did not finish within %.0f s; worker %d killed and replaced",
+                self.timeout,
+                worker.pid,
+            )
             worker.kill()
             await self._replace(index, worker, crashed=False)
-            return plain(504, f"predict() did not finish within {self.timeout:.0f} s (SAGEMAKER_MODEL_SERVER_TIMEOUT or --timeout); "
-                              "its worker was restarted. Fix: send fewer records per request, or raise the limit.\n")
+            return plain(
+                504,
+                f"predict() did not finish within {self.timeout:.0f} s (SAGEMAKER_MODEL_SERVER_TIMEOUT or --timeout); "
+                "its worker was restarted. Fix: send fewer records per request, or raise the limit.\n",
+            )
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             how = describe_exit(await self._replace(index, worker))
             log.error("POST /invocations: 502 worker %d %s mid-request; replaced", worker.pid, how)

@@ -41,7 +41,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             p.error(f"--env {item!r}: expected NAME=VALUE")
         env[name] = value
     build = assemble_packed if args.layout == "packed" else assemble
-    return console.run_command(lambda: print(build(args.requirements, args.sources, args.output, args.entry_point, env)) or 0, "mlbuild.zipapp")
+    return console.run_command(
+        lambda: print(build(args.requirements, args.sources, args.output, args.entry_point, env)) or 0, "mlbuild.zipapp"
+    )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ from mlbuild.runtime.errors import PlatformError, UserError
 PEX_INFO = "PEX-INFO"
 MAIN = "__main__.py"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-FILE_ATTR = (0o100644 << 16)
+FILE_ATTR = 0o100644 << 16
 DIR_ATTR = (0o40755 << 16) | 0x10  # the MS-DOS directory bit too, as pex and zip(1) set it
-LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # signature, versions, flags, method, time, date, crc, sizes, name/extra lengths
+LOCAL_HEADER = struct.Struct(
+    "<4s5H3L2H"
+)  # signature, versions, flags, method, time, date, crc, sizes, name/extra lengths
 LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
 DATA_DESCRIPTOR_FLAG = 0x08
 
@@ -116,7 +118,9 @@ def assemble_packed(
         info = json.loads((requirements_dir / PEX_INFO).read_bytes())
         main = (requirements_dir / MAIN).read_bytes()
     except FileNotFoundError as e:
-        raise ZipappError(f"{requirements_dir}: no {Path(e.filename).name}; expected a packed requirements-only PEX") from e
+        raise ZipappError(
+            f"{requirements_dir}: no {Path(e.filename).name}; expected a packed requirements-only PEX"
+        ) from e
     new_info, pex_hash = _pex_info(info, sources, entry_point, inject_env)
     files = [
         (PEX_INFO, json.dumps(new_info, sort_keys=True).encode(), 0o644),
@@ -158,7 +162,9 @@ def _pex_info(
 def _main_with_hash(main: bytes, old: str, new: str, where: Path) -> bytes:
     needle = f"'{old}'".encode()
     if f"pex_hash={needle.decode()}".encode() not in main:
-        raise ZipappError(f"{where}: its {MAIN} does not pass pex_hash '{old}' (a pex version this module does not know)")
+        raise ZipappError(
+            f"{where}: its {MAIN} does not pass pex_hash '{old}' (a pex version this module does not know)"
+        )
     return main.replace(needle, f"'{new}'".encode())
 
 

@@ -24,12 +24,12 @@ from mlbuild.zipapp.assemble import ZipappError, assemble, assemble_packed
 
 PEX_VERSION = "2.1.137"  # the launcher's pin (./pants)
 ENTRY_POINT = "demo.app:main"
-APP = '''import os, sys
+APP = """import os, sys
 import tinydep
 def main():
     print(f"{tinydep.VALUE} {os.environ.get('DEMO_NAME')} {VERSION} {sys.argv[1:]}")
 VERSION = "v1"
-'''
+"""
 
 
 def _pex_cli() -> Path:
@@ -49,10 +49,13 @@ def _wheel(folder: Path) -> Path:
         "tinydep-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
         "tinydep-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    record = "".join(
-        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
-        for name, data in files.items()
-    ) + "tinydep-1.0.dist-info/RECORD,,\n"
+    record = (
+        "".join(
+            f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+            for name, data in files.items()
+        )
+        + "tinydep-1.0.dist-info/RECORD,,\n"
+    )
     files["tinydep-1.0.dist-info/RECORD"] = record.encode()
     path = folder / "tinydep-1.0-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as z:
@@ -67,9 +70,22 @@ def requirements_pex(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _wheel(work)
     out = work / "requirements.pex"
     subprocess.run(
-        [sys.executable, str(_pex_cli()), "--no-pypi", "-f", str(work), "tinydep", "-o", str(out),
-         "--pex-root", str(work / "pex_root"), "--python", sys.executable],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            str(_pex_cli()),
+            "--no-pypi",
+            "-f",
+            str(work),
+            "tinydep",
+            "-o",
+            str(out),
+            "--pex-root",
+            str(work / "pex_root"),
+            "--python",
+            sys.executable,
+        ],
+        check=True,
+        capture_output=True,
     )
     return out
 
@@ -104,7 +120,11 @@ def test_dependency_entries_are_copied_byte_for_byte(requirements_pex: Path, tmp
         assert deps
         for info in deps:
             copied = after.getinfo(info.filename)
-            assert (copied.CRC, copied.compress_size, copied.compress_type) == (info.CRC, info.compress_size, info.compress_type)
+            assert (copied.CRC, copied.compress_size, copied.compress_type) == (
+                info.CRC,
+                info.compress_size,
+                info.compress_type,
+            )
             assert after.read(info.filename) == before.read(info.filename)
         assert open(out, "rb").read(2) == b"#!"
 
@@ -143,8 +163,21 @@ def test_a_pex_that_already_holds_the_code_is_refused(requirements_pex: Path, tm
 
 def test_bad_inputs_exit_with_a_message_and_leave_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "app.pex"
-    assert main(["--requirements", str(tmp_path / "missing.pex"), "--sources", str(_sources(tmp_path / "src")),
-                 "--output", str(out), "--entry-point", ENTRY_POINT]) == 2
+    assert (
+        main(
+            [
+                "--requirements",
+                str(tmp_path / "missing.pex"),
+                "--sources",
+                str(_sources(tmp_path / "src")),
+                "--output",
+                str(out),
+                "--entry-point",
+                ENTRY_POINT,
+            ]
+        )
+        == 2
+    )
     assert "missing.pex: no such file" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     (tmp_path / "not-a-zip.pex").write_bytes(b"#!/usr/bin/env python3\nnot a zip")
@@ -161,9 +194,24 @@ def packed_requirements(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _wheel(work)
     out = work / "requirements"
     subprocess.run(
-        [sys.executable, str(_pex_cli()), "--no-pypi", "-f", str(work), "tinydep", "-o", str(out), "--layout", "packed",
-         "--pex-root", str(work / "pex_root"), "--python", sys.executable],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            str(_pex_cli()),
+            "--no-pypi",
+            "-f",
+            str(work),
+            "tinydep",
+            "-o",
+            str(out),
+            "--layout",
+            "packed",
+            "--pex-root",
+            str(work / "pex_root"),
+            "--python",
+            sys.executable,
+        ],
+        check=True,
+        capture_output=True,
     )
     return out
 
@@ -179,7 +227,9 @@ def _packed(requirements: Path, sources: Path, out: Path, env: dict) -> str:
     return pex_hash
 
 
-def test_packed_runs_with_shared_dependencies_and_writes_only_the_code(packed_requirements: Path, tmp_path: Path) -> None:
+def test_packed_runs_with_shared_dependencies_and_writes_only_the_code(
+    packed_requirements: Path, tmp_path: Path
+) -> None:
     code_only = tmp_path / "code-only"
     assemble_packed(packed_requirements, _sources(tmp_path / "src"), code_only, ENTRY_POINT, {"DEMO_NAME": "demo"})
     written = sorted(p.relative_to(code_only).as_posix() for p in code_only.rglob("*") if p.is_file())
@@ -206,7 +256,11 @@ def test_packed_same_inputs_same_bytes_and_clashes_refused(packed_requirements: 
         os.umask(0o077 if out is a else 0o022)
         assemble_packed(packed_requirements, _sources(out.parent / "src"), out, ENTRY_POINT, {"Z": "1", "A": "2"})
     os.umask(0o022)
-    files = lambda root: [(p.relative_to(root).as_posix(), p.read_bytes(), p.stat().st_mode) for p in sorted(root.rglob("*")) if p.is_file()]
+    files = lambda root: [
+        (p.relative_to(root).as_posix(), p.read_bytes(), p.stat().st_mode)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    ]
     assert files(a) == files(b)
     (tmp_path / "bad" / ".deps").mkdir(parents=True)
     (tmp_path / "bad" / ".deps" / "x").write_text("")

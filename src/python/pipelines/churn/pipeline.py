@@ -16,16 +16,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from mlbuild.runtime.pipeline import RecordError
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from mlbuild.runtime.pipeline import RecordError
 
 NUMERIC = ("tenure_months", "monthly_charges", "total_charges", "support_calls", "paperless_billing", "senior_citizen")
 CATEGORICAL = ("contract", "internet_service", "payment_method")
 LABEL = "churned"
 # The columns of a record to predict: the data's columns in file order, the label left out.
-RECORD_COLUMNS = ("customer_id", "tenure_months", "contract", "monthly_charges", "total_charges",
-                  "internet_service", "support_calls", "paperless_billing", "payment_method", "senior_citizen")
+RECORD_COLUMNS = (
+    "customer_id",
+    "tenure_months",
+    "contract",
+    "monthly_charges",
+    "total_charges",
+    "internet_service",
+    "support_calls",
+    "paperless_billing",
+    "payment_method",
+    "senior_citizen",
+)
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,7 @@ def predict(ctx, model, records):
     # NB: the categories the model was trained on, from its feature names ("contract=two-year");
     # a value it never saw encodes as all zeros.
     categories = {c: [] for c in CATEGORICAL}
-    for name in model.feature_names_[len(NUMERIC):]:
+    for name in model.feature_names_[len(NUMERIC) :]:
         column, _, value = name.partition("=")
         categories[column].append(value)
     try:

@@ -12,8 +12,16 @@ from mlbuild.runtime.pipeline import ReadOnlyHyperparameters, StageContext
 from pipelines.lightgbm_dist import generate_data, pipeline
 
 HP = {
-    "num_boost_round": 80, "learning_rate": 0.1, "num_leaves": 15, "min_data_in_leaf": 20, "max_bin": 63,
-    "num_threads": 1, "base_port": 12400, "network_timeout_minutes": 1, "checkpoint_every": 20, "seed": 7,
+    "num_boost_round": 80,
+    "learning_rate": 0.1,
+    "num_leaves": 15,
+    "min_data_in_leaf": 20,
+    "max_bin": 63,
+    "num_threads": 1,
+    "base_port": 12400,
+    "network_timeout_minutes": 1,
+    "checkpoint_every": 20,
+    "seed": 7,
 }
 
 
@@ -25,7 +33,10 @@ def _context(tmp_path: Path, checkpoints_dir: Path, **hp: int) -> StageContext:
     return StageContext(
         ReadOnlyHyperparameters({**HP, **hp}),
         {"train": tmp_path / "data/train", "validation": tmp_path / "data/validation"},
-        tmp_path / "model", checkpoints_dir, tmp_path / "out", logging.getLogger("test"),
+        tmp_path / "model",
+        checkpoints_dir,
+        tmp_path / "out",
+        logging.getLogger("test"),
     )
 
 
@@ -38,7 +49,10 @@ def test_a_resumed_job_grows_the_same_trees(tmp_path: Path, caplog) -> None:
     caplog.set_level(logging.INFO)
     ctx = _context(tmp_path, tmp_path / "straight")
     straight = pipeline.train(ctx, pipeline.load(ctx))
-    assert [c.step for c in checkpoints.all_checkpoints(tmp_path / "straight", host="algo-1")] == [60, 80]  # pruned to 2
+    assert [c.step for c in checkpoints.all_checkpoints(tmp_path / "straight", host="algo-1")] == [
+        60,
+        80,
+    ]  # pruned to 2
 
     store = tmp_path / "interrupted"
     stopped_ctx = _context(tmp_path, store, num_boost_round=40)  # stands for a run killed after round 40

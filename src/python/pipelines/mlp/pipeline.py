@@ -23,8 +23,9 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from mlbuild.runtime.pipeline import ModelFileError, RecordError
 from torch import nn
+
+from mlbuild.runtime.pipeline import ModelFileError, RecordError
 
 FEATURES = tuple(f"x{i}" for i in range(8))
 LABEL = "label"
@@ -79,14 +80,18 @@ def load(ctx):
 
 def featurize(ctx, raw):
     (x_train, y_train), (x_valid, y_valid) = raw["train"], raw["validation"]
-    ctx.log.info("features: %d columns, %d train rows, %d validation rows", x_train.shape[1], len(y_train), len(y_valid))
+    ctx.log.info(
+        "features: %d columns, %d train rows, %d validation rows", x_train.shape[1], len(y_train), len(y_valid)
+    )
     return Features(x_train, y_train, x_valid, y_valid)
 
 
 def _device(ctx) -> torch.device:
     wanted = ctx.hyperparameters.get("device", "auto")
     if wanted == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda, but torch.cuda.is_available() is False. Fix: train with device=auto or device=cpu.")
+        raise RuntimeError(
+            "device=cuda, but torch.cuda.is_available() is False. Fix: train with device=auto or device=cpu."
+        )
     if wanted != "cpu" and torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
@@ -135,7 +140,9 @@ def train(ctx, features):
             torch.cuda.synchronize(device)
             ctx.log.info(
                 "cuda: first step done on %s (loss %.4f, %.1f MiB allocated)",
-                torch.cuda.get_device_name(device), loss.item(), torch.cuda.memory_allocated(device) / 2**20,
+                torch.cuda.get_device_name(device),
+                loss.item(),
+                torch.cuda.memory_allocated(device) / 2**20,
             )
         if epoch == 1 or epoch % 100 == 0 or epoch == hp["epochs"]:
             ctx.log.info("epoch %d/%d: train loss %.4f", epoch, hp["epochs"], loss.item())
@@ -209,7 +216,9 @@ def _row(values: Any, number: int) -> list:
             raise RecordError(f"record {number} lacks {', '.join(missing)} (the columns: {', '.join(FEATURES)}).")
         values = [values[c] for c in FEATURES]
     elif isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
-        raise RecordError(f"record {number} is a {type(values).__name__}; send a row of {len(FEATURES)} numbers or an object.")
+        raise RecordError(
+            f"record {number} is a {type(values).__name__}; send a row of {len(FEATURES)} numbers or an object."
+        )
     elif len(values) != len(FEATURES):
         raise RecordError(
             f"record {number} has {len(values)} columns; expected {len(FEATURES)}: {','.join(FEATURES)} "

@@ -38,7 +38,11 @@ def _context(tmp_path: Path, channels: dict, **hp) -> StageContext:
     model_dir = tmp_path / "model"
     model_dir.mkdir(parents=True)
     return StageContext(
-        ReadOnlyHyperparameters({**HP, **hp}), channels, model_dir, tmp_path / "checkpoints", tmp_path / "out",
+        ReadOnlyHyperparameters({**HP, **hp}),
+        channels,
+        model_dir,
+        tmp_path / "checkpoints",
+        tmp_path / "out",
         logging.getLogger("test"),
     )
 
@@ -73,7 +77,12 @@ def test_the_same_seed_trains_the_same_bytes_and_metrics(tmp_path: Path, channel
 def test_predict_returns_one_probability_per_record(tmp_path: Path, channels) -> None:
     ctx, model, _ = _run(tmp_path, channels)
     served = pipeline.load_model(ctx, ctx.model_dir)
-    records: list[Any] = [["0.5", "1", "-0.5", "2", "0", "0", "50", "-1"], [0.0] * 8, {f"x{i}": i for i in range(8)}, [1e6] * 8]
+    records: list[Any] = [
+        ["0.5", "1", "-0.5", "2", "0", "0", "50", "-1"],
+        [0.0] * 8,
+        {f"x{i}": i for i in range(8)},
+        [1e6] * 8,
+    ]
     p = np.asarray(pipeline.predict(ctx, served, records))
     assert p.shape == (4,)
     assert np.all((p >= 0.0) & (p <= 1.0))
