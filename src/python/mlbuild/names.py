@@ -27,12 +27,7 @@ PIPELINE_ADDRESS_ENV = "MLBUILD_PIPELINE_ADDRESS"
 # The lineage store, and the inbox `pants package` writes its records to.
 LINEAGE_DIR_ENV = "MLBUILD_LINEAGE_DIR"
 LINEAGE_INBOX_ENV = "MLBUILD_LINEAGE_INBOX"
-# What a run on the host ran: the PEX and image, or (a run from sources) the sources and
-# requirements digests. NB: read only by the host side (lineage), never by the runtime.
-PEX_SHA256_ENV = "MLBUILD_PEX_SHA256"
-IMAGE_DIGEST_ENV = "MLBUILD_IMAGE_DIGEST"
-SOURCES_SHA256_ENV = "MLBUILD_SOURCES_SHA256"
-REQUIREMENTS_SHA256_ENV = "MLBUILD_REQUIREMENTS_SHA256"
+# The git revision a build or run records.
 SOURCE_REVISION_ENV = "MLBUILD_SOURCE_REVISION"  # `<sha>`, `<sha>-dirty` or `unknown`
 # Registries and pushes.
 ECR_REGISTRY_ENV = "MLBUILD_ECR_REGISTRY"  # a stand-in host for the ECR registry

@@ -47,14 +47,7 @@ def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(names.PIPELINE_ADDRESS_ENV, f"src/{package}:train")
     monkeypatch.setenv(names.LINEAGE_DIR_ENV, str(tmp_path / "lineage"))
     monkeypatch.setenv(names.LINEAGE_INBOX_ENV, str(tmp_path / "inbox"))
-    for var in (
-        names.ML_BASE_DIR_ENV,
-        names.PEX_SHA256_ENV,
-        names.SOURCES_SHA256_ENV,
-        names.REQUIREMENTS_SHA256_ENV,
-        names.IMAGE_DIGEST_ENV,
-    ):
-        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv(names.ML_BASE_DIR_ENV, raising=False)
     return root / "data"
 
 

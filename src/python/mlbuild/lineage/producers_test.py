@@ -6,7 +6,6 @@ from typing import Optional
 
 import pytest
 
-from mlbuild import names
 from mlbuild.lineage import producers
 from mlbuild.lineage.store import ROOT_ENV_VAR
 from mlbuild.tools_required import tool_path
@@ -42,8 +41,6 @@ def test_a_run_from_sources_is_recorded_and_reused_by_its_code_pin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "store"))
-    for var in (names.PEX_SHA256_ENV, names.SOURCES_SHA256_ENV, names.REQUIREMENTS_SHA256_ENV):
-        monkeypatch.delenv(var, raising=False)  # NB: the pins are arguments, not variables
     pins = producers.RunPins(sources_sha256=SOURCES, requirements_sha256=REQUIREMENTS)
     run_dir = finished_run(tmp_path / "runs", "r1")
     record_id = producers.record_run(run_dir, "src/p:train", pins)

@@ -174,7 +174,6 @@ def test_the_runtime_trains_every_time_and_records_nothing(pipeline: Path, tmp_p
     # NB: reuse and lineage are the host's (mlbuild.lineage.host_run); the runtime ships in
     # the image and only trains, whatever the environment says.
     monkeypatch.setenv("MLBUILD_LINEAGE_DIR", str(tmp_path / "lineage"))
-    monkeypatch.setenv("MLBUILD_PEX_SHA256", "ab" * 32)
     runs = tmp_path / "runs"
     args = ["local", "--data-dir", str(pipeline), "--runs-dir", str(runs)]
     assert cli.main(args) == 0 and cli.main(args) == 0
