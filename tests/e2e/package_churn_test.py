@@ -131,7 +131,6 @@ def run_the_pex_as_a_user_would(repo: Path, scratch: Path) -> None:
         "src/python/pipelines/churn/data",
         "--runs-dir",
         str(scratch / "runs"),
-        "--force",
     ]
     done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -125,6 +125,6 @@ def test_unknown_job_is_a_one_line_error(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.chdir(repo)
-    assert cli.main(["no-such-job"]) == 2
+    assert cli.main(["replay", "no-such-job"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no local job by that name" in err

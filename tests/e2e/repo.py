@@ -32,6 +32,7 @@ def copy_repo(dest: Path) -> Path:
         "bench",
         "build-support",
         "docker",
+        "docs",
         "pants-plugins",
         "src",
     ):
