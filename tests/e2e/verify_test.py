@@ -38,7 +38,7 @@ def lineage(repo: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBUILD_LINEAGE", "PANTS_"))}
     env["PYTHONPATH"] = str(repo / "src/python")
     return subprocess.run(
-        [sys.executable, "-m", "mlbuild.lineage", *args], cwd=repo, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "mlbuild.commands.cli", *args], cwd=repo, env=env, capture_output=True, text=True
     )
 
 
