@@ -228,7 +228,7 @@ def main() -> int:
         pants("run", CHURN, "--", "--force")
         pex_env = {**os.environ, "PEX_ROOT": str(WORK / "pex_root")}
         runs_dir = WORK / "runs"
-        pex_run = ["python3.11", str(DIST / "train.pex"), "local", "--data-dir", str(DATA), "--runs-dir", str(runs_dir), "--force"]
+        pex_run = ["python3.11", str(DIST / "train.pex"), "local", "--data-dir", str(DATA), "--runs-dir", str(runs_dir)]
         sh(pex_run, env=pex_env)
         rows["pex direct (zipapp, PEX_ROOT warm)"] = median_of(args.runs, lambda: sh(pex_run, env=pex_env))
         starts = pantsd_starts()
